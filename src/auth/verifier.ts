@@ -1,0 +1,116 @@
+/**
+ * Verifies bearer tokens with jose: HS256 with JWT_SECRET (Supabase's project JWT secret works as
+ * is) and RS256/ES256 through JWT_JWKS_URL. Issuer and audience are checked when configured; `sub`
+ * and `exp` are required. Any failure is UNAUTHENTICATED with a message that says what to fix and
+ * nothing about the key.
+ */
+import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
+import { UnauthenticatedError } from "../errors/errors.js";
+import { DEVELOPMENT_JWT_SECRET } from "./dev-secret.js";
+import { isAdminClaims, type Viewer } from "./viewer.js";
+
+export interface VerifierOptions {
+  secret?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  /** Verified tokens kept in memory, so a client's repeated token costs one verification. */
+  cacheSize?: number;
+}
+
+export type TokenVerifier = (token: string) => Promise<Viewer>;
+
+const ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"];
+
+export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
+  const secret = new TextEncoder().encode(options.secret ?? (options.jwksUrl ? undefined : DEVELOPMENT_JWT_SECRET) ?? "");
+  const hasSecret = Boolean(options.secret) || !options.jwksUrl;
+  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 10 * 60_000 }) : undefined;
+  const claimChecks = {
+    issuer: options.issuer,
+    audience: options.audience,
+    requiredClaims: ["sub", "exp"],
+  };
+  const cache = new VerifiedTokenCache(options.cacheSize ?? 10_000);
+
+  async function verifyUncached(token: string): Promise<{ viewer: Viewer; exp: number }> {
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw new UnauthenticatedError("Invalid token: not a JWT");
+    }
+    let payload: JWTPayload;
+    try {
+      if (alg === "HS256" && hasSecret) {
+        ({ payload } = await jwtVerify(token, secret, { ...claimChecks, algorithms: ["HS256"] }));
+      } else if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && jwks) {
+        ({ payload } = await jwtVerify(token, jwks, { ...claimChecks, algorithms: ASYMMETRIC_ALGORITHMS }));
+      } else {
+        throw new UnauthenticatedError(`Invalid token: algorithm ${alg ?? "none"} is not accepted`);
+      }
+    } catch (err) {
+      throw toUnauthenticated(err);
+    }
+    if (typeof payload.sub !== "string" || payload.sub.length === 0) {
+      throw new UnauthenticatedError("Invalid token: the sub claim is missing");
+    }
+    return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, exp: payload.exp ?? 0 };
+  }
+
+  return async (token: string) => {
+    const cached = cache.get(token);
+    if (cached) return cached;
+    const { viewer, exp } = await verifyUncached(token);
+    cache.set(token, viewer, exp * 1000);
+    return viewer;
+  };
+}
+
+function toUnauthenticated(err: unknown): UnauthenticatedError {
+  if (err instanceof UnauthenticatedError) return err;
+  if (err instanceof errors.JWTExpired) return new UnauthenticatedError("Token expired: sign in again");
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    return new UnauthenticatedError(`Invalid token: the ${err.claim} claim is missing or not accepted`);
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return new UnauthenticatedError("Invalid token: bad signature");
+  if (err instanceof errors.JOSEAlgNotAllowed) return new UnauthenticatedError("Invalid token: algorithm not accepted");
+  if (err instanceof errors.JWKSNoMatchingKey) return new UnauthenticatedError("Invalid token: signed by an unknown key");
+  return new UnauthenticatedError("Invalid token");
+}
+
+/**
+ * Remembers verified tokens until they expire. Keyed by the whole token string, so a forged token
+ * never matches a verified one. Oldest entries go first when full (Map keeps insertion order).
+ */
+class VerifiedTokenCache {
+  private readonly entries = new Map<string, { viewer: Viewer; expiresAtMs: number }>();
+  constructor(private readonly maxEntries: number) {}
+
+  get(token: string): Viewer | undefined {
+    const entry = this.entries.get(token);
+    if (!entry) return undefined;
+    if (entry.expiresAtMs <= Date.now()) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    return entry.viewer;
+  }
+
+  set(token: string, viewer: Viewer, expiresAtMs: number): void {
+    if (this.maxEntries <= 0) return;
+    if (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(token, { viewer, expiresAtMs });
+  }
+}
+
+/** Reads the bearer token of an Authorization header; undefined when there is none. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new UnauthenticatedError("Malformed Authorization header: use Bearer <token>");
+  return match[1];
+}

@@ -1,0 +1,106 @@
+/**
+ * Configuration: parsed once at start into a frozen object. Nothing else in the code base reads
+ * process.env; every setting has a name, a default and a clear error when its value is wrong.
+ */
+import { z } from "zod";
+import { parseDurationMs } from "./duration.js";
+
+const duration = (name: string, fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const ms = parseDurationMs(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: "custom", message: `${name} must be a duration such as "30s", "5m" or "24h"` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const flag = z
+  .enum(["1", "0", "true", "false", ""])
+  .default("0")
+  .transform((v) => v === "1" || v === "true");
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+/** "60/1m" → { max: 60, windowMs: 60000, window: "1m" } */
+const rateLimitSpec = z
+  .string()
+  .default("60/1m")
+  .transform((text, ctx) => {
+    const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(text);
+    const windowMs = match ? parseDurationMs(match[2]) : undefined;
+    if (!match || windowMs === undefined || Number(match[1]) < 1) {
+      ctx.addIssue({ code: "custom", message: `RATE_LIMIT_DEFAULT must look like "60/1m" (calls per window)` });
+      return z.NEVER;
+    }
+    return { max: Number(match[1]), window: match[2], windowMs };
+  });
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+export const configSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  HOST: z.string().default("0.0.0.0"),
+  DATABASE_URL: optionalText.pipe(
+    z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://").optional(),
+  ),
+  DATABASE_POOL_SIZE: positiveInt(10),
+  PGLITE_DIR: z.string().default("./.data/pglite"),
+  JWT_SECRET: optionalText,
+  JWT_JWKS_URL: optionalText.pipe(z.url({ message: "JWT_JWKS_URL must be a URL" }).optional()),
+  JWT_ISSUER: optionalText,
+  JWT_AUDIENCE: optionalText,
+  REDIS_URL: optionalText.pipe(
+    z.string().regex(/^rediss?:\/\//, "REDIS_URL must start with redis:// or rediss://").optional(),
+  ),
+  RATE_LIMIT_DEFAULT: rateLimitSpec,
+  RATE_LIMIT_ON_STORE_ERROR: z.enum(["closed", "open"]).default("closed"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  SIMULATE_FAILURES: flag,
+  SIMULATE_SLOW_MS: z.coerce.number().int().min(0).default(3000),
+  IDEMPOTENCY_TTL: duration("IDEMPOTENCY_TTL", "24h"),
+  CHARGE_SETTLE_TIMEOUT: duration("CHARGE_SETTLE_TIMEOUT", "5m"),
+  RECOVERY_INTERVAL: duration("RECOVERY_INTERVAL", "1m"),
+  ALERT_SPIKE_WINDOW: duration("ALERT_SPIKE_WINDOW", "5m"),
+  ALERT_SPIKE_FACTOR: z.coerce.number().positive().default(5),
+  ALERT_SPIKE_BASELINE: duration("ALERT_SPIKE_BASELINE", "24h"),
+  ALERT_SPIKE_MIN_CREDITS: z.coerce.number().int().min(0).default(100),
+  ALERT_WEBHOOK_URL: optionalText.pipe(z.url({ message: "ALERT_WEBHOOK_URL must be a URL" }).optional()),
+  MAX_BODY_BYTES: positiveInt(1_000_000),
+  BENCH: flag,
+});
+
+type RawConfig = z.infer<typeof configSchema>;
+
+export type Config = Readonly<
+  RawConfig & {
+    /** True when neither JWT_SECRET nor JWT_JWKS_URL is set: a fixed development secret is used. */
+    devMode: boolean;
+  }
+>;
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses an environment (process.env by default) into the frozen configuration, or throws ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env): Config {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`),
+    );
+  }
+  const raw = result.data;
+  return Object.freeze({ ...raw, devMode: !raw.JWT_SECRET && !raw.JWT_JWKS_URL });
+}

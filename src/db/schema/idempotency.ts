@@ -1,0 +1,26 @@
+import { sql } from "drizzle-orm";
+import { check, index, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+
+/**
+ * Idempotency records: one per (caller, Idempotency-Key, field path). The first request inserts it
+ * PENDING; when the field settles it stores the result and the charge, so a retry replays them.
+ */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    actorId: text("actor_id").notNull(),
+    key: text("key").notNull(),
+    fieldPath: text("field_path").notNull(),
+    requestHash: text("request_hash").notNull(),
+    state: text("state").$type<"PENDING" | "DONE">().notNull().default("PENDING"),
+    result: jsonb("result"),
+    charge: jsonb("charge"),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [
+    primaryKey({ name: "idempotency_keys_pk", columns: [t.actorId, t.key, t.fieldPath] }),
+    index("idempotency_keys_expires_idx").on(t.expiresAt),
+    check("idempotency_keys_state_check", sql`${t.state} in ('PENDING', 'DONE')`),
+  ],
+);

@@ -1,0 +1,92 @@
+/**
+ * One GraphQLError subclass per error code, each with typed extensions. Resolvers, the charge
+ * wrapper and the ledger throw these; formatError passes them through and masks everything else.
+ */
+import { GraphQLError } from "graphql";
+import { ERROR_HTTP_STATUS, type ErrorCode } from "./codes.js";
+
+export abstract class CreditsError<Ext extends Record<string, unknown> = Record<string, never>> extends GraphQLError {
+  abstract readonly code: ErrorCode;
+  protected constructor(message: string, code: ErrorCode, extensions?: Ext) {
+    super(message, {
+      extensions: { code, ...(extensions ?? {}), http: { status: ERROR_HTTP_STATUS[code] } },
+    });
+  }
+}
+
+export class UnauthenticatedError extends CreditsError {
+  readonly code = "UNAUTHENTICATED" as const;
+  constructor(message = "Authentication required: send Authorization: Bearer <token>") {
+    super(message, "UNAUTHENTICATED");
+  }
+}
+
+export class BadUserInputError extends CreditsError<{ field?: string }> {
+  readonly code = "BAD_USER_INPUT" as const;
+  constructor(message: string, field?: string) {
+    super(message, "BAD_USER_INPUT", field ? { field } : undefined);
+  }
+}
+
+export class ForbiddenError extends CreditsError {
+  readonly code = "FORBIDDEN" as const;
+  constructor(message: string) {
+    super(message, "FORBIDDEN");
+  }
+}
+
+export class NotFoundError extends CreditsError {
+  readonly code = "NOT_FOUND" as const;
+  constructor(message: string) {
+    super(message, "NOT_FOUND");
+  }
+}
+
+export interface InsufficientCreditsExtensions extends Record<string, unknown> {
+  creditType: string;
+  required: number;
+  available: number;
+  subscriptionId: string;
+}
+
+export class InsufficientCreditsError extends CreditsError<InsufficientCreditsExtensions> {
+  readonly code = "INSUFFICIENT_CREDITS" as const;
+  constructor(public readonly details: InsufficientCreditsExtensions) {
+    super(
+      `Insufficient credits: ${details.creditType} needs ${details.required}, ${details.available} available`,
+      "INSUFFICIENT_CREDITS",
+      details,
+    );
+  }
+}
+
+export class ConflictError extends CreditsError {
+  readonly code = "CONFLICT" as const;
+  constructor(message: string) {
+    super(message, "CONFLICT");
+  }
+}
+
+export class RateLimitedError extends CreditsError<{ retryAfterSeconds: number }> {
+  readonly code = "RATE_LIMITED" as const;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message, "RATE_LIMITED", { retryAfterSeconds });
+  }
+}
+
+/** Thrown on purpose when something failed on our side; its message is masked before it reaches a client. */
+export class InternalError extends CreditsError {
+  readonly code = "INTERNAL_SERVER_ERROR" as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, "INTERNAL_SERVER_ERROR");
+    if (options?.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
+  }
+}
+
+/**
+ * Errors a resolver raises on purpose about its caller's input. The charge wrapper keeps the charge
+ * for these (the work was attempted on the caller's behalf) and refunds for everything else.
+ */
+export function isUserInputError(err: unknown): boolean {
+  return err instanceof GraphQLError && err.extensions?.code === "BAD_USER_INPUT";
+}
