@@ -1,0 +1,44 @@
+/** Builds the GraphQL context of one HTTP request: verifies the token, creates loaders and the charge collector. */
+import type { IncomingMessage } from "node:http";
+import type { Viewer } from "../auth/viewer.js";
+import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
+import { UnauthenticatedError } from "../errors/errors.js";
+import { ChargeCollector } from "../credits/charge-collector.js";
+import { createLoaders } from "../graphql/loaders.js";
+import type { RequestContext } from "../graphql/context.js";
+import type { SimulatedFailure } from "../providers/providers.js";
+import type { AppServices } from "./services.js";
+
+const SIMULATED_FAILURES: ReadonlySet<string> = new Set(["system", "input", "slow"]);
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function createContextFactory(services: AppServices, verify: TokenVerifier) {
+  return async (req: IncomingMessage, requestId: string): Promise<RequestContext> => {
+    let viewer: Viewer | undefined;
+    let authError: UnauthenticatedError | undefined;
+    try {
+      const token = bearerToken(header(req, "authorization"));
+      if (token) viewer = await verify(token);
+    } catch (err) {
+      authError = err instanceof UnauthenticatedError ? err : new UnauthenticatedError("Invalid token");
+    }
+    const simulate = services.config.SIMULATE_FAILURES ? header(req, "x-simulate-failure") : undefined;
+    return {
+      requestId,
+      viewer,
+      authError,
+      clientAddress: req.socket.remoteAddress ?? "unknown",
+      loaders: createLoaders(services.db),
+      charges: new ChargeCollector(),
+      logger: services.logger.child({ requestId }),
+      services,
+      idempotencyKey: header(req, "idempotency-key"),
+      simulateFailure: simulate && SIMULATED_FAILURES.has(simulate) ? (simulate as SimulatedFailure) : undefined,
+      actualCosts: new Map(),
+    };
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Everything the charge path reports happens through this interface: logs, metrics and alerts
+ * are separate observers composed into one, so the wrapper stays about charging.
+ */
+import type { ErrorCode } from "../errors/codes.js";
+
+export interface ChargeFacts {
+  requestId: string;
+  operation: string;
+  subscriptionId: string;
+  creditType: string;
+  actorId: string;
+}
+
+export interface ChargedEvent extends ChargeFacts {
+  entryId: string;
+  charged: number;
+  estimated: number;
+  remaining: number;
+  adminOverride: boolean;
+  fallback: boolean;
+  debitSeconds: number;
+}
+
+export interface RefundedEvent extends ChargeFacts {
+  entryId: string;
+  refunded: number;
+  remaining: number;
+  reason: string;
+}
+
+export interface RefusedEvent {
+  requestId: string;
+  operation: string;
+  code: ErrorCode;
+  message: string;
+  subscriptionId?: string;
+  creditType?: string;
+  actorId?: string;
+  required?: number;
+  available?: number;
+}
+
+export interface FallbackEvent {
+  requestId: string;
+  operation: string;
+  estimator: string;
+  fallbackAmount: number;
+  error: unknown;
+}
+
+export interface TransactionFailedEvent extends Partial<ChargeFacts> {
+  requestId: string;
+  operation: string;
+  stage: "debit" | "refund" | "settle";
+  entryId?: string;
+  amount?: number;
+  error: unknown;
+}
+
+export interface MismatchEvent extends ChargeFacts {
+  entryId: string;
+  charged: number;
+  actual: number;
+}
+
+export interface LateSettlementEvent extends ChargeFacts {
+  entryId: string;
+  charged: number;
+}
+
+export interface ChargeObserver {
+  charged(event: ChargedEvent): void;
+  refunded(event: RefundedEvent): void;
+  refused(event: RefusedEvent): void;
+  estimatorFallback(event: FallbackEvent): void;
+  transactionFailed(event: TransactionFailedEvent): void;
+  actualCostMismatch(event: MismatchEvent): void;
+  /** A resolver succeeded after the recovery pass had already refunded its charge: it ran for free. */
+  lateSettlement(event: LateSettlementEvent): void;
+}
+
+/** Fans every event out to several observers; one observer's failure never reaches the charge path. */
+export function composeObservers(observers: ChargeObserver[], onError: (err: unknown) => void): ChargeObserver {
+  const fan =
+    <K extends keyof ChargeObserver>(method: K) =>
+    (event: Parameters<ChargeObserver[K]>[0]) => {
+      for (const observer of observers) {
+        try {
+          (observer[method] as (e: typeof event) => void)(event);
+        } catch (err) {
+          onError(err);
+        }
+      }
+    };
+  return {
+    charged: fan("charged"),
+    refunded: fan("refunded"),
+    refused: fan("refused"),
+    estimatorFallback: fan("estimatorFallback"),
+    transactionFailed: fan("transactionFailed"),
+    actualCostMismatch: fan("actualCostMismatch"),
+    lateSettlement: fan("lateSettlement"),
+  };
+}

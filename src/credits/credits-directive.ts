@@ -1,0 +1,128 @@
+/**
+ * The @credits directive: its definition and its schema transformer, built by one factory
+ * (DESIGN.md, convention 1). The directive's arguments are read and validated once, when the schema
+ * is transformed: an unknown credit type or estimator stops the server at start, naming the field.
+ * It works on any schema that declares the directive, whether built by type-graphql or from SDL.
+ */
+import {
+  DirectiveLocation,
+  GraphQLDirective,
+  GraphQLInt,
+  GraphQLNonNull,
+  GraphQLString,
+  defaultFieldResolver,
+  type GraphQLFieldConfig,
+  type GraphQLFieldResolver,
+  type GraphQLSchema,
+} from "graphql";
+import { MapperKind, getDirective, mapSchema } from "@graphql-tools/utils";
+import type { Estimator } from "./estimators/estimator.js";
+import type { MeteredField } from "./metered-field.js";
+
+export const CREDITS_DIRECTIVE_NAME = "credits";
+
+export const creditsDirective = new GraphQLDirective({
+  name: CREDITS_DIRECTIVE_NAME,
+  description:
+    "Charges prepaid credits for every call of the field it marks. The server prices\n" +
+    "the call (fixed `amount`, or the named `estimator` over the field's arguments),\n" +
+    "debits the caller's subscription atomically before the resolver runs, refunds the\n" +
+    "charge when the resolver fails with a system error, and reports the charge and the\n" +
+    "remaining balance in the response's `extensions.credits`.",
+  locations: [DirectiveLocation.FIELD_DEFINITION],
+  args: {
+    type: { type: new GraphQLNonNull(GraphQLString), description: "Credit type debited; one of `Query.creditTypes`." },
+    amount: { type: GraphQLInt, description: "Fixed price in credits, used when no estimator is named." },
+    estimator: { type: GraphQLString, description: "Registered estimator that prices the call from its arguments." },
+  },
+});
+
+/** SDL of the directive, for schemas written by hand. */
+export const CREDITS_DIRECTIVE_SDL = `directive @credits(type: String!, amount: Int, estimator: String) on FIELD_DEFINITION`;
+
+export interface CreditsDirectiveOptions {
+  creditTypes: ReadonlySet<string>;
+  estimators: ReadonlyMap<string, Estimator>;
+}
+
+export class CreditsDirectiveError extends Error {
+  override name = "CreditsDirectiveError";
+}
+
+/** Reads and validates one field's @credits, or returns undefined when it has none. */
+function readMeteredField(
+  schema: GraphQLSchema,
+  fieldConfig: GraphQLFieldConfig<unknown, unknown>,
+  fieldName: string,
+  typeName: string,
+  options: CreditsDirectiveOptions,
+): MeteredField | undefined {
+  const uses = getDirective(schema, fieldConfig, CREDITS_DIRECTIVE_NAME);
+  if (!uses || uses.length === 0) return undefined;
+  const coordinate = `${typeName}.${fieldName}`;
+  if (uses.length > 1) throw new CreditsDirectiveError(`${coordinate}: @credits may be used once per field`);
+  const { type, amount, estimator: estimatorName } = uses[0] as { type?: string; amount?: number | null; estimator?: string | null };
+
+  if (typeof type !== "string" || !options.creditTypes.has(type)) {
+    throw new CreditsDirectiveError(
+      `${coordinate}: @credits type "${type}" is not a known credit type (${[...options.creditTypes].join(", ")})`,
+    );
+  }
+  if (amount !== undefined && amount !== null && (!Number.isInteger(amount) || amount < 1)) {
+    throw new CreditsDirectiveError(`${coordinate}: @credits amount must be a whole number of at least 1, got ${amount}`);
+  }
+  let estimator: Estimator | undefined;
+  if (estimatorName !== undefined && estimatorName !== null) {
+    estimator = options.estimators.get(estimatorName);
+    if (!estimator) {
+      throw new CreditsDirectiveError(
+        `${coordinate}: @credits estimator "${estimatorName}" is not registered (${[...options.estimators.keys()].join(", ")})`,
+      );
+    }
+  }
+  if (estimator === undefined && (amount === undefined || amount === null)) {
+    throw new CreditsDirectiveError(`${coordinate}: @credits needs an amount or an estimator`);
+  }
+  return {
+    coordinate,
+    typeName,
+    fieldName,
+    creditType: type,
+    amount: amount ?? undefined,
+    estimator,
+    description: fieldConfig.description ?? undefined,
+  };
+}
+
+/** Every metered field of a schema, validated. Throws CreditsDirectiveError naming the first bad field. */
+export function readMeteredFields(schema: GraphQLSchema, options: CreditsDirectiveOptions): MeteredField[] {
+  const found: MeteredField[] = [];
+  mapSchema(schema, {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
+      const field = readMeteredField(schema, fieldConfig, fieldName, typeName, options);
+      if (field) found.push(field);
+      return fieldConfig;
+    },
+  });
+  return found.sort((a, b) => a.coordinate.localeCompare(b.coordinate));
+}
+
+export type MeteredResolverWrapper = (
+  field: MeteredField,
+  resolve: GraphQLFieldResolver<unknown, unknown>,
+) => GraphQLFieldResolver<unknown, unknown>;
+
+/**
+ * Builds the transformer: every field carrying @credits gets its resolver wrapped by `wrap`, which
+ * receives the already validated MeteredField, so nothing is read or checked per request.
+ */
+export function creditsDirectiveTransformer(options: CreditsDirectiveOptions & { wrap: MeteredResolverWrapper }) {
+  return (schema: GraphQLSchema): GraphQLSchema =>
+    mapSchema(schema, {
+      [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
+        const field = readMeteredField(schema, fieldConfig, fieldName, typeName, options);
+        if (!field) return fieldConfig;
+        return { ...fieldConfig, resolve: options.wrap(field, fieldConfig.resolve ?? defaultFieldResolver) };
+      },
+    });
+}

@@ -1,0 +1,23 @@
+/** One structured log line per charge, refund, fallback and refusal (DESIGN.md, charge path step 9). */
+import type { Logger } from "pino";
+import type { ChargeObserver } from "./charge-observer.js";
+
+function errorSummary(err: unknown): { type: string; message: string } {
+  return err instanceof Error ? { type: err.name, message: err.message } : { type: typeof err, message: String(err) };
+}
+
+export function loggingObserver(logger: Logger): ChargeObserver {
+  const log = logger.child({ component: "credits" });
+  return {
+    charged: (e) => log.info({ event: "credits.charged", ...e }, "credits charged"),
+    refunded: (e) => log.info({ event: "credits.refunded", ...e }, "credits refunded"),
+    refused: (e) => log.info({ event: "credits.refused", ...e }, "metered call refused"),
+    estimatorFallback: (e) =>
+      log.warn({ event: "credits.estimator_fallback", ...e, error: errorSummary(e.error) }, "estimator failed; fallback price used"),
+    transactionFailed: (e) =>
+      log.error({ event: "credits.transaction_failed", ...e, error: errorSummary(e.error) }, `credit ${e.stage} failed on the database`),
+    actualCostMismatch: (e) => log.warn({ event: "credits.estimate_mismatch", ...e }, "actual cost differs from the charge"),
+    lateSettlement: (e) =>
+      log.error({ event: "credits.late_settlement", ...e }, "resolver finished after its charge was refunded by recovery"),
+  };
+}

@@ -1,0 +1,27 @@
+/**
+ * Per-request DataLoaders: every subscription and balance a request touches is read once, in one
+ * batched query per tick, however many fields ask for it.
+ */
+import DataLoader from "dataloader";
+import type { DbOrTx } from "../db/database.js";
+import { balancesOfSubscriptions, type BalanceRecord } from "../ledger/balances.js";
+import { subscriptionsByIds, type SubscriptionRecord } from "../subscriptions/subscription-store.js";
+
+export interface RequestLoaders {
+  subscription: DataLoader<string, SubscriptionRecord | undefined>;
+  balances: DataLoader<string, BalanceRecord[]>;
+}
+
+export function createLoaders(db: DbOrTx): RequestLoaders {
+  return {
+    subscription: new DataLoader(async (ids) => {
+      const rows = await subscriptionsByIds(db, ids);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return ids.map((id) => byId.get(id));
+    }),
+    balances: new DataLoader(async (ids) => {
+      const rows = await balancesOfSubscriptions(db, ids);
+      return ids.map((id) => rows.filter((r) => r.subscriptionId === id));
+    }),
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * Errors on the way out: logs every masked error with its detail (the only place the detail goes),
+ * stamps each error with the request id, and sets the HTTP status from the error code, as the
+ * FastAPI original answered 402, 404 … (DESIGN.md, "Errors").
+ */
+import type { ApolloServerPlugin } from "@apollo/server";
+import { unwrapResolverError } from "@apollo/server/errors";
+import { ERROR_HTTP_STATUS, isErrorCode } from "../../errors/codes.js";
+import { CreditsError } from "../../errors/errors.js";
+import type { RequestContext } from "../context.js";
+
+export function errorsPlugin(): ApolloServerPlugin<RequestContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ errors, contextValue, operationName }) {
+          for (const error of errors) {
+            const original = unwrapResolverError(error);
+            const expected = original instanceof CreditsError && original.code !== "INTERNAL_SERVER_ERROR";
+            const known = isErrorCode(error.extensions?.code) && error.extensions?.code !== "INTERNAL_SERVER_ERROR";
+            if (expected || known || !error.originalError) continue;
+            contextValue.logger.error(
+              { err: original, path: error.path, operationName },
+              "unexpected error (masked as INTERNAL_SERVER_ERROR)",
+            );
+          }
+        },
+        async willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== "single") return;
+          const errors = response.body.singleResult.errors;
+          if (!errors || errors.length === 0) return;
+          for (const error of errors) {
+            (error.extensions as Record<string, unknown>).requestId = contextValue.requestId;
+          }
+          const codes = errors.map((e) => e.extensions?.code);
+          const first = codes[0];
+          if (isErrorCode(first)) response.http.status = ERROR_HTTP_STATUS[first];
+        },
+      };
+    },
+  };
+}

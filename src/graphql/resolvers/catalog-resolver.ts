@@ -1,0 +1,24 @@
+/** Public price lists: generated from the schema's own @credits uses, so a new metered field appears by itself. */
+import { Ctx, Query, Resolver } from "type-graphql";
+import { CREDIT_TYPES } from "../../credits/credit-types.js";
+import type { RequestContext } from "../context.js";
+import { CreditTypeInfo, MeteredOperation } from "../types/catalog.js";
+
+@Resolver()
+export class CatalogResolver {
+  @Query(() => [CreditTypeInfo], { description: "The credit types this server meters. Needs no authentication." })
+  creditTypes(): CreditTypeInfo[] {
+    return CREDIT_TYPES.map((t) => ({ name: t.name, description: t.description }));
+  }
+
+  @Query(() => [MeteredOperation], { description: "Every metered field and how it is priced. Needs no authentication." })
+  creditCatalog(@Ctx() ctx: RequestContext): MeteredOperation[] {
+    return ctx.services.meteredFields.map((f) => ({
+      operation: f.coordinate,
+      type: f.creditType,
+      amount: f.amount ?? null,
+      estimator: f.estimator?.name ?? null,
+      description: [f.description, f.estimator?.description].filter(Boolean).join(" ") || null,
+    }));
+  }
+}

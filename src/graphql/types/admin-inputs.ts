@@ -1,0 +1,64 @@
+import { Field, ID, InputType, Int } from "type-graphql";
+
+@InputType({ description: "A number of credits of one type." })
+export class CreditAmountInput {
+  @Field(() => String, { description: "Credit type." })
+  type!: string;
+
+  @Field(() => Int, { description: "Credits." })
+  amount!: number;
+}
+
+@InputType({ description: "A new subscription." })
+export class CreateSubscriptionInput {
+  @Field(() => ID, { description: "Subject (user id) of the owner." })
+  ownerId!: string;
+
+  @Field(() => String, { description: "The plan." })
+  plan!: string;
+
+  @Field(() => [CreditAmountInput], { nullable: true, description: "Starting credits, each written as a GRANT entry." })
+  initialCredits?: CreditAmountInput[] | null;
+}
+
+@InputType({ description: "Credits to add to a balance." })
+export class GrantCreditsInput {
+  @Field(() => ID, { description: "The subscription." })
+  subscriptionId!: string;
+
+  @Field(() => String, { description: "Credit type." })
+  type!: string;
+
+  @Field(() => Int, { description: "Positive number of credits to add." })
+  amount!: number;
+
+  @Field(() => String, { description: "Why; recorded in the ledger." })
+  reason!: string;
+}
+
+@InputType({ description: "A correction of a balance." })
+export class AdjustCreditsInput {
+  @Field(() => ID, { description: "The subscription." })
+  subscriptionId!: string;
+
+  @Field(() => String, { description: "Credit type." })
+  type!: string;
+
+  @Field(() => Int, { description: "Signed change; the balance may not go below zero." })
+  delta!: number;
+
+  @Field(() => String, { description: "Why; recorded in the ledger." })
+  reason!: string;
+}
+
+@InputType({ description: "A refund of a debit." })
+export class RefundChargeInput {
+  @Field(() => ID, { description: "The DEBIT entry to refund." })
+  entryId!: string;
+
+  @Field(() => Int, { nullable: true, description: "Credits to return; defaults to all that is not yet refunded." })
+  amount?: number | null;
+
+  @Field(() => String, { description: "Why; recorded in the ledger." })
+  reason!: string;
+}

@@ -1,0 +1,19 @@
+import { Field, Float, Int, ObjectType } from "type-graphql";
+
+@ObjectType({ description: "Usage of one group." })
+export class UsageBucket {
+  @Field(() => String, { description: "The group: an operation, a credit type, a day (YYYY-MM-DD), a user id or a subscription id." })
+  key!: string;
+
+  @Field(() => Int, { description: "Debits in the group." })
+  calls!: number;
+
+  @Field(() => Int, { description: "Credits debited, net of refunds." })
+  credits!: number;
+
+  @Field(() => Int, { description: "Credits refunded." })
+  refunded!: number;
+
+  @Field(() => Float, { description: "credits / calls." })
+  averageCredits!: number;
+}

@@ -1,0 +1,161 @@
+/**
+ * The HTTP layer: node:http with Apollo Server's integration API (executeHTTPGraphQLRequest) at
+ * /graphql, plus plain routes (/health, /metrics …). It owns request ids, body limits, and
+ * graceful shutdown: stop accepting, let in-flight requests finish, then close.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { HeaderMap, type ApolloServer } from "@apollo/server";
+import type { Logger } from "pino";
+import { BodyTooLargeError, readBody } from "./read-body.js";
+import { requestIdFrom } from "./request-id.js";
+
+export interface RouteRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  requestId: string;
+}
+
+export type RouteHandler = (request: RouteRequest) => Promise<void> | void;
+
+export interface HttpServerOptions<Ctx extends object> {
+  apollo: ApolloServer<Ctx>;
+  /** Builds the GraphQL context of one request. */
+  context: (req: IncomingMessage, requestId: string) => Promise<Ctx>;
+  /** Other routes by path, e.g. "GET /health". */
+  routes: Record<string, RouteHandler>;
+  maxBodyBytes: number;
+  logger: Logger;
+}
+
+export interface RunningHttpServer {
+  readonly server: Server;
+  listen(port: number, host: string): Promise<string>;
+  /** Stops accepting, waits for in-flight requests (up to `graceMs`), then closes every connection. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export const GRAPHQL_PATH = "/graphql";
+
+function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "x-request-id": requestId });
+  res.end(JSON.stringify(body));
+}
+
+/** A response for a request that never reached GraphQL (bad body, too large): same error shape as GraphQL's. */
+export function sendRequestError(res: ServerResponse, status: number, message: string, requestId: string): void {
+  sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_USER_INPUT", requestId } }] }, requestId);
+}
+
+export function createHttpServer<Ctx extends object>(options: HttpServerOptions<Ctx>): RunningHttpServer {
+  const { apollo, logger } = options;
+  let inFlight = 0;
+  let closing = false;
+  const idleWaiters: (() => void)[] = [];
+
+  async function handleGraphQL(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    let body: unknown;
+    if (req.method === "POST") {
+      let text: string;
+      try {
+        text = await readBody(req, options.maxBodyBytes);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) {
+          sendRequestError(res, 413, `Request body too large: the limit is ${err.limit} bytes`, requestId);
+          req.resume();
+          return;
+        }
+        throw err;
+      }
+      const contentType = req.headers["content-type"] ?? "";
+      if (text.length > 0 && contentType.includes("json")) {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          sendRequestError(res, 400, "Malformed JSON body: send a JSON object with a query", requestId);
+          return;
+        }
+      } else {
+        body = text;
+      }
+    }
+    const headers = new HeaderMap();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
+    }
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: (req.method ?? "GET").toUpperCase(), headers, search: url.search, body },
+      context: () => options.context(req, requestId),
+    });
+    for (const [key, value] of response.headers) res.setHeader(key, value);
+    res.setHeader("x-request-id", requestId);
+    res.statusCode = response.status ?? 200;
+    if (response.body.kind === "complete") {
+      res.end(response.body.string);
+      return;
+    }
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+  }
+
+  const server = createServer(async (req, res) => {
+    const requestId = requestIdFrom(req.headers["x-request-id"]);
+    inFlight++;
+    try {
+      if (closing) {
+        res.setHeader("connection", "close");
+      }
+      const path = (req.url ?? "/").split("?")[0];
+      const route = options.routes[`${req.method} ${path}`];
+      if (route) {
+        await route({ req, res, requestId });
+      } else if (path === GRAPHQL_PATH) {
+        await handleGraphQL(req, res, requestId);
+      } else {
+        sendJson(res, 404, { error: `No route for ${req.method} ${path}. GraphQL is at ${GRAPHQL_PATH}.` }, requestId);
+      }
+    } catch (err) {
+      logger.error({ err, requestId }, "request failed outside GraphQL");
+      if (!res.headersSent) {
+        sendJson(res, 500, { errors: [{ message: "Internal server error", extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }] }, requestId);
+      } else {
+        res.end();
+      }
+    } finally {
+      inFlight--;
+      if (inFlight === 0) idleWaiters.splice(0).forEach((resolve) => resolve());
+    }
+  });
+  // Slow-loris protection without cutting off long metered calls.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 120_000;
+
+  return {
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const address = server.address() as AddressInfo;
+          const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+          resolve(`http://${shownHost}:${address.port}`);
+        });
+      });
+    },
+    async close(graceMs = 10_000) {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => idleWaiters.push(resolve)),
+          new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
+        ]);
+      }
+      server.closeAllConnections();
+      await stopped;
+    },
+  };
+}

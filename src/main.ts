@@ -1,0 +1,71 @@
+/**
+ * `npm start`: loads the configuration, starts the server, prints the start banner, and stops
+ * gracefully on SIGTERM/SIGINT (in-flight requests finish, the pool closes).
+ */
+import "reflect-metadata";
+import { ConfigError, loadConfig, type Config } from "./config/config.js";
+import { createLogger } from "./observability/logger.js";
+import { createApp } from "./app/create-app.js";
+import { DEMO_ADMIN_ID, DEMO_USER_ID, ensureDemoSubscription } from "./app/dev-seed.js";
+import { mintToken } from "./auth/mint.js";
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const logger = createLogger(config.LOG_LEVEL);
+if (config.devMode) {
+  logger.warn(
+    "DEVELOPMENT MODE: neither JWT_SECRET nor JWT_JWKS_URL is set, so tokens are signed with the public development secret. Never expose this server.",
+  );
+}
+
+const app = await createApp(config, { logger });
+const url = await app.listen();
+logger.info({ url: `${url}/graphql`, database: app.services.database.kind }, "graphql-credits listening");
+
+if (config.devMode) {
+  const subscriptionId = await ensureDemoSubscription(app.services.db);
+  const userToken = await mintToken({ sub: DEMO_USER_ID });
+  const adminToken = await mintToken({ sub: DEMO_ADMIN_ID, admin: true });
+  // Printed, not logged: the banner is for the person at the terminal, and the log redacts tokens.
+  console.log(
+    [
+      "",
+      "  ┌─ graphql-credits (development mode) ───────────────────────────────",
+      `  │ GraphQL:       ${url}/graphql`,
+      `  │ Health:        ${url}/health`,
+      `  │ Database:      ${app.services.database.kind}${config.DATABASE_URL ? "" : ` (${config.PGLITE_DIR})`}`,
+      `  │ Demo subscription: ${subscriptionId ?? "(none: the database already has other subscriptions)"}`,
+      `  │ User token  (${DEMO_USER_ID}):  ${userToken}`,
+      `  │ Admin token (${DEMO_ADMIN_ID}): ${adminToken}`,
+      "  │ Mint more:     npm run token -- --sub <user id> [--admin]",
+      "  └─────────────────────────────────────────────────────────────────────",
+      "",
+    ].join("\n"),
+  );
+}
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, "shutting down: finishing in-flight requests");
+  try {
+    await app.close();
+    logger.info("stopped");
+    process.exit(0);
+  } catch (err) {
+    logger.error({ err }, "shutdown failed");
+    process.exit(1);
+  }
+}
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));

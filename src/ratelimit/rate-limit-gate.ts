@@ -1,0 +1,12 @@
+/**
+ * The charge wrapper's view of rate limiting (step 4 of the charge path): check one call of a
+ * metered field, throwing RATE_LIMITED when the caller is over the field's @rateLimit, or over the
+ * default limit when it has none. Nothing has been charged when it throws.
+ */
+import type { GraphQLResolveInfo } from "graphql";
+import type { RequestContext } from "../graphql/context.js";
+import type { MeteredField } from "../credits/metered-field.js";
+
+export interface RateLimitGate {
+  checkMetered(field: MeteredField, args: Record<string, unknown>, ctx: RequestContext, info: GraphQLResolveInfo): Promise<void>;
+}
