@@ -1,0 +1,159 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { SignJWT, exportJWK, generateKeyPair } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTokenVerifier, bearerToken } from "../../src/auth/verifier.js";
+import { mintToken } from "../../src/auth/mint.js";
+import { DEVELOPMENT_JWT_SECRET } from "../../src/auth/dev-secret.js";
+import { UnauthenticatedError } from "../../src/errors/errors.js";
+
+const SECRET = "unit-test-secret-of-enough-length-123456";
+const key = (s: string) => new TextEncoder().encode(s);
+
+async function rejection(promise: Promise<unknown>): Promise<UnauthenticatedError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(UnauthenticatedError);
+    expect((err as UnauthenticatedError).extensions.code).toBe("UNAUTHENTICATED");
+    return err as UnauthenticatedError;
+  }
+  throw new Error("expected the token to be refused");
+}
+
+describe("HS256 tokens", () => {
+  const verify = createTokenVerifier({ secret: SECRET, cacheSize: 0 });
+
+  it("accepts a valid token and reads sub", async () => {
+    const token = await mintToken({ sub: "user-1", secret: SECRET });
+    expect(await verify(token)).toEqual({ id: "user-1", isAdmin: false });
+  });
+
+  it("recognises admins by role service_role or app_metadata.role admin", async () => {
+    expect(await verify(await mintToken({ sub: "a", secret: SECRET, admin: true }))).toEqual({ id: "a", isAdmin: true });
+    expect(await verify(await mintToken({ sub: "s", secret: SECRET, extraClaims: { role: "service_role" } }))).toEqual({
+      id: "s",
+      isAdmin: true,
+    });
+    expect(await verify(await mintToken({ sub: "u", secret: SECRET, extraClaims: { role: "authenticated", app_metadata: { role: "user" } } }))).toEqual({
+      id: "u",
+      isAdmin: false,
+    });
+  });
+
+  it("refuses an expired token", async () => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("u").setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key(SECRET));
+    expect((await rejection(verify(token))).message).toMatch(/expired/i);
+  });
+
+  it("refuses a token signed with another key", async () => {
+    const token = await mintToken({ sub: "u", secret: "another-secret-of-enough-length-000000" });
+    expect((await rejection(verify(token))).message).toMatch(/signature/i);
+  });
+
+  it("refuses alg none", async () => {
+    const header = Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url");
+    const payload = Buffer.from(JSON.stringify({ sub: "admin", exp: Math.floor(Date.now() / 1000) + 600, role: "service_role" })).toString("base64url");
+    await rejection(verify(`${header}.${payload}.`));
+  });
+
+  it("refuses a tampered payload", async () => {
+    const token = await mintToken({ sub: "u", secret: SECRET });
+    const [h, , s] = token.split(".");
+    const forged = Buffer.from(JSON.stringify({ sub: "u", exp: Math.floor(Date.now() / 1000) + 600, role: "service_role" })).toString("base64url");
+    await rejection(verify(`${h}.${forged}.${s}`));
+  });
+
+  it("refuses missing sub or exp", async () => {
+    const noSub = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(key(SECRET));
+    expect((await rejection(verify(noSub))).message).toMatch(/sub/);
+    const noExp = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("u").sign(key(SECRET));
+    expect((await rejection(verify(noExp))).message).toMatch(/exp/);
+  });
+
+  it("refuses garbage", async () => {
+    await rejection(verify("not-a-jwt"));
+    await rejection(verify("a.b.c"));
+  });
+
+  it("checks issuer and audience when configured", async () => {
+    const strict = createTokenVerifier({ secret: SECRET, issuer: "https://issuer", audience: "credits", cacheSize: 0 });
+    expect(await strict(await mintToken({ sub: "u", secret: SECRET, issuer: "https://issuer", audience: "credits" }))).toEqual({ id: "u", isAdmin: false });
+    expect((await rejection(strict(await mintToken({ sub: "u", secret: SECRET, issuer: "https://other", audience: "credits" })))).message).toMatch(/iss/);
+    expect((await rejection(strict(await mintToken({ sub: "u", secret: SECRET, issuer: "https://issuer", audience: "other" })))).message).toMatch(/aud/);
+    await rejection(strict(await mintToken({ sub: "u", secret: SECRET })));
+  });
+
+  it("development mode verifies with the development secret only", async () => {
+    const dev = createTokenVerifier({ cacheSize: 0 });
+    expect(await dev(await mintToken({ sub: "d" }))).toEqual({ id: "d", isAdmin: false });
+    expect(await dev(await mintToken({ sub: "d", secret: DEVELOPMENT_JWT_SECRET }))).toEqual({ id: "d", isAdmin: false });
+    await rejection(dev(await mintToken({ sub: "d", secret: SECRET })));
+  });
+
+  it("caches a verified token but never past its expiry", async () => {
+    const cached = createTokenVerifier({ secret: SECRET, cacheSize: 10 });
+    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("c").setExpirationTime(Math.floor(Date.now() / 1000) + 1).sign(key(SECRET));
+    expect(await cached(token)).toEqual({ id: "c", isAdmin: false });
+    expect(await cached(token)).toEqual({ id: "c", isAdmin: false });
+    await new Promise((r) => setTimeout(r, 1100));
+    await rejection(cached(token));
+  });
+});
+
+describe("bearer header", () => {
+  it("reads Bearer tokens and refuses other schemes", () => {
+    expect(bearerToken(undefined)).toBeUndefined();
+    expect(bearerToken("Bearer abc.def.ghi")).toBe("abc.def.ghi");
+    expect(bearerToken("bearer abc")).toBe("abc");
+    expect(() => bearerToken("Basic dXNlcjpwYXNz")).toThrow(UnauthenticatedError);
+  });
+});
+
+describe("RS256 and ES256 through a JWKS URL", () => {
+  let server: Server;
+  let jwksUrl: string;
+  const keys: Record<string, CryptoKey> = {};
+
+  beforeAll(async () => {
+    const rsa = await generateKeyPair("RS256");
+    const ec = await generateKeyPair("ES256");
+    const stranger = await generateKeyPair("RS256");
+    keys.rsa = rsa.privateKey;
+    keys.ec = ec.privateKey;
+    keys.stranger = stranger.privateKey;
+    const jwks = {
+      keys: [
+        { ...(await exportJWK(rsa.publicKey)), kid: "rsa-1", alg: "RS256", use: "sig" },
+        { ...(await exportJWK(ec.publicKey)), kid: "ec-1", alg: "ES256", use: "sig" },
+      ],
+    };
+    server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(jwks));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const sign = (alg: "RS256" | "ES256", kid: string, privateKey: CryptoKey, claims: Record<string, unknown> = {}) =>
+    new SignJWT(claims).setProtectedHeader({ alg, kid }).setSubject("jwks-user").setExpirationTime("1h").sign(privateKey);
+
+  it("accepts RS256 and ES256 tokens signed by a published key", async () => {
+    const verify = createTokenVerifier({ jwksUrl, cacheSize: 0 });
+    expect(await verify(await sign("RS256", "rsa-1", keys.rsa))).toEqual({ id: "jwks-user", isAdmin: false });
+    expect(await verify(await sign("ES256", "ec-1", keys.ec, { role: "service_role" }))).toEqual({ id: "jwks-user", isAdmin: true });
+  });
+
+  it("refuses a token signed by a key the JWKS does not publish", async () => {
+    const verify = createTokenVerifier({ jwksUrl, cacheSize: 0 });
+    await rejection(verify(await sign("RS256", "rsa-1", keys.stranger)));
+    await rejection(verify(await sign("RS256", "unknown-kid", keys.stranger)));
+  });
+
+  it("refuses HS256 when only a JWKS is configured (no algorithm confusion)", async () => {
+    const verify = createTokenVerifier({ jwksUrl, cacheSize: 0 });
+    await rejection(verify(await mintToken({ sub: "u" })));
+  });
+});

@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config/config.js";
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("configuration", () => {
+  it("has working defaults and is frozen", () => {
+    const config = loadConfig({});
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config).toMatchObject({
+      PORT: 4000,
+      PGLITE_DIR: "./.data/pglite",
+      RATE_LIMIT_DEFAULT: { max: 60, window: "1m", windowMs: 60_000 },
+      SIMULATE_FAILURES: false,
+      IDEMPOTENCY_TTL: 86_400_000,
+      CHARGE_SETTLE_TIMEOUT: 300_000,
+      devMode: true,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(() => {
+      (config as { PORT: number }).PORT = 1;
+    }).toThrow();
+  });
+
+  it("reads every variable it documents", () => {
+    const config = loadConfig({
+      PORT: "5000",
+      DATABASE_URL: "postgres://u@h:5432/db",
+      DATABASE_POOL_SIZE: "7",
+      PGLITE_DIR: "memory://",
+      JWT_SECRET: "s3cret",
+      JWT_ISSUER: "iss",
+      JWT_AUDIENCE: "aud",
+      REDIS_URL: "redis://127.0.0.1:6379",
+      RATE_LIMIT_DEFAULT: "10/30s",
+      LOG_LEVEL: "warn",
+      SIMULATE_FAILURES: "1",
+    });
+    expect(config).toMatchObject({
+      PORT: 5000,
+      DATABASE_URL: "postgres://u@h:5432/db",
+      DATABASE_POOL_SIZE: 7,
+      PGLITE_DIR: "memory://",
+      JWT_SECRET: "s3cret",
+      JWT_ISSUER: "iss",
+      JWT_AUDIENCE: "aud",
+      REDIS_URL: "redis://127.0.0.1:6379",
+      RATE_LIMIT_DEFAULT: { max: 10, window: "30s", windowMs: 30_000 },
+      LOG_LEVEL: "warn",
+      SIMULATE_FAILURES: true,
+      devMode: false,
+    });
+  });
+
+  it("treats empty values as unset", () => {
+    expect(loadConfig({ JWT_SECRET: "", DATABASE_URL: " " })).toMatchObject({ JWT_SECRET: undefined, DATABASE_URL: undefined, devMode: true });
+  });
+
+  it.each([
+    [{ PORT: "abc" }, "PORT"],
+    [{ PORT: "70000" }, "PORT"],
+    [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL"],
+    [{ DATABASE_POOL_SIZE: "0" }, "DATABASE_POOL_SIZE"],
+    [{ RATE_LIMIT_DEFAULT: "sixty" }, "RATE_LIMIT_DEFAULT"],
+    [{ RATE_LIMIT_DEFAULT: "0/1m" }, "RATE_LIMIT_DEFAULT"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [{ SIMULATE_FAILURES: "maybe" }, "SIMULATE_FAILURES"],
+    [{ IDEMPOTENCY_TTL: "5 parsecs" }, "IDEMPOTENCY_TTL"],
+    [{ JWT_JWKS_URL: "not a url" }, "JWT_JWKS_URL"],
+    [{ REDIS_URL: "http://x" }, "REDIS_URL"],
+  ])("refuses %o naming the variable", (env, name) => {
+    const problems = problemsOf(env as Record<string, string>);
+    expect(problems).toHaveLength(1);
+    expect(problems[0].startsWith(`${name}:`)).toBe(true);
+  });
+
+  it("reports every bad variable at once", () => {
+    expect(problemsOf({ PORT: "x", LOG_LEVEL: "y" }).map((p) => p.split(":")[0]).sort()).toEqual(["LOG_LEVEL", "PORT"]);
+  });
+});
