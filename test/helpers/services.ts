@@ -24,14 +24,15 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
   });
 }
 
-async function available(name: string, url: string, port: number): Promise<boolean> {
+/** True when the service answers; false (with a warning) when not; throws instead when `required`. */
+export async function serviceAvailable(name: string, url: string, port: number, required = REQUIRE_SERVICES): Promise<boolean> {
   const ok = await reachable(url, port);
-  if (!ok && REQUIRE_SERVICES) {
+  if (!ok && required) {
     throw new Error(`${name} is required (REQUIRE_SERVICES=1) but ${url} does not answer`);
   }
   if (!ok) console.warn(`[tests] ${name} at ${url} does not answer: its tests are skipped`);
   return ok;
 }
 
-export const postgresAvailable = await available("PostgreSQL", TEST_DATABASE_URL, 5432);
-export const redisAvailable = await available("Redis", TEST_REDIS_URL, 6379);
+export const postgresAvailable = await serviceAvailable("PostgreSQL", TEST_DATABASE_URL, 5432);
+export const redisAvailable = await serviceAvailable("Redis", TEST_REDIS_URL, 6379);
