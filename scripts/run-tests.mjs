@@ -5,7 +5,8 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
 
-const report = "test-results/vitest.json";
+// One report per run, so runs started side by side do not read each other's counts.
+const report = `test-results/vitest-${process.pid}.json`;
 mkdirSync("test-results", { recursive: true });
 const run = spawnSync(
   process.execPath,

@@ -23,12 +23,23 @@ export async function changeBalance(db: DbOrTx, change: BalanceChange): Promise<
   const rows = await queryRows<LedgerRow>(
     db,
     sql`
-      with changed as (
+      -- Update first, insert only when there is no row: PostgreSQL checks CHECK constraints on the
+      -- proposed row of an INSERT … ON CONFLICT before it looks for the conflict, so an upsert of a
+      -- negative delta would be refused even when the existing balance covers it.
+      with updated as (
+        update credit_balances
+           set balance = balance + ${change.delta}::int, updated_at = now()
+         where subscription_id = ${change.subscriptionId}::uuid and credit_type = ${change.creditType}
+        returning subscription_id, credit_type, balance
+      ), inserted as (
         insert into credit_balances as b (subscription_id, credit_type, balance)
-        values (${change.subscriptionId}::uuid, ${change.creditType}, ${change.delta}::int)
+        select ${change.subscriptionId}::uuid, ${change.creditType}, ${change.delta}::int
+         where not exists (select 1 from updated)
         on conflict (subscription_id, credit_type)
           do update set balance = b.balance + excluded.balance, updated_at = now()
         returning subscription_id, credit_type, balance
+      ), changed as (
+        select * from updated union all select * from inserted
       )
       insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, actor_id, reason, request_id)
       select subscription_id, credit_type, ${change.kind}, ${change.delta}::int, balance, ${change.actorId}, ${change.reason},

@@ -1,0 +1,64 @@
+/**
+ * Validation of admin inputs, before anything reaches the database. GraphQL's Int already refuses
+ * numbers beyond 32 bits; these checks refuse what the schema's types cannot express.
+ */
+import { BadUserInputError, NotFoundError } from "../errors/errors.js";
+import { CREDIT_TYPES, isCreditType } from "../credits/credit-types.js";
+import { isUuid } from "../util/uuid.js";
+
+/** Longest owner id and plan name accepted. */
+export const MAX_NAME_LENGTH = 200;
+/** Longest reason accepted; a reason is a note for people reading the ledger, not a document. */
+export const MAX_REASON_LENGTH = 1000;
+
+const KNOWN_TYPES = CREDIT_TYPES.map((t) => t.name).join(", ");
+
+/** A reason for the ledger: required, not blank. Returns it trimmed. */
+export function requireReason(reason: string, field = "reason"): string {
+  const trimmed = reason.trim();
+  if (trimmed === "") throw new BadUserInputError(`${field} is required: say why, it is recorded in the ledger`, field);
+  if (trimmed.length > MAX_REASON_LENGTH) {
+    throw new BadUserInputError(`${field} is too long: at most ${MAX_REASON_LENGTH} characters`, field);
+  }
+  return trimmed;
+}
+
+/** An owner id or plan name: not blank, at most MAX_NAME_LENGTH characters. Returns it trimmed. */
+export function requireName(value: string, field: string): string {
+  const trimmed = value.trim();
+  if (trimmed === "") throw new BadUserInputError(`${field} must not be empty`, field);
+  if (trimmed.length > MAX_NAME_LENGTH) {
+    throw new BadUserInputError(`${field} is too long: at most ${MAX_NAME_LENGTH} characters`, field);
+  }
+  return trimmed;
+}
+
+export function requireCreditType(type: string, field = "type"): string {
+  if (!isCreditType(type)) throw new BadUserInputError(`Unknown credit type "${type}": use one of ${KNOWN_TYPES}`, field);
+  return type;
+}
+
+/** Ids are UUIDs; anything else cannot exist, so it is NOT_FOUND without asking the database. */
+export function requireWellFormedId(id: string, what: string): string {
+  if (!isUuid(id)) throw new NotFoundError(`${what} ${id} does not exist`);
+  return id;
+}
+
+/** Starting credits: known, distinct types and whole amounts of 0 or more. */
+export function validateInitialCredits(
+  credits: readonly { type: string; amount: number }[] | null | undefined,
+): { type: string; amount: number }[] {
+  const seen = new Set<string>();
+  return (credits ?? []).map((credit, index) => {
+    const field = `initialCredits[${index}]`;
+    requireCreditType(credit.type, `${field}.type`);
+    if (seen.has(credit.type)) {
+      throw new BadUserInputError(`initialCredits names ${credit.type} twice: give each credit type once`, `${field}.type`);
+    }
+    seen.add(credit.type);
+    if (!Number.isInteger(credit.amount) || credit.amount < 0) {
+      throw new BadUserInputError(`${field}.amount must be a whole number of credits, 0 or more`, `${field}.amount`);
+    }
+    return { type: credit.type, amount: credit.amount };
+  });
+}

@@ -1,0 +1,29 @@
+/** Refunds by an admin: src/ledger/refund-charge.ts, with each refusal turned into a clear error. */
+import type { DbOrTx } from "../db/database.js";
+import { BadUserInputError, ConflictError, NotFoundError } from "../errors/errors.js";
+import type { LedgerEntryRecord } from "../ledger/entry.js";
+import { refundDebit, type RefundChargeRequest } from "../ledger/refund-charge.js";
+import { MAX_BALANCE } from "./change-credits.js";
+
+export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Promise<LedgerEntryRecord> {
+  const outcome = await refundDebit(db, request);
+  if (outcome.ok) return outcome.entry;
+  const id = request.entryId;
+  switch (outcome.reason) {
+    case "not-found":
+      throw new NotFoundError(`Ledger entry ${id} does not exist`);
+    case "not-a-debit":
+      throw new BadUserInputError(`Ledger entry ${id} is a ${outcome.kind}, not a DEBIT: only debits can be refunded`, "entryId");
+    case "pending":
+      throw new ConflictError(`Debit ${id} is still being processed: retry once its operation has finished`);
+    case "exceeds":
+      throw new BadUserInputError(
+        outcome.left === 0
+          ? `Debit ${id} has nothing left to refund: it is fully refunded`
+          : `Debit ${id} has only ${outcome.left} credits left to refund`,
+        "amount",
+      );
+    case "overflow":
+      throw new BadUserInputError(`The refund would take the balance above the largest balance, ${MAX_BALANCE}`, "amount");
+  }
+}

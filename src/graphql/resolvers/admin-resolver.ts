@@ -1,0 +1,222 @@
+/**
+ * What admins run the business with: open subscriptions, change their status, grant, adjust and
+ * refund credits, and audit the ledger. Every field is admin-only (FORBIDDEN otherwise), validates
+ * its input before it touches the database, changes balances in one statement or transaction, and
+ * writes a ledger entry naming the admin (token subject), the reason and the request id.
+ */
+import { Arg, Ctx, ID, Mutation, Query, Resolver } from "type-graphql";
+import { requireAdmin } from "../../admin/require-admin.js";
+import {
+  requireCreditType,
+  requireName,
+  requireReason,
+  requireWellFormedId,
+  validateInitialCredits,
+} from "../../admin/admin-input.js";
+import { changeCredits } from "../../admin/change-credits.js";
+import { refundCharge } from "../../admin/refund.js";
+import { BadUserInputError, CreditsError, InternalError, NotFoundError } from "../../errors/errors.js";
+import { auditLedger } from "../../ledger/audit.js";
+import type { LedgerEntryRecord } from "../../ledger/entry.js";
+import { openSubscription, setSubscriptionStatus } from "../../subscriptions/subscription-store.js";
+import type { RequestContext } from "../context.js";
+import { toLedgerEntry } from "../mappers/ledger-entry.js";
+import { AdjustCreditsInput, CreateSubscriptionInput, GrantCreditsInput, RefundChargeInput } from "../types/admin-inputs.js";
+import { LedgerAuditReport } from "../types/audit.js";
+import { SubscriptionStatus } from "../types/enums.js";
+import { LedgerEntry } from "../types/ledger.js";
+import { BillingSubscription } from "../types/subscription.js";
+import { toBillingSubscription } from "./viewer-resolver.js";
+
+/** NOT_FOUND unless the subscription exists; read through the request's loader. */
+async function requireSubscription(ctx: RequestContext, id: string): Promise<void> {
+  requireWellFormedId(id, "Subscription");
+  if (!(await ctx.loaders.subscription.load(id))) throw new NotFoundError(`Subscription ${id} does not exist`);
+}
+
+/** One structured log line per admin change, with who did it and why. */
+function logAdminChange(ctx: RequestContext, event: string, facts: Record<string, unknown>, message: string): void {
+  ctx.logger.info({ component: "admin", event, actorId: ctx.viewer?.id, ...facts }, message);
+}
+
+function logEntry(ctx: RequestContext, event: string, entry: LedgerEntryRecord, message: string): void {
+  logAdminChange(
+    ctx,
+    event,
+    {
+      entryId: entry.id,
+      subscriptionId: entry.subscriptionId,
+      creditType: entry.creditType,
+      amount: entry.amount,
+      balanceAfter: entry.balanceAfter,
+      reason: entry.reason,
+      refundOf: entry.refundOf,
+    },
+    message,
+  );
+}
+
+@Resolver()
+export class AdminResolver {
+  @Mutation(() => BillingSubscription, { description: "Admin only: opens a subscription for a user, optionally with starting credits." })
+  async createSubscription(
+    @Arg("input", () => CreateSubscriptionInput, { description: "The owner, the plan and the starting credits." })
+    input: CreateSubscriptionInput,
+    @Ctx() ctx: RequestContext,
+  ): Promise<BillingSubscription> {
+    const admin = requireAdmin(ctx, "open subscriptions");
+    const ownerId = requireName(input.ownerId, "ownerId");
+    const plan = requireName(input.plan, "plan");
+    const initialCredits = validateInitialCredits(input.initialCredits);
+    const subscription = await openSubscription(ctx.services.db, {
+      ownerId,
+      plan,
+      initialCredits,
+      actorId: admin.id,
+      requestId: ctx.requestId,
+    });
+    ctx.loaders.subscription.prime(subscription.id, subscription);
+    logAdminChange(ctx, "admin.subscription_created", { subscriptionId: subscription.id, ownerId, plan, initialCredits }, "subscription opened");
+    return toBillingSubscription(subscription);
+  }
+
+  @Mutation(() => BillingSubscription, {
+    description: "Admin only: activates, suspends or cancels a subscription. Only ACTIVE subscriptions can spend.",
+  })
+  async setSubscriptionStatus(
+    @Arg("id", () => ID, { description: "The subscription." }) id: string,
+    @Arg("status", () => SubscriptionStatus, { description: "The new status." }) status: SubscriptionStatus,
+    @Arg("reason", () => String, { description: "Why; kept with the subscription and logged." }) reason: string,
+    @Ctx() ctx: RequestContext,
+  ): Promise<BillingSubscription> {
+    requireAdmin(ctx, "change a subscription's status");
+    requireWellFormedId(id, "Subscription");
+    const why = requireReason(reason);
+    const row = await setSubscriptionStatus(ctx.services.db, id, status, why);
+    if (!row) throw new NotFoundError(`Subscription ${id} does not exist`);
+    ctx.loaders.subscription.clear(id).prime(id, row);
+    logAdminChange(ctx, "admin.subscription_status", { subscriptionId: id, status, reason: why }, "subscription status changed");
+    return toBillingSubscription(row);
+  }
+
+  @Mutation(() => LedgerEntry, { description: "Admin only: adds credits to a balance." })
+  async grantCredits(
+    @Arg("input", () => GrantCreditsInput, { description: "The balance, the credits and why." }) input: GrantCreditsInput,
+    @Ctx() ctx: RequestContext,
+  ): Promise<LedgerEntry> {
+    const admin = requireAdmin(ctx, "grant credits");
+    const type = requireCreditType(input.type);
+    if (!Number.isInteger(input.amount) || input.amount <= 0) {
+      throw new BadUserInputError("amount must be a positive whole number of credits; use adjustCredits to take credits away", "amount");
+    }
+    const reason = requireReason(input.reason);
+    await requireSubscription(ctx, input.subscriptionId);
+    const entry = await changeCredits(ctx.services.db, {
+      subscriptionId: input.subscriptionId,
+      creditType: type,
+      kind: "GRANT",
+      delta: input.amount,
+      actorId: admin.id,
+      reason,
+      requestId: ctx.requestId,
+    });
+    ctx.loaders.balances.clear(entry.subscriptionId);
+    logEntry(ctx, "admin.credits_granted", entry, "credits granted");
+    return toLedgerEntry(entry);
+  }
+
+  @Mutation(() => LedgerEntry, { description: "Admin only: corrects a balance up or down; never below zero." })
+  async adjustCredits(
+    @Arg("input", () => AdjustCreditsInput, { description: "The balance, the signed change and why." }) input: AdjustCreditsInput,
+    @Ctx() ctx: RequestContext,
+  ): Promise<LedgerEntry> {
+    const admin = requireAdmin(ctx, "adjust credits");
+    const type = requireCreditType(input.type);
+    if (!Number.isInteger(input.delta) || input.delta === 0) {
+      throw new BadUserInputError("delta must be a whole number of credits other than 0", "delta");
+    }
+    const reason = requireReason(input.reason);
+    await requireSubscription(ctx, input.subscriptionId);
+    const entry = await changeCredits(ctx.services.db, {
+      subscriptionId: input.subscriptionId,
+      creditType: type,
+      kind: "ADJUSTMENT",
+      delta: input.delta,
+      actorId: admin.id,
+      reason,
+      requestId: ctx.requestId,
+    });
+    ctx.loaders.balances.clear(entry.subscriptionId);
+    logEntry(ctx, "admin.credits_adjusted", entry, "credits adjusted");
+    return toLedgerEntry(entry);
+  }
+
+  @Mutation(() => LedgerEntry, { description: "Admin only: returns all or part of a debit." })
+  async refundCharge(
+    @Arg("input", () => RefundChargeInput, { description: "The debit, how much of it and why." }) input: RefundChargeInput,
+    @Ctx() ctx: RequestContext,
+  ): Promise<LedgerEntry> {
+    const admin = requireAdmin(ctx, "refund charges");
+    requireWellFormedId(input.entryId, "Ledger entry");
+    const amount = input.amount ?? undefined;
+    if (amount !== undefined && (!Number.isInteger(amount) || amount <= 0)) {
+      throw new BadUserInputError("amount must be a positive whole number of credits; leave it out to refund the rest", "amount");
+    }
+    const reason = requireReason(input.reason);
+    let entry: LedgerEntryRecord;
+    try {
+      entry = await refundCharge(ctx.services.db, {
+        entryId: input.entryId,
+        amount,
+        actorId: admin.id,
+        reason,
+        requestId: ctx.requestId,
+      });
+    } catch (err) {
+      if (err instanceof CreditsError) throw err;
+      // Reported like any refund that fails on the database (log line, FAILED_TRANSACTION alert).
+      ctx.services.observer.transactionFailed({
+        requestId: ctx.requestId,
+        operation: "Mutation.refundCharge",
+        stage: "refund",
+        entryId: input.entryId,
+        actorId: admin.id,
+        amount,
+        error: err,
+      });
+      throw new InternalError("The refund failed on the database", { cause: err });
+    }
+    ctx.loaders.balances.clear(entry.subscriptionId);
+    ctx.services.observer.refunded({
+      requestId: ctx.requestId,
+      operation: entry.operation ?? "unknown",
+      subscriptionId: entry.subscriptionId,
+      creditType: entry.creditType,
+      actorId: admin.id,
+      entryId: input.entryId,
+      refunded: entry.amount,
+      remaining: entry.balanceAfter,
+      reason,
+    });
+    return toLedgerEntry(entry);
+  }
+
+  @Query(() => LedgerAuditReport, { description: "Admin only: checks that every balance equals the sum of its ledger entries." })
+  async ledgerAudit(@Ctx() ctx: RequestContext): Promise<LedgerAuditReport> {
+    requireAdmin(ctx, "audit the ledger");
+    const report = await auditLedger(ctx.services.db);
+    if (!report.ok) {
+      ctx.logger.warn({ component: "admin", event: "ledger.audit_mismatch", mismatches: report.mismatches }, "ledger audit found mismatches");
+    }
+    return {
+      checkedBalances: report.checkedBalances,
+      ok: report.ok,
+      mismatches: report.mismatches.map((m) => ({
+        subscriptionId: m.subscriptionId,
+        type: m.creditType,
+        balance: m.balance,
+        ledgerSum: m.ledgerSum,
+      })),
+    };
+  }
+}
