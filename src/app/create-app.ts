@@ -18,24 +18,35 @@ import { composeObservers } from "../credits/charge-observer.js";
 import { loggingObserver } from "../credits/logging-observer.js";
 import { directChargeLedger } from "../ledger/charge-ledger.js";
 import { buildBaseSchema } from "../graphql/build-schema.js";
+import { BenchResolver } from "../graphql/resolvers/bench-resolver.js";
 import { formatError } from "../graphql/format-error.js";
+import { refuseNulVariablesPlugin, requestValidationRules } from "../graphql/validation/index.js";
 import type { RequestContext } from "../graphql/context.js";
 import { creditsExtensionPlugin } from "../graphql/plugins/credits-extension-plugin.js";
 import { errorsPlugin } from "../graphql/plugins/errors-plugin.js";
 import { createHttpServer, type RunningHttpServer } from "../http/http-server.js";
 import { createLogger } from "../observability/logger.js";
+import { createObservability, type ObservabilityOptions } from "../observability/observability.js";
 import type { OperationProviders } from "../providers/providers.js";
 import { SimulatedProviders } from "../providers/simulated/simulated-providers.js";
 import { healthRoute } from "./health.js";
 import { createContextFactory } from "./request-context.js";
 import type { AppServices } from "./services.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
+import { createRateLimiting } from "../ratelimit/create-rate-limiting.js";
+import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
+import { runRecoveryPass } from "../recovery/recovery-pass.js";
+import { startRecoveryScheduler } from "../recovery/recovery-scheduler.js";
 
 export interface CreateAppOptions {
   logger?: Logger;
   providers?: OperationProviders;
   /** An already open database (tests share one); otherwise one is opened from the configuration. */
   database?: DatabaseHandle;
+  /** Clock and timings of metrics and alerts (tests inject a fake clock). */
+  observability?: ObservabilityOptions;
+  /** Clock of idempotency-key expiry and of the recovery pass (tests inject a fake one). */
+  clock?: () => Date;
 }
 
 export interface App {
@@ -61,11 +72,13 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     }));
   const ownsDatabase = !options.database;
 
-  const baseSchema = buildBaseSchema();
+  // The benchmark's baseline fields exist only in a server started with BENCH=1 (`npm run bench`).
+  const baseSchema = buildBaseSchema(config.BENCH ? [BenchResolver] : []);
   const directiveOptions = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS };
   const meteredFields = readMeteredFields(baseSchema, directiveOptions);
 
-  const observer = composeObservers([loggingObserver(logger)], (err) =>
+  const observability = createObservability(config, { db: database.db, logger }, options.observability);
+  const observer = composeObservers([loggingObserver(logger), ...observability.observers], (err) =>
     logger.error({ err }, "a charge observer failed"),
   );
   const services: AppServices = {
@@ -75,14 +88,29 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     logger,
     providers: options.providers ?? new SimulatedProviders(),
     observer,
+    alerts: observability.alerts,
     meteredFields,
   };
 
-  // TODO(issue 6): replaced by the rate-limit module (memory or Redis store, exact under concurrency).
-  const rateLimiter: RateLimitGate = { checkMetered: async () => undefined };
+  // Rate limits (memory, or Redis when REDIS_URL is set): exact under concurrency. A bad @rateLimit fails here, at start.
+  const clock = options.clock;
+  const rateLimiting = createRateLimiting({
+    config,
+    logger,
+    schema: baseSchema,
+    now: clock ? () => clock().getTime() : undefined,
+  });
+  const rateLimiter: RateLimitGate = rateLimiting.gate;
 
-  const wrap = createChargeWrapper({ ledger: directChargeLedger(database.db), rateLimiter, observer });
-  const schema = creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema);
+  const idempotency = createDatabaseIdempotencyGate({
+    db: database.db,
+    ttlMs: config.IDEMPOTENCY_TTL,
+    staleAfterMs: config.CHARGE_SETTLE_TIMEOUT,
+    clock: options.clock,
+    logger,
+  });
+  const wrap = createChargeWrapper({ ledger: directChargeLedger(database.db), rateLimiter, observer, idempotency });
+  const schema = rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema));
   services.schema = schema;
 
   const apollo = new ApolloServer<RequestContext>({
@@ -90,7 +118,27 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     formatError,
     includeStacktraceInErrorResponses: false,
     introspection: config.NODE_ENV !== "production",
-    plugins: [creditsExtensionPlugin(), errorsPlugin()],
+    // With introspection off, "Did you mean …" hints would still leak the schema's field names.
+    hideSchemaDetailsFromClientErrors: config.NODE_ENV === "production",
+    // Hostile operations (too deep, too many aliases, directives or metered fields, a root type the
+    // schema lacks, NUL in a string) are refused during validation, before anything runs or is charged. Batched HTTP requests stay off
+    // (Apollo's default): one request is one operation, one charge collector, one Idempotency-Key.
+    validationRules: requestValidationRules(
+      {
+        maxDepth: config.MAX_QUERY_DEPTH,
+        maxAliases: config.MAX_ALIASES,
+        maxDirectives: config.MAX_DIRECTIVES,
+        maxMeteredFields: config.MAX_METERED_FIELDS,
+      },
+      meteredFields,
+    ),
+    plugins: [
+      creditsExtensionPlugin(),
+      errorsPlugin(),
+      observability.graphqlPlugin<RequestContext>(),
+      // Text with NUL characters is refused before anything runs (PostgreSQL cannot store it).
+      refuseNulVariablesPlugin<RequestContext>(),
+    ],
   });
   await apollo.start();
 
@@ -103,9 +151,24 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const http = createHttpServer({
     apollo,
     context: createContextFactory(services, verify),
-    routes: { "GET /health": healthRoute(database) },
+    routes: { "GET /health": healthRoute(database), "GET /metrics": observability.metricsRoute },
     maxBodyBytes: config.MAX_BODY_BYTES,
     logger,
+  });
+
+  // Every debit ends settled: refund what crashed processes left pending (at start, then every interval).
+  const recovery = startRecoveryScheduler({
+    intervalMs: config.RECOVERY_INTERVAL,
+    logger,
+    runPass: () =>
+      runRecoveryPass({
+        db: database.db,
+        settleTimeoutMs: config.CHARGE_SETTLE_TIMEOUT,
+        batchSize: config.RECOVERY_BATCH_SIZE,
+        clock: options.clock,
+        logger,
+        observer,
+      }),
   });
 
   return {
@@ -116,7 +179,11 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     listen: (port = config.PORT, host = config.HOST) => http.listen(port, host),
     async close() {
       await http.close();
+      // Requests are done: stop spike checks, finish storing alerts, give webhook posts a moment.
+      await observability.close();
       await apollo.stop();
+      await recovery.stop();
+      await rateLimiting.close();
       if (ownsDatabase) await database.close();
     },
   };

@@ -8,6 +8,7 @@ import type { Config } from "../config/config.js";
 import type { Database, DatabaseHandle } from "../db/database.js";
 import type { MeteredField } from "../credits/metered-field.js";
 import type { ChargeObserver } from "../credits/charge-observer.js";
+import type { AlertService } from "../observability/alerts/alert-service.js";
 import type { OperationProviders } from "../providers/providers.js";
 
 export interface AppServices {
@@ -17,6 +18,8 @@ export interface AppServices {
   readonly logger: Logger;
   readonly providers: OperationProviders;
   readonly observer: ChargeObserver;
+  /** Stores, logs and posts alerts (creditAlerts); `flush()` waits for alerts still being stored. */
+  readonly alerts?: AlertService;
   /** Every @credits field of the served schema, validated at start. */
   readonly meteredFields: readonly MeteredField[];
   /** The executable schema, once built (creditPreview validates documents against it). */

@@ -62,18 +62,29 @@ export const configSchema = z.object({
   ),
   RATE_LIMIT_DEFAULT: rateLimitSpec,
   RATE_LIMIT_ON_STORE_ERROR: z.enum(["closed", "open"]).default("closed"),
+  /** Prefix of every rate-limit key in Redis, so several deployments (or test runs) can share one Redis. */
+  RATE_LIMIT_KEY_PREFIX: z.string().default("gc:rl:"),
+  /** How long one rate-limit check may wait for Redis before it counts as a store error. */
+  RATE_LIMIT_STORE_TIMEOUT: duration("RATE_LIMIT_STORE_TIMEOUT", "500ms"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   SIMULATE_FAILURES: flag,
   SIMULATE_SLOW_MS: z.coerce.number().int().min(0).default(3000),
   IDEMPOTENCY_TTL: duration("IDEMPOTENCY_TTL", "24h"),
   CHARGE_SETTLE_TIMEOUT: duration("CHARGE_SETTLE_TIMEOUT", "5m"),
   RECOVERY_INTERVAL: duration("RECOVERY_INTERVAL", "1m"),
+  /** Unsettled charges the recovery pass reads and refunds per batch. */
+  RECOVERY_BATCH_SIZE: positiveInt(100),
   ALERT_SPIKE_WINDOW: duration("ALERT_SPIKE_WINDOW", "5m"),
   ALERT_SPIKE_FACTOR: z.coerce.number().positive().default(5),
   ALERT_SPIKE_BASELINE: duration("ALERT_SPIKE_BASELINE", "24h"),
   ALERT_SPIKE_MIN_CREDITS: z.coerce.number().int().min(0).default(100),
   ALERT_WEBHOOK_URL: optionalText.pipe(z.url({ message: "ALERT_WEBHOOK_URL must be a URL" }).optional()),
   MAX_BODY_BYTES: positiveInt(1_000_000),
+  // Operation limits, checked when the document is validated, before anything runs (BAD_USER_INPUT).
+  MAX_QUERY_DEPTH: positiveInt(12),
+  MAX_METERED_FIELDS: positiveInt(20),
+  MAX_ALIASES: positiveInt(50),
+  MAX_DIRECTIVES: positiveInt(50),
   BENCH: flag,
 });
 

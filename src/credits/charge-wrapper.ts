@@ -5,7 +5,7 @@
  * authorizes by itself before it debits anything. The debit commits before the resolver starts and
  * no lock is held while the resolver runs.
  */
-import type { GraphQLFieldResolver, GraphQLResolveInfo } from "graphql";
+import type { GraphQLError, GraphQLFieldResolver, GraphQLResolveInfo } from "graphql";
 import {
   CreditsError,
   ForbiddenError,
@@ -74,6 +74,8 @@ async function chargeAndRun(
     if (claim?.kind === "replay") {
       const replayed = { ...claim.charge, path: responsePath(info), replayed: true };
       ctx.charges.addCharge(replayed);
+      // The first call ended in a user-input error and kept its charge: the retry gets that error again.
+      if (claim.error) throw claim.error;
       return claim.result;
     }
     try {
@@ -186,20 +188,27 @@ async function chargeAndRun(
   } catch (err) {
     // 8a. Settle a failure: a user-input error keeps the charge; anything else is refunded whole.
     if (isUserInputError(err)) {
+      // The charge stands, so the key must remember it: a retry replays this error instead of paying
+      // again. Stored before the settle, so a crash in between can only leave the key recorded and
+      // the charge refunded by recovery, never a second charge for one key.
+      if (claim?.kind === "first") {
+        await claim
+          .completeWithError(err as GraphQLError, charge)
+          .catch((storeErr) => ctx.logger.error({ err: storeErr }, "could not store the idempotent outcome"));
+      }
       await settleSuccess(deps, ctx, charge);
-      if (claim?.kind === "first") await claim.abandon().catch(() => undefined);
     } else {
       await refundCharge(deps, ctx, charge, err);
       if (claim?.kind === "first") await claim.abandon().catch(() => undefined);
     }
     throw err;
   }
-  // 8b. Settle a success.
-  await settleSuccess(deps, ctx, charge);
-  reportMismatch(deps, ctx, info, charge);
+  // 8b. Settle a success. The idempotent result is stored first (see 8a for why).
   if (claim?.kind === "first") {
     await claim.complete(result, charge).catch((err) => ctx.logger.error({ err }, "could not store the idempotent result"));
   }
+  await settleSuccess(deps, ctx, charge);
+  reportMismatch(deps, ctx, info, charge);
   return result;
 }
 

@@ -10,10 +10,14 @@ import { creditsDirective } from "../credits/credits-directive.js";
 import { rateLimitDirective } from "../ratelimit/rate-limit-directive.js";
 import { RESOLVERS } from "./resolvers/index.js";
 
-/** The schema as the resolvers declare it, before the credits and rate-limit transformers wrap anything. */
-export function buildBaseSchema(): GraphQLSchema {
+/**
+ * The schema as the resolvers declare it, before the credits and rate-limit transformers wrap anything.
+ * `extraResolvers` adds resolver classes that are not part of the public schema (the benchmark's
+ * fields, registered only when BENCH=1); the emitted schema never passes any.
+ */
+export function buildBaseSchema(extraResolvers: readonly Function[] = []): GraphQLSchema {
   return buildSchemaSync({
-    resolvers: [...RESOLVERS],
+    resolvers: [...RESOLVERS, ...extraResolvers],
     directives: [creditsDirective, rateLimitDirective],
     // Input is validated by the charge path (estimator schemas) and by each resolver, not by class-validator.
     validate: false,

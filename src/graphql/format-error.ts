@@ -19,6 +19,32 @@ const CLIENT_REQUEST_CODES = new Set([
 
 export const MASKED_MESSAGE = "Internal server error: the request failed on our side. Quote the requestId when you report it.";
 
+/** Apollo's terse messages for requests refused before GraphQL runs, said so a client knows what to do. */
+const CLEARER_MESSAGES: Record<string, string> = {
+  "Operation batching disabled.":
+    "Batched requests are not accepted: send one operation per request, as a JSON object rather than an array.",
+};
+
+const TOO_DEEP_TO_PARSE = "The document could not be parsed: it is nested too deeply. Flatten its selections and values.";
+
+/**
+ * A parse failure whose cause is not a GraphQL syntax error is the JavaScript engine giving up
+ * (a document nested thousands of levels deep overflows the parser's stack). Its message
+ * ("Maximum call stack size exceeded") is internal; the client gets what to fix instead.
+ */
+function failedInsideParser(code: string, error: unknown): boolean {
+  if (code !== "GRAPHQL_PARSE_FAILED") return false;
+  for (let cause = error; cause instanceof Error; cause = (cause as GraphQLError).originalError) {
+    if (!(cause instanceof GraphQLError)) return true;
+  }
+  return false;
+}
+
+function clientMessage(code: string, message: string, error: unknown): string {
+  if (failedInsideParser(code, error)) return TOO_DEEP_TO_PARSE;
+  return CLEARER_MESSAGES[message] ?? message;
+}
+
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
   const original = unwrapResolverError(error);
   const code = formatted.extensions?.code;
@@ -29,7 +55,7 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
   }
   if (typeof code === "string" && CLIENT_REQUEST_CODES.has(code)) {
     return {
-      message: formatted.message,
+      message: clientMessage(code, formatted.message, error),
       locations: formatted.locations,
       path: formatted.path,
       extensions: { code: "BAD_USER_INPUT", reason: code },

@@ -1,0 +1,129 @@
+/**
+ * The bench's own database: a fresh bench_<random> on the given server, dropped afterwards, so a run
+ * never touches anyone's data and always starts from the same empty tables. The server migrates it
+ * at start; `seedBenchData` then opens the subscriptions the scenarios spend from, with GRANT
+ * entries so the ledger audit stays clean.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+export interface BenchDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+async function adminQuery(serverUrl: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createBenchDatabase(serverUrl: string): Promise<BenchDatabase> {
+  const name = `bench_${randomBytes(5).toString("hex")}`;
+  await adminQuery(serverUrl, `create database ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  let dropped = false;
+  return {
+    name,
+    url: url.toString(),
+    async drop() {
+      if (dropped) return;
+      dropped = true;
+      await adminQuery(serverUrl, `drop database if exists ${name} with (force)`);
+    },
+  };
+}
+
+export interface BenchSubscription {
+  id: string;
+  ownerId: string;
+}
+
+export interface BenchData {
+  /** Many subscriptions, one owner each: the spread load. */
+  subscriptions: BenchSubscription[];
+  /** One subscription every connection spends from: the contended load. */
+  hot: BenchSubscription;
+}
+
+/** Credits per spread subscription and for the hot one: far more than any run spends. */
+export const SPREAD_CREDITS = 10_000_000;
+export const HOT_CREDITS = 1_000_000_000;
+
+async function openSubscriptions(pool: pg.Pool, ownerPrefix: string, count: number, credits: number): Promise<BenchSubscription[]> {
+  const { rows } = await pool.query<{ id: string; owner_id: string }>(
+    `with subs as (
+       insert into billing_subscriptions (owner_id, plan)
+       select $1 || i, 'bench' from generate_series(1, $2::int) as i
+       returning id, owner_id
+     ), balances as (
+       insert into credit_balances (subscription_id, credit_type, balance)
+       select id, t, $3::int from subs cross join unnest(array['ai', 'leads', 'skiptrace']) as t
+       returning subscription_id, credit_type, balance
+     ), grants as (
+       insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, actor_id, reason)
+       select subscription_id, credit_type, 'GRANT', balance, balance, 'bench', 'bench credits' from balances
+     )
+     select id, owner_id from subs`,
+    [ownerPrefix, count, credits],
+  );
+  return rows.map((r) => ({ id: r.id, ownerId: r.owner_id }));
+}
+
+export async function seedBenchData(url: string, subscriptions: number): Promise<BenchData> {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  try {
+    const spread = await openSubscriptions(pool, "bench-user-", subscriptions, SPREAD_CREDITS);
+    const [hot] = await openSubscriptions(pool, "bench-hot-", 1, HOT_CREDITS);
+    await pool.query("analyze");
+    return { subscriptions: spread, hot };
+  } finally {
+    await pool.end();
+  }
+}
+
+export interface IntegrityReport {
+  /** Balances whose ledger does not sum to them (must be 0). */
+  auditMismatches: number;
+  /** Debits never settled (must be 0 once the server is stopped gracefully). */
+  pendingCharges: number;
+  debits: number;
+}
+
+/** After the run: the ledger audit and what is left pending, checked the way ledgerAudit does. */
+export async function checkIntegrity(url: string): Promise<IntegrityReport> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const audit = await client.query<{ n: string }>(
+      `with sums as (
+         select subscription_id, credit_type, sum(amount)::bigint as s from credit_ledger group by 1, 2
+       )
+       select count(*) as n
+         from credit_balances b full join sums on sums.subscription_id = b.subscription_id and sums.credit_type = b.credit_type
+        where coalesce(b.balance, 0) <> coalesce(sums.s, 0)`,
+    );
+    const pending = await client.query<{ n: string }>("select count(*) as n from pending_charges");
+    const debits = await client.query<{ n: string }>("select count(*) as n from credit_ledger where kind = 'DEBIT'");
+    return { auditMismatches: Number(audit.rows[0].n), pendingCharges: Number(pending.rows[0].n), debits: Number(debits.rows[0].n) };
+  } finally {
+    await client.end();
+  }
+}
+
+export async function postgresVersion(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ server_version: string }>("show server_version");
+    return rows[0].server_version;
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The database's own limit: the server's debit statement driven by a bare node-postgres pool at the
+ * same concurrency as the HTTP scenarios, with no server at all. The statement is not copied: it is
+ * captured from the ledger function itself (rendered by Drizzle's dialect) and replayed with each
+ * request's values, so this measures exactly the SQL the server runs.
+ */
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import type { SQL } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
+import type { DbOrTx } from "../src/db/database.js";
+import type { DebitRequest } from "../src/ledger/debit.js";
+import type { BenchSubscription } from "./database.js";
+import type { Measurement } from "./http-scenarios.js";
+
+const SENTINEL_SUBSCRIPTION = "00000000-0000-4000-8000-00000000b0b0";
+const SENTINEL_ACTOR = "bench-sentinel-actor";
+const SENTINEL_REQUEST = "bench-sentinel-request";
+
+export interface StatementTemplate {
+  text: string;
+  /** Builds the parameters for one debit of `subscription`. */
+  params(subscription: BenchSubscription, requestId: string): unknown[];
+}
+
+/**
+ * Runs `debit` against a stand-in database that records the statement instead of executing it, and
+ * turns it into a template whose subscription, actor and request id are filled in per call.
+ */
+export async function captureDebitStatement(
+  debit: (db: DbOrTx, request: DebitRequest) => Promise<unknown>,
+): Promise<StatementTemplate> {
+  let captured: SQL | undefined;
+  const recorder = {
+    execute: async (query: SQL) => {
+      captured ??= query;
+      // One granted row, whatever the statement's shape, so the function issues nothing else.
+      return { rows: [{ id: randomUUID(), entry_id: randomUUID(), balance_after: 1, granted: true, ord: 1 }] };
+    },
+  } as unknown as DbOrTx;
+  await debit(recorder, {
+    subscriptionId: SENTINEL_SUBSCRIPTION,
+    creditType: "leads",
+    amount: 1,
+    operation: "Mutation.searchLeads",
+    estimated: 1,
+    actorId: SENTINEL_ACTOR,
+    adminOverride: false,
+    requestId: SENTINEL_REQUEST,
+  });
+  if (!captured) throw new Error("the debit function ran no statement");
+  const { sql: text, params } = new PgDialect().sqlToQuery(captured);
+  const slot = (value: unknown) => params.map((p, i) => (p === value ? i : -1)).filter((i) => i >= 0);
+  const subscriptionSlots = slot(SENTINEL_SUBSCRIPTION);
+  const actorSlots = slot(SENTINEL_ACTOR);
+  const requestSlots = slot(SENTINEL_REQUEST);
+  if (subscriptionSlots.length === 0) throw new Error("could not find the subscription id among the statement's parameters");
+  return {
+    text,
+    params(subscription, requestId) {
+      const values = [...params];
+      for (const i of subscriptionSlots) values[i] = subscription.id;
+      for (const i of actorSlots) values[i] = subscription.ownerId;
+      for (const i of requestSlots) values[i] = requestId;
+      return values;
+    },
+  };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** `connections` loops, each on its own pooled connection, running the template on rotating subscriptions. */
+export async function loadRawDebit(
+  databaseUrl: string,
+  template: StatementTemplate,
+  subscriptions: BenchSubscription[],
+  connections: number,
+  seconds: number,
+): Promise<Measurement> {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: connections });
+  let latencies = new Float64Array(1 << 16);
+  let count = 0;
+  let failures = 0;
+  let next = 0;
+  try {
+    // Open every connection before the clock starts, as autocannon does with its sockets.
+    const clients = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
+    clients.forEach((c) => c.release());
+    const started = performance.now();
+    const deadline = started + seconds * 1000;
+    const worker = async () => {
+      while (performance.now() < deadline) {
+        const subscription = subscriptions[next++ % subscriptions.length];
+        const t0 = performance.now();
+        try {
+          const result = await pool.query(template.text, template.params(subscription, `raw-${next}`));
+          if (result.rows.length === 0) failures++;
+        } catch {
+          failures++;
+        }
+        if (count === latencies.length) {
+          const grown = new Float64Array(latencies.length * 2);
+          grown.set(latencies);
+          latencies = grown;
+        }
+        latencies[count++] = performance.now() - t0;
+      }
+    };
+    await Promise.all(Array.from({ length: connections }, worker));
+    const elapsed = (performance.now() - started) / 1000;
+    const sorted = latencies.slice(0, count).sort();
+    return {
+      requestsPerSecond: count / elapsed,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      requests: count,
+      failures,
+      durationSeconds: elapsed,
+    };
+  } finally {
+    await pool.end();
+  }
+}
+
+/**
+ * The raw debits leave their pending marks (no server settles them): remove them, as a successful
+ * settlement would, so the server's recovery pass never refunds them mid-run.
+ */
+export async function cleanUpRawDebits(databaseUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query("delete from pending_charges where request_id like 'raw-%'");
+  } finally {
+    await client.end();
+  }
+}

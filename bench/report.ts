@@ -1,0 +1,158 @@
+/**
+ * Turns the runs into what the bench reports: the median of each scenario, the ratios with their
+ * goals, bench/results.json, the console table and the table in bench/README.md.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Measurement } from "./http-scenarios.js";
+
+export interface Run extends Measurement {
+  scenario: string;
+  round: number;
+}
+
+export interface ScenarioSummary {
+  description: string;
+  /** Medians over the rounds. */
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  runs: number;
+}
+
+export interface SoakReport {
+  seconds: number;
+  /** RSS samples in MB, one a second. */
+  samplesMb: number[];
+  startMb: number;
+  endMb: number;
+  maxMb: number;
+  /** Mean of the last quarter of the samples minus the mean of the first quarter. */
+  growthMb: number;
+  growing: boolean;
+}
+
+export interface Ratios {
+  metered_over_bare_sql: number | null;
+  metered_hot_over_metered: number | null;
+  preview_over_noop: number | null;
+  p99_metered_over_bare_sql: number | null;
+  rss_mb: number;
+}
+
+export interface Goal {
+  key: keyof Ratios;
+  label: string;
+  /** ">=": the ratio must be at least `target`; "<=": at most. */
+  op: ">=" | "<=";
+  target: number;
+}
+
+export const GOALS: Goal[] = [
+  { key: "metered_over_bare_sql", label: "metered / bare-sql (req/s)", op: ">=", target: 0.85 },
+  { key: "metered_hot_over_metered", label: "metered-hot / metered (req/s)", op: ">=", target: 0.9 },
+  { key: "preview_over_noop", label: "preview / noop (req/s)", op: ">=", target: 0.8 },
+  { key: "p99_metered_over_bare_sql", label: "p99 metered / p99 bare-sql", op: "<=", target: 2 },
+  { key: "rss_mb", label: "server RSS after the run (MB)", op: "<=", target: 300 },
+];
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function summarise(runs: Run[], descriptions: Record<string, string>): Record<string, ScenarioSummary> {
+  const byScenario: Record<string, ScenarioSummary> = {};
+  for (const name of [...new Set(runs.map((r) => r.scenario))]) {
+    const mine = runs.filter((r) => r.scenario === name);
+    byScenario[name] = {
+      description: descriptions[name] ?? name,
+      requestsPerSecond: median(mine.map((r) => r.requestsPerSecond)),
+      p50Ms: median(mine.map((r) => r.p50Ms)),
+      p99Ms: median(mine.map((r) => r.p99Ms)),
+      runs: mine.length,
+    };
+  }
+  return byScenario;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  return a === undefined || b === undefined || b === 0 ? null : a / b;
+}
+
+export function computeRatios(s: Record<string, ScenarioSummary>, rssMb: number): Ratios {
+  return {
+    metered_over_bare_sql: ratio(s.metered?.requestsPerSecond, s["bare-sql"]?.requestsPerSecond),
+    metered_hot_over_metered: ratio(s["metered-hot"]?.requestsPerSecond, s.metered?.requestsPerSecond),
+    preview_over_noop: ratio(s.preview?.requestsPerSecond, s.noop?.requestsPerSecond),
+    p99_metered_over_bare_sql: ratio(s.metered?.p99Ms, s["bare-sql"]?.p99Ms),
+    rss_mb: Math.round(rssMb * 10) / 10,
+  };
+}
+
+export function goalMet(goal: Goal, ratios: Ratios): boolean | null {
+  const value = ratios[goal.key];
+  if (value === null) return null;
+  return goal.op === ">=" ? value >= goal.target : value <= goal.target;
+}
+
+export function soakReport(samplesMb: number[], seconds: number): SoakReport {
+  const quarter = Math.max(1, Math.floor(samplesMb.length / 4));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const growthMb = mean(samplesMb.slice(-quarter)) - mean(samplesMb.slice(0, quarter));
+  const startMb = samplesMb[0] ?? 0;
+  return {
+    seconds,
+    samplesMb: samplesMb.map((v) => Math.round(v * 10) / 10),
+    startMb,
+    endMb: samplesMb.at(-1) ?? 0,
+    maxMb: Math.max(...samplesMb),
+    growthMb: Math.round(growthMb * 10) / 10,
+    // Noise from the garbage collector is a few MB either way; a leak under this load grows steadily.
+    growing: growthMb > Math.max(10, startMb * 0.05),
+  };
+}
+
+const fmt = (n: number | null | undefined, digits = 2) => (n === null || n === undefined ? "–" : n.toFixed(digits));
+
+export function scenarioTable(summaries: Record<string, ScenarioSummary>): string {
+  const lines = ["| scenario | req/s | p50 ms | p99 ms | what it does |", "| --- | ---: | ---: | ---: | --- |"];
+  for (const [name, s] of Object.entries(summaries)) {
+    lines.push(`| ${name} | ${Math.round(s.requestsPerSecond)} | ${fmt(s.p50Ms, 1)} | ${fmt(s.p99Ms, 1)} | ${s.description} |`);
+  }
+  return lines.join("\n");
+}
+
+export function ratioTable(ratios: Ratios, soak: SoakReport | undefined): string {
+  const lines = ["| ratio | measured | goal | met |", "| --- | ---: | ---: | --- |"];
+  for (const goal of GOALS) {
+    const met = goalMet(goal, ratios);
+    const digits = goal.key === "rss_mb" ? 0 : 2;
+    lines.push(`| ${goal.label} | ${fmt(ratios[goal.key], digits)} | ${goal.op} ${goal.target} | ${met === null ? "not measured" : met ? "yes" : "**no**"} |`);
+  }
+  if (soak) {
+    lines.push(
+      `| RSS growth over a ${soak.seconds} s soak (MB) | ${fmt(soak.growthMb, 1)} | not growing | ${soak.growing ? "**no**" : "yes"} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function writeJson(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+export const README_START = "<!-- bench:results:start -->";
+export const README_END = "<!-- bench:results:end -->";
+
+/** Replaces the generated part of the README (between the markers), keeping the hand-written text. */
+export function updateReadme(path: string, generated: string): void {
+  const current = readFileSync(path, "utf8");
+  const start = current.indexOf(README_START);
+  const end = current.indexOf(README_END);
+  if (start < 0 || end < start) throw new Error(`${path} has no ${README_START} … ${README_END} section`);
+  const next = current.slice(0, start + README_START.length) + "\n" + generated.trim() + "\n" + current.slice(end);
+  writeFileSync(path, next);
+}

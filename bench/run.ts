@@ -1,0 +1,282 @@
+/**
+ * `npm run bench`: the price of metering, measured side by side in one run and reported as ratios
+ * (absolute numbers drift on a shared machine; ratios of scenarios measured in the same run, in
+ * interleaved rounds, hold). See bench/README.md for what each scenario is and the goals.
+ *
+ * 1. a fresh bench_<random> database on BENCH_DATABASE_URL's server (dropped afterwards);
+ * 2. the real server as its own process (production settings, BENCH=1 for the baseline fields);
+ * 3. each scenario warmed up, then `rounds` interleaved rounds of every scenario, medians kept;
+ * 4. a soak of the metered load sampling the server's RSS;
+ * 5. the ledger audit and the pending charges checked, results.json and the README table written.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { SignJWT } from "jose";
+import { checkIntegrity, createBenchDatabase, postgresVersion, seedBenchData, type BenchData, type IntegrityReport } from "./database.js";
+import { httpScenarios, loadScenario, probeScenario, type HttpScenario, type Measurement } from "./http-scenarios.js";
+import { DEFAULT_OUT, parseBenchOptions, type BenchOptions } from "./options.js";
+import { captureDebitStatement, cleanUpRawDebits, loadRawDebit, type StatementTemplate } from "./raw-debit.js";
+import {
+  GOALS,
+  computeRatios,
+  goalMet,
+  ratioTable,
+  scenarioTable,
+  soakReport,
+  summarise,
+  updateReadme,
+  writeJson,
+  type Run,
+  type SoakReport,
+} from "./report.js";
+import { startBenchServer, type BenchServer } from "./server.js";
+import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
+
+const JWT_SECRET = "bench-secret";
+const RAW = "raw-debit";
+
+function log(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+async function mintTokens(owners: string[]): Promise<Map<string, string>> {
+  const key = new TextEncoder().encode(JWT_SECRET);
+  const tokens = new Map<string, string>();
+  for (const owner of owners) {
+    tokens.set(owner, await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(owner).setIssuedAt().setExpirationTime("6h").sign(key));
+  }
+  return tokens;
+}
+
+function packageVersion(name: string): string {
+  try {
+    return JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), "utf8")).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+interface Scenario {
+  name: string;
+  description: string;
+  measure(seconds: number): Promise<Measurement>;
+}
+
+function describeRun(name: string, m: Measurement): string {
+  return `${name.padEnd(12)} ${m.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${m.p50Ms.toFixed(1).padStart(6)} ms  p99 ${m.p99Ms
+    .toFixed(1)
+    .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})`;
+}
+
+async function buildScenarios(
+  options: BenchOptions,
+  server: BenchServer,
+  databaseUrl: string,
+  data: BenchData,
+  tokens: Map<string, string>,
+  skipped: Record<string, string>,
+): Promise<Scenario[]> {
+  const scenarios: Scenario[] = [];
+  const wanted = (name: string) => !options.only || options.only.includes(name);
+  for (const http of httpScenarios(data, tokens)) {
+    if (!wanted(http.name)) continue;
+    const problem = await probeScenario(server.url, http);
+    if (problem) {
+      // creditPreview is built elsewhere: until it exists its scenario is reported as skipped.
+      if (http.name === "preview" && problem.includes('Cannot query field \\"creditPreview\\"')) {
+        skipped[http.name] = `not measured: ${problem}`;
+        log(`preview skipped: ${problem}`);
+        continue;
+      }
+      throw new Error(`scenario ${http.name} does not work: ${problem}`);
+    }
+    scenarios.push({
+      name: http.name,
+      description: http.description,
+      measure: (seconds) => loadScenario(server.url, http as HttpScenario, options.connections, seconds),
+    });
+  }
+  if (wanted(RAW)) {
+    const template: StatementTemplate = await captureDebitStatement(BENCH_DEBIT_STATEMENT.debit);
+    scenarios.push({
+      name: RAW,
+      description: `${BENCH_DEBIT_STATEMENT.description}, bare pg pool of ${options.connections}, no server`,
+      async measure(seconds) {
+        const m = await loadRawDebit(databaseUrl, template, data.subscriptions, options.connections, seconds);
+        await cleanUpRawDebits(databaseUrl);
+        return m;
+      },
+    });
+  }
+  return scenarios;
+}
+
+async function soak(server: BenchServer, scenario: Scenario | undefined, seconds: number): Promise<SoakReport> {
+  const samples: number[] = [server.rssMb()];
+  const timer = setInterval(() => samples.push(server.rssMb()), 1000);
+  try {
+    if (scenario) await scenario.measure(seconds);
+    else await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  } finally {
+    clearInterval(timer);
+  }
+  samples.push(server.rssMb());
+  return soakReport(samples, seconds);
+}
+
+async function main(): Promise<number> {
+  const options = parseBenchOptions(process.argv.slice(2), process.env);
+  const startedAt = new Date();
+  const loadBefore = os.loadavg();
+  log(`${options.quick ? "quick smoke run" : "full run"}: ${options.connections} connections, ${options.durationSeconds} s × ${options.rounds} rounds`);
+
+  const database = await createBenchDatabase(options.databaseUrl);
+  log(`database ${database.name}`);
+  let server: BenchServer | undefined;
+  const cleanUp = async () => {
+    await server?.stop().catch(() => undefined);
+    await database.drop().catch((err) => log(`could not drop ${database.name}: ${err}`));
+  };
+  const onSignal = () => void cleanUp().finally(() => process.exit(130));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  try {
+    server = await startBenchServer({
+      databaseUrl: database.url,
+      poolSize: options.serverPoolSize,
+      jwtSecret: JWT_SECRET,
+      profileDir: options.profileDir,
+    });
+    log(`server pid ${server.pid} at ${server.url}`);
+    const data = await seedBenchData(database.url, options.subscriptions);
+    const tokens = await mintTokens([...data.subscriptions.map((s) => s.ownerId), data.hot.ownerId]);
+
+    const skipped: Record<string, string> = {};
+    const scenarios = await buildScenarios(options, server, database.url, data, tokens, skipped);
+
+    log(`warming up (${options.warmupSeconds} s each)`);
+    for (const scenario of scenarios) await scenario.measure(options.warmupSeconds);
+
+    const runs: Run[] = [];
+    // Interleaved rounds: whatever else the machine does drifts over every scenario alike.
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const scenario of scenarios) {
+        const m = await scenario.measure(options.durationSeconds);
+        runs.push({ scenario: scenario.name, round, ...m });
+        log(`round ${round}  ${describeRun(scenario.name, m)}`);
+      }
+    }
+
+    log(`soak: metered load for ${options.soakSeconds} s, sampling the server's RSS`);
+    const soakResult = await soak(server, scenarios.find((s) => s.name === "metered"), options.soakSeconds);
+    const rssMb = soakResult.endMb;
+
+    await server.stop();
+    server = undefined;
+    const integrity: IntegrityReport = await checkIntegrity(database.url);
+    const pgVersion = await postgresVersion(database.url);
+
+    const descriptions = Object.fromEntries(scenarios.map((s) => [s.name, s.description]));
+    const summaries = summarise(runs, descriptions);
+    const ratios = computeRatios(summaries, rssMb);
+    const goals = Object.fromEntries(
+      GOALS.map((g) => [g.key, { op: g.op, target: g.target, value: ratios[g.key], met: goalMet(g, ratios) }]),
+    );
+    const failures = runs.reduce((n, r) => n + r.failures, 0);
+    const finishedAt = new Date();
+    const cpus = os.cpus();
+    const results = {
+      kind: options.quick ? "quick" : "full",
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      commit: gitCommit(),
+      machine: {
+        platform: `${os.type()} ${os.release()} ${os.arch()}`,
+        cpus: cpus.length,
+        cpuModel: cpus[0]?.model ?? "unknown",
+        memoryMb: Math.round(os.totalmem() / 2 ** 20),
+        loadAverageBefore: loadBefore.map((v) => Math.round(v * 100) / 100),
+        loadAverageAfter: os.loadavg().map((v) => Math.round(v * 100) / 100),
+      },
+      versions: {
+        node: process.version,
+        postgres: pgVersion,
+        "@apollo/server": packageVersion("@apollo/server"),
+        graphql: packageVersion("graphql"),
+        "type-graphql": packageVersion("type-graphql"),
+        "drizzle-orm": packageVersion("drizzle-orm"),
+        pg: packageVersion("pg"),
+        autocannon: packageVersion("autocannon"),
+      },
+      settings: {
+        connections: options.connections,
+        durationSeconds: options.durationSeconds,
+        warmupSeconds: options.warmupSeconds,
+        rounds: options.rounds,
+        soakSeconds: options.soakSeconds,
+        subscriptions: options.subscriptions,
+        serverPoolSize: options.serverPoolSize,
+        rawDebitPoolSize: options.connections,
+      },
+      scenarios: summaries,
+      skipped,
+      runs,
+      ratios,
+      goals,
+      soak: soakResult,
+      integrity,
+      failures,
+    };
+    writeJson(options.out, results);
+    log(`results written to ${options.out}`);
+
+    const generated = [
+      `Run of ${finishedAt.toISOString().slice(0, 16).replace("T", " ")} UTC${results.commit ? ` at ${results.commit}` : ""}: ` +
+        `${results.machine.cpus} × ${results.machine.cpuModel}, ${results.machine.memoryMb} MB, Node ${process.version}, PostgreSQL ${pgVersion}; ` +
+        `${options.connections} connections, ${options.durationSeconds} s per run, median of ${options.rounds} interleaved rounds; ` +
+        `load average ${results.machine.loadAverageBefore[0]} before, ${results.machine.loadAverageAfter[0]} after.`,
+      "",
+      scenarioTable(summaries),
+      "",
+      ratioTable(ratios, soakResult),
+      "",
+      `Soak: RSS ${soakResult.startMb.toFixed(0)} → ${soakResult.endMb.toFixed(0)} MB (max ${soakResult.maxMb.toFixed(0)}). ` +
+        `Integrity after the run: ${integrity.auditMismatches} audit mismatches, ${integrity.pendingCharges} charges left pending, ` +
+        `${integrity.debits} debits in the ledger.` +
+        (Object.keys(skipped).length ? ` Skipped: ${Object.entries(skipped).map(([k, v]) => `${k} (${v})`).join("; ")}.` : ""),
+    ].join("\n");
+    console.log("\n" + generated + "\n");
+    if (options.readme) {
+      updateReadme(options.readme, generated);
+      log(`table written to ${options.readme}`);
+    } else if (options.out.endsWith(DEFAULT_OUT) && !options.quick) {
+      log("README not updated");
+    }
+
+    const broken = failures > 0 || integrity.auditMismatches > 0 || integrity.pendingCharges > 0;
+    if (broken) log(`THE RUN IS NOT VALID: ${failures} failed requests, integrity ${JSON.stringify(integrity)}`);
+    return broken ? 1 : 0;
+  } finally {
+    await cleanUp();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

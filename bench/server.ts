@@ -1,0 +1,105 @@
+/**
+ * The server under test, as its own process (`node --import tsx src/main.ts`) with production
+ * settings, so what is measured is what runs in production and its memory is its own: RSS is read
+ * from /proc/<pid>/status, not from the bench process that generates the load.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+
+const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+export interface BenchServer {
+  pid: number;
+  url: string;
+  /** Resident set size in MB, from /proc. */
+  rssMb(): number;
+  /** Graceful stop (SIGTERM: in-flight requests finish, pending settlements flush). */
+  stop(): Promise<void>;
+}
+
+export interface BenchServerOptions {
+  databaseUrl: string;
+  poolSize: number;
+  jwtSecret: string;
+  /** Write a CPU profile into this directory when the server exits. */
+  profileDir?: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function readRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(match[1]) / 1024;
+}
+
+async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode} before it answered`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`the server did not answer ${url}/health within ${timeoutMs / 1000} s`);
+}
+
+export async function startBenchServer(options: BenchServerOptions): Promise<BenchServer> {
+  const port = await freePort();
+  const nodeArgs = ["--import", "tsx"];
+  if (options.profileDir) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", options.profileDir);
+  const child = spawn(process.execPath, [...nodeArgs, "src/main.ts"], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: "production",
+      LOG_LEVEL: "warn",
+      BENCH: "1",
+      DATABASE_URL: options.databaseUrl,
+      DATABASE_POOL_SIZE: String(options.poolSize),
+      JWT_SECRET: options.jwtSecret,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      // Rate limiting must not refuse the load; its own cost is still paid on every call.
+      RATE_LIMIT_DEFAULT: "1000000000/1s",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHealth(url, child, 60_000);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+  const pid = child.pid as number;
+  return {
+    pid,
+    url,
+    rssMb: () => readRssMb(pid),
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill("SIGTERM");
+      const killed = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      await exited;
+      clearTimeout(killed);
+    },
+  };
+}

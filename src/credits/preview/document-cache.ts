@@ -1,0 +1,130 @@
+/**
+ * Parsed and validated documents for creditPreview, cached by their text, so a client that previews
+ * the same operation again (the usual case: the same document with other variables) costs no parse,
+ * no validation and no walk. Failures are cached too: a broken document is refused as cheaply as it
+ * was the first time. One cache per executable schema, since validity depends on the schema.
+ */
+import {
+  GraphQLError,
+  getOperationAST,
+  parse,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from "graphql";
+import { BadUserInputError } from "../../errors/errors.js";
+import type { MeteredField } from "../metered-field.js";
+import { findMeteredFields, indexMeteredFields, type MeteredFieldIndex, type MeteredFieldOccurrence } from "./field-walker.js";
+import { LruCache } from "./lru-cache.js";
+
+/**
+ * Bounds of the cache. Weight is the query's length in characters; a parsed document takes some tens
+ * of times its text in memory, so 2,000,000 characters keep the cache well under 100 MB.
+ */
+export const DOCUMENT_CACHE_MAX_ENTRIES = 1_000;
+export const DOCUMENT_CACHE_MAX_CHARACTERS = 2_000_000;
+
+/** The operation of a document that a preview prices, with every metered field it may run. */
+export interface OperationPlan {
+  readonly operation: OperationDefinitionNode;
+  readonly meteredFields: readonly MeteredFieldOccurrence[];
+}
+
+/** A document that parsed and validated, with its plans per operation name, built on first use. */
+class PreparedDocument {
+  private readonly plans = new Map<string, OperationPlan>();
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly metered: MeteredFieldIndex,
+    readonly document: DocumentNode,
+  ) {}
+
+  /** The plan of the named operation (or of the only one); BAD_USER_INPUT when there is no such operation. */
+  plan(operationName: string | null | undefined): OperationPlan {
+    const key = operationName ?? "";
+    const cached = this.plans.get(key);
+    if (cached) return cached;
+    const operation = getOperationAST(this.document, operationName);
+    if (!operation) {
+      throw new BadUserInputError(
+        operationName
+          ? `The document has no operation named "${operationName}"`
+          : "The document has several operations: say which one to price with operationName",
+        "operationName",
+      );
+    }
+    // Only names that exist get here, so this map is bounded by the document's own operations.
+    const plan = { operation, meteredFields: findMeteredFields(this.schema, this.document, operation, this.metered) };
+    this.plans.set(key, plan);
+    return plan;
+  }
+}
+
+/** A refusal is kept as its message: each request gets its own fresh error object. */
+type CachedDocument = { ok: true; prepared: PreparedDocument } | { ok: false; problem: string };
+
+/** Lists validation messages as one line, the first few only: enough to fix the document, never a wall of text. */
+function describeErrors(errors: readonly GraphQLError[]): string {
+  const shown = errors.slice(0, 5).map((e) => e.message);
+  const more = errors.length > shown.length ? ` (and ${errors.length - shown.length} more)` : "";
+  return shown.join("; ") + more;
+}
+
+export class PreviewDocumentCache {
+  private readonly cache = new LruCache<string, CachedDocument>({
+    maxEntries: DOCUMENT_CACHE_MAX_ENTRIES,
+    maxWeight: DOCUMENT_CACHE_MAX_CHARACTERS,
+  });
+  private readonly metered: MeteredFieldIndex;
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    meteredFields: readonly MeteredField[],
+  ) {
+    this.metered = indexMeteredFields(meteredFields);
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** The plan for `query`'s operation; throws BAD_USER_INPUT when the document does not parse or validate. */
+  plan(query: string, operationName: string | null | undefined): OperationPlan {
+    let cached = this.cache.get(query);
+    if (!cached) {
+      cached = this.prepare(query);
+      this.cache.set(query, cached, Math.max(1, query.length));
+    }
+    if (!cached.ok) throw new BadUserInputError(cached.problem, "query");
+    return cached.prepared.plan(operationName);
+  }
+
+  private prepare(query: string): CachedDocument {
+    let document: DocumentNode;
+    try {
+      document = parse(query);
+    } catch (err) {
+      const reason = err instanceof GraphQLError ? err.message : "it is not a GraphQL document";
+      return { ok: false, problem: `The document does not parse: ${reason}` };
+    }
+    const errors = validate(this.schema, document);
+    if (errors.length > 0) {
+      return { ok: false, problem: `The document is not valid: ${describeErrors(errors)}` };
+    }
+    return { ok: true, prepared: new PreparedDocument(this.schema, this.metered, document) };
+  }
+}
+
+const cachesBySchema = new WeakMap<GraphQLSchema, PreviewDocumentCache>();
+
+/** The cache of one executable schema, created on first use and dropped with the schema. */
+export function previewDocumentCache(schema: GraphQLSchema, meteredFields: readonly MeteredField[]): PreviewDocumentCache {
+  let cache = cachesBySchema.get(schema);
+  if (!cache) {
+    cache = new PreviewDocumentCache(schema, meteredFields);
+    cachesBySchema.set(schema, cache);
+  }
+  return cache;
+}

@@ -1,0 +1,42 @@
+/**
+ * Benchmark-only fields: the baselines `npm run bench` measures the charge path against. Registered
+ * only when BENCH=1 (create-app passes this class to buildBaseSchema); never part of the public or
+ * emitted schema. Neither field is metered or rate-limited, and neither needs a token.
+ */
+import { sql } from "drizzle-orm";
+import { Arg, Ctx, ID, Int, Mutation, Resolver } from "type-graphql";
+import { queryRows } from "../../db/database.js";
+import { BadUserInputError, NotFoundError } from "../../errors/errors.js";
+import { isUuid } from "../../util/uuid.js";
+import type { RequestContext } from "../context.js";
+
+@Resolver()
+export class BenchResolver {
+  @Mutation(() => Boolean, {
+    description: "Benchmark only (BENCH=1): does nothing. The framework's ceiling: HTTP, context, parse, validate, execute.",
+  })
+  benchNoop(): boolean {
+    return true;
+  }
+
+  @Mutation(() => Int, {
+    description:
+      "Benchmark only (BENCH=1): one bare `UPDATE … RETURNING` on a balance row through the server's pool, changing " +
+      "nothing but its timestamp. The database round trip's ceiling. Returns the row's balance.",
+  })
+  async benchTouchBalance(
+    @Arg("subscriptionId", () => ID, { description: "Subscription whose balance row is touched." }) subscriptionId: string,
+    @Arg("creditType", () => String, { description: "Credit type of the balance row." }) creditType: string,
+    @Ctx() ctx: RequestContext,
+  ): Promise<number> {
+    if (!isUuid(subscriptionId)) throw new BadUserInputError("subscriptionId must be a UUID", "subscriptionId");
+    const rows = await queryRows<{ balance: number }>(
+      ctx.services.db,
+      sql`update credit_balances set balance = balance, updated_at = now()
+           where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}
+          returning balance`,
+    );
+    if (rows.length === 0) throw new NotFoundError(`Subscription ${subscriptionId} has no ${creditType} balance`);
+    return Number(rows[0].balance);
+  }
+}

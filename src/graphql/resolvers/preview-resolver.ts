@@ -1,0 +1,58 @@
+/** creditPreview: what an operation would cost, field by field, against the subscription's balances. Runs and charges nothing. */
+import { Arg, Ctx, Query, Resolver } from "type-graphql";
+import { InternalError } from "../../errors/errors.js";
+import { priceDocument, totalsByType, type PricedField } from "../../credits/preview/price-document.js";
+import { isUuid } from "../../util/uuid.js";
+import { requireViewer, type RequestContext } from "../context.js";
+import { CreditPreview, CreditPreviewInput } from "../types/preview.js";
+import { loadReadableSubscription } from "./viewer-resolver.js";
+
+@Resolver()
+export class PreviewResolver {
+  @Query(() => CreditPreview, { description: "Prices a GraphQL operation without running it or charging anything." })
+  async creditPreview(
+    @Arg("input", () => CreditPreviewInput, { description: "The subscription, the document and its variables." }) input: CreditPreviewInput,
+    @Ctx() ctx: RequestContext,
+  ): Promise<CreditPreview> {
+    const viewer = requireViewer(ctx);
+    const schema = ctx.services.schema;
+    if (!schema) throw new InternalError("creditPreview ran before the schema was built");
+
+    // The subscription and its balances are read in parallel with the pricing below; a malformed id
+    // never reaches SQL (loadReadableSubscription answers it with NOT_FOUND).
+    const subscription = loadReadableSubscription(ctx, input.subscriptionId);
+    const balances = isUuid(input.subscriptionId) ? ctx.loaders.balances.load(input.subscriptionId) : Promise.resolve([]);
+    subscription.catch(() => undefined);
+    balances.catch(() => undefined);
+
+    let items: PricedField[] | undefined;
+    let documentError: unknown;
+    try {
+      items = priceDocument(schema, ctx.services.meteredFields, {
+        query: input.query,
+        variables: input.variables,
+        operationName: input.operationName,
+        callerIsAdmin: viewer.isAdmin,
+      });
+    } catch (err) {
+      documentError = err;
+    }
+    // Who may see the subscription is answered before anything about the document.
+    await subscription;
+    if (!items) throw documentError;
+
+    const totals = totalsByType(items);
+    const byType = new Map((await balances).map((b) => [b.creditType, b]));
+    return {
+      subscriptionId: input.subscriptionId,
+      items: items.map((item) => ({ ...item })),
+      totals,
+      balances: totals.flatMap(({ type }) => {
+        const balance = byType.get(type);
+        return balance ? [{ type, balance: balance.balance, updatedAt: balance.updatedAt }] : [];
+      }),
+      // A type the subscription holds no balance of counts as 0 available.
+      sufficient: totals.every(({ type, amount }) => amount <= (byType.get(type)?.balance ?? 0)),
+    };
+  }
+}

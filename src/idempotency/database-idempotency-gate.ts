@@ -1,0 +1,124 @@
+/**
+ * The IdempotencyGate over the idempotency_keys table. A key is scoped to the caller (token
+ * subject) and the field's response path, so two callers never share a key and two metered fields
+ * of one request each keep their own record.
+ *
+ * Stored outcome (the `result` jsonb column) is an envelope, so a field whose result is null and a
+ * field that ended in a user-input error can both be replayed:
+ *   { "kind": "result", "value": … }   or   { "kind": "error", "message": "…", "extensions": { "code": "BAD_USER_INPUT", … } }
+ */
+import { GraphQLError } from "graphql";
+import type { Logger } from "pino";
+import type { Database } from "../db/database.js";
+import { BadUserInputError, ConflictError, CreditsError, InternalError } from "../errors/errors.js";
+import { requireViewer, responsePathKey } from "../graphql/context.js";
+import type { ChargeRecord } from "../credits/charge-collector.js";
+import type { FirstClaim, IdempotencyClaim, IdempotencyGate } from "./idempotency-gate.js";
+import { parseIdempotencyKey } from "./idempotency-key.js";
+import { requestHash } from "./request-hash.js";
+import { claimKey, completeKey, readKey, releaseKey, type KeyScope } from "./idempotency-store.js";
+
+export interface DatabaseIdempotencyGateOptions {
+  db: Database;
+  /** How long a key is kept (IDEMPOTENCY_TTL). */
+  ttlMs: number;
+  /** A PENDING key older than this is treated as abandoned (CHARGE_SETTLE_TIMEOUT). */
+  staleAfterMs: number;
+  /** Injectable for tests; the wall clock by default. */
+  clock?: () => Date;
+  logger?: Logger;
+}
+
+type StoredOutcome =
+  | { kind: "result"; value: unknown }
+  | { kind: "error"; message: string; extensions: Record<string, unknown> };
+
+/** Claiming races a concurrent abandon at most this often before it answers CONFLICT. */
+const CLAIM_ATTEMPTS = 3;
+
+export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOptions): IdempotencyGate {
+  const { db, ttlMs, staleAfterMs } = options;
+  const clock = options.clock ?? (() => new Date());
+  const log = options.logger?.child({ component: "idempotency" });
+
+  function firstClaim(scope: KeyScope, claimedAt: Date): FirstClaim {
+    const store = async (outcome: StoredOutcome, charge: ChargeRecord) => {
+      const stored = await completeKey(db, scope, claimedAt, { result: outcome, charge: storedCharge(charge) });
+      if (!stored) {
+        // The call outlived CHARGE_SETTLE_TIMEOUT and a retry took the key over: the retry's record stands.
+        log?.warn({ event: "idempotency.claim_lost", actorId: scope.actorId, fieldPath: scope.fieldPath }, "idempotency claim was taken over before the call finished");
+      }
+    };
+    return {
+      kind: "first",
+      complete: (result, charge) => store({ kind: "result", value: result ?? null }, charge),
+      completeWithError: (error, charge) => store({ kind: "error", message: error.message, extensions: replayableExtensions(error) }, charge),
+      abandon: async () => {
+        try {
+          await releaseKey(db, scope, claimedAt);
+        } catch (err) {
+          // The key stays PENDING: retries get CONFLICT until it is CHARGE_SETTLE_TIMEOUT old.
+          log?.error({ event: "idempotency.release_failed", err, actorId: scope.actorId, fieldPath: scope.fieldPath }, "could not release an idempotency key");
+          throw err;
+        }
+      },
+    };
+  }
+
+  return {
+    async begin(field, args, ctx, info): Promise<IdempotencyClaim | undefined> {
+      if (ctx.idempotencyKey === undefined) return undefined;
+      const key = parseIdempotencyKey(ctx.idempotencyKey);
+      const scope: KeyScope = { actorId: requireViewer(ctx).id, key, fieldPath: responsePathKey(info) };
+      const hash = requestHash(field.coordinate, args);
+      try {
+        for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+          const now = clock();
+          const claimed = await claimKey(db, scope, {
+            requestHash: hash,
+            now,
+            expiresAt: new Date(now.getTime() + ttlMs),
+            staleBefore: new Date(now.getTime() - staleAfterMs),
+          });
+          if (claimed) return firstClaim(scope, now);
+
+          const existing = await readKey(db, scope);
+          if (!existing) continue; // released between our two statements: claim again
+          if (existing.requestHash !== hash) {
+            throw new BadUserInputError(
+              "This Idempotency-Key was already used with other arguments: send a new key for a different request",
+              "Idempotency-Key",
+            );
+          }
+          if (existing.state === "PENDING") {
+            throw new ConflictError("A request with this Idempotency-Key is still being processed: retry once it has finished");
+          }
+          return replay(existing.result as StoredOutcome, existing.charge as ChargeRecord);
+        }
+        throw new ConflictError("A request with this Idempotency-Key is still being processed: retry once it has finished");
+      } catch (err) {
+        if (err instanceof CreditsError) throw err;
+        throw new InternalError("The idempotency key store failed", { cause: err });
+      }
+    },
+  };
+}
+
+function replay(outcome: StoredOutcome, charge: ChargeRecord): IdempotencyClaim {
+  if (outcome.kind === "error") {
+    return { kind: "replay", result: undefined, charge, error: new GraphQLError(outcome.message, { extensions: outcome.extensions }) };
+  }
+  return { kind: "replay", result: outcome.value, charge };
+}
+
+/** The charge as the first call recorded it, without request-specific flags. */
+function storedCharge(charge: ChargeRecord): ChargeRecord {
+  const { replayed: _replayed, ...rest } = charge;
+  return rest;
+}
+
+/** The error's public extensions (code, field …); the HTTP status is derived from the code again on replay. */
+function replayableExtensions(error: GraphQLError): Record<string, unknown> {
+  const { http: _http, stacktrace: _stacktrace, ...extensions } = error.extensions ?? {};
+  return extensions;
+}

@@ -1,0 +1,102 @@
+/**
+ * SQL over idempotency_keys (src/db/schema/idempotency.ts). One row per (actor, key, field path).
+ *
+ * A claim is a single INSERT … ON CONFLICT statement, so of two simultaneous first calls exactly one
+ * inserts and the other finds its row. The conflicting row is taken over only when it has expired,
+ * or when it is PENDING for longer than the settle timeout (its process died: the charge it made is
+ * refunded by the recovery pass, so running the call again cannot charge twice).
+ *
+ * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
+ * the claim they made, so a call that outlived its claim cannot overwrite its successor's.
+ */
+import { sql } from "drizzle-orm";
+import { queryRows, type DbOrTx } from "../db/database.js";
+
+export interface KeyScope {
+  actorId: string;
+  key: string;
+  fieldPath: string;
+}
+
+export interface StoredKey {
+  requestHash: string;
+  state: "PENDING" | "DONE";
+  /** jsonb, parsed by both drivers: the stored outcome envelope (see database-idempotency-gate.ts). */
+  result: unknown;
+  charge: unknown;
+}
+
+/** Claims the key at `now`; true when this call owns it (new, expired or stale). */
+export async function claimKey(
+  db: DbOrTx,
+  scope: KeyScope,
+  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date },
+): Promise<boolean> {
+  const rows = await queryRows<{ claimed: number }>(
+    db,
+    sql`
+      insert into idempotency_keys as k (actor_id, key, field_path, request_hash, state, created_at, expires_at)
+      values (${scope.actorId}, ${scope.key}, ${scope.fieldPath}, ${claim.requestHash}, 'PENDING',
+              ${claim.now.toISOString()}::timestamptz, ${claim.expiresAt.toISOString()}::timestamptz)
+      on conflict (actor_id, key, field_path) do update
+         set request_hash = excluded.request_hash, state = 'PENDING', result = null, charge = null,
+             created_at = excluded.created_at, expires_at = excluded.expires_at
+       where k.expires_at <= ${claim.now.toISOString()}::timestamptz
+          or (k.state = 'PENDING' and k.created_at <= ${claim.staleBefore.toISOString()}::timestamptz)
+      returning 1 as claimed`,
+  );
+  return rows.length === 1;
+}
+
+export async function readKey(db: DbOrTx, scope: KeyScope): Promise<StoredKey | undefined> {
+  const rows = await queryRows<{ request_hash: string; state: "PENDING" | "DONE"; result: unknown; charge: unknown }>(
+    db,
+    sql`select request_hash, state, result, charge from idempotency_keys
+         where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}`,
+  );
+  if (rows.length === 0) return undefined;
+  const row = rows[0];
+  return { requestHash: row.request_hash, state: row.state, result: row.result, charge: row.charge };
+}
+
+/** Stores the outcome of the claim made at `claimedAt`; false when that claim was lost (taken over after a stall). */
+export async function completeKey(
+  db: DbOrTx,
+  scope: KeyScope,
+  claimedAt: Date,
+  outcome: { result: unknown; charge: unknown },
+): Promise<boolean> {
+  const rows = await queryRows<{ done: number }>(
+    db,
+    sql`update idempotency_keys
+           set state = 'DONE', result = ${JSON.stringify(outcome.result)}::jsonb, charge = ${JSON.stringify(outcome.charge)}::jsonb
+         where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}
+           and state = 'PENDING' and created_at = ${claimedAt.toISOString()}::timestamptz
+        returning 1 as done`,
+  );
+  return rows.length === 1;
+}
+
+/** Releases the claim made at `claimedAt`, if this call still holds it. */
+export async function releaseKey(db: DbOrTx, scope: KeyScope, claimedAt: Date): Promise<void> {
+  await db.execute(
+    sql`delete from idempotency_keys
+         where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}
+           and state = 'PENDING' and created_at = ${claimedAt.toISOString()}::timestamptz`,
+  );
+}
+
+/** Deletes up to `limit` keys expired at `now`; returns how many went. */
+export async function purgeExpiredKeys(db: DbOrTx, now: Date, limit: number): Promise<number> {
+  const rows = await queryRows<{ key: string }>(
+    db,
+    sql`delete from idempotency_keys k
+         using (select actor_id, key, field_path from idempotency_keys
+                 where expires_at <= ${now.toISOString()}::timestamptz
+                 limit ${limit}) expired
+         where k.actor_id = expired.actor_id and k.key = expired.key and k.field_path = expired.field_path
+        returning k.key`,
+  );
+  return rows.length;
+}
+

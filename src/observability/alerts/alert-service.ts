@@ -1,0 +1,123 @@
+/**
+ * Raising an alert: store it (credit_alerts), log it, count it and post it to the webhook. Alerts are
+ * raised from the charge path's observers, so raising never throws and never waits: the work runs in
+ * the background, and a database failure while storing is logged, not thrown. The service tracks
+ * what it has in flight so tests can wait for it and app.close() can finish it.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Database } from "../../db/database.js";
+import { sqlState } from "../../db/errors.js";
+import type { Clock } from "../clock.js";
+import type { CreditMetrics } from "../metrics.js";
+import type { AlertRecord, NewAlert } from "./alert.js";
+import { insertAlert, insertSpikeAlertOncePerWindow } from "./alert-store.js";
+import type { WebhookNotifier } from "./webhook-notifier.js";
+
+/** Stores in flight at once; beyond this (a database outage during a failure storm) alerts are only logged. */
+const MAX_PENDING_STORES = 1_000;
+
+export interface AlertServiceDeps {
+  db: Database;
+  logger: Logger;
+  clock: Clock;
+  metrics?: CreditMetrics;
+  webhook?: WebhookNotifier;
+}
+
+export class AlertService {
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly log: Logger;
+
+  constructor(private readonly deps: AlertServiceDeps) {
+    this.log = deps.logger.child({ component: "alerts" });
+  }
+
+  /** Fire and forget: stores, logs and posts the alert in the background. */
+  raise(alert: NewAlert): void {
+    const candidate = this.candidate(alert);
+    if (this.pending.size >= MAX_PENDING_STORES) {
+      // A database outage during a failure storm: keep memory bounded, still log and post the alert.
+      this.announce(candidate, false);
+      return;
+    }
+    this.track(async () => {
+      const stored = await this.store(candidate, () => insertAlert(this.deps.db, candidate));
+      this.announce(stored ?? candidate, stored !== undefined);
+    });
+  }
+
+  /**
+   * Stores a USAGE_SPIKE alert unless the subscription already has one newer than `since`, then logs
+   * and posts it. Resolves to the stored alert; undefined when one of this window already existed
+   * (nothing is logged or posted then) or when storing failed (the alert is still logged and posted).
+   */
+  async raiseSpikeOncePerWindow(alert: NewAlert & { subscriptionId: string }, since: Date): Promise<AlertRecord | undefined> {
+    const candidate = { ...this.candidate(alert), subscriptionId: alert.subscriptionId };
+    let duplicate = false;
+    const stored = await this.store(candidate, async () => {
+      const inserted = await insertSpikeAlertOncePerWindow(this.deps.db, candidate, since);
+      duplicate = inserted === undefined;
+      return inserted;
+    });
+    if (!duplicate) this.announce(stored ?? candidate, stored !== undefined);
+    return stored;
+  }
+
+  /** Runs background work and keeps track of it until it settles; its failure is logged. */
+  track(work: () => Promise<unknown>): void {
+    const task: Promise<unknown> = work()
+      .catch((err) => this.log.error({ err: { type: errorName(err) } }, "background alert work failed"))
+      .finally(() => this.pending.delete(task));
+    this.pending.add(task);
+  }
+
+  /** Resolves once everything raised so far is stored (or failed to be). Webhook posts may still be retrying. */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  /** Finishes stores in flight, then gives webhook deliveries a moment and stops them. */
+  async close(webhookGraceMs?: number): Promise<void> {
+    await this.flush();
+    await this.deps.webhook?.close(webhookGraceMs);
+  }
+
+  private candidate(alert: NewAlert): NewAlert & { id: string; createdAt: Date } {
+    return { ...alert, id: randomUUID(), createdAt: new Date(this.deps.clock.now()) };
+  }
+
+  /** Runs the insert; a failure is logged (never thrown: alerts are best-effort) and gives undefined. */
+  private async store(candidate: NewAlert, insert: () => Promise<AlertRecord | undefined>): Promise<AlertRecord | undefined> {
+    try {
+      return await insert();
+    } catch (err) {
+      this.log.error(
+        { event: "alerts.store_failed", kind: candidate.kind, subscriptionId: candidate.subscriptionId, err: { type: errorName(err), sqlState: sqlState(err) } },
+        "could not store an alert; it is logged and posted only",
+      );
+      return undefined;
+    }
+  }
+
+  /** The alert's log line, metric and webhook post. */
+  private announce(alert: NewAlert & { id: string; createdAt: Date }, stored: boolean): void {
+    this.deps.metrics?.alerts.inc({ kind: alert.kind });
+    this.log.warn(
+      { event: "credits.alert", alertId: alert.id, kind: alert.kind, subscriptionId: alert.subscriptionId, details: alert.details, stored },
+      alert.message,
+    );
+    this.deps.webhook?.send({
+      id: alert.id,
+      kind: alert.kind,
+      subscriptionId: alert.subscriptionId,
+      message: alert.message,
+      details: alert.details,
+      createdAt: alert.createdAt.toISOString(),
+    });
+  }
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
+}

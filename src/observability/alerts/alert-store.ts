@@ -1,0 +1,91 @@
+/**
+ * credit_alerts: storing alerts and reading them back newest first. Alert times come from the
+ * caller's clock, the same clock the spike detector measures windows with.
+ */
+import { sql } from "drizzle-orm";
+import { queryRows, type Database, type DbOrTx } from "../../db/database.js";
+import type { AlertKind, AlertRecord, NewAlert } from "./alert.js";
+
+interface AlertRow {
+  id: string;
+  seq: number | string;
+  subscription_id: string | null;
+  kind: AlertKind;
+  message: string;
+  details: Record<string, unknown> | string | null;
+  created_at: Date | string;
+}
+
+const ALERT_COLUMNS = sql`id, seq, subscription_id, kind, message, details, created_at`;
+
+function alertFromRow(row: AlertRow): AlertRecord {
+  return {
+    id: row.id,
+    seq: Number(row.seq),
+    subscriptionId: row.subscription_id,
+    kind: row.kind,
+    message: row.message,
+    details: typeof row.details === "string" ? JSON.parse(row.details) : (row.details ?? {}),
+    createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at),
+  };
+}
+
+export async function insertAlert(db: DbOrTx, alert: NewAlert & { id: string; createdAt: Date }): Promise<AlertRecord> {
+  const rows = await queryRows<AlertRow>(
+    db,
+    sql`insert into credit_alerts (id, subscription_id, kind, message, details, created_at)
+        values (${alert.id}::uuid, ${alert.subscriptionId}::uuid, ${alert.kind}, ${alert.message},
+                ${JSON.stringify(alert.details)}::jsonb, ${alert.createdAt.toISOString()}::timestamptz)
+        returning ${ALERT_COLUMNS}`,
+  );
+  return alertFromRow(rows[0]);
+}
+
+/**
+ * Stores a USAGE_SPIKE alert unless the subscription already has one raised after `since`: at most
+ * one per subscription per window. The check and the insert run under a transaction-scoped advisory
+ * lock on the subscription, so two instances detecting the same spike at once still store one alert
+ * (a plain "insert … where not exists" would let both through under READ COMMITTED). The lock is
+ * taken only when a spike was detected, which is rare, and is released at commit, so it is safe
+ * through a transaction-mode pooler. Returns undefined when an alert of this window already exists.
+ */
+export async function insertSpikeAlertOncePerWindow(
+  db: Database,
+  alert: NewAlert & { id: string; createdAt: Date; subscriptionId: string },
+  since: Date,
+): Promise<AlertRecord | undefined> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${"credit_alerts:USAGE_SPIKE:" + alert.subscriptionId}))`);
+    const existing = await queryRows<{ one: number }>(
+      tx,
+      sql`select 1 as one from credit_alerts
+           where subscription_id = ${alert.subscriptionId}::uuid and kind = 'USAGE_SPIKE'
+             and created_at > ${since.toISOString()}::timestamptz
+           limit 1`,
+    );
+    if (existing.length > 0) return undefined;
+    return insertAlert(tx, alert);
+  });
+}
+
+export interface AlertPageRequest {
+  subscriptionId?: string;
+  /** Only alerts older than this seq (the `after` cursor). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+/** Up to `limit` alerts, newest first (by seq). */
+export async function listAlerts(db: DbOrTx, request: AlertPageRequest): Promise<AlertRecord[]> {
+  const conditions = [sql`true`];
+  if (request.subscriptionId !== undefined) conditions.push(sql`subscription_id = ${request.subscriptionId}::uuid`);
+  if (request.beforeSeq !== undefined) conditions.push(sql`seq < ${request.beforeSeq}::bigint`);
+  const rows = await queryRows<AlertRow>(
+    db,
+    sql`select ${ALERT_COLUMNS} from credit_alerts
+         where ${sql.join(conditions, sql` and `)}
+         order by seq desc
+         limit ${request.limit}::int`,
+  );
+  return rows.map(alertFromRow);
+}

@@ -1,0 +1,156 @@
+/**
+ * USAGE_SPIKE detection, kept off the charge path: a `charged` event only schedules a check of that
+ * subscription on the clock, `checkDelayMs` later. Charges arriving before the check runs join it
+ * (one check, however many charges), and charges arriving while it runs schedule one more, so a hot
+ * subscription is checked at most once per `checkDelayMs` per instance. After a spike alert the
+ * subscription is left alone for the rest of its window.
+ *
+ * "At most one alert per subscription per window" is enforced in the database (see
+ * insertSpikeAlertOncePerWindow), so it holds across instances and restarts too.
+ */
+import type { Logger } from "pino";
+import type { Database } from "../../db/database.js";
+import type { Clock, TimerHandle } from "../clock.js";
+import type { AlertRecord } from "./alert.js";
+import type { AlertService } from "./alert-service.js";
+import { isUsageSpike, readUsageWindow } from "./usage-window.js";
+
+export interface SpikeSettings {
+  windowMs: number;
+  baselineMs: number;
+  factor: number;
+  minCredits: number;
+  /** Delay between a charge and the check it schedules; default a tenth of the window, 1–30 s. */
+  checkDelayMs?: number;
+}
+
+/** Subscriptions tracked at once (scheduled, or quiet after an alert); bounds memory with many subscriptions. */
+const MAX_TRACKED = 10_000;
+
+interface ScheduledCheck {
+  timer?: TimerHandle;
+  running: boolean;
+  /** A charge arrived while the check ran: check again. */
+  again: boolean;
+}
+
+export class SpikeDetector {
+  private readonly scheduled = new Map<string, ScheduledCheck>();
+  /** Subscriptions alerted recently, with the time their window ends. */
+  private readonly quietUntil = new Map<string, number>();
+  private readonly checkDelayMs: number;
+  private closed = false;
+
+  constructor(
+    private readonly deps: { db: Database; clock: Clock; alerts: AlertService; logger: Logger; settings: SpikeSettings },
+  ) {
+    const { windowMs, checkDelayMs } = deps.settings;
+    this.checkDelayMs = checkDelayMs ?? Math.min(30_000, Math.max(1_000, Math.round(windowMs / 10)));
+  }
+
+  /** Called for every charge; returns at once. */
+  noteCharge(subscriptionId: string): void {
+    if (this.closed) return;
+    const quiet = this.quietUntil.get(subscriptionId);
+    if (quiet !== undefined) {
+      if (quiet > this.deps.clock.now()) return;
+      this.quietUntil.delete(subscriptionId);
+    }
+    const existing = this.scheduled.get(subscriptionId);
+    if (existing) {
+      if (existing.running) existing.again = true;
+      return;
+    }
+    if (this.scheduled.size >= MAX_TRACKED) return; // overloaded: skip rather than grow without bound
+    this.schedule(subscriptionId);
+  }
+
+  /** Checks scheduled or running (for tests and shutdown). */
+  get pendingChecks(): number {
+    return this.scheduled.size;
+  }
+
+  /** Cancels scheduled checks; checks already running finish (the alert service tracks them). */
+  close(): void {
+    this.closed = true;
+    for (const check of this.scheduled.values()) {
+      if (check.timer !== undefined) this.deps.clock.clearTimer(check.timer);
+    }
+    this.scheduled.clear();
+  }
+
+  /** Checks one subscription now: raises and returns a USAGE_SPIKE alert when its usage is a spike. */
+  async check(subscriptionId: string): Promise<AlertRecord | undefined> {
+    const { windowMs, baselineMs, factor, minCredits } = this.deps.settings;
+    const nowMs = this.deps.clock.now();
+    const usage = await readUsageWindow(this.deps.db, { subscriptionId, nowMs, windowMs, baselineMs });
+    if (!isUsageSpike(usage, { factor, minCredits })) return undefined;
+
+    this.rememberQuiet(subscriptionId, nowMs + windowMs);
+    const average = usage.baselineAveragePerWindow;
+    const window = formatDuration(windowMs);
+    return this.deps.alerts.raiseSpikeOncePerWindow(
+      {
+        kind: "USAGE_SPIKE",
+        subscriptionId,
+        message:
+          `Usage spike on subscription ${subscriptionId}: ${usage.recentCredits} credits in the last ${window}, ` +
+          `over ${factor}× its ${formatDuration(baselineMs)} average of ${round(average)} per ${window}`,
+        details: {
+          recentCredits: usage.recentCredits,
+          baselineCredits: usage.baselineCredits,
+          baselineAveragePerWindow: round(average),
+          factor,
+          minCredits,
+          windowSeconds: windowMs / 1000,
+          baselineSeconds: baselineMs / 1000,
+        },
+      },
+      new Date(nowMs - windowMs),
+    );
+  }
+
+  private schedule(subscriptionId: string): void {
+    const check: ScheduledCheck = { running: false, again: false };
+    check.timer = this.deps.clock.setTimer(() => this.run(subscriptionId, check), this.checkDelayMs);
+    this.scheduled.set(subscriptionId, check);
+  }
+
+  private run(subscriptionId: string, check: ScheduledCheck): void {
+    check.timer = undefined;
+    check.running = true;
+    this.deps.alerts.track(async () => {
+      try {
+        await this.check(subscriptionId);
+      } catch (err) {
+        this.deps.logger.warn(
+          { event: "alerts.spike_check_failed", subscriptionId, err: { type: err instanceof Error ? err.name : typeof err } },
+          "usage spike check failed",
+        );
+      } finally {
+        if (this.scheduled.get(subscriptionId) === check) this.scheduled.delete(subscriptionId);
+        if (check.again) this.noteCharge(subscriptionId);
+      }
+    });
+  }
+
+  private rememberQuiet(subscriptionId: string, until: number): void {
+    if (this.quietUntil.size >= MAX_TRACKED) {
+      const oldest = this.quietUntil.keys().next().value;
+      if (oldest !== undefined) this.quietUntil.delete(oldest);
+    }
+    this.quietUntil.set(subscriptionId, until);
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/** 300000 → "5m", 86400000 → "24h": how the settings are written. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [["h", 3_600_000], ["m", 60_000], ["s", 1_000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}

@@ -1,0 +1,118 @@
+/**
+ * Delivers alerts to ALERT_WEBHOOK_URL: one JSON POST per alert, retried with exponential backoff on
+ * network errors, timeouts, 429 and 5xx (other 4xx answers will not change on retry). Deliveries run
+ * in the background and never hold up a request; the notifier keeps track of them, so app.close()
+ * can give them a moment to finish and then stop them.
+ */
+import type { Logger } from "pino";
+
+export interface WebhookRetryPolicy {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** Wait before the first retry; each further retry waits `factor` times longer. */
+  baseDelayMs: number;
+  factor: number;
+  /** Per-attempt time limit. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_WEBHOOK_RETRY: WebhookRetryPolicy = { attempts: 5, baseDelayMs: 500, factor: 4, timeoutMs: 5_000 };
+
+/** Deliveries in flight at once; beyond this an alert is logged and counted but not posted (bounded memory in an alert storm). */
+const MAX_IN_FLIGHT = 100;
+
+export interface WebhookNotifierOptions {
+  url: string;
+  logger: Logger;
+  retry?: Partial<WebhookRetryPolicy>;
+  /** Called when a delivery is given up or dropped. */
+  onFailure?: () => void;
+}
+
+export class WebhookNotifier {
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly stop = new AbortController();
+  private readonly retry: WebhookRetryPolicy;
+  /** Only the origin is ever logged: webhook URLs often carry a secret in their path or query. */
+  private readonly target: string;
+
+  constructor(private readonly options: WebhookNotifierOptions) {
+    this.retry = { ...DEFAULT_WEBHOOK_RETRY, ...options.retry };
+    this.target = new URL(options.url).origin;
+  }
+
+  /** Starts delivering `payload` in the background. */
+  send(payload: Record<string, unknown>): void {
+    if (this.stop.signal.aborted) return;
+    if (this.inFlight.size >= MAX_IN_FLIGHT) {
+      this.options.logger.warn({ event: "alerts.webhook_dropped", target: this.target }, "too many alert webhook deliveries in flight; alert not posted");
+      this.options.onFailure?.();
+      return;
+    }
+    const delivery = this.deliver(JSON.stringify(payload)).finally(() => this.inFlight.delete(delivery));
+    this.inFlight.add(delivery);
+  }
+
+  get pending(): number {
+    return this.inFlight.size;
+  }
+
+  /** Waits up to `graceMs` for deliveries in flight, then aborts the rest (no further retries). */
+  async close(graceMs = 2_000): Promise<void> {
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.inFlight]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.stop.abort();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async deliver(body: string): Promise<void> {
+    const { attempts, baseDelayMs, factor, timeoutMs } = this.retry;
+    let problem = "";
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (this.stop.signal.aborted) break;
+      try {
+        const res = await fetch(this.options.url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+          signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(timeoutMs)]),
+        });
+        await res.body?.cancel().catch(() => undefined);
+        if (res.ok) return;
+        problem = `HTTP ${res.status}`;
+        if (res.status < 500 && res.status !== 429) break;
+      } catch (err) {
+        problem = err instanceof Error ? err.name : "network error";
+      }
+      if (attempt < attempts) await this.wait(baseDelayMs * factor ** (attempt - 1));
+    }
+    this.options.logger.error(
+      { event: "alerts.webhook_failed", target: this.target, problem, stopped: this.stop.signal.aborted },
+      "alert webhook delivery failed",
+    );
+    this.options.onFailure?.();
+  }
+
+  /** Backoff with jitter (so many instances do not retry in step); cut short when the notifier stops. */
+  private wait(ms: number): Promise<void> {
+    const jittered = ms / 2 + Math.random() * (ms / 2);
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, jittered).unref();
+      const signal = this.stop.signal;
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+}

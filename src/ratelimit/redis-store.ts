@@ -1,0 +1,103 @@
+/**
+ * The Redis rate-limit store (REDIS_URL), shared by every server instance. Exact under concurrency
+ * because the whole check-and-record is one Lua script, which Redis runs atomically: no other
+ * command touches the counter between the count and the write, whichever instance sent it.
+ *
+ * Each counter is a sorted set of the calls that ran (score = timestamp in ms, member unique per
+ * call), so the sliding window is graphql-rate-limit's; a refused call adds nothing, so a set never
+ * holds more than `max` members, and it expires with its newest call.
+ *
+ * ioredis 6.0.0's defineCommand hangs when the script is not yet cached on the server (its NOSCRIPT
+ * fallback never answers), so the script is sent with EVALSHA and, on NOSCRIPT, once with EVAL.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { RateLimitHit, RateLimitStore, RateLimitVerdict } from "./rate-limit-store.js";
+
+// KEYS[1] counter; ARGV: now (ms), window (ms), max, cost, unique member prefix.
+// Returns {allowed 0|1, used, retryAfterMs}.
+const HIT_SCRIPT = `
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+-- graphql-rate-limit keeps a timestamp t while t + window > now
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local used = redis.call('ZCARD', key)
+if used + cost > max then
+  if cost > max then return {0, used, window} end
+  local rank = used + cost - max - 1
+  local blocking = redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
+  return {0, used, math.max(1, tonumber(blocking[2]) + window - now)}
+end
+for i = 1, cost do
+  redis.call('ZADD', key, now, ARGV[5] .. ':' .. i)
+end
+local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', key, math.max(1, tonumber(newest[2]) + window - now))
+return {1, used + cost, 0}
+`;
+const HIT_SCRIPT_SHA = createHash("sha1").update(HIT_SCRIPT).digest("hex");
+
+export interface RedisRateLimitStoreOptions {
+  url: string;
+  /** Prepended to every key (RATE_LIMIT_KEY_PREFIX). */
+  keyPrefix: string;
+  /** Longest wait for one answer, connecting included (RATE_LIMIT_STORE_TIMEOUT). */
+  timeoutMs: number;
+  logger: Logger;
+}
+
+export class RedisRateLimitStore implements RateLimitStore {
+  readonly kind = "redis" as const;
+  private readonly client: Redis;
+  private readonly keyPrefix: string;
+  private connectionFailing = false;
+
+  constructor(options: RedisRateLimitStoreOptions) {
+    this.keyPrefix = options.keyPrefix;
+    this.client = new Redis(options.url, {
+      // A call waits for Redis at most timeoutMs, and is not retried over more than one reconnect:
+      // during an outage the limiter must answer (open or closed) quickly, not queue requests.
+      commandTimeout: options.timeoutMs,
+      connectTimeout: Math.max(options.timeoutMs, 1_000),
+      maxRetriesPerRequest: 1,
+    });
+    const log = options.logger.child({ component: "rate-limit-store", store: "redis" });
+    // ioredis reports every failed reconnect; one line when the connection starts failing and one
+    // when it is back keep an outage readable.
+    this.client.on("error", (err: Error) => {
+      if (this.connectionFailing) return;
+      this.connectionFailing = true;
+      log.error({ err }, "rate limit store: Redis connection failing; reconnecting in the background");
+    });
+    this.client.on("ready", () => {
+      if (!this.connectionFailing) return;
+      this.connectionFailing = false;
+      log.info("rate limit store: Redis connection restored");
+    });
+  }
+
+  async hit(hit: RateLimitHit): Promise<RateLimitVerdict> {
+    const args = [1, this.keyPrefix + hit.key, hit.now, hit.windowMs, hit.max, hit.cost, randomUUID()] as const;
+    let reply: unknown;
+    try {
+      reply = await this.client.evalsha(HIT_SCRIPT_SHA, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+      reply = await this.client.eval(HIT_SCRIPT, ...args);
+    }
+    const [allowed, used, retryAfterMs] = reply as [number, number, number];
+    return allowed === 1 ? { allowed: true, used } : { allowed: false, used, retryAfterMs };
+  }
+
+  async close(): Promise<void> {
+    if (this.client.status === "ready") {
+      await this.client.quit().catch(() => this.client.disconnect());
+    } else {
+      this.client.disconnect();
+    }
+  }
+}

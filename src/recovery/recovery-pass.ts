@@ -1,0 +1,169 @@
+/**
+ * The recovery pass: every debit ends settled. A debit whose process died before it settled (crash,
+ * SIGKILL, lost connection during the settle or the refund) keeps its pending_charges row; once the
+ * row is older than CHARGE_SETTLE_TIMEOUT this pass refunds it whole, and it purges expired
+ * idempotency keys.
+ *
+ * Any number of instances may run it at once: each refund is one statement that deletes the pending
+ * row while it gives the credits back (refundPendingCharge), so of two instances refunding the same
+ * charge exactly one writes the REFUND, and the other finds nothing left to do. A charge that
+ * succeeds after it was refunded here is reported by the charge wrapper (observer.lateSettlement)
+ * and is never charged again.
+ */
+import { sql } from "drizzle-orm";
+import type { Logger } from "pino";
+import { queryRows, type Database } from "../db/database.js";
+import type { ChargeObserver } from "../credits/charge-observer.js";
+import { refundPendingCharge } from "../ledger/settle.js";
+import { purgeExpiredKeys } from "../idempotency/idempotency-store.js";
+
+export const RECOVERY_REFUND_REASON = "recovery: unsettled charge";
+
+export interface RecoveryPassOptions {
+  db: Database;
+  /** Pending charges older than this are refunded (CHARGE_SETTLE_TIMEOUT). */
+  settleTimeoutMs: number;
+  /** Rows read and refunded per batch (RECOVERY_BATCH_SIZE). */
+  batchSize?: number;
+  /** Injectable for tests; the wall clock by default. */
+  clock?: () => Date;
+  logger: Logger;
+  /** Receives a `refunded` event per recovered charge (logs, metrics); a failed refund is `transactionFailed`. */
+  observer?: ChargeObserver;
+}
+
+export interface RecoveryReport {
+  /** Refunds this pass wrote. */
+  refunded: number;
+  /** Credits those refunds gave back. */
+  refundedCredits: number;
+  /** Pending rows that were settled by someone else (the request itself, another instance) before this pass reached them. */
+  alreadySettled: number;
+  /** Refunds that failed on the database; the rows stay pending and the next pass retries them. */
+  failed: number;
+  purgedIdempotencyKeys: number;
+  batches: number;
+  durationMs: number;
+}
+
+interface PendingRow {
+  subscription_id: string;
+  entry_id: string;
+  credit_type: string;
+  amount: number | string;
+  operation: string | null;
+  actor_id: string | null;
+  request_id: string | null;
+  created_at: Date | string;
+  /** created_at as text: the keyset cursor must keep PostgreSQL's microseconds, which a JS Date drops. */
+  cursor: string;
+}
+
+const DEFAULT_BATCH_SIZE = 100;
+
+export async function runRecoveryPass(options: RecoveryPassOptions): Promise<RecoveryReport> {
+  const { db, logger, observer } = options;
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const log = logger.child({ component: "recovery" });
+  const started = performance.now();
+  const now = (options.clock ?? (() => new Date()))();
+  const cutoff = new Date(now.getTime() - options.settleTimeoutMs);
+  const report: RecoveryReport = { refunded: 0, refundedCredits: 0, alreadySettled: 0, failed: 0, purgedIdempotencyKeys: 0, batches: 0, durationMs: 0 };
+
+  // Keyset pagination over (created_at, entry_id): a row whose refund keeps failing is passed over
+  // until the next pass instead of being read again and again by this one.
+  let after: { createdAt: string; entryId: string } | undefined;
+  for (;;) {
+    const rows = await selectUnsettled(db, cutoff, after, batchSize);
+    if (rows.length === 0) break;
+    report.batches++;
+    for (const row of rows) await refundUnsettled(db, row, now, report, log, observer);
+    const last = rows[rows.length - 1];
+    after = { createdAt: last.cursor, entryId: last.entry_id };
+    if (rows.length < batchSize) break;
+    log.info({ event: "recovery.progress", batches: report.batches, refunded: report.refunded, failed: report.failed }, "recovery pass in progress");
+  }
+
+  for (;;) {
+    const purged = await purgeExpiredKeys(db, now, batchSize * 10);
+    report.purgedIdempotencyKeys += purged;
+    if (purged < batchSize * 10) break;
+  }
+
+  report.durationMs = Math.round(performance.now() - started);
+  const didWork = report.refunded + report.failed + report.alreadySettled + report.purgedIdempotencyKeys > 0;
+  const summary = { event: "recovery.pass", ...report, settleTimeoutMs: options.settleTimeoutMs };
+  if (report.failed > 0) log.error(summary, "recovery pass finished with failed refunds (retried next pass)");
+  else if (didWork) log.info(summary, "recovery pass finished");
+  else log.debug(summary, "recovery pass finished: nothing to do");
+  return report;
+}
+
+async function selectUnsettled(
+  db: Database,
+  cutoff: Date,
+  after: { createdAt: string; entryId: string } | undefined,
+  limit: number,
+): Promise<PendingRow[]> {
+  const afterCursor = after
+    ? sql`and (created_at, entry_id) > (${after.createdAt}::timestamptz, ${after.entryId}::uuid)`
+    : sql``;
+  return queryRows<PendingRow>(
+    db,
+    sql`select subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id, created_at, created_at::text as cursor
+          from pending_charges
+         where created_at < ${cutoff.toISOString()}::timestamptz ${afterCursor}
+         order by created_at, entry_id
+         limit ${limit}`,
+  );
+}
+
+async function refundUnsettled(
+  db: Database,
+  row: PendingRow,
+  now: Date,
+  report: RecoveryReport,
+  log: Logger,
+  observer: ChargeObserver | undefined,
+): Promise<void> {
+  const facts = {
+    requestId: row.request_id ?? "recovery",
+    operation: row.operation ?? "",
+    subscriptionId: row.subscription_id,
+    creditType: row.credit_type,
+    actorId: row.actor_id ?? "",
+  };
+  try {
+    // The REFUND keeps the original request id, so the ledger ties it to the request that was charged.
+    const entry = await refundPendingCharge(db, {
+      subscriptionId: row.subscription_id,
+      entryId: row.entry_id,
+      reason: RECOVERY_REFUND_REASON,
+      actorId: null,
+      requestId: row.request_id,
+    });
+    if (!entry) {
+      report.alreadySettled++;
+      return;
+    }
+    report.refunded++;
+    report.refundedCredits += entry.amount;
+    log.warn(
+      {
+        event: "recovery.refunded",
+        ...facts,
+        entryId: row.entry_id,
+        refundEntryId: entry.id,
+        refunded: entry.amount,
+        remaining: entry.balanceAfter,
+        pendingSinceMs: now.getTime() - new Date(row.created_at).getTime(),
+      },
+      "refunded a charge its request never settled",
+    );
+    observer?.refunded({ ...facts, entryId: row.entry_id, refunded: entry.amount, remaining: entry.balanceAfter, reason: RECOVERY_REFUND_REASON });
+  } catch (err) {
+    report.failed++;
+    observer?.transactionFailed({ ...facts, stage: "refund", entryId: row.entry_id, amount: Number(row.amount), error: err });
+    log.error({ event: "recovery.refund_failed", ...facts, entryId: row.entry_id, err }, "recovery refund failed; the next pass retries it");
+  }
+}

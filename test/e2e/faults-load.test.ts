@@ -1,0 +1,183 @@
+/**
+ * Load and database faults on real PostgreSQL, with servers that each open their own pool (as
+ * separate instances would):
+ * - 200 simultaneous debits across two instances: exactly the affordable number succeed, the balance
+ *   ends at zero, the ledger audit is clean;
+ * - every connection of the database killed again and again during load: some requests fail with a
+ *   masked 500, no credit is lost or created, and after a recovery pass every debit is settled;
+ * - the database refusing connections (as while PostgreSQL restarts): /health answers 503, and the
+ *   server recovers by itself once the database is back. The shared PostgreSQL server is never
+ *   restarted: only this test's own database is closed to connections.
+ */
+import { sql } from "drizzle-orm";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createPostgresDatabase, type TestDatabase } from "../helpers/databases.js";
+import { postgresAvailable, TEST_DATABASE_URL } from "../helpers/services.js";
+import { fundedSubscription, startTestServer, userToken, type GraphQLResponse, type TestServer } from "../helpers/test-app.js";
+import { queryRows, type Database } from "../../src/db/database.js";
+import { MASKED_MESSAGE } from "../../src/graphql/format-error.js";
+import { auditLedger } from "../../src/ledger/audit.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
+
+const RUN_AI = `mutation Run($sub: ID!) { runAiTask(subscriptionId: $sub, input: { prompt: "load", maxTokens: 16 }) { output } }`;
+/** High enough that the per-caller rate limit never decides these tests. */
+const ENV = { RATE_LIMIT_DEFAULT: "100000/1m" };
+
+async function balance(db: Database, subscriptionId: string): Promise<number> {
+  const rows = await queryRows<{ balance: number }>(
+    db,
+    sql`select balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = 'ai'`,
+  );
+  return Number(rows[0].balance);
+}
+
+async function ledgerFacts(db: Database, subscriptionId: string) {
+  const rows = await queryRows<{ debits: number; refunded_debits: number; max_refunds: number; pending: number }>(
+    db,
+    sql`select count(*)::int as debits,
+               count(*) filter (where r.n > 0)::int as refunded_debits,
+               coalesce(max(r.n), 0)::int as max_refunds,
+               (select count(*)::int from pending_charges where subscription_id = ${subscriptionId}::uuid) as pending
+          from credit_ledger d
+          cross join lateral (select count(*) as n from credit_ledger r
+                               where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND') r
+         where d.subscription_id = ${subscriptionId}::uuid and d.kind = 'DEBIT'`,
+  );
+  const row = rows[0];
+  return { debits: Number(row.debits), refundedDebits: Number(row.refunded_debits), maxRefunds: Number(row.max_refunds), pending: Number(row.pending) };
+}
+
+function statusCounts(responses: GraphQLResponse[]): Record<number, number> {
+  const counts: Record<number, number> = {};
+  for (const r of responses) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  return counts;
+}
+
+async function adminClient(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  return client;
+}
+
+describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", () => {
+  let database: TestDatabase;
+  let servers: TestServer[] = [];
+  let admin: pg.Client;
+  let dbName: string;
+
+  beforeAll(async () => {
+    admin = await adminClient();
+  });
+  afterAll(async () => {
+    await admin?.end();
+  });
+  beforeEach(async () => {
+    database = await createPostgresDatabase(4);
+    dbName = new URL(database.url!).pathname.slice(1);
+  });
+  afterEach(async () => {
+    await admin.query(`alter database ${dbName} allow_connections true`);
+    await Promise.all(servers.map((s) => s.close()));
+    servers = [];
+    await database.dispose();
+  });
+
+  const startInstance = async () => {
+    const server = await startTestServer({ env: { ...ENV, DATABASE_URL: database.url! } });
+    servers.push(server);
+    return server;
+  };
+
+  it("200 simultaneous debits across two instances: exactly the affordable number succeed", async () => {
+    const [a, b] = [await startInstance(), await startInstance()];
+    const sub = await fundedSubscription(database, "load-owner", { ai: 150 });
+    const token = await userToken("load-owner");
+    const responses = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).gql(RUN_AI, { sub }, { token })));
+
+    expect(statusCounts(responses)).toEqual({ 200: 150, 402: 50 });
+    for (const refused of responses.filter((r) => r.status === 402)) {
+      expect(refused.body.errors![0].extensions).toMatchObject({ code: "INSUFFICIENT_CREDITS", required: 1, available: 0 });
+    }
+    expect(await balance(database.db, sub)).toBe(0);
+    expect(await ledgerFacts(database.db, sub)).toEqual({ debits: 150, refundedDebits: 0, maxRefunds: 0, pending: 0 });
+    expect((await auditLedger(database.db)).ok).toBe(true);
+  });
+
+  it("connections killed during load: some requests fail with a masked 500, no credit is lost or created", async () => {
+    const [a, b] = [await startInstance(), await startInstance()];
+    const sub = await fundedSubscription(database, "kill-owner", { ai: 1_000 });
+    const token = await userToken("kill-owner");
+
+    let loading = true;
+    let kills = 0;
+    const killer = (async () => {
+      while (loading) {
+        const killed = await admin.query(
+          "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+          [dbName],
+        );
+        kills += killed.rowCount ?? 0;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const responses: GraphQLResponse[] = [];
+    try {
+      // Three waves, so the load outlasts several rounds of killing.
+      for (let wave = 0; wave < 3; wave++) {
+        responses.push(...(await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).gql(RUN_AI, { sub }, { token })))));
+      }
+    } finally {
+      loading = false;
+      await killer;
+    }
+
+    const counts = statusCounts(responses);
+    expect(kills).toBeGreaterThan(0);
+    expect(Object.keys(counts).sort()).toEqual(expect.arrayContaining(["500"]));
+    expect(Object.keys(counts).every((s) => s === "200" || s === "500")).toBe(true);
+    for (const failed of responses.filter((r) => r.status === 500)) {
+      expect(failed.body.errors![0]).toMatchObject({ message: MASKED_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR" } });
+      expect(JSON.stringify(failed.body)).not.toMatch(/terminat|connection|sql|select|insert/i);
+    }
+
+    // A debit that committed but whose request died is refunded by the recovery pass.
+    await runRecoveryPass({ db: database.db, settleTimeoutMs: 60_000, logger: createLogger("silent"), clock: () => new Date(Date.now() + 120_000) });
+    const facts = await ledgerFacts(database.db, sub);
+    expect(facts.pending).toBe(0);
+    expect(facts.maxRefunds).toBeLessThanOrEqual(1);
+    const charged = facts.debits - facts.refundedDebits;
+    // Every 500 is refunded; a 200 whose settle was cut off may have been refunded too (a free call).
+    expect(charged).toBeLessThanOrEqual(counts[200] ?? 0);
+    expect(await balance(database.db, sub)).toBe(1_000 - charged);
+    expect((await auditLedger(database.db)).ok).toBe(true);
+
+    // Both instances work again on fresh connections.
+    expect((await a.gql(RUN_AI, { sub }, { token })).status).toBe(200);
+    expect((await b.gql(RUN_AI, { sub }, { token })).status).toBe(200);
+  });
+
+  it("/health says 503 while the database refuses connections, and the server recovers by itself", async () => {
+    const server = await startInstance();
+    const sub = await fundedSubscription(database, "health-owner", { ai: 10 });
+    const token = await userToken("health-owner");
+    const health = async () => (await fetch(`${server.url}/health`)).status;
+    expect(await health()).toBe(200);
+
+    // What a PostgreSQL restart looks like to the server: every connection dropped, none accepted.
+    await admin.query(`alter database ${dbName} allow_connections false`);
+    await admin.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", [dbName]);
+    expect(await health()).toBe(503);
+    const down = await server.gql(RUN_AI, { sub }, { token });
+    expect(down.status).toBe(500);
+    expect(down.body.errors![0]).toMatchObject({ message: MASKED_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR" } });
+
+    await admin.query(`alter database ${dbName} allow_connections true`);
+    expect(await health()).toBe(200);
+    const up = await server.gql(RUN_AI, { sub }, { token });
+    expect(up.status).toBe(200);
+    expect(await balance(database.db, sub)).toBe(9);
+    expect((await auditLedger(database.db)).ok).toBe(true);
+  });
+});

@@ -1,0 +1,311 @@
+/**
+ * Idempotency-Key over HTTP, on PGlite and PostgreSQL: a metered mutation sent with a key is charged
+ * at most once; a retry replays the stored result and charge; a retry while the first runs is 409;
+ * other arguments are 400; keys are per caller and per field path; expired and stale keys run again.
+ */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { adminToken, fundedSubscription, postGraphQL, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
+import { queryRows } from "../../src/db/database.js";
+import { auditLedger } from "../../src/ledger/audit.js";
+import { changeBalance } from "../../src/ledger/change-balance.js";
+import { loadConfig } from "../../src/config/config.js";
+import { createApp } from "../../src/app/create-app.js";
+import { createLogger } from "../../src/observability/logger.js";
+
+const RUN_AI = `mutation Run($sub: ID!, $prompt: String!) {
+  runAiTask(subscriptionId: $sub, input: { prompt: $prompt, maxTokens: 16 }) { output tokensUsed }
+}`;
+
+const RUN_TWO = `mutation RunTwo($sub: ID!) {
+  first: runAiTask(subscriptionId: $sub, input: { prompt: "one", maxTokens: 16 }) { output }
+  second: runAiTask(subscriptionId: $sub, input: { prompt: "two", maxTokens: 16 }) { output }
+}`;
+
+interface LedgerRow {
+  kind: string;
+  amount: number;
+  refund_of: string | null;
+}
+
+async function ledgerOf(database: TestDatabase, subscriptionId: string): Promise<LedgerRow[]> {
+  const rows = await queryRows<LedgerRow>(
+    database.db,
+    sql`select kind, amount, refund_of from credit_ledger where subscription_id = ${subscriptionId}::uuid order by seq`,
+  );
+  return rows.map((r) => ({ ...r, amount: Number(r.amount) }));
+}
+
+async function balanceOf(database: TestDatabase, subscriptionId: string): Promise<number> {
+  const rows = await queryRows<{ balance: number }>(
+    database.db,
+    sql`select balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = 'ai'`,
+  );
+  return Number(rows[0].balance);
+}
+
+const key = (() => {
+  let n = 0;
+  return (label: string) => `${label}-${Date.now()}-${++n}`;
+})();
+
+describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
+  let database: TestDatabase;
+  let server: TestServer;
+  let ownerToken: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+    server = await startTestServer({
+      database,
+      env: { SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: "800", RATE_LIMIT_DEFAULT: "10000/1m" },
+    });
+    ownerToken = await userToken("idem-owner");
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.dispose();
+  });
+
+  const run = (sub: string, idempotencyKey: string | undefined, options: { prompt?: string; token?: string; headers?: Record<string, string> } = {}) =>
+    server.gql(RUN_AI, { sub, prompt: options.prompt ?? "hello" }, {
+      token: options.token ?? ownerToken,
+      headers: { ...(idempotencyKey === undefined ? {} : { "idempotency-key": idempotencyKey }), ...(options.headers ?? {}) },
+    });
+
+  it("a retry replays the result and the original charge with replayed: true and charges nothing", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("replay");
+    const first = await run(sub, k);
+    expect(first.status).toBe(200);
+    const charge = first.body.extensions!.credits.charges[0];
+    expect(charge).toMatchObject({ charged: 1, refunded: 0, remaining: 9 });
+    expect(charge.replayed).toBeUndefined();
+
+    const retry = await run(sub, k);
+    expect(retry.status).toBe(200);
+    expect(retry.body.data).toEqual(first.body.data);
+    const replayed = retry.body.extensions!.credits.charges[0];
+    expect(replayed).toEqual({ ...charge, replayed: true });
+
+    expect((await ledgerOf(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(1);
+    expect(await balanceOf(database, sub)).toBe(9);
+  });
+
+  it("concurrent duplicates: exactly one runs, the others get CONFLICT (409) and nothing is charged twice", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("concurrent");
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () => run(sub, k, { headers: { "x-simulate-failure": "slow" } })),
+    );
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 409, 409, 409, 409]);
+    for (const conflict of responses.filter((r) => r.status === 409)) {
+      expect(conflict.body.errors![0].extensions.code).toBe("CONFLICT");
+      expect(conflict.body.extensions?.credits?.charges ?? []).toEqual([]);
+    }
+    expect((await ledgerOf(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(1);
+    expect(await balanceOf(database, sub)).toBe(9);
+
+    // Once the first has finished, the same key replays.
+    const retry = await run(sub, k);
+    expect(retry.status).toBe(200);
+    expect(retry.body.extensions!.credits.charges[0].replayed).toBe(true);
+  });
+
+  it("the same key with other arguments is BAD_USER_INPUT (400) and charges nothing", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("args");
+    expect((await run(sub, k, { prompt: "first prompt" })).status).toBe(200);
+    const other = await run(sub, k, { prompt: "another prompt" });
+    expect(other.status).toBe(400);
+    expect(other.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+    expect(other.body.errors![0].message).toMatch(/Idempotency-Key/);
+    expect(await balanceOf(database, sub)).toBe(9);
+  });
+
+  it("keys are per caller: another caller's identical key runs independently", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("caller");
+    const mine = await run(sub, k);
+    const admins = await run(sub, k, { token: await adminToken("idem-admin") });
+    expect(mine.status).toBe(200);
+    expect(admins.status).toBe(200);
+    expect(admins.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+    expect(admins.body.extensions!.credits.charges[0].entryId).not.toBe(mine.body.extensions!.credits.charges[0].entryId);
+    expect(await balanceOf(database, sub)).toBe(8);
+  });
+
+  it("keys are per field path: two aliased fields under one key are charged and replayed separately", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("paths");
+    const headers = { "idempotency-key": k };
+    const first = await server.gql(RUN_TWO, { sub }, { token: ownerToken, headers });
+    expect(first.status).toBe(200);
+    const charges = first.body.extensions!.credits.charges;
+    expect(charges.map((c: { path: string[] }) => c.path)).toEqual([["first"], ["second"]]);
+
+    const retry = await server.gql(RUN_TWO, { sub }, { token: ownerToken, headers });
+    expect(retry.body.data).toEqual(first.body.data);
+    const replayed = retry.body.extensions!.credits.charges;
+    expect(replayed.map((c: { entryId: string }) => c.entryId)).toEqual(charges.map((c: { entryId: string }) => c.entryId));
+    expect(replayed.every((c: { replayed?: boolean }) => c.replayed === true)).toBe(true);
+    expect(await balanceOf(database, sub)).toBe(8);
+  });
+
+  it("an expired key runs again", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("expired");
+    expect((await run(sub, k)).status).toBe(200);
+    await database.db.execute(sql`update idempotency_keys set expires_at = now() - interval '1 second' where key = ${k}`);
+    const again = await run(sub, k);
+    expect(again.status).toBe(200);
+    expect(again.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+    expect(await balanceOf(database, sub)).toBe(8);
+  });
+
+  it("a PENDING key older than CHARGE_SETTLE_TIMEOUT (its process died) does not block: the call runs", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("stale");
+    await database.db.execute(
+      sql`insert into idempotency_keys (actor_id, key, field_path, request_hash, state, created_at, expires_at)
+          values ('idem-owner', ${k}, 'runAiTask', 'hash-of-a-dead-request', 'PENDING', now() - interval '6 minutes', now() + interval '1 day')`,
+    );
+    const res = await run(sub, k);
+    expect(res.status).toBe(200);
+    expect(res.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+    const rows = await queryRows<{ state: string }>(database.db, sql`select state from idempotency_keys where key = ${k}`);
+    expect(rows).toEqual([{ state: "DONE" }]);
+  });
+
+  it("a fresh PENDING key from another request answers CONFLICT", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("fresh-pending");
+    const slow = run(sub, k, { headers: { "x-simulate-failure": "slow" } });
+    await waitFor(async () => (await queryRows(database.db, sql`select 1 from idempotency_keys where key = ${k}`)).length === 1);
+    const conflict = await run(sub, k);
+    expect(conflict.status).toBe(409);
+    expect((await slow).status).toBe(200);
+  });
+
+  it("after a system error (refunded) the key is released and a retry runs and is charged once", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("system");
+    const failed = await run(sub, k, { headers: { "x-simulate-failure": "system" } });
+    expect(failed.status).toBe(500);
+    expect(failed.body.errors![0].extensions.code).toBe("INTERNAL_SERVER_ERROR");
+    expect(failed.body.extensions!.credits.charges[0]).toMatchObject({ charged: 1, refunded: 1, remaining: 10 });
+
+    const retry = await run(sub, k);
+    expect(retry.status).toBe(200);
+    expect(retry.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+    expect((await ledgerOf(database, sub)).map((e) => e.kind)).toEqual(["GRANT", "DEBIT", "REFUND", "DEBIT"]);
+    expect(await balanceOf(database, sub)).toBe(9);
+  });
+
+  it("after a user-input error (charge kept) a retry replays the same error and charge without paying again", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("input");
+    const failed = await run(sub, k, { headers: { "x-simulate-failure": "input" } });
+    expect(failed.status).toBe(400);
+    expect(failed.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+    const charge = failed.body.extensions!.credits.charges[0];
+    expect(charge).toMatchObject({ charged: 1, refunded: 0 });
+
+    const retry = await run(sub, k);
+    expect(retry.status).toBe(400);
+    expect(retry.body.errors![0].message).toBe(failed.body.errors![0].message);
+    expect(retry.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+    expect(retry.body.errors![0].path).toEqual(["runAiTask"]);
+    expect(retry.body.extensions!.credits.charges[0]).toEqual({ ...charge, replayed: true });
+    expect((await ledgerOf(database, sub)).map((e) => e.kind)).toEqual(["GRANT", "DEBIT"]);
+    expect(await balanceOf(database, sub)).toBe(9);
+  });
+
+  it("a call refused before the debit (insufficient credits) leaves the key free for a retry", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 0 });
+    const k = key("refused");
+    const refused = await run(sub, k);
+    expect(refused.status).toBe(402);
+    await changeBalance(database.db, {
+      subscriptionId: sub,
+      creditType: "ai",
+      kind: "GRANT",
+      delta: 5,
+      actorId: "test-setup",
+      reason: "top-up",
+      requestId: null,
+    });
+    const retry = await run(sub, k);
+    expect(retry.status).toBe(200);
+    expect(retry.body.extensions!.credits.charges[0]).toMatchObject({ charged: 1, remaining: 4 });
+    expect(retry.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+  });
+
+  it("malformed keys are BAD_USER_INPUT (400) and charge nothing", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    for (const bad of ["", "x".repeat(256), "tab\there"]) {
+      const res = await run(sub, bad);
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(res.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+      expect(res.body.errors![0].message).toMatch(/Idempotency-Key/);
+    }
+    expect((await run(sub, "k".repeat(255))).status).toBe(200);
+    expect(await balanceOf(database, sub)).toBe(9);
+  });
+
+  it("without the header nothing is stored", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const before = await queryRows<{ n: number }>(database.db, sql`select count(*)::int as n from idempotency_keys`);
+    expect((await run(sub, undefined)).status).toBe(200);
+    expect((await run(sub, undefined)).status).toBe(200);
+    const after = await queryRows<{ n: number }>(database.db, sql`select count(*)::int as n from idempotency_keys`);
+    expect(Number(after[0].n)).toBe(Number(before[0].n));
+    expect(await balanceOf(database, sub)).toBe(8);
+  });
+
+  it("the ledger audit stays clean", async () => {
+    expect((await auditLedger(database.db)).ok).toBe(true);
+  });
+});
+
+describe("Idempotency-Key expiry with an injected clock", () => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase("pglite");
+  });
+  afterAll(() => database?.dispose());
+
+  it("a key is replayed within IDEMPOTENCY_TTL and runs again once the clock passes it", async () => {
+    let now = Date.now();
+    const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "silent", IDEMPOTENCY_TTL: "1h", PGLITE_DIR: "memory://" });
+    const app = await createApp(config, { database, logger: createLogger("silent"), clock: () => new Date(now) });
+    try {
+      const url = await app.listen(0, "127.0.0.1");
+      const sub = await fundedSubscription(database, "clock-owner", { ai: 10 });
+      const token = await userToken("clock-owner");
+      const call = () => postGraphQL(`${url}/graphql`, RUN_AI, { sub, prompt: "tick" }, { token, headers: { "idempotency-key": "clock-key" } });
+
+      expect((await call()).body.extensions!.credits.charges[0].replayed).toBeUndefined();
+      now += 59 * 60_000;
+      expect((await call()).body.extensions!.credits.charges[0].replayed).toBe(true);
+      now += 2 * 60_000;
+      const after = await call();
+      expect(after.status).toBe(200);
+      expect(after.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+      expect(after.body.extensions!.credits.charges[0].remaining).toBe(8);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

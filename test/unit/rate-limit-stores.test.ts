@@ -1,0 +1,153 @@
+/**
+ * The rate-limit stores, memory and real Redis, through the same cases: exact under a burst of
+ * simultaneous calls (for Redis, from two clients, as two server instances would), sliding windows
+ * that expire on an injected clock, retry times, arrayLengthField costs, and refused calls that
+ * are not counted.
+ */
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { afterAll, describe, expect, it } from "vitest";
+import { MemoryRateLimitStore } from "../../src/ratelimit/memory-store.js";
+import { RedisRateLimitStore } from "../../src/ratelimit/redis-store.js";
+import type { RateLimitHit, RateLimitStore } from "../../src/ratelimit/rate-limit-store.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { redisAvailable, TEST_REDIS_URL } from "../helpers/services.js";
+
+const logger = createLogger("silent");
+const T0 = 1_700_000_000_000;
+const WINDOW = 60_000;
+
+interface StoreCase {
+  name: string;
+  available: boolean;
+  /** Two stores sharing one set of counters (for Redis: two clients, one key prefix). */
+  open(): { a: RateLimitStore; b: RateLimitStore };
+}
+
+const opened: RateLimitStore[] = [];
+const CASES: StoreCase[] = [
+  {
+    name: "memory",
+    available: true,
+    open() {
+      const store = new MemoryRateLimitStore();
+      opened.push(store);
+      return { a: store, b: store };
+    },
+  },
+  {
+    name: "redis",
+    available: redisAvailable,
+    open() {
+      const keyPrefix = `test:rl:${randomBytes(6).toString("hex")}:`;
+      const a = new RedisRateLimitStore({ url: TEST_REDIS_URL, keyPrefix, timeoutMs: 2_000, logger });
+      const b = new RedisRateLimitStore({ url: TEST_REDIS_URL, keyPrefix, timeoutMs: 2_000, logger });
+      opened.push(a, b);
+      return { a, b };
+    },
+  },
+];
+
+afterAll(async () => {
+  await Promise.all(opened.map((store) => store.close()));
+});
+
+const hit = (over: Partial<RateLimitHit> = {}): RateLimitHit => ({ key: "user:u|Mutation.f", max: 10, windowMs: WINDOW, cost: 1, now: T0, ...over });
+
+describe.each(CASES)("$name rate-limit store", ({ available, open }) => {
+  it.skipIf(!available)("of 50 simultaneous calls against max 10, exactly 10 are allowed (split over two clients)", async () => {
+    const { a, b } = open();
+    const verdicts = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).hit(hit({ key: "burst" }))));
+    expect(verdicts.filter((v) => v.allowed)).toHaveLength(10);
+    // Each allowed call saw a distinct count: 1 … 10.
+    expect(verdicts.filter((v) => v.allowed).map((v) => v.used).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // Refused calls were not recorded: the count stays at 10.
+    expect(verdicts.filter((v) => !v.allowed).every((v) => v.used === 10)).toBe(true);
+  });
+
+  it.skipIf(!available)("the window slides on the injected clock: each call frees its slot a window after it ran", async () => {
+    const { a, b } = open();
+    for (let i = 0; i < 3; i++) expect((await a.hit(hit({ max: 3, now: T0 + i * 1_000 }))).allowed).toBe(true);
+    const refused = await b.hit(hit({ max: 3, now: T0 + 10_000 }));
+    // The first call (at T0) leaves the window at T0 + 60 s.
+    expect(refused).toEqual({ allowed: false, used: 3, retryAfterMs: 50_000 });
+    expect((await b.hit(hit({ max: 3, now: T0 + WINDOW - 1 }))).allowed).toBe(false);
+    expect(await b.hit(hit({ max: 3, now: T0 + WINDOW }))).toEqual({ allowed: true, used: 3 });
+    // Now T0+1s, T0+2s and T0+60s are in the window.
+    expect(await a.hit(hit({ max: 3, now: T0 + WINDOW + 500 }))).toMatchObject({ allowed: false, retryAfterMs: 500 });
+    expect(await a.hit(hit({ max: 3, now: T0 + 2 * WINDOW + 1 }))).toEqual({ allowed: true, used: 1 });
+  });
+
+  it.skipIf(!available)("keeps separate counters per key", async () => {
+    const { a } = open();
+    expect((await a.hit(hit({ key: "k1", max: 1 }))).allowed).toBe(true);
+    expect((await a.hit(hit({ key: "k1", max: 1 }))).allowed).toBe(false);
+    expect((await a.hit(hit({ key: "k2", max: 1 }))).allowed).toBe(true);
+  });
+
+  it.skipIf(!available)("a call of cost n takes n slots, is refused whole when they are not free, and never fits when n > max", async () => {
+    const { a } = open();
+    expect(await a.hit(hit({ key: "c", max: 10, cost: 7 }))).toEqual({ allowed: true, used: 7 });
+    // 4 more would make 11: refused, and nothing recorded.
+    expect(await a.hit(hit({ key: "c", max: 10, cost: 4, now: T0 + 5_000 }))).toEqual({ allowed: false, used: 7, retryAfterMs: 55_000 });
+    expect(await a.hit(hit({ key: "c", max: 10, cost: 3, now: T0 + 5_000 }))).toEqual({ allowed: true, used: 10 });
+    // 11 can never fit in 10: the answer is a full window.
+    expect(await a.hit(hit({ key: "big", max: 10, cost: 11 }))).toEqual({ allowed: false, used: 0, retryAfterMs: WINDOW });
+  });
+
+  it.skipIf(!available)("a burst of costly calls never records more than max", async () => {
+    const { a, b } = open();
+    const verdicts = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).hit(hit({ key: "costly", max: 10, cost: 3 }))));
+    expect(verdicts.filter((v) => v.allowed)).toHaveLength(3);
+    expect(await a.hit(hit({ key: "costly", max: 10, cost: 1 }))).toEqual({ allowed: true, used: 10 });
+  });
+});
+
+describe("memory store housekeeping", () => {
+  it("drops counters whose calls have all left their window", async () => {
+    const store = new MemoryRateLimitStore();
+    for (let i = 0; i < 500; i++) await store.hit(hit({ key: `idle-${i}`, now: T0 }));
+    expect(store.size).toBe(500);
+    // The sweep runs every 1,000 hits; by then the idle counters' calls are a window old.
+    for (let i = 0; i < 500; i++) await store.hit(hit({ key: "busy", max: 1_000, now: T0 + WINDOW + i }));
+    expect(store.size).toBe(1);
+  });
+});
+
+describe.skipIf(!redisAvailable)("redis store housekeeping", () => {
+  it("a counter expires from Redis with its newest call, and keys carry the configured prefix", async () => {
+    const keyPrefix = `test:rl:${randomBytes(6).toString("hex")}:`;
+    const store = new RedisRateLimitStore({ url: TEST_REDIS_URL, keyPrefix, timeoutMs: 2_000, logger });
+    opened.push(store);
+    await store.hit(hit({ key: "ttl", now: Date.now(), windowMs: 30_000 }));
+    const { Redis } = await import("ioredis");
+    const client = new Redis(TEST_REDIS_URL);
+    try {
+      const ttl = await client.pttl(`${keyPrefix}ttl`);
+      expect(ttl).toBeGreaterThan(25_000);
+      expect(ttl).toBeLessThanOrEqual(30_000);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
+
+/** A port nothing listens on: bound, then closed. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe("redis store when Redis does not answer", () => {
+  it("rejects within its timeout instead of hanging", async () => {
+    const store = new RedisRateLimitStore({ url: `redis://127.0.0.1:${await closedPort()}`, keyPrefix: "x:", timeoutMs: 300, logger });
+    opened.push(store);
+    const started = Date.now();
+    await expect(store.hit(hit())).rejects.toThrow();
+    // Generous bound: the point is that it does not wait for Redis to come back.
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
