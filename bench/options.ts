@@ -24,6 +24,8 @@ export interface BenchOptions {
   soakSeconds: number;
   subscriptions: number;
   serverPoolSize: number;
+  /** Extra server settings: every BENCH_SERVER_<NAME>=value becomes <NAME>=value in the server's environment. */
+  serverEnv: Record<string, string>;
 }
 
 export const DEFAULT_OUT = "bench/results.json";
@@ -31,7 +33,8 @@ export const DEFAULT_README = "bench/README.md";
 
 const USAGE = `npm run bench -- [--quick] [--out file] [--readme file] [--profile dir] [--only a,b] [--duration s] [--rounds n] [--soak s]
   BENCH_DATABASE_URL  PostgreSQL server to create a fresh bench_<random> database on
-                      (default postgres://postgres@127.0.0.1:5432/test)`;
+                      (default postgres://postgres@127.0.0.1:5432/test)
+  BENCH_SERVER_<NAME> passed to the server as <NAME>, e.g. BENCH_SERVER_CHARGE_BATCH_IN_FLIGHT=1`;
 
 export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
   const flags = new Map<string, string | true>();
@@ -82,5 +85,10 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     soakSeconds: number("soak", quick ? 4 : 60),
     subscriptions: 1000,
     serverPoolSize: 20,
+    serverEnv: Object.fromEntries(
+      Object.entries(env)
+        .filter(([name, value]) => name.startsWith("BENCH_SERVER_") && value !== undefined)
+        .map(([name, value]) => [name.slice("BENCH_SERVER_".length), value as string]),
+    ),
   };
 }

@@ -72,20 +72,24 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** A pool of `connections` kept open across runs, so its backends' CPU time is still there to read after each. */
+export function rawDebitPool(databaseUrl: string, connections: number): pg.Pool {
+  return new pg.Pool({ connectionString: databaseUrl, max: connections, idleTimeoutMillis: 0 });
+}
+
 /** `connections` loops, each on its own pooled connection, running the template on rotating subscriptions. */
 export async function loadRawDebit(
-  databaseUrl: string,
+  pool: pg.Pool,
   template: StatementTemplate,
   subscriptions: BenchSubscription[],
   connections: number,
   seconds: number,
 ): Promise<Measurement> {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: connections });
   let latencies = new Float64Array(1 << 16);
   let count = 0;
   let failures = 0;
   let next = 0;
-  try {
+  {
     // Open every connection before the clock starts, as autocannon does with its sockets.
     const clients = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
     clients.forEach((c) => c.release());
@@ -120,8 +124,6 @@ export async function loadRawDebit(
       failures,
       durationSeconds: elapsed,
     };
-  } finally {
-    await pool.end();
   }
 }
 
@@ -129,12 +131,6 @@ export async function loadRawDebit(
  * The raw debits leave their pending marks (no server settles them): remove them, as a successful
  * settlement would, so the server's recovery pass never refunds them mid-run.
  */
-export async function cleanUpRawDebits(databaseUrl: string): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    await client.query("delete from pending_charges where request_id like 'raw-%'");
-  } finally {
-    await client.end();
-  }
+export async function cleanUpRawDebits(pool: pg.Pool): Promise<void> {
+  await pool.query("delete from pending_charges where request_id like 'raw-%'");
 }

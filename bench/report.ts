@@ -4,11 +4,14 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import type { CpuSample } from "./cpu-usage.js";
 import type { Measurement } from "./http-scenarios.js";
 
 export interface Run extends Measurement {
   scenario: string;
   round: number;
+  /** CPU milliseconds per request spent by the server, PostgreSQL and the load generator. */
+  cpuMsPerRequest: CpuSample;
 }
 
 export interface ScenarioSummary {
@@ -17,6 +20,8 @@ export interface ScenarioSummary {
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /** Medians over the rounds. */
+  cpuMsPerRequest: CpuSample;
   runs: number;
 }
 
@@ -71,6 +76,11 @@ export function summarise(runs: Run[], descriptions: Record<string, string>): Re
       requestsPerSecond: median(mine.map((r) => r.requestsPerSecond)),
       p50Ms: median(mine.map((r) => r.p50Ms)),
       p99Ms: median(mine.map((r) => r.p99Ms)),
+      cpuMsPerRequest: {
+        serverMs: median(mine.map((r) => r.cpuMsPerRequest.serverMs)),
+        postgresMs: median(mine.map((r) => r.cpuMsPerRequest.postgresMs)),
+        benchMs: median(mine.map((r) => r.cpuMsPerRequest.benchMs)),
+      },
       runs: mine.length,
     };
   }
@@ -117,9 +127,16 @@ export function soakReport(samplesMb: number[], seconds: number): SoakReport {
 const fmt = (n: number | null | undefined, digits = 2) => (n === null || n === undefined ? "–" : n.toFixed(digits));
 
 export function scenarioTable(summaries: Record<string, ScenarioSummary>): string {
-  const lines = ["| scenario | req/s | p50 ms | p99 ms | what it does |", "| --- | ---: | ---: | ---: | --- |"];
+  const lines = [
+    "| scenario | req/s | p50 ms | p99 ms | CPU ms/req: server | PostgreSQL | load generator | what it does |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+  ];
   for (const [name, s] of Object.entries(summaries)) {
-    lines.push(`| ${name} | ${Math.round(s.requestsPerSecond)} | ${fmt(s.p50Ms, 1)} | ${fmt(s.p99Ms, 1)} | ${s.description} |`);
+    const cpu = s.cpuMsPerRequest;
+    lines.push(
+      `| ${name} | ${Math.round(s.requestsPerSecond)} | ${fmt(s.p50Ms, 1)} | ${fmt(s.p99Ms, 1)} | ` +
+        `${name === "raw-debit" ? "–" : fmt(cpu.serverMs, 3)} | ${fmt(cpu.postgresMs, 3)} | ${fmt(cpu.benchMs, 3)} | ${s.description} |`,
+    );
   }
   return lines.join("\n");
 }

@@ -16,7 +16,7 @@ import { SignJWT } from "jose";
 import { checkIntegrity, createBenchDatabase, postgresVersion, seedBenchData, type BenchData, type IntegrityReport } from "./database.js";
 import { httpScenarios, loadScenario, probeScenario, type HttpScenario, type Measurement } from "./http-scenarios.js";
 import { DEFAULT_OUT, parseBenchOptions, type BenchOptions } from "./options.js";
-import { captureDebitStatement, cleanUpRawDebits, loadRawDebit, type StatementTemplate } from "./raw-debit.js";
+import { captureDebitStatement, cleanUpRawDebits, loadRawDebit, rawDebitPool, type StatementTemplate } from "./raw-debit.js";
 import {
   GOALS,
   computeRatios,
@@ -31,6 +31,7 @@ import {
   type SoakReport,
 } from "./report.js";
 import { startBenchServer, type BenchServer } from "./server.js";
+import { cpuPerRequest, sampleCpu, type CpuSample } from "./cpu-usage.js";
 import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
 
 const JWT_SECRET = "bench-secret";
@@ -71,10 +72,13 @@ interface Scenario {
   measure(seconds: number): Promise<Measurement>;
 }
 
-function describeRun(name: string, m: Measurement): string {
+function describeRun(name: string, m: Measurement & { cpuMsPerRequest?: CpuSample }): string {
+  const cpu = m.cpuMsPerRequest
+    ? `  cpu ms/req: server ${m.cpuMsPerRequest.serverMs.toFixed(3)} pg ${m.cpuMsPerRequest.postgresMs.toFixed(3)} bench ${m.cpuMsPerRequest.benchMs.toFixed(3)}`
+    : "";
   return `${name.padEnd(12)} ${m.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${m.p50Ms.toFixed(1).padStart(6)} ms  p99 ${m.p99Ms
     .toFixed(1)
-    .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})`;
+    .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})${cpu}`;
 }
 
 async function buildScenarios(
@@ -84,6 +88,7 @@ async function buildScenarios(
   data: BenchData,
   tokens: Map<string, string>,
   skipped: Record<string, string>,
+  closers: (() => Promise<void>)[],
 ): Promise<Scenario[]> {
   const scenarios: Scenario[] = [];
   const wanted = (name: string) => !options.only || options.only.includes(name);
@@ -107,12 +112,14 @@ async function buildScenarios(
   }
   if (wanted(RAW)) {
     const template: StatementTemplate = await captureDebitStatement(BENCH_DEBIT_STATEMENT.debit);
+    const pool = rawDebitPool(databaseUrl, options.connections);
+    closers.push(() => pool.end());
     scenarios.push({
       name: RAW,
       description: `${BENCH_DEBIT_STATEMENT.description}, bare pg pool of ${options.connections}, no server`,
       async measure(seconds) {
-        const m = await loadRawDebit(databaseUrl, template, data.subscriptions, options.connections, seconds);
-        await cleanUpRawDebits(databaseUrl);
+        const m = await loadRawDebit(pool, template, data.subscriptions, options.connections, seconds);
+        await cleanUpRawDebits(pool);
         return m;
       },
     });
@@ -142,7 +149,9 @@ async function main(): Promise<number> {
   const database = await createBenchDatabase(options.databaseUrl);
   log(`database ${database.name}`);
   let server: BenchServer | undefined;
+  const closers: (() => Promise<void>)[] = [];
   const cleanUp = async () => {
+    for (const close of closers.splice(0)) await close().catch(() => undefined);
     await server?.stop().catch(() => undefined);
     await database.drop().catch((err) => log(`could not drop ${database.name}: ${err}`));
   };
@@ -156,13 +165,14 @@ async function main(): Promise<number> {
       poolSize: options.serverPoolSize,
       jwtSecret: JWT_SECRET,
       profileDir: options.profileDir,
+      extraEnv: options.serverEnv,
     });
     log(`server pid ${server.pid} at ${server.url}`);
     const data = await seedBenchData(database.url, options.subscriptions);
     const tokens = await mintTokens([...data.subscriptions.map((s) => s.ownerId), data.hot.ownerId]);
 
     const skipped: Record<string, string> = {};
-    const scenarios = await buildScenarios(options, server, database.url, data, tokens, skipped);
+    const scenarios = await buildScenarios(options, server, database.url, data, tokens, skipped, closers);
 
     log(`warming up (${options.warmupSeconds} s each)`);
     for (const scenario of scenarios) await scenario.measure(options.warmupSeconds);
@@ -171,9 +181,11 @@ async function main(): Promise<number> {
     // Interleaved rounds: whatever else the machine does drifts over every scenario alike.
     for (let round = 1; round <= options.rounds; round++) {
       for (const scenario of scenarios) {
+        const before = sampleCpu(server.pid, database.name);
         const m = await scenario.measure(options.durationSeconds);
-        runs.push({ scenario: scenario.name, round, ...m });
-        log(`round ${round}  ${describeRun(scenario.name, m)}`);
+        const cpuMsPerRequest = cpuPerRequest(before, sampleCpu(server.pid, database.name), m.requests);
+        runs.push({ scenario: scenario.name, round, ...m, cpuMsPerRequest });
+        log(`round ${round}  ${describeRun(scenario.name, { ...m, cpuMsPerRequest })}`);
       }
     }
 
@@ -183,6 +195,7 @@ async function main(): Promise<number> {
 
     await server.stop();
     server = undefined;
+    for (const close of closers.splice(0)) await close();
     const integrity: IntegrityReport = await checkIntegrity(database.url);
     const pgVersion = await postgresVersion(database.url);
 
@@ -226,6 +239,7 @@ async function main(): Promise<number> {
         soakSeconds: options.soakSeconds,
         subscriptions: options.subscriptions,
         serverPoolSize: options.serverPoolSize,
+        serverEnv: options.serverEnv,
         rawDebitPoolSize: options.connections,
       },
       scenarios: summaries,

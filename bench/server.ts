@@ -25,6 +25,8 @@ export interface BenchServerOptions {
   jwtSecret: string;
   /** Write a CPU profile into this directory when the server exits. */
   profileDir?: string;
+  /** More server settings (from BENCH_SERVER_* variables), e.g. to compare CHARGE_BATCH_IN_FLIGHT values. */
+  extraEnv?: Record<string, string>;
 }
 
 async function freePort(): Promise<number> {
@@ -78,6 +80,7 @@ export async function startBenchServer(options: BenchServerOptions): Promise<Ben
       PORT: String(port),
       // Rate limiting must not refuse the load; its own cost is still paid on every call.
       RATE_LIMIT_DEFAULT: "1000000000/1s",
+      ...options.extraEnv,
     },
     stdio: ["ignore", "inherit", "inherit"],
   });

@@ -29,7 +29,6 @@ if (config.devMode) {
 
 const app = await createApp(config, { logger });
 const url = await app.listen();
-logger.info({ url: `${url}/graphql`, database: app.services.database.kind }, "graphql-credits listening");
 
 if (config.devMode) {
   const subscriptionId = await ensureDemoSubscription(app.services.db);
@@ -52,6 +51,9 @@ if (config.devMode) {
     ].join("\n"),
   );
 }
+
+// Logged last, once the banner is out: scripts and tests wait for this line.
+logger.info({ url: `${url}/graphql`, database: app.services.database.kind }, "graphql-credits listening");
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

@@ -55,6 +55,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (typeof payload.sub !== "string" || payload.sub.length === 0) {
       throw new UnauthenticatedError("Invalid token: the sub claim is missing");
     }
+    // A subject becomes owner and actor ids in the database: control characters (NUL above all,
+    // which PostgreSQL refuses in text) or an absurd length are a bad token, not a server error.
+    if (payload.sub.length > 255 || /[\u0000-\u001f\u007f]/.test(payload.sub)) {
+      throw new UnauthenticatedError("Invalid token: the sub claim is not a valid user id");
+    }
     return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, exp: payload.exp ?? 0 };
   }
 

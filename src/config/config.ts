@@ -86,6 +86,10 @@ export const configSchema = z.object({
   MAX_ALIASES: positiveInt(50),
   MAX_DIRECTIVES: positiveInt(50),
   BENCH: flag,
+  /** Most debits the charge ledger sends to the database in one statement. */
+  CHARGE_BATCH_MAX: positiveInt(100),
+  /** Most debit statements the charge ledger runs at once (each holds a pooled connection while it runs). */
+  CHARGE_BATCH_IN_FLIGHT: positiveInt(2),
 });
 
 type RawConfig = z.infer<typeof configSchema>;

@@ -15,7 +15,8 @@ import {
   isUserInputError,
 } from "../errors/errors.js";
 import { requireViewer, responsePath, responsePathKey, type RequestContext } from "../graphql/context.js";
-import type { ChargeLedger } from "../ledger/charge-ledger.js";
+import type { AuthorizedDebitOutcome, ChargeLedger } from "../ledger/charge-ledger.js";
+import type { Viewer } from "../auth/viewer.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
 import type { ChargeObserver } from "./charge-observer.js";
@@ -57,17 +58,15 @@ async function chargeAndRun(
     const validArgs = validateMeteredArgs(field, args);
     const subscriptionId = args.subscriptionId as string;
     const override = args.creditAmount as number | null | undefined;
-    // 3. Authorize.
-    const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
-    if (!subscription) throw new NotFoundError(`Subscription ${subscriptionId} does not exist`);
-    if (subscription.ownerId !== viewer.id && !viewer.isAdmin) {
-      throw new ForbiddenError("You may only spend credits of your own subscriptions");
-    }
-    if (subscription.status !== "ACTIVE") {
-      throw new ForbiddenError(`Subscription ${subscriptionId} is ${subscription.status}: only ACTIVE subscriptions can spend credits`);
-    }
-    if (override !== undefined && override !== null && !viewer.isAdmin) {
-      throw new ForbiddenError("creditAmount is for admins only: leave it out and the call is priced for you");
+    // 3. Authorize. When the ledger can check the subscription inside the debit statement, the
+    // common call (no creditAmount, no Idempotency-Key) skips this read: the debit refuses with what
+    // it saw, and authorizeSpend raises the same errors in the same order (see step 6).
+    const authorizeInDebit =
+      deps.ledger.authorizeAndDebit !== undefined && isUuid(subscriptionId) && (override === undefined || override === null) &&
+      ctx.idempotencyKey === undefined;
+    if (!authorizeInDebit) {
+      const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
+      authorizeSpend(subscriptionId, subscription, viewer, override);
     }
     // Idempotent retries replay before anything else is spent or counted.
     claim = await deps.idempotency?.begin(field, args, ctx, info);
@@ -80,7 +79,13 @@ async function chargeAndRun(
     }
     try {
       // 4. Rate limit.
-      await deps.rateLimiter.checkMetered(field, args, ctx, info);
+      try {
+        await deps.rateLimiter.checkMetered(field, args, ctx, info);
+      } catch (err) {
+        // Step 3 comes first: a refused call that may not spend this subscription says so.
+        if (authorizeInDebit) authorizeSpend(subscriptionId, await ctx.loaders.subscription.load(subscriptionId), viewer, override);
+        throw err;
+      }
       // 5. Price.
       const price = priceMeteredCall(field, validArgs, override);
       if (price.fallback) {
@@ -94,9 +99,9 @@ async function chargeAndRun(
       }
       // 6. Debit: one statement, committed before the resolver starts.
       const started = performance.now();
-      let outcome;
+      let outcome: AuthorizedDebitOutcome;
       try {
-        outcome = await deps.ledger.debit({
+        const debit = {
           subscriptionId,
           creditType: field.creditType,
           amount: price.charged,
@@ -105,7 +110,10 @@ async function chargeAndRun(
           actorId: viewer.id,
           adminOverride: price.adminOverride,
           requestId: ctx.requestId,
-        });
+        };
+        outcome = authorizeInDebit
+          ? await deps.ledger.authorizeAndDebit!({ ...debit, actorIsAdmin: viewer.isAdmin })
+          : await deps.ledger.debit(debit);
       } catch (err) {
         deps.observer.transactionFailed({
           requestId: ctx.requestId,
@@ -121,6 +129,10 @@ async function chargeAndRun(
       }
       const debitSeconds = (performance.now() - started) / 1000;
       if (!outcome.ok) {
+        if (outcome.reason === "unauthorized") {
+          authorizeSpend(subscriptionId, outcome.subscription, viewer, override);
+          throw new ForbiddenError("You may not spend credits of this subscription");
+        }
         if (outcome.reason === "no-balance") {
           throw new NotFoundError(`Subscription ${subscriptionId} has no ${field.creditType} balance`);
         }
@@ -210,6 +222,28 @@ async function chargeAndRun(
   await settleSuccess(deps, ctx, charge);
   reportMismatch(deps, ctx, info, charge);
   return result;
+}
+
+/**
+ * Step 3's checks, in the charge path's order. `subscription` as read (undefined: it does not exist),
+ * by the request's loader or by the debit statement that refused.
+ */
+function authorizeSpend(
+  subscriptionId: string,
+  subscription: { ownerId: string; status: string } | undefined,
+  viewer: Viewer,
+  override: number | null | undefined,
+): void {
+  if (!subscription) throw new NotFoundError(`Subscription ${subscriptionId} does not exist`);
+  if (subscription.ownerId !== viewer.id && !viewer.isAdmin) {
+    throw new ForbiddenError("You may only spend credits of your own subscriptions");
+  }
+  if (subscription.status !== "ACTIVE") {
+    throw new ForbiddenError(`Subscription ${subscriptionId} is ${subscription.status}: only ACTIVE subscriptions can spend credits`);
+  }
+  if (override !== undefined && override !== null && !viewer.isAdmin) {
+    throw new ForbiddenError("creditAmount is for admins only: leave it out and the call is priced for you");
+  }
 }
 
 async function settleSuccess(deps: ChargeWrapperDeps, ctx: RequestContext, charge: ChargeRecord): Promise<void> {

@@ -3,7 +3,7 @@
  * directive uses (graphql's printSchema drops them, and clients read @credits from the SDL).
  */
 import "reflect-metadata";
-import type { GraphQLSchema } from "graphql";
+import { specifiedDirectives, type GraphQLSchema } from "graphql";
 import { printSchemaWithDirectives } from "@graphql-tools/utils";
 import { buildSchemaSync } from "type-graphql";
 import { creditsDirective } from "../credits/credits-directive.js";
@@ -18,7 +18,9 @@ import { RESOLVERS } from "./resolvers/index.js";
 export function buildBaseSchema(extraResolvers: readonly Function[] = []): GraphQLSchema {
   return buildSchemaSync({
     resolvers: [...RESOLVERS, ...extraResolvers],
-    directives: [creditsDirective, rateLimitDirective],
+    // type-graphql replaces graphql's default directives with this list: without the specified ones
+    // (@skip, @include, @deprecated, …) clients could not use @skip/@include at all.
+    directives: [...specifiedDirectives, creditsDirective, rateLimitDirective],
     // Input is validated by the charge path (estimator schemas) and by each resolver, not by class-validator.
     validate: false,
     emitSchemaFile: false,

@@ -23,6 +23,8 @@ export const MASKED_MESSAGE = "Internal server error: the request failed on our 
 const CLEARER_MESSAGES: Record<string, string> = {
   "Operation batching disabled.":
     "Batched requests are not accepted: send one operation per request, as a JSON object rather than an array.",
+  // graphql's own work budget for comparing fields (e.g. thousands of repeats of one field) ran out.
+  "Validation aborted.": "The operation is too complex to validate: it repeats the same fields too often. Simplify it.",
 };
 
 const TOO_DEEP_TO_PARSE = "The document could not be parsed: it is nested too deeply. Flatten its selections and values.";

@@ -14,7 +14,21 @@ export interface ChargeLedger {
   settle(subscriptionId: string, entryId: string): Promise<boolean>;
   /** Refunds a pending charge whole; undefined when it was no longer pending. */
   refund(request: RefundPendingRequest): Promise<LedgerEntryRecord | undefined>;
+  /**
+   * Optional: the debit with step 3 of the charge path folded in. It debits only when the
+   * subscription exists, is ACTIVE and the actor owns it or is an admin, checked in the debit's own
+   * statement, which saves the charge path a separate read. Refused that way, it answers
+   * "unauthorized" with what it saw, so the caller raises the same error as step 3 would.
+   */
+  authorizeAndDebit?(request: AuthorizedDebitRequest): Promise<AuthorizedDebitOutcome>;
 }
+
+export type AuthorizedDebitRequest = DebitRequest & { actorIsAdmin: boolean };
+
+export type AuthorizedDebitOutcome =
+  | DebitOutcome
+  /** `subscription` is undefined when it does not exist. */
+  | { ok: false; reason: "unauthorized"; subscription: { ownerId: string; status: string } | undefined };
 
 /** One statement per operation, straight to the database. */
 export function directChargeLedger(db: Database): ChargeLedger {

@@ -8,7 +8,10 @@
  * - the database refusing connections (as while PostgreSQL restarts): /health answers 503, and the
  *   server recovers by itself once the database is back. The shared PostgreSQL server is never
  *   restarted: only this test's own database is closed to connections.
+ * What the tests observe is written to test-results/faults-load.json, which
+ * docs/reliability-idempotency-recovery.md quotes.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -61,6 +64,9 @@ async function adminClient(): Promise<pg.Client> {
   return client;
 }
 
+/** Observations, written out for the reliability document. */
+const observed: Record<string, unknown> = {};
+
 describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", () => {
   let database: TestDatabase;
   let servers: TestServer[] = [];
@@ -72,6 +78,8 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
   });
   afterAll(async () => {
     await admin?.end();
+    mkdirSync("test-results", { recursive: true });
+    writeFileSync("test-results/faults-load.json", `${JSON.stringify({ generatedAt: new Date().toISOString(), ...observed }, null, 2)}\n`);
   });
   beforeEach(async () => {
     database = await createPostgresDatabase(4);
@@ -101,8 +109,11 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
       expect(refused.body.errors![0].extensions).toMatchObject({ code: "INSUFFICIENT_CREDITS", required: 1, available: 0 });
     }
     expect(await balance(database.db, sub)).toBe(0);
-    expect(await ledgerFacts(database.db, sub)).toEqual({ debits: 150, refundedDebits: 0, maxRefunds: 0, pending: 0 });
-    expect((await auditLedger(database.db)).ok).toBe(true);
+    const facts = await ledgerFacts(database.db, sub);
+    const audit = await auditLedger(database.db);
+    observed.twoInstances = { requests: 200, credits: 150, statuses: statusCounts(responses), balance: await balance(database.db, sub), ...facts, auditOk: audit.ok };
+    expect(facts).toEqual({ debits: 150, refundedDebits: 0, maxRefunds: 0, pending: 0 });
+    expect(audit.ok).toBe(true);
   });
 
   it("connections killed during load: some requests fail with a masked 500, no credit is lost or created", async () => {
@@ -143,8 +154,22 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     }
 
     // A debit that committed but whose request died is refunded by the recovery pass.
-    await runRecoveryPass({ db: database.db, settleTimeoutMs: 60_000, logger: createLogger("silent"), clock: () => new Date(Date.now() + 120_000) });
+    const beforeRecovery = await ledgerFacts(database.db, sub);
+    const recovery = await runRecoveryPass({ db: database.db, settleTimeoutMs: 60_000, logger: createLogger("silent"), clock: () => new Date(Date.now() + 120_000) });
     const facts = await ledgerFacts(database.db, sub);
+    observed.killedDuringLoad = {
+      requests: responses.length,
+      backendsTerminated: kills,
+      statuses: counts,
+      debits: facts.debits,
+      pendingBeforeRecovery: beforeRecovery.pending,
+      refundedByWrapper: beforeRecovery.refundedDebits,
+      refundedByRecovery: recovery.refunded,
+      chargedAfterRecovery: facts.debits - facts.refundedDebits,
+      pendingAfterRecovery: facts.pending,
+      maxRefundsPerDebit: facts.maxRefunds,
+      auditOk: (await auditLedger(database.db)).ok,
+    };
     expect(facts.pending).toBe(0);
     expect(facts.maxRefunds).toBeLessThanOrEqual(1);
     const charged = facts.debits - facts.refundedDebits;
@@ -168,14 +193,17 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     // What a PostgreSQL restart looks like to the server: every connection dropped, none accepted.
     await admin.query(`alter database ${dbName} allow_connections false`);
     await admin.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", [dbName]);
-    expect(await health()).toBe(503);
+    const healthWhileDown = await health();
+    expect(healthWhileDown).toBe(503);
     const down = await server.gql(RUN_AI, { sub }, { token });
     expect(down.status).toBe(500);
     expect(down.body.errors![0]).toMatchObject({ message: MASKED_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR" } });
 
     await admin.query(`alter database ${dbName} allow_connections true`);
-    expect(await health()).toBe(200);
+    const healthAfter = await health();
+    expect(healthAfter).toBe(200);
     const up = await server.gql(RUN_AI, { sub }, { token });
+    observed.databaseOutage = { healthBefore: 200, healthWhileDown, mutationWhileDown: down.status, healthAfter, mutationAfter: up.status };
     expect(up.status).toBe(200);
     expect(await balance(database.db, sub)).toBe(9);
     expect((await auditLedger(database.db)).ok).toBe(true);

@@ -141,6 +141,12 @@ export function hostileCases(): HostileCase[] {
   }), bad()); // Apollo says 405; the status follows the code (DESIGN.md, "Errors")
   add(T, "Authorization header of 20,000 bytes", () => ({ query: "{ viewer { id } }", authorization: `Bearer ${"a".repeat(20_000)}` }), { status: 431, code: null });
 
+  // --- Hostile headers on a metered call that would otherwise charge ---------------------------
+  const H = "headers";
+  add(H, "Idempotency-Key of 300 characters", (f) => ({ ...ai(f, OK_PROMPT), headers: { "idempotency-key": "k".repeat(300) } }), bad());
+  add(H, "Idempotency-Key with non-ASCII bytes", (f) => ({ ...ai(f, OK_PROMPT), headers: { "idempotency-key": "cl\u00e9-\u00ff" } }), bad());
+  add(H, "Idempotency-Key with a tab inside", (f) => ({ ...ai(f, OK_PROMPT), headers: { "idempotency-key": "key\tvalue" } }), bad());
+
   // --- Malformed GraphQL ----------------------------------------------------------------------
   const G = "malformed GraphQL";
   add(G, "unterminated selection", () => ({ query: "{ viewer { id " }), bad());

@@ -339,6 +339,29 @@ describe.each(BACKENDS)("hostile inputs on %s", (backend) => {
       }
     }
 
+    // An Idempotency-Key made of SQL is only a key: the retry replays, nothing is charged twice.
+    const idempotent = { query: `mutation ($s: ID!) { runAiTask(subscriptionId: $s, input: { prompt: "once" }) { output } }`, variables: { s: spender } };
+    const key = INJECTION_STRINGS["SQL quote"].replace("credit_ledger", "idempotency_keys");
+    const first = await send(server.url, { ...idempotent, authorization: `Bearer ${ownerToken}`, headers: { "idempotency-key": key } }, tokens);
+    const retry = await send(server.url, { ...idempotent, authorization: `Bearer ${ownerToken}`, headers: { "idempotency-key": key } }, tokens);
+    requests += 2;
+    expect(first.status, first.text.slice(0, 300)).toBe(200);
+    expect(retry.status, retry.text.slice(0, 300)).toBe(200);
+    expect(retry.json.extensions.credits.charges[0]).toMatchObject({ replayed: true, entryId: first.json.extensions.credits.charges[0].entryId });
+    charged.ai = (charged.ai ?? 0) + first.json.extensions.credits.charges[0].charged;
+    meteredCalls++;
+
+    // A request id that is not a plain token is replaced, never stored or echoed.
+    const hostileRequestId = INJECTION_STRINGS["SQL quote"];
+    const res = await fetch(`${server.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": hostileRequestId },
+      body: JSON.stringify({ query: "{ creditTypes { name } }" }),
+    });
+    requests++;
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+
     const after = await balances(database, spender);
     expect(after).toEqual({ ai: 1000 - (charged.ai ?? 0) + granted, leads: 1000 - (charged.leads ?? 0), skiptrace: 1000 - (charged.skiptrace ?? 0) });
     expect(await ledgerRows(database, spender)).toBe(rowsBefore + meteredCalls + grants);

@@ -114,6 +114,22 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     expect(retry.body.extensions!.credits.charges[0].replayed).toBe(true);
   });
 
+  it("the same arguments written differently (field order, inline or variables) are the same request", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("canonical");
+    const headers = { "idempotency-key": k };
+    const first = await server.gql(RUN_AI, { sub, prompt: "same" }, { token: ownerToken, headers });
+    const inline = await server.gql(
+      `mutation { runAiTask(input: { maxTokens: 16, prompt: "same" }, subscriptionId: "${sub}") { output tokensUsed } }`,
+      {},
+      { token: ownerToken, headers },
+    );
+    expect(inline.status).toBe(200);
+    expect(inline.body.data).toEqual(first.body.data);
+    expect(inline.body.extensions!.credits.charges[0].replayed).toBe(true);
+    expect(await balanceOf(database, sub)).toBe(9);
+  });
+
   it("the same key with other arguments is BAD_USER_INPUT (400) and charges nothing", async () => {
     const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
     const k = key("args");

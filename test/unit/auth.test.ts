@@ -157,3 +157,13 @@ describe("RS256 and ES256 through a JWKS URL", () => {
     await rejection(verify(await mintToken({ sub: "u" })));
   });
 });
+
+describe("subject hygiene", () => {
+  it("refuses a validly signed token whose sub has control characters or is absurdly long", async () => {
+    const verify = createTokenVerifier({ secret: SECRET, cacheSize: 0 });
+    for (const sub of ["user\u0000x", "line\nbreak", "x".repeat(256)]) {
+      const token = await mintToken({ sub, secret: SECRET });
+      expect((await rejection(verify(token))).message).toMatch(/sub claim is not a valid user id/);
+    }
+  });
+});

@@ -170,6 +170,35 @@ describe("preview field walker (against graphql-js execution)", () => {
     ]);
   });
 
+  it("remembered prices follow the variables and never the paying subscription", async () => {
+    const query = `mutation($s: ID!, $limit: Int, $amount: Int, $prompt: String!) {
+      searchLeads(subscriptionId: $s, input: { query: "q", limit: $limit }, creditAmount: $amount)
+      runAiTask(subscriptionId: $s, input: { prompt: $prompt })
+    }`;
+    const other = "00000000-0000-4000-8000-000000000002";
+    const runs: Record<string, unknown>[] = [
+      { s: SUB, limit: 3, prompt: "a" },
+      { s: other, limit: 3, prompt: "a" },
+      { s: SUB, limit: 4, prompt: "a" },
+      { s: SUB, limit: null, prompt: "a" }, // null: priced as the default, like the mutation
+      { s: SUB, prompt: "a" }, // absent: the input default
+      { s: SUB, limit: 3, amount: 0, prompt: "a" },
+      { s: SUB, limit: 3, amount: null, prompt: "b".repeat(5_000) },
+      { s: other, limit: 3, prompt: "a" },
+    ];
+    for (let round = 0; round < 2; round++) {
+      for (const variables of runs) {
+        expect(previewed(query, variables), JSON.stringify(variables)).toEqual(await executed(query, variables));
+      }
+    }
+    // A refusal is never remembered as a price, and a price never hides a later refusal.
+    expect(() => previewed(query, { s: SUB, limit: 501, prompt: "a" })).toThrow(/limit/);
+    expect(() => previewed(query, { s: "", limit: 3, prompt: "a" })).toThrow(/needs a subscriptionId/);
+    expect(() => priceDocument(schema, meteredFields, { query, variables: { s: SUB, limit: 3, amount: 0, prompt: "a" }, callerIsAdmin: false })).toThrow(
+      /admins only/,
+    );
+  });
+
   it("a document selecting no metered field costs nothing", () => {
     expect(previewed(`query { ping }`, {})).toEqual([]);
     expect(previewed(`mutation { free(n: 2) box { label } }`, {})).toEqual([]);

@@ -5,13 +5,13 @@
  * are not counted.
  */
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { MemoryRateLimitStore } from "../../src/ratelimit/memory-store.js";
 import { RedisRateLimitStore } from "../../src/ratelimit/redis-store.js";
 import type { RateLimitHit, RateLimitStore } from "../../src/ratelimit/rate-limit-store.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { redisAvailable, TEST_REDIS_URL } from "../helpers/services.js";
+import { closedPort } from "../helpers/closed-port.js";
 
 const logger = createLogger("silent");
 const T0 = 1_700_000_000_000;
@@ -131,15 +131,6 @@ describe.skipIf(!redisAvailable)("redis store housekeeping", () => {
     }
   });
 });
-
-/** A port nothing listens on: bound, then closed. */
-export async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe("redis store when Redis does not answer", () => {
   it("rejects within its timeout instead of hanging", async () => {

@@ -15,6 +15,7 @@ import {
 } from "graphql";
 import { BadUserInputError } from "../../errors/errors.js";
 import type { MeteredField } from "../metered-field.js";
+import type { Price } from "../pricing.js";
 import { findMeteredFields, indexMeteredFields, type MeteredFieldIndex, type MeteredFieldOccurrence } from "./field-walker.js";
 import { LruCache } from "./lru-cache.js";
 
@@ -24,6 +25,9 @@ import { LruCache } from "./lru-cache.js";
  */
 export const DOCUMENT_CACHE_MAX_ENTRIES = 1_000;
 export const DOCUMENT_CACHE_MAX_CHARACTERS = 2_000_000;
+/** Bounds of the price memo (see price-document.ts); weight is the key's length. */
+export const PRICE_MEMO_MAX_ENTRIES = 10_000;
+export const PRICE_MEMO_MAX_CHARACTERS = 2_000_000;
 
 /** The operation of a document that a preview prices, with every metered field it may run. */
 export interface OperationPlan {
@@ -78,6 +82,8 @@ export class PreviewDocumentCache {
     maxWeight: DOCUMENT_CACHE_MAX_CHARACTERS,
   });
   private readonly metered: MeteredFieldIndex;
+  /** Prices already computed, by occurrence and the values of its price variables (price-document.ts). */
+  readonly prices = new LruCache<string, Price>({ maxEntries: PRICE_MEMO_MAX_ENTRIES, maxWeight: PRICE_MEMO_MAX_CHARACTERS });
 
   constructor(
     private readonly schema: GraphQLSchema,

@@ -26,6 +26,7 @@ import {
   type OperationDefinitionNode,
   type SelectionNode,
   type SelectionSetNode,
+  type ValueNode,
 } from "graphql";
 import { BadUserInputError } from "../../errors/errors.js";
 import type { MeteredField } from "../metered-field.js";
@@ -41,6 +42,39 @@ export interface MeteredFieldOccurrence {
   readonly metered: MeteredField;
   /** The selections on the way here (the field itself included) that carry @skip or @include. */
   readonly conditions: readonly SelectionNode[];
+  /** Unique among all occurrences the process has planned: names this place in price memos. */
+  readonly id: number;
+  /** The `subscriptionId` argument as written (a variable or a literal), when the field has one. */
+  readonly subscriptionIdNode: ValueNode | undefined;
+  /** Variables the other arguments use: with the literals, their values decide the price. */
+  readonly priceVariables: readonly string[];
+}
+
+let nextOccurrenceId = 1;
+
+/** Names of the variables a value uses, anywhere inside lists and objects. */
+function collectVariables(value: ValueNode, into: Set<string>): void {
+  switch (value.kind) {
+    case Kind.VARIABLE:
+      into.add(value.name.value);
+      break;
+    case Kind.LIST:
+      for (const item of value.values) collectVariables(item, into);
+      break;
+    case Kind.OBJECT:
+      for (const field of value.fields) collectVariables(field.value, into);
+      break;
+  }
+}
+
+function priceInputsOf(node: FieldNode): { subscriptionIdNode: ValueNode | undefined; priceVariables: string[] } {
+  let subscriptionIdNode: ValueNode | undefined;
+  const variables = new Set<string>();
+  for (const argument of node.arguments ?? []) {
+    if (argument.name.value === "subscriptionId") subscriptionIdNode = argument.value;
+    else collectVariables(argument.value, variables);
+  }
+  return { subscriptionIdNode, priceVariables: [...variables].sort() };
 }
 
 /**
@@ -114,6 +148,8 @@ export function findMeteredFields(
               fieldDef,
               metered: meteredField,
               conditions: guarded,
+              id: nextOccurrenceId++,
+              ...priceInputsOf(selection),
             });
           }
           const childType = getNamedType(fieldDef.type);

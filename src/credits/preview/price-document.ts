@@ -4,13 +4,21 @@
  * same validation and pricing the charge wrapper uses (pricing.ts). So a preview equals the charge
  * the mutation then makes with the same variables, and refuses what the mutation would refuse with
  * the same message.
+ *
+ * Prices are memoised: a field's price is a function of its arguments other than subscriptionId
+ * (validateMeteredArgs only checks that subscriptionId is given; estimators price the work from the
+ * other arguments, never from who pays). So once a place in a document has been priced with some
+ * values of the variables its other arguments use, the same values give the same price, whichever
+ * subscription previews it. Only successful prices are kept: a refusal is computed afresh each time,
+ * so its message is always the mutation's own.
  */
-import { GraphQLError, getArgumentValues, getVariableValues, type GraphQLSchema } from "graphql";
+import { GraphQLError, Kind, getArgumentValues, getVariableValues, type GraphQLSchema } from "graphql";
 import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
 import type { MeteredField } from "../metered-field.js";
-import { priceMeteredCall, validateMeteredArgs } from "../pricing.js";
+import { priceMeteredCall, validateMeteredArgs, type Price } from "../pricing.js";
 import { previewDocumentCache } from "./document-cache.js";
-import { runningFields } from "./field-walker.js";
+import { runningFields, type MeteredFieldOccurrence } from "./field-walker.js";
+import type { LruCache } from "./lru-cache.js";
 
 export interface PriceDocumentRequest {
   query: string;
@@ -34,12 +42,53 @@ export interface PricedField {
 /** The wrapper's refusal of a non-admin creditAmount, word for word. */
 export const CREDIT_AMOUNT_ADMIN_ONLY = "creditAmount is for admins only: leave it out and the call is priced for you";
 
+/** Stands for an absent variable in a memo key (JSON would print it as null, which means something else). */
+const ABSENT = { absent: true };
+
+/**
+ * The memo key of one occurrence with these variables, or undefined when the fast path does not
+ * apply: subscriptionId must be present and pass validateMeteredArgs's own check, so that the only
+ * thing the memo skips is work whose outcome is known.
+ */
+function memoKey(occurrence: MeteredFieldOccurrence, variables: Record<string, unknown>): string | undefined {
+  const node = occurrence.subscriptionIdNode;
+  const subscriptionId =
+    node?.kind === Kind.VARIABLE ? variables[node.name.value] : node?.kind === Kind.STRING ? node.value : undefined;
+  if (typeof subscriptionId !== "string" || subscriptionId.trim() === "") return undefined;
+  const values = occurrence.priceVariables.map((name) => (variables[name] === undefined ? ABSENT : variables[name]));
+  return `${occurrence.id}:${JSON.stringify(values)}`;
+}
+
+/** Validates and prices one occurrence exactly as the charge wrapper does; throws its refusals. */
+function priceOccurrence(occurrence: MeteredFieldOccurrence, variables: Record<string, unknown>): Price {
+  const field = occurrence.metered;
+  let args: Record<string, unknown>;
+  try {
+    args = getArgumentValues(occurrence.fieldDef, occurrence.node, variables);
+  } catch (err) {
+    if (err instanceof GraphQLError) throw new BadUserInputError(err.message);
+    throw err;
+  }
+  const validArgs = validateMeteredArgs(field, args);
+  return priceMeteredCall(field, validArgs, args.creditAmount as number | null | undefined);
+}
+
+function memoisedPrice(memo: LruCache<string, Price>, occurrence: MeteredFieldOccurrence, variables: Record<string, unknown>): Price {
+  const key = memoKey(occurrence, variables);
+  const known = key === undefined ? undefined : memo.get(key);
+  if (known) return known;
+  const price = priceOccurrence(occurrence, variables);
+  if (key !== undefined) memo.set(key, price, key.length);
+  return price;
+}
+
 /**
  * Prices the document's operation field by field, in document order. Throws BAD_USER_INPUT for a
  * document, variables or arguments the server would refuse, FORBIDDEN for a non-admin creditAmount.
  */
 export function priceDocument(schema: GraphQLSchema, meteredFields: readonly MeteredField[], request: PriceDocumentRequest): PricedField[] {
-  const plan = previewDocumentCache(schema, meteredFields).plan(request.query, request.operationName);
+  const cache = previewDocumentCache(schema, meteredFields);
+  const plan = cache.plan(request.query, request.operationName);
 
   const coerced = getVariableValues(schema, plan.operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });
   if (coerced.errors) {
@@ -47,22 +96,13 @@ export function priceDocument(schema: GraphQLSchema, meteredFields: readonly Met
   }
 
   return runningFields(plan.meteredFields, coerced.coerced).map((occurrence): PricedField => {
-    const field = occurrence.metered;
-    let args: Record<string, unknown>;
-    try {
-      args = getArgumentValues(occurrence.fieldDef, occurrence.node, coerced.coerced);
-    } catch (err) {
-      if (err instanceof GraphQLError) throw new BadUserInputError(err.message);
-      throw err;
-    }
-    const validArgs = validateMeteredArgs(field, args);
-    const override = args.creditAmount as number | null | undefined;
-    if (override !== undefined && override !== null && !request.callerIsAdmin) throw new ForbiddenError(CREDIT_AMOUNT_ADMIN_ONLY);
-    const price = priceMeteredCall(field, validArgs, override);
+    const price = memoisedPrice(cache.prices, occurrence, coerced.coerced);
+    // The wrapper refuses a non-admin's creditAmount after validating the arguments; so does this.
+    if (price.adminOverride && !request.callerIsAdmin) throw new ForbiddenError(CREDIT_AMOUNT_ADMIN_ONLY);
     return {
       path: [...occurrence.path],
-      operation: field.coordinate,
-      type: field.creditType,
+      operation: occurrence.metered.coordinate,
+      type: occurrence.metered.creditType,
       amount: price.charged,
       estimator: price.estimator,
       fallback: price.fallback,

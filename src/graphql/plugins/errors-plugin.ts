@@ -35,6 +35,11 @@ export function errorsPlugin(): ApolloServerPlugin<RequestContext> {
           const codes = errors.map((e) => e.extensions?.code);
           const first = codes[0];
           if (isErrorCode(first)) response.http.status = ERROR_HTTP_STATUS[first];
+          // A 429 also says when to come back in the standard header, for clients and proxies that read it.
+          const retryAfter = errors[0].extensions?.retryAfterSeconds;
+          if (first === "RATE_LIMITED" && typeof retryAfter === "number") {
+            response.http.headers.set("retry-after", String(Math.max(1, Math.ceil(retryAfter))));
+          }
         },
       };
     },

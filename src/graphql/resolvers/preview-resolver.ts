@@ -2,6 +2,7 @@
 import { Arg, Ctx, Query, Resolver } from "type-graphql";
 import { InternalError } from "../../errors/errors.js";
 import { priceDocument, totalsByType, type PricedField } from "../../credits/preview/price-document.js";
+import { subscriptionSnapshotReader, type SubscriptionSnapshot } from "../../credits/preview/subscription-snapshots.js";
 import { isUuid } from "../../util/uuid.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import { CreditPreview, CreditPreviewInput } from "../types/preview.js";
@@ -17,13 +18,14 @@ export class PreviewResolver {
     const viewer = requireViewer(ctx);
     const schema = ctx.services.schema;
     if (!schema) throw new InternalError("creditPreview ran before the schema was built");
+    const { subscriptionId } = input;
 
-    // The subscription and its balances are read in parallel with the pricing below; a malformed id
-    // never reaches SQL (loadReadableSubscription answers it with NOT_FOUND).
-    const subscription = loadReadableSubscription(ctx, input.subscriptionId);
-    const balances = isUuid(input.subscriptionId) ? ctx.loaders.balances.load(input.subscriptionId) : Promise.resolve([]);
-    subscription.catch(() => undefined);
-    balances.catch(() => undefined);
+    // The subscription and its balances are read (one statement shared with concurrent previews)
+    // while the document is priced. A malformed id never reaches SQL.
+    const snapshot: Promise<SubscriptionSnapshot | undefined> = isUuid(subscriptionId)
+      ? subscriptionSnapshotReader(ctx.services.db).load(subscriptionId)
+      : Promise.resolve(undefined);
+    snapshot.catch(() => undefined);
 
     let items: PricedField[] | undefined;
     let documentError: unknown;
@@ -37,15 +39,22 @@ export class PreviewResolver {
     } catch (err) {
       documentError = err;
     }
-    // Who may see the subscription is answered before anything about the document.
-    await subscription;
+
+    // Who may see the subscription is answered before anything about the document, by the same
+    // check every subscription query uses; the loaders are primed so it reads nothing again.
+    const found = await snapshot;
+    if (isUuid(subscriptionId)) {
+      ctx.loaders.subscription.prime(subscriptionId, found?.subscription);
+      if (found) ctx.loaders.balances.prime(subscriptionId, found.balances);
+    }
+    await loadReadableSubscription(ctx, subscriptionId);
     if (!items) throw documentError;
 
     const totals = totalsByType(items);
-    const byType = new Map((await balances).map((b) => [b.creditType, b]));
+    const byType = new Map((found?.balances ?? []).map((b) => [b.creditType, b]));
     return {
-      subscriptionId: input.subscriptionId,
-      items: items.map((item) => ({ ...item })),
+      subscriptionId,
+      items,
       totals,
       balances: totals.flatMap(({ type }) => {
         const balance = byType.get(type);

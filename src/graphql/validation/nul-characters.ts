@@ -34,7 +34,10 @@ export function findNulCharacter(root: unknown, rootPath = "variables"): string 
     } else if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) pending.push({ value: value[i], path: `${path}[${i}]` });
     } else if (value !== null && typeof value === "object") {
-      for (const [key, item] of Object.entries(value)) {
+      const entries = Object.entries(value);
+      // Pushed in reverse so the first offending field in reading order is the one reported.
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, item] = entries[i];
         if (key.includes(NUL)) return `${path} (a key)`;
         pending.push({ value: item, path: `${path}.${key}` });
       }

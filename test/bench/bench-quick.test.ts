@@ -1,0 +1,63 @@
+/**
+ * `npm run bench -- --quick` as a smoke test: the whole benchmark (fresh database, the real server
+ * as its own process, every scenario, the soak, the integrity check) runs and writes well-formed
+ * results. Its numbers are not checked: a few seconds on a shared machine measure nothing, and the
+ * goals are for the full run (bench/README.md).
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { postgresAvailable, TEST_DATABASE_URL } from "../helpers/services.js";
+
+const SCENARIOS = ["noop", "bare-sql", "metered", "metered-hot", "preview", "raw-debit"];
+
+function runQuickBench(out: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", "--quick", "--out", out], {
+      env: { ...process.env, BENCH_DATABASE_URL: TEST_DATABASE_URL },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ code, output }));
+  });
+}
+
+describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bench-quick-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("completes and writes well-formed results to --out", { timeout: 120_000 }, async () => {
+    const out = join(dir, "results.json");
+    const { code, output } = await runQuickBench(out);
+    expect(code, output).toBe(0);
+
+    const results = JSON.parse(readFileSync(out, "utf8"));
+    expect(results.kind).toBe("quick");
+    expect(results.machine).toMatchObject({ cpus: expect.any(Number), cpuModel: expect.any(String) });
+    expect(results.versions).toMatchObject({ node: process.version, postgres: expect.any(String), autocannon: "9.0.0" });
+
+    // Every scenario ran once, answered every request, and has its figures.
+    expect(results.runs.map((r: { scenario: string }) => r.scenario).sort()).toEqual([...SCENARIOS].sort());
+    for (const run of results.runs) {
+      expect(run).toMatchObject({ requestsPerSecond: expect.any(Number), p50Ms: expect.any(Number), p99Ms: expect.any(Number), failures: 0 });
+      expect(run.requests).toBeGreaterThan(0);
+    }
+    expect(Object.keys(results.scenarios).sort()).toEqual([...SCENARIOS].sort());
+
+    // The ratios the goals are about are all there (whether they are met is the full run's business).
+    expect(Object.keys(results.ratios).sort()).toEqual(
+      ["metered_hot_over_metered", "metered_over_bare_sql", "p99_metered_over_bare_sql", "preview_over_noop", "rss_mb"].sort(),
+    );
+    for (const value of Object.values(results.ratios)) expect(value).toEqual(expect.any(Number));
+    expect(results.soak.samplesMb.length).toBeGreaterThan(1);
+
+    // The load left the ledger consistent and every charge settled.
+    expect(results.integrity).toMatchObject({ auditMismatches: 0, pendingCharges: 0 });
+    expect(results.integrity.debits).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,194 @@
+/**
+ * The coalescing charge ledger against a real database: concurrent debits of one balance become
+ * batch statements that never overdraw it, grant in arrival order where the credits fit, fold the
+ * subscription check into the debit, and settle in batches. On PGlite and PostgreSQL.
+ */
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { fundedSubscription } from "../helpers/test-app.js";
+import { ledgerEntries } from "../helpers/ledger-state.js";
+import { queryRows, type Database } from "../../src/db/database.js";
+import { auditLedger } from "../../src/ledger/audit.js";
+import { debitBatch, type BatchDebitRequest } from "../../src/ledger/batch-debit.js";
+import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import type { DebitRequest } from "../../src/ledger/debit.js";
+import { setSubscriptionStatus } from "../../src/subscriptions/subscription-store.js";
+
+function debitOf(subscriptionId: string, amount: number, actorId = "owner", creditType = "leads"): DebitRequest {
+  return {
+    subscriptionId,
+    creditType,
+    amount,
+    operation: "Mutation.searchLeads",
+    estimated: amount,
+    actorId,
+    adminOverride: false,
+    requestId: `req-${randomUUID()}`,
+  };
+}
+
+/** The database with every statement counted, to see how many the ledger sent. */
+function countingStatements(db: Database): { db: Database; statements: () => number } {
+  let count = 0;
+  const counted = new Proxy(db, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (property !== "execute") return value;
+      return (...args: unknown[]) => {
+        count++;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { db: counted, statements: () => count };
+}
+
+async function count(database: TestDatabase, query: ReturnType<typeof sql>): Promise<number> {
+  const [row] = await queryRows<{ n: number | string }>(database.db, query);
+  return Number(row.n);
+}
+
+describe.each(BACKENDS)("coalescing charge ledger on %s", (backend) => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+  });
+  afterAll(() => database?.dispose());
+
+  it("200 concurrent 1-credit debits against 50 credits: exactly 50 granted, 150 refused, balance 0, audit clean", async () => {
+    const sub = await fundedSubscription(database, "owner", { leads: 50 });
+    const { db, statements } = countingStatements(database.db);
+    const ledger = createCoalescingChargeLedger(db);
+
+    const outcomes = await Promise.all(Array.from({ length: 200 }, () => ledger.debit(debitOf(sub, 1))));
+
+    const granted = outcomes.filter((o) => o.ok);
+    const refused = outcomes.filter((o) => !o.ok);
+    expect(granted).toHaveLength(50);
+    expect(refused).toHaveLength(150);
+    expect(refused.every((o) => !o.ok && o.reason === "insufficient" && o.available === 0)).toBe(true);
+    // Balances after each grant count down 49 … 0, each exactly once: no two debits saw the same balance.
+    expect(granted.map((o) => (o.ok ? o.balanceAfter : -1)).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    // One balance, one statement at a time: far fewer statements than requests.
+    expect(statements()).toBeLessThan(20);
+
+    const entries = await ledgerEntries(database, sub);
+    expect(entries.filter((e) => e.kind === "DEBIT")).toHaveLength(50);
+    expect(await count(database, sql`select balance as n from credit_balances where subscription_id = ${sub}::uuid and credit_type = 'leads'`)).toBe(0);
+    expect(await count(database, sql`select count(*) as n from pending_charges where subscription_id = ${sub}::uuid`)).toBe(50);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true, mismatches: [] });
+
+    // Settling them, all at once, clears every pending mark; a second settle finds nothing to do.
+    const settled = await Promise.all(granted.map((o) => ledger.settle(sub, o.ok ? o.entryId : "")));
+    expect(settled.every(Boolean)).toBe(true);
+    expect(await count(database, sql`select count(*) as n from pending_charges where subscription_id = ${sub}::uuid`)).toBe(0);
+    expect(await ledger.settle(sub, granted[0].ok ? granted[0].entryId : "")).toBe(false);
+    await ledger.idle();
+  });
+
+  it("mixed amounts in one batch are granted in arrival order where they fit", async () => {
+    const sub = await fundedSubscription(database, "owner", { leads: 8 });
+    const ledger = createCoalescingChargeLedger(database.db);
+    // Submitted in one tick, so they share one statement: 5 fits (3 left), 4 does not, 2 fits (1
+    // left), 1 fits (0 left), 3 does not — what running them one by one, in this order, would do.
+    const outcomes = await Promise.all([5, 4, 2, 1, 3].map((amount) => ledger.debit(debitOf(sub, amount))));
+    expect(outcomes.map((o) => (o.ok ? { ok: true, balanceAfter: o.balanceAfter } : o))).toEqual([
+      { ok: true, balanceAfter: 3 },
+      { ok: false, reason: "insufficient", available: 3 },
+      { ok: true, balanceAfter: 1 },
+      { ok: true, balanceAfter: 0 },
+      { ok: false, reason: "insufficient", available: 0 },
+    ]);
+    const debits = (await ledgerEntries(database, sub)).filter((e) => e.kind === "DEBIT");
+    expect(debits.map((e) => [e.amount, e.balance_after])).toEqual([
+      [-5, 3],
+      [-2, 1],
+      [-1, 0],
+    ]);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+
+  it("one statement serves several subscriptions, each walked on its own", async () => {
+    const a = await fundedSubscription(database, "owner-a", { leads: 3 });
+    const b = await fundedSubscription(database, "owner-b", { leads: 1, ai: 2 });
+    const request = (subscriptionId: string, amount: number, actorId: string, creditType = "leads"): BatchDebitRequest => ({
+      ...debitOf(subscriptionId, amount, actorId, creditType),
+      entryId: randomUUID(),
+      authorize: true,
+      actorIsAdmin: false,
+    });
+    const outcomes = await debitBatch(database.db, [
+      request(a, 2, "owner-a"),
+      request(b, 1, "owner-b"),
+      request(a, 2, "owner-a"),
+      request(b, 2, "owner-b", "ai"),
+      request(b, 1, "owner-b"),
+      request(a, 1, "owner-a"),
+    ]);
+    expect(outcomes.map((o) => (o.ok ? o.balanceAfter : o.reason))).toEqual([1, 0, "insufficient", 0, "insufficient", 0]);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+
+  it("folds the subscription check into the debit, refusing with what it saw and moving nothing", async () => {
+    const sub = await fundedSubscription(database, "owner", { leads: 10 });
+    const suspended = await fundedSubscription(database, "owner", { leads: 10 });
+    await setSubscriptionStatus(database.db, suspended, "SUSPENDED", "test");
+    const ledger = createCoalescingChargeLedger(database.db);
+    const as = (request: DebitRequest, actorIsAdmin = false) => ledger.authorizeAndDebit({ ...request, actorIsAdmin });
+
+    const [missing, stranger, inactive, noBalance, owner, admin] = await Promise.all([
+      as(debitOf(randomUUID(), 1)),
+      as(debitOf(sub, 1, "stranger")),
+      as(debitOf(suspended, 1)),
+      as(debitOf(sub, 1, "owner", "no-such-type")),
+      as(debitOf(sub, 2)),
+      as(debitOf(sub, 3, "an-admin"), true),
+    ]);
+    expect(missing).toEqual({ ok: false, reason: "unauthorized", subscription: undefined });
+    expect(stranger).toEqual({ ok: false, reason: "unauthorized", subscription: { ownerId: "owner", status: "ACTIVE" } });
+    expect(inactive).toEqual({ ok: false, reason: "unauthorized", subscription: { ownerId: "owner", status: "SUSPENDED" } });
+    expect(noBalance).toEqual({ ok: false, reason: "no-balance" });
+    expect(owner).toMatchObject({ ok: true, balanceAfter: 8 });
+    expect(admin).toMatchObject({ ok: true, balanceAfter: 5 });
+
+    const suspendedEntries = await ledgerEntries(database, suspended);
+    expect(suspendedEntries.map((e) => e.kind)).toEqual(["GRANT"]);
+    expect((await ledgerEntries(database, sub)).map((e) => [e.kind, e.actor_id])).toEqual([
+      ["GRANT", "test-setup"],
+      ["DEBIT", "owner"],
+      ["DEBIT", "an-admin"],
+    ]);
+    await Promise.all([owner, admin].map((o) => (o.ok ? ledger.settle(sub, o.entryId) : undefined)));
+    await ledger.idle();
+  });
+
+  it("a request the database refuses fails alone, not the batch it travelled in", async () => {
+    const sub = await fundedSubscription(database, "owner", { leads: 10 });
+    const ledger = createCoalescingChargeLedger(database.db);
+    // PostgreSQL stores no NUL character in text: this actor id makes any statement carrying it fail.
+    const results = await Promise.allSettled([
+      ledger.debit(debitOf(sub, 1)),
+      ledger.debit(debitOf(sub, 1, "own\u0000er")),
+      ledger.debit(debitOf(sub, 2)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(results.map((r) => (r.status === "fulfilled" && r.value.ok ? r.value.balanceAfter : null)).filter((b) => b !== null).sort()).toEqual([7, 9]);
+    await Promise.all(results.map((r) => (r.status === "fulfilled" && r.value.ok ? ledger.settle(sub, r.value.entryId) : undefined)));
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+
+  it("refunds a pending charge whole, once", async () => {
+    const sub = await fundedSubscription(database, "owner", { leads: 4 });
+    const ledger = createCoalescingChargeLedger(database.db);
+    const debit = await ledger.debit(debitOf(sub, 3));
+    if (!debit.ok) throw new Error("the debit was refused");
+    const refund = await ledger.refund({ subscriptionId: sub, entryId: debit.entryId, reason: "system error: Error", actorId: null, requestId: null });
+    expect(refund).toMatchObject({ kind: "REFUND", amount: 3, balanceAfter: 4, refundOf: debit.entryId });
+    expect(await ledger.refund({ subscriptionId: sub, entryId: debit.entryId, reason: "again", actorId: null, requestId: null })).toBeUndefined();
+    expect(await ledger.settle(sub, debit.entryId)).toBe(false);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+});

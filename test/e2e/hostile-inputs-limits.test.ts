@@ -1,0 +1,306 @@
+/**
+ * The operation limits over HTTP, on PGlite and PostgreSQL: depth, metered fields, aliases,
+ * directives, body size, batching and introspection. Each limit is tried just under and just over,
+ * and a refused operation must have charged nothing. What the tests saw is written to
+ * test-results/hostile-inputs-limits.json, which docs/reliability.md quotes.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "../../src/db/database.js";
+import { balancesOfSubscriptions } from "../../src/ledger/balances.js";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
+
+const ENV = { RATE_LIMIT_DEFAULT: "100000/1m" };
+
+interface Seen {
+  status: number;
+  code: string | null;
+  reason: string | null;
+  message: string | null;
+  charges?: number;
+}
+
+const report: Record<string, Record<string, Seen | Record<string, unknown>>> = {};
+
+afterAll(() => {
+  mkdirSync("test-results", { recursive: true });
+  writeFileSync("test-results/hostile-inputs-limits.json", `${JSON.stringify({ generatedAt: new Date().toISOString(), backends: report }, null, 2)}\n`);
+});
+
+/** A query `depth` fields deep, through __type (the only recursion the schema has). */
+function depthQuery(depth: number): string {
+  const inner = depth - 4;
+  return `{ __type(name: "Query") { fields { type { ${"ofType { ".repeat(inner)}name${" }".repeat(inner)} } } } }`;
+}
+
+function aiAliases(count: number, from = 0): string {
+  return Array.from({ length: count }, (_, i) => `a${from + i}: runAiTask(subscriptionId: $s, input: { prompt: "x" }) { output }`).join("\n");
+}
+
+function seen(res: { status: number; body: any }): Seen {
+  const error = res.body?.errors?.[0];
+  return {
+    status: res.status,
+    code: error?.extensions?.code ?? null,
+    reason: error?.extensions?.reason ?? null,
+    message: error?.message ?? null,
+    charges: res.body?.extensions?.credits?.charges?.length,
+  };
+}
+
+async function rawPost(url: string, body: BodyInit, headers: Record<string, string> = {}, extra: RequestInit = {}) {
+  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body, ...extra });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, body: json, text };
+}
+
+/** Sends only the headers of a request that declares `length` bytes, and returns the status it gets before any body. */
+function declaredLengthStatus(url: string, length: number): Promise<number> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { hostname, port, path: "/graphql", method: "POST", headers: { "content-type": "application/json", "content-length": String(length) } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      },
+    );
+    req.on("error", (err) => (err.message.includes("socket hang up") ? undefined : reject(err)));
+    req.flushHeaders();
+  });
+}
+
+describe.each(BACKENDS)("operation limits on %s", (backend) => {
+  let database: TestDatabase;
+  let server: TestServer;
+  let production: TestServer;
+  const seenHere: Record<string, Seen | Record<string, unknown>> = {};
+  report[backend] = seenHere;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+    server = await startTestServer({ database, env: ENV });
+    production = await startTestServer({ database, env: { ...ENV, NODE_ENV: "production" } });
+  });
+  afterAll(async () => {
+    await production?.close();
+    await server?.close();
+    await database?.dispose();
+  });
+
+  async function ledgerRows(subscriptionId: string): Promise<number> {
+    const rows = await queryRows<{ n: number | string }>(database.db, sql`select count(*) as n from credit_ledger where subscription_id = ${subscriptionId}::uuid`);
+    return Number(rows[0].n);
+  }
+  async function aiBalance(subscriptionId: string): Promise<number> {
+    return (await balancesOfSubscriptions(database.db, [subscriptionId])).find((b) => b.creditType === "ai")!.balance;
+  }
+
+  it(`depth ${12} is answered, depth 13 refused (BAD_USER_INPUT, 400)`, async () => {
+    expect(server.config.MAX_QUERY_DEPTH).toBe(12);
+    const ok = await server.gql(depthQuery(12));
+    const refused = await server.gql(depthQuery(13));
+    seenHere["depth 12"] = seen(ok);
+    seenHere["depth 13"] = seen(refused);
+    expect(ok.status).toBe(200);
+    expect(ok.body.data.__type.fields.length).toBeGreaterThan(0);
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors![0].extensions).toMatchObject({ code: "BAD_USER_INPUT", reason: "GRAPHQL_VALIDATION_FAILED" });
+    expect(refused.body.errors![0].message).toBe(
+      "Query depth limit of 12 exceeded, found 13. Simplify the operation or split it into several requests.",
+    );
+    expect(refused.body.data).toBeUndefined();
+  });
+
+  it("depth hidden in fragments is counted all the same", async () => {
+    const query = `{ __type(name: "Query") { ...F } } fragment F on __Type { fields { type { ... on __Type { ${"ofType { ".repeat(9)}name${" }".repeat(9)} } } } }`;
+    const res = await server.gql(query);
+    seenHere["depth 13 through fragments"] = seen(res);
+    expect(res.status).toBe(400);
+    expect(res.body.errors![0].message).toMatch(/found 13/);
+  });
+
+  it("20 metered fields in one operation are charged; 21 are refused and nothing is charged", async () => {
+    const owner = `limits-owner-${backend}`;
+    const token = await userToken(owner);
+    const subscriptionId = await fundedSubscription(database, owner, { ai: 100, leads: 100 });
+    expect(server.config.MAX_METERED_FIELDS).toBe(20);
+
+    const twenty = await server.gql(`mutation ($s: ID!) { ${aiAliases(20)} }`, { s: subscriptionId }, { token });
+    seenHere["metered 20"] = seen(twenty);
+    expect(twenty.status).toBe(200);
+    expect(twenty.body.errors).toBeUndefined();
+    expect(twenty.body.extensions!.credits.charges).toHaveLength(20);
+    expect(await aiBalance(subscriptionId)).toBe(80);
+    const rowsAfterTwenty = await ledgerRows(subscriptionId);
+
+    const attempts: [string, string][] = [
+      ["metered 21 aliases", `mutation ($s: ID!) { ${aiAliases(21)} }`],
+      ["metered 21 through a fragment", `mutation ($s: ID!) { ${aiAliases(11)} ...Ten } fragment Ten on Mutation { ${aiAliases(10, 100)} }`],
+      [
+        "metered 21 of two fields",
+        `mutation ($s: ID!) { ${aiAliases(11)} ${Array.from({ length: 10 }, (_, i) => `l${i}: searchLeads(subscriptionId: $s, input: { query: "q", limit: 1 }) { total }`).join(" ")} }`,
+      ],
+    ];
+    for (const [label, query] of attempts) {
+      const refused = await server.gql(query, { s: subscriptionId }, { token });
+      seenHere[label] = seen(refused);
+      expect(refused.status, label).toBe(400);
+      expect(refused.body.errors![0].extensions, label).toMatchObject({ code: "BAD_USER_INPUT", reason: "GRAPHQL_VALIDATION_FAILED" });
+      expect(refused.body.errors![0].message, label).toBe(
+        "The operation selects 21 metered fields; at most 20 are allowed in one operation. Split it into several requests.",
+      );
+      expect(refused.body.data, label).toBeUndefined();
+      expect(refused.body.extensions?.credits, label).toBeUndefined();
+    }
+    expect(await aiBalance(subscriptionId)).toBe(80);
+    expect(await ledgerRows(subscriptionId)).toBe(rowsAfterTwenty);
+  });
+
+  it("50 aliases are answered, 51 refused", async () => {
+    const aliases = (n: number) => Array.from({ length: n }, (_, i) => `t${i}: creditTypes { name }`).join(" ");
+    const fifty = await server.gql(`{ ${aliases(50)} }`);
+    const fiftyOne = await server.gql(`{ ${aliases(51)} }`);
+    const typenames = await server.gql(`{ ${aliases(50)} ${Array.from({ length: 20 }, (_, i) => `n${i}: __typename`).join(" ")} }`);
+    seenHere["aliases 50"] = seen(fifty);
+    seenHere["aliases 51"] = seen(fiftyOne);
+    seenHere["aliases 50 + 20 __typename"] = seen(typenames);
+    expect(fifty.status).toBe(200);
+    expect(Object.keys(fifty.body.data)).toHaveLength(50);
+    expect(fiftyOne.status).toBe(400);
+    expect(fiftyOne.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+    expect(fiftyOne.body.errors![0].message).toBe("Aliases limit of 50 exceeded, found 51. Simplify the operation or split it into several requests.");
+    expect(typenames.status).toBe(200);
+  });
+
+  it("50 directives are answered, 51 refused", async () => {
+    // @include and @skip may each appear once per field: 25 fields carry both.
+    const twoEach = Array.from({ length: 25 }, (_, i) => `t${i}: creditTypes @include(if: true) @skip(if: false) { name }`).join(" ");
+    const fifty = await server.gql(`{ ${twoEach} }`);
+    const fiftyOne = await server.gql(`{ ${twoEach} last: creditTypes { name @include(if: true) } }`);
+    seenHere["directives 50"] = seen(fifty);
+    seenHere["directives 51"] = seen(fiftyOne);
+    expect(fifty.status).toBe(200);
+    expect(fiftyOne.status).toBe(400);
+    expect(fiftyOne.body.errors![0].message).toMatch(/^Directives limit of 50 exceeded, found 51\./);
+  });
+
+  it("a body of MAX_BODY_BYTES is read; one byte more is 413, declared or streamed", async () => {
+    const limit = server.config.MAX_BODY_BYTES;
+    expect(limit).toBe(1_000_000);
+    const bodyOf = (bytes: number) => {
+      const head = '{"query":"{ creditTypes { name } }","variables":{"pad":"';
+      const tail = '"}}';
+      return head + "x".repeat(bytes - head.length - tail.length) + tail;
+    };
+    const exact = await rawPost(server.url, bodyOf(limit));
+    const over = await rawPost(server.url, bodyOf(limit + 1));
+    const streamed = await rawPost(
+      server.url,
+      new ReadableStream({
+        start(controller) {
+          const chunk = new TextEncoder().encode("x".repeat(100_000));
+          for (let i = 0; i < 11; i++) controller.enqueue(chunk);
+          controller.close();
+        },
+      }),
+      {},
+      { duplex: "half" } as RequestInit,
+    );
+    const declared = await declaredLengthStatus(server.url, 50_000_000);
+    seenHere["body at the limit"] = { status: exact.status };
+    seenHere["body limit + 1"] = seen(over);
+    seenHere["body streamed without a length, 1.1 MB"] = seen(streamed);
+    seenHere["declared length 50 MB"] = { status: declared };
+    expect(exact.status).toBe(200);
+    expect(over.status).toBe(413);
+    expect(over.body.errors![0]).toMatchObject({
+      message: "Request body too large: the limit is 1000000 bytes",
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+    expect(streamed.status).toBe(413);
+    expect(declared).toBe(413);
+  });
+
+  it("a document repeating one field thousands of times is refused by graphql's own work budget", async () => {
+    const few = await server.gql(`{ ${"__typename ".repeat(50)} }`);
+    const fields = "__typename ".repeat(Math.floor((server.config.MAX_BODY_BYTES - 100) / 11));
+    const huge = await rawPost(server.url, JSON.stringify({ query: `{ ${fields} }` }));
+    seenHere["50 repeats of one field"] = seen(few);
+    seenHere["1 MB of one repeated field"] = seen(huge);
+    expect(few.status).toBe(200);
+    expect(huge.status).toBe(400);
+    expect(huge.body.errors![0]).toMatchObject({
+      message: "The operation is too complex to validate: it repeats the same fields too often. Simplify it.",
+      extensions: { code: "BAD_USER_INPUT", reason: "GRAPHQL_VALIDATION_FAILED" },
+    });
+  });
+
+  it("batched requests are refused whole, before anything runs", async () => {
+    const owner = `batch-owner-${backend}`;
+    const token = await userToken(owner);
+    const subscriptionId = await fundedSubscription(database, owner, { ai: 10 });
+    const one = { query: `mutation ($s: ID!) { runAiTask(subscriptionId: $s, input: { prompt: "x" }) { output } }`, variables: { s: subscriptionId } };
+    const res = await rawPost(server.url, JSON.stringify([one, one]), { authorization: `Bearer ${token}` });
+    seenHere["batch of two metered mutations"] = seen(res);
+    expect(res.status).toBe(400);
+    expect(res.body.errors![0]).toMatchObject({
+      message: "Batched requests are not accepted: send one operation per request, as a JSON object rather than an array.",
+      extensions: { code: "BAD_USER_INPUT", reason: "BAD_REQUEST" },
+    });
+    expect(await aiBalance(subscriptionId)).toBe(10);
+    expect(await ledgerRows(subscriptionId)).toBe(1);
+  });
+
+  it("introspection is refused with NODE_ENV=production and answered otherwise", async () => {
+    const schemaQuery = `{ __schema { queryType { name } } }`;
+    const typeQuery = `{ __type(name: "Mutation") { fields { name } } }`;
+    const devSchema = await server.gql(schemaQuery);
+    const prodSchema = await production.gql(schemaQuery);
+    const prodType = await production.gql(typeQuery);
+    const prodTypename = await production.gql(`{ __typename }`);
+    seenHere["introspection (test mode)"] = seen(devSchema);
+    seenHere["introspection __schema (production)"] = seen(prodSchema);
+    seenHere["introspection __type (production)"] = seen(prodType);
+    seenHere["__typename (production)"] = seen(prodTypename);
+    expect(server.config.NODE_ENV).toBe("test");
+    expect(devSchema.status).toBe(200);
+    expect(devSchema.body.data.__schema.queryType.name).toBe("Query");
+    for (const refused of [prodSchema, prodType]) {
+      expect(refused.status).toBe(400);
+      expect(refused.body.errors![0].extensions).toMatchObject({ code: "BAD_USER_INPUT", reason: "GRAPHQL_VALIDATION_FAILED" });
+      expect(refused.body.errors![0].message).toMatch(/introspection is not allowed/);
+      expect(refused.body.data).toBeUndefined();
+    }
+    expect(prodTypename.status).toBe(200);
+    expect(prodTypename.body.data).toEqual({ __typename: "Query" });
+  });
+
+  it("in production, errors do not suggest field names", async () => {
+    const typo = `{ creditType { name } }`;
+    const dev = await server.gql(typo);
+    const prod = await production.gql(typo);
+    seenHere["unknown field (test mode)"] = seen(dev);
+    seenHere["unknown field (production)"] = seen(prod);
+    expect(dev.body.errors![0].message).toMatch(/Did you mean "creditTypes"/);
+    expect(prod.status).toBe(400);
+    expect(prod.body.errors![0].message).toBe('Cannot query field "creditType" on type "Query".');
+  });
+
+  it("the limits hold in production mode too", async () => {
+    const aliases = Array.from({ length: 51 }, (_, i) => `t${i}: creditTypes { name }`).join(" ");
+    const res = await production.gql(`{ ${aliases} }`);
+    expect(res.status).toBe(400);
+    expect(res.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+  });
+});
