@@ -72,16 +72,26 @@ interface Failed {
 }
 
 /**
- * One batch statement; if the database refuses it (it answered with an error, so nothing of it was
- * written), each request is tried alone, so one request the database cannot take (a text it rejects)
- * fails by itself instead of failing everyone it was batched with. A lost connection is not retried:
- * the statement may have committed, and a retry could debit twice.
+ * Errors that mean the statement itself was refused and rolled back: bad data (22), a violated
+ * constraint (23), a rolled-back transaction such as a deadlock (40), a trigger's exception (P0).
+ * Anything else (a lost or terminated connection, 08/57) may have come after the commit.
+ */
+function refusedByTheStatement(err: unknown): boolean {
+  const state = sqlState(err);
+  return state !== undefined && ["22", "23", "40", "P0"].includes(state.slice(0, 2));
+}
+
+/**
+ * One batch statement; if the database refuses it, each request is tried alone, so one request the
+ * database cannot take (a text it rejects) fails by itself instead of failing everyone it was
+ * batched with. Any other failure is not retried: the statement may have committed, and a retry
+ * could debit twice.
  */
 async function debitIsolatingFailures(db: Database, batch: BatchDebitRequest[]): Promise<(BatchDebitOutcome | Failed)[]> {
   try {
     return await debitBatch(db, batch);
   } catch (err) {
-    if (batch.length === 1 || sqlState(err) === undefined) throw err;
+    if (batch.length === 1 || !refusedByTheStatement(err)) throw err;
     // One after another, in arrival order, as the batch would have granted them.
     const outcomes: (BatchDebitOutcome | Failed)[] = [];
     for (const request of batch) {
