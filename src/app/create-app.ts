@@ -119,6 +119,18 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const schema = rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema));
   services.schema = schema;
 
+  const validationRules = requestValidationRules(
+    {
+      maxDepth: config.MAX_QUERY_DEPTH,
+      maxAliases: config.MAX_ALIASES,
+      maxDirectives: config.MAX_DIRECTIVES,
+      maxMeteredFields: config.MAX_METERED_FIELDS,
+    },
+    meteredFields,
+  );
+  // creditPreview validates documents with the same rules, so it never prices what a run would refuse.
+  services.validationRules = validationRules;
+
   const apollo = new ApolloServer<RequestContext>({
     schema,
     formatError,
@@ -129,15 +141,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     // Hostile operations (too deep, too many aliases, directives or metered fields, a root type the
     // schema lacks, NUL in a string) are refused during validation, before anything runs or is charged. Batched HTTP requests stay off
     // (Apollo's default): one request is one operation, one charge collector, one Idempotency-Key.
-    validationRules: requestValidationRules(
-      {
-        maxDepth: config.MAX_QUERY_DEPTH,
-        maxAliases: config.MAX_ALIASES,
-        maxDirectives: config.MAX_DIRECTIVES,
-        maxMeteredFields: config.MAX_METERED_FIELDS,
-      },
-      meteredFields,
-    ),
+    validationRules: [...validationRules],
     plugins: [
       creditsExtensionPlugin(),
       errorsPlugin(),

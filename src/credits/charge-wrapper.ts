@@ -22,7 +22,7 @@ import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
 import type { ChargeObserver } from "./charge-observer.js";
 import type { ChargeRecord } from "./charge-collector.js";
 import type { MeteredField } from "./metered-field.js";
-import { priceMeteredCall, validateMeteredArgs } from "./pricing.js";
+import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs } from "./pricing.js";
 import type { MeteredResolverWrapper } from "./credits-directive.js";
 import { isUuid } from "../util/uuid.js";
 
@@ -242,7 +242,7 @@ function authorizeSpend(
     throw new ForbiddenError(`Subscription ${subscriptionId} is ${subscription.status}: only ACTIVE subscriptions can spend credits`);
   }
   if (override !== undefined && override !== null && !viewer.isAdmin) {
-    throw new ForbiddenError("creditAmount is for admins only: leave it out and the call is priced for you");
+    throw new ForbiddenError(CREDIT_AMOUNT_ADMIN_ONLY);
   }
 }
 

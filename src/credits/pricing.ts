@@ -8,6 +8,9 @@ import { BadUserInputError } from "../errors/errors.js";
 import type { MeteredField } from "./metered-field.js";
 import { formatZodError, normalizeEstimate } from "./estimators/registry.js";
 
+/** The refusal of a non-admin creditAmount, the same from a mutation and from a preview. */
+export const CREDIT_AMOUNT_ADMIN_ONLY = "creditAmount is for admins only: leave it out and the call is priced for you";
+
 export interface Price {
   /** Credits to debit. */
   charged: number;

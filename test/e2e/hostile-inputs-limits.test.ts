@@ -167,6 +167,20 @@ describe.each(BACKENDS)("operation limits on %s", (backend) => {
     expect(await ledgerRows(subscriptionId)).toBe(rowsAfterTwenty);
   });
 
+  it("creditPreview refuses what a run would refuse: 21 metered fields", async () => {
+    const owner = `preview-limits-${backend}`;
+    const token = await userToken(owner);
+    const subscriptionId = await fundedSubscription(database, owner, { ai: 100 });
+    const preview = `query($i: CreditPreviewInput!) { creditPreview(input: $i) { totals { type amount } } }`;
+    const twenty = await server.gql(preview, { i: { subscriptionId, query: `mutation ($s: ID!) { ${aiAliases(20)} }`, variables: { s: subscriptionId } } }, { token });
+    expect(twenty.body.data.creditPreview.totals).toEqual([{ type: "ai", amount: 20 }]);
+    const refused = await server.gql(preview, { i: { subscriptionId, query: `mutation ($s: ID!) { ${aiAliases(21)} }`, variables: { s: subscriptionId } } }, { token });
+    seenHere["preview of 21 metered"] = seen(refused);
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+    expect(refused.body.errors![0].message).toMatch(/selects 21 metered fields; at most 20/);
+  });
+
   it("50 aliases are answered, 51 refused", async () => {
     const aliases = (n: number) => Array.from({ length: n }, (_, i) => `t${i}: creditTypes { name }`).join(" ");
     const fifty = await server.gql(`{ ${aliases(50)} }`);

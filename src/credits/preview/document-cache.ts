@@ -8,10 +8,12 @@ import {
   GraphQLError,
   getOperationAST,
   parse,
+  specifiedRules,
   validate,
   type DocumentNode,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type ValidationRule,
 } from "graphql";
 import { BadUserInputError } from "../../errors/errors.js";
 import type { MeteredField } from "../metered-field.js";
@@ -88,6 +90,8 @@ export class PreviewDocumentCache {
   constructor(
     private readonly schema: GraphQLSchema,
     meteredFields: readonly MeteredField[],
+    /** The server's own extra rules (depth, aliases, metered fields …): a preview refuses what a run would refuse. */
+    private readonly extraRules: readonly ValidationRule[] = [],
   ) {
     this.metered = indexMeteredFields(meteredFields);
   }
@@ -115,7 +119,7 @@ export class PreviewDocumentCache {
       const reason = err instanceof GraphQLError ? err.message : "it is not a GraphQL document";
       return { ok: false, problem: `The document does not parse: ${reason}` };
     }
-    const errors = validate(this.schema, document);
+    const errors = validate(this.schema, document, [...specifiedRules, ...this.extraRules]);
     if (errors.length > 0) {
       return { ok: false, problem: `The document is not valid: ${describeErrors(errors)}` };
     }
@@ -126,10 +130,14 @@ export class PreviewDocumentCache {
 const cachesBySchema = new WeakMap<GraphQLSchema, PreviewDocumentCache>();
 
 /** The cache of one executable schema, created on first use and dropped with the schema. */
-export function previewDocumentCache(schema: GraphQLSchema, meteredFields: readonly MeteredField[]): PreviewDocumentCache {
+export function previewDocumentCache(
+  schema: GraphQLSchema,
+  meteredFields: readonly MeteredField[],
+  extraRules: readonly ValidationRule[] = [],
+): PreviewDocumentCache {
   let cache = cachesBySchema.get(schema);
   if (!cache) {
-    cache = new PreviewDocumentCache(schema, meteredFields);
+    cache = new PreviewDocumentCache(schema, meteredFields, extraRules);
     cachesBySchema.set(schema, cache);
   }
   return cache;

@@ -12,10 +12,10 @@
  * subscription previews it. Only successful prices are kept: a refusal is computed afresh each time,
  * so its message is always the mutation's own.
  */
-import { GraphQLError, Kind, getArgumentValues, getVariableValues, type GraphQLSchema } from "graphql";
+import { GraphQLError, Kind, getArgumentValues, getVariableValues, type GraphQLSchema, type ValidationRule } from "graphql";
 import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
 import type { MeteredField } from "../metered-field.js";
-import { priceMeteredCall, validateMeteredArgs, type Price } from "../pricing.js";
+import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs, type Price } from "../pricing.js";
 import { previewDocumentCache } from "./document-cache.js";
 import { runningFields, type MeteredFieldOccurrence } from "./field-walker.js";
 import type { LruCache } from "./lru-cache.js";
@@ -40,7 +40,6 @@ export interface PricedField {
 }
 
 /** The wrapper's refusal of a non-admin creditAmount, word for word. */
-export const CREDIT_AMOUNT_ADMIN_ONLY = "creditAmount is for admins only: leave it out and the call is priced for you";
 
 /** Stands for an absent variable in a memo key (JSON would print it as null, which means something else). */
 const ABSENT = { absent: true };
@@ -86,8 +85,13 @@ function memoisedPrice(memo: LruCache<string, Price>, occurrence: MeteredFieldOc
  * Prices the document's operation field by field, in document order. Throws BAD_USER_INPUT for a
  * document, variables or arguments the server would refuse, FORBIDDEN for a non-admin creditAmount.
  */
-export function priceDocument(schema: GraphQLSchema, meteredFields: readonly MeteredField[], request: PriceDocumentRequest): PricedField[] {
-  const cache = previewDocumentCache(schema, meteredFields);
+export function priceDocument(
+  schema: GraphQLSchema,
+  meteredFields: readonly MeteredField[],
+  request: PriceDocumentRequest,
+  validationRules: readonly ValidationRule[] = [],
+): PricedField[] {
+  const cache = previewDocumentCache(schema, meteredFields, validationRules);
   const plan = cache.plan(request.query, request.operationName);
 
   const coerced = getVariableValues(schema, plan.operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });

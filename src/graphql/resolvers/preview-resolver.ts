@@ -35,7 +35,7 @@ export class PreviewResolver {
         variables: input.variables,
         operationName: input.operationName,
         callerIsAdmin: viewer.isAdmin,
-      });
+      }, ctx.services.validationRules);
     } catch (err) {
       documentError = err;
     }
