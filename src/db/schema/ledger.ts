@@ -37,7 +37,9 @@ export const creditLedger = pgTable(
     index("credit_ledger_sub_seq_idx").on(t.subscriptionId, t.seq),
     index("credit_ledger_sub_created_idx").on(t.subscriptionId, t.createdAt),
     index("credit_ledger_created_idx").on(t.createdAt),
-    index("credit_ledger_refund_of_idx").on(t.subscriptionId, t.refundOf).where(sql`${t.refundOf} is not null`),
+    // Refunds by the debit they return: read by the refund-limit trigger and by usage figures, which
+    // both filter on kind = 'REFUND' (docs/usage-queries.md has the plans).
+    index("credit_ledger_refunds_idx").on(t.subscriptionId, t.refundOf).where(sql`${t.kind} = 'REFUND'`),
     check("credit_ledger_kind_check", sql`${t.kind} in ('GRANT', 'DEBIT', 'REFUND', 'ADJUSTMENT')`),
     check("credit_ledger_balance_after_nonnegative", sql`${t.balanceAfter} >= 0`),
     check(
