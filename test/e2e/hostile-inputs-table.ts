@@ -18,7 +18,8 @@ export type TokenName =
   | "wrongIssuer"
   | "wrongAudience"
   | "missingIssuer"
-  | "rs256Header";
+  | "rs256Header"
+  | "nulInSub";
 
 export interface Fixture {
   /** The subscription every case aims at (owned by the "owner" token's subject). */
@@ -346,6 +347,7 @@ export function hostileCases(): HostileCase[] {
     ["wrong audience", { token: "wrongAudience" }],
     ["no issuer claim (issuer configured)", { token: "missingIssuer" }],
     ["RS256 header over an HS256 signature", { token: "rs256Header" }],
+    ["validly signed, but NUL in sub", { token: "nulInSub" }],
     ["not a JWT", { authorization: "Bearer not-a-jwt" }],
     ["three empty segments", { authorization: "Bearer .." }],
     ["Basic scheme", { authorization: "Basic dXNlcjpwYXNz" }],

@@ -119,6 +119,7 @@ async function forgeTokens(): Promise<Record<TokenName, string>> {
     wrongAudience: await mintToken({ sub: OWNER, secret: SECRET, issuer: ISSUER, audience: "someone-else" }),
     missingIssuer: await mintToken({ sub: OWNER, secret: SECRET, audience: AUDIENCE }),
     rs256Header: `${b64({ alg: "RS256", typ: "JWT" })}.${owner.split(".")[1]}.${ownerSignature}`,
+    nulInSub: await mintToken({ sub: `${OWNER}\u0000x`, secret: SECRET, issuer: ISSUER, audience: AUDIENCE }),
   };
 }
 
