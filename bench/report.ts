@@ -2,7 +2,7 @@
  * Turns the runs into what the bench reports: the median of each scenario, the ratios with their
  * goals, bench/results.json, the console table and the table in bench/README.md.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { CpuSample } from "./cpu-usage.js";
 import type { Measurement } from "./http-scenarios.js";
@@ -166,6 +166,10 @@ export const README_END = "<!-- bench:results:end -->";
 
 /** Replaces the generated part of the README (between the markers), keeping the hand-written text. */
 export function updateReadme(path: string, generated: string): void {
+  if (!existsSync(path)) {
+    writeFileSync(path, `# Benchmark results\n\n${README_START}\n${generated.trim()}\n${README_END}\n`);
+    return;
+  }
   const current = readFileSync(path, "utf8");
   const start = current.indexOf(README_START);
   const end = current.indexOf(README_END);
