@@ -31,6 +31,20 @@ export async function settleCharges(db: DbOrTx, charges: { subscriptionId: strin
   return new Set(rows.map((r) => r.entry_id));
 }
 
+/** Which of these debits have a REFUND entry (used to tell "settled by us" from "refunded by recovery"). */
+export async function refundedEntries(db: DbOrTx, charges: { subscriptionId: string; entryId: string }[]): Promise<Set<string>> {
+  if (charges.length === 0) return new Set();
+  const rows = await queryRows<{ refund_of: string }>(
+    db,
+    sql`select l.refund_of from credit_ledger l
+          join unnest(${sql.param(charges.map((c) => c.subscriptionId))}::uuid[], ${sql.param(charges.map((c) => c.entryId))}::uuid[])
+               as s(subscription_id, entry_id)
+            on l.subscription_id = s.subscription_id and l.refund_of = s.entry_id
+         where l.kind = 'REFUND'`,
+  );
+  return new Set(rows.map((r) => r.refund_of));
+}
+
 export interface RefundPendingRequest {
   subscriptionId: string;
   entryId: string;

@@ -6,7 +6,7 @@
  */
 import type { DbOrTx } from "../db/database.js";
 import { Coalescer } from "./coalescer.js";
-import { settleCharges } from "./settle.js";
+import { refundedEntries, settleCharges } from "./settle.js";
 
 export interface SettlementBatcherOptions {
   /** Most charges per statement (default 500). */
@@ -32,7 +32,20 @@ export function createSettlementBatcher(db: DbOrTx, options: SettlementBatcherOp
     maxBatch: options.maxBatch ?? 500,
     maxInFlight: options.maxInFlight ?? 2,
     async run(batch) {
-      const settled = await settleCharges(db, batch);
+      let settled: Set<string>;
+      try {
+        settled = await settleCharges(db, batch);
+      } catch {
+        // A lost connection would leave every charge of the batch pending, and the recovery pass
+        // would refund calls that succeeded. Deleting pending marks is idempotent, so try once more;
+        // a mark already gone then is ours (the first attempt committed) unless recovery refunded it.
+        settled = await settleCharges(db, batch);
+        const missing = batch.filter((s) => !settled.has(s.entryId));
+        if (missing.length > 0) {
+          const refunded = await refundedEntries(db, missing);
+          for (const s of missing) if (!refunded.has(s.entryId)) settled.add(s.entryId);
+        }
+      }
       return batch.map((s) => settled.has(s.entryId));
     },
   });
