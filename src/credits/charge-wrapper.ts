@@ -19,7 +19,7 @@ import type { AuthorizedDebitOutcome, ChargeLedger } from "../ledger/charge-ledg
 import type { Viewer } from "../auth/viewer.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
-import type { ChargeObserver } from "./charge-observer.js";
+import type { ChargeFacts, ChargeObserver } from "./charge-observer.js";
 import type { ChargeRecord } from "./charge-collector.js";
 import type { MeteredField } from "./metered-field.js";
 import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs } from "./pricing.js";
@@ -246,14 +246,19 @@ function authorizeSpend(
   }
 }
 
-async function settleSuccess(deps: ChargeWrapperDeps, ctx: RequestContext, charge: ChargeRecord): Promise<void> {
-  const facts = {
+/** What every event about a recorded charge says: who, which request, which balance. */
+function chargeFacts(ctx: RequestContext, charge: ChargeRecord): ChargeFacts {
+  return {
     requestId: ctx.requestId,
     operation: charge.operation,
     subscriptionId: charge.subscriptionId,
     creditType: charge.type,
     actorId: ctx.viewer?.id ?? "",
   };
+}
+
+async function settleSuccess(deps: ChargeWrapperDeps, ctx: RequestContext, charge: ChargeRecord): Promise<void> {
+  const facts = chargeFacts(ctx, charge);
   try {
     const settled = await deps.ledger.settle(charge.subscriptionId, charge.entryId);
     if (!settled) deps.observer.lateSettlement({ ...facts, entryId: charge.entryId, charged: charge.charged });
@@ -265,13 +270,7 @@ async function settleSuccess(deps: ChargeWrapperDeps, ctx: RequestContext, charg
 }
 
 async function refundCharge(deps: ChargeWrapperDeps, ctx: RequestContext, charge: ChargeRecord, cause: unknown): Promise<void> {
-  const facts = {
-    requestId: ctx.requestId,
-    operation: charge.operation,
-    subscriptionId: charge.subscriptionId,
-    creditType: charge.type,
-    actorId: ctx.viewer?.id ?? "",
-  };
+  const facts = chargeFacts(ctx, charge);
   const reason = `system error: ${cause instanceof Error ? cause.name : "unknown"}`;
   try {
     const entry = await deps.ledger.refund({
@@ -296,11 +295,7 @@ function reportMismatch(deps: ChargeWrapperDeps, ctx: RequestContext, info: Grap
   const actual = ctx.actualCosts.get(responsePathKey(info));
   if (actual === undefined || actual === charge.charged) return;
   deps.observer.actualCostMismatch({
-    requestId: ctx.requestId,
-    operation: charge.operation,
-    subscriptionId: charge.subscriptionId,
-    creditType: charge.type,
-    actorId: ctx.viewer?.id ?? "",
+    ...chargeFacts(ctx, charge),
     entryId: charge.entryId,
     charged: charge.charged,
     actual,
