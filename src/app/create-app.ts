@@ -150,7 +150,16 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       refuseNulVariablesPlugin<RequestContext>(),
     ],
   });
-  await apollo.start();
+  try {
+    await apollo.start();
+  } catch (err) {
+    // Nothing is listening yet: release what was opened so a failed start leaves no Redis client,
+    // timer or pool behind.
+    await observability.close().catch(() => undefined);
+    await rateLimiting.close().catch(() => undefined);
+    if (ownsDatabase) await database.close().catch(() => undefined);
+    throw err;
+  }
 
   const verify = createTokenVerifier({
     secret: config.JWT_SECRET,

@@ -47,6 +47,21 @@ export function sendRequestError(res: ServerResponse, status: number, message: s
   sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_USER_INPUT", requestId } }] }, requestId);
 }
 
+/**
+ * Apollo answers some bad requests (a batch, a body that is not an operation) before any plugin
+ * runs; their errors still get the request id every other error carries.
+ */
+function withRequestId(body: string, requestId: string): string {
+  try {
+    const parsed = JSON.parse(body) as { errors?: { extensions?: Record<string, unknown> }[] };
+    if (!Array.isArray(parsed.errors) || parsed.errors.every((e) => e.extensions?.requestId)) return body;
+    for (const error of parsed.errors) error.extensions = { ...(error.extensions ?? {}), requestId };
+    return JSON.stringify(parsed);
+  } catch {
+    return body;
+  }
+}
+
 export function createHttpServer<Ctx extends object>(options: HttpServerOptions<Ctx>): RunningHttpServer {
   const { apollo, logger } = options;
   let inFlight = 0;
@@ -92,7 +107,7 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
     res.setHeader("x-request-id", requestId);
     res.statusCode = response.status ?? 200;
     if (response.body.kind === "complete") {
-      res.end(response.body.string);
+      res.end(res.statusCode >= 400 ? withRequestId(response.body.string, requestId) : response.body.string);
       return;
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);

@@ -60,7 +60,7 @@ async function rawPost(url: string, body: BodyInit, headers: Record<string, stri
   } catch {
     json = undefined;
   }
-  return { status: res.status, body: json, text };
+  return { status: res.status, headers: res.headers, body: json, text };
 }
 
 /** Sends only the headers of a request that declares `length` bytes, and returns the status it gets before any body. */
@@ -272,6 +272,8 @@ describe.each(BACKENDS)("operation limits on %s", (backend) => {
       message: "Batched requests are not accepted: send one operation per request, as a JSON object rather than an array.",
       extensions: { code: "BAD_USER_INPUT", reason: "BAD_REQUEST" },
     });
+    // Answered by Apollo before any plugin runs, it still carries the request id like every error.
+    expect(res.body.errors![0].extensions.requestId).toBe(res.headers.get("x-request-id"));
     expect(await aiBalance(subscriptionId)).toBe(10);
     expect(await ledgerRows(subscriptionId)).toBe(1);
   });
