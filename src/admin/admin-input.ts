@@ -5,6 +5,7 @@
 import { BadUserInputError, NotFoundError } from "../errors/errors.js";
 import { CREDIT_TYPES, isCreditType } from "../credits/credit-types.js";
 import { isUuid } from "../util/uuid.js";
+import { quoteId } from "../util/quote-id.js";
 
 /** Longest owner id and plan name accepted. */
 export const MAX_NAME_LENGTH = 200;
@@ -40,7 +41,7 @@ export function requireCreditType(type: string, field = "type"): string {
 
 /** Ids are UUIDs; anything else cannot exist, so it is NOT_FOUND without asking the database. */
 export function requireWellFormedId(id: string, what: string): string {
-  if (!isUuid(id)) throw new NotFoundError(`${what} ${id} does not exist`);
+  if (!isUuid(id)) throw new NotFoundError(`${what} ${quoteId(id)} does not exist`);
   return id;
 }
 

@@ -25,6 +25,7 @@ import type { MeteredField } from "./metered-field.js";
 import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs } from "./pricing.js";
 import type { MeteredResolverWrapper } from "./credits-directive.js";
 import { isUuid } from "../util/uuid.js";
+import { quoteId } from "../util/quote-id.js";
 
 export interface ChargeWrapperDeps {
   ledger: ChargeLedger;
@@ -234,7 +235,7 @@ function authorizeSpend(
   viewer: Viewer,
   override: number | null | undefined,
 ): void {
-  if (!subscription) throw new NotFoundError(`Subscription ${subscriptionId} does not exist`);
+  if (!subscription) throw new NotFoundError(`Subscription ${quoteId(subscriptionId)} does not exist`);
   if (subscription.ownerId !== viewer.id && !viewer.isAdmin) {
     throw new ForbiddenError("You may only spend credits of your own subscriptions");
   }

@@ -67,6 +67,9 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     expect([missing.status, missing.body.errors?.[0].extensions.code]).toEqual([404, "NOT_FOUND"]);
     const malformed = await server.gql(q, { id: "not-a-uuid" }, { token: owner });
     expect([malformed.status, malformed.body.errors?.[0].extensions.code]).toEqual([404, "NOT_FOUND"]);
+    const huge = await server.gql(q, { id: "x".repeat(100_000) }, { token: owner });
+    expect([huge.status, huge.body.errors?.[0].extensions.code]).toEqual([404, "NOT_FOUND"]);
+    expect(huge.body.errors![0].message.length).toBeLessThan(200);
     const anonymous = await server.gql(`{ viewer { id } }`);
     expect([anonymous.status, anonymous.body.errors?.[0].extensions.code]).toEqual([401, "UNAUTHENTICATED"]);
   });

@@ -27,11 +27,12 @@ import { SubscriptionStatus } from "../types/enums.js";
 import { LedgerEntry } from "../types/ledger.js";
 import { BillingSubscription } from "../types/subscription.js";
 import { toBillingSubscription } from "./viewer-resolver.js";
+import { quoteId } from "../../util/quote-id.js";
 
 /** NOT_FOUND unless the subscription exists; read through the request's loader. */
 async function requireSubscription(ctx: RequestContext, id: string): Promise<void> {
   requireWellFormedId(id, "Subscription");
-  if (!(await ctx.loaders.subscription.load(id))) throw new NotFoundError(`Subscription ${id} does not exist`);
+  if (!(await ctx.loaders.subscription.load(id))) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
 }
 
 /** One structured log line per admin change, with who did it and why. */
@@ -93,7 +94,7 @@ export class AdminResolver {
     requireWellFormedId(id, "Subscription");
     const why = requireReason(reason);
     const row = await setSubscriptionStatus(ctx.services.db, id, status, why);
-    if (!row) throw new NotFoundError(`Subscription ${id} does not exist`);
+    if (!row) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
     ctx.loaders.subscription.clear(id).prime(id, row);
     logAdminChange(ctx, "admin.subscription_status", { subscriptionId: id, status, reason: why }, "subscription status changed");
     return toBillingSubscription(row);

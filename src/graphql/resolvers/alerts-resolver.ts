@@ -8,6 +8,7 @@ import { requireViewer, type RequestContext } from "../context.js";
 import type { CreditAlertKind } from "../types/enums.js";
 import { CreditAlertConnection } from "../types/alerts.js";
 import { pageSize } from "./ledger-resolver.js";
+import { quoteId } from "../../util/quote-id.js";
 
 @Resolver()
 export class AlertsResolver {
@@ -26,7 +27,7 @@ export class AlertsResolver {
     if (subscriptionId !== null && subscriptionId !== undefined) {
       // A malformed id never reaches SQL; an unknown one is NOT_FOUND, as everywhere else.
       const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
-      if (!subscription) throw new NotFoundError(`Subscription ${subscriptionId} does not exist`);
+      if (!subscription) throw new NotFoundError(`Subscription ${quoteId(subscriptionId)} does not exist`);
     }
 
     // One row more than the page tells whether another page follows.

@@ -6,6 +6,7 @@ import { isUuid } from "../../util/uuid.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import { BillingSubscription, CreditBalance, ViewerType } from "../types/subscription.js";
 import { SubscriptionStatus } from "../types/enums.js";
+import { quoteId } from "../../util/quote-id.js";
 
 export function toBillingSubscription(row: SubscriptionRecord): BillingSubscription {
   return { id: row.id, ownerId: row.ownerId, plan: row.plan, status: row.status as SubscriptionStatus, createdAt: row.createdAt };
@@ -18,7 +19,7 @@ export function toBillingSubscription(row: SubscriptionRecord): BillingSubscript
 export async function loadReadableSubscription(ctx: RequestContext, id: string): Promise<SubscriptionRecord> {
   const viewer = requireViewer(ctx);
   const row = isUuid(id) ? await ctx.loaders.subscription.load(id) : undefined;
-  if (!row) throw new NotFoundError(`Subscription ${id} does not exist`);
+  if (!row) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
   if (row.ownerId !== viewer.id && !viewer.isAdmin) throw new ForbiddenError("You may only see your own subscriptions");
   return row;
 }
