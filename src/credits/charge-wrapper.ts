@@ -18,6 +18,7 @@ import { requireViewer, responsePath, responsePathKey, type RequestContext } fro
 import type { AuthorizedDebitOutcome, ChargeLedger } from "../ledger/charge-ledger.js";
 import type { Viewer } from "../auth/viewer.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
+import type { RateLimitPass } from "../ratelimit/rate-limiter.js";
 import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
 import type { ChargeFacts, ChargeObserver } from "./charge-observer.js";
 import type { ChargeRecord } from "./charge-collector.js";
@@ -80,8 +81,9 @@ async function chargeAndRun(
     }
     try {
       // 4. Rate limit.
+      let rateLimitPass: RateLimitPass | void;
       try {
-        await deps.rateLimiter.checkMetered(field, args, ctx, info);
+        rateLimitPass = await deps.rateLimiter.checkMetered(field, args, ctx, info);
       } catch (err) {
         // Step 3 comes first: a refused call that may not spend this subscription says so.
         if (authorizeInDebit) authorizeSpend(subscriptionId, await ctx.loaders.subscription.load(subscriptionId), viewer, override);
@@ -131,6 +133,9 @@ async function chargeAndRun(
       const debitSeconds = (performance.now() - started) / 1000;
       if (!outcome.ok) {
         if (outcome.reason === "unauthorized") {
+          // Authorization (step 3) refused after the call was counted (step 4): take the count back,
+          // so a refused call costs the caller's rate limit nothing, as in DESIGN.md's order.
+          await rateLimitPass?.release();
           authorizeSpend(subscriptionId, outcome.subscription, viewer, override);
           throw new ForbiddenError("You may not spend credits of this subscription");
         }

@@ -34,8 +34,17 @@ export class MemoryRateLimitStore implements RateLimitStore {
       return { allowed: false, used: alive.length, retryAfterMs: retryAfterMs(alive, hit) };
     }
     for (let i = 0; i < hit.cost; i++) alive.push(hit.now);
-    this.logs.set(hit.key, { timestamps: alive, windowMs: hit.windowMs });
-    return { allowed: true, used: alive.length };
+    const recorded: CallLog = { timestamps: alive, windowMs: hit.windowMs };
+    this.logs.set(hit.key, recorded);
+    return { allowed: true, used: alive.length, release: async () => this.release(hit.key, hit.now, hit.cost) };
+  }
+
+  /** Removes `cost` records made at `now` (records of one instant are interchangeable). */
+  private release(key: string, now: number, cost: number): void {
+    const log = this.logs.get(key);
+    if (!log) return;
+    let left = cost;
+    log.timestamps = log.timestamps.filter((t) => !(t === now && left-- > 0));
   }
 
   /** Number of counters held (for tests of the sweep). */

@@ -6,7 +6,9 @@
 import type { GraphQLResolveInfo } from "graphql";
 import type { RequestContext } from "../graphql/context.js";
 import type { MeteredField } from "../credits/metered-field.js";
+import type { RateLimitPass } from "./rate-limiter.js";
 
 export interface RateLimitGate {
-  checkMetered(field: MeteredField, args: Record<string, unknown>, ctx: RequestContext, info: GraphQLResolveInfo): Promise<void>;
+  /** Resolves with the counted call's pass (its record can be released), or nothing when no record was made. */
+  checkMetered(field: MeteredField, args: Record<string, unknown>, ctx: RequestContext, info: GraphQLResolveInfo): Promise<RateLimitPass | void>;
 }

@@ -21,7 +21,13 @@ export interface RateLimitHit {
 }
 
 export type RateLimitVerdict =
-  | { readonly allowed: true; /** Calls in the window, this one included. */ readonly used: number }
+  | {
+      readonly allowed: true;
+      /** Calls in the window, this one included. */
+      readonly used: number;
+      /** Takes this call's record back out, for a call refused after it was counted (see RateLimitGate). */
+      readonly release: () => Promise<void>;
+    }
   | { readonly allowed: false; readonly used: number; /** When a call of the same cost could run, if no other call runs before. */ readonly retryAfterMs: number };
 
 export interface RateLimitStore {

@@ -25,6 +25,13 @@ import { RateLimitedError } from "../errors/errors.js";
 import type { RateLimitRule } from "./rate-limit-rule.js";
 import type { RateLimitStore } from "./rate-limit-store.js";
 
+/** A counted call; `release` takes its record back (a metered call refused by authorization after it was counted). */
+export interface RateLimitPass {
+  release(): Promise<void>;
+}
+
+const NOTHING_TO_RELEASE: RateLimitPass = { release: async () => undefined };
+
 export type StoreFailureMode = "open" | "closed";
 
 /** What the limiter needs to know about the caller (a subset of the request context). */
@@ -85,8 +92,11 @@ export class RateLimiter {
     this.now = options.now ?? Date.now;
   }
 
-  /** Resolves when the call may run (and has been counted); throws RateLimitedError when it may not. */
-  async check(rule: RateLimitRule, args: Record<string, unknown>, caller: RateLimitCaller): Promise<void> {
+  /**
+   * Resolves when the call may run (and has been counted), with a function that takes the count
+   * back; throws RateLimitedError when it may not.
+   */
+  async check(rule: RateLimitRule, args: Record<string, unknown>, caller: RateLimitCaller): Promise<RateLimitPass> {
     const cost = callCost(rule, args);
     const now = this.now();
     let verdict;
@@ -94,11 +104,17 @@ export class RateLimiter {
       verdict = await this.store.hit({ key: counterKey(rule, args, caller), max: rule.max, windowMs: rule.windowMs, cost, now });
     } catch (err) {
       this.noteStoreFailure(err, rule, caller);
-      if (this.onStoreError === "open") return;
+      if (this.onStoreError === "open") return NOTHING_TO_RELEASE;
       throw new RateLimitedError(LIMITER_UNAVAILABLE_MESSAGE, 1);
     }
     this.noteStoreAnswered();
-    if (verdict.allowed) return;
+    if (verdict.allowed) {
+      const { release } = verdict;
+      return {
+        release: () =>
+          release().catch((err) => this.logger.warn({ err, operation: rule.coordinate }, "could not release a rate-limit record")),
+      };
+    }
     const retryAfterSeconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
     throw new RateLimitedError(rule.message ?? refusalMessage(rule, cost, retryAfterSeconds), retryAfterSeconds);
   }

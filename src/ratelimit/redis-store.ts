@@ -81,7 +81,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   async hit(hit: RateLimitHit): Promise<RateLimitVerdict> {
-    const args = [1, this.keyPrefix + hit.key, hit.now, hit.windowMs, hit.max, hit.cost, randomUUID()] as const;
+    const member = randomUUID();
+    const key = this.keyPrefix + hit.key;
+    const args = [1, key, hit.now, hit.windowMs, hit.max, hit.cost, member] as const;
     let reply: unknown;
     try {
       reply = await this.client.evalsha(HIT_SCRIPT_SHA, ...args);
@@ -90,7 +92,9 @@ export class RedisRateLimitStore implements RateLimitStore {
       reply = await this.client.eval(HIT_SCRIPT, ...args);
     }
     const [allowed, used, retryAfterMs] = reply as [number, number, number];
-    return allowed === 1 ? { allowed: true, used } : { allowed: false, used, retryAfterMs };
+    if (allowed !== 1) return { allowed: false, used, retryAfterMs };
+    const members = Array.from({ length: hit.cost }, (_, i) => `${member}:${i + 1}`);
+    return { allowed: true, used, release: async () => void (await this.client.zrem(key, ...members)) };
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,8 @@
  * With the subscription check folded into the debit statement (coalescing ledger), the charge path
  * still answers in DESIGN.md's order: NOT_FOUND, FORBIDDEN (not the owner), FORBIDDEN (inactive)
  * come before RATE_LIMITED, which comes before INSUFFICIENT_CREDITS. The rate limiter runs before
- * the debit now, so these cases put a caller over the limit and check step 3 still wins.
+ * the debit now, so these cases put a caller over the limit and check step 3 still wins; and a call
+ * step 3 refuses gives its rate-limit record back, so it costs the caller nothing of the limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { setSubscriptionStatus } from "../../src/subscriptions/subscription-store.js";
@@ -58,6 +59,16 @@ describe.each(BACKENDS)("folded authorization keeps the charge path's order on %
     const before = await ledgerState(database, suspended);
     expect(await codes(await userToken("owner"), suspended, 2)).toEqual(["FORBIDDEN", "FORBIDDEN"]);
     expect(await ledgerState(database, suspended)).toEqual(before);
+  });
+
+  it("calls refused by authorization do not use up the caller's limit", async () => {
+    const own = await fundedSubscription(database, "prober", { leads: 10 });
+    const token = await userToken("prober");
+    expect(await codes(token, sub, 1)).toEqual(["FORBIDDEN"]);
+    expect(await codes(token, suspended, 1)).toEqual(["FORBIDDEN"]);
+    expect(await codes(token, UNKNOWN, 1)).toEqual(["NOT_FOUND"]);
+    // With a limit of one call a minute, the first call that may spend still runs.
+    expect(await codes(token, own, 2)).toEqual(["OK", "RATE_LIMITED"]);
   });
 
   it("the owner is charged once, then RATE_LIMITED before INSUFFICIENT_CREDITS", async () => {
