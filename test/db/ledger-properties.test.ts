@@ -1,0 +1,153 @@
+/**
+ * Property-based: random sequences of grants, debits, refunds and adjustments, run concurrently on
+ * real PostgreSQL through the production ledger code (coalescing debits, admin refunds, balance
+ * changes). Whatever interleaving the database picks, every operation either succeeds or is refused
+ * for a legitimate reason, the balance equals the model replayed from the successful operations,
+ * it is never negative, no debit is refunded beyond itself, and ledgerAudit is clean.
+ */
+import fc from "fast-check";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "../../src/db/database.js";
+import { sqlState } from "../../src/db/errors.js";
+import { auditLedger } from "../../src/ledger/audit.js";
+import { changeBalance } from "../../src/ledger/change-balance.js";
+import { createCoalescingChargeLedger, type CoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import { refundDebit } from "../../src/ledger/refund-charge.js";
+import { createPostgresDatabase, type TestDatabase } from "../helpers/databases.js";
+import { postgresAvailable } from "../helpers/services.js";
+import { fundedSubscription } from "../helpers/test-app.js";
+
+const TYPES = ["ai", "leads"] as const;
+type CreditType = (typeof TYPES)[number];
+
+type Operation =
+  | { op: "grant"; type: CreditType; amount: number }
+  | { op: "debit"; type: CreditType; amount: number }
+  | { op: "adjust"; type: CreditType; delta: number };
+type Refund = { debitIndex: number; amount: number | undefined };
+
+const creditType = fc.constantFrom(...TYPES);
+const operation: fc.Arbitrary<Operation> = fc.oneof(
+  fc.record({ op: fc.constant("grant" as const), type: creditType, amount: fc.integer({ min: 1, max: 40 }) }),
+  fc.record({ op: fc.constant("debit" as const), type: creditType, amount: fc.integer({ min: 0, max: 25 }) }),
+  fc.record({ op: fc.constant("debit" as const), type: creditType, amount: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({
+    op: fc.constant("adjust" as const),
+    type: creditType,
+    delta: fc.integer({ min: -30, max: 30 }).filter((d) => d !== 0),
+  }),
+);
+const refund: fc.Arbitrary<Refund> = fc.record({
+  debitIndex: fc.nat({ max: 1_000 }),
+  amount: fc.option(fc.integer({ min: 1, max: 10 }), { nil: undefined }),
+});
+
+describe.skipIf(!postgresAvailable)("ledger properties under concurrency on PostgreSQL", () => {
+  let database: TestDatabase;
+  let ledger: CoalescingChargeLedger;
+
+  beforeAll(async () => {
+    database = await createPostgresDatabase(20);
+    ledger = createCoalescingChargeLedger(database.db, { maxBatch: 100, maxInFlight: 2 });
+  });
+  afterAll(() => database?.dispose());
+
+  /** Runs one operation; returns the signed change it made, or 0 when it was refused for a legitimate reason. */
+  async function run(subscriptionId: string, operation: Operation, debits: { entryId: string; type: CreditType; amount: number }[]): Promise<number> {
+    if (operation.op === "debit") {
+      const outcome = await ledger.debit({
+        subscriptionId,
+        creditType: operation.type,
+        amount: operation.amount,
+        operation: "Mutation.property",
+        estimated: operation.amount,
+        actorId: "property",
+        adminOverride: operation.amount === 0,
+        requestId: "property",
+      });
+      if (!outcome.ok) {
+        expect(outcome.reason).toBe("insufficient");
+        return 0;
+      }
+      expect(await ledger.settle(subscriptionId, outcome.entryId)).toBe(true);
+      debits.push({ entryId: outcome.entryId, type: operation.type, amount: operation.amount });
+      return -operation.amount;
+    }
+    const delta = operation.op === "grant" ? operation.amount : operation.delta;
+    try {
+      await changeBalance(database.db, {
+        subscriptionId,
+        creditType: operation.type,
+        kind: operation.op === "grant" ? "GRANT" : "ADJUSTMENT",
+        delta,
+        actorId: "property-admin",
+        reason: "property test",
+        requestId: "property",
+      });
+      return delta;
+    } catch (err) {
+      // The only legitimate refusal: an adjustment that would take the balance below zero.
+      expect(operation.op).toBe("adjust");
+      expect(sqlState(err)).toBe("23514");
+      return 0;
+    }
+  }
+
+  it("balances equal the replayed model, never go negative, and the audit is clean", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(operation, { minLength: 5, maxLength: 40 }),
+        fc.array(refund, { maxLength: 20 }),
+        fc.array(operation, { maxLength: 20 }),
+        async (first, refunds, second) => {
+          const subscriptionId = await fundedSubscription(database, "property-owner", { ai: 20, leads: 20 });
+          const model: Record<CreditType, number> = { ai: 20, leads: 20 };
+          const debits: { entryId: string; type: CreditType; amount: number }[] = [];
+          const apply = (type: CreditType) => (change: number) => {
+            model[type] += change;
+          };
+
+          // Phase 1: grants, debits and adjustments all at once.
+          await Promise.all(first.map((o) => run(subscriptionId, o, debits).then(apply(o.type))));
+
+          // Phase 2: refunds of phase-1 debits (often several of one debit, racing) beside more operations.
+          const refunded = new Map<string, number>();
+          await Promise.all([
+            ...refunds
+              .filter(() => debits.length > 0)
+              .map(async (r) => {
+                const debit = debits[r.debitIndex % debits.length];
+                const outcome = await refundDebit(database.db, {
+                  entryId: debit.entryId,
+                  amount: r.amount,
+                  actorId: "property-admin",
+                  reason: "property refund",
+                  requestId: "property",
+                });
+                if (outcome.ok) {
+                  model[debit.type] += outcome.entry.amount;
+                  refunded.set(debit.entryId, (refunded.get(debit.entryId) ?? 0) + outcome.entry.amount);
+                } else {
+                  expect(outcome.reason).toBe("exceeds");
+                }
+              }),
+            ...second.map((o) => run(subscriptionId, o, debits).then(apply(o.type))),
+          ]);
+
+          for (const debit of debits) expect(refunded.get(debit.entryId) ?? 0).toBeLessThanOrEqual(debit.amount);
+          const rows = await queryRows<{ credit_type: CreditType; balance: number }>(
+            database.db,
+            sql`select credit_type, balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type in ('ai', 'leads')`,
+          );
+          const balances = Object.fromEntries(rows.map((r) => [r.credit_type, Number(r.balance)]));
+          expect(balances).toEqual(model);
+          expect(balances.ai).toBeGreaterThanOrEqual(0);
+          expect(balances.leads).toBeGreaterThanOrEqual(0);
+          expect(await auditLedger(database.db)).toMatchObject({ ok: true, mismatches: [] });
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
