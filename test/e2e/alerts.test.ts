@@ -197,6 +197,8 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
       },
     });
     expect(mismatch.error).toBeUndefined();
+    // Alerts are stored off the request path: wait for each, so the newest-first order below is fixed.
+    await app.services.alerts!.flush();
 
     // A debit that fails on the database.
     const brokenLedger: ChargeLedger = {
@@ -207,6 +209,7 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     };
     const failed = await runMetered({ subscriptionId, viewer, ledger: brokenLedger, resolve: () => ({ matches: [] }) });
     expect((failed.error as { extensions?: { code?: string } }).extensions?.code).toBe("INTERNAL_SERVER_ERROR");
+    await app.services.alerts!.flush();
 
     // A resolver that finished after recovery had refunded its charge.
     app.services.observer.lateSettlement({
