@@ -31,6 +31,11 @@ export interface BenchOptions {
 export const DEFAULT_OUT = "bench/results.json";
 export const DEFAULT_README = "bench/README.md";
 
+/** A bad command line: shown as its message alone, without a stack. */
+export class BenchUsageError extends Error {
+  override name = "BenchUsageError";
+}
+
 const USAGE = `npm run bench -- [--quick] [--out file] [--readme file] [--profile dir] [--only a,b] [--duration s] [--rounds n] [--soak s]
   BENCH_DATABASE_URL  PostgreSQL server to create a fresh bench_<random> database on
                       (default postgres://postgres@127.0.0.1:5432/test)
@@ -40,15 +45,15 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
   const flags = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}\n${USAGE}`);
+    if (!arg.startsWith("--")) throw new BenchUsageError(`unexpected argument ${arg}\n${USAGE}`);
     const [name, inline] = arg.slice(2).split("=", 2);
     if (inline !== undefined) flags.set(name, inline);
     else if (["quick", "help"].includes(name)) flags.set(name, true);
     else if (i + 1 < argv.length) flags.set(name, argv[++i]);
-    else throw new Error(`--${name} needs a value\n${USAGE}`);
+    else throw new BenchUsageError(`--${name} needs a value\n${USAGE}`);
   }
   const known = new Set(["quick", "help", "out", "readme", "profile", "only", "duration", "rounds", "soak", "connections"]);
-  for (const name of flags.keys()) if (!known.has(name)) throw new Error(`unknown option --${name}\n${USAGE}`);
+  for (const name of flags.keys()) if (!known.has(name)) throw new BenchUsageError(`unknown option --${name}\n${USAGE}`);
   if (flags.has("help")) {
     console.log(USAGE);
     process.exit(0);
@@ -61,7 +66,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     const value = text(name);
     if (value === undefined) return fallback;
     const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
+    if (!Number.isFinite(n) || n <= 0) throw new BenchUsageError(`--${name} must be a positive number\n${USAGE}`);
     return n;
   };
 

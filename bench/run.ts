@@ -15,7 +15,7 @@ import os from "node:os";
 import { SignJWT } from "jose";
 import { checkIntegrity, createBenchDatabase, postgresVersion, seedBenchData, type BenchData, type IntegrityReport } from "./database.js";
 import { httpScenarios, loadScenario, probeScenario, type HttpScenario, type Measurement } from "./http-scenarios.js";
-import { DEFAULT_OUT, parseBenchOptions, type BenchOptions } from "./options.js";
+import { BenchUsageError, DEFAULT_OUT, parseBenchOptions, type BenchOptions } from "./options.js";
 import { captureDebitStatement, cleanUpRawDebits, loadRawDebit, rawDebitPool, type StatementTemplate } from "./raw-debit.js";
 import {
   GOALS,
@@ -294,7 +294,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    console.error(err);
-    process.exit(1);
+    console.error(err instanceof BenchUsageError ? err.message : err);
+    process.exit(err instanceof BenchUsageError ? 2 : 1);
   },
 );
