@@ -7,7 +7,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +17,7 @@ import { mintToken } from "../../src/auth/mint.js";
 import { queryRows } from "../../src/db/database.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { freePort } from "../helpers/closed-port.js";
 import { RECOVERY_REFUND_REASON, runRecoveryPass } from "../../src/recovery/recovery-pass.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -26,16 +26,6 @@ const RUN_AI = `mutation Run($sub: ID!, $prompt: String!) { runAiTask(subscripti
 const SLOW_CALLS = 12;
 const FAST_CALLS = 5;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

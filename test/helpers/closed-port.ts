@@ -8,3 +8,6 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/** The same port, read as "free to listen on": for servers a test or the benchmark starts itself. */
+export const freePort = closedPort;

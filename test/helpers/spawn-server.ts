@@ -1,17 +1,7 @@
 /** Runs the real entry point (src/main.ts, as `npm start` does) in a child process on a free port. */
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
+import { freePort } from "./closed-port.js";
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 export interface SpawnedServer {
   child: ChildProcess;

@@ -1,14 +1,8 @@
 import net from "node:net";
 import { describe, expect, it } from "vitest";
 import { serviceAvailable } from "../helpers/services.js";
+import { closedPort } from "../helpers/closed-port.js";
 
-async function closedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 describe("service detection for the test suite", () => {
   it("a missing service is skipped normally but fails the run under REQUIRE_SERVICES=1", async () => {
