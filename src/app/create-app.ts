@@ -4,6 +4,7 @@
  * is created here from the configuration, so tests build the real thing the same way main does.
  */
 import { ApolloServer } from "@apollo/server";
+import { ApolloServerPluginCacheControlDisabled } from "@apollo/server/plugin/disabled";
 import type { GraphQLSchema } from "graphql";
 import type { Logger } from "pino";
 import type { Config } from "../config/config.js";
@@ -148,6 +149,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       observability.graphqlPlugin<RequestContext>(),
       // Text with NUL characters is refused before anything runs (PostgreSQL cannot store it).
       refuseNulVariablesPlugin<RequestContext>(),
+      // Apollo installs its cache-control plugin unless told otherwise. Nothing here sets cache hints
+      // (every answer depends on the caller and on live balances), and the plugin's per-field hook
+      // makes Apollo wrap every resolver of the schema: a cost on every field of every request.
+      ApolloServerPluginCacheControlDisabled(),
     ],
   });
   try {

@@ -7,7 +7,8 @@
  * starts after the previews it answers arrived, so each sees balances at least as new as its request.
  */
 import { sql } from "drizzle-orm";
-import { queryRows, type Database } from "../../db/database.js";
+import type { Database } from "../../db/database.js";
+import { creditBalances, billingSubscriptions } from "../../db/schema/index.js";
 import type { BalanceRecord } from "../../ledger/balances.js";
 import type { SubscriptionRecord } from "../../subscriptions/subscription-store.js";
 
@@ -26,61 +27,63 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
-interface SnapshotRow {
-  id: string;
-  owner_id: string;
-  plan: string;
-  status: SubscriptionRecord["status"];
-  status_reason: string | null;
-  created_at: Date | string;
-  updated_at: Date | string;
-  credit_type: string | null;
-  balance: number | string | null;
-  balance_updated_at: Date | string | null;
-}
-
-const asDate = (value: Date | string): Date => (value instanceof Date ? value : new Date(value));
+/** One balance as the read returns it: [credit type, balance, updated at], compact JSON. */
+type BalanceJson = [creditType: string, balance: number, updatedAt: string];
 
 /**
- * One statement: the subscriptions and all their balances. Ids must be well-formed UUIDs. Written as
- * plain SQL with the ids as one array parameter: the text never changes, and building it costs a
- * fraction of the query builder's time on a path that runs for every preview.
+ * One statement for a batch, prepared once under a name so PostgreSQL parses and plans it once per
+ * connection instead of once per read. The ids come as one array parameter, unnested in a semi-join
+ * so each balance is found through its primary key (with `id = any($1)` the planner hash-joined a
+ * scan of every balance). A subscription's balances come back as one compact JSON array in its row:
+ * one row per subscription instead of one wide row per balance, which the driver parses natively.
+ * Measured with pgbench on the bench's tables, 20 ids a read: 0.48 ms unprepared with `id = any($1)`,
+ * 0.23 ms prepared with the semi-join. Ids must be well-formed UUIDs.
  */
+function prepareSnapshotRead(db: Database) {
+  const s = billingSubscriptions;
+  const b = creditBalances;
+  return db
+    .select({
+      id: s.id,
+      ownerId: s.ownerId,
+      plan: s.plan,
+      status: s.status,
+      statusReason: s.statusReason,
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+      balances: sql<BalanceJson[] | null>`(
+        select json_agg(json_build_array(${b.creditType}, ${b.balance}, ${b.updatedAt}) order by ${b.creditType})
+          from ${b} where ${b.subscriptionId} = ${s.id})`,
+    })
+    .from(s)
+    .where(sql`${s.id} in (select unnest(${sql.placeholder("ids")}::uuid[]))`)
+    .prepare("credit_preview_snapshots");
+}
+
+type SnapshotRead = ReturnType<typeof prepareSnapshotRead>;
+const preparedReads = new WeakMap<Database, SnapshotRead>();
+
+/** The subscriptions among `ids` that exist, each with its balances (ordered by credit type). */
 export async function readSubscriptionSnapshots(db: Database, ids: readonly string[]): Promise<Map<string, SubscriptionSnapshot>> {
-  const rows = await queryRows<SnapshotRow>(
-    db,
-    sql`select s.id, s.owner_id, s.plan, s.status, s.status_reason, s.created_at, s.updated_at,
-               b.credit_type, b.balance, b.updated_at as balance_updated_at
-          from billing_subscriptions s
-          left join credit_balances b on b.subscription_id = s.id
-         where s.id = any(${sql.param([...ids])}::uuid[])
-         order by s.id, b.credit_type`,
-  );
+  let read = preparedReads.get(db);
+  if (!read) {
+    read = prepareSnapshotRead(db);
+    preparedReads.set(db, read);
+  }
+  const rows = await read.execute({ ids: [...ids] });
   const found = new Map<string, SubscriptionSnapshot>();
-  for (const row of rows) {
-    let snapshot = found.get(row.id);
-    if (!snapshot) {
-      // `satisfies` makes a new subscription column a compile error here rather than a missing field.
-      const subscription = {
-        id: row.id,
-        ownerId: row.owner_id,
-        plan: row.plan,
-        status: row.status,
-        statusReason: row.status_reason,
-        createdAt: asDate(row.created_at),
-        updatedAt: asDate(row.updated_at),
-      } satisfies Required<SubscriptionRecord>;
-      snapshot = { subscription, balances: [] };
-      found.set(row.id, snapshot);
-    }
-    if (row.credit_type !== null && row.balance !== null && row.balance_updated_at !== null) {
-      snapshot.balances.push({
-        subscriptionId: row.id,
-        creditType: row.credit_type,
-        balance: Number(row.balance),
-        updatedAt: asDate(row.balance_updated_at),
-      });
-    }
+  for (const { balances, ...subscription } of rows) {
+    // PGlite and node-postgres both parse json columns; a driver that did not would hand back text.
+    const parsed: BalanceJson[] = (typeof balances === "string" ? JSON.parse(balances) : balances) ?? [];
+    found.set(subscription.id, {
+      subscription: subscription satisfies Required<SubscriptionRecord>,
+      balances: parsed.map(([creditType, balance, updatedAt]) => ({
+        subscriptionId: subscription.id,
+        creditType,
+        balance,
+        updatedAt: new Date(updatedAt),
+      })),
+    });
   }
   return found;
 }
@@ -90,7 +93,11 @@ export class SubscriptionSnapshotReader {
   private inFlight = 0;
   private scheduled = false;
 
-  constructor(private readonly db: Database) {}
+  /** `read` is replaceable so tests can count and fail reads; the default is the prepared statement. */
+  constructor(
+    private readonly db: Database,
+    private readonly read: typeof readSubscriptionSnapshots = readSubscriptionSnapshots,
+  ) {}
 
   /** The subscription with its balances, or undefined when it does not exist. `id` must be a well-formed UUID. */
   load(id: string): Promise<SubscriptionSnapshot | undefined> {
@@ -120,7 +127,7 @@ export class SubscriptionSnapshotReader {
       for (const id of batch.keys()) this.queue.delete(id);
       this.inFlight++;
 
-      readSubscriptionSnapshots(this.db, [...batch.keys()])
+      this.read(this.db, [...batch.keys()])
         .then(
           (found) => {
             for (const [id, waiters] of batch) for (const w of waiters) w.resolve(found.get(id));

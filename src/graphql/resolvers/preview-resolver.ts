@@ -6,7 +6,7 @@ import { subscriptionSnapshotReader, type SubscriptionSnapshot } from "../../cre
 import { isUuid } from "../../util/uuid.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import { CreditPreview, CreditPreviewInput } from "../types/preview.js";
-import { loadReadableSubscription } from "./viewer-resolver.js";
+import { readableSubscription } from "./viewer-resolver.js";
 
 @Resolver()
 export class PreviewResolver {
@@ -41,13 +41,14 @@ export class PreviewResolver {
     }
 
     // Who may see the subscription is answered before anything about the document, by the same
-    // check every subscription query uses; the loaders are primed so it reads nothing again.
+    // check every subscription query uses. The loaders are primed so other fields of this request
+    // read nothing again.
     const found = await snapshot;
-    if (isUuid(subscriptionId)) {
-      ctx.loaders.subscription.prime(subscriptionId, found?.subscription);
-      if (found) ctx.loaders.balances.prime(subscriptionId, found.balances);
+    if (found) {
+      ctx.loaders.subscription.prime(subscriptionId, found.subscription);
+      ctx.loaders.balances.prime(subscriptionId, found.balances);
     }
-    await loadReadableSubscription(ctx, subscriptionId);
+    readableSubscription(ctx, subscriptionId, found?.subscription);
     if (!items) throw documentError;
 
     const totals = totalsByType(items);

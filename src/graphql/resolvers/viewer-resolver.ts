@@ -17,8 +17,13 @@ export function toBillingSubscription(row: SubscriptionRecord): BillingSubscript
  * caller owns it or is an admin. Shared by every query that takes a subscription id.
  */
 export async function loadReadableSubscription(ctx: RequestContext, id: string): Promise<SubscriptionRecord> {
-  const viewer = requireViewer(ctx);
   const row = isUuid(id) ? await ctx.loaders.subscription.load(id) : undefined;
+  return readableSubscription(ctx, id, row);
+}
+
+/** The check of loadReadableSubscription on a row the caller already read (undefined: none exists). */
+export function readableSubscription(ctx: RequestContext, id: string, row: SubscriptionRecord | undefined): SubscriptionRecord {
+  const viewer = requireViewer(ctx);
   if (!row) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
   if (row.ownerId !== viewer.id && !viewer.isAdmin) throw new ForbiddenError("You may only see your own subscriptions");
   return row;

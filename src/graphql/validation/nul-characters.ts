@@ -26,6 +26,9 @@ export const noNulInStringLiteralsRule: ValidationRule = (context: ValidationCon
  * deeply nested JSON value cannot overflow the stack.
  */
 export function findNulCharacter(root: unknown, rootPath = "variables"): string | undefined {
+  // Every request's variables pass here and almost none hold NUL: a scan that builds no paths
+  // answers them; the paths are built only to name the offending value.
+  if (!containsNul(root)) return undefined;
   const pending: { value: unknown; path: string }[] = [{ value: root, path: rootPath }];
   while (pending.length > 0) {
     const { value, path } = pending.pop()!;
@@ -44,6 +47,26 @@ export function findNulCharacter(root: unknown, rootPath = "variables"): string 
     }
   }
   return undefined;
+}
+
+/** Whether any string (value or object key) in `root` contains NUL. Iterative, like findNulCharacter. */
+function containsNul(root: unknown): boolean {
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === "string") {
+      if (value.includes(NUL)) return true;
+    } else if (Array.isArray(value)) {
+      for (const item of value) pending.push(item);
+    } else if (value !== null && typeof value === "object") {
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue;
+        if (key.includes(NUL)) return true;
+        pending.push((value as Record<string, unknown>)[key]);
+      }
+    }
+  }
+  return false;
 }
 
 export function refuseNulVariablesPlugin<Ctx extends object>(): ApolloServerPlugin<Ctx> {
