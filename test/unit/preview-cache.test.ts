@@ -9,36 +9,6 @@ import {
   PreviewDocumentCache,
   previewDocumentCache,
 } from "../../src/credits/preview/document-cache.js";
-import { LruCache } from "../../src/credits/preview/lru-cache.js";
-
-describe("LruCache", () => {
-  it("evicts the least recently used entry beyond maxEntries", () => {
-    const cache = new LruCache<string, number>({ maxEntries: 3, maxWeight: 100 });
-    cache.set("a", 1);
-    cache.set("b", 2);
-    cache.set("c", 3);
-    expect(cache.get("a")).toBe(1); // a is now the most recent
-    cache.set("d", 4);
-    expect(cache.get("b")).toBeUndefined();
-    expect([cache.get("a"), cache.get("c"), cache.get("d")]).toEqual([1, 3, 4]);
-    expect(cache.size).toBe(3);
-  });
-
-  it("keeps the total weight within maxWeight and never stores an entry heavier than the budget", () => {
-    const cache = new LruCache<string, string>({ maxEntries: 100, maxWeight: 10 });
-    cache.set("a", "a", 4);
-    cache.set("b", "b", 4);
-    cache.set("c", "c", 4); // 12 > 10: a goes
-    expect(cache.get("a")).toBeUndefined();
-    expect(cache.weight).toBe(8);
-    cache.set("huge", "h", 11);
-    expect(cache.get("huge")).toBeUndefined();
-    expect(cache.weight).toBe(8);
-    cache.set("b", "b2", 1); // replacing adjusts the weight
-    expect(cache.weight).toBe(5);
-    expect(cache.get("b")).toBe("b2");
-  });
-});
 
 describe("PreviewDocumentCache", () => {
   const schema = buildSchema(`
@@ -67,6 +37,22 @@ describe("PreviewDocumentCache", () => {
     const long = `mutation($s: ID!) { flat(subscriptionId: $s) } ${"#".repeat(DOCUMENT_CACHE_MAX_CHARACTERS)}\n`;
     expect(cache.plan(long, null).meteredFields).toHaveLength(1);
     expect(cache.size).toBe(DOCUMENT_CACHE_MAX_ENTRIES);
+  });
+
+  it("keeps the documents' total length within its character budget, dropping the least recently used", () => {
+    const cache = new PreviewDocumentCache(schema, metered);
+    const padding = "#".repeat(DOCUMENT_CACHE_MAX_CHARACTERS / 10);
+    const documentOf = (i: number) => `mutation($s: ID!) { f${i}: flat(subscriptionId: $s) } ${padding}\n`;
+    const first = cache.plan(documentOf(0), null);
+    for (let i = 1; i < 15; i++) {
+      cache.plan(documentOf(i), null);
+      expect(cache.size).toBeLessThan(10);
+    }
+    // The first document was evicted: asking again prepares a new plan.
+    expect(cache.plan(documentOf(0), null)).not.toBe(first);
+    // The latest document is still there: the same plan comes back.
+    const latest = cache.plan(documentOf(14), null);
+    expect(cache.plan(documentOf(14), null)).toBe(latest);
   });
 
   it("is one cache per schema", () => {

@@ -19,7 +19,7 @@ import { BadUserInputError } from "../../errors/errors.js";
 import type { MeteredField } from "../metered-field.js";
 import type { Price } from "../pricing.js";
 import { findMeteredFields, indexMeteredFields, type MeteredFieldIndex, type MeteredFieldOccurrence } from "./field-walker.js";
-import { LruCache } from "./lru-cache.js";
+import { LRUCache } from "lru-cache";
 
 /**
  * Bounds of the cache. Weight is the query's length in characters; a parsed document takes some tens
@@ -79,13 +79,15 @@ function describeErrors(errors: readonly GraphQLError[]): string {
 }
 
 export class PreviewDocumentCache {
-  private readonly cache = new LruCache<string, CachedDocument>({
-    maxEntries: DOCUMENT_CACHE_MAX_ENTRIES,
-    maxWeight: DOCUMENT_CACHE_MAX_CHARACTERS,
+  // lru-cache bounds both the entry count and the total size; an entry larger than the whole size
+  // budget is simply not stored.
+  private readonly cache = new LRUCache<string, CachedDocument>({
+    max: DOCUMENT_CACHE_MAX_ENTRIES,
+    maxSize: DOCUMENT_CACHE_MAX_CHARACTERS,
   });
   private readonly metered: MeteredFieldIndex;
   /** Prices already computed, by occurrence and the values of its price variables (price-document.ts). */
-  readonly prices = new LruCache<string, Price>({ maxEntries: PRICE_MEMO_MAX_ENTRIES, maxWeight: PRICE_MEMO_MAX_CHARACTERS });
+  readonly prices = new LRUCache<string, Price>({ max: PRICE_MEMO_MAX_ENTRIES, maxSize: PRICE_MEMO_MAX_CHARACTERS });
 
   constructor(
     private readonly schema: GraphQLSchema,
@@ -105,7 +107,7 @@ export class PreviewDocumentCache {
     let cached = this.cache.get(query);
     if (!cached) {
       cached = this.prepare(query);
-      this.cache.set(query, cached, Math.max(1, query.length));
+      this.cache.set(query, cached, { size: Math.max(1, query.length) });
     }
     if (!cached.ok) throw new BadUserInputError(cached.problem, "query");
     return cached.prepared.plan(operationName);

@@ -18,7 +18,7 @@ import type { MeteredField } from "../metered-field.js";
 import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs, type Price } from "../pricing.js";
 import { previewDocumentCache } from "./document-cache.js";
 import { runningFields, type MeteredFieldOccurrence } from "./field-walker.js";
-import type { LruCache } from "./lru-cache.js";
+import type { LRUCache } from "lru-cache";
 
 export interface PriceDocumentRequest {
   query: string;
@@ -72,12 +72,12 @@ function priceOccurrence(occurrence: MeteredFieldOccurrence, variables: Record<s
   return priceMeteredCall(field, validArgs, args.creditAmount as number | null | undefined);
 }
 
-function memoisedPrice(memo: LruCache<string, Price>, occurrence: MeteredFieldOccurrence, variables: Record<string, unknown>): Price {
+function memoisedPrice(memo: LRUCache<string, Price>, occurrence: MeteredFieldOccurrence, variables: Record<string, unknown>): Price {
   const key = memoKey(occurrence, variables);
   const known = key === undefined ? undefined : memo.get(key);
   if (known) return known;
   const price = priceOccurrence(occurrence, variables);
-  if (key !== undefined) memo.set(key, price, key.length);
+  if (key !== undefined) memo.set(key, price, { size: key.length });
   return price;
 }
 

@@ -52,17 +52,19 @@ export class PreviewResolver {
     if (!items) throw documentError;
 
     const totals = totalsByType(items);
-    const byType = new Map((found?.balances ?? []).map((b) => [b.creditType, b]));
+    // A subscription holds a balance of a handful of types at most: a search beats building a map.
+    const held = found?.balances ?? [];
+    const balanceOf = (type: string) => held.find((b) => b.creditType === type);
     return {
       subscriptionId,
       items,
       totals,
       balances: totals.flatMap(({ type }) => {
-        const balance = byType.get(type);
+        const balance = balanceOf(type);
         return balance ? [{ type, balance: balance.balance, updatedAt: balance.updatedAt }] : [];
       }),
       // A type the subscription holds no balance of counts as 0 available.
-      sufficient: totals.every(({ type, amount }) => amount <= (byType.get(type)?.balance ?? 0)),
+      sufficient: totals.every(({ type, amount }) => amount <= (balanceOf(type)?.balance ?? 0)),
     };
   }
 }
