@@ -88,6 +88,26 @@ export async function seedBenchData(url: string, subscriptions: number): Promise
   }
 }
 
+/**
+ * Settles the database between measured runs, outside the measured time: VACUUM (ANALYZE) so no
+ * autovacuum worker wakes up inside the next run to clean what the previous one wrote, then a
+ * CHECKPOINT so its dirty pages are not written out during the next run either. pgbench vacuums
+ * before every run for the same reason. Every scenario gets the same treatment, so no scenario is
+ * billed for another's write debt on this two-core machine. Returns the milliseconds it took.
+ */
+export async function settleDatabase(url: string): Promise<number> {
+  const started = performance.now();
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("vacuum (analyze)");
+    await client.query("checkpoint");
+  } finally {
+    await client.end();
+  }
+  return performance.now() - started;
+}
+
 export interface IntegrityReport {
   /** Balances whose ledger does not sum to them (must be 0). */
   auditMismatches: number;

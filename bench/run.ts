@@ -5,7 +5,8 @@
  *
  * 1. a fresh bench_<random> database on BENCH_DATABASE_URL's server (dropped afterwards);
  * 2. the real server as its own process (production settings, BENCH=1 for the baseline fields);
- * 3. each scenario warmed up, then `rounds` interleaved rounds of every scenario, medians kept;
+ * 3. each scenario warmed up, then `rounds` interleaved rounds of every scenario, medians kept, the
+ *    database settled (VACUUM, CHECKPOINT) before each run;
  * 4. a soak of the metered load sampling the server's RSS;
  * 5. the ledger audit and the pending charges checked, results.json and the README table written.
  */
@@ -13,7 +14,15 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { SignJWT } from "jose";
-import { checkIntegrity, createBenchDatabase, postgresVersion, seedBenchData, type BenchData, type IntegrityReport } from "./database.js";
+import {
+  checkIntegrity,
+  createBenchDatabase,
+  postgresVersion,
+  seedBenchData,
+  settleDatabase,
+  type BenchData,
+  type IntegrityReport,
+} from "./database.js";
 import { httpScenarios, loadScenario, probeScenario, type HttpScenario, type Measurement } from "./http-scenarios.js";
 import { BenchUsageError, DEFAULT_OUT, parseBenchOptions, type BenchOptions } from "./options.js";
 import { captureDebitStatement, cleanUpRawDebits, loadRawDebit, rawDebitPool, type StatementTemplate } from "./raw-debit.js";
@@ -21,6 +30,7 @@ import {
   GOALS,
   computeRatios,
   goalMet,
+  median,
   ratioTable,
   scenarioTable,
   soakReport,
@@ -182,9 +192,11 @@ async function main(): Promise<number> {
     for (const scenario of scenarios) await scenario.measure(options.warmupSeconds);
 
     const runs: Run[] = [];
+    const settleMs: number[] = [];
     // Interleaved rounds: whatever else the machine does drifts over every scenario alike.
     for (let round = 1; round <= options.rounds; round++) {
       for (const scenario of scenarios) {
+        settleMs.push(await settleDatabase(database.url));
         const before = sampleCpu(server.pid, database.name);
         const m = await scenario.measure(options.durationSeconds);
         const cpuMsPerRequest = cpuPerRequest(before, sampleCpu(server.pid, database.name), m.requests);
@@ -193,6 +205,7 @@ async function main(): Promise<number> {
       }
     }
 
+    log(`database settled before each run in ${Math.round(median(settleMs))} ms (median)`);
     log(`soak: metered load for ${options.soakSeconds} s, sampling the server's RSS`);
     const soakResult = await soak(server, scenarios.find((s) => s.name === "metered"), options.soakSeconds);
     const rssMb = soakResult.endMb;
@@ -245,6 +258,8 @@ async function main(): Promise<number> {
         serverPoolSize: options.serverPoolSize,
         serverEnv: options.serverEnv,
         rawDebitPoolSize: options.connections,
+        settleBeforeEachRun: "vacuum (analyze); checkpoint",
+        settleMsMedian: Math.round(median(settleMs)),
       },
       scenarios: summaries,
       skipped,
@@ -261,7 +276,8 @@ async function main(): Promise<number> {
     const generated = [
       `Run of ${finishedAt.toISOString().slice(0, 16).replace("T", " ")} UTC${results.commit ? ` at ${results.commit}` : ""}: ` +
         `${results.machine.cpus} × ${results.machine.cpuModel}, ${results.machine.memoryMb} MB, Node ${process.version}, PostgreSQL ${pgVersion}; ` +
-        `${options.connections} connections, ${options.durationSeconds} s per run, median of ${options.rounds} interleaved rounds; ` +
+        `${options.connections} connections, ${options.durationSeconds} s per run, median of ${options.rounds} interleaved rounds, ` +
+        `the database settled (VACUUM, CHECKPOINT) before each run; ` +
         `load average ${results.machine.loadAverageBefore[0]} before, ${results.machine.loadAverageAfter[0]} after.`,
       "",
       scenarioTable(summaries),
