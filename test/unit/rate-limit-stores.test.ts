@@ -114,6 +114,32 @@ describe.each(CASES)("$name rate-limit store", ({ available, open }) => {
     expect(await b.hit(hit({ key: "release", max: 5, cost: 2 }))).toMatchObject({ allowed: true, used: 5 });
     expect((await a.hit(hit({ key: "release", max: 5 }))).allowed).toBe(false);
   });
+
+  it.skipIf(!available)("counts exactly while thousands of calls enter and leave a busy window", async () => {
+    const { a, b } = open();
+    // One call a millisecond in a one-second window: after the first second, every call pushes
+    // exactly one old call out, so the count stays at 1,000.
+    const windowMs = 1_000;
+    const counts: number[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const verdict = await (i % 2 ? a : b).hit(hit({ key: "busy-window", max: 5_000, windowMs, now: T0 + i }));
+      if (!verdict.allowed) throw new Error(`call ${i} refused`);
+      counts.push(verdict.used);
+    }
+    expect(counts.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(counts.slice(997, 1_003)).toEqual([998, 999, 1_000, 1_000, 1_000, 1_000]);
+    expect(counts.slice(-1)).toEqual([1_000]);
+    expect(counts.every((n, i) => n === Math.min(i + 1, 1_000))).toBe(true);
+  });
+
+  it.skipIf(!available)("a call recorded after the clock stepped back leaves the window at its own time", async () => {
+    const { a } = open();
+    expect((await a.hit(hit({ key: "stepped", now: T0 + 10_000 }))).allowed).toBe(true);
+    expect((await a.hit(hit({ key: "stepped", now: T0 + 5_000 }))).allowed).toBe(true);
+    // At T0 + WINDOW + 5,000 the call made at T0 + 5,000 has left the window; the one at T0 + 10,000 has not.
+    expect(await a.hit(hit({ key: "stepped", now: T0 + WINDOW + 5_000 }))).toMatchObject({ allowed: true, used: 2 });
+    expect(await a.hit(hit({ key: "stepped", now: T0 + WINDOW + 10_000 }))).toMatchObject({ allowed: true, used: 2 });
+  });
 });
 
 describe("memory store housekeeping", () => {
