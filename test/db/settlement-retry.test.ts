@@ -1,6 +1,7 @@
 /**
- * A settlement cut off by a lost connection is tried once more, so a successful call is not later
- * refunded by the recovery pass; whether the first attempt committed or not, the answer is right.
+ * A settlement cut off by a lost connection is tried again after short pauses, so a successful call
+ * is not later refunded by the recovery pass; whether a failed attempt committed or not, the answer
+ * is right.
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,20 +12,23 @@ import { createSettlementBatcher } from "../../src/ledger/settlement-batcher.js"
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 
-/** The real database, but its first statement fails: before running (`before`) or after committing (`after`). */
-function flakyOnce(db: Database, when: "before" | "after"): Database {
-  let failed = false;
+/**
+ * The real database, but its first `failures` statements fail: before running (`before`) or after
+ * committing (`after`), as a connection lost on the way there or on the way back.
+ */
+function flaky(db: Database, when: "before" | "after", failures = 1): Database {
+  let failed = 0;
   return new Proxy(db, {
     get(target, prop, receiver) {
       if (prop !== "execute") return Reflect.get(target, prop, receiver);
       return async (query: unknown) => {
-        if (!failed && when === "before") {
-          failed = true;
+        if (failed < failures && when === "before") {
+          failed++;
           throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "57P01" });
         }
         const result = await (target.execute as (q: unknown) => Promise<unknown>)(query);
-        if (!failed) {
-          failed = true;
+        if (failed < failures) {
+          failed++;
           throw new Error("Connection terminated unexpectedly");
         }
         return result;
@@ -32,6 +36,8 @@ function flakyOnce(db: Database, when: "before" | "after"): Database {
     },
   });
 }
+
+const QUICK_RETRIES = { retryDelaysMs: [1, 1, 1, 1] };
 
 describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) => {
   let database: TestDatabase;
@@ -63,15 +69,32 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
 
   it.each(["before", "after"] as const)("a statement lost %s it ran is retried and the charge is settled", async (when) => {
     const entryId = await pendingDebit();
-    const batcher = createSettlementBatcher(flakyOnce(database.db, when));
+    const batcher = createSettlementBatcher(flaky(database.db, when));
     expect(await batcher.settle(subscriptionId, entryId)).toBe(true);
+    expect(await pendingCount()).toBe(0);
+  });
+
+  it.each(["before", "after"] as const)("four statements in a row lost %s they ran: the fifth settles the charge", async (when) => {
+    const entryId = await pendingDebit();
+    const batcher = createSettlementBatcher(flaky(database.db, when, 4), QUICK_RETRIES);
+    expect(await batcher.settle(subscriptionId, entryId)).toBe(true);
+    expect(await pendingCount()).toBe(0);
+  });
+
+  it("when every attempt fails, the settle rejects and the charge stays pending for the recovery pass", async () => {
+    const entryId = await pendingDebit();
+    const batcher = createSettlementBatcher(flaky(database.db, "before", 5), QUICK_RETRIES);
+    await expect(batcher.settle(subscriptionId, entryId)).rejects.toThrow(/Connection terminated/);
+    expect(await pendingCount()).toBe(1);
+    // The next settle of the same charge (on a database that answers) finds it still pending.
+    expect(await createSettlementBatcher(database.db).settle(subscriptionId, entryId)).toBe(true);
     expect(await pendingCount()).toBe(0);
   });
 
   it("a charge the recovery pass refunded meanwhile is still reported as not settled", async () => {
     const entryId = await pendingDebit();
     await refundPendingCharge(database.db, { subscriptionId, entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });
-    const batcher = createSettlementBatcher(flakyOnce(database.db, "before"));
+    const batcher = createSettlementBatcher(flaky(database.db, "before"));
     expect(await batcher.settle(subscriptionId, entryId)).toBe(false);
   });
 });
