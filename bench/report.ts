@@ -32,7 +32,9 @@ export interface SoakReport {
   startMb: number;
   endMb: number;
   maxMb: number;
-  /** Mean of the last quarter of the samples minus the mean of the first quarter. */
+  /** Lowest sample of the soak's second half and of its first half: what survives the collections. */
+  floorsMb: [firstHalf: number, secondHalf: number];
+  /** The second half's floor minus the first half's. */
   growthMb: number;
   growing: boolean;
 }
@@ -107,20 +109,30 @@ export function goalMet(goal: Goal, ratios: Ratios): boolean | null {
   return goal.op === ">=" ? value >= goal.target : value <= goal.target;
 }
 
+/**
+ * Whether the server's memory grows under steady load. A V8 process's RSS saws: it climbs for tens of
+ * seconds as the heap fills, then drops at a full collection, so comparing the first and last
+ * samples (or their means) says where the saw happened to be, not whether memory is kept: runs of
+ * the same code measured −54, −27 and +51 MB that way. What a leak raises is the floor, the RSS
+ * right after a collection; so growth is the lowest sample of the second half minus the lowest of
+ * the first (170.4 → 168.5, 175.1 → 175.1 and 172.4 → 175.0 MB for those three runs).
+ */
 export function soakReport(samplesMb: number[], seconds: number): SoakReport {
-  const quarter = Math.max(1, Math.floor(samplesMb.length / 4));
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const growthMb = mean(samplesMb.slice(-quarter)) - mean(samplesMb.slice(0, quarter));
-  const startMb = samplesMb[0] ?? 0;
+  const half = Math.max(1, Math.floor(samplesMb.length / 2));
+  const firstFloor = Math.min(...samplesMb.slice(0, half));
+  const secondFloor = Math.min(...samplesMb.slice(half));
+  const growthMb = samplesMb.length > 1 ? secondFloor - firstFloor : 0;
+  const round = (v: number) => Math.round(v * 10) / 10;
   return {
     seconds,
-    samplesMb: samplesMb.map((v) => Math.round(v * 10) / 10),
-    startMb,
+    samplesMb: samplesMb.map(round),
+    startMb: samplesMb[0] ?? 0,
     endMb: samplesMb.at(-1) ?? 0,
     maxMb: Math.max(...samplesMb),
-    growthMb: Math.round(growthMb * 10) / 10,
-    // Noise from the garbage collector is a few MB either way; a leak under this load grows steadily.
-    growing: growthMb > Math.max(10, startMb * 0.05),
+    floorsMb: [round(firstFloor), round(samplesMb.length > 1 ? secondFloor : firstFloor)],
+    growthMb: round(growthMb),
+    // A floor moves a few MB either way between collections; a leak under this load lifts it steadily.
+    growing: growthMb > Math.max(10, firstFloor * 0.05),
   };
 }
 
@@ -150,7 +162,7 @@ export function ratioTable(ratios: Ratios, soak: SoakReport | undefined): string
   }
   if (soak) {
     lines.push(
-      `| RSS growth over a ${soak.seconds} s soak (MB) | ${fmt(soak.growthMb, 1)} | not growing | ${soak.growing ? "**no**" : "yes"} |`,
+      `| RSS floor growth over a ${soak.seconds} s soak (MB) | ${fmt(soak.growthMb, 1)} | not growing | ${soak.growing ? "**no**" : "yes"} |`,
     );
   }
   return lines.join("\n");

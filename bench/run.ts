@@ -284,7 +284,8 @@ async function main(): Promise<number> {
       "",
       ratioTable(ratios, soakResult),
       "",
-      `Soak: RSS ${soakResult.startMb.toFixed(0)} → ${soakResult.endMb.toFixed(0)} MB (max ${soakResult.maxMb.toFixed(0)}). ` +
+      `Soak: RSS ${soakResult.startMb.toFixed(0)} → ${soakResult.endMb.toFixed(0)} MB (max ${soakResult.maxMb.toFixed(0)}; ` +
+        `floor ${soakResult.floorsMb[0].toFixed(0)} MB in the first half, ${soakResult.floorsMb[1].toFixed(0)} MB in the second). ` +
         `Integrity after the run: ${integrity.auditMismatches} audit mismatches, ${integrity.pendingCharges} charges left pending, ` +
         `${integrity.debits} debits in the ledger.` +
         (Object.keys(skipped).length ? ` Skipped: ${Object.entries(skipped).map(([k, v]) => `${k} (${v})`).join("; ")}.` : ""),
