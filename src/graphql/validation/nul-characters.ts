@@ -21,52 +21,47 @@ export const noNulInStringLiteralsRule: ValidationRule = (context: ValidationCon
   },
 });
 
+/** A value still to look at, with how it was reached: its parent and its key or index there. */
+interface Visit {
+  value: unknown;
+  parent?: Visit;
+  step?: string | number;
+}
+
+/** `variables.input.records[1].city`: spelled only for the value that holds a NUL. */
+function pathOf(visit: Visit, rootPath: string): string {
+  let path = "";
+  for (let at: Visit | undefined = visit; at?.parent; at = at.parent) {
+    path = (typeof at.step === "number" ? `[${at.step}]` : `.${at.step}`) + path;
+  }
+  return rootPath + path;
+}
+
 /**
  * The path of the first string (value or object key) containing NUL, or undefined. Iterative, so a
- * deeply nested JSON value cannot overflow the stack.
+ * deeply nested JSON value cannot overflow the stack. Every request's variables pass here and almost
+ * none hold NUL, so no path is built while searching: each value keeps a link to its parent instead.
  */
 export function findNulCharacter(root: unknown, rootPath = "variables"): string | undefined {
-  // Every request's variables pass here and almost none hold NUL: a scan that builds no paths
-  // answers them; the paths are built only to name the offending value.
-  if (!containsNul(root)) return undefined;
-  const pending: { value: unknown; path: string }[] = [{ value: root, path: rootPath }];
+  const pending: Visit[] = [{ value: root }];
   while (pending.length > 0) {
-    const { value, path } = pending.pop()!;
+    const visit = pending.pop()!;
+    const { value } = visit;
     if (typeof value === "string") {
-      if (value.includes(NUL)) return path;
+      if (value.includes(NUL)) return pathOf(visit, rootPath);
     } else if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) pending.push({ value: value[i], path: `${path}[${i}]` });
+      for (let i = value.length - 1; i >= 0; i--) pending.push({ value: value[i], parent: visit, step: i });
     } else if (value !== null && typeof value === "object") {
       const entries = Object.entries(value);
       // Pushed in reverse so the first offending field in reading order is the one reported.
       for (let i = entries.length - 1; i >= 0; i--) {
         const [key, item] = entries[i];
-        if (key.includes(NUL)) return `${path} (a key)`;
-        pending.push({ value: item, path: `${path}.${key}` });
+        if (key.includes(NUL)) return `${pathOf(visit, rootPath)} (a key)`;
+        pending.push({ value: item, parent: visit, step: key });
       }
     }
   }
   return undefined;
-}
-
-/** Whether any string (value or object key) in `root` contains NUL. Iterative, like findNulCharacter. */
-function containsNul(root: unknown): boolean {
-  const pending: unknown[] = [root];
-  while (pending.length > 0) {
-    const value = pending.pop();
-    if (typeof value === "string") {
-      if (value.includes(NUL)) return true;
-    } else if (Array.isArray(value)) {
-      for (const item of value) pending.push(item);
-    } else if (value !== null && typeof value === "object") {
-      for (const key in value) {
-        if (!Object.hasOwn(value, key)) continue;
-        if (key.includes(NUL)) return true;
-        pending.push((value as Record<string, unknown>)[key]);
-      }
-    }
-  }
-  return false;
 }
 
 export function refuseNulVariablesPlugin<Ctx extends object>(): ApolloServerPlugin<Ctx> {
