@@ -13,14 +13,19 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-async function adminQuery(serverUrl: string, text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl });
+/** Runs `work` on one connection of its own, closed afterwards whatever happens. */
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(text);
+    return await work(client);
   } finally {
     await client.end();
   }
+}
+
+async function adminQuery(serverUrl: string, text: string): Promise<void> {
+  await withClient(serverUrl, (client) => client.query(text));
 }
 
 export async function createBenchDatabase(serverUrl: string): Promise<BenchDatabase> {
@@ -97,9 +102,7 @@ export async function seedBenchData(url: string, subscriptions: number): Promise
  */
 export async function settleDatabase(url: string): Promise<number> {
   const started = performance.now();
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  await withClient(url, async (client) => {
     await client.query("vacuum (analyze)");
     try {
       await client.query("checkpoint");
@@ -107,9 +110,7 @@ export async function settleDatabase(url: string): Promise<number> {
       // CHECKPOINT needs a superuser or pg_checkpoint; without either the vacuum alone must do.
       if ((err as { code?: string }).code !== "42501") throw err;
     }
-  } finally {
-    await client.end();
-  }
+  });
   return performance.now() - started;
 }
 
@@ -123,9 +124,7 @@ export interface IntegrityReport {
 
 /** After the run: the ledger audit and what is left pending, checked the way ledgerAudit does. */
 export async function checkIntegrity(url: string): Promise<IntegrityReport> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  return withClient(url, async (client) => {
     const audit = await client.query<{ n: string }>(
       `with sums as (
          select subscription_id, credit_type, sum(amount)::bigint as s from credit_ledger group by 1, 2
@@ -137,18 +136,12 @@ export async function checkIntegrity(url: string): Promise<IntegrityReport> {
     const pending = await client.query<{ n: string }>("select count(*) as n from pending_charges");
     const debits = await client.query<{ n: string }>("select count(*) as n from credit_ledger where kind = 'DEBIT'");
     return { auditMismatches: Number(audit.rows[0].n), pendingCharges: Number(pending.rows[0].n), debits: Number(debits.rows[0].n) };
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 export async function postgresVersion(url: string): Promise<string> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  return withClient(url, async (client) => {
     const { rows } = await client.query<{ server_version: string }>("show server_version");
     return rows[0].server_version;
-  } finally {
-    await client.end();
-  }
+  });
 }
