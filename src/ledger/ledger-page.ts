@@ -2,7 +2,8 @@
  * One page of a subscription's ledger, newest first, by keyset pagination on `seq`: a page after a
  * cursor is "seq below the cursor's", so entries written while a client pages through appear at the
  * top and never shift, duplicate or hide the entries of later pages. The scan walks
- * credit_ledger_sub_seq_idx (subscription_id, seq) backwards and stops after `first + 1` matches.
+ * credit_ledger_sub_seq_idx (subscription_id, seq) backwards and stops after `first + 1` matches;
+ * across subscriptions (an admin's view) it walks credit_ledger_seq_idx the same way.
  */
 import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
@@ -20,7 +21,8 @@ export interface LedgerPageFilter {
 }
 
 export interface LedgerPageRequest {
-  subscriptionId: string;
+  /** One subscription; every subscription when left out. */
+  subscriptionId?: string;
   filter?: LedgerPageFilter;
   /** Page size; the caller has checked its bounds. */
   first: number;
@@ -35,7 +37,8 @@ export interface LedgerPage {
 
 export async function ledgerPage(db: DbOrTx, request: LedgerPageRequest): Promise<LedgerPage> {
   const { filter = {} } = request;
-  const conditions: SQL[] = [sql`subscription_id = ${request.subscriptionId}::uuid`];
+  const conditions: SQL[] = [];
+  if (request.subscriptionId !== undefined) conditions.push(sql`subscription_id = ${request.subscriptionId}::uuid`);
   if (request.beforeSeq !== undefined) conditions.push(sql`seq < ${request.beforeSeq}::bigint`);
   if (filter.creditType !== undefined) conditions.push(sql`credit_type = ${filter.creditType}`);
   if (filter.kinds !== undefined) conditions.push(sql`kind = any(${sql.param([...filter.kinds])}::text[])`);
@@ -48,7 +51,7 @@ export async function ledgerPage(db: DbOrTx, request: LedgerPageRequest): Promis
     db,
     sql`select ${sql.raw(LEDGER_RETURNING)}
           from credit_ledger
-         where ${sql.join(conditions, sql` and `)}
+         where ${conditions.length > 0 ? sql.join(conditions, sql` and `) : sql`true`}
          order by seq desc
          limit ${request.first + 1}::int`,
   );

@@ -1,6 +1,7 @@
 /**
- * Usage figures, computed in SQL: debits grouped by operation, credit type, UTC day, user (the
- * debit's actor) or subscription. A refund counts against the group of the debit it refunds (joined
+ * Usage figures, computed in SQL: debits grouped by operation, credit type, day (in a time zone,
+ * UTC by default), user (the debit's actor) or subscription, and optionally within each group by a
+ * second of these (`thenBy`, the bucket's subKey). A refund counts against the group of the debit it refunds (joined
  * through refund_of), whenever it was written, so `credits` is what the calls in the group finally
  * cost. The time window selects debits by their own time (from inclusive, to exclusive).
  *
@@ -16,6 +17,10 @@ export type UsageGrouping = "OPERATION" | "TYPE" | "DAY" | "USER" | "SUBSCRIPTIO
 
 export interface UsageRequest {
   grouping: UsageGrouping;
+  /** A second grouping inside the first; its key is the bucket's subKey. */
+  thenBy?: UsageGrouping;
+  /** IANA name of the zone whose calendar days DAY counts; the caller has checked it. UTC when left out. */
+  timeZone?: string;
   /** One subscription; all subscriptions when left out. */
   subscriptionId?: string;
   /** Debits at or after this time. */
@@ -26,6 +31,8 @@ export interface UsageRequest {
 
 export interface UsageFigures {
   key: string;
+  /** The thenBy group; null without thenBy. */
+  subKey: string | null;
   /** DEBIT entries in the group. */
   calls: number;
   /** Credits debited, net of their refunds. */
@@ -36,14 +43,21 @@ export interface UsageFigures {
   averageCredits: number;
 }
 
-/** The SQL expression of each grouping's key, over the debit row `d`. */
-const GROUP_KEYS: Record<UsageGrouping, SQL> = {
-  OPERATION: sql`coalesce(d.operation, '')`,
-  TYPE: sql`d.credit_type`,
-  DAY: sql`to_char(d.created_at at time zone 'UTC', 'YYYY-MM-DD')`,
-  USER: sql`coalesce(d.actor_id, '')`,
-  SUBSCRIPTION: sql`d.subscription_id::text`,
-};
+/** The SQL expression of a grouping's key, over the debit row `d`. */
+function groupKey(grouping: UsageGrouping, timeZone: string): SQL {
+  switch (grouping) {
+    case "OPERATION":
+      return sql`coalesce(d.operation, '')`;
+    case "TYPE":
+      return sql`d.credit_type`;
+    case "DAY":
+      return sql`to_char(d.created_at at time zone ${timeZone}::text, 'YYYY-MM-DD')`;
+    case "USER":
+      return sql`coalesce(d.actor_id, '')`;
+    case "SUBSCRIPTION":
+      return sql`d.subscription_id::text`;
+  }
+}
 
 /** The usage query itself, exported so docs/usage-queries.md can EXPLAIN exactly what runs. */
 export function usageQuery(request: UsageRequest): SQL {
@@ -58,8 +72,11 @@ export function usageQuery(request: UsageRequest): SQL {
 
   // Keys sort by code point ("C"), so both backends list groups in the same order whatever their locale.
   // Refunds are few next to debits: summed per debit first, then joined, so each debit row meets at
-  // most one refund row and count(*) stays the number of debits.
-  const key = GROUP_KEYS[request.grouping];
+  // most one refund row and count(*) stays the number of debits. The buckets are sorted outside the
+  // grouping, so the day key's time-zone parameter is not repeated in an ORDER BY expression.
+  const timeZone = request.timeZone ?? "UTC";
+  const key = groupKey(request.grouping, timeZone);
+  const subKey = request.thenBy === undefined ? sql`null::text` : groupKey(request.thenBy, timeZone);
   return sql`
     with refunds as (
       select r.subscription_id, r.refund_of, sum(r.amount)::bigint as refunded
@@ -67,19 +84,22 @@ export function usageQuery(request: UsageRequest): SQL {
        where ${sql.join(refundConditions, sql` and `)}
        group by r.subscription_id, r.refund_of
     )
-    select ${key} as key,
-           count(*)::bigint as calls,
-           coalesce(sum(-d.amount - coalesce(f.refunded, 0)), 0)::bigint as credits,
-           coalesce(sum(coalesce(f.refunded, 0)), 0)::bigint as refunded
-      from credit_ledger d
-      left join refunds f on f.subscription_id = d.subscription_id and f.refund_of = d.id
-     where ${sql.join(debitConditions, sql` and `)}
-     group by 1
-     order by ${key} collate "C"`;
+    select * from (
+      select ${key} as key,
+             ${subKey} as sub_key,
+             count(*)::bigint as calls,
+             coalesce(sum(-d.amount - coalesce(f.refunded, 0)), 0)::bigint as credits,
+             coalesce(sum(coalesce(f.refunded, 0)), 0)::bigint as refunded
+        from credit_ledger d
+        left join refunds f on f.subscription_id = d.subscription_id and f.refund_of = d.id
+       where ${sql.join(debitConditions, sql` and `)}
+       group by 1, 2
+    ) buckets
+    order by key collate "C", sub_key collate "C"`;
 }
 
 export async function usageFigures(db: DbOrTx, request: UsageRequest): Promise<UsageFigures[]> {
-  const rows = await queryRows<{ key: string; calls: string | number; credits: string | number; refunded: string | number }>(
+  const rows = await queryRows<{ key: string; sub_key: string | null; calls: string | number; credits: string | number; refunded: string | number }>(
     db,
     usageQuery(request),
   );
@@ -88,6 +108,7 @@ export async function usageFigures(db: DbOrTx, request: UsageRequest): Promise<U
     const credits = Number(row.credits);
     return {
       key: row.key,
+      subKey: row.sub_key,
       calls,
       credits,
       refunded: Number(row.refunded),

@@ -159,13 +159,20 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     await database?.dispose();
   });
 
-  it("creditAlerts is for admins, and checks its arguments", async () => {
+  it("creditAlerts is for admins and for owners naming their own subscription, and checks its arguments", async () => {
     const subscriptionId = await fundedSubscription(database, "alerts-args", { ai: 1 });
     const anonymous = await gql(ALERTS, {});
     expect(anonymous.body.errors?.[0].extensions.code).toBe("UNAUTHENTICATED");
-    const user = await gql(ALERTS, { s: subscriptionId }, await userToken("alerts-args"));
-    expect(user.status).toBe(403);
-    expect(user.body.errors?.[0].extensions.code).toBe("FORBIDDEN");
+    const owner = await gql(ALERTS, { s: subscriptionId }, await userToken("alerts-args"));
+    expect(owner.status).toBe(200);
+    expect(owner.body.data.creditAlerts.edges).toEqual([]);
+    for (const variables of [{}, { s: subscriptionId }]) {
+      // Every alert, or another customer's: refused.
+      const token = await userToken(variables.s ? "someone-else" : "alerts-args");
+      const refused = await gql(ALERTS, variables, token);
+      expect(refused.status, JSON.stringify(variables)).toBe(403);
+      expect(refused.body.errors?.[0].extensions.code).toBe("FORBIDDEN");
+    }
 
     for (const [variables, code] of [
       [{ first: 0 }, "BAD_USER_INPUT"],

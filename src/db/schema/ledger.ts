@@ -37,6 +37,8 @@ export const creditLedger = pgTable(
     index("credit_ledger_sub_seq_idx").on(t.subscriptionId, t.seq),
     index("credit_ledger_sub_created_idx").on(t.subscriptionId, t.createdAt),
     index("credit_ledger_created_idx").on(t.createdAt),
+    // An admin's ledger across subscriptions, newest first (src/ledger/ledger-page.ts).
+    index("credit_ledger_seq_idx").on(t.seq),
     // Refunds by the debit they return: read by the refund-limit trigger and by usage figures, which
     // both filter on kind = 'REFUND' (docs/usage-queries.md has the plans).
     index("credit_ledger_refunds_idx").on(t.subscriptionId, t.refundOf).where(sql`${t.kind} = 'REFUND'`),

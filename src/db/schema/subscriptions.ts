@@ -18,6 +18,9 @@ export const billingSubscriptions = pgTable(
   },
   (t) => [
     index("billing_subscriptions_owner_idx").on(t.ownerId),
+    // The admin's search (src/subscriptions/subscription-search.ts): newest first, and owner-id prefixes.
+    index("billing_subscriptions_created_idx").on(t.createdAt, t.id),
+    index("billing_subscriptions_owner_prefix_idx").using("btree", t.ownerId.op("text_pattern_ops")),
     check("billing_subscriptions_status_check", sql`${t.status} in ('ACTIVE', 'SUSPENDED', 'CANCELLED')`),
   ],
 );

@@ -1,18 +1,22 @@
-/** creditAlerts: admins read recorded anomalies, newest first, in pages with opaque cursors. */
+/**
+ * creditAlerts: recorded anomalies, newest first, in pages with opaque cursors. Admins read every
+ * alert; an owner reads the alerts of one of their subscriptions (named by subscriptionId).
+ */
 import { Arg, Ctx, ID, Int, Query, Resolver } from "type-graphql";
-import { ForbiddenError, NotFoundError } from "../../errors/errors.js";
+import { ForbiddenError } from "../../errors/errors.js";
 import { listAlerts } from "../../observability/alerts/alert-store.js";
 import { encodeSeqCursor, parseAfterCursor } from "../../util/cursor.js";
-import { isUuid } from "../../util/uuid.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import type { CreditAlertKind } from "../types/enums.js";
 import { CreditAlertConnection } from "../types/alerts.js";
 import { pageSize } from "./ledger-resolver.js";
-import { quoteId } from "../../util/quote-id.js";
+import { loadReadableSubscription } from "./viewer-resolver.js";
 
 @Resolver()
 export class AlertsResolver {
-  @Query(() => CreditAlertConnection, { description: "Admin only: recorded anomalies, newest first." })
+  @Query(() => CreditAlertConnection, {
+    description: "Recorded anomalies and balance notifications, newest first. Admins see all; an owner must name one of their subscriptions.",
+  })
   async creditAlerts(
     @Arg("subscriptionId", () => ID, { nullable: true, description: "Only alerts about this subscription; every alert when left out." })
     subscriptionId: string | null,
@@ -21,13 +25,13 @@ export class AlertsResolver {
     @Ctx() ctx: RequestContext,
   ): Promise<CreditAlertConnection> {
     const viewer = requireViewer(ctx);
-    if (!viewer.isAdmin) throw new ForbiddenError("creditAlerts is for admins only");
     const size = pageSize(first);
     const beforeSeq = parseAfterCursor(after);
     if (subscriptionId !== null && subscriptionId !== undefined) {
-      // A malformed id never reaches SQL; an unknown one is NOT_FOUND, as everywhere else.
-      const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
-      if (!subscription) throw new NotFoundError(`Subscription ${quoteId(subscriptionId)} does not exist`);
+      // NOT_FOUND for an unknown (or malformed) id, FORBIDDEN unless the caller owns it or is an admin.
+      await loadReadableSubscription(ctx, subscriptionId);
+    } else if (!viewer.isAdmin) {
+      throw new ForbiddenError("Only admins may read every alert; pass subscriptionId for one of your subscriptions");
     }
 
     // One row more than the page tells whether another page follows.

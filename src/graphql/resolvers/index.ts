@@ -7,5 +7,6 @@ import { OperationsResolver } from "./operations-resolver.js";
 import { PreviewResolver } from "./preview-resolver.js";
 import { UsageResolver } from "./usage-resolver.js";
 import { SubscriptionResolver, ViewerResolver } from "./viewer-resolver.js";
+import { SubscriptionsResolver } from "./subscriptions-resolver.js";
 
-export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver] as const;
+export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, SubscriptionsResolver] as const;

@@ -1,7 +1,10 @@
-/** creditLedger: a subscription's ledger, newest first, in pages with opaque cursors. Owner or admin. */
+/**
+ * creditLedger: a subscription's ledger, newest first, in pages with opaque cursors. Owner or admin;
+ * without a subscription, every subscription's ledger, for admins only.
+ */
 import { Arg, Ctx, ID, Int, Query, Resolver } from "type-graphql";
 import { isCreditType, CREDIT_TYPES } from "../../credits/credit-types.js";
-import { BadUserInputError } from "../../errors/errors.js";
+import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
 import { ledgerPage, type LedgerPageFilter } from "../../ledger/ledger-page.js";
 import { encodeSeqCursor, parseAfterCursor } from "../../util/cursor.js";
 import { checkTimeWindow } from "../../util/time-window.js";
@@ -47,22 +50,33 @@ function ledgerFilter(filter: LedgerFilter | null | undefined): LedgerPageFilter
 
 @Resolver()
 export class LedgerResolver {
-  @Query(() => LedgerConnection, { description: "A subscription's ledger, newest first." })
+  @Query(() => LedgerConnection, {
+    description: "A subscription's ledger, newest first. Without subscriptionId: every subscription's ledger, admin only.",
+  })
   async creditLedger(
-    @Arg("subscriptionId", () => ID, { description: "The subscription; the caller must own it or be an admin." }) subscriptionId: string,
+    @Arg("subscriptionId", () => ID, {
+      nullable: true,
+      description: "The subscription; the caller must own it or be an admin. Left out: every subscription (admins only).",
+    })
+    subscriptionId: string | null,
     @Arg("filter", () => LedgerFilter, { nullable: true, description: "Only entries that match every given condition." })
     filter: LedgerFilter | null,
     @Arg("first", () => Int, { nullable: true, description: "Entries per page, 1 to 1,000; 50 when left out." }) first: number | null,
     @Arg("after", () => String, { nullable: true, description: "The endCursor of the previous page." }) after: string | null,
     @Ctx() ctx: RequestContext,
   ): Promise<LedgerConnection> {
-    requireViewer(ctx);
+    const viewer = requireViewer(ctx);
     const size = pageSize(first);
     const beforeSeq = parseAfterCursor(after);
     const pageFilter = ledgerFilter(filter);
-    await loadReadableSubscription(ctx, subscriptionId);
+    if (subscriptionId === null || subscriptionId === undefined) {
+      // Leaving the subscription out asks for everyone's ledger: a question of authority, not of input.
+      if (!viewer.isAdmin) throw new ForbiddenError("Only admins may read every subscription's ledger; pass subscriptionId for one of yours");
+    } else {
+      await loadReadableSubscription(ctx, subscriptionId);
+    }
 
-    const page = await ledgerPage(ctx.services.db, { subscriptionId, filter: pageFilter, first: size, beforeSeq });
+    const page = await ledgerPage(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, filter: pageFilter, first: size, beforeSeq });
     const edges = page.entries.map((entry) => ({ cursor: encodeSeqCursor(entry.seq), node: toLedgerEntry(entry) }));
     return {
       edges,

@@ -1,43 +1,64 @@
 /** creditUsage (one subscription, owner or admin) and creditStats (all subscriptions, admin only): debits grouped, net of refunds. */
 import { Arg, Ctx, ID, Query, Resolver } from "type-graphql";
-import { ForbiddenError } from "../../errors/errors.js";
-import { usageFigures } from "../../ledger/usage.js";
+import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
+import { usageFigures, type UsageRequest } from "../../ledger/usage.js";
 import { checkTimeWindow } from "../../util/time-window.js";
+import { checkTimeZone } from "../../util/time-zone.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import { UsageGroupBy } from "../types/enums.js";
 import { UsageBucket } from "../types/usage.js";
 import { loadReadableSubscription } from "./viewer-resolver.js";
 
 const GROUP_BY = { description: "How to group the debits." };
+const THEN_BY = { nullable: true, description: "A second grouping inside each group; its key is the bucket's subKey." };
+const TIME_ZONE = { nullable: true, defaultValue: "UTC", description: "IANA time zone whose calendar days DAY counts, e.g. \"Europe/Berlin\"." };
 const FROM = { nullable: true, description: "Only debits at or after this time." };
 const TO = { nullable: true, description: "Only debits before this time." };
 
+/** The arguments shared by both queries, checked: BAD_USER_INPUT for a reversed window, an unknown zone, or thenBy = groupBy. */
+function usageRequest(
+  groupBy: UsageGroupBy,
+  thenBy: UsageGroupBy | null,
+  timeZone: string | null,
+  from: Date | null,
+  to: Date | null,
+): UsageRequest {
+  if (thenBy === groupBy) throw new BadUserInputError(`thenBy must differ from groupBy (both are ${groupBy})`, "thenBy");
+  return { grouping: groupBy, thenBy: thenBy ?? undefined, timeZone: checkTimeZone(timeZone), ...checkTimeWindow(from, to) };
+}
+
 @Resolver()
 export class UsageResolver {
-  @Query(() => [UsageBucket], { description: "A subscription's usage, grouped." })
+  @Query(() => [UsageBucket], {
+    description: "A subscription's usage, grouped by one dimension, or two with thenBy. Days are counted in timeZone (IANA name).",
+  })
   async creditUsage(
     @Arg("subscriptionId", () => ID, { description: "The subscription; the caller must own it or be an admin." }) subscriptionId: string,
     @Arg("groupBy", () => UsageGroupBy, GROUP_BY) groupBy: UsageGroupBy,
+    @Arg("thenBy", () => UsageGroupBy, THEN_BY) thenBy: UsageGroupBy | null,
+    @Arg("timeZone", () => String, TIME_ZONE) timeZone: string | null,
     @Arg("from", () => Date, FROM) from: Date | null,
     @Arg("to", () => Date, TO) to: Date | null,
     @Ctx() ctx: RequestContext,
   ): Promise<UsageBucket[]> {
     requireViewer(ctx);
-    const window = checkTimeWindow(from, to);
+    const request = usageRequest(groupBy, thenBy, timeZone, from, to);
     await loadReadableSubscription(ctx, subscriptionId);
-    return usageFigures(ctx.services.db, { grouping: groupBy, subscriptionId, ...window });
+    return usageFigures(ctx.services.db, { ...request, subscriptionId });
   }
 
   @Query(() => [UsageBucket], { description: "Admin only: usage across all subscriptions, grouped." })
   async creditStats(
     @Arg("groupBy", () => UsageGroupBy, GROUP_BY) groupBy: UsageGroupBy,
+    @Arg("thenBy", () => UsageGroupBy, THEN_BY) thenBy: UsageGroupBy | null,
+    @Arg("timeZone", () => String, TIME_ZONE) timeZone: string | null,
     @Arg("from", () => Date, FROM) from: Date | null,
     @Arg("to", () => Date, TO) to: Date | null,
     @Ctx() ctx: RequestContext,
   ): Promise<UsageBucket[]> {
     const viewer = requireViewer(ctx);
     if (!viewer.isAdmin) throw new ForbiddenError("creditStats is for admins only; use creditUsage for your own subscription");
-    const window = checkTimeWindow(from, to);
-    return usageFigures(ctx.services.db, { grouping: groupBy, ...window });
+    const request = usageRequest(groupBy, thenBy, timeZone, from, to);
+    return usageFigures(ctx.services.db, request);
   }
 }

@@ -9,7 +9,14 @@ import { SubscriptionStatus } from "../types/enums.js";
 import { quoteId } from "../../util/quote-id.js";
 
 export function toBillingSubscription(row: SubscriptionRecord): BillingSubscription {
-  return { id: row.id, ownerId: row.ownerId, plan: row.plan, status: row.status as SubscriptionStatus, createdAt: row.createdAt };
+  return {
+    id: row.id,
+    ownerId: row.ownerId,
+    plan: row.plan,
+    status: row.status as SubscriptionStatus,
+    statusReason: row.statusReason,
+    createdAt: row.createdAt,
+  };
 }
 
 /**

@@ -29,6 +29,9 @@ export class BillingSubscription {
 
   // `balances` is a field resolver (viewer-resolver.ts), loaded through the request's DataLoader.
 
+  @Field(() => String, { nullable: true, description: "Why the status last changed." })
+  statusReason?: string | null;
+
   @Field(() => Date, { description: "When the subscription was opened." })
   createdAt!: Date;
 }

@@ -5,6 +5,9 @@ export class UsageBucket {
   @Field(() => String, { description: "The group: an operation, a credit type, a day (YYYY-MM-DD), a user id or a subscription id." })
   key!: string;
 
+  @Field(() => String, { nullable: true, description: "The second group, with thenBy; null without." })
+  subKey?: string | null;
+
   @Field(() => Int, { description: "Debits in the group." })
   calls!: number;
 
