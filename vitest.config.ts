@@ -16,5 +16,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     setupFiles: ["test/helpers/setup.ts"],
+    // Builds the console once when stale, so servers started by tests never build it themselves.
+    globalSetup: ["test/helpers/console-global-setup.ts"],
   },
 });

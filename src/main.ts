@@ -8,6 +8,7 @@ import { createLogger } from "./observability/logger.js";
 import { createApp } from "./app/create-app.js";
 import { DEMO_ADMIN_ID, DEMO_USER_ID, ensureDemoSubscription } from "./app/dev-seed.js";
 import { mintToken } from "./auth/mint.js";
+import { ensureConsoleBuilt } from "./console/build-console.js";
 
 let config: Config;
 try {
@@ -27,6 +28,9 @@ if (config.devMode) {
   );
 }
 
+// Built before the server listens (never in the request path), so the banner's console links work at once.
+if (config.CONSOLE_BUILD === "auto") await ensureConsoleBuilt(logger);
+
 const app = await createApp(config, { logger });
 const url = await app.listen();
 
@@ -45,6 +49,8 @@ if (config.devMode) {
       `  │ Demo subscription: ${subscriptionId ?? "(none: the database already has other subscriptions)"}`,
       `  │ User token  (${DEMO_USER_ID}):  ${userToken}`,
       `  │ Admin token (${DEMO_ADMIN_ID}): ${adminToken}`,
+      `  │ Console (user):  ${url}/console#token=${userToken}`,
+      `  │ Console (admin): ${url}/console#token=${adminToken}`,
       "  │ Mint more:     npm run token -- --sub <user id> [--admin]",
       "  └─────────────────────────────────────────────────────────────────────",
       "",

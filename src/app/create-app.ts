@@ -38,6 +38,7 @@ import { createRateLimiting } from "../ratelimit/create-rate-limiting.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
 import { runRecoveryPass } from "../recovery/recovery-pass.js";
 import { startRecoveryScheduler } from "../recovery/recovery-scheduler.js";
+import { CONSOLE_PATH, consoleRoute, schemaHasLiveBalances } from "../console/console-route.js";
 
 export interface CreateAppOptions {
   logger?: Logger;
@@ -176,6 +177,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     apollo,
     context: createContextFactory(services, verify),
     routes: { "GET /health": healthRoute(database), "GET /metrics": observability.metricsRoute },
+    // The console (console/dist, built at start by main.ts) from the same port as the API.
+    prefixRoutes: { [CONSOLE_PATH]: consoleRoute({ liveBalances: schemaHasLiveBalances(schema) }) },
     maxBodyBytes: config.MAX_BODY_BYTES,
     logger,
   });

@@ -90,6 +90,8 @@ export const configSchema = z.object({
   CHARGE_BATCH_MAX: positiveInt(100),
   /** Most debit statements the charge ledger runs at once (each holds a pooled connection while it runs). */
   CHARGE_BATCH_IN_FLIGHT: positiveInt(2),
+  /** `auto`: `npm start` builds the console (console/dist) when it is missing or stale; `off`: serve what is there. */
+  CONSOLE_BUILD: z.enum(["auto", "off"]).default("auto"),
 });
 
 type RawConfig = z.infer<typeof configSchema>;

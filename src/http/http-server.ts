@@ -24,6 +24,8 @@ export interface HttpServerOptions<Ctx extends object> {
   context: (req: IncomingMessage, requestId: string) => Promise<Ctx>;
   /** Other routes by path, e.g. "GET /health". */
   routes: Record<string, RouteHandler>;
+  /** Routes for a whole subtree, any method: "/console" answers /console and every /console/… path. */
+  prefixRoutes?: Record<string, RouteHandler>;
   maxBodyBytes: number;
   logger: Logger;
 }
@@ -114,6 +116,9 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
     res.end();
   }
 
+  const prefixes = Object.entries(options.prefixRoutes ?? {});
+  const prefixRoute = (path: string) => prefixes.find(([prefix]) => path === prefix || path.startsWith(`${prefix}/`))?.[1];
+
   const server = createServer(async (req, res) => {
     const requestId = requestIdFrom(req.headers["x-request-id"]);
     inFlight++;
@@ -128,7 +133,9 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       } else if (path === GRAPHQL_PATH) {
         await handleGraphQL(req, res, requestId);
       } else {
-        sendJson(res, 404, { error: `No route for ${req.method} ${path}. GraphQL is at ${GRAPHQL_PATH}.` }, requestId);
+        const subtree = prefixRoute(path);
+        if (subtree) await subtree({ req, res, requestId });
+        else sendJson(res, 404, { error: `No route for ${req.method} ${path}. GraphQL is at ${GRAPHQL_PATH}.` }, requestId);
       }
     } catch (err) {
       logger.error({ err, requestId }, "request failed outside GraphQL");

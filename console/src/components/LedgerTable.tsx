@@ -1,0 +1,128 @@
+/**
+ * A ledger, newest first, with filters (type, kinds, operation) and cursor pages. One subscription's,
+ * or every subscription's for an admin (no subscriptionId).
+ */
+import { useState } from "react";
+import { LedgerDocument, type LedgerFilter, type LedgerKind } from "../generated/graphql";
+import { useQuery } from "../api/hooks";
+import { ErrorBanner } from "./ErrorBanner";
+import { fmtInt, fmtTime, shortId } from "./format";
+import { navigate } from "../router";
+
+const KINDS: LedgerKind[] = ["GRANT", "DEBIT", "REFUND", "ADJUSTMENT"];
+const PAGE = 20;
+
+export function LedgerTable({ subscriptionId, types, reloadKey = 0 }: { subscriptionId?: string; types: readonly string[]; reloadKey?: number }) {
+  const [type, setType] = useState("");
+  const [kind, setKind] = useState("");
+  const [operation, setOperation] = useState("");
+  // Cursors of the pages before this one (a stack), and this page's.
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const after = cursors[cursors.length - 1];
+  const filter: LedgerFilter = {
+    ...(type ? { type } : {}),
+    ...(kind ? { kinds: [kind as LedgerKind] } : {}),
+    ...(operation.trim() ? { operation: operation.trim() } : {}),
+  };
+  const { data, error, loading, refetch } = useQuery(
+    LedgerDocument,
+    { subscriptionId, filter: Object.keys(filter).length > 0 ? filter : undefined, first: PAGE, after },
+    { reloadKey },
+  );
+  const resetPages = () => setCursors([undefined]);
+  const page = data?.creditLedger;
+
+  return (
+    <section className="panel" data-testid="ledger">
+      <div className="toolbar">
+        <label>
+          Type
+          <select value={type} onChange={(e) => (setType(e.target.value), resetPages())} data-testid="ledger-type">
+            <option value="">all</option>
+            {types.map((t) => (
+              <option key={t}>{t}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Kind
+          <select value={kind} onChange={(e) => (setKind(e.target.value), resetPages())} data-testid="ledger-kind">
+            <option value="">all</option>
+            {KINDS.map((k) => (
+              <option key={k}>{k}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Operation
+          <input value={operation} placeholder="Mutation.runAiTask" onChange={(e) => (setOperation(e.target.value), resetPages())} />
+        </label>
+        <span className="spacer" />
+        <span className="muted">page {cursors.length}</span>
+        <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors(cursors.slice(0, -1))} data-testid="ledger-newer">
+          ← Newer
+        </button>
+        <button
+          type="button"
+          disabled={!page?.pageInfo.hasNextPage}
+          onClick={() => setCursors([...cursors, page!.pageInfo.endCursor ?? undefined])}
+          data-testid="ledger-older"
+        >
+          Older →
+        </button>
+      </div>
+      <ErrorBanner error={error} onRetry={() => void refetch()} />
+      <table className={loading ? "loading" : ""}>
+        <thead>
+          <tr>
+            <th>When</th>
+            {subscriptionId ? null : <th>Subscription</th>}
+            <th>Type</th>
+            <th>Kind</th>
+            <th className="num">Amount</th>
+            <th className="num">Balance after</th>
+            <th>Operation</th>
+            <th>Actor</th>
+            <th>Reason</th>
+          </tr>
+        </thead>
+        <tbody>
+          {page?.edges.map(({ node }) => (
+            <tr key={node.id} data-testid="ledger-row" data-kind={node.kind}>
+              <td className="nowrap">{fmtTime(node.createdAt)}</td>
+              {subscriptionId ? null : (
+                <td>
+                  <a href={`/console/subscriptions/${node.subscriptionId}`} onClick={(e) => (e.preventDefault(), navigate(`/subscriptions/${node.subscriptionId}`))}>
+                    {shortId(node.subscriptionId)}
+                  </a>
+                </td>
+              )}
+              <td>{node.type}</td>
+              <td>
+                <span className={`kind kind-${node.kind.toLowerCase()}`}>{node.kind}</span>
+                {node.adminOverride ? <span className="tag">override</span> : null}
+              </td>
+              <td className={`num ${node.amount < 0 ? "neg" : "pos"}`}>{node.amount > 0 ? `+${fmtInt(node.amount)}` : fmtInt(node.amount)}</td>
+              <td className="num">{fmtInt(node.balanceAfter)}</td>
+              <td className="mono small">
+                {node.operation ?? ""}
+                {node.estimated !== null && node.estimated !== undefined && node.kind === "DEBIT" ? <span className="muted"> (est. {node.estimated})</span> : null}
+              </td>
+              <td className="small">{node.actorId ?? ""}</td>
+              <td className="small" title={node.id}>
+                {node.reason ?? ""}
+              </td>
+            </tr>
+          ))}
+          {page && page.edges.length === 0 ? (
+            <tr>
+              <td colSpan={9} className="muted">
+                No entries.
+              </td>
+            </tr>
+          ) : null}
+        </tbody>
+      </table>
+    </section>
+  );
+}

@@ -1,0 +1,27 @@
+/** Shared display helpers. */
+export const fmtInt = (n: number) => n.toLocaleString("en-US");
+
+export function fmtTime(iso: string): string {
+  const d = new Date(iso);
+  return d.toLocaleString("en-GB", { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+export const shortId = (id: string) => id.slice(0, 8);
+
+/** The browser's IANA time zone: usage days are counted in it. */
+export const browserTimeZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+
+/** Midnight (UTC) `days` days ago, as the usage window's start. */
+export function daysAgo(days: number): string {
+  const d = new Date();
+  d.setUTCHours(0, 0, 0, 0);
+  d.setUTCDate(d.getUTCDate() - days);
+  return d.toISOString();
+}
+
+/** A stable colour per credit type, so charts and cards agree. */
+const PALETTE = ["#4f7cff", "#22a06b", "#e2791b", "#a259e6", "#d6456b", "#1aa3b8"];
+export function colourOf(type: string, types: readonly string[]): string {
+  const index = types.indexOf(type);
+  return PALETTE[(index >= 0 ? index : types.length) % PALETTE.length];
+}

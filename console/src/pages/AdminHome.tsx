@@ -1,0 +1,100 @@
+/** The admin's start page: search subscriptions (the newest listed on arrival) and open new ones. */
+import { useState, type FormEvent } from "react";
+import { CreateSubscriptionDocument, SearchSubscriptionsDocument, type SubscriptionStatus } from "../generated/graphql";
+import { useIdempotentAction, useQuery } from "../api/hooks";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { SubscriptionTable } from "../components/SubscriptionTable";
+import { navigate } from "../router";
+
+export function AdminHome({ types }: { types: readonly string[] }) {
+  const [search, setSearch] = useState("");
+  const [status, setStatus] = useState("");
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const filter = { ...(search.trim() ? { search: search.trim() } : {}), ...(status ? { status: status as SubscriptionStatus } : {}) };
+  const { data, error, refetch } = useQuery(SearchSubscriptionsDocument, { filter, first: 15, after: cursors[cursors.length - 1] });
+  const page = data?.subscriptions;
+
+  return (
+    <div>
+      <header className="page-head">
+        <h1>Subscriptions</h1>
+      </header>
+      <section className="panel">
+        <div className="toolbar">
+          <label className="grow">
+            Find by owner id or subscription id (prefix)
+            <input
+              value={search}
+              onChange={(e) => (setSearch(e.target.value), setCursors([undefined]))}
+              placeholder="e.g. demo-user or 7c1f…"
+              data-testid="search"
+              autoFocus
+            />
+          </label>
+          <label>
+            Status
+            <select value={status} onChange={(e) => (setStatus(e.target.value), setCursors([undefined]))}>
+              <option value="">any</option>
+              <option>ACTIVE</option>
+              <option>SUSPENDED</option>
+              <option>CANCELLED</option>
+            </select>
+          </label>
+        </div>
+        <ErrorBanner error={error} onRetry={() => void refetch()} />
+        {page ? <SubscriptionTable subscriptions={page.edges.map((e) => e.node)} types={types} /> : null}
+        <div className="toolbar">
+          <span className="muted">newest first · page {cursors.length}</span>
+          <span className="spacer" />
+          <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+            ← Newer
+          </button>
+          <button type="button" disabled={!page?.pageInfo.hasNextPage} onClick={() => setCursors([...cursors, page!.pageInfo.endCursor ?? undefined])}>
+            Older →
+          </button>
+        </div>
+      </section>
+      <CreateSubscription types={types} />
+    </div>
+  );
+}
+
+function CreateSubscription({ types }: { types: readonly string[] }) {
+  const [ownerId, setOwnerId] = useState("");
+  const [plan, setPlan] = useState("starter");
+  const [credits, setCredits] = useState<Record<string, string>>({});
+  const create = useIdempotentAction(CreateSubscriptionDocument);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    const initialCredits = types.map((type) => ({ type, amount: Number(credits[type] || 0) })).filter((c) => c.amount !== 0);
+    const result = await create.run({ input: { ownerId: ownerId.trim(), plan: plan.trim(), initialCredits } });
+    if (result) navigate(`/subscriptions/${result.createSubscription.id}`);
+  }
+
+  return (
+    <form className="panel" onSubmit={(e) => void submit(e)} data-testid="create-subscription">
+      <h2>Open a subscription</h2>
+      <div className="toolbar">
+        <label>
+          Owner id
+          <input value={ownerId} onChange={(e) => (setOwnerId(e.target.value), create.reset())} required placeholder="user id (token subject)" />
+        </label>
+        <label>
+          Plan
+          <input value={plan} onChange={(e) => (setPlan(e.target.value), create.reset())} required size={10} />
+        </label>
+        {types.map((t) => (
+          <label key={t}>
+            {t} credits
+            <input value={credits[t] ?? ""} onChange={(e) => (setCredits({ ...credits, [t]: e.target.value }), create.reset())} inputMode="numeric" size={6} placeholder="0" />
+          </label>
+        ))}
+        <button type="submit" className="primary" disabled={create.pending || !ownerId.trim()}>
+          {create.pending ? "Opening…" : "Open"}
+        </button>
+      </div>
+      <ErrorBanner error={create.error} />
+    </form>
+  );
+}

@@ -1,0 +1,105 @@
+/** The cost calculator: paste an operation (and its variables), see what it would hold, over creditPreview. */
+import { useState } from "react";
+import { PreviewDocument, type PreviewQuery } from "../generated/graphql";
+import { ApiError, request } from "../api/client";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { fmtInt } from "../components/format";
+
+const EXAMPLE = `mutation {
+  runAiTask(subscriptionId: "$SUBSCRIPTION", input: { prompt: "Summarise our Q3 pipeline", maxTokens: 1500 }) { output }
+  searchLeads(subscriptionId: "$SUBSCRIPTION", input: { query: "roofers in Austin", limit: 25 }) { total }
+}`;
+
+export function Calculator({ subscriptionId }: { subscriptionId: string }) {
+  const [query, setQuery] = useState(EXAMPLE.replaceAll("$SUBSCRIPTION", subscriptionId));
+  const [variables, setVariables] = useState("");
+  const [result, setResult] = useState<PreviewQuery>();
+  const [error, setError] = useState<ApiError>();
+  const [pending, setPending] = useState(false);
+
+  async function price() {
+    setError(undefined);
+    let parsed: Record<string, unknown> | undefined;
+    if (variables.trim()) {
+      try {
+        parsed = JSON.parse(variables) as Record<string, unknown>;
+      } catch {
+        setError(new ApiError("Variables must be a JSON object, e.g. {\"limit\": 25}", "BAD_USER_INPUT", 0));
+        return;
+      }
+    }
+    setPending(true);
+    try {
+      setResult(await request(PreviewDocument, { input: { subscriptionId, query, variables: parsed } }));
+    } catch (err) {
+      setResult(undefined);
+      setError(err instanceof ApiError ? err : new ApiError(String(err), "CLIENT_ERROR", 0));
+    } finally {
+      setPending(false);
+    }
+  }
+
+  const preview = result?.creditPreview;
+  return (
+    <section className="panel" data-testid="calculator">
+      <div className="grid2">
+        <div>
+          <label className="block">
+            Operation
+            <textarea rows={8} value={query} onChange={(e) => setQuery(e.target.value)} spellCheck={false} data-testid="calc-query" />
+          </label>
+          <label className="block">
+            Variables (JSON, optional)
+            <textarea rows={2} value={variables} onChange={(e) => setVariables(e.target.value)} spellCheck={false} />
+          </label>
+          <button type="button" className="primary" onClick={() => void price()} disabled={pending} data-testid="calc-run">
+            {pending ? "Pricing…" : "What would it hold?"}
+          </button>
+          <ErrorBanner error={error} />
+        </div>
+        <div>
+          {preview ? (
+            <div data-testid="calc-result">
+              <p className={preview.sufficient ? "ok" : "warn"}>
+                {preview.sufficient ? "The balance covers it." : "Not enough credits: this operation would be refused (402)."}
+              </p>
+              <table>
+                <thead>
+                  <tr>
+                    <th>Field</th>
+                    <th>Type</th>
+                    <th className="num">Holds</th>
+                    <th>Priced by</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {preview.items.map((item) => (
+                    <tr key={item.path.join(".")}>
+                      <td className="mono small">{item.path.join(".")}</td>
+                      <td>{item.type}</td>
+                      <td className="num">{fmtInt(item.amount)}</td>
+                      <td className="small">{item.estimator ?? "fixed price"}{item.fallback ? " (fallback)" : ""}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <p>
+                Total:{" "}
+                {preview.totals.map((t) => (
+                  <span key={t.type} className="tag" data-testid={`calc-total-${t.type}`}>
+                    {fmtInt(t.amount)} {t.type}
+                  </span>
+                ))}
+                {preview.totals.length === 0 ? <span className="muted">nothing metered</span> : null}
+              </p>
+            </div>
+          ) : (
+            <div className="muted">
+              <p>Prices come from the same code that holds credits when the operation runs, so a preview is the most it can cost.</p>
+            </div>
+          )}
+        </div>
+      </div>
+    </section>
+  );
+}

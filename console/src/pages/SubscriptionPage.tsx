@@ -1,0 +1,71 @@
+/** One subscription: live balances, admin actions, and tabs for usage, ledger, alerts and the cost calculator. */
+import { useState } from "react";
+import { SubscriptionDetailDocument } from "../generated/graphql";
+import { useQuery } from "../api/hooks";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { BalanceCards } from "../components/BalanceCards";
+import { LedgerTable } from "../components/LedgerTable";
+import { AlertsList } from "../components/AlertsList";
+import { fmtTime } from "../components/format";
+import { useLiveBalances } from "../live/useLiveBalances";
+import { UsagePanel } from "./UsagePanel";
+import { Calculator } from "./Calculator";
+import { AdminActions } from "./AdminActions";
+
+type Tab = "usage" | "ledger" | "alerts" | "calculator";
+const TABS: Tab[] = ["usage", "ledger", "alerts", "calculator"];
+
+export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: boolean; types: readonly string[] }) {
+  const { data, error, refetch } = useQuery(SubscriptionDetailDocument, { id });
+  const subscription = data?.subscription;
+  const { balances, live, refresh } = useLiveBalances(id, subscription?.balances);
+  const [tab, setTab] = useState<Tab>("usage");
+  const [reloadKey, setReloadKey] = useState(0);
+  const [notice, setNotice] = useState<string>();
+
+  async function changed(message: string) {
+    setNotice(message);
+    setReloadKey((k) => k + 1);
+    await Promise.all([refresh(), refetch()]);
+  }
+
+  if (error) return <ErrorBanner error={error} onRetry={() => void refetch()} />;
+  if (!subscription) return <p className="muted">Loading…</p>;
+  return (
+    <div data-testid="subscription-page">
+      <header className="page-head">
+        <div>
+          <h1>
+            Subscription <span className="mono">{subscription.id}</span>
+          </h1>
+          <p className="muted">
+            owner <strong data-testid="owner">{subscription.ownerId}</strong> · plan {subscription.plan} · opened {fmtTime(subscription.createdAt)}
+          </p>
+        </div>
+        <div className={`status status-${subscription.status.toLowerCase()}`} data-testid="status">
+          {subscription.status}
+          {subscription.statusReason ? <div className="small">“{subscription.statusReason}”</div> : null}
+        </div>
+      </header>
+      {balances ? <BalanceCards balances={balances} types={types} live={live} /> : null}
+      {/* Grants and their expiry (issue 17) go here, beside the balances they make up. */}
+      {notice ? (
+        <div className="notice" data-testid="notice">
+          {notice}
+        </div>
+      ) : null}
+      {isAdmin ? <AdminActions subscription={subscription} types={types} onChanged={(m) => void changed(m)} /> : null}
+      <nav className="tabs">
+        {TABS.map((t) => (
+          <button key={t} type="button" className={t === tab ? "active" : ""} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
+            {t}
+          </button>
+        ))}
+      </nav>
+      {tab === "usage" ? <UsagePanel subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
+      {tab === "ledger" ? <LedgerTable subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
+      {tab === "alerts" ? <AlertsList subscriptionId={id} /> : null}
+      {tab === "calculator" ? <Calculator subscriptionId={id} /> : null}
+    </div>
+  );
+}

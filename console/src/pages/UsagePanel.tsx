@@ -1,0 +1,57 @@
+/** A subscription's usage over the last 30 days: credits per day by type, and per operation held vs cost. */
+import { SubscriptionUsageDocument } from "../generated/graphql";
+import { useQuery } from "../api/hooks";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { browserTimeZone, daysAgo, fmtInt } from "../components/format";
+import { CreditsPerDayChart, OperationCostChart } from "../charts/LazyCharts";
+
+const FROM = daysAgo(29);
+
+export function UsagePanel({ subscriptionId, types, reloadKey }: { subscriptionId: string; types: readonly string[]; reloadKey: number }) {
+  const timeZone = browserTimeZone();
+  const { data, error, refetch } = useQuery(SubscriptionUsageDocument, { subscriptionId, from: FROM, timeZone }, { reloadKey });
+  return (
+    <section className="panel" data-testid="usage">
+      <ErrorBanner error={error} onRetry={() => void refetch()} />
+      {data ? (
+        <>
+          <div className="grid2">
+            <CreditsPerDayChart buckets={data.perDay} types={types} from={FROM} timeZone={timeZone} />
+            <OperationCostChart buckets={data.perOperation} />
+          </div>
+          <table>
+            <thead>
+              <tr>
+                <th>Operation</th>
+                <th className="num">Calls</th>
+                <th className="num">Held</th>
+                <th className="num">Refunded</th>
+                <th className="num">Cost</th>
+                <th className="num">Avg / call</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.perOperation.map((b) => (
+                <tr key={b.key} data-testid="usage-row">
+                  <td className="mono small">{b.key || "(none)"}</td>
+                  <td className="num">{fmtInt(b.calls)}</td>
+                  <td className="num">{fmtInt(b.credits + b.refunded)}</td>
+                  <td className="num">{fmtInt(b.refunded)}</td>
+                  <td className="num">{fmtInt(b.credits)}</td>
+                  <td className="num">{b.averageCredits.toFixed(1)}</td>
+                </tr>
+              ))}
+              {data.perOperation.length === 0 ? (
+                <tr>
+                  <td colSpan={6} className="muted">
+                    No metered calls in the last 30 days.
+                  </td>
+                </tr>
+              ) : null}
+            </tbody>
+          </table>
+        </>
+      ) : null}
+    </section>
+  );
+}

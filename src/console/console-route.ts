@@ -1,0 +1,136 @@
+/**
+ * GET /console and /console/*: the console's static build (console/dist) from the same server and
+ * port as the API. Hashed files under /console/assets/ are cached for a year (their names change
+ * with their content); everything else, and any other path under /console (the app's own routes),
+ * answers index.html, never cached, so a new build is picked up on the next load.
+ *
+ * index.html says whether the served schema has the live-balance subscription (a meta tag the
+ * console reads), so the console opens a WebSocket only to a server that accepts one.
+ */
+import { createReadStream } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { extname, join, normalize, sep } from "node:path";
+import type { ServerResponse } from "node:http";
+import type { RouteHandler } from "../http/http-server.js";
+import { CONSOLE_DIST_DIR } from "./console-paths.js";
+
+export const CONSOLE_PATH = "/console";
+
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".woff2": "font/woff2",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+/** Headers of every console response: the page talks to its own origin only. */
+const SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  // Inline style attributes come from the chart library; scripts only from this origin.
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+};
+
+const IMMUTABLE = "public, max-age=31536000, immutable";
+const NO_CACHE = "no-cache";
+
+export interface ConsoleRouteOptions {
+  /** The build to serve (console/dist). */
+  distDir?: string;
+  /** True when the served schema has Subscription.creditBalanceChanged. */
+  liveBalances: boolean;
+}
+
+function sendText(res: ServerResponse, status: number, text: string, requestId: string): void {
+  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": NO_CACHE, "x-request-id": requestId, ...SECURITY_HEADERS });
+  res.end(text);
+}
+
+export function consoleRoute(options: ConsoleRouteOptions): RouteHandler {
+  const distDir = options.distDir ?? CONSOLE_DIST_DIR;
+  const liveTag = options.liveBalances ? '<meta name="graphql-credits-live" content="creditBalanceChanged" />' : "";
+  // index.html with the live tag, read again only when the build changed.
+  let index: { mtimeMs: number; html: string } | undefined;
+
+  async function indexHtml(): Promise<string | undefined> {
+    const path = join(distDir, "index.html");
+    const info = await stat(path).catch(() => undefined);
+    if (!info) return undefined;
+    if (index?.mtimeMs !== info.mtimeMs) {
+      const html = await readFile(path, "utf8");
+      index = { mtimeMs: info.mtimeMs, html: html.replace("</head>", `${liveTag}</head>`) };
+    }
+    return index.html;
+  }
+
+  /** The build's file for a path under /console/, or undefined (outside the build, a folder, missing). */
+  async function staticFile(relative: string): Promise<{ path: string; size: number } | undefined> {
+    if (relative === "" || relative.includes("\0")) return undefined;
+    const path = normalize(join(distDir, relative));
+    if (!path.startsWith(distDir + sep)) return undefined;
+    const info = await stat(path).catch(() => undefined);
+    return info?.isFile() ? { path, size: info.size } : undefined;
+  }
+
+  return async ({ req, res, requestId }) => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      sendText(res, 405, "The console answers GET and HEAD only.", requestId);
+      return;
+    }
+    const url = new URL(req.url ?? "/", "http://localhost");
+    let relative: string;
+    try {
+      relative = decodeURIComponent(url.pathname.slice(CONSOLE_PATH.length + 1));
+    } catch {
+      sendText(res, 400, "Malformed path.", requestId);
+      return;
+    }
+    if (relative !== "index.html") {
+      const file = await staticFile(relative);
+      if (file) {
+        const hashed = relative.startsWith("assets/");
+        res.writeHead(200, {
+          "content-type": CONTENT_TYPES[extname(file.path)] ?? "application/octet-stream",
+          "content-length": file.size,
+          "cache-control": hashed ? IMMUTABLE : NO_CACHE,
+          "x-request-id": requestId,
+          ...SECURITY_HEADERS,
+        });
+        if (req.method === "HEAD") res.end();
+        else createReadStream(file.path).pipe(res);
+        return;
+      }
+      if (relative.startsWith("assets/")) {
+        // A hashed file of another build: a 404, not the app (a browser would run HTML as a script).
+        sendText(res, 404, `No console asset ${relative}: reload the page for the current build.`, requestId);
+        return;
+      }
+    }
+    const html = await indexHtml();
+    if (html === undefined) {
+      sendText(res, 503, "The console is not built: the server builds it at start (npm start), or run `npm run console:build`.", requestId);
+      return;
+    }
+    res.writeHead(200, {
+      "content-type": CONTENT_TYPES[".html"],
+      "content-length": Buffer.byteLength(html),
+      "cache-control": NO_CACHE,
+      "x-request-id": requestId,
+      ...SECURITY_HEADERS,
+    });
+    res.end(req.method === "HEAD" ? undefined : html);
+  };
+}
+
+/** True when the schema serves the live-balance subscription the console can use. */
+export function schemaHasLiveBalances(schema: { getSubscriptionType(): { getFields(): Record<string, unknown> } | null | undefined }): boolean {
+  return Boolean(schema.getSubscriptionType()?.getFields().creditBalanceChanged);
+}
