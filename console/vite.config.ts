@@ -9,6 +9,10 @@ import react from "@vitejs/plugin-react";
 export default defineConfig({
   base: "/console/",
   plugins: [react()],
+  // `npx vite console` for live reloading while editing: the API (and its WebSocket) from `npm start`.
+  server: {
+    proxy: { "/graphql": { target: process.env.CONSOLE_API_URL ?? "http://localhost:4000", ws: true } },
+  },
   build: {
     outDir: "dist",
     emptyOutDir: true,

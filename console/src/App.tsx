@@ -4,7 +4,7 @@ import { ViewerDocument } from "./generated/graphql";
 import { useQuery } from "./api/hooks";
 import { adoptTokenFromAddress, clearToken, storeToken } from "./api/token";
 import { ErrorBanner } from "./components/ErrorBanner";
-import { SubscriptionTable } from "./components/SubscriptionTable";
+import { SubscriptionCards } from "./components/SubscriptionCards";
 import { LedgerTable } from "./components/LedgerTable";
 import { AlertsList } from "./components/AlertsList";
 import { SignIn } from "./pages/SignIn";
@@ -93,7 +93,7 @@ function SignedIn({ onSignOut }: { onSignOut: (why?: string) => void }) {
   );
 }
 
-function Page({ path, isAdmin, types, own }: { path: string; isAdmin: boolean; types: readonly string[]; own: Parameters<typeof SubscriptionTable>[0]["subscriptions"] }) {
+function Page({ path, isAdmin, types, own }: { path: string; isAdmin: boolean; types: readonly string[]; own: Parameters<typeof SubscriptionCards>[0]["subscriptions"] }) {
   const match = /^\/subscriptions\/([^/]+)$/.exec(path);
   if (match) return <SubscriptionPage key={match[1]} id={decodeURIComponent(match[1])} isAdmin={isAdmin} types={types} />;
   if (path === "/") {
@@ -103,9 +103,7 @@ function Page({ path, isAdmin, types, own }: { path: string; isAdmin: boolean; t
         <header className="page-head">
           <h1>My subscriptions</h1>
         </header>
-        <section className="panel">
-          <SubscriptionTable subscriptions={own} types={types} />
-        </section>
+        <SubscriptionCards subscriptions={own} types={types} />
       </div>
     );
   }

@@ -224,6 +224,17 @@ describe.skipIf(!available)("the console in chromium", () => {
     expect(await page.getByTestId("notice").textContent()).toContain("Granted 100 leads: Invoice 2041 paid");
     await screenshot(page, "admin-subscription");
 
+    // A refused change: the server's message in place, the page (and its balances) still there.
+    problems!.expect(/HTTP 400|status of 400/);
+    await page.getByTestId("action-adjust").click();
+    await page.getByTestId("action-type").selectOption("leads");
+    await page.getByTestId("action-amount").fill("-100000");
+    await page.getByTestId("action-reason").fill("Typo test");
+    await page.getByTestId("action-submit").click();
+    const refusal = page.getByTestId("admin-actions").getByRole("alert");
+    await expect.poll(() => refusal.textContent()).toMatch(/bad user input \(HTTP 400\).*would take the leads balance below zero/);
+    expect(await page.getByTestId("balance-leads").textContent()).toBe(String(leadsBefore + 100));
+
     // Suspend with a reason: the status and its reason show at once.
     await page.getByTestId("action-status").click();
     await page.getByTestId("action-reason").fill("Chargeback under review");

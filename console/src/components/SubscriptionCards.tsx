@@ -1,0 +1,42 @@
+/** A customer's own subscriptions, each with its balances; a card opens the subscription. */
+import type { SubscriptionSummaryFragment } from "../generated/graphql";
+import { navigate } from "../router";
+import { BalanceCards } from "./BalanceCards";
+import { fmtTime } from "./format";
+
+export function SubscriptionCards({ subscriptions, types }: { subscriptions: SubscriptionSummaryFragment[]; types: readonly string[] }) {
+  if (subscriptions.length === 0) {
+    return <p className="panel muted">You have no subscription yet: ask an admin to open one for your user id.</p>;
+  }
+  return (
+    <div>
+      {subscriptions.map((s) => (
+        <section
+          key={s.id}
+          className="panel clickable"
+          onClick={() => navigate(`/subscriptions/${s.id}`)}
+          data-testid="subscription-row"
+          data-owner={s.ownerId}
+        >
+          <div className="page-head">
+            <div>
+              <h2>
+                <a href={`/console/subscriptions/${s.id}`} className="mono" onClick={(e) => e.preventDefault()}>
+                  {s.id}
+                </a>
+              </h2>
+              <span className="muted">
+                plan {s.plan} · opened {fmtTime(s.createdAt)}
+              </span>
+            </div>
+            <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ?? ""}>
+              {s.status}
+            </span>
+          </div>
+          <BalanceCards balances={s.balances} types={types} />
+          <span className="link">Usage, ledger, alerts and cost calculator →</span>
+        </section>
+      ))}
+    </div>
+  );
+}
