@@ -1,5 +1,5 @@
 /** The console's shell: sign-in, the caller (viewer), navigation, and the page of the current path. */
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { ViewerDocument } from "./generated/graphql";
 import { useQuery } from "./api/hooks";
 import { adoptTokenFromAddress, clearToken, storeToken } from "./api/token";
@@ -45,11 +45,13 @@ function SignedIn({ onSignOut }: { onSignOut: (why?: string) => void }) {
   const { data, error, refetch } = useQuery(ViewerDocument, {});
   const types = useMemo(() => data?.creditTypes.map((t) => t.name) ?? [], [data]);
 
-  if (error?.code === "UNAUTHENTICATED") {
-    // A bad or expired token: back to sign-in, saying why.
-    queueMicrotask(() => onSignOut(error.message));
-    return null;
-  }
+  // A bad or expired token: back to sign-in, saying why.
+  const rejected = error?.code === "UNAUTHENTICATED" ? error.message : undefined;
+  useEffect(() => {
+    if (rejected) onSignOut(rejected);
+  }, [rejected, onSignOut]);
+
+  if (rejected) return null;
   if (error) return <ErrorBanner error={error} onRetry={() => void refetch()} />;
   if (!data) return <p className="muted pad">Loading…</p>;
   const { viewer } = data;

@@ -246,6 +246,26 @@ describe.skipIf(!available)("the console in chromium", () => {
     await expect.poll(() => page.getByTestId("status").textContent()).toContain("ACTIVE");
   });
 
+  it("an admin refunds part of a charge picked in the ledger", async () => {
+    const page = await freshPage();
+    await page.goto(adminLink);
+    await page.getByTestId("search").fill(DEMO_USER_ID);
+    await expect.poll(() => page.getByTestId("subscription-row").count()).toBe(1);
+    await page.getByTestId("subscription-row").click();
+    await page.getByTestId("tab-ledger").click();
+    const debit = page.locator('[data-testid="ledger-row"][data-kind="DEBIT"]').first();
+    await debit.waitFor();
+    const type = (await debit.locator("td").nth(1).textContent())!;
+    const before = await balanceOf(demoSubscription, type);
+    await debit.getByTestId("ledger-refund").click();
+    await page.getByTestId("action-amount").fill("1");
+    await page.getByTestId("action-reason").fill("Goodwill: slow answer");
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => page.getByTestId(`balance-${type}`).textContent()).toBe(String(before + 1));
+    expect(await page.getByTestId("notice").textContent()).toBe("Refunded the charge: Goodwill: slow answer");
+    await expect.poll(() => page.locator('[data-testid="ledger-row"]').first().getAttribute("data-kind")).toBe("REFUND");
+  });
+
   it("an admin reads the ledger across subscriptions, the stats charts and the alerts", async () => {
     const page = await freshPage();
     await page.goto(adminLink);

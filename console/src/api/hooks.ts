@@ -105,3 +105,13 @@ export function useIdempotentAction<Result, Variables>(document: TypedDocumentSt
   }, []);
   return { run, pending, error, reset };
 }
+
+/** `value`, once it has stopped changing for `ms` (a filter typed into a field queries once, not per key). */
+export function useDebounced<T>(value: T, ms = 300): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}

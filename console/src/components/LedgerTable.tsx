@@ -4,7 +4,7 @@
  */
 import { useState } from "react";
 import { LedgerDocument, type LedgerFilter, type LedgerKind } from "../generated/graphql";
-import { useQuery } from "../api/hooks";
+import { useDebounced, useQuery } from "../api/hooks";
 import { ErrorBanner } from "./ErrorBanner";
 import { fmtInt, fmtTime, shortId } from "./format";
 import { navigate } from "../router";
@@ -12,17 +12,29 @@ import { navigate } from "../router";
 const KINDS: LedgerKind[] = ["GRANT", "DEBIT", "REFUND", "ADJUSTMENT"];
 const PAGE = 20;
 
-export function LedgerTable({ subscriptionId, types, reloadKey = 0 }: { subscriptionId?: string; types: readonly string[]; reloadKey?: number }) {
+export function LedgerTable({
+  subscriptionId,
+  types,
+  reloadKey = 0,
+  onRefund,
+}: {
+  subscriptionId?: string;
+  types: readonly string[];
+  reloadKey?: number;
+  /** Given (to admins): a DEBIT row offers to refund that charge. */
+  onRefund?: (entryId: string) => void;
+}) {
   const [type, setType] = useState("");
   const [kind, setKind] = useState("");
   const [operation, setOperation] = useState("");
   // Cursors of the pages before this one (a stack), and this page's.
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const after = cursors[cursors.length - 1];
+  const operationFilter = useDebounced(operation.trim());
   const filter: LedgerFilter = {
     ...(type ? { type } : {}),
     ...(kind ? { kinds: [kind as LedgerKind] } : {}),
-    ...(operation.trim() ? { operation: operation.trim() } : {}),
+    ...(operationFilter ? { operation: operationFilter } : {}),
   };
   const { data, error, loading, refetch } = useQuery(
     LedgerDocument,
@@ -111,6 +123,11 @@ export function LedgerTable({ subscriptionId, types, reloadKey = 0 }: { subscrip
               <td className="small">{node.actorId ?? ""}</td>
               <td className="small" title={node.id}>
                 {node.reason ?? ""}
+                {onRefund && node.kind === "DEBIT" ? (
+                  <button type="button" className="link small" onClick={() => onRefund(node.id)} data-testid="ledger-refund">
+                    refund…
+                  </button>
+                ) : null}
               </td>
             </tr>
           ))}

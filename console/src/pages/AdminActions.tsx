@@ -3,7 +3,7 @@
  * each with a required reason and its own Idempotency-Key (see useIdempotentAction), so a double
  * click or a retry after a lost answer acts once. `onChanged` refreshes the balances and lists.
  */
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import {
   AdjustCreditsDocument,
   GrantCreditsDocument,
@@ -16,7 +16,18 @@ import { ErrorBanner } from "../components/ErrorBanner";
 
 type Kind = "grant" | "adjust" | "refund" | "status";
 
-export function AdminActions({ subscription, types, onChanged }: { subscription: SubscriptionSummaryFragment; types: readonly string[]; onChanged: (message: string) => void }) {
+export function AdminActions({
+  subscription,
+  types,
+  onChanged,
+  refundEntryId,
+}: {
+  subscription: SubscriptionSummaryFragment;
+  types: readonly string[];
+  onChanged: (message: string) => void;
+  /** A debit picked in the ledger ("refund…"): the form switches to refunding it. */
+  refundEntryId?: { id: string };
+}) {
   const [kind, setKind] = useState<Kind>("grant");
   const [type, setType] = useState(types[0] ?? "");
   const [amount, setAmount] = useState("100");
@@ -29,6 +40,14 @@ export function AdminActions({ subscription, types, onChanged }: { subscription:
   const actions = { grant, adjust, refund, status };
   const action = actions[kind];
   const nextStatus = subscription.status === "ACTIVE" ? "SUSPENDED" : "ACTIVE";
+
+  useEffect(() => {
+    if (!refundEntryId) return;
+    setKind("refund");
+    setEntryId(refundEntryId.id);
+    setAmount("");
+    refund.reset();
+  }, [refundEntryId, refund.reset]);
 
   /** A changed form is a new intended action: its first send gets a new key. */
   const edit = (set: (v: string) => void) => (value: string) => {

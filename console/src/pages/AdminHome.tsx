@@ -1,7 +1,7 @@
 /** The admin's start page: search subscriptions (the newest listed on arrival) and open new ones. */
 import { useState, type FormEvent } from "react";
 import { CreateSubscriptionDocument, SearchSubscriptionsDocument, type SubscriptionStatus } from "../generated/graphql";
-import { useIdempotentAction, useQuery } from "../api/hooks";
+import { useDebounced, useIdempotentAction, useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { SubscriptionTable } from "../components/SubscriptionTable";
 import { navigate } from "../router";
@@ -10,7 +10,8 @@ export function AdminHome({ types }: { types: readonly string[] }) {
   const [search, setSearch] = useState("");
   const [status, setStatus] = useState("");
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const filter = { ...(search.trim() ? { search: search.trim() } : {}), ...(status ? { status: status as SubscriptionStatus } : {}) };
+  const searchText = useDebounced(search.trim());
+  const filter = { ...(searchText ? { search: searchText } : {}), ...(status ? { status: status as SubscriptionStatus } : {}) };
   const { data, error, refetch } = useQuery(SearchSubscriptionsDocument, { filter, first: 15, after: cursors[cursors.length - 1] });
   const page = data?.subscriptions;
 

@@ -22,6 +22,8 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
   const [tab, setTab] = useState<Tab>("usage");
   const [reloadKey, setReloadKey] = useState(0);
   const [notice, setNotice] = useState<string>();
+  // A fresh object per pick, so picking the same debit twice still fills the form again.
+  const [refundPick, setRefundPick] = useState<{ id: string }>();
 
   async function changed(message: string) {
     setNotice(message);
@@ -54,7 +56,7 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
           {notice}
         </div>
       ) : null}
-      {isAdmin ? <AdminActions subscription={subscription} types={types} onChanged={(m) => void changed(m)} /> : null}
+      {isAdmin ? <AdminActions subscription={subscription} types={types} onChanged={(m) => void changed(m)} refundEntryId={refundPick} /> : null}
       <nav className="tabs">
         {TABS.map((t) => (
           <button key={t} type="button" className={t === tab ? "active" : ""} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
@@ -63,7 +65,14 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
         ))}
       </nav>
       {tab === "usage" ? <UsagePanel subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
-      {tab === "ledger" ? <LedgerTable subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
+      {tab === "ledger" ? (
+        <LedgerTable
+          subscriptionId={id}
+          types={types}
+          reloadKey={reloadKey}
+          onRefund={isAdmin ? (entryId) => (setRefundPick({ id: entryId }), window.scrollTo({ top: 0, behavior: "smooth" })) : undefined}
+        />
+      ) : null}
       {tab === "alerts" ? <AlertsList subscriptionId={id} /> : null}
       {tab === "calculator" ? <Calculator subscriptionId={id} /> : null}
     </div>
