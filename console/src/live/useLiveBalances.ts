@@ -19,11 +19,25 @@ import { request } from "../api/client";
 import { currentToken } from "../api/token";
 
 const BALANCE_CHANGED = `subscription BalanceChanged($subscriptionId: ID!) {
-  creditBalanceChanged(subscriptionId: $subscriptionId) { subscriptionId type balance entries }
+  creditBalanceChanged(subscriptionId: $subscriptionId) { subscriptionId type balance entries lastEntry { createdAt } }
 }`;
 
 interface LiveEvent {
-  creditBalanceChanged: { subscriptionId: string; type: string; balance: number; entries: number };
+  creditBalanceChanged: { subscriptionId: string; type: string; balance: number; entries: number; lastEntry: { createdAt: string } };
+}
+
+/** The latest pushed balance of each type, with the time of the entry that made it. */
+type Pushed = Record<string, { balance: number; at: string }>;
+
+/**
+ * The snapshot (from a query) with each pushed balance that is newer than it: an event and a query
+ * answer can arrive in either order, and the later change wins.
+ */
+function merge(snapshot: BalanceFragment[] | undefined, pushed: Pushed): BalanceFragment[] | undefined {
+  return snapshot?.map((b) => {
+    const event = pushed[b.type];
+    return event && Date.parse(event.at) >= Date.parse(b.updatedAt) ? { ...b, balance: event.balance, updatedAt: event.at } : b;
+  });
 }
 
 /** True when the server announced the live-balance subscription in the page it served. */
@@ -40,13 +54,15 @@ export interface LiveBalances {
 }
 
 export function useLiveBalances(subscriptionId: string, initial: BalanceFragment[] | undefined): LiveBalances {
-  const [balances, setBalances] = useState(initial);
+  const [snapshot, setSnapshot] = useState(initial);
+  const [pushed, setPushed] = useState<Pushed>({});
   const [live, setLive] = useState(false);
-  useEffect(() => setBalances(initial), [initial]);
+  useEffect(() => setSnapshot(initial), [initial]);
+  const balances = useMemo(() => merge(snapshot, pushed), [snapshot, pushed]);
 
   const refresh = useCallback(async () => {
     const data = await request(BalancesDocument, { id: subscriptionId });
-    setBalances(data.subscription.balances);
+    setSnapshot(data.subscription.balances);
   }, [subscriptionId]);
 
   const enabled = useMemo(serverHasLiveBalances, []);
@@ -70,9 +86,7 @@ export function useLiveBalances(subscriptionId: string, initial: BalanceFragment
             const event = data?.creditBalanceChanged;
             if (!event) return;
             setLive(true);
-            setBalances((current) =>
-              current?.map((b) => (b.type === event.type ? { ...b, balance: event.balance, updatedAt: new Date().toISOString() } : b)),
-            );
+            setPushed((current) => ({ ...current, [event.type]: { balance: event.balance, at: event.lastEntry.createdAt } }));
           },
           error: () => setLive(false),
           complete: () => setLive(false),
