@@ -289,3 +289,17 @@ describe("a credit type added after a subscription was opened (item 8)", () => {
     expect(res.body.errors![0].extensions).toMatchObject({ code: "INSUFFICIENT_CREDITS", creditType: "skiptrace", available: 0 });
   });
 });
+
+describe("a document past the parser's stack, with MAX_DOCUMENT_TOKENS raised", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { MAX_DOCUMENT_TOKENS: "1000000" } });
+  }, 120_000);
+  afterAll(async () => server?.close());
+
+  it("is still a 400 that says it is nested too deeply", async () => {
+    const res = await server.gql(`{ viewer ${"{a".repeat(100_000)}${"}".repeat(100_001)}`);
+    expect(res.status).toBe(400);
+    expect(res.body.errors![0].message).toMatch(/nested too deeply/);
+  });
+});
