@@ -18,7 +18,12 @@ export interface CorsOptions {
   allowLocalhost: boolean;
 }
 
-export const CORS_ALLOWED_HEADERS = "authorization, content-type, idempotency-key, x-request-id";
+/**
+ * DESIGN.md's four, plus the two headers Apollo's CSRF prevention asks of a GET or a multipart
+ * request (`apollo-require-preflight`, `x-apollo-operation-name`), so a browser client can send them.
+ */
+export const CORS_ALLOWED_HEADERS =
+  "authorization, content-type, idempotency-key, x-request-id, apollo-require-preflight, x-apollo-operation-name";
 export const CORS_EXPOSED_HEADERS = "x-request-id, retry-after";
 const ALLOWED_METHODS = "GET, POST, OPTIONS";
 /** How long a browser may reuse a preflight answer (seconds). */
