@@ -44,7 +44,8 @@ import { startBenchServer, type BenchServer } from "./server.js";
 import { cpuPerRequest, sampleCpu, type CpuSample } from "./cpu-usage.js";
 import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
 
-const JWT_SECRET = "bench-secret";
+// Production mode (the bench runs NODE_ENV=production) refuses a JWT_SECRET under 32 characters.
+const JWT_SECRET = "bench-secret-of-at-least-32-characters";
 const RAW = "raw-debit";
 const RUN_ORDER = ["bare-sql", "metered", "metered-hot", "noop", "preview", RAW];
 
