@@ -16,6 +16,7 @@ import { loadConfig } from "../../src/config/config.js";
 import { queryRows } from "../../src/db/database.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { closedPort } from "../helpers/closed-port.js";
+import { redisAvailable, TEST_REDIS_URL } from "../helpers/services.js";
 import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
 import { adminToken, fundedSubscription, postGraphQL, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
 
@@ -255,6 +256,20 @@ describe("health with a dead rate-limit store (item 7)", () => {
     expect(res.body.errors![0]).toMatchObject({ extensions: { code: "RATE_LIMITED", retryAfterSeconds: 1 }, message: expect.stringMatching(/Rate limiter unavailable/) });
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/rate_limit_store_failures_total\{store="redis"\} [1-9]/);
+  });
+});
+
+describe.runIf(redisAvailable)("health with a live Redis (item 7)", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { REDIS_URL: TEST_REDIS_URL, RATE_LIMIT_KEY_PREFIX: `gc:test:health:${Date.now()}:` } });
+  }, 120_000);
+  afterAll(async () => server?.close());
+
+  it("says ok with rateLimitStore up", async () => {
+    const health = await fetch(`${server.url}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: "ok", database: "up", rateLimitStore: "up" });
   });
 });
 
