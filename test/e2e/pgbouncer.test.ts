@@ -13,11 +13,11 @@ import type { DatabaseHandle } from "../../src/db/database.js";
 import { debitCredits } from "../../src/ledger/debit.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
-import { postgresAvailable, TEST_DATABASE_URL } from "../helpers/services.js";
+import { postgresAvailable, REQUIRE_SERVICES, TEST_DATABASE_URL } from "../helpers/services.js";
 import { requirePgBouncer, startPgBouncer, type PgBouncer } from "../helpers/pgbouncer.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
 
-const pgbouncer = postgresAvailable ? requirePgBouncer() : undefined;
+const pgbouncer = postgresAvailable ? requirePgBouncer(REQUIRE_SERVICES) : undefined;
 const OWNER = "pooler-owner";
 const ADMIN = "pooler-admin";
 
@@ -58,7 +58,7 @@ describe.runIf(pgbouncer)("through PgBouncer in transaction mode", () => {
 
   beforeAll(async () => {
     await directQuery(TEST_DATABASE_URL, `create database ${name}`);
-    bouncer = await startPgBouncer(pgbouncer!, { poolSize: 4 });
+    bouncer = await startPgBouncer(pgbouncer!, { upstreamUrl: TEST_DATABASE_URL, poolSize: 4 });
     admin = await adminToken(ADMIN);
     owner = await userToken(OWNER);
   }, 60_000);

@@ -6,6 +6,8 @@
  * statement, a session advisory lock, SET) is seen, or missed, by other clients' statements.
  *
  * PgBouncer missing: its tests are skipped with a message, or fail under REQUIRE_SERVICES=1 (CI).
+ * The benchmark starts one too (bench/pooled-server.ts), so this file imports nothing that probes
+ * services at load.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, chmodSync, readFileSync } from "node:fs";
@@ -13,7 +15,6 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "./closed-port.js";
-import { REQUIRE_SERVICES, TEST_DATABASE_URL } from "./services.js";
 
 const CANDIDATES = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"];
 
@@ -25,7 +26,7 @@ export function findPgBouncer(): string | undefined {
 }
 
 /** The executable when installed; else undefined with a warning, or a thrown error under REQUIRE_SERVICES=1. */
-export function requirePgBouncer(required = REQUIRE_SERVICES): string | undefined {
+export function requirePgBouncer(required = process.env.REQUIRE_SERVICES === "1"): string | undefined {
   const found = findPgBouncer();
   if (!found && required) throw new Error("pgbouncer is required (REQUIRE_SERVICES=1) but is not installed: apt-get install -y pgbouncer");
   if (!found) console.warn("[tests] pgbouncer is not installed (apt-get install -y pgbouncer): its tests are skipped");
@@ -33,8 +34,8 @@ export function requirePgBouncer(required = REQUIRE_SERVICES): string | undefine
 }
 
 export interface PgBouncerOptions {
-  /** The PostgreSQL it pools (host and port are taken from it); TEST_DATABASE_URL by default. */
-  upstreamUrl?: string;
+  /** The PostgreSQL it pools (host, port and user are taken from it). */
+  upstreamUrl: string;
   /** Server connections per database and user: small, so clients share them (default 4). */
   poolSize?: number;
   poolMode?: "transaction" | "session" | "statement";
@@ -81,8 +82,8 @@ function readLog(file: string): string {
 }
 
 /** Starts PgBouncer; `stop()` kills it and removes its directory. */
-export async function startPgBouncer(executable: string, options: PgBouncerOptions = {}): Promise<PgBouncer> {
-  const upstream = new URL(options.upstreamUrl ?? TEST_DATABASE_URL);
+export async function startPgBouncer(executable: string, options: PgBouncerOptions): Promise<PgBouncer> {
+  const upstream = new URL(options.upstreamUrl);
   const user = decodeURIComponent(upstream.username || "postgres");
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), "gc-pgbouncer-"));
