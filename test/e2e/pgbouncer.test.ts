@@ -1,7 +1,8 @@
 /**
  * Through a real PgBouncer in transaction mode (what Supabase's pooler on port 6543 is) with a
  * small pool: migrations at start (two instances at once), 200 concurrent previews, 50 concurrent
- * metered calls, the admin operations, the recovery pass and a clean ledger audit. A query that
+ * metered calls, the admin operations (one with an Idempotency-Key), the recovery pass and a clean
+ * ledger audit. A query that
  * leaves state on its server session (a named prepared statement, a session advisory lock) breaks
  * here, because the pooler hands the next statement to whichever server connection is free.
  */
@@ -121,8 +122,12 @@ describe.runIf(pgbouncer)("through PgBouncer in transaction mode", () => {
     const sub = created.body.data.createSubscription.id as string;
     expect(created.body.data.createSubscription.balances).toContainEqual({ type: "ai", balance: 5 });
 
-    const granted = await server.gql(GRANT, { input: { subscriptionId: sub, type: "leads", amount: 40, reason: "pooled grant" } }, { token: admin });
+    // With an Idempotency-Key, as a payment webhook sends it: delivered twice, granted once.
+    const grant = () =>
+      server.gql(GRANT, { input: { subscriptionId: sub, type: "leads", amount: 40, reason: "pooled grant" } }, { token: admin, headers: { "idempotency-key": `pooled-${sub}` } });
+    const granted = await grant();
     expect(granted.body.data?.grantCredits).toMatchObject({ kind: "GRANT", amount: 40, balanceAfter: 40 });
+    expect((await grant()).body).toEqual(granted.body);
     const adjusted = await server.gql(ADJUST, { input: { subscriptionId: sub, type: "leads", delta: -10, reason: "pooled fix" } }, { token: admin });
     expect(adjusted.body.data?.adjustCredits).toMatchObject({ kind: "ADJUSTMENT", amount: -10, balanceAfter: 30 });
 
