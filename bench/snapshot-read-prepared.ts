@@ -1,9 +1,9 @@
 /**
  * Is the preview's snapshot read measurably faster as a named prepared statement? (Issue 14: a named
  * statement breaks behind a transaction-mode pooler, so it is kept only if it pays.) Runs the read
- * the server runs, 20 subscription ids a read, on a fresh bench database: first as a named prepared
- * statement, then unnamed (what the server sends now), alternating rounds, one connection each and
- * then 8 at once. `npx tsx bench/snapshot-read-prepared.ts [postgres-url]`.
+ * the server runs (src/credits/preview/subscription-snapshots.ts), 20 subscription ids a read, on a
+ * fresh bench database: as a named prepared statement and unnamed (what the server sends now),
+ * alternating rounds, on one connection and then on 8 at once. `npx tsx bench/snapshot-read-prepared.ts [postgres-url]`.
  */
 import pg from "pg";
 import { createBenchDatabase, seedBenchData } from "./database.js";
@@ -12,7 +12,7 @@ import { connectDatabase } from "../src/db/connect.js";
 const SNAPSHOT_SQL = `select s.id, s.owner_id, s.plan, s.status, s.status_reason, s.created_at, s.updated_at,
   (select json_agg(json_build_array(b.credit_type, b.balance, b.updated_at) order by b.credit_type)
      from credit_balances b where b.subscription_id = s.id) as balances
-  from billing_subscriptions s where s.id in (select unnest($1::uuid[]))`;
+  from billing_subscriptions s where s.id = any($1::uuid[])`;
 
 const READS = 4_000;
 const IDS_PER_READ = 20;
