@@ -26,8 +26,8 @@ export function findPgBouncer(): string | undefined {
 }
 
 /** The executable when installed; else undefined with a warning, or a thrown error under REQUIRE_SERVICES=1. */
-export function requirePgBouncer(required = process.env.REQUIRE_SERVICES === "1"): string | undefined {
-  const found = findPgBouncer();
+export function requirePgBouncer(required = process.env.REQUIRE_SERVICES === "1", find = findPgBouncer): string | undefined {
+  const found = find();
   if (!found && required) throw new Error("pgbouncer is required (REQUIRE_SERVICES=1) but is not installed: apt-get install -y pgbouncer");
   if (!found) console.warn("[tests] pgbouncer is not installed (apt-get install -y pgbouncer): its tests are skipped");
   return found;
