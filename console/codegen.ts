@@ -26,6 +26,8 @@ const config: CodegenConfig = {
         scalars: {
           DateTimeISO: "string",
           JSONObject: "Record<string, unknown>",
+          // graphql-scalars' SafeInt: a JSON number within 2^53 (sums of usage and previews).
+          SafeInt: "number",
         },
       },
     },

@@ -1,4 +1,5 @@
-import { Field, Float, Int, ObjectType } from "type-graphql";
+import { GraphQLSafeInt } from "graphql-scalars";
+import { Field, Float, ObjectType } from "type-graphql";
 
 @ObjectType({ description: "Usage of one group." })
 export class UsageBucket {
@@ -8,13 +9,14 @@ export class UsageBucket {
   @Field(() => String, { nullable: true, description: "The second group, with thenBy; null without." })
   subKey?: string | null;
 
-  @Field(() => Int, { description: "Debits in the group." })
+  // Sums are SafeInt: a busy subscription's totals outgrow GraphQL's 32-bit Int (a 500 before).
+  @Field(() => GraphQLSafeInt, { description: "Debits in the group." })
   calls!: number;
 
-  @Field(() => Int, { description: "Credits debited, net of refunds." })
+  @Field(() => GraphQLSafeInt, { description: "Credits debited, net of refunds." })
   credits!: number;
 
-  @Field(() => Int, { description: "Credits refunded." })
+  @Field(() => GraphQLSafeInt, { description: "Credits refunded." })
   refunded!: number;
 
   @Field(() => Float, { description: "credits / calls." })
