@@ -10,9 +10,9 @@ import { REQUIRE_SERVICES } from "./services.js";
 export const CHROMIUM_PATH = process.env.TEST_CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 /** True when chromium is installed; false (with a warning) when not; throws instead when `required`. */
-export function chromiumAvailable(required = REQUIRE_SERVICES): boolean {
-  if (existsSync(CHROMIUM_PATH)) return true;
-  const message = `chromium is not installed at ${CHROMIUM_PATH} (apt-get install -y chromium)`;
+export function chromiumAvailable(required = REQUIRE_SERVICES, path = CHROMIUM_PATH): boolean {
+  if (existsSync(path)) return true;
+  const message = `chromium is not installed at ${path} (apt-get install -y chromium)`;
   if (required) throw new Error(`${message}, and REQUIRE_SERVICES=1 requires it`);
   console.warn(`[tests] ${message}: the browser tests are skipped`);
   return false;
