@@ -52,8 +52,21 @@ function SignedIn({ onSignOut }: { onSignOut: (why?: string) => void }) {
   }, [rejected, onSignOut]);
 
   if (rejected) return null;
-  if (error) return <ErrorBanner error={error} onRetry={() => void refetch()} />;
-  if (!data) return <p className="muted pad">Loading…</p>;
+  if (!data) {
+    // Not signed in yet (loading, or the server refused for another reason): the shell, and why.
+    return (
+      <div className="app">
+        <header className="top">
+          <span className="brand">graphql-credits</span>
+          <span className="spacer" />
+          <button type="button" className="link" onClick={() => onSignOut()}>
+            Sign out
+          </button>
+        </header>
+        <main>{error ? <ErrorBanner error={error} onRetry={() => void refetch()} /> : <p className="muted">Loading…</p>}</main>
+      </div>
+    );
+  }
   const { viewer } = data;
 
   const link = (to: string, label: string) => (

@@ -9,6 +9,8 @@
  * Load-time budget: the console's first load (a fresh browser context, nothing cached) shows the
  * signed-in user's subscriptions within CONSOLE_LOAD_BUDGET_MS = 2,000 ms.
  *
+ * A server of its own with a tiny REQUEST_LIMIT shows a 429 with its retry time.
+ *
  * CONSOLE_SCREENSHOTS=1 saves screenshots of the main pages to docs/ (see docs/console.md).
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -323,6 +325,32 @@ describe.skipIf(!available)("the console in chromium", () => {
 
     await page.getByRole("link", { name: "Alerts" }).click();
     await page.getByTestId("alerts").waitFor();
+  });
+
+  it("shows a 429 as the server's message with its retry time, never a blank page", async () => {
+    // A server of its own with a request limit of 2 a minute per caller.
+    const limited = await spawnServer({ PGLITE_DIR: "memory://", REQUEST_LIMIT: "2/1m", CONSOLE_BUILD: "off" }, 120_000);
+    try {
+      const link = /Console \(user\):\s+(\S+)/.exec(limited.output())![1].replace("http://localhost", "http://127.0.0.1");
+      const page = await freshPage();
+      problems!.expect(/HTTP 429|status of 429/);
+      await page.goto(link);
+      await page.getByTestId("subscription-row").first().waitFor();
+      await page.reload();
+      await page.getByTestId("subscription-row").first().waitFor();
+      await page.reload();
+      const alert = page.getByRole("alert");
+      await alert.waitFor();
+      expect(await alert.getAttribute("data-code")).toBe("RATE_LIMITED");
+      // The server's own words say when; the console adds its "Retry in N s." only when they do not.
+      expect(await alert.textContent()).toMatch(/rate limited \(HTTP 429\): Too many requests.*try again in \d+ s/);
+      expect(await page.locator(".top .brand").count()).toBe(1);
+      expect(await page.getByRole("button", { name: "Retry" }).count()).toBe(1);
+      await screenshot(page, "error-429");
+    } finally {
+      limited.child.kill("SIGTERM");
+      await limited.exited;
+    }
   });
 
   it("signs in with a pasted token, and a bad token returns to sign-in with the server's reason", async () => {

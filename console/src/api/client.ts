@@ -21,7 +21,9 @@ export class ApiError extends Error {
 
   /** The message as shown to people: the server's words, plus when to retry. */
   get display(): string {
-    const retry = this.retryAfter !== undefined ? ` Retry in ${Math.ceil(this.retryAfter)} s.` : "";
+    // Added unless the server's message already says when ("try again in 19 s").
+    const saysWhen = /(retry|try again) in \d+/i.test(this.message);
+    const retry = this.retryAfter !== undefined && !saysWhen ? ` Retry in ${Math.ceil(this.retryAfter)} s.` : "";
     return `${this.message}${retry}`;
   }
 }
