@@ -87,9 +87,11 @@ export function useIdempotentAction<Result, Variables>(document: TypedDocumentSt
         return result;
       } catch (err) {
         const apiError = asApiError(err);
-        // A refusal the server decided (bad input, forbidden…) is final for this key's arguments; a
-        // lost answer is not, so only then is the key kept for the retry.
-        if (apiError.status !== 0 && apiError.status < 500) key.current = undefined;
+        // A refusal the server decided (bad input, forbidden…) is final for this key's arguments. A
+        // lost answer, a server error or a 409 (the first send still running) is not: the key is kept,
+        // so the retry is answered with the first send's outcome instead of acting again.
+        const undecided = apiError.status === 0 || apiError.status === 409 || apiError.status >= 500;
+        if (!undecided) key.current = undefined;
         setError(apiError);
         return undefined;
       } finally {
