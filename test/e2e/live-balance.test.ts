@@ -4,7 +4,9 @@
  * than the debit (LISTEN/NOTIFY between them). Owners and admins only: a stranger gets one error and
  * nothing else, a bad or missing token closes the socket with 4401.
  */
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { changeBalance } from "../../src/ledger/change-balance.js";
 import { debitBatch } from "../../src/ledger/batch-debit.js";
 import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -123,6 +125,29 @@ describe.each(BACKENDS)("creditBalanceChanged on %s", (backend) => {
     expect(sub.received[0].errors?.map((e) => e.extensions?.code)).toEqual(["FORBIDDEN"]);
     expect(missing.received).toHaveLength(1);
     expect(missing.received[0].errors?.map((e) => e.extensions?.code)).toEqual(["NOT_FOUND"]);
+  });
+
+  // PGlite has no session to lose.
+  if (backend === "postgres") it("listens again after losing its session, and sends every subscriber the current balance", { timeout: 60_000 }, async () => {
+    const subscriptionId = await fundedSubscription(database, "live-owner-4", { leads: 40 });
+    const live = open(await userToken("live-owner-4"));
+    const sub = live.subscribe(BALANCE_CHANGED, { s: subscriptionId, types: ["leads"] });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    // Cut every LISTEN session on this database (both instances'), then change the balance at once:
+    // its notification may be lost, the resync after the reconnect is not.
+    await database.db.execute(sql`select pg_terminate_backend(pid) from pg_stat_activity
+                                    where datname = current_database() and query ilike 'listen %'`);
+    await changeBalance(database.db, {
+      subscriptionId, creditType: "leads", kind: "ADJUSTMENT", delta: -15, actorId: "test", reason: "while deaf", requestId: null,
+    });
+    const resynced = await sub.waitFor((r) => r.data?.creditBalanceChanged.entries === 0, 15_000);
+    expect(resynced.data.creditBalanceChanged).toMatchObject({ balance: 25, lastEntry: { kind: "ADJUSTMENT", amount: -15, reason: "while deaf" } });
+
+    // And changes are heard again.
+    const res = await writer.gql(SEARCH_LEADS, { s: subscriptionId }, { token: await userToken("live-owner-4") });
+    const remaining = res.body.extensions?.credits.remaining[subscriptionId].leads;
+    await sub.waitFor((r) => r.data?.creditBalanceChanged.balance === remaining && r.data.creditBalanceChanged.entries > 0);
   });
 
   it("closes a connection without a valid token with 4401", { timeout: 30_000 }, async () => {
