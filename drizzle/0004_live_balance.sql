@@ -20,7 +20,7 @@ ALTER TABLE "credit_alerts" ADD CONSTRAINT "credit_alerts_kind_check" CHECK ("cr
 --   2. writes ONE outbox row for the statement (more only when its payload would pass ~7 kB; NOTIFY's
 --      limit is 8000 bytes) listing each changed balance:
 --      [subscription, type, balance, entries, last entry id, last entry kind, last entry amount,
---       last entry seq, crossing or null].
+--       last entry seq, last entry created_at, crossing or null].
 -- Each crossing is derived once, by the statement that made it, under the balance row's lock, so it
 -- is stored once however many instances or concurrent debits.
 --
@@ -121,6 +121,7 @@ BEGIN
         FROM (
           SELECT l.subscription_id, l.credit_type,
                  json_build_array(l.subscription_id, l.credit_type, e.balance_after, l.entries, e.id, e.kind, e.amount, e.seq,
+                                  e.created_at,
                                   CASE WHEN crossings IS NOT NULL THEN
                                     (SELECT x->>'alert_kind' FROM jsonb_array_elements(crossings) x
                                       WHERE x->>'subscription_id' = l.subscription_id::text AND x->>'credit_type' = l.credit_type

@@ -16,6 +16,7 @@ export interface EntryRef {
   amount: number;
   balanceAfter: number;
   seq: number;
+  createdAt: Date;
 }
 
 export interface BalanceChange {
@@ -34,7 +35,7 @@ export function balanceKey(subscriptionId: string, creditType: string): string {
   return `${subscriptionId}\u0000${creditType}`;
 }
 
-type Row = [string, string, number, number, string, string, number, number | string, string | null];
+type Row = [string, string, number, number, string, string, number, number | string, string, string | null];
 
 function isCrossing(value: unknown): value is ThresholdCrossingValue {
   return typeof value === "string" && (THRESHOLD_CROSSINGS as readonly string[]).includes(value);
@@ -46,14 +47,23 @@ export function parseBalanceNotification(payload: string): BalanceChange[] {
   if (!Array.isArray(rows)) return [];
   const changes: BalanceChange[] = [];
   for (const row of rows as Row[]) {
-    if (!Array.isArray(row) || row.length < 9 || typeof row[0] !== "string" || typeof row[1] !== "string") continue;
-    const [subscriptionId, creditType, balance, entries, id, kind, amount, seq, crossing] = row;
+    if (!Array.isArray(row) || row.length < 10 || typeof row[0] !== "string" || typeof row[1] !== "string") continue;
+    const [subscriptionId, creditType, balance, entries, id, kind, amount, seq, createdAt, crossing] = row;
     changes.push({
       subscriptionId,
       creditType,
       balance: Number(balance),
       entries: Number(entries),
-      lastEntry: { id, subscriptionId, creditType, kind, amount: Number(amount), balanceAfter: Number(balance), seq: Number(seq) },
+      lastEntry: {
+        id,
+        subscriptionId,
+        creditType,
+        kind,
+        amount: Number(amount),
+        balanceAfter: Number(balance),
+        seq: Number(seq),
+        createdAt: new Date(createdAt),
+      },
       crossing: isCrossing(crossing) ? crossing : null,
     });
   }

@@ -17,12 +17,13 @@ export async function currentBalances(db: DbOrTx, subscriptionIds: readonly stri
     amount: number;
     balance_after: number;
     seq: string | number;
+    created_at: Date | string;
   }>(
     db,
-    sql`select b.subscription_id, b.credit_type, b.balance, e.id, e.kind, e.amount, e.balance_after, e.seq
+    sql`select b.subscription_id, b.credit_type, b.balance, e.id, e.kind, e.amount, e.balance_after, e.seq, e.created_at
           from credit_balances b
           cross join lateral (
-            select l.id, l.kind, l.amount, l.balance_after, l.seq from credit_ledger l
+            select l.id, l.kind, l.amount, l.balance_after, l.seq, l.created_at from credit_ledger l
              where l.subscription_id = b.subscription_id and l.credit_type = b.credit_type
              order by l.seq desc limit 1) e
          where b.subscription_id = any(${sql.param([...subscriptionIds])}::uuid[])`,
@@ -41,6 +42,7 @@ export async function currentBalances(db: DbOrTx, subscriptionIds: readonly stri
       amount: Number(r.amount),
       balanceAfter: Number(r.balance_after),
       seq: Number(r.seq),
+      createdAt: r.created_at instanceof Date ? r.created_at : new Date(r.created_at),
     },
   }));
 }

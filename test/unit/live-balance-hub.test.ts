@@ -16,7 +16,7 @@ function change(seq: number, balance: number, crossing: BalanceChange["crossing"
     balance,
     entries: 1,
     crossing,
-    lastEntry: { id: `e${seq}`, subscriptionId: SUB, creditType: type, kind: "DEBIT", amount: -1, balanceAfter: balance, seq },
+    lastEntry: { id: `e${seq}`, subscriptionId: SUB, creditType: type, kind: "DEBIT", amount: -1, balanceAfter: balance, seq, createdAt: new Date(0) },
   };
 }
 
@@ -92,18 +92,24 @@ describe("BalanceHub", () => {
 describe("parseBalanceNotification", () => {
   it("reads the trigger's rows and skips malformed ones", () => {
     const payload = JSON.stringify([
-      [SUB, "ai", 7, 3, "e9", "DEBIT", -2, 42, "BALANCE_DEPLETED"],
+      [SUB, "ai", 7, 3, "e9", "DEBIT", -2, 42, "2026-11-29T02:58:02.123456+00:00", "BALANCE_DEPLETED"],
       ["broken"],
-      [SUB, "leads", 1, 1, "e10", "GRANT", 1, "43", "SOMETHING_ELSE"],
+      [SUB, "leads", 1, 1, "e10", "GRANT", 1, "43", "2026-11-29T02:58:03+00:00", "SOMETHING_ELSE"],
     ]);
     expect(parseBalanceNotification(payload)).toEqual([
       {
         subscriptionId: SUB, creditType: "ai", balance: 7, entries: 3, crossing: "BALANCE_DEPLETED",
-        lastEntry: { id: "e9", subscriptionId: SUB, creditType: "ai", kind: "DEBIT", amount: -2, balanceAfter: 7, seq: 42 },
+        lastEntry: {
+          id: "e9", subscriptionId: SUB, creditType: "ai", kind: "DEBIT", amount: -2, balanceAfter: 7, seq: 42,
+          createdAt: new Date("2026-11-29T02:58:02.123Z"),
+        },
       },
       {
         subscriptionId: SUB, creditType: "leads", balance: 1, entries: 1, crossing: null,
-        lastEntry: { id: "e10", subscriptionId: SUB, creditType: "leads", kind: "GRANT", amount: 1, balanceAfter: 1, seq: 43 },
+        lastEntry: {
+          id: "e10", subscriptionId: SUB, creditType: "leads", kind: "GRANT", amount: 1, balanceAfter: 1, seq: 43,
+          createdAt: new Date("2026-11-29T02:58:03Z"),
+        },
       },
     ]);
   });

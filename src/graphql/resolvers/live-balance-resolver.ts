@@ -35,7 +35,7 @@ async function openBalanceStream(args: BalanceChangedArgs, ctx: RequestContext):
 }
 
 /** Fields of LedgerEntry the notification itself carries: asking only for these costs no query. */
-const NOTIFIED_FIELDS = new Set(["id", "subscriptionId", "type", "kind", "amount", "balanceAfter", "__typename"]);
+const NOTIFIED_FIELDS = new Set(["id", "subscriptionId", "type", "kind", "amount", "balanceAfter", "createdAt", "__typename"]);
 
 function asksOnlyNotifiedFields(info: GraphQLResolveInfo): boolean {
   return info.fieldNodes.every((node) =>
@@ -87,5 +87,6 @@ function fromRef(ref: EntryRef): Partial<LedgerEntry> {
     kind: ref.kind as LedgerKind,
     amount: ref.amount,
     balanceAfter: ref.balanceAfter,
+    createdAt: ref.createdAt,
   };
 }
