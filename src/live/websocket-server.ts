@@ -63,6 +63,9 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     {
       schema: options.schema,
       isProd: options.production,
+      // graphql-ws closes a socket whose connection_init has not been handled within 3 s by default
+      // (4408); a busy instance taking a reconnect wave of many clients needs longer.
+      connectionInitWaitTimeout: 15_000,
       validate: (schema, document) => validate(schema, document, rules),
       async onConnect(ctx) {
         const raw = ctx.connectionParams?.authorization;

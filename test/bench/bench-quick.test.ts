@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { postgresAvailable, TEST_DATABASE_URL } from "../helpers/services.js";
 
-const SCENARIOS = ["noop", "bare-sql", "metered", "metered-hot", "preview", "raw-debit"];
+const SCENARIOS = ["noop", "bare-sql", "metered", "metered-live", "metered-hot", "preview", "raw-debit"];
 
 function runQuickBench(out: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -51,10 +51,24 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
 
     // The ratios the goals are about are all there (whether they are met is the full run's business).
     expect(Object.keys(results.ratios).sort()).toEqual(
-      ["metered_hot_over_metered", "metered_over_bare_sql", "p99_metered_over_bare_sql", "preview_over_noop", "rss_mb"].sort(),
+      [
+        "live_push_p99_ms",
+        "metered_hot_over_metered",
+        "metered_live_over_metered",
+        "metered_over_bare_sql",
+        "p99_metered_over_bare_sql",
+        "preview_over_noop",
+        "rss_mb",
+      ].sort(),
     );
     for (const value of Object.values(results.ratios)) expect(value).toEqual(expect.any(Number));
     expect(results.soak.samplesMb.length).toBeGreaterThan(1);
+
+    // The live-balance scenario: its subscribers received pushes, with latencies and the server's memory.
+    const live = results.scenarios["metered-live"];
+    expect(live.push).toMatchObject({ subscribers: 1000, p50Ms: expect.any(Number), p99Ms: expect.any(Number) });
+    expect(live.push.events).toBeGreaterThan(0);
+    expect(live.rssMb).toBeGreaterThan(0);
 
     // The load left the ledger consistent and every charge settled.
     expect(results.integrity).toMatchObject({ auditMismatches: 0, pendingCharges: 0 });
