@@ -3,8 +3,9 @@
  * a `ws` WebSocketServer on the http.Server, graphql-ws's useServer, and a drain plugin that closes
  * the sockets when Apollo stops. Authentication is the connection_init payload
  * `{ "authorization": "Bearer <JWT>" }`; a missing or bad token closes the socket with 4401. Each
- * operation gets the same context an HTTP request gets. A socket whose unsent bytes pass
- * `maxBufferedBytes` (a client that does not read) is closed with 1013 rather than buffered for.
+ * operation gets the same context an HTTP request gets. A client that does not read is closed with
+ * 1013 rather than buffered for: when its socket's unsent bytes pass `maxBufferedBytes`, or when one
+ * of its subscriptions falls the hub's queue bound behind.
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { ApolloServerPlugin, BaseContext } from "@apollo/server";
@@ -14,6 +15,7 @@ import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
 import { requestIdFrom } from "../http/request-id.js";
+import { SlowConsumerError } from "./subscriber-queue.js";
 
 /** Close codes a client can act on (graphql-ws's own: 4400-4499). */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -86,6 +88,15 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           requestWithAuthorization(ctx.extra.request, ctx.extra.authorization ?? ""),
           requestIdFrom(ctx.extra.request.headers["x-request-id"]),
         ) as Promise<Record<string, unknown>>,
+      // A subscriber that fell too far behind (its events queued in the hub: graphql-ws waits for each
+      // send to be written before taking the next) ends with SlowConsumerError: the connection as a
+      // whole is too slow, so it is closed rather than left with a subscription silently gone.
+      onError(ctx, _id, _payload, errors) {
+        if (!errors.some((e) => e.originalError instanceof SlowConsumerError)) return undefined;
+        log.warn({ event: "live.slow_consumer", queued: true }, "closing a live-balance socket that does not read its events");
+        ctx.extra.socket.close(CLOSE_SLOW_CONSUMER, "Too slow: events were not read; reconnect to resume");
+        return undefined;
+      },
       onNext(ctx, _id, _payload, _args, result) {
         const socket = ctx.extra.socket;
         if (socket.bufferedAmount > options.maxBufferedBytes) {
