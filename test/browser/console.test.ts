@@ -185,18 +185,27 @@ describe.skipIf(!available)("the console in chromium", () => {
     await screenshot(page, "calculator");
   });
 
-  it("pushes balances over graphql-ws when the server announces creditBalanceChanged", async () => {
-    // This server's schema has no live-balance subscription yet (issue 16 adds it), so its page does
-    // not announce one, and the console opens no WebSocket (no failed connection is logged above).
-    // Here the page is served with the announcement and /graphql's WebSocket is played by the test,
-    // speaking graphql-ws as DESIGN.md's "Live balance" describes it.
+  it("shows a change made elsewhere live, pushed over graphql-ws, without a reload", async () => {
     const page = await freshPage();
-    await page.route((url) => url.pathname === "/console" || url.pathname.startsWith("/console/"), async (route) => {
-      if (route.request().resourceType() !== "document") return route.fallback();
-      const response = await route.fetch();
-      const html = (await response.text()).replace("</head>", '<meta name="graphql-credits-live" content="creditBalanceChanged" /></head>');
-      await route.fulfill({ response, body: html });
-    });
+    await page.goto(userLink);
+    await page.getByTestId("subscription-row").first().click();
+    await expect.poll(() => page.locator(".live-dot.on").count()).toBe(1);
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
+    const before = await balanceOf(demoSubscription, "skiptrace");
+    // An admin grants through the API, not through this page.
+    const grant = await gql(
+      `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { balanceAfter } }`,
+      { input: { subscriptionId: demoSubscription, type: "skiptrace", amount: 25, reason: "Support ticket 88" } },
+      admin,
+    );
+    expect(grant.body.data.grantCredits.balanceAfter).toBe(before + 25);
+    await expect.poll(() => page.getByTestId("balance-skiptrace").textContent(), { timeout: 10_000 }).toBe(String(before + 25));
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
+  });
+
+  it("speaks graphql-ws as DESIGN.md says: the token in connection_init, one subscription per page", async () => {
+    // /graphql's WebSocket played by the test, to read what the console sends and push an event.
+    const page = await freshPage();
     const received: { type: string; payload?: any; id?: string }[] = [];
     await page.routeWebSocket(/\/graphql$/, (ws) => {
       ws.onMessage((text) => {
@@ -216,6 +225,7 @@ describe.skipIf(!available)("the console in chromium", () => {
 
     const token = new URL(userLink).hash.slice("#token=".length);
     expect(received.find((m) => m.type === "connection_init")?.payload).toEqual({ authorization: `Bearer ${token}` });
+    expect(received.filter((m) => m.type === "subscribe")).toHaveLength(1);
     const subscribe = received.find((m) => m.type === "subscribe")!;
     expect(subscribe.payload.query).toContain("creditBalanceChanged(subscriptionId: $subscriptionId)");
     expect(subscribe.payload.variables).toEqual({ subscriptionId: demoSubscription });

@@ -28,8 +28,11 @@ export type CreateSubscriptionInput = {
 
 /** What an alert is about. */
 export type CreditAlertKind =
+  | 'BALANCE_DEPLETED'
+  | 'BALANCE_RECOVERED'
   | 'ESTIMATE_MISMATCH'
   | 'FAILED_TRANSACTION'
+  | 'LOW_BALANCE'
   | 'USAGE_SPIKE';
 
 /** A number of credits of one type. */
@@ -166,6 +169,13 @@ export type StatsQueryVariables = Exact<{
 
 
 export type StatsQuery = { perDay: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }>, perOperation: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }>, perSubscription: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }> };
+
+export type BalanceChangedSubscriptionVariables = Exact<{
+  subscriptionId: string | number;
+}>;
+
+
+export type BalanceChangedSubscription = { creditBalanceChanged: { subscriptionId: string, type: string, balance: number, entries: number, lastEntry: { createdAt: string } } };
 
 export type SubscriptionDetailQueryVariables = Exact<{
   id: string | number;
@@ -393,6 +403,19 @@ export const StatsDocument = new TypedDocumentString(`
   refunded
   averageCredits
 }`) as unknown as TypedDocumentString<StatsQuery, StatsQueryVariables>;
+export const BalanceChangedDocument = new TypedDocumentString(`
+    subscription BalanceChanged($subscriptionId: ID!) {
+  creditBalanceChanged(subscriptionId: $subscriptionId) {
+    subscriptionId
+    type
+    balance
+    entries
+    lastEntry {
+      createdAt
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<BalanceChangedSubscription, BalanceChangedSubscriptionVariables>;
 export const SubscriptionDetailDocument = new TypedDocumentString(`
     query SubscriptionDetail($id: ID!) {
   subscription(id: $id) {

@@ -1,29 +1,23 @@
 /**
  * Live balances of one subscription. The whole live-balance wiring of the console is this file.
  *
- * - Over graphql-ws (`creditBalanceChanged` on /graphql, issue 16) when the server's schema has it:
- *   the server says so in index.html (<meta name="graphql-credits-live">, written by
- *   src/console/console-route.ts from the served schema), so a server without it never sees a
- *   WebSocket attempt (and the browser logs no failed connection).
+ * - Over graphql-ws (`creditBalanceChanged` on /graphql, console/src/graphql/live.graphql) when the
+ *   server's schema has it: the server says so in index.html (<meta name="graphql-credits-live">,
+ *   written by src/console/console-route.ts from the served schema), so a server without it never
+ *   sees a WebSocket attempt (and the browser logs no failed connection). The token goes in
+ *   connection_init as { authorization: "Bearer <JWT>" }.
  * - Refetched after each of the console's own mutations anyway (`refresh`), so a grant shows at once
- *   even before an event arrives, and without the subscription at all.
- *
- * The subscription's document is written here as text, not codegen'd, because the schema this
- * branch emits does not have the field yet; once it does, move it to console/src/graphql/live.graphql
- * and use the generated document and event type instead of LiveEvent below.
+ *   even before its event arrives.
  */
 import { useCallback, useEffect, useMemo, useState } from "react";
-import type { BalanceFragment } from "../generated/graphql";
-import { BalancesDocument } from "../generated/graphql";
+import type { BalanceChangedSubscription, BalanceFragment } from "../generated/graphql";
+import { BalanceChangedDocument, BalancesDocument } from "../generated/graphql";
 import { request } from "../api/client";
 import { currentToken } from "../api/token";
 
-const BALANCE_CHANGED = `subscription BalanceChanged($subscriptionId: ID!) {
-  creditBalanceChanged(subscriptionId: $subscriptionId) { subscriptionId type balance entries lastEntry { createdAt } }
-}`;
-
-interface LiveEvent {
-  creditBalanceChanged: { subscriptionId: string; type: string; balance: number; entries: number; lastEntry: { createdAt: string } };
+/** True when the server announced the live-balance subscription in the page it served. */
+export function serverHasLiveBalances(): boolean {
+  return document.querySelector('meta[name="graphql-credits-live"]')?.getAttribute("content") === "creditBalanceChanged";
 }
 
 /** The latest pushed balance of each type, with the time of the entry that made it. */
@@ -38,11 +32,6 @@ function merge(snapshot: BalanceFragment[] | undefined, pushed: Pushed): Balance
     const event = pushed[b.type];
     return event && Date.parse(event.at) >= Date.parse(b.updatedAt) ? { ...b, balance: event.balance, updatedAt: event.at } : b;
   });
-}
-
-/** True when the server announced the live-balance subscription in the page it served. */
-export function serverHasLiveBalances(): boolean {
-  return document.querySelector('meta[name="graphql-credits-live"]')?.getAttribute("content") === "creditBalanceChanged";
 }
 
 export interface LiveBalances {
@@ -79,8 +68,8 @@ export function useLiveBalances(subscriptionId: string, initial: BalanceFragment
         connectionParams: () => ({ authorization: `Bearer ${currentToken() ?? ""}` }),
         retryAttempts: 5,
       });
-      const unsubscribe = client.subscribe<LiveEvent>(
-        { query: BALANCE_CHANGED, variables: { subscriptionId } },
+      const unsubscribe = client.subscribe<BalanceChangedSubscription>(
+        { query: BalanceChangedDocument.toString(), variables: { subscriptionId } },
         {
           next: ({ data }) => {
             const event = data?.creditBalanceChanged;

@@ -1,16 +1,17 @@
 /**
- * creditAlerts: recorded anomalies, newest first, in pages with opaque cursors. Admins read every
- * alert; an owner reads the alerts of one of their subscriptions (named by subscriptionId).
+ * creditAlerts: recorded anomalies and balance notifications, newest first, in pages with opaque
+ * cursors. Admins read every alert; an owner reads those of one of their subscriptions, named.
  */
 import { Arg, Ctx, ID, Int, Query, Resolver } from "type-graphql";
-import { ForbiddenError } from "../../errors/errors.js";
+import { ForbiddenError, NotFoundError } from "../../errors/errors.js";
 import { listAlerts } from "../../observability/alerts/alert-store.js";
 import { encodeSeqCursor, parseAfterCursor } from "../../util/cursor.js";
+import { isUuid } from "../../util/uuid.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import type { CreditAlertKind } from "../types/enums.js";
 import { CreditAlertConnection } from "../types/alerts.js";
 import { pageSize } from "./ledger-resolver.js";
-import { loadReadableSubscription } from "./viewer-resolver.js";
+import { quoteId } from "../../util/quote-id.js";
 
 @Resolver()
 export class AlertsResolver {
@@ -25,13 +26,15 @@ export class AlertsResolver {
     @Ctx() ctx: RequestContext,
   ): Promise<CreditAlertConnection> {
     const viewer = requireViewer(ctx);
+    const named = subscriptionId !== null && subscriptionId !== undefined;
+    if (!viewer.isAdmin && !named) throw new ForbiddenError("Only admins may read every alert: name one of your subscriptions");
     const size = pageSize(first);
     const beforeSeq = parseAfterCursor(after);
-    if (subscriptionId !== null && subscriptionId !== undefined) {
-      // NOT_FOUND for an unknown (or malformed) id, FORBIDDEN unless the caller owns it or is an admin.
-      await loadReadableSubscription(ctx, subscriptionId);
-    } else if (!viewer.isAdmin) {
-      throw new ForbiddenError("Only admins may read every alert; pass subscriptionId for one of your subscriptions");
+    if (named) {
+      // A malformed id never reaches SQL; an unknown one is NOT_FOUND, as everywhere else.
+      const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
+      if (!subscription) throw new NotFoundError(`Subscription ${quoteId(subscriptionId)} does not exist`);
+      if (!viewer.isAdmin && subscription.ownerId !== viewer.id) throw new ForbiddenError("You may only read the alerts of your own subscriptions");
     }
 
     // One row more than the page tells whether another page follows.

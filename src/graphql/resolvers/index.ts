@@ -6,7 +6,9 @@ import { LedgerResolver } from "./ledger-resolver.js";
 import { OperationsResolver } from "./operations-resolver.js";
 import { PreviewResolver } from "./preview-resolver.js";
 import { UsageResolver } from "./usage-resolver.js";
+import { LiveBalanceResolver } from "./live-balance-resolver.js";
+import { ThresholdResolver } from "./threshold-resolver.js";
 import { SubscriptionResolver, ViewerResolver } from "./viewer-resolver.js";
 import { SubscriptionsResolver } from "./subscriptions-resolver.js";
 
-export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, SubscriptionsResolver] as const;
+export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, LiveBalanceResolver, ThresholdResolver, SubscriptionsResolver] as const;

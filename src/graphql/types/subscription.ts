@@ -11,6 +11,11 @@ export class CreditBalance {
 
   @Field(() => Date, { description: "When the balance last changed." })
   updatedAt!: Date;
+
+  // `lowBalanceThreshold` is a field resolver (threshold-resolver.ts).
+
+  /** Whose balance this is (not a GraphQL field): lets field resolvers find the balance's settings. */
+  subscriptionId?: string;
 }
 
 @ObjectType({ description: "A customer's subscription: the owner of credit balances." })
