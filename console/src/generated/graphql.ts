@@ -123,14 +123,14 @@ export type SearchSubscriptionsQueryVariables = Exact<{
 }>;
 
 
-export type SearchSubscriptionsQuery = { subscriptions: { edges: Array<{ cursor: string, node: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+export type SearchSubscriptionsQuery = { subscriptions: { edges: Array<{ cursor: string, node: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
 
 export type CreateSubscriptionMutationVariables = Exact<{
   input: CreateSubscriptionInput;
 }>;
 
 
-export type CreateSubscriptionMutation = { createSubscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string }> } };
+export type CreateSubscriptionMutation = { createSubscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
 
 export type GrantCreditsMutationVariables = Exact<{
   input: GrantCreditsInput;
@@ -182,14 +182,14 @@ export type SubscriptionDetailQueryVariables = Exact<{
 }>;
 
 
-export type SubscriptionDetailQuery = { subscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string }> } };
+export type SubscriptionDetailQuery = { subscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
 
 export type BalancesQueryVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type BalancesQuery = { subscription: { id: string, balances: Array<{ type: string, balance: number, updatedAt: string }> } };
+export type BalancesQuery = { subscription: { id: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
 
 export type UsageFragment = { key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number };
 
@@ -226,16 +226,16 @@ export type PreviewQueryVariables = Exact<{
 }>;
 
 
-export type PreviewQuery = { creditPreview: { subscriptionId: string, sufficient: boolean, items: Array<{ path: Array<string>, operation: string, type: string, amount: number, estimator: string | null, fallback: boolean }>, totals: Array<{ type: string, amount: number }>, balances: Array<{ type: string, balance: number, updatedAt: string }> }, creditCatalog: Array<{ operation: string, type: string, amount: number | null, estimator: string | null, description: string | null }> };
+export type PreviewQuery = { creditPreview: { subscriptionId: string, sufficient: boolean, items: Array<{ path: Array<string>, operation: string, type: string, amount: number, estimator: string | null, fallback: boolean }>, totals: Array<{ type: string, amount: number }>, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> }, creditCatalog: Array<{ operation: string, type: string, amount: number | null, estimator: string | null, description: string | null }> };
 
 export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type ViewerQuery = { viewer: { id: string, isAdmin: boolean, subscriptions: Array<{ id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string }> }> }, creditTypes: Array<{ name: string, description: string }> };
+export type ViewerQuery = { viewer: { id: string, isAdmin: boolean, subscriptions: Array<{ id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> }> }, creditTypes: Array<{ name: string, description: string }> };
 
-export type SubscriptionSummaryFragment = { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string }> };
+export type SubscriptionSummaryFragment = { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> };
 
-export type BalanceFragment = { type: string, balance: number, updatedAt: string };
+export type BalanceFragment = { type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null };
 
 export class TypedDocumentString<TResult, TVariables>
   extends String
@@ -270,6 +270,7 @@ export const BalanceFragmentDoc = new TypedDocumentString(`
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }
     `, {"fragmentName":"Balance"}) as unknown as TypedDocumentString<BalanceFragment, unknown>;
 export const SubscriptionSummaryFragmentDoc = new TypedDocumentString(`
@@ -288,6 +289,7 @@ export const SubscriptionSummaryFragmentDoc = new TypedDocumentString(`
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }`, {"fragmentName":"SubscriptionSummary"}) as unknown as TypedDocumentString<SubscriptionSummaryFragment, unknown>;
 export const SearchSubscriptionsDocument = new TypedDocumentString(`
     query SearchSubscriptions($filter: SubscriptionFilter, $first: Int, $after: String) {
@@ -319,6 +321,7 @@ fragment Balance on CreditBalance {
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }`) as unknown as TypedDocumentString<SearchSubscriptionsQuery, SearchSubscriptionsQueryVariables>;
 export const CreateSubscriptionDocument = new TypedDocumentString(`
     mutation CreateSubscription($input: CreateSubscriptionInput!) {
@@ -341,6 +344,7 @@ fragment Balance on CreditBalance {
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }`) as unknown as TypedDocumentString<CreateSubscriptionMutation, CreateSubscriptionMutationVariables>;
 export const GrantCreditsDocument = new TypedDocumentString(`
     mutation GrantCredits($input: GrantCreditsInput!) {
@@ -437,6 +441,7 @@ fragment Balance on CreditBalance {
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }`) as unknown as TypedDocumentString<SubscriptionDetailQuery, SubscriptionDetailQueryVariables>;
 export const BalancesDocument = new TypedDocumentString(`
     query Balances($id: ID!) {
@@ -451,6 +456,7 @@ export const BalancesDocument = new TypedDocumentString(`
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }`) as unknown as TypedDocumentString<BalancesQuery, BalancesQueryVariables>;
 export const SubscriptionUsageDocument = new TypedDocumentString(`
     query SubscriptionUsage($subscriptionId: ID!, $from: DateTimeISO, $timeZone: String) {
@@ -567,6 +573,7 @@ export const PreviewDocument = new TypedDocumentString(`
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }`) as unknown as TypedDocumentString<PreviewQuery, PreviewQueryVariables>;
 export const ViewerDocument = new TypedDocumentString(`
     query Viewer {
@@ -597,4 +604,5 @@ fragment Balance on CreditBalance {
   type
   balance
   updatedAt
+  lowBalanceThreshold
 }`) as unknown as TypedDocumentString<ViewerQuery, ViewerQueryVariables>;
