@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseDurationMs } from "./duration.js";
+import { loadPlans, PlanConfigError, type PlanDefinition } from "../plans/plan-config.js";
 
 const duration = (name: string, fallback: string) =>
   z
@@ -90,6 +91,9 @@ export const configSchema = z.object({
   CHARGE_BATCH_MAX: positiveInt(100),
   /** Most debit statements the charge ledger runs at once (each holds a pooled connection while it runs). */
   CHARGE_BATCH_IN_FLIGHT: positiveInt(2),
+  /** Plans as JSON, or PLANS_FILE naming a JSON file (src/plans/plan-config.ts); parsed into `plans`. */
+  PLANS: optionalText,
+  PLANS_FILE: optionalText,
 });
 
 type RawConfig = z.infer<typeof configSchema>;
@@ -98,6 +102,8 @@ export type Config = Readonly<
   RawConfig & {
     /** True when neither JWT_SECRET nor JWT_JWKS_URL is set: a fixed development secret is used. */
     devMode: boolean;
+    /** The plans of PLANS or PLANS_FILE; empty when neither is set. */
+    plans: readonly PlanDefinition[];
   }
 >;
 
@@ -117,5 +123,12 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     );
   }
   const raw = result.data;
-  return Object.freeze({ ...raw, devMode: !raw.JWT_SECRET && !raw.JWT_JWKS_URL });
+  let plans: readonly PlanDefinition[];
+  try {
+    plans = loadPlans(raw.PLANS, raw.PLANS_FILE);
+  } catch (err) {
+    if (err instanceof PlanConfigError) throw new ConfigError(err.problems);
+    throw err;
+  }
+  return Object.freeze({ ...raw, devMode: !raw.JWT_SECRET && !raw.JWT_JWKS_URL, plans });
 }
