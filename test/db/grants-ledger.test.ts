@@ -7,7 +7,12 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryRows, type Database } from "../../src/db/database.js";
+import { connectDatabase } from "../../src/db/connect.js";
+import { queryRows, type Database, type DatabaseHandle } from "../../src/db/database.js";
+import { runGrantMaintenance } from "../../src/grants/maintenance.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { loadPlans } from "../../src/plans/plan-config.js";
+import { openSubscription } from "../../src/subscriptions/subscription-store.js";
 import { sqlState } from "../../src/db/errors.js";
 import { auditLedgerAndGrants } from "../../src/grants/grant-audit.js";
 import { grantWithTerms, type GrantTerms } from "../../src/grants/grant-credits.js";
@@ -266,6 +271,49 @@ describe.skipIf(!postgresAvailable)("200 concurrent holds across 20 grants on Po
     const spent = outcomes.reduce((s, o, i) => s + (o.ok ? 1 + (i % 2) : 0), 0);
     const expired = -entries.filter((e) => e.kind === "EXPIRATION").reduce((s, e) => s + e.amount, 0);
     expect(await aiBalance(database.db, sub)).toBe(total - spent - expired);
+    expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+  }, 60_000);
+});
+
+describe.skipIf(!postgresAvailable)("expiry and renewal on several instances at once, on PostgreSQL", () => {
+  let database: TestDatabase;
+  let others: DatabaseHandle[];
+
+  beforeAll(async () => {
+    database = await createTestDatabase("postgres");
+    // Three more connection pools on the same database: three more "instances".
+    others = await Promise.all([1, 2, 3].map(() => connectDatabase({ databaseUrl: database.url! })));
+  });
+  afterAll(async () => {
+    await Promise.all((others ?? []).map((o) => o.close()));
+    await database?.dispose();
+  });
+
+  it("each expired grant is expired once and each period boundary renewed once", async () => {
+    const plan = loadPlans(JSON.stringify([{ name: "tiny", period: "1s", allowances: { ai: { allowance: 5, rolloverMax: 2 } } }]), undefined)[0];
+    const subs: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const subscription = await openSubscription(database.db, { ownerId: "multi", plan: "tiny", actorId: "t", requestId: null, planDefinition: plan });
+      subs.push(subscription.id);
+      await addGrant(database.db, subscription.id, 3, { category: "PROMOTIONAL", expiresAt: new Date(Date.now() + 500) });
+    }
+    await sleep(2_300);
+    const instances = [database, ...others];
+    const reports = await Promise.all(instances.map((o) => runGrantMaintenance({ db: o.db, plans: [plan], logger: createLogger("silent") })));
+    // Two boundaries passed for every subscription: 20 renewals in all, whoever did them.
+    expect(reports.reduce((s, r) => s + r.renewal.renewed, 0)).toBe(20);
+    const rows = await queryRows<{ subscription_id: string; kind: string; n: string | number; total: string | number }>(
+      database.db,
+      sql`select subscription_id, kind, count(*) as n, sum(amount) as total from credit_ledger group by subscription_id, kind`,
+    );
+    for (const sub of subs) {
+      const of = (kind: string) => rows.find((r) => r.subscription_id === sub && r.kind === kind);
+      // Allowance at the start, then per renewal: rollover in + allowance; the promo grant once.
+      expect(Number(of("GRANT")!.n)).toBe(1 + 1 + 2 * 2);
+      // The promotional 3 expire once; each renewal expires the unused plan credits beyond the rollover.
+      expect(Number(of("EXPIRATION")!.total)).toBe(-3 - 3 - 5);
+      expect(await aiBalance(database.db, sub)).toBe(5 + 2);
+    }
     expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
   }, 60_000);
 });
