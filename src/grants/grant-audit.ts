@@ -20,6 +20,7 @@ export interface GrantBalanceMismatch {
 
 export interface GrantHistoryMismatch {
   subscriptionId: string;
+  creditType: string;
   grantId: string;
   remaining: number;
   /** amount − draws + returns − expired, from the ledger. */
@@ -61,7 +62,7 @@ async function balancesAgainstGrants(db: DbOrTx): Promise<(GrantBalanceMismatch 
 }
 
 async function grantsAgainstLedger(db: DbOrTx): Promise<GrantHistoryMismatch[]> {
-  const rows = await queryRows<{ subscription_id: string; id: string; remaining: number; from_ledger: string | number }>(
+  const rows = await queryRows<{ subscription_id: string; credit_type: string; id: string; remaining: number; from_ledger: string | number }>(
     db,
     sql`
       with moves as (
@@ -71,15 +72,31 @@ async function grantsAgainstLedger(db: DbOrTx): Promise<GrantHistoryMismatch[]> 
           cross join lateral jsonb_array_elements(l.draws) d
          where l.draws <> '[]'::jsonb
       )
-      select g.subscription_id, g.id, g.remaining,
+      select g.subscription_id, g.credit_type, g.id, g.remaining,
              g.amount + coalesce(sum(m.signed) filter (where m.entry_id is distinct from g.entry_id), 0) as from_ledger
         from credit_grants g
         left join moves m on m.subscription_id = g.subscription_id and m.grant_id = g.id
-       group by g.subscription_id, g.id, g.remaining, g.amount, g.entry_id
+       group by g.subscription_id, g.credit_type, g.id, g.remaining, g.amount, g.entry_id
       having g.remaining <> g.amount + coalesce(sum(m.signed) filter (where m.entry_id is distinct from g.entry_id), 0)
        order by g.subscription_id, g.id`,
   );
-  return rows.map((r) => ({ subscriptionId: r.subscription_id, grantId: r.id, remaining: Number(r.remaining), fromLedger: Number(r.from_ledger) }));
+  return rows.map((r) => ({
+    subscriptionId: r.subscription_id,
+    creditType: r.credit_type,
+    grantId: r.id,
+    remaining: Number(r.remaining),
+    fromLedger: Number(r.from_ledger),
+  }));
+}
+
+/** Balance and ledger sum of one balance, to list a balance whose grant disagrees with the ledger. */
+async function balanceFigures(db: DbOrTx, subscriptionId: string, creditType: string): Promise<{ balance: number; ledgerSum: number }> {
+  const [row] = await queryRows<{ balance: string | number | null; ledger_sum: string | number }>(
+    db,
+    sql`select (select balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}) as balance,
+               (select coalesce(sum(amount), 0)::bigint from credit_ledger where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}) as ledger_sum`,
+  );
+  return { balance: Number(row.balance ?? 0), ledgerSum: Number(row.ledger_sum) };
 }
 
 export async function auditLedgerAndGrants(db: DbOrTx): Promise<FullAuditReport> {
@@ -88,7 +105,14 @@ export async function auditLedgerAndGrants(db: DbOrTx): Promise<FullAuditReport>
   const listed = new Set(mismatches.map((m) => `${m.subscriptionId}/${m.creditType}`));
   for (const b of balances) {
     if (listed.has(`${b.subscriptionId}/${b.creditType}`)) continue;
+    listed.add(`${b.subscriptionId}/${b.creditType}`);
     mismatches.push({ subscriptionId: b.subscriptionId, creditType: b.creditType, balance: b.balance, ledgerSum: b.ledgerSum });
+  }
+  for (const g of grants) {
+    const key = `${g.subscriptionId}/${g.creditType}`;
+    if (listed.has(key)) continue;
+    listed.add(key);
+    mismatches.push({ subscriptionId: g.subscriptionId, creditType: g.creditType, ...(await balanceFigures(db, g.subscriptionId, g.creditType)) });
   }
   return {
     checkedBalances: ledger.checkedBalances,

@@ -42,7 +42,7 @@ export async function startFirstPeriod(tx: DbOrTx, subscriptionId: string, plan:
 export interface RenewalReport {
   /** Period boundaries renewed. */
   renewed: number;
-  /** Subscriptions whose plan the configuration no longer knows: their period is closed, nothing more is granted. */
+  /** Subscriptions cancelled, or whose plan the configuration no longer knows: their period is closed, nothing more is granted. */
   closed: number;
 }
 
@@ -53,6 +53,7 @@ interface PeriodRow {
   period_number: number;
   period_end: Date | string;
   now: Date | string;
+  status: string;
 }
 
 /** Renews every period that has ended, oldest first, until none is due. */
@@ -79,15 +80,17 @@ async function renewSubscription(db: Database, subscriptionId: string, plans: re
   return db.transaction(async (tx) => {
     const [row] = await queryRows<PeriodRow>(
       tx,
-      sql`select subscription_id, plan, anchor_at, period_number, period_end, now() as now
-            from plan_periods
-           where subscription_id = ${subscriptionId}::uuid and period_end <= now()
-             for update skip locked`,
+      sql`select p.subscription_id, p.plan, p.anchor_at, p.period_number, p.period_end, now() as now, s.status
+            from plan_periods p
+            join billing_subscriptions s on s.id = p.subscription_id
+           where p.subscription_id = ${subscriptionId}::uuid and p.period_end <= now()
+             for update of p skip locked`,
     );
     if (!row) return { renewed: 0, closed: 0 };
     const plan = findPlan(plans, row.plan);
-    if (!plan) {
-      // The plan left the configuration: no more periods; its last grants expire like any other.
+    if (!plan || row.status === "CANCELLED") {
+      // The plan left the configuration, or the subscription was cancelled: no more periods; the
+      // last period's grants expire like any other grant.
       await tx.execute(sql`delete from plan_periods where subscription_id = ${subscriptionId}::uuid`);
       return { renewed: 0, closed: 1 };
     }

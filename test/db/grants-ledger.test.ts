@@ -117,6 +117,34 @@ describe.each(BACKENDS)("grants in the ledger statements on %s", (backend) => {
     expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true });
   });
 
+  it("the audit finds a grant that disagrees with its ledger history, and a balance that disagrees with its grants", async () => {
+    const audit = await createTestDatabase(backend);
+    try {
+      const sub = await fundedSubscription(audit, "audit-owner", {});
+      const entry = await addGrant(audit.db, sub, 5);
+      const other = await addGrant(audit.db, sub, 4, { priority: 0 });
+      expect(await auditLedgerAndGrants(audit.db)).toMatchObject({ ok: true, mismatches: [] });
+      // A grant's remaining moved with no ledger entry: both invariants break, balance and ledger still agree.
+      await audit.db.execute(sql`update credit_grants set remaining = remaining - 2 where entry_id = ${entry.id}::uuid`);
+      let report = await auditLedgerAndGrants(audit.db);
+      expect(report.ok).toBe(false);
+      expect(report.mismatches).toEqual([{ subscriptionId: sub, creditType: "ai", balance: 9, ledgerSum: 9 }]);
+      expect(report.grantMismatches.balances).toEqual([{ subscriptionId: sub, creditType: "ai", balance: 9, grantsRemaining: 7 }]);
+      expect(report.grantMismatches.grants).toEqual([
+        { subscriptionId: sub, creditType: "ai", grantId: await grantIdOf(audit.db, entry.id), remaining: 3, fromLedger: 5 },
+      ]);
+      // Moved between two grants: the sum agrees, each grant's history does not.
+      await audit.db.execute(sql`update credit_grants set remaining = remaining + 2 where entry_id = ${other.id}::uuid`);
+      report = await auditLedgerAndGrants(audit.db);
+      expect(report.ok).toBe(false);
+      expect(report.grantMismatches.balances).toEqual([]);
+      expect(report.grantMismatches.grants).toHaveLength(2);
+      expect(report.mismatches).toEqual([{ subscriptionId: sub, creditType: "ai", balance: 9, ledgerSum: 9 }]);
+    } finally {
+      await audit.dispose();
+    }
+  });
+
   it("a debit written before grants existed comes back as a PAID grant when refunded", async () => {
     const sub = await fundedSubscription(database, "grants-owner", { ai: 5 });
     // What a pre-0005 debit looks like: no draws. Written as the old statements did, minus the trigger's work.
