@@ -6,6 +6,7 @@ CREATE TABLE "credit_grants" (
 	"category" text DEFAULT 'PAID' NOT NULL,
 	"amount" integer NOT NULL,
 	"remaining" integer NOT NULL,
+	"exhausted" boolean GENERATED ALWAYS AS (remaining = 0) STORED,
 	"priority" integer DEFAULT 50 NOT NULL,
 	"effective_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"expires_at" timestamp with time zone,
@@ -31,8 +32,8 @@ CREATE TABLE "plan_periods" (
 ALTER TABLE "credit_ledger" DROP CONSTRAINT "credit_ledger_kind_check";--> statement-breakpoint
 ALTER TABLE "credit_ledger" DROP CONSTRAINT "credit_ledger_amount_sign";--> statement-breakpoint
 ALTER TABLE "credit_ledger" ADD COLUMN "draws" jsonb DEFAULT '[]'::jsonb NOT NULL;--> statement-breakpoint
-CREATE INDEX "credit_grants_spend_idx" ON "credit_grants" USING btree ("subscription_id","credit_type","priority","expires_at","created_at","seq") WHERE "credit_grants"."remaining" > 0;--> statement-breakpoint
-CREATE INDEX "credit_grants_expiry_idx" ON "credit_grants" USING btree ("expires_at") WHERE "credit_grants"."remaining" > 0 and "credit_grants"."expires_at" is not null;--> statement-breakpoint
+CREATE INDEX "credit_grants_spend_idx" ON "credit_grants" USING btree ("subscription_id","credit_type","priority","expires_at","created_at","seq") WHERE not "credit_grants"."exhausted";--> statement-breakpoint
+CREATE INDEX "credit_grants_expiry_idx" ON "credit_grants" USING btree ("expires_at") WHERE not "credit_grants"."exhausted" and "credit_grants"."expires_at" is not null;--> statement-breakpoint
 CREATE INDEX "plan_periods_end_idx" ON "plan_periods" USING btree ("period_end");--> statement-breakpoint
 ALTER TABLE "credit_ledger" ADD CONSTRAINT "credit_ledger_kind_check" CHECK ("credit_ledger"."kind" in ('GRANT', 'DEBIT', 'REFUND', 'ADJUSTMENT', 'RELEASE', 'EXPIRATION'));--> statement-breakpoint
 ALTER TABLE "credit_ledger" ADD CONSTRAINT "credit_ledger_amount_sign" CHECK (("credit_ledger"."kind" in ('DEBIT', 'EXPIRATION') and "credit_ledger"."amount" <= 0) or ("credit_ledger"."kind" in ('GRANT', 'REFUND', 'RELEASE') and "credit_ledger"."amount" >= 0) or "credit_ledger"."kind" = 'ADJUSTMENT');--> statement-breakpoint
@@ -50,6 +51,9 @@ ALTER TABLE "credit_ledger" ADD CONSTRAINT "credit_ledger_amount_sign" CHECK (("
 -- and records them in the entry's `draws` ([{grantId, amount}], amounts positive).
 -- ---------------------------------------------------------------------------------------------
 
+-- Room on each page for the new version of a grant a draw updates, so it stays a HOT update.
+ALTER TABLE "credit_grants" SET (fillfactor = 80);
+--> statement-breakpoint
 -- Existing balances become one PAID grant each, so every balance equals its grants from the start.
 INSERT INTO "credit_grants" ("subscription_id", "credit_type", "category", "amount", "remaining", "reason")
 SELECT "subscription_id", "credit_type", 'PAID', "balance", "balance", 'balance before grants existed'
@@ -68,7 +72,7 @@ CREATE OR REPLACE FUNCTION credit_expired_remains(p_subscription uuid, p_type te
 LANGUAGE sql VOLATILE AS $$
   SELECT coalesce(sum(remaining), 0)::integer
     FROM credit_grants
-   WHERE subscription_id = p_subscription AND credit_type = p_type AND remaining > 0 AND expires_at <= now()
+   WHERE subscription_id = p_subscription AND credit_type = p_type AND NOT exhausted AND expires_at <= now()
 $$;
 --> statement-breakpoint
 -- Creates a grant and answers the draws of the ledger entry that created it.
@@ -102,9 +106,22 @@ DECLARE
   g record;
   take integer;
   draws jsonb := '[]'::jsonb;
+  first_id uuid;
 BEGIN
+  -- The usual case in one statement: the first grant in spending order covers the whole amount.
+  UPDATE credit_grants SET remaining = remaining - p_amount
+   WHERE subscription_id = p_subscription
+     AND id = (SELECT id FROM credit_grants
+                WHERE subscription_id = p_subscription AND credit_type = p_type AND NOT exhausted
+                  AND (expires_at IS NULL OR expires_at > now())
+                ORDER BY priority, expires_at, created_at, seq LIMIT 1)
+     AND remaining >= p_amount
+  RETURNING id INTO first_id;
+  IF first_id IS NOT NULL THEN
+    RETURN jsonb_build_array(jsonb_build_object('grantId', first_id, 'amount', p_amount));
+  END IF;
   FOR g IN SELECT id, remaining FROM credit_grants
-            WHERE subscription_id = p_subscription AND credit_type = p_type AND remaining > 0
+            WHERE subscription_id = p_subscription AND credit_type = p_type AND NOT exhausted
               AND (expires_at IS NULL OR expires_at > now())
             ORDER BY priority, expires_at, created_at, seq LOOP
     take := least(need, g.remaining);
@@ -119,7 +136,7 @@ BEGIN
   END IF;
   IF need > 0 THEN
     FOR g IN SELECT id, remaining FROM credit_grants
-              WHERE subscription_id = p_subscription AND credit_type = p_type AND remaining > 0
+              WHERE subscription_id = p_subscription AND credit_type = p_type AND NOT exhausted
               ORDER BY priority, expires_at, created_at, seq LOOP
       take := least(need, g.remaining);
       UPDATE credit_grants SET remaining = remaining - take WHERE subscription_id = p_subscription AND id = g.id;
@@ -252,7 +269,7 @@ DECLARE
 BEGIN
   PERFORM 1 FROM credit_balances WHERE subscription_id = p_subscription AND credit_type = p_type FOR UPDATE;
   FOR g IN SELECT cg.id, cg.remaining FROM credit_grants cg
-            WHERE cg.subscription_id = p_subscription AND cg.credit_type = p_type AND cg.remaining > 0 AND cg.expires_at <= now()
+            WHERE cg.subscription_id = p_subscription AND cg.credit_type = p_type AND NOT cg.exhausted AND cg.expires_at <= now()
               AND NOT (cg.category = 'PLAN' AND EXISTS (
                 SELECT 1 FROM plan_periods p WHERE p.subscription_id = p_subscription AND p.period_end <= cg.expires_at))
             ORDER BY cg.expires_at, cg.created_at, cg.seq LOOP
@@ -309,12 +326,12 @@ BEGIN
   ON CONFLICT (subscription_id, credit_type) DO NOTHING;
   PERFORM 1 FROM credit_balances WHERE subscription_id = p_subscription AND credit_type = p_type FOR UPDATE;
   SELECT coalesce(sum(remaining), 0) INTO unused FROM credit_grants
-   WHERE subscription_id = p_subscription AND credit_type = p_type AND category = 'PLAN' AND remaining > 0 AND expires_at = p_old_end;
+   WHERE subscription_id = p_subscription AND credit_type = p_type AND category = 'PLAN' AND NOT exhausted AND expires_at = p_old_end;
   rolled := least(unused, greatest(p_rollover_max, 0));
   IF rolled > 0 THEN
     need := rolled;
     FOR g IN SELECT id, remaining FROM credit_grants
-              WHERE subscription_id = p_subscription AND credit_type = p_type AND category = 'PLAN' AND remaining > 0 AND expires_at = p_old_end
+              WHERE subscription_id = p_subscription AND credit_type = p_type AND category = 'PLAN' AND NOT exhausted AND expires_at = p_old_end
               ORDER BY priority, created_at, seq LOOP
       take := least(need, g.remaining);
       UPDATE credit_grants SET remaining = remaining - take WHERE subscription_id = p_subscription AND id = g.id;
@@ -329,7 +346,7 @@ BEGIN
     VALUES (p_subscription, p_type, 'ADJUSTMENT', -rolled, balance_now, 'plan rollover: unused plan credits carried into the next period', draws);
   END IF;
   FOR g IN SELECT id, remaining FROM credit_grants
-            WHERE subscription_id = p_subscription AND credit_type = p_type AND category = 'PLAN' AND remaining > 0 AND expires_at = p_old_end
+            WHERE subscription_id = p_subscription AND credit_type = p_type AND category = 'PLAN' AND NOT exhausted AND expires_at = p_old_end
             ORDER BY priority, created_at, seq LOOP
     UPDATE credit_grants SET remaining = 0 WHERE subscription_id = p_subscription AND id = g.id;
     UPDATE credit_balances SET balance = balance - g.remaining, updated_at = now()

@@ -23,7 +23,7 @@ async function dueBalances(db: DbOrTx, limit: number): Promise<{ subscription_id
     db,
     sql`select distinct g.subscription_id, g.credit_type
           from credit_grants g
-         where g.remaining > 0 and g.expires_at <= now()
+         where not g.exhausted and g.expires_at <= now()
            and not (g.category = 'PLAN' and exists (
                  select 1 from plan_periods p where p.subscription_id = g.subscription_id and p.period_end <= g.expires_at))
          limit ${limit}`,

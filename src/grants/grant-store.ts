@@ -60,7 +60,7 @@ function grantFromRow(row: GrantRow): GrantRecord {
  */
 export async function grantsOfSubscriptions(db: DbOrTx, subscriptionIds: readonly string[], includeSpent: boolean): Promise<GrantRecord[]> {
   if (subscriptionIds.length === 0) return [];
-  const spendable = includeSpent ? sql`` : sql`and remaining > 0 and (expires_at is null or expires_at > now())`;
+  const spendable = includeSpent ? sql`` : sql`and not exhausted and (expires_at is null or expires_at > now())`;
   const rows = await queryRows<GrantRow>(
     db,
     sql`select id, subscription_id, credit_type, category, amount, remaining, priority, effective_at, expires_at, reason, created_at

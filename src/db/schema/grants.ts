@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 export const GRANT_CATEGORIES = ["PAID", "PROMOTIONAL", "PLAN"] as const;
 export type GrantCategoryValue = (typeof GRANT_CATEGORIES)[number];
@@ -24,6 +24,13 @@ export const creditGrants = pgTable(
     category: text("category").$type<GrantCategoryValue>().notNull().default("PAID"),
     amount: integer("amount").notNull(),
     remaining: integer("remaining").notNull(),
+    /**
+     * remaining = 0, kept by the database. The partial indexes below say "not exhausted" rather than
+     * "remaining > 0": a draw that leaves credits in the grant then changes no indexed value, so
+     * PostgreSQL updates the row in place (HOT) without new index entries, and a hot balance's grant
+     * does not pile up dead index entries that every later draw has to step over.
+     */
+    exhausted: boolean("exhausted").generatedAlwaysAs(sql`remaining = 0`),
     priority: integer("priority").notNull().default(50),
     effectiveAt: timestamp("effective_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
@@ -37,9 +44,9 @@ export const creditGrants = pgTable(
     // Spending order, only over grants with credits left: a debit reads the first rows of its balance.
     index("credit_grants_spend_idx")
       .on(t.subscriptionId, t.creditType, t.priority, t.expiresAt, t.createdAt, t.seq)
-      .where(sql`${t.remaining} > 0`),
+      .where(sql`not ${t.exhausted}`),
     // The expiry pass: grants with credits left whose time has come.
-    index("credit_grants_expiry_idx").on(t.expiresAt).where(sql`${t.remaining} > 0 and ${t.expiresAt} is not null`),
+    index("credit_grants_expiry_idx").on(t.expiresAt).where(sql`not ${t.exhausted} and ${t.expiresAt} is not null`),
     check("credit_grants_category_check", sql`${t.category} in ('PAID', 'PROMOTIONAL', 'PLAN')`),
     check("credit_grants_priority_range", sql`${t.priority} between 0 and 100`),
     check("credit_grants_amount_positive", sql`${t.amount} > 0`),
