@@ -117,6 +117,40 @@ describe.each(BACKENDS)("grants in the ledger statements on %s", (backend) => {
     expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true });
   });
 
+  it("RELEASE entries (issue 13's settlement, one statement for several) give back in reverse order; to an expired grant they expire at once", async () => {
+    const ledger = createCoalescingChargeLedger(database.db);
+    const sub = await fundedSubscription(database, "grants-owner", {});
+    const soon = await grantIdOf(database.db, (await addGrant(database.db, sub, 4, { priority: 0, expiresAt: new Date(Date.now() + 600) })).id);
+    const paid = await grantIdOf(database.db, (await addGrant(database.db, sub, 20)).id);
+    const first = await ledger.debit(hold(sub, 6));
+    const second = await ledger.debit(hold(sub, 3));
+    if (!first.ok || !second.ok) throw new Error("holds refused");
+    expect(await drawsOf(database.db, first.entryId)).toEqual([{ grantId: soon, amount: 4 }, { grantId: paid, amount: 2 }]);
+    await sleep(700);
+    // Settled at 1 and 2: releases of 5 and 1 in one statement that writes the balance row once, as a
+    // batched settlement does.
+    await database.db.execute(sql`
+      with releases (entry_id, amount) as (values (${first.entryId}::uuid, 5), (${second.entryId}::uuid, 1)),
+      credited as (
+        update credit_balances set balance = balance + 6, updated_at = now()
+         where subscription_id = ${sub}::uuid and credit_type = 'ai' returning balance
+      )
+      insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, refund_of)
+      select ${sub}::uuid, 'ai', 'RELEASE', r.amount, c.balance, r.entry_id from releases r, credited c`);
+    const entries = await queryRows<{ kind: string; amount: number; refund_of: string | null; draws: unknown }>(
+      database.db,
+      sql`select kind, amount, refund_of, draws from credit_ledger where subscription_id = ${sub}::uuid and kind in ('RELEASE', 'EXPIRATION') order by seq`,
+    );
+    expect(entries).toEqual([
+      { kind: "RELEASE", amount: 5, refund_of: first.entryId, draws: [{ grantId: paid, amount: 2 }, { grantId: soon, amount: 3, expired: true }] },
+      { kind: "RELEASE", amount: 1, refund_of: second.entryId, draws: [{ grantId: paid, amount: 1 }] },
+      { kind: "EXPIRATION", amount: -3, refund_of: null, draws: [{ grantId: soon, amount: 3 }] },
+    ]);
+    // The first hold cost 1, taken from the promotional grant (refilled last); the second cost 2 of the PAID one.
+    expect(await aiBalance(database.db, sub)).toBe(20 - 2);
+    expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+  });
+
   it("the audit finds a grant that disagrees with its ledger history, and a balance that disagrees with its grants", async () => {
     const audit = await createTestDatabase(backend);
     try {
