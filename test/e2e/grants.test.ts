@@ -77,7 +77,8 @@ describe.each(BACKENDS)("grants on %s", (backend) => {
   it("a hold draws the promotional grant first; expiry removes its rest; a refund after the expiry expires at once", async () => {
     const sub = await newSubscription();
     const paid = await grant(sub, 10);
-    const promo = await grant(sub, 5, { category: "PROMOTIONAL", priority: 10, expiresAt: new Date(Date.now() + 3_000).toISOString() });
+    const promoExpiresAt = new Date(Date.now() + 3_000).toISOString();
+    const promo = await grant(sub, 5, { category: "PROMOTIONAL", priority: 10, expiresAt: promoExpiresAt });
     expect(paid.draws).toHaveLength(1);
     expect(promo.draws).toEqual([{ grantId: promo.draws[0].grantId, amount: 5 }]);
     const promoGrant = promo.draws[0].grantId as string;
@@ -103,6 +104,12 @@ describe.each(BACKENDS)("grants on %s", (backend) => {
     await expect.poll(async () => (await state(sub)).ai, { timeout: 8_000, interval: 200 }).toBe(10);
     let entries = await ledger(sub);
     const expirations = entries.filter((e) => e.kind === "EXPIRATION");
+    // Within a recovery interval of the expiry (500 ms here; 2 s allowed for a loaded machine).
+    const [{ created_at: expiredAt }] = await queryRows<{ created_at: Date | string }>(
+      database.db,
+      sql`select created_at from credit_ledger where subscription_id = ${sub}::uuid and kind = 'EXPIRATION'`,
+    );
+    expect(new Date(expiredAt).getTime() - new Date(promoExpiresAt).getTime()).toBeLessThan(2_000);
     expect(expirations).toEqual([expect.objectContaining({ amount: -2, balanceAfter: 10, draws: [{ grantId: promoGrant, amount: 2 }] })]);
     s = await state(sub);
     expect(s.grants.map((g) => g.id)).toEqual([paidGrant]);

@@ -156,6 +156,22 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
     await expectAuditClean();
   }, 30_000);
 
+  it("a cancelled subscription stops renewing; its last plan credits expire", async () => {
+    await start({ RECOVERY_INTERVAL: "300ms" });
+    const created = (await call<{ createSubscription: any }>(CREATE, { plan: "quick" })).createSubscription;
+    await call(`mutation ($id: ID!) { setSubscriptionStatus(id: $id, status: CANCELLED, reason: "left") { id } }`, { id: created.id });
+    await expect
+      .poll(async () => (await call<{ subscription: any }>(STATE, { id: created.id })).subscription.currentPeriodEnd, { timeout: 10_000, interval: 200 })
+      .toBeNull();
+    await expect.poll(async () => ai((await call<{ subscription: any }>(STATE, { id: created.id })).subscription.balances), { timeout: 10_000, interval: 200 }).toBe(0);
+    const entries = (await ledger(created.id)).filter((e) => e.credit_type === "ai");
+    expect(entries.map((e) => [e.kind, e.amount])).toEqual([
+      ["GRANT", 10],
+      ["EXPIRATION", -10],
+    ]);
+    await expectAuditClean();
+  }, 30_000);
+
   it("a plan the configuration does not know grants nothing and has no period", async () => {
     await start();
     const created = (await call<{ createSubscription: any }>(CREATE, { plan: "enterprise" })).createSubscription;
