@@ -172,9 +172,15 @@ DECLARE
 BEGIN
   IF p_debit IS NOT NULL THEN
     SELECT draws INTO debit_draws FROM credit_ledger WHERE subscription_id = p_subscription AND id = p_debit;
-    SELECT coalesce(sum(amount), 0) INTO skip
-      FROM credit_ledger
-     WHERE subscription_id = p_subscription AND refund_of = p_debit AND kind IN ('REFUND', 'RELEASE');
+    IF jsonb_array_length(debit_draws) = 1 THEN
+      -- The usual case: the debit drew from one grant, so whatever was given back before, this goes
+      -- back there too (the refund-limit trigger keeps returns within the debit).
+      skip := 0;
+    ELSE
+      SELECT coalesce(sum(amount), 0) INTO skip
+        FROM credit_ledger
+       WHERE subscription_id = p_subscription AND refund_of = p_debit AND kind IN ('REFUND', 'RELEASE');
+    END IF;
     FOR i IN REVERSE coalesce(jsonb_array_length(debit_draws), 0) - 1 .. 0 LOOP
       EXIT WHEN left_over = 0;
       draw := debit_draws -> i;
