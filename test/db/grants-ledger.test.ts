@@ -18,7 +18,8 @@ import { auditLedgerAndGrants } from "../../src/grants/grant-audit.js";
 import { grantWithTerms, type GrantTerms } from "../../src/grants/grant-credits.js";
 import { expireDueGrants } from "../../src/grants/expiry.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
-import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import { createCoalescingChargeLedger, type CoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import type { DebitOutcome } from "../../src/ledger/debit.js";
 import { refundDebit } from "../../src/ledger/refund-charge.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { postgresAvailable } from "../helpers/services.js";
@@ -52,6 +53,15 @@ async function aiBalance(db: Database, subscriptionId: string): Promise<number> 
   return Number(row.balance);
 }
 
+// The charge ledger's two calls these tests make, in one place: with issue 13's ledger commands they
+// become `(await ledger.hold([request]))[0]` and `ledger.settle([{ kind: "post", … }])`.
+function holdOne(ledger: CoalescingChargeLedger, request: ReturnType<typeof hold>): Promise<DebitOutcome> {
+  return ledger.debit(request);
+}
+async function postHold(ledger: CoalescingChargeLedger, subscriptionId: string, entryId: string): Promise<void> {
+  await ledger.settle(subscriptionId, entryId);
+}
+
 const hold = (subscriptionId: string, amount: number) => ({
   subscriptionId,
   creditType: "ai",
@@ -79,10 +89,10 @@ describe.each(BACKENDS)("grants in the ledger statements on %s", (backend) => {
     await sleep(800);
     // 6 in the balance row, 4 of them expired: no pass has run.
     expect(await aiBalance(database.db, sub)).toBe(6);
-    expect(await ledger.debit(hold(sub, 3))).toEqual({ ok: false, reason: "insufficient", available: 2 });
+    expect(await holdOne(ledger, hold(sub, 3))).toEqual({ ok: false, reason: "insufficient", available: 2 });
     const adjust = changeBalance(database.db, { subscriptionId: sub, creditType: "ai", kind: "ADJUSTMENT", delta: -3, actorId: "a", reason: "r", requestId: null });
     await expect(adjust).rejects.toSatisfy((err) => sqlState(err) === "23514");
-    const ok = await ledger.debit(hold(sub, 2));
+    const ok = await holdOne(ledger, hold(sub, 2));
     expect(ok).toMatchObject({ ok: true, balanceAfter: 0 });
     if (!ok.ok) throw new Error("unreachable");
     expect(await drawsOf(database.db, ok.entryId)).toEqual([{ grantId: paid, amount: 2 }]);
@@ -97,9 +107,9 @@ describe.each(BACKENDS)("grants in the ledger statements on %s", (backend) => {
     const sub = await fundedSubscription(database, "grants-owner", {});
     const soon = await grantIdOf(database.db, (await addGrant(database.db, sub, 3, { expiresAt: new Date(Date.now() + 3_600_000) })).id);
     const never = await grantIdOf(database.db, (await addGrant(database.db, sub, 10)).id);
-    const debit = await ledger.debit(hold(sub, 5));
+    const debit = await holdOne(ledger, hold(sub, 5));
     if (!debit.ok) throw new Error("debit refused");
-    await ledger.settle(sub, debit.entryId);
+    await postHold(ledger, sub, debit.entryId);
     expect(await drawsOf(database.db, debit.entryId)).toEqual([
       { grantId: soon, amount: 3 },
       { grantId: never, amount: 2 },
@@ -122,8 +132,8 @@ describe.each(BACKENDS)("grants in the ledger statements on %s", (backend) => {
     const sub = await fundedSubscription(database, "grants-owner", {});
     const soon = await grantIdOf(database.db, (await addGrant(database.db, sub, 4, { priority: 0, expiresAt: new Date(Date.now() + 600) })).id);
     const paid = await grantIdOf(database.db, (await addGrant(database.db, sub, 20)).id);
-    const first = await ledger.debit(hold(sub, 6));
-    const second = await ledger.debit(hold(sub, 3));
+    const first = await holdOne(ledger, hold(sub, 6));
+    const second = await holdOne(ledger, hold(sub, 3));
     if (!first.ok || !second.ok) throw new Error("holds refused");
     expect(await drawsOf(database.db, first.entryId)).toEqual([{ grantId: soon, amount: 4 }, { grantId: paid, amount: 2 }]);
     await sleep(700);
@@ -277,8 +287,8 @@ describe.skipIf(!postgresAvailable)("200 concurrent holds across 20 grants on Po
     const outcomes = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
         await sleep((i % 8) * 200);
-        const outcome = await ledger.debit(hold(sub, 1 + (i % 2)));
-        if (outcome.ok) await ledger.settle(sub, outcome.entryId);
+        const outcome = await holdOne(ledger, hold(sub, 1 + (i % 2)));
+        if (outcome.ok) await postHold(ledger, sub, outcome.entryId);
         return outcome;
       }),
     );
