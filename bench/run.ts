@@ -40,13 +40,16 @@ import {
   type Run,
   type SoakReport,
 } from "./report.js";
-import { startBenchServer, type BenchServer } from "./server.js";
+import { startBenchServer, type BenchServer, type BenchServerOptions } from "./server.js";
+import { startPooledServer } from "./pooled-server.js";
 import { cpuPerRequest, sampleCpu, type CpuSample } from "./cpu-usage.js";
 import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
 
-const JWT_SECRET = "bench-secret";
+// Production mode (the bench runs NODE_ENV=production) refuses a JWT_SECRET under 32 characters.
+const JWT_SECRET = "bench-secret-of-at-least-32-characters";
 const RAW = "raw-debit";
-const RUN_ORDER = ["bare-sql", "metered", "metered-hot", "noop", "preview", RAW];
+const POOLED = "metered-pooled";
+const RUN_ORDER = ["bare-sql", "metered", "metered-hot", POOLED, "noop", "preview", RAW];
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
@@ -82,6 +85,8 @@ function gitCommit(): string | undefined {
 interface Scenario {
   name: string;
   description: string;
+  /** The server process this scenario loads, when not the main one (its CPU is what is sampled). */
+  serverPid?: number;
   measure(seconds: number): Promise<Measurement>;
 }
 
@@ -97,6 +102,7 @@ function describeRun(name: string, m: Measurement & { cpuMsPerRequest?: CpuSampl
 async function buildScenarios(
   options: BenchOptions,
   server: BenchServer,
+  serverOptions: BenchServerOptions,
   databaseUrl: string,
   data: BenchData,
   tokens: Map<string, string>,
@@ -122,6 +128,25 @@ async function buildScenarios(
       description: http.description,
       measure: (seconds) => loadScenario(server.url, http as HttpScenario, options.connections, seconds),
     });
+  }
+  if (wanted(POOLED)) {
+    const metered = httpScenarios(data, tokens).find((s) => s.name === "metered") as HttpScenario;
+    const pooled = await startPooledServer(serverOptions);
+    if ("skipped" in pooled) {
+      skipped[POOLED] = `not measured: ${pooled.skipped}`;
+      log(`${POOLED} skipped: ${pooled.skipped}`);
+    } else {
+      closers.push(() => pooled.stop());
+      log(`pooled server pid ${pooled.server.pid} at ${pooled.server.url}, through PgBouncer`);
+      const problem = await probeScenario(pooled.server.url, metered);
+      if (problem) throw new Error(`scenario ${POOLED} does not work: ${problem}`);
+      scenarios.push({
+        name: POOLED,
+        serverPid: pooled.server.pid,
+        description: `the metered mutation from a second server reaching the database through PgBouncer (pool_mode = transaction, ${pooled.poolSize} server connections)`,
+        measure: (seconds) => loadScenario(pooled.server.url, metered, options.connections, seconds),
+      });
+    }
   }
   if (wanted(RAW)) {
     const template: StatementTemplate = await captureDebitStatement(BENCH_DEBIT_STATEMENT.debit);
@@ -174,19 +199,20 @@ async function main(): Promise<number> {
   process.once("SIGTERM", onSignal);
 
   try {
-    server = await startBenchServer({
+    const serverOptions: BenchServerOptions = {
       databaseUrl: database.url,
       poolSize: options.serverPoolSize,
       jwtSecret: JWT_SECRET,
       profileDir: options.profileDir,
       extraEnv: options.serverEnv,
-    });
+    };
+    server = await startBenchServer(serverOptions);
     log(`server pid ${server.pid} at ${server.url}`);
     const data = await seedBenchData(database.url, options.subscriptions, options.grantsPerBalance);
     const tokens = await mintTokens([...data.subscriptions.map((s) => s.ownerId), data.hot.ownerId]);
 
     const skipped: Record<string, string> = {};
-    const scenarios = await buildScenarios(options, server, database.url, data, tokens, skipped, closers);
+    const scenarios = await buildScenarios(options, server, serverOptions, database.url, data, tokens, skipped, closers);
 
     log(`warming up (${options.warmupSeconds} s each)`);
     for (const scenario of scenarios) await scenario.measure(options.warmupSeconds);
@@ -197,9 +223,10 @@ async function main(): Promise<number> {
     for (let round = 1; round <= options.rounds; round++) {
       for (const scenario of scenarios) {
         settleMs.push(await settleDatabase(database.url));
-        const before = sampleCpu(server.pid, database.name);
+        const serverPid = scenario.serverPid ?? server.pid;
+        const before = sampleCpu(serverPid, database.name);
         const m = await scenario.measure(options.durationSeconds);
-        const cpuMsPerRequest = cpuPerRequest(before, sampleCpu(server.pid, database.name), m.requests);
+        const cpuMsPerRequest = cpuPerRequest(before, sampleCpu(serverPid, database.name), m.requests);
         runs.push({ scenario: scenario.name, round, ...m, cpuMsPerRequest });
         log(`round ${round}  ${describeRun(scenario.name, { ...m, cpuMsPerRequest })}`);
       }

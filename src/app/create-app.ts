@@ -39,6 +39,13 @@ import { createDatabaseIdempotencyGate } from "../idempotency/database-idempoten
 import { runRecoveryPass } from "../recovery/recovery-pass.js";
 import { startRecoveryScheduler } from "../recovery/recovery-scheduler.js";
 import { runGrantMaintenance } from "../grants/maintenance.js";
+import { createCorsPolicy } from "../http/cors.js";
+import { RequestLimiter } from "../http/request-limit.js";
+import { requestLimitGate } from "../http/request-limit-gate.js";
+import { requireBearer } from "../http/bearer-route.js";
+import { normaliseIdsTransformer } from "../graphql/normalise-ids.js";
+import { createEdgeMetrics } from "../observability/edge-metrics.js";
+import { backfillBalances } from "../subscriptions/balance-backfill.js";
 
 export interface CreateAppOptions {
   logger?: Logger;
@@ -73,6 +80,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       logger,
     }));
   const ownsDatabase = !options.database;
+  // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
+  await backfillBalances(database.db, [...CREDIT_TYPE_NAMES]);
 
   // The benchmark's baseline fields exist only in a server started with BENCH=1 (`npm run bench`).
   const baseSchema = buildBaseSchema(config.BENCH ? [BenchResolver] : []);
@@ -96,7 +105,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
 
   // Rate limits (memory, or Redis when REDIS_URL is set): exact under concurrency. A bad @rateLimit fails here, at start.
   const clock = options.clock;
+  const edgeMetrics = createEdgeMetrics(observability.metrics.registry);
   const rateLimiting = createRateLimiting({
+    onStoreFailure: () => edgeMetrics.rateLimitStoreFailures.inc({ store: config.REDIS_URL ? "redis" : "memory" }),
     config,
     logger,
     schema: baseSchema,
@@ -118,7 +129,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     maxInFlight: config.CHARGE_BATCH_IN_FLIGHT,
   });
   const wrap = createChargeWrapper({ ledger, rateLimiter, observer, idempotency });
-  const schema = rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema));
+  // Ids normalised outermost, so every wrapper and resolver sees lower-case UUIDs.
+  const schema = normaliseIdsTransformer(rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema)));
   services.schema = schema;
 
   const validationRules = requestValidationRules(
@@ -137,6 +149,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     schema,
     formatError,
     includeStacktraceInErrorResponses: false,
+    // A document's lexical tokens are limited before graphql builds its tree (MAX_DOCUMENT_TOKENS).
+    parseOptions: { maxTokens: config.MAX_DOCUMENT_TOKENS },
     introspection: config.NODE_ENV !== "production",
     // With introspection off, "Did you mean …" hints would still leak the schema's field names.
     hideSchemaDetailsFromClientErrors: config.NODE_ENV === "production",
@@ -176,9 +190,19 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const http = createHttpServer({
     apollo,
     context: createContextFactory(services, verify),
-    routes: { "GET /health": healthRoute(database), "GET /metrics": observability.metricsRoute },
+    routes: {
+      "GET /health": healthRoute(database, rateLimiting.store),
+      "GET /metrics": requireBearer(config.METRICS_TOKEN, observability.metricsRoute),
+    },
     maxBodyBytes: config.MAX_BODY_BYTES,
     logger,
+    cors: createCorsPolicy({ origins: config.CORS_ORIGINS, allowLocalhost: config.devMode && config.NODE_ENV !== "production" }),
+    admit: requestLimitGate(
+      new RequestLimiter(config.REQUEST_LIMIT, clock ? () => clock().getTime() : undefined),
+      verify,
+      `${config.REQUEST_LIMIT.max} requests per ${config.REQUEST_LIMIT.window}`,
+      () => edgeMetrics.requestsLimited.inc(),
+    ),
   });
 
   // Every debit ends settled: refund what crashed processes left pending (at start, then every interval).

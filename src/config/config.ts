@@ -30,18 +30,32 @@ const optionalText = z
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
 /** "60/1m" → { max: 60, windowMs: 60000, window: "1m" } */
-const rateLimitSpec = z
+const rateLimitSpec = (name = "RATE_LIMIT_DEFAULT", fallback = "60/1m") => z
   .string()
-  .default("60/1m")
+  .default(fallback)
   .transform((text, ctx) => {
     const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(text);
     const windowMs = match ? parseDurationMs(match[2]) : undefined;
     if (!match || windowMs === undefined || Number(match[1]) < 1) {
-      ctx.addIssue({ code: "custom", message: `RATE_LIMIT_DEFAULT must look like "60/1m" (calls per window)` });
+      ctx.addIssue({ code: "custom", message: `${name} must look like "60/1m" (calls per window)` });
       return z.NEVER;
     }
     return { max: Number(match[1]), window: match[2], windowMs };
   });
+
+/** "*" → "*"; "https://a.example, http://localhost:5173" → the list (trailing slashes dropped); unset → []. */
+const corsOrigins = optionalText.transform((text, ctx): readonly string[] | "*" => {
+  if (text === undefined) return [];
+  if (text === "*") return "*";
+  const origins = text.split(",").map((o) => o.trim().replace(/\/+$/, "")).filter((o) => o.length > 0);
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      ctx.addIssue({ code: "custom", message: `CORS_ORIGINS: "${origin}" is not an origin such as https://app.example.com (or use "*")` });
+      return z.NEVER;
+    }
+  }
+  return origins;
+});
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -61,7 +75,7 @@ export const configSchema = z.object({
   REDIS_URL: optionalText.pipe(
     z.string().regex(/^rediss?:\/\//, "REDIS_URL must start with redis:// or rediss://").optional(),
   ),
-  RATE_LIMIT_DEFAULT: rateLimitSpec,
+  RATE_LIMIT_DEFAULT: rateLimitSpec(),
   RATE_LIMIT_ON_STORE_ERROR: z.enum(["closed", "open"]).default("closed"),
   /** Prefix of every rate-limit key in Redis, so several deployments (or test runs) can share one Redis. */
   RATE_LIMIT_KEY_PREFIX: z.string().default("gc:rl:"),
@@ -91,6 +105,14 @@ export const configSchema = z.object({
   CHARGE_BATCH_MAX: positiveInt(100),
   /** Most debit statements the charge ledger runs at once (each holds a pooled connection while it runs). */
   CHARGE_BATCH_IN_FLIGHT: positiveInt(2),
+  /** Origins browsers may call from: comma-separated, or "*". Development mode adds http://localhost:* and http://127.0.0.1:*. */
+  CORS_ORIGINS: corsOrigins,
+  /** Requests per caller (token subject, else client address) and window, refused (429) before parsing. */
+  REQUEST_LIMIT: rateLimitSpec("REQUEST_LIMIT", "1200/1m"),
+  /** Most lexical tokens in one GraphQL document (graphql's parse maxTokens). */
+  MAX_DOCUMENT_TOKENS: positiveInt(10_000),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: optionalText,
   /** Plans as JSON, or PLANS_FILE naming a JSON file (src/plans/plan-config.ts); parsed into `plans`. */
   PLANS: optionalText,
   PLANS_FILE: optionalText,
@@ -123,6 +145,8 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     );
   }
   const raw = result.data;
+  const problems = productionProblems(raw);
+  if (problems.length > 0) throw new ConfigError(problems);
   let plans: readonly PlanDefinition[];
   try {
     plans = loadPlans(raw.PLANS, raw.PLANS_FILE);
@@ -131,4 +155,22 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     throw err;
   }
   return Object.freeze({ ...raw, devMode: !raw.JWT_SECRET && !raw.JWT_JWKS_URL, plans });
+}
+
+/** Shortest JWT_SECRET accepted in production: 256 bits, as HS256 wants (Supabase's secrets are longer). */
+export const MIN_PRODUCTION_SECRET_LENGTH = 32;
+
+/**
+ * Production never falls back to development mode: its secret is public, so anyone could mint an
+ * admin token. Without a real secret or JWKS the process must not start at all.
+ */
+function productionProblems(raw: RawConfig): string[] {
+  if (raw.NODE_ENV !== "production") return [];
+  if (!raw.JWT_SECRET && !raw.JWT_JWKS_URL) {
+    return ["JWT_SECRET or JWT_JWKS_URL: one is required with NODE_ENV=production (development mode and its public secret are refused)"];
+  }
+  if (raw.JWT_SECRET && raw.JWT_SECRET.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    return [`JWT_SECRET: must be at least ${MIN_PRODUCTION_SECRET_LENGTH} characters with NODE_ENV=production`];
+  }
+  return [];
 }
