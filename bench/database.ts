@@ -61,7 +61,13 @@ export interface BenchData {
 export const SPREAD_CREDITS = 10_000_000;
 export const HOT_CREDITS = 1_000_000_000;
 
-async function openSubscriptions(pool: pg.Pool, ownerPrefix: string, count: number, credits: number): Promise<BenchSubscription[]> {
+/**
+ * Opens `count` subscriptions with `credits` of every type, each balance made of `grants` grants
+ * (one GRANT entry each) with mixed categories, priorities and expiries (some never, the others
+ * months away), so a debit walks the spending order of several grants (docs/grants.md).
+ */
+async function openSubscriptions(pool: pg.Pool, ownerPrefix: string, count: number, credits: number, grants: number): Promise<BenchSubscription[]> {
+  const perGrant = Math.floor(credits / grants);
   const { rows } = await pool.query<{ id: string; owner_id: string }>(
     `with subs as (
        insert into billing_subscriptions (owner_id, plan)
@@ -69,23 +75,29 @@ async function openSubscriptions(pool: pg.Pool, ownerPrefix: string, count: numb
        returning id, owner_id
      ), balances as (
        insert into credit_balances (subscription_id, credit_type, balance)
-       select id, t, $3::int from subs cross join unnest(array['ai', 'leads', 'skiptrace']) as t
+       select id, t, $3::int * $4::int from subs cross join unnest(array['ai', 'leads', 'skiptrace']) as t
        returning subscription_id, credit_type, balance
+     ), grant_rows as (
+       select subscription_id, credit_type, gen_random_uuid() as id, k from balances cross join generate_series(1, $4::int) as k
      ), grants as (
-       insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, actor_id, reason)
-       select subscription_id, credit_type, 'GRANT', balance, balance, 'bench', 'bench credits' from balances
+       insert into credit_ledger (subscription_id, id, credit_type, kind, amount, balance_after, actor_id, reason, draws)
+       select subscription_id, id, credit_type, 'GRANT', $3::int, $3::int * k, 'bench', 'bench credits',
+              credit_grants_create(subscription_id, credit_type, $3::int, id, 'bench credits',
+                                   case when k % 2 = 0 then 'PROMOTIONAL' else 'PAID' end, (k * 37) % 101,
+                                   case when k % 3 = 1 then null else now() + k * interval '30 days' end)
+         from grant_rows
      )
      select id, owner_id from subs`,
-    [ownerPrefix, count, credits],
+    [ownerPrefix, count, perGrant, grants],
   );
   return rows.map((r) => ({ id: r.id, ownerId: r.owner_id }));
 }
 
-export async function seedBenchData(url: string, subscriptions: number): Promise<BenchData> {
+export async function seedBenchData(url: string, subscriptions: number, grantsPerBalance = 1): Promise<BenchData> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   try {
-    const spread = await openSubscriptions(pool, "bench-user-", subscriptions, SPREAD_CREDITS);
-    const [hot] = await openSubscriptions(pool, "bench-hot-", 1, HOT_CREDITS);
+    const spread = await openSubscriptions(pool, "bench-user-", subscriptions, SPREAD_CREDITS, grantsPerBalance);
+    const [hot] = await openSubscriptions(pool, "bench-hot-", 1, HOT_CREDITS, grantsPerBalance);
     await pool.query("analyze");
     return { subscriptions: spread, hot };
   } finally {

@@ -23,6 +23,8 @@ export interface BenchOptions {
   rounds: number;
   soakSeconds: number;
   subscriptions: number;
+  /** Grants each balance is seeded with (--grants-per-balance): mixed categories, priorities and expiries. */
+  grantsPerBalance: number;
   serverPoolSize: number;
   /** Extra server settings: every BENCH_SERVER_<NAME>=value becomes <NAME>=value in the server's environment. */
   serverEnv: Record<string, string>;
@@ -37,6 +39,7 @@ export class BenchUsageError extends Error {
 }
 
 const USAGE = `npm run bench -- [--quick] [--out file] [--readme file] [--profile dir] [--only a,b] [--duration s] [--rounds n] [--soak s]
+                     [--grants-per-balance n]   seed every balance with n grants (default 1), e.g. 5
   BENCH_DATABASE_URL  PostgreSQL server to create a fresh bench_<random> database on
                       (default postgres://postgres@127.0.0.1:5432/test)
   BENCH_SERVER_<NAME> passed to the server as <NAME>, e.g. BENCH_SERVER_CHARGE_BATCH_IN_FLIGHT=1`;
@@ -52,7 +55,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     else if (i + 1 < argv.length) flags.set(name, argv[++i]);
     else throw new BenchUsageError(`--${name} needs a value\n${USAGE}`);
   }
-  const known = new Set(["quick", "help", "out", "readme", "profile", "only", "duration", "rounds", "soak", "connections"]);
+  const known = new Set(["quick", "help", "out", "readme", "profile", "only", "duration", "rounds", "soak", "connections", "grants-per-balance"]);
   for (const name of flags.keys()) if (!known.has(name)) throw new BenchUsageError(`unknown option --${name}\n${USAGE}`);
   if (flags.has("help")) {
     console.log(USAGE);
@@ -89,6 +92,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     rounds: number("rounds", quick ? 1 : 3),
     soakSeconds: number("soak", quick ? 4 : 60),
     subscriptions: 1000,
+    grantsPerBalance: Math.round(number("grants-per-balance", 1)),
     serverPoolSize: 20,
     serverEnv: Object.fromEntries(
       Object.entries(env)

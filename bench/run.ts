@@ -232,7 +232,7 @@ async function main(): Promise<number> {
     };
     server = await startBenchServer(serverOptions);
     log(`server pid ${server.pid} at ${server.url}`);
-    const data = await seedBenchData(database.url, options.subscriptions);
+    const data = await seedBenchData(database.url, options.subscriptions, options.grantsPerBalance);
     const tokens = await mintTokens([...data.subscriptions.map((s) => s.ownerId), data.hot.ownerId]);
 
     const skipped: Record<string, string> = {};
@@ -306,6 +306,7 @@ async function main(): Promise<number> {
         rounds: options.rounds,
         soakSeconds: options.soakSeconds,
         subscriptions: options.subscriptions,
+        grantsPerBalance: options.grantsPerBalance,
         serverPoolSize: options.serverPoolSize,
         serverEnv: options.serverEnv,
         rawDebitPoolSize: options.connections,

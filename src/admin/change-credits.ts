@@ -11,9 +11,14 @@ import type { LedgerEntryRecord } from "../ledger/entry.js";
 /** The largest balance a balance row holds (PostgreSQL integer). */
 export const MAX_BALANCE = 2_147_483_647;
 
-export async function changeCredits(db: DbOrTx, change: BalanceChange): Promise<LedgerEntryRecord> {
+export async function changeCredits(
+  db: DbOrTx,
+  change: BalanceChange,
+  /** The statement that writes the change; a grant with terms passes src/grants/grant-credits.ts. */
+  write: (db: DbOrTx, change: BalanceChange) => Promise<LedgerEntryRecord> = changeBalance,
+): Promise<LedgerEntryRecord> {
   try {
-    return await changeBalance(db, change);
+    return await write(db, change);
   } catch (err) {
     switch (sqlState(err)) {
       // The balance CHECK (or the ledger's balance_after CHECK): the change would go below zero.

@@ -38,6 +38,7 @@ import { createRateLimiting } from "../ratelimit/create-rate-limiting.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
 import { runRecoveryPass } from "../recovery/recovery-pass.js";
 import { startRecoveryScheduler } from "../recovery/recovery-scheduler.js";
+import { runGrantMaintenance } from "../grants/maintenance.js";
 import { createCorsPolicy } from "../http/cors.js";
 import { RequestLimiter } from "../http/request-limit.js";
 import { requestLimitGate } from "../http/request-limit-gate.js";
@@ -245,15 +246,21 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const recovery = startRecoveryScheduler({
     intervalMs: config.RECOVERY_INTERVAL,
     logger,
-    runPass: () =>
-      runRecoveryPass({
+    runPass: async () => {
+      try {
+        return await runRecoveryPass({
         db: database.db,
         settleTimeoutMs: config.CHARGE_SETTLE_TIMEOUT,
         batchSize: config.RECOVERY_BATCH_SIZE,
         clock: options.clock,
         logger,
         observer,
-      }),
+        });
+      } finally {
+        // Plan renewals and grant expiry ride on the same pass (src/grants/maintenance.ts).
+        await runGrantMaintenance({ db: database.db, plans: config.plans, logger });
+      }
+    },
   });
 
   return {

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseDurationMs } from "./duration.js";
+import { loadPlans, PlanConfigError, type PlanDefinition } from "../plans/plan-config.js";
 
 const duration = (name: string, fallback: string) =>
   z
@@ -125,6 +126,9 @@ export const configSchema = z.object({
   MAX_DOCUMENT_TOKENS: positiveInt(10_000),
   /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: optionalText,
+  /** Plans as JSON, or PLANS_FILE naming a JSON file (src/plans/plan-config.ts); parsed into `plans`. */
+  PLANS: optionalText,
+  PLANS_FILE: optionalText,
   /** `auto`: `npm start` builds the console (console/dist) when it is missing or stale; `off`: serve what is there. */
   CONSOLE_BUILD: z.enum(["auto", "off"]).default("auto"),
 });
@@ -135,6 +139,8 @@ export type Config = Readonly<
   RawConfig & {
     /** True when neither JWT_SECRET nor JWT_JWKS_URL is set: a fixed development secret is used. */
     devMode: boolean;
+    /** The plans of PLANS or PLANS_FILE; empty when neither is set. */
+    plans: readonly PlanDefinition[];
   }
 >;
 
@@ -156,7 +162,14 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   const raw = result.data;
   const problems = productionProblems(raw);
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ ...raw, devMode: !raw.JWT_SECRET && !raw.JWT_JWKS_URL });
+  let plans: readonly PlanDefinition[];
+  try {
+    plans = loadPlans(raw.PLANS, raw.PLANS_FILE);
+  } catch (err) {
+    if (err instanceof PlanConfigError) throw new ConfigError(err.problems);
+    throw err;
+  }
+  return Object.freeze({ ...raw, devMode: !raw.JWT_SECRET && !raw.JWT_JWKS_URL, plans });
 }
 
 /** Shortest JWT_SECRET accepted in production: 256 bits, as HS256 wants (Supabase's secrets are longer). */

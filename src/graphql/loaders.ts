@@ -6,10 +6,13 @@ import DataLoader from "dataloader";
 import type { DbOrTx } from "../db/database.js";
 import { balancesOfSubscriptions, type BalanceRecord } from "../ledger/balances.js";
 import { subscriptionsByIds, type SubscriptionRecord } from "../subscriptions/subscription-store.js";
+import { createGrantLoaders, type GrantLoaders } from "../grants/grant-loaders.js";
 
 export interface RequestLoaders {
   subscription: DataLoader<string, SubscriptionRecord | undefined>;
   balances: DataLoader<string, BalanceRecord[]>;
+  /** Grants, ledger draws and plan periods (src/grants/grant-loaders.ts). */
+  grants: GrantLoaders;
 }
 
 export function createLoaders(db: DbOrTx): RequestLoaders {
@@ -23,5 +26,6 @@ export function createLoaders(db: DbOrTx): RequestLoaders {
       const rows = await balancesOfSubscriptions(db, ids);
       return ids.map((id) => rows.filter((r) => r.subscriptionId === id));
     }),
+    grants: createGrantLoaders(db),
   };
 }

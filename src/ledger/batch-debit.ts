@@ -116,12 +116,15 @@ export async function debitBatch(db: DbOrTx, requests: readonly BatchDebitReques
             on b.subscription_id = k.subscription_id and b.credit_type = k.credit_type
          order by b.subscription_id, b.credit_type
            for update of b
-      ), walk (subscription_id, credit_type, n, remaining, granted) as (
-        select subscription_id, credit_type, 0, balance, false from locked
+      ), walk (subscription_id, credit_type, n, remaining, granted, expired) as (
+        -- expired: credits of expired grants the expiry pass has not removed yet; they are in the
+        -- balance but no hold may count on them (drizzle/0005_grants.sql). Read here, once the row is
+        -- locked, so it sees every change committed before the lock.
+        select subscription_id, credit_type, 0, balance, false, credit_expired_remains(subscription_id, credit_type) from locked
         union all
         select w.subscription_id, w.credit_type, c.n,
-               case when c.allowed and w.remaining >= c.amount then w.remaining - c.amount else w.remaining end,
-               c.allowed and w.remaining >= c.amount
+               case when c.allowed and w.remaining - w.expired >= c.amount then w.remaining - c.amount else w.remaining end,
+               c.allowed and w.remaining - w.expired >= c.amount, w.expired
           from walk w
           join checked c on c.subscription_id = w.subscription_id and c.credit_type = w.credit_type and c.n = w.n + 1
       ), debited as (
@@ -148,7 +151,7 @@ export async function debitBatch(db: DbOrTx, requests: readonly BatchDebitReques
         insert into pending_charges (subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id)
         select subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id from granted
       )
-      select c.ord, coalesce(w.granted, false) as granted, w.remaining, w.n is not null as has_balance, c.allowed, c.owner_id, c.status
+      select c.ord, coalesce(w.granted, false) as granted, w.remaining - w.expired as remaining, w.n is not null as has_balance, c.allowed, c.owner_id, c.status
         from checked c
         left join walk w on w.subscription_id = c.subscription_id and w.credit_type = c.credit_type and w.n = c.n
        order by c.ord`,

@@ -32,7 +32,9 @@ export async function debitCredits(db: DbOrTx, request: DebitRequest): Promise<D
       with debited as (
         update credit_balances
            set balance = balance - ${amount}::int, updated_at = now()
-         where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType} and balance >= ${amount}::int
+         where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}
+           -- Expired grants' remains are no credits to spend (drizzle/0005_grants.sql).
+           and balance - credit_expired_remains(subscription_id, credit_type) >= ${amount}::int
         returning subscription_id, credit_type, balance
       ), entry as (
         insert into credit_ledger
@@ -53,7 +55,7 @@ export async function debitCredits(db: DbOrTx, request: DebitRequest): Promise<D
   // Refused: read what there is, so the error can say "needs 5, 3 available". Off the hot path.
   const current = await queryRows<{ balance: number }>(
     db,
-    sql`select balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}`,
+    sql`select balance - credit_expired_remains(subscription_id, credit_type) as balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}`,
   );
   if (current.length === 0) return { ok: false, reason: "no-balance" };
   return { ok: false, reason: "insufficient", available: Number(current[0].balance) };

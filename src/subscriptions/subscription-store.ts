@@ -5,6 +5,8 @@ import { creditBalances } from "../db/schema/balances.js";
 import { billingSubscriptions, type SubscriptionStatusValue } from "../db/schema/subscriptions.js";
 import { CREDIT_TYPES } from "../credits/credit-types.js";
 import { changeBalance } from "../ledger/change-balance.js";
+import type { PlanDefinition } from "../plans/plan-config.js";
+import { startFirstPeriod } from "../plans/plan-periods.js";
 
 export type SubscriptionRecord = typeof billingSubscriptions.$inferSelect;
 
@@ -14,6 +16,8 @@ export interface OpenSubscription {
   initialCredits?: { type: string; amount: number }[];
   actorId: string | null;
   requestId: string | null;
+  /** The configured plan named by `plan`, if any: its first period starts at once (src/plans). */
+  planDefinition?: PlanDefinition;
 }
 
 /** Opens a subscription in one transaction: the row, a balance of each type, and a GRANT per starting amount. */
@@ -38,6 +42,7 @@ export async function openSubscription(db: DbOrTx, request: OpenSubscription): P
         requestId: request.requestId,
       });
     }
+    if (request.planDefinition) await startFirstPeriod(tx, subscription.id, request.planDefinition);
     return subscription;
   });
 }

@@ -16,9 +16,9 @@ import { requirePgBouncer } from "../helpers/pgbouncer.js";
 const pooled = postgresAvailable && requirePgBouncer(REQUIRE_SERVICES) !== undefined;
 const SCENARIOS = ["noop", "bare-sql", "metered", "metered-live", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
 
-function runQuickBench(out: string): Promise<{ code: number | null; output: string }> {
+function runQuickBench(out: string, extra: string[] = []): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", "--quick", "--out", out], {
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", "--quick", "--out", out, ...extra], {
       env: { ...process.env, BENCH_DATABASE_URL: TEST_DATABASE_URL },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -82,5 +82,18 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
     // The load left the ledger consistent and every charge settled.
     expect(results.integrity).toMatchObject({ auditMismatches: 0, pendingCharges: 0 });
     expect(results.integrity.debits).toBeGreaterThan(0);
+  });
+
+  it("--grants-per-balance 5 runs the metered loads on five grants per balance and leaves a clean ledger", { timeout: 120_000 }, async () => {
+    const out = join(dir, "results-grants.json");
+    const { code, output } = await runQuickBench(out, ["--grants-per-balance", "5", "--only", "bare-sql,metered,metered-hot"]);
+    expect(code, output).toBe(0);
+    const results = JSON.parse(readFileSync(out, "utf8"));
+    expect(results.settings.grantsPerBalance).toBe(5);
+    expect(results.runs.map((r: { scenario: string }) => r.scenario).sort()).toEqual(["bare-sql", "metered", "metered-hot"]);
+    for (const run of results.runs) expect(run).toMatchObject({ failures: 0 });
+    expect(results.ratios.metered_over_bare_sql).toEqual(expect.any(Number));
+    expect(results.ratios.metered_hot_over_metered).toEqual(expect.any(Number));
+    expect(results.integrity).toMatchObject({ auditMismatches: 0, pendingCharges: 0 });
   });
 });

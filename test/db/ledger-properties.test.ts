@@ -1,16 +1,21 @@
 /**
- * Property-based: random sequences of grants, debits, refunds and adjustments, run concurrently on
- * real PostgreSQL through the production ledger code (coalescing debits, admin refunds, balance
- * changes). Whatever interleaving the database picks, every operation either succeeds or is refused
- * for a legitimate reason, the balance equals the model replayed from the successful operations,
- * it is never negative, no debit is refunded beyond itself, and ledgerAudit is clean.
+ * Property-based: random sequences of grants (with random categories, priorities and expiries, some
+ * expiring while the run goes on), debits, refunds and adjustments, run concurrently on real
+ * PostgreSQL through the production ledger code (coalescing debits, admin refunds, balance changes,
+ * the expiry pass). Whatever interleaving the database picks, every operation either succeeds or is
+ * refused for a legitimate reason, the balance equals the model replayed from the successful
+ * operations and the expirations, it is never negative, no debit is refunded beyond itself, no debit
+ * draws from a grant expired at its time, every entry's draws add up to its amount, and ledgerAudit
+ * (grants included) is clean.
  */
 import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../src/db/database.js";
 import { sqlState } from "../../src/db/errors.js";
-import { auditLedger } from "../../src/ledger/audit.js";
+import { auditLedgerAndGrants } from "../../src/grants/grant-audit.js";
+import { grantWithTerms } from "../../src/grants/grant-credits.js";
+import { expireDueGrants } from "../../src/grants/expiry.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { createCoalescingChargeLedger, type CoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
 import { refundDebit } from "../../src/ledger/refund-charge.js";
@@ -24,7 +29,16 @@ type CreditType = (typeof TYPES)[number];
 type Operation =
   | { op: "grant"; type: CreditType; amount: number }
   | { op: "debit"; type: CreditType; amount: number }
-  | { op: "adjust"; type: CreditType; delta: number };
+  | { op: "adjust"; type: CreditType; delta: number }
+  | {
+      op: "grantTerms";
+      type: CreditType;
+      amount: number;
+      category: "PAID" | "PROMOTIONAL" | "PLAN";
+      priority: number;
+      /** null: never expires; otherwise expires this many ms after it is made (often during the run). */
+      expiresInMs: number | null;
+    };
 type Refund = { debitIndex: number; amount: number | undefined };
 
 const creditType = fc.constantFrom(...TYPES);
@@ -38,6 +52,15 @@ const operation: fc.Arbitrary<Operation> = fc.oneof(
     delta: fc.integer({ min: -30, max: 30 }).filter((d) => d !== 0),
   }),
 );
+const withTerms: fc.Arbitrary<Operation> = fc.record({
+  op: fc.constant("grantTerms" as const),
+  type: creditType,
+  amount: fc.integer({ min: 1, max: 30 }),
+  category: fc.constantFrom("PAID" as const, "PROMOTIONAL" as const, "PLAN" as const),
+  priority: fc.integer({ min: 0, max: 100 }),
+  expiresInMs: fc.option(fc.integer({ min: 5, max: 300 }), { nil: null }),
+});
+const anyOperation: fc.Arbitrary<Operation> = fc.oneof(operation, withTerms);
 const refund: fc.Arbitrary<Refund> = fc.record({
   debitIndex: fc.nat({ max: 1_000 }),
   amount: fc.option(fc.integer({ min: 1, max: 10 }), { nil: undefined }),
@@ -74,6 +97,12 @@ describe.skipIf(!postgresAvailable)("ledger properties under concurrency on Post
       debits.push({ entryId: outcome.entryId, type: operation.type, amount: operation.amount });
       return -operation.amount;
     }
+    if (operation.op === "grantTerms") {
+      const change = { subscriptionId, creditType: operation.type, kind: "GRANT" as const, delta: operation.amount, actorId: "property-admin", reason: "property test", requestId: "property" };
+      const expiresAt = operation.expiresInMs === null ? null : new Date(Date.now() + operation.expiresInMs);
+      await grantWithTerms(database.db, change, { category: operation.category, priority: operation.priority, expiresAt });
+      return operation.amount;
+    }
     const delta = operation.op === "grant" ? operation.amount : operation.delta;
     try {
       await changeBalance(database.db, {
@@ -97,9 +126,9 @@ describe.skipIf(!postgresAvailable)("ledger properties under concurrency on Post
   it("balances equal the replayed model, never go negative, and the audit is clean", async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(operation, { minLength: 5, maxLength: 40 }),
+        fc.array(anyOperation, { minLength: 5, maxLength: 40 }),
         fc.array(refund, { maxLength: 20 }),
-        fc.array(operation, { maxLength: 20 }),
+        fc.array(anyOperation, { maxLength: 20 }),
         async (first, refunds, second) => {
           const subscriptionId = await fundedSubscription(database, "property-owner", { ai: 20, leads: 20 });
           const model: Record<CreditType, number> = { ai: 20, leads: 20 };
@@ -111,9 +140,11 @@ describe.skipIf(!postgresAvailable)("ledger properties under concurrency on Post
           // Phase 1: grants, debits and adjustments all at once.
           await Promise.all(first.map((o) => run(subscriptionId, o, debits).then(apply(o.type))));
 
-          // Phase 2: refunds of phase-1 debits (often several of one debit, racing) beside more operations.
+          // Phase 2: refunds of phase-1 debits (often several of one debit, racing) beside more
+          // operations and the expiry pass.
           const refunded = new Map<string, number>();
           await Promise.all([
+            expireDueGrants(database.db),
             ...refunds
               .filter(() => debits.length > 0)
               .map(async (r) => {
@@ -135,6 +166,26 @@ describe.skipIf(!postgresAvailable)("ledger properties under concurrency on Post
             ...second.map((o) => run(subscriptionId, o, debits).then(apply(o.type))),
           ]);
 
+          await expireDueGrants(database.db);
+          // Expirations (by the pass, or at once for credits refunded to an expired grant) leave the model.
+          const expired = await queryRows<{ credit_type: CreditType; total: string | number }>(
+            database.db,
+            sql`select credit_type, sum(amount) as total from credit_ledger
+                 where subscription_id = ${subscriptionId}::uuid and kind = 'EXPIRATION' group by credit_type`,
+          );
+          for (const row of expired) model[row.credit_type] += Number(row.total);
+          const [violations] = await queryRows<{ expired_draws: string | number; unbalanced: string | number }>(
+            database.db,
+            sql`select
+                  (select count(*) from credit_ledger l
+                     cross join lateral jsonb_array_elements(l.draws) d
+                     join credit_grants g on g.subscription_id = l.subscription_id and g.id = (d ->> 'grantId')::uuid
+                    where l.subscription_id = ${subscriptionId}::uuid and l.kind = 'DEBIT' and g.expires_at <= l.created_at) as expired_draws,
+                  (select count(*) from credit_ledger l
+                    where l.subscription_id = ${subscriptionId}::uuid and l.amount <> 0
+                      and (select coalesce(sum((d ->> 'amount')::int), 0) from jsonb_array_elements(l.draws) d) <> abs(l.amount)) as unbalanced`,
+          );
+          expect({ expiredDraws: Number(violations.expired_draws), unbalanced: Number(violations.unbalanced) }).toEqual({ expiredDraws: 0, unbalanced: 0 });
           for (const debit of debits) expect(refunded.get(debit.entryId) ?? 0).toBeLessThanOrEqual(debit.amount);
           const rows = await queryRows<{ credit_type: CreditType; balance: number }>(
             database.db,
@@ -144,7 +195,7 @@ describe.skipIf(!postgresAvailable)("ledger properties under concurrency on Post
           expect(balances).toEqual(model);
           expect(balances.ai).toBeGreaterThanOrEqual(0);
           expect(balances.leads).toBeGreaterThanOrEqual(0);
-          expect(await auditLedger(database.db)).toMatchObject({ ok: true, mismatches: [] });
+          expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
         },
       ),
       { numRuns: 25 },

@@ -118,7 +118,8 @@ describe.each(BACKENDS)("Idempotency-Key on admin mutations on %s", (backend) =>
     // The first call's claim, as it stands while that call runs.
     const now = new Date();
     await claimKey(database.db, { actorId: ADMIN, key, fieldPath: "grantCredits" }, {
-      requestHash: requestHash("Mutation.grantCredits", { input }),
+      // The arguments as GraphQL coerces them: GrantCreditsInput's defaults (issue 17) included.
+      requestHash: requestHash("Mutation.grantCredits", { input: { ...input, category: "PAID", priority: 50 } }),
       now,
       expiresAt: new Date(now.getTime() + 60_000),
       staleBefore: new Date(now.getTime() - 60_000),

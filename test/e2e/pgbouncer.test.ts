@@ -2,7 +2,7 @@
  * Through a real PgBouncer in transaction mode (what Supabase's pooler on port 6543 is) with a
  * small pool: migrations at start (two instances at once), 200 concurrent previews, 50 concurrent
  * metered calls, the admin operations (one with an Idempotency-Key), the recovery pass and a clean
- * ledger audit. A query that
+ * ledger audit, and live-balance pushes (NOTIFY through the pooler, LISTEN on DATABASE_DIRECT_URL). A query that
  * leaves state on its server session (a named prepared statement, a session advisory lock) breaks
  * here, because the pooler hands the next statement to whichever server connection is free.
  */
@@ -16,6 +16,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
 import { postgresAvailable, REQUIRE_SERVICES, TEST_DATABASE_URL } from "../helpers/services.js";
 import { requirePgBouncer, startPgBouncer, type PgBouncer } from "../helpers/pgbouncer.js";
+import { liveClient } from "../helpers/live-client.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
 
 const pgbouncer = postgresAvailable ? requirePgBouncer(REQUIRE_SERVICES) : undefined;
@@ -33,6 +34,7 @@ const SET_STATUS = `mutation ($id: ID!, $status: SubscriptionStatus!, $reason: S
 const GRANT = `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { ${ENTRY} } }`;
 const ADJUST = `mutation ($input: AdjustCreditsInput!) { adjustCredits(input: $input) { ${ENTRY} } }`;
 const REFUND = `mutation ($input: RefundChargeInput!) { refundCharge(input: $input) { ${ENTRY} } }`;
+const BALANCE_CHANGED = `subscription ($s: ID!, $types: [String!]) { creditBalanceChanged(subscriptionId: $s, types: $types) { subscriptionId type balance } }`;
 const AUDIT = `query { ledgerAudit { checkedBalances ok mismatches { subscriptionId type balance ledgerSum } } }`;
 
 async function directQuery<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
@@ -87,7 +89,8 @@ describe.runIf(pgbouncer)("through PgBouncer in transaction mode", () => {
     expect(locks[0].n).toBe(0);
 
     server = await startTestServer({
-      env: { DATABASE_URL: bouncer.urlFor(directUrl), DATABASE_POOL_SIZE: "10", RATE_LIMIT_DEFAULT: "100000/1m" },
+      // Queries go through the pooler; LISTEN needs a session, so it takes the direct URL (as on Supabase).
+      env: { DATABASE_URL: bouncer.urlFor(directUrl), DATABASE_DIRECT_URL: directUrl, DATABASE_POOL_SIZE: "10", RATE_LIMIT_DEFAULT: "100000/1m" },
     });
     for (let i = 0; i < 20; i++) subscriptions.push(await fundedSubscription(pooled, OWNER, { leads: 1_000, ai: 100 }));
   }, 120_000);
@@ -121,6 +124,22 @@ describe.runIf(pgbouncer)("through PgBouncer in transaction mode", () => {
     expect(new Set(charges.map((c) => c.entryId)).size).toBe(50);
     for (const c of charges) expect(c.charged).toBe(2);
   }, 120_000);
+
+  it("pushes live balances: NOTIFY sent through the pooler, heard on the direct LISTEN session", async () => {
+    const live = liveClient(server.url, owner);
+    try {
+      const sub = subscriptions[7];
+      const events = live.subscribe(BALANCE_CHANGED, { s: sub, types: ["leads"] });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const charged = await server.gql(SEARCH_LEADS, { sub }, { token: owner });
+      expect(charged.body.errors).toBeUndefined();
+      const remaining = charged.body.extensions!.credits.remaining[sub].leads;
+      const event = await events.waitFor((r) => r.data?.creditBalanceChanged.balance === remaining, 15_000);
+      expect(event.data.creditBalanceChanged).toMatchObject({ subscriptionId: sub, type: "leads", balance: remaining });
+    } finally {
+      await live.dispose();
+    }
+  }, 60_000);
 
   it("runs every admin operation", async () => {
     const created = await server.gql(CREATE, { input: { ownerId: OWNER, plan: "pooled", initialCredits: [{ type: "ai", amount: 5 }] } }, { token: admin });

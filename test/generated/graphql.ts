@@ -69,6 +69,8 @@ export type LedgerFilter = {
 export type LedgerKind =
   | 'ADJUSTMENT'
   | 'DEBIT'
+  /** Removes what was left of a grant when it expired. */
+  | 'EXPIRATION'
   | 'GRANT'
   | 'REFUND';
 

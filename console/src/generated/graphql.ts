@@ -55,10 +55,25 @@ export type CreditPreviewInput = {
   variables?: Record<string, unknown> | null | undefined;
 };
 
+/** Where a grant's credits come from. */
+export type GrantCategory =
+  /** Bought credits. */
+  | 'PAID'
+  /** A plan's allowance for one period. */
+  | 'PLAN'
+  /** Free or promotional credits. */
+  | 'PROMOTIONAL';
+
 /** Credits to add to a balance. */
 export type GrantCreditsInput = {
   /** Positive number of credits to add. */
   amount: number;
+  /** Where the credits come from. */
+  category?: GrantCategory | null | undefined;
+  /** Unused credits of this grant expire then; null: never. */
+  expiresAt?: string | null | undefined;
+  /** 0 to 100; lower is spent first. */
+  priority?: number | null | undefined;
   /** Why; recorded in the ledger. */
   reason: string;
   /** The subscription. */
@@ -85,6 +100,8 @@ export type LedgerFilter = {
 export type LedgerKind =
   | 'ADJUSTMENT'
   | 'DEBIT'
+  /** Removes what was left of a grant when it expired. */
+  | 'EXPIRATION'
   | 'GRANT'
   | 'REFUND';
 

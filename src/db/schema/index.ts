@@ -6,3 +6,4 @@ export * from "./pending-charges.js";
 export * from "./alerts.js";
 export * from "./idempotency.js";
 export * from "./balance-thresholds.js";
+export * from "./grants.js";

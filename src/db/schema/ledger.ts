@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
-import { bigint, boolean, check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
-export const LEDGER_KINDS = ["GRANT", "DEBIT", "REFUND", "ADJUSTMENT"] as const;
+export const LEDGER_KINDS = ["GRANT", "DEBIT", "REFUND", "ADJUSTMENT", "EXPIRATION"] as const;
 export type LedgerKindValue = (typeof LEDGER_KINDS)[number];
 
 /**
@@ -29,6 +29,8 @@ export const creditLedger = pgTable(
     reason: text("reason"),
     refundOf: uuid("refund_of"),
     requestId: text("request_id"),
+    /** The grants this entry took credits from or gave them to: [{ grantId, amount }], amounts positive. */
+    draws: jsonb("draws").$type<{ grantId: string; amount: number; expired?: boolean }[]>().notNull().default(sql`'[]'::jsonb`),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
   (t) => [
@@ -42,11 +44,12 @@ export const creditLedger = pgTable(
     // Refunds by the debit they return: read by the refund-limit trigger and by usage figures, which
     // both filter on kind = 'REFUND' (docs/usage-queries.md has the plans).
     index("credit_ledger_refunds_idx").on(t.subscriptionId, t.refundOf).where(sql`${t.kind} = 'REFUND'`),
-    check("credit_ledger_kind_check", sql`${t.kind} in ('GRANT', 'DEBIT', 'REFUND', 'ADJUSTMENT')`),
+    // RELEASE is issue 13's kind, listed here already so this constraint and theirs agree after the merge.
+    check("credit_ledger_kind_check", sql`${t.kind} in ('GRANT', 'DEBIT', 'REFUND', 'ADJUSTMENT', 'RELEASE', 'EXPIRATION')`),
     check("credit_ledger_balance_after_nonnegative", sql`${t.balanceAfter} >= 0`),
     check(
       "credit_ledger_amount_sign",
-      sql`(${t.kind} = 'DEBIT' and ${t.amount} <= 0) or (${t.kind} in ('GRANT', 'REFUND') and ${t.amount} >= 0) or ${t.kind} = 'ADJUSTMENT'`,
+      sql`(${t.kind} in ('DEBIT', 'EXPIRATION') and ${t.amount} <= 0) or (${t.kind} in ('GRANT', 'REFUND', 'RELEASE') and ${t.amount} >= 0) or ${t.kind} = 'ADJUSTMENT'`,
     ),
   ],
 );

@@ -18,7 +18,6 @@ import { changeCredits } from "../../admin/change-credits.js";
 import { idempotentMutation } from "../../admin/idempotent-mutation.js";
 import { refundCharge } from "../../admin/refund.js";
 import { BadUserInputError, CreditsError, InternalError, NotFoundError } from "../../errors/errors.js";
-import { auditLedger } from "../../ledger/audit.js";
 import type { LedgerEntryRecord } from "../../ledger/entry.js";
 import { openSubscription, setSubscriptionStatus } from "../../subscriptions/subscription-store.js";
 import type { RequestContext } from "../context.js";
@@ -30,6 +29,10 @@ import { LedgerEntry } from "../types/ledger.js";
 import { BillingSubscription } from "../types/subscription.js";
 import { toBillingSubscription } from "./viewer-resolver.js";
 import { quoteId } from "../../util/quote-id.js";
+import { grantWithTerms } from "../../grants/grant-credits.js";
+import { validateGrantTerms } from "../../grants/grant-input.js";
+import { auditLedgerAndGrants } from "../../grants/grant-audit.js";
+import { findPlan } from "../../plans/plan-config.js";
 
 /** NOT_FOUND unless the subscription exists; read through the request's loader. */
 async function requireSubscription(ctx: RequestContext, id: string): Promise<void> {
@@ -79,6 +82,7 @@ export class AdminResolver {
         initialCredits,
         actorId: admin.id,
         requestId: ctx.requestId,
+        planDefinition: findPlan(ctx.services.config.plans, plan),
       }),
     );
     ctx.loaders.subscription.prime(subscription.id, subscription);
@@ -121,9 +125,12 @@ export class AdminResolver {
       throw new BadUserInputError("amount must be a positive whole number of credits; use adjustCredits to take credits away", "amount");
     }
     const reason = requireReason(input.reason);
+    const terms = validateGrantTerms(input, new Date());
     await requireSubscription(ctx, input.subscriptionId);
     const { value: entry, replayed } = await idempotentMutation(ctx, info, (db) =>
-      changeCredits(db, {
+      changeCredits(
+        db,
+        {
         subscriptionId: input.subscriptionId,
         creditType: type,
         kind: "GRANT",
@@ -131,7 +138,9 @@ export class AdminResolver {
         actorId: admin.id,
         reason,
         requestId: ctx.requestId,
-      }),
+        },
+        (tx, change) => grantWithTerms(tx, change, terms),
+      ),
     );
     ctx.loaders.balances.clear(entry.subscriptionId);
     if (!replayed) logEntry(ctx, "admin.credits_granted", entry, "credits granted");
@@ -225,9 +234,12 @@ export class AdminResolver {
   @Query(() => LedgerAuditReport, { description: "Admin only: checks that every balance equals the sum of its ledger entries." })
   async ledgerAudit(@Ctx() ctx: RequestContext): Promise<LedgerAuditReport> {
     requireAdmin(ctx, "audit the ledger");
-    const report = await auditLedger(ctx.services.db);
+    const report = await auditLedgerAndGrants(ctx.services.db);
     if (!report.ok) {
-      ctx.logger.warn({ component: "admin", event: "ledger.audit_mismatch", mismatches: report.mismatches }, "ledger audit found mismatches");
+      ctx.logger.warn(
+        { component: "admin", event: "ledger.audit_mismatch", mismatches: report.mismatches, grantMismatches: report.grantMismatches },
+        "ledger audit found mismatches",
+      );
     }
     return {
       checkedBalances: report.checkedBalances,

@@ -1,4 +1,5 @@
 import { Field, ID, InputType, Int } from "type-graphql";
+import { GrantCategory } from "./enums.js";
 
 @InputType({ description: "A number of credits of one type." })
 export class CreditAmountInput {
@@ -34,6 +35,15 @@ export class GrantCreditsInput {
 
   @Field(() => String, { description: "Why; recorded in the ledger." })
   reason!: string;
+
+  @Field(() => GrantCategory, { nullable: true, defaultValue: GrantCategory.PAID, description: "Where the credits come from." })
+  category?: GrantCategory | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: 50, description: "0 to 100; lower is spent first." })
+  priority?: number | null;
+
+  @Field(() => Date, { nullable: true, description: "Unused credits of this grant expire then; null: never." })
+  expiresAt?: Date | null;
 }
 
 @InputType({ description: "A correction of a balance." })

@@ -16,8 +16,28 @@ export enum LedgerKind {
   DEBIT = "DEBIT",
   REFUND = "REFUND",
   ADJUSTMENT = "ADJUSTMENT",
+  EXPIRATION = "EXPIRATION",
 }
-registerEnumType(LedgerKind, { name: "LedgerKind", description: "What kind of change a ledger entry records." });
+registerEnumType(LedgerKind, {
+  name: "LedgerKind",
+  description: "What kind of change a ledger entry records.",
+  valuesConfig: { EXPIRATION: { description: "Removes what was left of a grant when it expired." } },
+});
+
+export enum GrantCategory {
+  PAID = "PAID",
+  PROMOTIONAL = "PROMOTIONAL",
+  PLAN = "PLAN",
+}
+registerEnumType(GrantCategory, {
+  name: "GrantCategory",
+  description: "Where a grant's credits come from.",
+  valuesConfig: {
+    PAID: { description: "Bought credits." },
+    PROMOTIONAL: { description: "Free or promotional credits." },
+    PLAN: { description: "A plan's allowance for one period." },
+  },
+});
 
 export enum UsageGroupBy {
   OPERATION = "OPERATION",

@@ -1,0 +1,47 @@
+/**
+ * Expiry, run by the recovery pass: what is left of every expired grant is removed by an EXPIRATION
+ * entry (credit_expire_grants in drizzle/0005_grants.sql). Each balance is expired in its own short
+ * transaction that locks the balance row first, so any number of instances may run this at once:
+ * the second to reach a balance finds nothing left, and no grant is expired twice. Whatever expired
+ * while no instance ran is found by the same query, so the first pass after a downtime catches up.
+ */
+import { sql } from "drizzle-orm";
+import { queryRows, type DbOrTx } from "../db/database.js";
+
+export interface ExpiryReport {
+  /** Balances visited. */
+  balances: number;
+  /** EXPIRATION entries written. */
+  expired: number;
+}
+
+const DEFAULT_BATCH = 100;
+
+/** Balances with an expired grant that still has credits (and is not a PLAN grant waiting for its renewal). */
+async function dueBalances(db: DbOrTx, limit: number): Promise<{ subscription_id: string; credit_type: string }[]> {
+  return queryRows(
+    db,
+    sql`select distinct g.subscription_id, g.credit_type
+          from credit_grants g
+         where not g.exhausted and g.expires_at <= now()
+           and not (g.category = 'PLAN' and exists (
+                 select 1 from plan_periods p where p.subscription_id = g.subscription_id and p.period_end <= g.expires_at))
+         limit ${limit}`,
+  );
+}
+
+export async function expireDueGrants(db: DbOrTx, batchSize = DEFAULT_BATCH): Promise<ExpiryReport> {
+  const report: ExpiryReport = { balances: 0, expired: 0 };
+  for (;;) {
+    const due = await dueBalances(db, batchSize);
+    for (const balance of due) {
+      const [row] = await queryRows<{ n: number }>(
+        db,
+        sql`select credit_expire_grants(${balance.subscription_id}::uuid, ${balance.credit_type}) as n`,
+      );
+      report.balances++;
+      report.expired += Number(row.n);
+    }
+    if (due.length < batchSize) return report;
+  }
+}

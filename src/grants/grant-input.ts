@@ -1,0 +1,22 @@
+/** Validation of a grant's terms (grantCredits' category, priority and expiresAt), before anything reaches the database. */
+import { BadUserInputError } from "../errors/errors.js";
+import type { GrantCategoryValue } from "../db/schema/grants.js";
+import type { GrantTerms } from "./grant-credits.js";
+
+export const MIN_PRIORITY = 0;
+export const MAX_PRIORITY = 100;
+
+export function validateGrantTerms(
+  input: { category?: GrantCategoryValue | null; priority?: number | null; expiresAt?: Date | null },
+  now: Date,
+): GrantTerms {
+  const priority = input.priority ?? 50;
+  if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+    throw new BadUserInputError(`priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (lower is spent first)`, "priority");
+  }
+  const expiresAt = input.expiresAt ?? null;
+  if (expiresAt !== null && (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= now.getTime())) {
+    throw new BadUserInputError("expiresAt must be in the future; leave it out for credits that never expire", "expiresAt");
+  }
+  return { category: input.category ?? "PAID", priority, expiresAt };
+}

@@ -1,0 +1,30 @@
+/**
+ * The grants' part of the recovery pass (DESIGN.md, "Retries and crashes"): renew plan periods that
+ * have ended, then expire what is left of expired grants. Renewal goes first so an ending period's
+ * unused plan credits are rolled over before anything would expire them. Run at start and every
+ * RECOVERY_INTERVAL, so an expiry is applied at most one interval late (and a hold never counts on
+ * expired credits meanwhile).
+ */
+import type { Logger } from "pino";
+import type { Database } from "../db/database.js";
+import type { PlanDefinition } from "../plans/plan-config.js";
+import { renewDuePeriods, type RenewalReport } from "../plans/plan-periods.js";
+import { expireDueGrants, type ExpiryReport } from "./expiry.js";
+
+export interface GrantMaintenanceReport {
+  renewal: RenewalReport;
+  expiry: ExpiryReport;
+}
+
+export async function runGrantMaintenance(options: {
+  db: Database;
+  plans: readonly PlanDefinition[];
+  logger: Logger;
+}): Promise<GrantMaintenanceReport> {
+  const renewal = await renewDuePeriods(options.db, options.plans);
+  const expiry = await expireDueGrants(options.db);
+  const report = { renewal, expiry };
+  const log = options.logger.child({ component: "recovery" });
+  if (renewal.renewed + renewal.closed + expiry.expired > 0) log.info({ event: "grants.maintenance", ...report }, "plans renewed and grants expired");
+  return report;
+}

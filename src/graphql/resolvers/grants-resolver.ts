@@ -1,0 +1,76 @@
+/**
+ * Grants and plans in the schema: a subscription's grants (in spending order) and current plan
+ * period, the draws of a ledger entry, and the configured plans. Everything is read through the
+ * request's DataLoaders, so a list of subscriptions or a ledger page costs one query per field.
+ */
+import { Arg, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
+import type { GrantRecord } from "../../grants/grant-store.js";
+import type { PlanDefinition } from "../../plans/plan-config.js";
+import type { RequestContext } from "../context.js";
+import { GrantCategory } from "../types/enums.js";
+import { CreditGrant, GrantDraw, Plan } from "../types/grants.js";
+import { LedgerEntry } from "../types/ledger.js";
+import { BillingSubscription } from "../types/subscription.js";
+
+function toCreditGrant(record: GrantRecord): CreditGrant {
+  return {
+    id: record.id,
+    subscriptionId: record.subscriptionId,
+    type: record.creditType,
+    category: record.category as GrantCategory,
+    amount: record.amount,
+    remaining: record.remaining,
+    priority: record.priority,
+    effectiveAt: record.effectiveAt,
+    expiresAt: record.expiresAt,
+    reason: record.reason,
+    createdAt: record.createdAt,
+  };
+}
+
+export function toPlan(plan: PlanDefinition): Plan {
+  return {
+    name: plan.name,
+    period: plan.period.text,
+    allowances: plan.allowances.map((a) => ({ type: a.type, amount: a.allowance, rolloverMax: a.rolloverMax })),
+  };
+}
+
+@Resolver(() => BillingSubscription)
+export class SubscriptionGrantsResolver {
+  @FieldResolver(() => [CreditGrant], {
+    description: "Grants with credits left, in the order they are spent; includeSpent adds the empty and expired ones.",
+  })
+  async grants(
+    @Root() subscription: BillingSubscription,
+    @Ctx() ctx: RequestContext,
+    @Arg("type", () => String, { nullable: true, description: "Only grants of this credit type." }) type?: string | null,
+    @Arg("includeSpent", () => Boolean, { nullable: true, defaultValue: false, description: "Also list empty and expired grants." })
+    includeSpent?: boolean | null,
+  ): Promise<CreditGrant[]> {
+    const loader = includeSpent ? ctx.loaders.grants.all : ctx.loaders.grants.spendable;
+    const grants = await loader.load(subscription.id);
+    return grants.filter((g) => type === undefined || type === null || g.creditType === type).map(toCreditGrant);
+  }
+
+  @FieldResolver(() => Date, { nullable: true, description: "End of the current plan period; null when the plan grants nothing." })
+  async currentPeriodEnd(@Root() subscription: BillingSubscription, @Ctx() ctx: RequestContext): Promise<Date | null> {
+    return ctx.loaders.grants.periodEnd.load(subscription.id);
+  }
+}
+
+@Resolver(() => LedgerEntry)
+export class LedgerDrawsResolver {
+  @FieldResolver(() => [GrantDraw], { description: "The grants this entry took credits from or gave them back to." })
+  async draws(@Root() entry: LedgerEntry, @Ctx() ctx: RequestContext): Promise<GrantDraw[]> {
+    return ctx.loaders.grants.draws.load({ subscriptionId: entry.subscriptionId, entryId: entry.id });
+  }
+}
+
+@Resolver()
+export class PlansResolver {
+  @Query(() => [Plan], { description: "The plans this server knows, from its configuration (PLANS / PLANS_FILE). Needs no authentication." })
+  plans(@Ctx() ctx: RequestContext): Plan[] {
+    return ctx.services.config.plans.map(toPlan);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Plan periods: the first starts when a subscription on a configured plan is opened, and the
+ * recovery pass renews each one when it ends (credit_plan_renew in drizzle/0005_grants.sql does the
+ * credits: rollover, expiry, the new allowance).
+ *
+ * Renewal is safe on any number of instances: a subscription's period row is taken FOR UPDATE SKIP
+ * LOCKED, and re-read under the lock, so one instance renews a boundary and another skips it.
+ * Periods missed while no instance ran are renewed one after another, in order, up to
+ * MAX_PERIODS_PER_TRANSACTION per transaction (the pass comes straight back for the rest).
+ */
+import { sql } from "drizzle-orm";
+import { queryRows, type Database, type DbOrTx } from "../db/database.js";
+import { findPlan, type PlanDefinition } from "./plan-config.js";
+import { periodEnd } from "./period.js";
+
+const MAX_PERIODS_PER_TRANSACTION = 100;
+const DUE_BATCH = 100;
+
+const reasonOf = (plan: PlanDefinition) => `plan ${plan.name}: allowance`;
+
+/**
+ * Starts the first period of a new subscription on `plan`: records the period and grants each
+ * allowance as a PLAN grant expiring at the period's end. Run inside the transaction that opens it.
+ */
+export async function startFirstPeriod(tx: DbOrTx, subscriptionId: string, plan: PlanDefinition): Promise<Date> {
+  const [{ now }] = await queryRows<{ now: Date | string }>(tx, sql`select now() as now`);
+  const anchor = new Date(now);
+  const end = periodEnd(anchor, plan.period, 1);
+  await tx.execute(sql`
+    insert into plan_periods (subscription_id, plan, anchor_at, period_number, period_start, period_end)
+    values (${subscriptionId}::uuid, ${plan.name}, ${anchor.toISOString()}::timestamptz, 1, ${anchor.toISOString()}::timestamptz,
+            ${end.toISOString()}::timestamptz)`);
+  for (const a of plan.allowances) {
+    if (a.allowance === 0) continue;
+    await tx.execute(
+      sql`select credit_plan_grant(${subscriptionId}::uuid, ${a.type}, ${a.allowance}::int, ${end.toISOString()}::timestamptz, ${reasonOf(plan)})`,
+    );
+  }
+  return end;
+}
+
+export interface RenewalReport {
+  /** Period boundaries renewed. */
+  renewed: number;
+  /** Subscriptions cancelled, or whose plan the configuration no longer knows: their period is closed, nothing more is granted. */
+  closed: number;
+}
+
+interface PeriodRow {
+  subscription_id: string;
+  plan: string;
+  anchor_at: Date | string;
+  period_number: number;
+  period_end: Date | string;
+  now: Date | string;
+  status: string;
+}
+
+/** Renews every period that has ended, oldest first, until none is due. */
+export async function renewDuePeriods(db: Database, plans: readonly PlanDefinition[]): Promise<RenewalReport> {
+  const report: RenewalReport = { renewed: 0, closed: 0 };
+  for (;;) {
+    const due = await queryRows<{ subscription_id: string }>(
+      db,
+      sql`select subscription_id from plan_periods where period_end <= now() order by period_end limit ${DUE_BATCH}`,
+    );
+    let progressed = false;
+    for (const { subscription_id } of due) {
+      const outcome = await renewSubscription(db, subscription_id, plans);
+      report.renewed += outcome.renewed;
+      report.closed += outcome.closed;
+      progressed ||= outcome.renewed + outcome.closed > 0;
+    }
+    // Rows another instance holds are skipped; it renews them.
+    if (due.length < DUE_BATCH || !progressed) return report;
+  }
+}
+
+async function renewSubscription(db: Database, subscriptionId: string, plans: readonly PlanDefinition[]): Promise<RenewalReport> {
+  return db.transaction(async (tx) => {
+    const [row] = await queryRows<PeriodRow>(
+      tx,
+      sql`select p.subscription_id, p.plan, p.anchor_at, p.period_number, p.period_end, now() as now, s.status
+            from plan_periods p
+            join billing_subscriptions s on s.id = p.subscription_id
+           where p.subscription_id = ${subscriptionId}::uuid and p.period_end <= now()
+             for update of p skip locked`,
+    );
+    if (!row) return { renewed: 0, closed: 0 };
+    const plan = findPlan(plans, row.plan);
+    if (!plan || row.status === "CANCELLED") {
+      // The plan left the configuration, or the subscription was cancelled: no more periods; the
+      // last period's grants expire like any other grant.
+      await tx.execute(sql`delete from plan_periods where subscription_id = ${subscriptionId}::uuid`);
+      return { renewed: 0, closed: 1 };
+    }
+    const anchor = new Date(row.anchor_at);
+    const now = new Date(row.now).getTime();
+    let n = Number(row.period_number);
+    let end = new Date(row.period_end);
+    let renewed = 0;
+    while (end.getTime() <= now && renewed < MAX_PERIODS_PER_TRANSACTION) {
+      const next = periodEnd(anchor, plan.period, n + 1);
+      for (const a of plan.allowances) {
+        await tx.execute(sql`
+          select credit_plan_renew(${subscriptionId}::uuid, ${a.type}, ${end.toISOString()}::timestamptz, ${next.toISOString()}::timestamptz,
+                                   ${a.allowance}::int, ${a.rolloverMax}::int, ${plan.name})`);
+      }
+      n++;
+      renewed++;
+      end = next;
+    }
+    await tx.execute(sql`
+      update plan_periods
+         set period_number = ${n}::int, period_start = ${periodEnd(anchor, plan.period, n - 1).toISOString()}::timestamptz,
+             period_end = ${end.toISOString()}::timestamptz
+       where subscription_id = ${subscriptionId}::uuid`);
+    return { renewed, closed: 0 };
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * Plans over HTTP, on PGlite and PostgreSQL (issue 17): PLANS parsed at start and listed by
+ * Query.plans; a subscription on a plan gets its allowance at once and `currentPeriodEnd`; crossing
+ * a period rolls over up to rolloverMax of the unused plan credits and expires the rest; periods
+ * missed while no instance ran are renewed in order by the first pass of the next start; a plan the
+ * configuration does not know grants nothing.
+ */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "../../src/db/database.js";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { adminToken, startTestServer, type TestServer } from "../helpers/test-app.js";
+
+const PLANS = JSON.stringify([
+  { name: "five", period: "5s", allowances: { ai: { allowance: 10, rolloverMax: 3 } } },
+  { name: "quick", period: "1s", allowances: { ai: { allowance: 10, rolloverMax: 3 }, leads: { allowance: 2 } } },
+]);
+const CREATE = `mutation ($plan: String!) { createSubscription(input: { ownerId: "plan-owner", plan: $plan }) {
+  id currentPeriodEnd balances { type balance } } }`;
+const STATE = `query ($id: ID!) { subscription(id: $id) {
+  currentPeriodEnd balances { type balance } grants(type: "ai") { category amount remaining expiresAt } } }`;
+const RUN_AI = `mutation ($sub: ID!, $amount: Int) { runAiTask(subscriptionId: $sub, input: { prompt: "hi" }, creditAmount: $amount) { __typename } }`;
+const AUDIT = `query { ledgerAudit { ok mismatches { subscriptionId type balance ledgerSum } } }`;
+
+describe.each(BACKENDS)("plans on %s", (backend) => {
+  let database: TestDatabase;
+  let server: TestServer | undefined;
+  let admin: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+    admin = await adminToken("plans-admin");
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.dispose();
+  });
+
+  async function start(env: Record<string, string> = {}): Promise<TestServer> {
+    await server?.close();
+    server = await startTestServer({ database, env: { PLANS, ...env } });
+    return server;
+  }
+
+  async function call<T = any>(query: string, variables?: Record<string, unknown>): Promise<T> {
+    const res = await server!.gql<T>(query, variables, { token: admin });
+    expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+    return res.body.data as T;
+  }
+
+  const ai = (balances: { type: string; balance: number }[]) => balances.find((b) => b.type === "ai")!.balance;
+
+  async function ledger(sub: string) {
+    return queryRows<{ kind: string; amount: number; reason: string | null; credit_type: string }>(
+      database.db,
+      sql`select kind, amount, reason, credit_type from credit_ledger where subscription_id = ${sub}::uuid order by seq`,
+    );
+  }
+
+  async function expectAuditClean(): Promise<void> {
+    expect((await call<{ ledgerAudit: unknown }>(AUDIT)).ledgerAudit).toEqual({ ok: true, mismatches: [] });
+  }
+
+  it("lists the configured plans without authentication", async () => {
+    await start();
+    const res = await server!.gql(`{ plans { name period allowances { type amount rolloverMax } } }`);
+    expect(res.body.data.plans).toEqual([
+      { name: "five", period: "5s", allowances: [{ type: "ai", amount: 10, rolloverMax: 3 }] },
+      {
+        name: "quick",
+        period: "1s",
+        allowances: [
+          { type: "ai", amount: 10, rolloverMax: 3 },
+          { type: "leads", amount: 2, rolloverMax: 0 },
+        ],
+      },
+    ]);
+  });
+
+  it("grants the allowance at once; crossing the period rolls 3 of 6 unused over and expires the other 3", async () => {
+    await start({ RECOVERY_INTERVAL: "500ms" });
+    const before = Date.now();
+    const created = (await call<{ createSubscription: any }>(CREATE, { plan: "five" })).createSubscription;
+    expect(ai(created.balances)).toBe(10);
+    const firstEnd = new Date(created.currentPeriodEnd).getTime();
+    expect(firstEnd).toBeGreaterThanOrEqual(before + 5_000 - 50);
+    expect(firstEnd).toBeLessThanOrEqual(Date.now() + 5_000);
+    let state = (await call<{ subscription: any }>(STATE, { id: created.id })).subscription;
+    expect(state.grants).toEqual([{ category: "PLAN", amount: 10, remaining: 10, expiresAt: created.currentPeriodEnd }]);
+
+    const spend = await server!.gql(RUN_AI, { sub: created.id, amount: 4 }, { token: admin });
+    expect(spend.body.errors).toBeUndefined();
+    await expectAuditClean();
+
+    await expect
+      .poll(async () => (await call<{ subscription: any }>(STATE, { id: created.id })).subscription.currentPeriodEnd, { timeout: 12_000, interval: 250 })
+      .not.toBe(created.currentPeriodEnd);
+    state = (await call<{ subscription: any }>(STATE, { id: created.id })).subscription;
+    expect(ai(state.balances)).toBe(13);
+    const secondEnd = new Date(state.currentPeriodEnd).getTime();
+    expect(secondEnd - firstEnd).toBe(5_000);
+    expect(state.grants).toEqual([
+      { category: "PLAN", amount: 3, remaining: 3, expiresAt: state.currentPeriodEnd },
+      { category: "PLAN", amount: 10, remaining: 10, expiresAt: state.currentPeriodEnd },
+    ]);
+    const renewal = (await ledger(created.id)).slice(-4);
+    expect(renewal.map((e) => [e.kind, e.amount])).toEqual([
+      ["ADJUSTMENT", -3],
+      ["EXPIRATION", -3],
+      ["GRANT", 3],
+      ["GRANT", 10],
+    ]);
+    await expectAuditClean();
+  }, 30_000);
+
+  it("renews, in order, the three periods missed while no instance ran, at the next start", async () => {
+    await start();
+    const created = (await call<{ createSubscription: any }>(CREATE, { plan: "quick" })).createSubscription;
+    expect(ai(created.balances)).toBe(10);
+    const spend = await server!.gql(RUN_AI, { sub: created.id, amount: 4 }, { token: admin });
+    expect(spend.body.errors).toBeUndefined();
+    await server!.close();
+    server = undefined;
+    const firstEnd = new Date(created.currentPeriodEnd).getTime();
+    // No instance runs while three boundaries pass.
+    await new Promise((r) => setTimeout(r, Math.max(0, firstEnd + 2_300 - Date.now())));
+    const stopped = Date.now();
+    await start();
+    await expect
+      .poll(async () => new Date((await call<{ subscription: any }>(STATE, { id: created.id })).subscription.currentPeriodEnd).getTime(), {
+        timeout: 10_000,
+        interval: 100,
+      })
+      .toBeGreaterThan(stopped);
+    const grants = await queryRows<{ expires_at: Date | string; amount: number; remaining: number }>(
+      database.db,
+      sql`select expires_at, amount, remaining from credit_grants where subscription_id = ${created.id}::uuid and credit_type = 'ai' order by seq`,
+    );
+    // Each period's grants expire one period after the last: in order, no boundary skipped or repeated.
+    // (At least the three missed; a slow start may let a fourth boundary pass before the first pass.)
+    const ends = [...new Set(grants.map((g) => new Date(g.expires_at).getTime()))];
+    const renewals = ends.length - 1;
+    expect(renewals).toBeGreaterThanOrEqual(3);
+    expect(ends).toEqual(Array.from({ length: renewals + 1 }, (_, i) => firstEnd + i * 1_000));
+    const entries = (await ledger(created.id)).filter((e) => e.credit_type === "ai");
+    // Creation grant, the debit, then per period: rollover out, expiry, rollover in, allowance.
+    expect(entries.map((e) => [e.kind, e.amount])).toEqual([
+      ["GRANT", 10],
+      ["DEBIT", -4],
+      ["ADJUSTMENT", -3], ["EXPIRATION", -3], ["GRANT", 3], ["GRANT", 10],
+      ...Array.from({ length: renewals - 1 }, () => [["ADJUSTMENT", -3], ["EXPIRATION", -10], ["GRANT", 3], ["GRANT", 10]]).flat(),
+    ]);
+    const state = (await call<{ subscription: any }>(STATE, { id: created.id })).subscription;
+    expect(ai(state.balances)).toBe(13);
+    expect(state.balances.find((b: { type: string }) => b.type === "leads").balance).toBe(2);
+    await expectAuditClean();
+  }, 30_000);
+
+  it("a cancelled subscription stops renewing; its last plan credits expire", async () => {
+    await start({ RECOVERY_INTERVAL: "300ms" });
+    const created = (await call<{ createSubscription: any }>(CREATE, { plan: "quick" })).createSubscription;
+    await call(`mutation ($id: ID!) { setSubscriptionStatus(id: $id, status: CANCELLED, reason: "left") { id } }`, { id: created.id });
+    await expect
+      .poll(async () => (await call<{ subscription: any }>(STATE, { id: created.id })).subscription.currentPeriodEnd, { timeout: 10_000, interval: 200 })
+      .toBeNull();
+    await expect.poll(async () => ai((await call<{ subscription: any }>(STATE, { id: created.id })).subscription.balances), { timeout: 10_000, interval: 200 }).toBe(0);
+    const entries = (await ledger(created.id)).filter((e) => e.credit_type === "ai");
+    expect(entries.map((e) => [e.kind, e.amount])).toEqual([
+      ["GRANT", 10],
+      ["EXPIRATION", -10],
+    ]);
+    await expectAuditClean();
+  }, 30_000);
+
+  it("a plan the configuration does not know grants nothing and has no period", async () => {
+    await start();
+    const created = (await call<{ createSubscription: any }>(CREATE, { plan: "enterprise" })).createSubscription;
+    expect(created.currentPeriodEnd).toBeNull();
+    expect(ai(created.balances)).toBe(0);
+    expect(await ledger(created.id)).toEqual([]);
+  });
+});
