@@ -269,6 +269,11 @@ describe.skipIf(!available)("the console in chromium", () => {
     expect(keys.length).toBeGreaterThanOrEqual(1);
     expect(new Set(keys).size).toBe(1);
     expect(keys[0]).toMatch(/^console-[0-9a-f]{32}$/);
+    // The grant is one of the subscription's grants now, with what is left of it and its expiry.
+    await page.getByTestId("grants").locator("summary").click();
+    await expect
+      .poll(() => page.getByTestId("grant-row").evaluateAll((rows) => rows.map((r) => [...r.children].map((td) => td.textContent))))
+      .toContainEqual(["leads", "PAID", "100", "100", "50", "never", "Invoice 2041 paid"]);
     await page.getByTestId("tab-ledger").click();
     await expect.poll(() => page.locator('[data-testid="ledger-row"][data-kind="GRANT"]').count()).toBe(2);
     expect(await page.getByTestId("notice").textContent()).toContain("Granted 100 leads: Invoice 2041 paid");

@@ -199,7 +199,7 @@ export type SubscriptionDetailQueryVariables = Exact<{
 }>;
 
 
-export type SubscriptionDetailQuery = { subscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
+export type SubscriptionDetailQuery = { subscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, grants: Array<{ id: string, type: string, category: GrantCategory, amount: number, remaining: number, priority: number, expiresAt: string | null, reason: string | null }>, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
 
 export type BalancesQueryVariables = Exact<{
   id: string | number;
@@ -441,6 +441,16 @@ export const SubscriptionDetailDocument = new TypedDocumentString(`
     query SubscriptionDetail($id: ID!) {
   subscription(id: $id) {
     ...SubscriptionSummary
+    grants {
+      id
+      type
+      category
+      amount
+      remaining
+      priority
+      expiresAt
+      reason
+    }
   }
 }
     fragment SubscriptionSummary on BillingSubscription {

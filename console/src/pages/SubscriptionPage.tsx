@@ -6,6 +6,7 @@ import { ErrorBanner } from "../components/ErrorBanner";
 import { BalanceCards } from "../components/BalanceCards";
 import { LedgerTable } from "../components/LedgerTable";
 import { AlertsList } from "../components/AlertsList";
+import { GrantsTable } from "../components/GrantsTable";
 import { fmtTime } from "../components/format";
 import { useLiveBalances } from "../live/useLiveBalances";
 import { UsagePanel } from "./UsagePanel";
@@ -50,7 +51,7 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
         </div>
       </header>
       {balances ? <BalanceCards balances={balances} types={types} live={live} /> : null}
-      {/* Grants and their expiry (issue 17) go here, beside the balances they make up. */}
+      <GrantsTable grants={subscription.grants} />
       {notice ? (
         <div className="notice" data-testid="notice">
           {notice}
