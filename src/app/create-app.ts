@@ -13,6 +13,7 @@ import type { DatabaseHandle } from "../db/database.js";
 import { createTokenVerifier } from "../auth/verifier.js";
 import { CREDIT_TYPE_NAMES } from "../credits/credit-types.js";
 import { ESTIMATORS } from "../credits/estimators/registry.js";
+import { METERS } from "../credits/meters/registry.js";
 import { creditsDirectiveTransformer, readMeteredFields } from "../credits/credits-directive.js";
 import { createChargeWrapper } from "../credits/charge-wrapper.js";
 import { composeObservers } from "../credits/charge-observer.js";
@@ -75,7 +76,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
 
   // The benchmark's baseline fields exist only in a server started with BENCH=1 (`npm run bench`).
   const baseSchema = buildBaseSchema(config.BENCH ? [BenchResolver] : []);
-  const directiveOptions = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS };
+  const directiveOptions = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS };
   const meteredFields = readMeteredFields(baseSchema, directiveOptions);
 
   const observability = createObservability(config, { db: database.db, logger }, options.observability);

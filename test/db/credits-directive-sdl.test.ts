@@ -10,6 +10,7 @@ import { composeObservers } from "../../src/credits/charge-observer.js";
 import { CREDIT_TYPE_NAMES } from "../../src/credits/credit-types.js";
 import { CREDITS_DIRECTIVE_SDL, CreditsDirectiveError, creditsDirectiveTransformer, readMeteredFields } from "../../src/credits/credits-directive.js";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
+import { METERS } from "../../src/credits/meters/registry.js";
 import { directChargeLedger } from "../../src/ledger/charge-ledger.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLoaders } from "../../src/graphql/loaders.js";
@@ -18,7 +19,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 
-const options = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS };
+const options = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS };
 
 const sdl = (directive: string) => `
   ${CREDITS_DIRECTIVE_SDL}
@@ -36,11 +37,17 @@ describe("@credits validation at schema build time", () => {
     expect(field.amount).toBe(3);
   });
 
+  it("reads a registered meter", () => {
+    const [field] = readMeteredFields(buildSchema(sdl('@credits(type: "leads", estimator: "leads", meter: "leads")')), options);
+    expect(field.meter?.name).toBe("leads");
+  });
+
   it.each([
     ['@credits(type: "gold", amount: 1)', /Mutation\.translate: @credits type "gold" is not a known credit type/],
     ['@credits(type: "ai", estimator: "magic")', /Mutation\.translate: @credits estimator "magic" is not registered/],
     ['@credits(type: "ai")', /Mutation\.translate: @credits needs an amount or an estimator/],
     ['@credits(type: "ai", amount: 0)', /Mutation\.translate: @credits amount must be a whole number of at least 1/],
+    ['@credits(type: "ai", amount: 1, meter: "odometer")', /Mutation\.translate: @credits meter "odometer" is not registered/],
   ])("refuses %s naming the field", (directive, message) => {
     const schema = buildSchema(sdl(directive));
     expect(() => readMeteredFields(schema, options)).toThrow(CreditsDirectiveError);
