@@ -11,7 +11,8 @@ import { CREDIT_TYPE_NAMES } from "../../src/credits/credit-types.js";
 import { CREDITS_DIRECTIVE_SDL, CreditsDirectiveError, creditsDirectiveTransformer, readMeteredFields } from "../../src/credits/credits-directive.js";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
 import { METERS } from "../../src/credits/meters/registry.js";
-import { directChargeLedger } from "../../src/ledger/charge-ledger.js";
+import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import { settleRequest, type ChargeDeps } from "../../src/credits/charge-phases.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLoaders } from "../../src/graphql/loaders.js";
 import type { RequestContext } from "../../src/graphql/context.js";
@@ -62,6 +63,7 @@ describe.each(BACKENDS)("@credits on an SDL schema on %s", (backend) => {
   let schema: GraphQLSchema;
   let subscriptionId: string;
   const resolved: string[] = [];
+  let deps: ChargeDeps;
 
   beforeAll(async () => {
     database = await createTestDatabase(backend);
@@ -73,11 +75,12 @@ describe.each(BACKENDS)("@credits on an SDL schema on %s", (backend) => {
       return `translated: ${args.text}`;
     };
     const observer = composeObservers([], () => undefined);
-    const wrap = createChargeWrapper({
-      ledger: directChargeLedger(database.db),
+    deps = {
+      ledger: createCoalescingChargeLedger(database.db),
       rateLimiter: { checkMetered: async () => undefined },
       observer,
-    });
+    };
+    const wrap = createChargeWrapper(deps);
     schema = creditsDirectiveTransformer({ ...options, wrap })(base);
   });
   afterAll(() => database?.dispose());
@@ -94,17 +97,20 @@ describe.each(BACKENDS)("@credits on an SDL schema on %s", (backend) => {
       services: {} as never,
       idempotencyKey: undefined,
       simulateFailure: undefined,
-      actualCosts: new Map(),
     };
   }
 
-  const run = (text: string, ctx: RequestContext) =>
-    execute({
+  /** Executes, then settles as the server's plugin does once the result is known. */
+  const run = async (text: string, ctx: RequestContext) => {
+    const result = await execute({
       schema,
       document: parse(`mutation($s: ID!, $t: String!) { translate(subscriptionId: $s, text: $t) }`),
       variableValues: { s: subscriptionId, t: text },
       contextValue: ctx,
     });
+    await settleRequest(deps, ctx, (path) => (result.data as Record<string, unknown> | null | undefined)?.[path[0]] != null);
+    return result;
+  };
 
   it("charges the fixed amount before the resolver runs and records it", async () => {
     const ctx = context("sdl-user");
