@@ -1,7 +1,8 @@
 /**
  * The charge path's hooks in Apollo's request pipeline (DESIGN.md, "Architecture"):
- * - once the operation is resolved, its upfront-priced metered fields are held together; a refusal
- *   answers instead of execution (data: null, one error per refused field or short balance);
+ * - once the operation is resolved and every plugin let it through, its upfront-priced metered fields
+ *   are held together; a refusal answers instead of execution (data: null, one error per refused
+ *   field or short balance);
  * - once the result is known, every hold of the request settles;
  * - then extensions.credits is written from what the charge path recorded (it computes nothing).
  */
@@ -16,18 +17,18 @@ import { formatError } from "../format-error.js";
 export function creditsExtensionPlugin(charges: OperationCharges): ApolloServerPlugin<RequestContext> {
   return {
     async requestDidStart() {
-      let refused: RefusedCall[] | undefined;
       return {
-        async didResolveOperation({ schema, document, operation, request, contextValue }) {
-          if (!operation) return;
+        // After every plugin's didResolveOperation passed (they run concurrently, and one may still
+        // refuse the request), and before execution: nothing is held for a request refused earlier.
+        async responseForOperation({ schema, document, operation, request, contextValue }) {
+          if (!operation) return null;
+          let refused: RefusedCall[] | undefined;
           try {
             refused = await charges.holdOperation({ schema, document, operation, variables: request.variables, ctx: contextValue });
           } catch (err) {
             contextValue.logger.error({ err }, "holding the operation's metered fields failed");
             refused = [{ error: new InternalError("The hold failed", { cause: err }), path: [] }];
           }
-        },
-        async responseForOperation() {
           if (!refused) return null;
           return {
             http: { status: undefined, headers: new HeaderMap() },
