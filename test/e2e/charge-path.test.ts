@@ -49,7 +49,7 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
 
   beforeAll(async () => {
     database = await createTestDatabase(backend);
-    server = await startTestServer({ database, env: { SIMULATE_FAILURES: "1", RATE_LIMIT_DEFAULT: "100000/1m" } });
+    server = await startTestServer({ database, env: { SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: "1500", RATE_LIMIT_DEFAULT: "100000/1m" } });
     owner = await userToken("owner");
     stranger = await userToken("stranger");
     admin = await adminToken();
@@ -270,6 +270,40 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     expect(charge).toMatchObject({ estimated: 2, charged: 0, actual: null, released: 0, refunded: 0, cost: 0, adminOverride: true });
     const entries = await ledgerEntries(database, sub);
     expect(entries.find((e) => e.id === charge.entryId)).toMatchObject({ kind: "DEBIT", amount: 0, admin_override: true, estimated: 2, actor_id: "test-admin" });
+  });
+
+  it("usage reports what was held, released and refunded; a balance shows what open holds hold", async () => {
+    const fresh = await fundedSubscription(database, "owner", { ai: 10, leads: 10, skiptrace: 10 });
+    const ran = await server.gql(RUN_AI, { s: fresh, input: { prompt: "x".repeat(400), maxTokens: 2000 } }, { token: owner });
+    const { cost } = ran.body.extensions!.credits.charges[0];
+    await server.gql(RUN_AI, { s: fresh, input: { prompt: "hi" } }, { token: owner, headers: { "x-simulate-failure": "system" } });
+    const usage = await server.gql(
+      `query($s: ID!) { creditUsage(subscriptionId: $s, groupBy: OPERATION) { key calls estimated credits released refunded } }`,
+      { s: fresh },
+      { token: owner },
+    );
+    expect(usage.body.data.creditUsage).toEqual([
+      { key: "Mutation.runAiTask", calls: 2, estimated: 4, credits: cost, released: 3 - cost, refunded: 1 },
+    ]);
+
+    // While a slow call runs, its hold shows as held; once it settles, nothing is.
+    const HELD = `query { viewer { subscriptions { id balances { type balance held } } } }`;
+    const heldOf = async () => {
+      const res = await server.gql(HELD, {}, { token: owner });
+      const found = res.body.data.viewer.subscriptions.find((x: { id: string }) => x.id === fresh);
+      return found.balances.find((b: { type: string }) => b.type === "leads") as { balance: number; held: number };
+    };
+    const slow = server.gql(
+      `mutation($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "x", limit: 4 }) { total } }`,
+      { s: fresh },
+      { token: owner, headers: { "x-simulate-failure": "slow" } },
+    );
+    // The hold commits before the provider starts; wait until it shows (a busy machine may take a moment).
+    let during = await heldOf();
+    for (let i = 0; i < 20 && during.held === 0; i++) during = await heldOf();
+    expect(during).toEqual({ type: "leads", balance: 6, held: 4 });
+    await slow;
+    expect((await heldOf()).held).toBe(0);
   });
 
   it("a three-field mutation the balance covers only two of runs none and charges nothing (402 with the total)", async () => {

@@ -1,3 +1,4 @@
+import { GraphQLSafeInt } from "graphql-scalars";
 import { Field, Float, Int, ObjectType } from "type-graphql";
 
 @ObjectType({ description: "Usage of one group." })
@@ -8,11 +9,17 @@ export class UsageBucket {
   @Field(() => Int, { description: "Debits in the group." })
   calls!: number;
 
-  @Field(() => Int, { description: "Credits debited, net of refunds." })
+  @Field(() => Int, { description: "Credits debited, net of refunds and releases: what the calls cost." })
   credits!: number;
 
   @Field(() => Int, { description: "Credits refunded." })
   refunded!: number;
+
+  @Field(() => GraphQLSafeInt, { description: "Credits held at the price and released after settling at the actual cost." })
+  released!: number;
+
+  @Field(() => GraphQLSafeInt, { description: "Credits priced (held) before the calls ran." })
+  estimated!: number;
 
   @Field(() => Float, { description: "credits / calls." })
   averageCredits!: number;
