@@ -46,7 +46,7 @@ import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
 
 const JWT_SECRET = "bench-secret";
 const RAW = "raw-debit";
-const RUN_ORDER = ["bare-sql", "metered", "metered-hot", "noop", "preview", RAW];
+const RUN_ORDER = ["bare-sql", "metered", "metered-three", "metered-hot", "noop", "preview", RAW];
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { postgresAvailable, TEST_DATABASE_URL } from "../helpers/services.js";
 
-const SCENARIOS = ["noop", "bare-sql", "metered", "metered-hot", "preview", "raw-debit"];
+const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-hot", "preview", "raw-debit"];
 
 function runQuickBench(out: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -51,7 +51,7 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
 
     // The ratios the goals are about are all there (whether they are met is the full run's business).
     expect(Object.keys(results.ratios).sort()).toEqual(
-      ["metered_hot_over_metered", "metered_over_bare_sql", "p99_metered_over_bare_sql", "preview_over_noop", "rss_mb"].sort(),
+      ["metered_hot_over_metered", "metered_three_over_metered", "metered_over_bare_sql", "p99_metered_over_bare_sql", "preview_over_noop", "rss_mb"].sort(),
     );
     for (const value of Object.values(results.ratios)) expect(value).toEqual(expect.any(Number));
     expect(results.soak.samplesMb.length).toBeGreaterThan(1);
