@@ -14,7 +14,7 @@ export class CreditBalance {
 
   // `lowBalanceThreshold` is a field resolver (threshold-resolver.ts).
 
-  /** Whose balance this is (not a GraphQL field): lets field resolvers find the balance's settings. */
+  /** Whose balance this is (not a GraphQL field): lets field resolvers find the balance's settings and `held` (balance-held-resolver.ts). */
   subscriptionId?: string;
 }
 
