@@ -191,7 +191,9 @@ export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[]): Prom
         insert into pending_charges (subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id)
         select subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id from granted
       )
-      select c.ord, a.granted, c.allowed, b.state[c.bi] - s.expired[c.bi] as before, g.balance_after, c.owner_id, c.status
+      -- Both reported net of expired remains: what the caller may still spend (the ledger keeps the real balance).
+      select c.ord, a.granted, c.allowed, b.state[c.bi] - s.expired[c.bi] as before, g.balance_after - s.expired[c.bi] as balance_after,
+             c.owner_id, c.status
         from checked c
         join walk a on a.g = c.g
         join walk b on b.g = c.g - 1
