@@ -300,8 +300,13 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     );
     // The hold commits before the provider starts; wait until it shows (a busy machine may take a
     // moment). Balance and held are two reads: one may see the hold and the other not yet.
+    // Polled for up to 2.5 s of the call's 3 s (SIMULATE_SLOW_MS), pausing between reads: 20 reads
+    // back to back could all come before the hold on a loaded machine.
     let during = await heldOf();
-    for (let i = 0; i < 20 && (during.held === 0 || during.balance + during.held !== 10); i++) during = await heldOf();
+    for (const deadline = Date.now() + 2500; (during.held === 0 || during.balance + during.held !== 10) && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      during = await heldOf();
+    }
     expect(during).toEqual({ type: "leads", balance: 6, held: 4 });
     await slow;
     expect((await heldOf()).held).toBe(0);
