@@ -40,13 +40,18 @@ import {
   type Run,
   type SoakReport,
 } from "./report.js";
-import { startBenchServer, type BenchServer } from "./server.js";
+import { startBenchServer, type BenchServer, type BenchServerOptions } from "./server.js";
+import { startPooledServer } from "./pooled-server.js";
 import { cpuPerRequest, sampleCpu, type CpuSample } from "./cpu-usage.js";
 import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
+import { connectLiveSubscribers } from "./live-subscribers.js";
 
-const JWT_SECRET = "bench-secret";
+// Production mode (the bench runs NODE_ENV=production) refuses a JWT_SECRET under 32 characters.
+const JWT_SECRET = "bench-secret-of-at-least-32-characters";
 const RAW = "raw-debit";
-const RUN_ORDER = ["bare-sql", "metered", "metered-three", "metered-hot", "noop", "preview", RAW];
+const POOLED = "metered-pooled";
+const LIVE = "metered-live";
+const RUN_ORDER = ["bare-sql", "metered", "metered-three", LIVE, "metered-hot", POOLED, "noop", "preview", RAW];
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
@@ -82,6 +87,8 @@ function gitCommit(): string | undefined {
 interface Scenario {
   name: string;
   description: string;
+  /** The server process this scenario loads, when not the main one (its CPU is what is sampled). */
+  serverPid?: number;
   measure(seconds: number): Promise<Measurement>;
 }
 
@@ -89,14 +96,16 @@ function describeRun(name: string, m: Measurement & { cpuMsPerRequest?: CpuSampl
   const cpu = m.cpuMsPerRequest
     ? `  cpu ms/req: server ${m.cpuMsPerRequest.serverMs.toFixed(3)} pg ${m.cpuMsPerRequest.postgresMs.toFixed(3)} bench ${m.cpuMsPerRequest.benchMs.toFixed(3)}`
     : "";
+  const push = m.push ? `  push p50 ${m.push.p50Ms} ms p99 ${m.push.p99Ms} ms (${m.push.events} events), RSS ${m.rssMb?.toFixed(0)} MB` : "";
   return `${name.padEnd(12)} ${m.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${m.p50Ms.toFixed(1).padStart(6)} ms  p99 ${m.p99Ms
     .toFixed(1)
-    .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})${cpu}`;
+    .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})${cpu}${push}`;
 }
 
 async function buildScenarios(
   options: BenchOptions,
   server: BenchServer,
+  serverOptions: BenchServerOptions,
   databaseUrl: string,
   data: BenchData,
   tokens: Map<string, string>,
@@ -121,6 +130,46 @@ async function buildScenarios(
       name: http.name,
       description: http.description,
       measure: (seconds) => loadScenario(server.url, http as HttpScenario, options.connections, seconds),
+    });
+  }
+  if (wanted(POOLED)) {
+    const metered = httpScenarios(data, tokens).find((s) => s.name === "metered") as HttpScenario;
+    const pooled = await startPooledServer(serverOptions);
+    if ("skipped" in pooled) {
+      skipped[POOLED] = `not measured: ${pooled.skipped}`;
+      log(`${POOLED} skipped: ${pooled.skipped}`);
+    } else {
+      closers.push(() => pooled.stop());
+      log(`pooled server pid ${pooled.server.pid} at ${pooled.server.url}, through PgBouncer`);
+      const problem = await probeScenario(pooled.server.url, metered);
+      if (problem) throw new Error(`scenario ${POOLED} does not work: ${problem}`);
+      scenarios.push({
+        name: POOLED,
+        serverPid: pooled.server.pid,
+        description: `the metered mutation from a second server reaching the database through PgBouncer (pool_mode = transaction, ${pooled.poolSize} server connections)`,
+        measure: (seconds) => loadScenario(pooled.server.url, metered, options.connections, seconds),
+      });
+    }
+  }
+  const metered = scenarios.find((s) => s.name === "metered");
+  if (wanted(LIVE) && metered) {
+    scenarios.push({
+      name: LIVE,
+      description: `the metered mutation with ${data.subscriptions.length} creditBalanceChanged subscribers (graphql-ws) on the subscriptions it charges`,
+      async measure(seconds) {
+        const live = await connectLiveSubscribers(server.url, data.subscriptions, tokens);
+        try {
+          live.record();
+          const m = await metered.measure(seconds);
+          // Events of the last changes are still on their way: let them arrive before reading the figures.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const push = live.figures();
+          // A subscriber that lost its subscription makes the run invalid, like a failed request.
+          return { ...m, failures: m.failures + push.errors, push, rssMb: server.rssMb() };
+        } finally {
+          await live.close();
+        }
+      },
     });
   }
   if (wanted(RAW)) {
@@ -174,19 +223,20 @@ async function main(): Promise<number> {
   process.once("SIGTERM", onSignal);
 
   try {
-    server = await startBenchServer({
+    const serverOptions: BenchServerOptions = {
       databaseUrl: database.url,
       poolSize: options.serverPoolSize,
       jwtSecret: JWT_SECRET,
       profileDir: options.profileDir,
       extraEnv: options.serverEnv,
-    });
+    };
+    server = await startBenchServer(serverOptions);
     log(`server pid ${server.pid} at ${server.url}`);
     const data = await seedBenchData(database.url, options.subscriptions);
     const tokens = await mintTokens([...data.subscriptions.map((s) => s.ownerId), data.hot.ownerId]);
 
     const skipped: Record<string, string> = {};
-    const scenarios = await buildScenarios(options, server, database.url, data, tokens, skipped, closers);
+    const scenarios = await buildScenarios(options, server, serverOptions, database.url, data, tokens, skipped, closers);
 
     log(`warming up (${options.warmupSeconds} s each)`);
     for (const scenario of scenarios) await scenario.measure(options.warmupSeconds);
@@ -197,9 +247,10 @@ async function main(): Promise<number> {
     for (let round = 1; round <= options.rounds; round++) {
       for (const scenario of scenarios) {
         settleMs.push(await settleDatabase(database.url));
-        const before = sampleCpu(server.pid, database.name);
+        const serverPid = scenario.serverPid ?? server.pid;
+        const before = sampleCpu(serverPid, database.name);
         const m = await scenario.measure(options.durationSeconds);
-        const cpuMsPerRequest = cpuPerRequest(before, sampleCpu(server.pid, database.name), m.requests);
+        const cpuMsPerRequest = cpuPerRequest(before, sampleCpu(serverPid, database.name), m.requests);
         runs.push({ scenario: scenario.name, round, ...m, cpuMsPerRequest });
         log(`round ${round}  ${describeRun(scenario.name, { ...m, cpuMsPerRequest })}`);
       }
@@ -282,7 +333,7 @@ async function main(): Promise<number> {
       "",
       scenarioTable(summaries),
       "",
-      ratioTable(ratios, soakResult),
+      ratioTable(ratios, soakResult, summaries),
       "",
       `Soak: RSS ${soakResult.startMb.toFixed(0)} → ${soakResult.endMb.toFixed(0)} MB (max ${soakResult.maxMb.toFixed(0)}; ` +
         `floor ${soakResult.floorsMb[0].toFixed(0)} MB in the first half, ${soakResult.floorsMb[1].toFixed(0)} MB in the second). ` +

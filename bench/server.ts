@@ -70,6 +70,7 @@ export async function startBenchServer(options: BenchServerOptions): Promise<Ben
       PORT: String(port),
       // Rate limiting must not refuse the load; its own cost is still paid on every call.
       RATE_LIMIT_DEFAULT: "1000000000/1s",
+      REQUEST_LIMIT: "1000000000/1s",
       ...options.extraEnv,
     },
     stdio: ["ignore", "inherit", "inherit"],

@@ -27,7 +27,7 @@ import { refuseNulVariablesPlugin, requestValidationRules } from "../graphql/val
 import type { RequestContext } from "../graphql/context.js";
 import { creditsExtensionPlugin } from "../graphql/plugins/credits-extension-plugin.js";
 import { errorsPlugin } from "../graphql/plugins/errors-plugin.js";
-import { createHttpServer, type RunningHttpServer } from "../http/http-server.js";
+import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer } from "../http/http-server.js";
 import { createLogger } from "../observability/logger.js";
 import { createObservability, type ObservabilityOptions } from "../observability/observability.js";
 import type { OperationProviders } from "../providers/providers.js";
@@ -40,6 +40,15 @@ import { createRateLimiting } from "../ratelimit/create-rate-limiting.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
 import { runRecoveryPass } from "../recovery/recovery-pass.js";
 import { startRecoveryScheduler } from "../recovery/recovery-scheduler.js";
+import { createCorsPolicy } from "../http/cors.js";
+import { RequestLimiter } from "../http/request-limit.js";
+import { requestLimitGate } from "../http/request-limit-gate.js";
+import { requireBearer } from "../http/bearer-route.js";
+import { normaliseIdsTransformer } from "../graphql/normalise-ids.js";
+import { createEdgeMetrics } from "../observability/edge-metrics.js";
+import { backfillBalances } from "../subscriptions/balance-backfill.js";
+import { createLiveBalance } from "../live/live-balance.js";
+import { attachLiveSocket, type LiveSocketServer } from "../live/websocket-server.js";
 
 export interface CreateAppOptions {
   logger?: Logger;
@@ -74,6 +83,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       logger,
     }));
   const ownsDatabase = !options.database;
+  // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
+  await backfillBalances(database.db, [...CREDIT_TYPE_NAMES]);
 
   // The benchmark's baseline fields exist only in a server started with BENCH=1 (`npm run bench`).
   const baseSchema = buildBaseSchema(config.BENCH ? [BenchResolver] : []);
@@ -97,7 +108,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
 
   // Rate limits (memory, or Redis when REDIS_URL is set): exact under concurrency. A bad @rateLimit fails here, at start.
   const clock = options.clock;
+  const edgeMetrics = createEdgeMetrics(observability.metrics.registry);
   const rateLimiting = createRateLimiting({
+    onStoreFailure: () => edgeMetrics.rateLimitStoreFailures.inc({ store: config.REDIS_URL ? "redis" : "memory" }),
     config,
     logger,
     schema: baseSchema,
@@ -121,7 +134,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
   const chargeDeps = { ledger, rateLimiter, observer, idempotency };
   const wrap = createChargeWrapper(chargeDeps);
-  const schema = rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema));
+  // Ids normalised outermost, so every wrapper and resolver sees lower-case UUIDs.
+  const schema = normaliseIdsTransformer(rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema)));
   services.schema = schema;
 
   const validationRules = requestValidationRules(
@@ -136,10 +150,25 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   // creditPreview validates documents with the same rules, so it never prices what a run would refuse.
   services.validationRules = validationRules;
 
+  // creditBalanceChanged: the ledger trigger's notifications, fanned out over graphql-ws (attached to
+  // the HTTP server below; its drain plugin closes the sockets when Apollo stops).
+  const live = createLiveBalance({
+    database,
+    directUrl: config.DATABASE_DIRECT_URL,
+    pushIntervalMs: config.BALANCE_PUSH_INTERVAL,
+    logger,
+    alerts: observability.alerts,
+    registry: observability.metrics.registry,
+  });
+  services.live = live;
+  let liveSocket: LiveSocketServer | undefined;
+
   const apollo = new ApolloServer<RequestContext>({
     schema,
     formatError,
     includeStacktraceInErrorResponses: false,
+    // A document's lexical tokens are limited before graphql builds its tree (MAX_DOCUMENT_TOKENS).
+    parseOptions: { maxTokens: config.MAX_DOCUMENT_TOKENS },
     introspection: config.NODE_ENV !== "production",
     // With introspection off, "Did you mean …" hints would still leak the schema's field names.
     hideSchemaDetailsFromClientErrors: config.NODE_ENV === "production",
@@ -159,13 +188,16 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // (every answer depends on the caller and on live balances), and the plugin's per-field hook
       // makes Apollo wrap every resolver of the schema: a cost on every field of every request.
       ApolloServerPluginCacheControlDisabled(),
+      { serverWillStart: async () => ({ drainServer: async () => liveSocket?.dispose() }) },
     ],
   });
   try {
     await apollo.start();
+    await live.start();
   } catch (err) {
     // Nothing is listening yet: release what was opened so a failed start leaves no Redis client,
     // timer or pool behind.
+    await live.close().catch(() => undefined);
     await observability.close().catch(() => undefined);
     await rateLimiting.close().catch(() => undefined);
     if (ownsDatabase) await database.close().catch(() => undefined);
@@ -178,12 +210,38 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
   });
+  const contextFactory = createContextFactory(services, verify);
   const http = createHttpServer({
     apollo,
-    context: createContextFactory(services, verify),
-    routes: { "GET /health": healthRoute(database), "GET /metrics": observability.metricsRoute },
+    context: contextFactory,
+    routes: {
+      "GET /health": healthRoute(database, rateLimiting.store),
+      "GET /metrics": requireBearer(config.METRICS_TOKEN, observability.metricsRoute),
+    },
     maxBodyBytes: config.MAX_BODY_BYTES,
     logger,
+    cors: createCorsPolicy({ origins: config.CORS_ORIGINS, allowLocalhost: config.devMode && config.NODE_ENV !== "production" }),
+    admit: requestLimitGate(
+      new RequestLimiter(config.REQUEST_LIMIT, clock ? () => clock().getTime() : undefined),
+      verify,
+      `${config.REQUEST_LIMIT.max} requests per ${config.REQUEST_LIMIT.window}`,
+      () => edgeMetrics.requestsLimited.inc(),
+    ),
+  });
+
+  liveSocket = attachLiveSocket({
+    httpServer: http.server,
+    path: GRAPHQL_PATH,
+    schema,
+    verify,
+    context: contextFactory,
+    formatError,
+    validationRules,
+    maxBufferedBytes: config.LIVE_MAX_BUFFERED_BYTES,
+    maxPayloadBytes: config.MAX_BODY_BYTES,
+    production: config.NODE_ENV === "production",
+    logger,
+    onSlowConsumer: () => live.slowConsumerDropped(),
   });
 
   // Every debit ends settled: refund what crashed processes left pending (at start, then every interval).
@@ -208,11 +266,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     http,
     listen: (port = config.PORT, host = config.HOST) => http.listen(port, host),
     async close() {
+      // WebSocket connections never go idle: close them first, or the HTTP server would wait for them.
+      await liveSocket?.dispose();
       await http.close();
       // Requests are done: stop spike checks, finish storing alerts, give webhook posts a moment.
       await observability.close();
       await apollo.stop();
       await recovery.stop();
+      await live.close();
       await rateLimiting.close();
       if (ownsDatabase) await database.close();
     },

@@ -1,26 +1,44 @@
-/** GET /health: 200 when the database answers within a second or two, 503 when it does not. */
+/**
+ * GET /health: 200 when the database answers within a second or two, 503 when it does not. It also
+ * says whether the rate-limit store (Redis) answers: `"rateLimitStore": "up" | "down"`, with
+ * `"status": "degraded"` (still 200: the server serves, but metered calls are refused or unlimited
+ * per RATE_LIMIT_ON_STORE_ERROR) when it does not (DESIGN.md, "Observability").
+ */
 import type { DatabaseHandle } from "../db/database.js";
 import type { RouteHandler } from "../http/http-server.js";
 
 const PING_TIMEOUT_MS = 2_000;
 
-export function healthRoute(database: DatabaseHandle): RouteHandler {
+/** Whatever can be pinged; an in-process store has no ping and is always up. */
+export interface PingableStore {
+  ping?(): Promise<void>;
+}
+
+async function answers(ping: () => Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("timeout")), PING_TIMEOUT_MS);
+      }),
+    ]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function healthRoute(database: DatabaseHandle, rateLimitStore: PingableStore = {}): RouteHandler {
   return async ({ res, requestId }) => {
-    let ok = true;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        database.ping(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error("timeout")), PING_TIMEOUT_MS);
-        }),
-      ]);
-    } catch {
-      ok = false;
-    } finally {
-      clearTimeout(timer);
-    }
+    const storePing = rateLimitStore.ping?.bind(rateLimitStore);
+    const [ok, storeUp] = await Promise.all([answers(() => database.ping()), storePing ? answers(storePing) : true]);
+    const status = !ok ? "unavailable" : storeUp ? "ok" : "degraded";
     res.writeHead(ok ? 200 : 503, { "content-type": "application/json; charset=utf-8", "x-request-id": requestId });
-    res.end(JSON.stringify({ status: ok ? "ok" : "unavailable", database: ok ? "up" : "down", backend: database.kind }));
+    res.end(
+      JSON.stringify({ status, database: ok ? "up" : "down", backend: database.kind, rateLimitStore: storeUp ? "up" : "down" }),
+    );
   };
 }

@@ -7,6 +7,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import { UnauthenticatedError } from "../errors/errors.js";
 import { DEVELOPMENT_JWT_SECRET } from "./dev-secret.js";
+import { hasControlCharacter, isWellFormedText } from "../util/text.js";
 import { isAdminClaims, type Viewer } from "./viewer.js";
 
 export interface VerifierOptions {
@@ -56,8 +57,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       throw new UnauthenticatedError("Invalid token: the sub claim is missing");
     }
     // A subject becomes owner and actor ids in the database: control characters (NUL above all,
-    // which PostgreSQL refuses in text) or an absurd length are a bad token, not a server error.
-    if (payload.sub.length > 255 || /[\u0000-\u001f\u007f]/.test(payload.sub)) {
+    // which PostgreSQL refuses in text), an unpaired surrogate (stored as U+FFFD, so "eve\ud800"
+    // would read "eve\ufffd"'s subscriptions) or an absurd length are a bad token, not a server error.
+    if (payload.sub.length > 255 || hasControlCharacter(payload.sub) || !isWellFormedText(payload.sub)) {
       throw new UnauthenticatedError("Invalid token: the sub claim is not a valid user id");
     }
     return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, exp: payload.exp ?? 0 };

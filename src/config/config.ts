@@ -29,18 +29,32 @@ const optionalText = z
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
 /** "60/1m" → { max: 60, windowMs: 60000, window: "1m" } */
-const rateLimitSpec = z
+const rateLimitSpec = (name = "RATE_LIMIT_DEFAULT", fallback = "60/1m") => z
   .string()
-  .default("60/1m")
+  .default(fallback)
   .transform((text, ctx) => {
     const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(text);
     const windowMs = match ? parseDurationMs(match[2]) : undefined;
     if (!match || windowMs === undefined || Number(match[1]) < 1) {
-      ctx.addIssue({ code: "custom", message: `RATE_LIMIT_DEFAULT must look like "60/1m" (calls per window)` });
+      ctx.addIssue({ code: "custom", message: `${name} must look like "60/1m" (calls per window)` });
       return z.NEVER;
     }
     return { max: Number(match[1]), window: match[2], windowMs };
   });
+
+/** "*" → "*"; "https://a.example, http://localhost:5173" → the list (trailing slashes dropped); unset → []. */
+const corsOrigins = optionalText.transform((text, ctx): readonly string[] | "*" => {
+  if (text === undefined) return [];
+  if (text === "*") return "*";
+  const origins = text.split(",").map((o) => o.trim().replace(/\/+$/, "")).filter((o) => o.length > 0);
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      ctx.addIssue({ code: "custom", message: `CORS_ORIGINS: "${origin}" is not an origin such as https://app.example.com (or use "*")` });
+      return z.NEVER;
+    }
+  }
+  return origins;
+});
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -52,6 +66,13 @@ export const configSchema = z.object({
     z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://").optional(),
   ),
   DATABASE_POOL_SIZE: positiveInt(10),
+  /**
+   * A direct (session) connection for LISTEN, which a transaction-mode pooler cannot carry (Supabase:
+   * the direct port 5432, not the pooler's 6543); DATABASE_URL when unset.
+   */
+  DATABASE_DIRECT_URL: optionalText.pipe(
+    z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_DIRECT_URL must start with postgres:// or postgresql://").optional(),
+  ),
   PGLITE_DIR: z.string().default("./.data/pglite"),
   JWT_SECRET: optionalText,
   JWT_JWKS_URL: optionalText.pipe(z.url({ message: "JWT_JWKS_URL must be a URL" }).optional()),
@@ -60,7 +81,7 @@ export const configSchema = z.object({
   REDIS_URL: optionalText.pipe(
     z.string().regex(/^rediss?:\/\//, "REDIS_URL must start with redis:// or rediss://").optional(),
   ),
-  RATE_LIMIT_DEFAULT: rateLimitSpec,
+  RATE_LIMIT_DEFAULT: rateLimitSpec(),
   RATE_LIMIT_ON_STORE_ERROR: z.enum(["closed", "open"]).default("closed"),
   /** Prefix of every rate-limit key in Redis, so several deployments (or test runs) can share one Redis. */
   RATE_LIMIT_KEY_PREFIX: z.string().default("gc:rl:"),
@@ -81,6 +102,12 @@ export const configSchema = z.object({
   ALERT_SPIKE_BASELINE: duration("ALERT_SPIKE_BASELINE", "24h"),
   ALERT_SPIKE_MIN_CREDITS: z.coerce.number().int().min(0).default(100),
   ALERT_WEBHOOK_URL: optionalText.pipe(z.url({ message: "ALERT_WEBHOOK_URL must be a URL" }).optional()),
+  /** Signs every alert webhook (x-credits-signature, HMAC-SHA256); required with ALERT_WEBHOOK_URL in production. */
+  ALERT_WEBHOOK_SECRET: optionalText,
+  /** creditBalanceChanged: changes of one balance closer together than this are pushed as one event. */
+  BALANCE_PUSH_INTERVAL: duration("BALANCE_PUSH_INTERVAL", "100ms"),
+  /** A live-balance socket with more than this many bytes unsent is a slow consumer and is closed. */
+  LIVE_MAX_BUFFERED_BYTES: positiveInt(1_000_000),
   MAX_BODY_BYTES: positiveInt(1_000_000),
   // Operation limits, checked when the document is validated, before anything runs (BAD_USER_INPUT).
   MAX_QUERY_DEPTH: positiveInt(12),
@@ -92,6 +119,14 @@ export const configSchema = z.object({
   CHARGE_BATCH_MAX: positiveInt(100),
   /** Most debit statements the charge ledger runs at once (each holds a pooled connection while it runs). */
   CHARGE_BATCH_IN_FLIGHT: positiveInt(2),
+  /** Origins browsers may call from: comma-separated, or "*". Development mode adds http://localhost:* and http://127.0.0.1:*. */
+  CORS_ORIGINS: corsOrigins,
+  /** Requests per caller (token subject, else client address) and window, refused (429) before parsing. */
+  REQUEST_LIMIT: rateLimitSpec("REQUEST_LIMIT", "1200/1m"),
+  /** Most lexical tokens in one GraphQL document (graphql's parse maxTokens). */
+  MAX_DOCUMENT_TOKENS: positiveInt(10_000),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: optionalText,
 });
 
 type RawConfig = z.infer<typeof configSchema>;
@@ -119,5 +154,25 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     );
   }
   const raw = result.data;
+  const problems = productionProblems(raw);
+  if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...raw, devMode: !raw.JWT_SECRET && !raw.JWT_JWKS_URL });
+}
+
+/** Shortest JWT_SECRET accepted in production: 256 bits, as HS256 wants (Supabase's secrets are longer). */
+export const MIN_PRODUCTION_SECRET_LENGTH = 32;
+
+/**
+ * Production never falls back to development mode: its secret is public, so anyone could mint an
+ * admin token. Without a real secret or JWKS the process must not start at all.
+ */
+function productionProblems(raw: RawConfig): string[] {
+  if (raw.NODE_ENV !== "production") return [];
+  if (!raw.JWT_SECRET && !raw.JWT_JWKS_URL) {
+    return ["JWT_SECRET or JWT_JWKS_URL: one is required with NODE_ENV=production (development mode and its public secret are refused)"];
+  }
+  if (raw.JWT_SECRET && raw.JWT_SECRET.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    return [`JWT_SECRET: must be at least ${MIN_PRODUCTION_SECRET_LENGTH} characters with NODE_ENV=production`];
+  }
+  return [];
 }

@@ -1,8 +1,8 @@
 /**
  * Opens the configured database and brings its schema up to date: node-postgres when DATABASE_URL is
  * set, else embedded PGlite in PGLITE_DIR ("memory://" keeps nothing). Migrations from drizzle/ are
- * applied at every start; on PostgreSQL under an advisory lock, so instances starting together do
- * not race.
+ * applied at every start; on PostgreSQL in one transaction under a transaction-scoped advisory lock,
+ * so instances starting together do not race, also through a transaction-mode pooler (migrate-postgres.ts).
  */
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -10,11 +10,9 @@ import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import * as schema from "./schema/index.js";
 import type { Database, DatabaseHandle } from "./database.js";
+import { migratePostgres } from "./migrate-postgres.js";
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
-
-/** Arbitrary constant that names the migration lock among this database's advisory locks. */
-const MIGRATION_LOCK_KEY = 7_231_004;
 
 export interface ConnectOptions {
   databaseUrl?: string;
@@ -30,26 +28,23 @@ export async function connectDatabase(options: ConnectOptions): Promise<Database
 async function connectPostgres(url: string, options: ConnectOptions): Promise<DatabaseHandle> {
   const { default: pg } = await import("pg");
   const { drizzle } = await import("drizzle-orm/node-postgres");
-  const { migrate } = await import("drizzle-orm/node-postgres/migrator");
 
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000 });
   // An idle client that loses its connection (server restart, pg_terminate_backend) emits 'error'
   // on the pool; without a listener that would crash the process. The pool replaces the client.
   pool.on("error", (err) => options.logger?.warn({ err: { message: err.message } }, "database connection lost"));
 
-  const client = await pool.connect();
-  try {
-    await client.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
-    await migrate(drizzle(client, { schema }), { migrationsFolder: MIGRATIONS_FOLDER });
-    await client.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
-  } finally {
-    client.release();
-  }
-
   const db = drizzle(pool, { schema }) as unknown as Database;
+  try {
+    await migratePostgres(db, MIGRATIONS_FOLDER);
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
   return {
     db,
     kind: "postgres",
+    url,
     ping: async () => {
       await pool.query("select 1");
     },
@@ -72,6 +67,7 @@ async function connectPglite(options: ConnectOptions): Promise<DatabaseHandle> {
   return {
     db: db as unknown as Database,
     kind: "pglite",
+    listen: (channel, onPayload) => client.listen(channel, onPayload),
     ping: async () => {
       await db.execute(sql`select 1`);
     },

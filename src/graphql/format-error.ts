@@ -42,10 +42,38 @@ function failedInsideParser(code: string, error: unknown): boolean {
   return false;
 }
 
+/** graphql's parse maxTokens refusal ("Document contains more that N tokens"), said so a client knows what to do. */
+const TOO_MANY_TOKENS = /^Syntax Error: Document contains more (?:that|than) (\d+) tokens/;
+
 function clientMessage(code: string, message: string, error: unknown): string {
   if (failedInsideParser(code, error)) return TOO_DEEP_TO_PARSE;
+  const tokens = TOO_MANY_TOKENS.exec(message);
+  if (tokens) {
+    return `The document has more than ${tokens[1]} lexical tokens (MAX_DOCUMENT_TOKENS): put large inputs in variables, or split the operation.`;
+  }
   return CLEARER_MESSAGES[message] ?? message;
 }
+
+/** Apollo's message for an automatic persisted query whose sha256Hash is not the hash of its query. */
+const HASH_MISMATCH = "provided sha does not match query";
+
+/**
+ * Why a request is the client's fault before anything ran, or undefined: one of Apollo's own client
+ * codes, or an error Apollo raised without a code but with a 4xx HTTP status (a persisted query whose
+ * hash does not match its text). Such errors are answered BAD_USER_INPUT (400) and logged at info.
+ */
+export function clientRequestReason(error: unknown): string | undefined {
+  if (!(error instanceof GraphQLError)) return undefined;
+  const code = error.extensions?.code;
+  if (typeof code === "string" && CLIENT_REQUEST_CODES.has(code)) return code;
+  if (code !== undefined && code !== "INTERNAL_SERVER_ERROR") return undefined;
+  const status = (error.extensions?.http as { status?: number } | undefined)?.status;
+  if (typeof status !== "number" || status < 400 || status >= 500) return undefined;
+  return error.message === HASH_MISMATCH ? "PERSISTED_QUERY_HASH_MISMATCH" : "BAD_REQUEST";
+}
+
+const HASH_MISMATCH_MESSAGE =
+  "The persisted query's sha256Hash is not the SHA-256 of its query: send the query's own hash, or the query alone.";
 
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
   const original = unwrapResolverError(error);
@@ -61,6 +89,13 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
       locations: formatted.locations,
       path: formatted.path,
       extensions: { code: "BAD_USER_INPUT", reason: code },
+    };
+  }
+  const reason = original === error ? clientRequestReason(error) : undefined;
+  if (reason !== undefined) {
+    return {
+      message: reason === "PERSISTED_QUERY_HASH_MISMATCH" ? HASH_MISMATCH_MESSAGE : formatted.message,
+      extensions: { code: "BAD_USER_INPUT", reason },
     };
   }
   return { message: MASKED_MESSAGE, path: formatted.path, extensions: { code: "INTERNAL_SERVER_ERROR" } };

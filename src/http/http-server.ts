@@ -7,7 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { HeaderMap, type ApolloServer } from "@apollo/server";
 import type { Logger } from "pino";
+import type { CorsPolicy } from "./cors.js";
 import { BodyTooLargeError, readBody } from "./read-body.js";
+import type { RequestGate, RequestRefusal } from "./request-limit-gate.js";
 import { requestIdFrom } from "./request-id.js";
 
 export interface RouteRequest {
@@ -26,6 +28,10 @@ export interface HttpServerOptions<Ctx extends object> {
   routes: Record<string, RouteHandler>;
   maxBodyBytes: number;
   logger: Logger;
+  /** CORS headers and preflight answers (CORS_ORIGINS); none when absent. */
+  cors?: CorsPolicy;
+  /** Runs before a GraphQL request's body is read (REQUEST_LIMIT); a refusal is answered as is. */
+  admit?: RequestGate;
 }
 
 export interface RunningHttpServer {
@@ -45,6 +51,17 @@ function sendJson(res: ServerResponse, status: number, body: unknown, requestId:
 /** A response for a request that never reached GraphQL (bad body, too large): same error shape as GraphQL's. */
 export function sendRequestError(res: ServerResponse, status: number, message: string, requestId: string): void {
   sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_USER_INPUT", requestId } }] }, requestId);
+}
+
+/** A refusal before the body is read (e.g. 429 REQUEST_LIMIT), in GraphQL's error shape, with Retry-After. */
+function sendRefusal(res: ServerResponse, refusal: RequestRefusal, requestId: string): void {
+  res.setHeader("retry-after", String(refusal.retryAfterSeconds));
+  sendJson(
+    res,
+    refusal.status,
+    { errors: [{ message: refusal.message, extensions: { code: "RATE_LIMITED", retryAfterSeconds: refusal.retryAfterSeconds, requestId } }] },
+    requestId,
+  );
 }
 
 /**
@@ -69,6 +86,13 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
   const idleWaiters: (() => void)[] = [];
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const refusal = options.admit ? await options.admit(req) : undefined;
+    if (refusal) {
+      sendRefusal(res, refusal, requestId);
+      // The body is discarded unread: a refused flood costs no buffering and no parse.
+      req.resume();
+      return;
+    }
     let body: unknown;
     if (req.method === "POST") {
       let text: string;
@@ -120,6 +144,13 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
     try {
       if (closing) {
         res.setHeader("connection", "close");
+      }
+      if (options.cors) {
+        if (options.cors.isPreflight(req)) {
+          options.cors.answerPreflight(req, res);
+          return;
+        }
+        options.cors.apply(req, res);
       }
       const path = (req.url ?? "/").split("?")[0];
       const route = options.routes[`${req.method} ${path}`];

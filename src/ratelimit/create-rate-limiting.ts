@@ -33,6 +33,8 @@ export interface CreateRateLimitingOptions {
   now?: () => number;
   /** Overrides the store chosen from the configuration (tests). */
   store?: RateLimitStore;
+  /** Called on every check the store failed to answer (counted apart from real limits). */
+  onStoreFailure?: () => void;
 }
 
 export interface RateLimiting {
@@ -76,7 +78,13 @@ export function createRateLimiting(options: CreateRateLimitingOptions): RateLimi
     { store: store.kind, default: `${config.RATE_LIMIT_DEFAULT.max}/${config.RATE_LIMIT_DEFAULT.window}`, onStoreError: config.RATE_LIMIT_ON_STORE_ERROR },
     "rate limits ready",
   );
-  const limiter = new RateLimiter({ store, onStoreError: config.RATE_LIMIT_ON_STORE_ERROR, logger, now: options.now });
+  const limiter = new RateLimiter({
+    store,
+    onStoreError: config.RATE_LIMIT_ON_STORE_ERROR,
+    logger,
+    now: options.now,
+    onStoreFailure: options.onStoreFailure,
+  });
 
   return {
     gate: {

@@ -41,6 +41,8 @@ export interface RateLimitStore {
   hit(hit: RateLimitHit): Promise<RateLimitVerdict>;
   /** Releases connections and timers. */
   close(): Promise<void>;
+  /** Resolves when the store answers, rejects when it does not (GET /health); absent for in-process stores. */
+  ping?(): Promise<void>;
 }
 
 /**

@@ -47,6 +47,8 @@ export interface RateLimiterOptions {
   logger: Logger;
   /** Milliseconds since the epoch; tests inject a fake clock. */
   now?: () => number;
+  /** Called on every check the store failed to answer (a metric apart from real limits). */
+  onStoreFailure?: () => void;
 }
 
 export const LIMITER_UNAVAILABLE_MESSAGE = "Rate limiter unavailable: try again in a second";
@@ -83,6 +85,7 @@ export class RateLimiter {
   private readonly onStoreError: StoreFailureMode;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private readonly onStoreFailure: () => void;
   private outage: { since: number; lastLogged: number; failuresSinceLog: number } | undefined;
 
   constructor(options: RateLimiterOptions) {
@@ -90,6 +93,7 @@ export class RateLimiter {
     this.onStoreError = options.onStoreError;
     this.logger = options.logger.child({ component: "rate-limiter" });
     this.now = options.now ?? Date.now;
+    this.onStoreFailure = options.onStoreFailure ?? (() => undefined);
   }
 
   /**
@@ -103,6 +107,7 @@ export class RateLimiter {
     try {
       verdict = await this.store.hit({ key: counterKey(rule, args, caller), max: rule.max, windowMs: rule.windowMs, cost, now });
     } catch (err) {
+      this.onStoreFailure();
       this.noteStoreFailure(err, rule, caller);
       if (this.onStoreError === "open") return NOTHING_TO_RELEASE;
       throw new RateLimitedError(LIMITER_UNAVAILABLE_MESSAGE, 1);

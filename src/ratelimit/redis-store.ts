@@ -97,6 +97,11 @@ export class RedisRateLimitStore implements RateLimitStore {
     return { allowed: true, used, release: async () => void (await this.client.zrem(key, ...members)) };
   }
 
+  /** One PING, within the command timeout: whether Redis answers right now. */
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
   async close(): Promise<void> {
     if (this.client.status === "ready") {
       await this.client.quit().catch(() => this.client.disconnect());

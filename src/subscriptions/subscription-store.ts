@@ -17,7 +17,7 @@ export interface OpenSubscription {
 }
 
 /** Opens a subscription in one transaction: the row, a balance of each type, and a GRANT per starting amount. */
-export async function openSubscription(db: Database, request: OpenSubscription): Promise<SubscriptionRecord> {
+export async function openSubscription(db: DbOrTx, request: OpenSubscription): Promise<SubscriptionRecord> {
   return db.transaction(async (tx) => {
     const [subscription] = await tx
       .insert(billingSubscriptions)

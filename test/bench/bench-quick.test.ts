@@ -9,9 +9,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { postgresAvailable, TEST_DATABASE_URL } from "../helpers/services.js";
+import { postgresAvailable, REQUIRE_SERVICES, TEST_DATABASE_URL } from "../helpers/services.js";
+import { requirePgBouncer } from "../helpers/pgbouncer.js";
 
-const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-hot", "preview", "raw-debit"];
+/** The metered scenario through PgBouncer runs where pgbouncer is installed (always under CI). */
+const pooled = postgresAvailable && requirePgBouncer(REQUIRE_SERVICES) !== undefined;
+const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-live", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
 
 function runQuickBench(out: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -51,10 +54,31 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
 
     // The ratios the goals are about are all there (whether they are met is the full run's business).
     expect(Object.keys(results.ratios).sort()).toEqual(
-      ["metered_hot_over_metered", "metered_three_over_metered", "metered_over_bare_sql", "p99_metered_over_bare_sql", "preview_over_noop", "rss_mb"].sort(),
+      [
+        "live_push_p99_ms",
+        "metered_hot_over_metered",
+        "metered_live_over_metered",
+        "metered_three_over_metered",
+        "metered_over_bare_sql",
+        "metered_pooled_over_metered",
+        "p99_metered_over_bare_sql",
+        "preview_over_noop",
+        "rss_mb",
+      ].sort(),
     );
-    for (const value of Object.values(results.ratios)) expect(value).toEqual(expect.any(Number));
+    for (const [key, value] of Object.entries(results.ratios)) {
+      if (key === "metered_pooled_over_metered" && !pooled) {
+        expect(value).toBeNull();
+        expect(results.skipped["metered-pooled"]).toMatch(/pgbouncer is not installed/);
+      } else expect(value, key).toEqual(expect.any(Number));
+    }
     expect(results.soak.samplesMb.length).toBeGreaterThan(1);
+
+    // The live-balance scenario: its subscribers received pushes, with latencies and the server's memory.
+    const live = results.scenarios["metered-live"];
+    expect(live.push).toMatchObject({ subscribers: 1000, p50Ms: expect.any(Number), p99Ms: expect.any(Number) });
+    expect(live.push.events).toBeGreaterThan(0);
+    expect(live.rssMb).toBeGreaterThan(0);
 
     // The load left the ledger consistent and every charge settled.
     expect(results.integrity).toMatchObject({ auditMismatches: 0, pendingCharges: 0 });

@@ -19,7 +19,8 @@ export type TokenName =
   | "wrongAudience"
   | "missingIssuer"
   | "rs256Header"
-  | "nulInSub";
+  | "nulInSub"
+  | "surrogateInSub";
 
 export interface Fixture {
   /** The subscription every case aims at (owned by the "owner" token's subject). */
@@ -147,6 +148,8 @@ export function hostileCases(): HostileCase[] {
   add(H, "Idempotency-Key of 300 characters", (f) => ({ ...ai(f, OK_PROMPT), headers: { "idempotency-key": "k".repeat(300) } }), bad());
   add(H, "Idempotency-Key with non-ASCII bytes", (f) => ({ ...ai(f, OK_PROMPT), headers: { "idempotency-key": "cl\u00e9-\u00ff" } }), bad());
   add(H, "Idempotency-Key with a tab inside", (f) => ({ ...ai(f, OK_PROMPT), headers: { "idempotency-key": "key\tvalue" } }), bad());
+  // HTTP headers arrive as bytes (read as latin1): a lone surrogate can only come as its UTF-8-style bytes ED A0 80.
+  add(H, "Idempotency-Key with the bytes of a lone surrogate", (f) => ({ ...ai(f, OK_PROMPT), headers: { "idempotency-key": "key-\u00ed\u00a0\u0080" } }), bad());
 
   // --- Malformed GraphQL ----------------------------------------------------------------------
   const G = "malformed GraphQL";
@@ -158,7 +161,8 @@ export function hostileCases(): HostileCase[] {
   add(G, "operationName that does not exist", () => ({ query: "query A { creditTypes { name } }", operationName: "B" }), bad());
   add(G, "raw NUL character in the document", () => ({ query: "{ creditTypes { name \u0000 } }" }), bad());
   add(G, "invalid unicode escape (lone surrogate)", () => ({ query: '{ subscription(id: "\\uD800") { id } }' }), bad());
-  add(G, "100,000 nested selections", () => ({ query: `{ viewer ${"{a".repeat(100_000)}${"}".repeat(100_001)}` }), bad(), { message: /nested too deeply/ });
+  // Whichever comes first: the parser's stack (about 5,000 levels in) or MAX_DOCUMENT_TOKENS (10,000 tokens).
+  add(G, "100,000 nested selections", () => ({ query: `{ viewer ${"{a".repeat(100_000)}${"}".repeat(100_001)}` }), bad(), { message: /nested too deeply|lexical tokens/ });
   add(G, "variables nested 100,000 levels deep", (f) => ({ body: `{"query": ${JSON.stringify(AI)}, "variables": {"s": "${f.target}", "i": {"prompt": ${"[".repeat(100_000)}${"]".repeat(100_000)}}}}` }), bad());
   add(G, "preview variables nested 100,000 levels deep", (f) => ({
     body: `{"query": ${JSON.stringify(PREVIEW)}, "variables": {"input": {"subscriptionId": "${f.target}", "query": ${JSON.stringify(AI)}, "variables": {"i": ${'{"a":'.repeat(100_000)}1${"}".repeat(100_000)}}}}}`,
@@ -166,6 +170,15 @@ export function hostileCases(): HostileCase[] {
   add(G, "fragment cycle", () => ({ query: "query { viewer { ...A } } fragment A on Viewer { id ...B } fragment B on Viewer { ...A }" }), bad());
   add(G, "subscription operation (the schema has none)", () => ({ query: "subscription { creditTypes { name } }" }), bad());
   add(G, "unknown directive", () => ({ query: "{ creditTypes @wipe { name } }" }), bad());
+  add(G, "more than MAX_DOCUMENT_TOKENS (10,000) tokens", () => ({ query: `{ ${"viewer { id } ".repeat(3_000)} }` }), bad(), { message: /lexical tokens/ });
+  add(G, "introspection with ofType nested 40 deep", () => ({ query: `{ __schema { types { ${"ofType { ".repeat(40)}name${" }".repeat(40)} } } }` }), bad(), { message: /ofType/ });
+  add(G, "introspection looping type → fields → type", () => ({
+    query: `{ __type(name: "Query") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }`,
+  }), bad());
+  add(G, "persisted query whose sha256Hash is not its query's", () => ({
+    body: JSON.stringify({ query: "{ creditTypes { name } }", extensions: { persistedQuery: { version: 1, sha256Hash: "0".repeat(64) } } }),
+  }), bad(), { message: /sha256Hash/ });
+  add(G, "raw lone surrogate in a string literal", (f) => ({ query: `mutation { runAiTask(subscriptionId: "${f.target}", input: {prompt: "abc\ud800"}) { output } }` }), bad());
 
   // --- Unknown names --------------------------------------------------------------------------
   const U = "unknown names";
@@ -308,6 +321,17 @@ export function hostileCases(): HostileCase[] {
   add(Z, "new subscription owner and plan", () => ({ query: CREATE, variables: { input: { ownerId: NUL_STRING, plan: NUL_STRING } }, token: "admin" }), bad(), { needs: ["Mutation.createSubscription"] });
   add(Z, "operationName", () => ({ query: "query A { creditTypes { name } }", operationName: `A${NUL_STRING}` }), bad());
 
+  // --- Ill-formed Unicode: an unpaired surrogate (JSON's "\ud800") cannot be stored -------------
+  const S = "ill-formed Unicode";
+  add(S, "prompt with a lone high surrogate", (f) => ai(f, { prompt: "abc\ud800" }), bad(), { message: /well-formed Unicode/ });
+  add(S, "prompt with a lone low surrogate", (f) => ai(f, { prompt: "\udc00abc" }), bad(), { message: /well-formed Unicode/ });
+  add(S, "skip-trace record city", (f) => ({ query: SKIP, variables: { s: f.target, i: { records: [{ ...RECORD, city: "Paris\ud83d" }] } } }), bad());
+  add(S, "input object key", (f) => ai(f, { prompt: "hi", ["x\udfff"]: 1 }), bad());
+  add(S, "grant reason", (f) => ({ query: GRANT, variables: { input: { subscriptionId: f.target, type: "ai", amount: 5, reason: "gift\ud800" } }, token: "admin" }), bad(), { needs: ["Mutation.grantCredits"] });
+  add(S, "new subscription owner", () => ({ query: CREATE, variables: { input: { ownerId: "eve\ud800", plan: "p" } }, token: "admin" }), bad(), { needs: ["Mutation.createSubscription"] });
+  add(S, "subscriptionId", (f) => ({ query: AI, variables: { s: `${f.target}\ud800`, i: OK_PROMPT } }), bad());
+  add(S, "operationName", () => ({ query: "query A { creditTypes { name } }", operationName: "A\ud800" }), bad());
+
   // --- Ids that are not UUIDs (or are, but exist nowhere) -------------------------------------
   const D = "ids";
   for (const [label, id] of Object.entries(NOT_UUIDS)) {
@@ -348,6 +372,7 @@ export function hostileCases(): HostileCase[] {
     ["no issuer claim (issuer configured)", { token: "missingIssuer" }],
     ["RS256 header over an HS256 signature", { token: "rs256Header" }],
     ["validly signed, but NUL in sub", { token: "nulInSub" }],
+    ["validly signed, but a lone surrogate in sub", { token: "surrogateInSub" }],
     ["not a JWT", { authorization: "Bearer not-a-jwt" }],
     ["three empty segments", { authorization: "Bearer .." }],
     ["Basic scheme", { authorization: "Basic dXNlcjpwYXNz" }],

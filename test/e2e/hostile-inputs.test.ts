@@ -120,6 +120,8 @@ async function forgeTokens(): Promise<Record<TokenName, string>> {
     missingIssuer: await mintToken({ sub: OWNER, secret: SECRET, audience: AUDIENCE }),
     rs256Header: `${b64({ alg: "RS256", typ: "JWT" })}.${owner.split(".")[1]}.${ownerSignature}`,
     nulInSub: await mintToken({ sub: `${OWNER}\u0000x`, secret: SECRET, issuer: ISSUER, audience: AUDIENCE }),
+    // jose writes the payload with JSON.stringify, which escapes a lone surrogate: the token carries "\ud800" as is.
+    surrogateInSub: await mintToken({ sub: `${OWNER}\ud800`, secret: SECRET, issuer: ISSUER, audience: AUDIENCE }),
   };
 }
 

@@ -213,9 +213,9 @@ export type CreditPreviewQueryVariables = Exact<{
 }>;
 
 
-export type CreditPreviewQuery = { creditPreview: { subscriptionId: string, sufficient: boolean, items: Array<{ path: Array<string>, operation: string, type: string, amount: number, estimator: string | null, fallback: boolean }>, totals: Array<{ type: string, amount: number }>, balances: Array<{ type: string, balance: number, updatedAt: string }> } };
+export type CreditPreviewQuery = { creditPreview: { subscriptionId: string, sufficient: boolean, items: Array<{ path: Array<string>, operation: string, type: string, amount: number, estimator: string | null, fallback: boolean }>, totals: Array<{ type: string, amount: unknown }>, balances: Array<{ type: string, balance: number, updatedAt: string }> } };
 
-export type UsageFiguresFragment = { key: string, calls: number, credits: number, refunded: number, averageCredits: number };
+export type UsageFiguresFragment = { key: string, calls: unknown, credits: unknown, refunded: unknown, averageCredits: number };
 
 export type CreditUsageQueryVariables = Exact<{
   subscriptionId: string | number;
@@ -225,7 +225,7 @@ export type CreditUsageQueryVariables = Exact<{
 }>;
 
 
-export type CreditUsageQuery = { creditUsage: Array<{ key: string, calls: number, credits: number, refunded: number, averageCredits: number }> };
+export type CreditUsageQuery = { creditUsage: Array<{ key: string, calls: unknown, credits: unknown, refunded: unknown, averageCredits: number }> };
 
 export type CreditStatsQueryVariables = Exact<{
   groupBy: UsageGroupBy;
@@ -234,7 +234,7 @@ export type CreditStatsQueryVariables = Exact<{
 }>;
 
 
-export type CreditStatsQuery = { creditStats: Array<{ key: string, calls: number, credits: number, refunded: number, averageCredits: number }> };
+export type CreditStatsQuery = { creditStats: Array<{ key: string, calls: unknown, credits: unknown, refunded: unknown, averageCredits: number }> };
 
 export const LeadWorkFragmentDoc = {"kind":"Document","definitions":[{"kind":"FragmentDefinition","name":{"kind":"Name","value":"LeadWork"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"Mutation"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","alias":{"kind":"Name","value":"mls"},"name":{"kind":"Name","value":"searchMls"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"subscriptionId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"subscriptionId"}}},{"kind":"Argument","name":{"kind":"Name","value":"input"},"value":{"kind":"ObjectValue","fields":[{"kind":"ObjectField","name":{"kind":"Name","value":"area"},"value":{"kind":"StringValue","value":"Austin","block":false}},{"kind":"ObjectField","name":{"kind":"Name","value":"limit"},"value":{"kind":"IntValue","value":"60"}},{"kind":"ObjectField","name":{"kind":"Name","value":"includeHistory"},"value":{"kind":"BooleanValue","value":true}}]}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"listings"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"mlsId"}}]}}]}}]}}]} as unknown as DocumentNode<LeadWorkFragment, unknown>;
 export const UsageFiguresFragmentDoc = {"kind":"Document","definitions":[{"kind":"FragmentDefinition","name":{"kind":"Name","value":"UsageFigures"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"UsageBucket"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"key"}},{"kind":"Field","name":{"kind":"Name","value":"calls"}},{"kind":"Field","name":{"kind":"Name","value":"credits"}},{"kind":"Field","name":{"kind":"Name","value":"refunded"}},{"kind":"Field","name":{"kind":"Name","value":"averageCredits"}}]}}]} as unknown as DocumentNode<UsageFiguresFragment, unknown>;

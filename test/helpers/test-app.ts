@@ -34,6 +34,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     PGLITE_DIR: "memory://",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     NODE_ENV: "test",
+    // Load-heavy tests must not meet the per-caller request limit; tests of REQUEST_LIMIT set their own.
+    REQUEST_LIMIT: "1000000/1m",
     ...options.env,
   });
   const app = await createApp(config, { database: options.database, logger: createLogger(config.LOG_LEVEL) });

@@ -8,17 +8,28 @@ import { unwrapResolverError } from "@apollo/server/errors";
 import { ERROR_HTTP_STATUS, isErrorCode } from "../../errors/codes.js";
 import { CreditsError } from "../../errors/errors.js";
 import type { RequestContext } from "../context.js";
+import { clientRequestReason } from "../format-error.js";
 
 export function errorsPlugin(): ApolloServerPlugin<RequestContext> {
   return {
     async requestDidStart() {
       return {
         async didEncounterErrors({ errors, contextValue, operationName }) {
+          let clientErrors = 0;
           for (const error of errors) {
             const original = unwrapResolverError(error);
             const expected = original instanceof CreditsError && original.code !== "INTERNAL_SERVER_ERROR";
             const known = isErrorCode(error.extensions?.code) && error.extensions?.code !== "INTERNAL_SERVER_ERROR";
-            if (expected || known || !error.originalError) continue;
+            if (expected || known) continue;
+            // A request that was wrong before anything ran (parse, validation, persisted-query hash):
+            // the client's mistake, worth one line at info per request however many errors it has,
+            // never a stack at error (DESIGN.md, "Errors").
+            const reason = clientRequestReason(error);
+            if (reason !== undefined) {
+              if (clientErrors++ === 0) contextValue.logger.info({ reason, message: error.message, operationName, errors: errors.length }, "client error");
+              continue;
+            }
+            if (!error.originalError) continue;
             contextValue.logger.error(
               { err: original, path: error.path, operationName },
               "unexpected error (masked as INTERNAL_SERVER_ERROR)",

@@ -4,7 +4,8 @@
  * its input before it touches the database, changes balances in one statement or transaction, and
  * writes a ledger entry naming the admin (token subject), the reason and the request id.
  */
-import { Arg, Ctx, ID, Mutation, Query, Resolver } from "type-graphql";
+import type { GraphQLResolveInfo } from "graphql";
+import { Arg, Ctx, ID, Info, Mutation, Query, Resolver } from "type-graphql";
 import { requireAdmin } from "../../admin/require-admin.js";
 import {
   requireCreditType,
@@ -14,6 +15,7 @@ import {
   validateInitialCredits,
 } from "../../admin/admin-input.js";
 import { changeCredits } from "../../admin/change-credits.js";
+import { idempotentMutation } from "../../admin/idempotent-mutation.js";
 import { refundCharge } from "../../admin/refund.js";
 import { BadUserInputError, CreditsError, InternalError, NotFoundError } from "../../errors/errors.js";
 import { auditLedger } from "../../ledger/audit.js";
@@ -64,20 +66,23 @@ export class AdminResolver {
     @Arg("input", () => CreateSubscriptionInput, { description: "The owner, the plan and the starting credits." })
     input: CreateSubscriptionInput,
     @Ctx() ctx: RequestContext,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<BillingSubscription> {
     const admin = requireAdmin(ctx, "open subscriptions");
     const ownerId = requireName(input.ownerId, "ownerId");
     const plan = requireName(input.plan, "plan");
     const initialCredits = validateInitialCredits(input.initialCredits);
-    const subscription = await openSubscription(ctx.services.db, {
-      ownerId,
-      plan,
-      initialCredits,
-      actorId: admin.id,
-      requestId: ctx.requestId,
-    });
+    const { value: subscription, replayed } = await idempotentMutation(ctx, info, (db) =>
+      openSubscription(db, {
+        ownerId,
+        plan,
+        initialCredits,
+        actorId: admin.id,
+        requestId: ctx.requestId,
+      }),
+    );
     ctx.loaders.subscription.prime(subscription.id, subscription);
-    logAdminChange(ctx, "admin.subscription_created", { subscriptionId: subscription.id, ownerId, plan, initialCredits }, "subscription opened");
+    if (!replayed) logAdminChange(ctx, "admin.subscription_created", { subscriptionId: subscription.id, ownerId, plan, initialCredits }, "subscription opened");
     return toBillingSubscription(subscription);
   }
 
@@ -89,14 +94,18 @@ export class AdminResolver {
     @Arg("status", () => SubscriptionStatus, { description: "The new status." }) status: SubscriptionStatus,
     @Arg("reason", () => String, { description: "Why; kept with the subscription and logged." }) reason: string,
     @Ctx() ctx: RequestContext,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<BillingSubscription> {
     requireAdmin(ctx, "change a subscription's status");
     requireWellFormedId(id, "Subscription");
     const why = requireReason(reason);
-    const row = await setSubscriptionStatus(ctx.services.db, id, status, why);
-    if (!row) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
+    const { value: row, replayed } = await idempotentMutation(ctx, info, async (db) => {
+      const changed = await setSubscriptionStatus(db, id, status, why);
+      if (!changed) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
+      return changed;
+    });
     ctx.loaders.subscription.clear(id).prime(id, row);
-    logAdminChange(ctx, "admin.subscription_status", { subscriptionId: id, status, reason: why }, "subscription status changed");
+    if (!replayed) logAdminChange(ctx, "admin.subscription_status", { subscriptionId: id, status, reason: why }, "subscription status changed");
     return toBillingSubscription(row);
   }
 
@@ -104,6 +113,7 @@ export class AdminResolver {
   async grantCredits(
     @Arg("input", () => GrantCreditsInput, { description: "The balance, the credits and why." }) input: GrantCreditsInput,
     @Ctx() ctx: RequestContext,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<LedgerEntry> {
     const admin = requireAdmin(ctx, "grant credits");
     const type = requireCreditType(input.type);
@@ -112,17 +122,19 @@ export class AdminResolver {
     }
     const reason = requireReason(input.reason);
     await requireSubscription(ctx, input.subscriptionId);
-    const entry = await changeCredits(ctx.services.db, {
-      subscriptionId: input.subscriptionId,
-      creditType: type,
-      kind: "GRANT",
-      delta: input.amount,
-      actorId: admin.id,
-      reason,
-      requestId: ctx.requestId,
-    });
+    const { value: entry, replayed } = await idempotentMutation(ctx, info, (db) =>
+      changeCredits(db, {
+        subscriptionId: input.subscriptionId,
+        creditType: type,
+        kind: "GRANT",
+        delta: input.amount,
+        actorId: admin.id,
+        reason,
+        requestId: ctx.requestId,
+      }),
+    );
     ctx.loaders.balances.clear(entry.subscriptionId);
-    logEntry(ctx, "admin.credits_granted", entry, "credits granted");
+    if (!replayed) logEntry(ctx, "admin.credits_granted", entry, "credits granted");
     return toLedgerEntry(entry);
   }
 
@@ -130,6 +142,7 @@ export class AdminResolver {
   async adjustCredits(
     @Arg("input", () => AdjustCreditsInput, { description: "The balance, the signed change and why." }) input: AdjustCreditsInput,
     @Ctx() ctx: RequestContext,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<LedgerEntry> {
     const admin = requireAdmin(ctx, "adjust credits");
     const type = requireCreditType(input.type);
@@ -138,17 +151,19 @@ export class AdminResolver {
     }
     const reason = requireReason(input.reason);
     await requireSubscription(ctx, input.subscriptionId);
-    const entry = await changeCredits(ctx.services.db, {
-      subscriptionId: input.subscriptionId,
-      creditType: type,
-      kind: "ADJUSTMENT",
-      delta: input.delta,
-      actorId: admin.id,
-      reason,
-      requestId: ctx.requestId,
-    });
+    const { value: entry, replayed } = await idempotentMutation(ctx, info, (db) =>
+      changeCredits(db, {
+        subscriptionId: input.subscriptionId,
+        creditType: type,
+        kind: "ADJUSTMENT",
+        delta: input.delta,
+        actorId: admin.id,
+        reason,
+        requestId: ctx.requestId,
+      }),
+    );
     ctx.loaders.balances.clear(entry.subscriptionId);
-    logEntry(ctx, "admin.credits_adjusted", entry, "credits adjusted");
+    if (!replayed) logEntry(ctx, "admin.credits_adjusted", entry, "credits adjusted");
     return toLedgerEntry(entry);
   }
 
@@ -156,6 +171,7 @@ export class AdminResolver {
   async refundCharge(
     @Arg("input", () => RefundChargeInput, { description: "The debit, how much of it and why." }) input: RefundChargeInput,
     @Ctx() ctx: RequestContext,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<LedgerEntry> {
     const admin = requireAdmin(ctx, "refund charges");
     requireWellFormedId(input.entryId, "Ledger entry");
@@ -165,14 +181,17 @@ export class AdminResolver {
     }
     const reason = requireReason(input.reason);
     let entry: LedgerEntryRecord;
+    let replayed: boolean;
     try {
-      entry = await refundCharge(ctx.services.db, {
-        entryId: input.entryId,
-        amount,
-        actorId: admin.id,
-        reason,
-        requestId: ctx.requestId,
-      });
+      ({ value: entry, replayed } = await idempotentMutation(ctx, info, (db) =>
+        refundCharge(db, {
+          entryId: input.entryId,
+          amount,
+          actorId: admin.id,
+          reason,
+          requestId: ctx.requestId,
+        }),
+      ));
     } catch (err) {
       if (err instanceof CreditsError) throw err;
       // Reported like any refund that fails on the database (log line, FAILED_TRANSACTION alert).
@@ -188,7 +207,8 @@ export class AdminResolver {
       throw new InternalError("The refund failed on the database", { cause: err });
     }
     ctx.loaders.balances.clear(entry.subscriptionId);
-    ctx.services.observer.refunded({
+    // A replay refunded nothing now: it is not counted again.
+    if (!replayed) ctx.services.observer.refunded({
       requestId: ctx.requestId,
       operation: entry.operation ?? "unknown",
       subscriptionId: entry.subscriptionId,

@@ -1,4 +1,4 @@
-import { GraphQLJSONObject } from "graphql-scalars";
+import { GraphQLJSONObject, GraphQLSafeInt } from "graphql-scalars";
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
 import { CreditBalance } from "./subscription.js";
 
@@ -46,7 +46,8 @@ export class CreditAmount {
   @Field(() => String, { description: "Credit type." })
   type!: string;
 
-  @Field(() => Int, { description: "Credits." })
+  // A total of several admin overrides (each up to 2^31-1) outgrows GraphQL's 32-bit Int.
+  @Field(() => GraphQLSafeInt, { description: "Credits." })
   amount!: number;
 }
 

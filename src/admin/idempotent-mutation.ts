@@ -1,0 +1,131 @@
+/**
+ * The Idempotency-Key header on admin mutations (createSubscription, grantCredits, …), so a payment
+ * webhook that delivers twice grants once. Same semantics as on metered mutations, over the same
+ * store (idempotency_keys, src/idempotency/idempotency-store.ts) and request hash: keyed by caller,
+ * key and field path; a retry with the same arguments gets the stored result again; a retry while
+ * the first still runs gets CONFLICT (409); the same key with other arguments gets BAD_USER_INPUT;
+ * kept IDEMPOTENCY_TTL.
+ *
+ * Exactly once, crash or not: the key is claimed (PENDING, committed, so a concurrent retry sees it),
+ * then the mutation's write and the key's completion commit in ONE transaction, which also checks
+ * that this call still holds its claim. So a key is DONE exactly when its change committed: a crash
+ * before the commit leaves the key PENDING with nothing changed (a retry runs once the claim is stale,
+ * CHARGE_SETTLE_TIMEOUT), and a call whose claim was taken over rolls its change back. A mutation that
+ * fails changed nothing, so its key is released and a retry runs afresh.
+ *
+ * Use, around the write of any mutation (the write must use the handle it is given):
+ *   const { value, replayed } = await idempotentMutation(ctx, info, (db) => changeCredits(db, change));
+ */
+import { getArgumentValues, type GraphQLResolveInfo } from "graphql";
+import type { DbOrTx } from "../db/database.js";
+import { BadUserInputError, ConflictError, InternalError } from "../errors/errors.js";
+import { requireViewer, responsePathKey, type RequestContext } from "../graphql/context.js";
+import { parseIdempotencyKey } from "../idempotency/idempotency-key.js";
+import { claimKey, completeKey, readKey, releaseKey, type KeyScope } from "../idempotency/idempotency-store.js";
+import { requestHash } from "../idempotency/request-hash.js";
+
+export interface MutationOutcome<T> {
+  value: T;
+  /** True when `value` is the stored result of an earlier call with this key: nothing ran now. */
+  replayed: boolean;
+}
+
+/** Claiming races a concurrent release at most this often before it answers CONFLICT. */
+const CLAIM_ATTEMPTS = 3;
+
+const STILL_RUNNING = "A request with this Idempotency-Key is still being processed: retry once it has finished";
+
+/** Runs `write` once per Idempotency-Key (in a transaction then); without the header, just runs it on the database. */
+export async function idempotentMutation<T>(
+  ctx: RequestContext,
+  info: GraphQLResolveInfo,
+  write: (db: DbOrTx) => Promise<T>,
+): Promise<MutationOutcome<T>> {
+  const db = ctx.services.db;
+  if (ctx.idempotencyKey === undefined) return { value: await write(db), replayed: false };
+
+  const scope: KeyScope = { actorId: requireViewer(ctx).id, key: parseIdempotencyKey(ctx.idempotencyKey), fieldPath: responsePathKey(info) };
+  const hash = requestHash(`${info.parentType.name}.${info.fieldName}`, fieldArguments(info));
+  const { IDEMPOTENCY_TTL, CHARGE_SETTLE_TIMEOUT } = ctx.services.config;
+  for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+    const now = new Date();
+    const claimed = await keyStore(() =>
+      claimKey(db, scope, {
+        requestHash: hash,
+        now,
+        expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL),
+        staleBefore: new Date(now.getTime() - CHARGE_SETTLE_TIMEOUT),
+      }),
+    );
+    if (claimed) return { value: await runClaimed(ctx, scope, now, write), replayed: false };
+
+    const existing = await keyStore(() => readKey(db, scope));
+    if (!existing) continue; // released between our two statements: claim again
+    if (existing.requestHash !== hash) {
+      throw new BadUserInputError("This Idempotency-Key was already used with other arguments: send a new key for a different request", "Idempotency-Key");
+    }
+    if (existing.state === "PENDING") throw new ConflictError(STILL_RUNNING);
+    ctx.logger.info({ component: "idempotency", event: "idempotency.replayed", fieldPath: scope.fieldPath }, "admin mutation replayed");
+    return { value: storedValue(existing.result) as T, replayed: true };
+  }
+  throw new ConflictError(STILL_RUNNING);
+}
+
+/** A statement on the key store; its failure is a 500 that says so (the mutation's own errors pass as they are). */
+async function keyStore<T>(statement: () => Promise<T>): Promise<T> {
+  try {
+    return await statement();
+  } catch (err) {
+    throw new InternalError("The idempotency key store failed", { cause: err });
+  }
+}
+
+/** The write and the key's completion, committed together; the claim released when they fail. */
+async function runClaimed<T>(ctx: RequestContext, scope: KeyScope, claimedAt: Date, write: (db: DbOrTx) => Promise<T>): Promise<T> {
+  const db = ctx.services.db;
+  try {
+    return await db.transaction(async (tx) => {
+      const value = await write(tx);
+      const stored = await completeKey(tx, scope, claimedAt, { result: { kind: "result", value: encodeValue(value) }, charge: null });
+      // A retry took the claim over (this call outlived CHARGE_SETTLE_TIMEOUT): its run stands, this one rolls back.
+      if (!stored) throw new ConflictError(STILL_RUNNING);
+      return value;
+    });
+  } catch (err) {
+    await releaseKey(db, scope, claimedAt).catch((releaseError: unknown) => {
+      // The key stays PENDING, with nothing changed: retries get CONFLICT until the claim is stale.
+      ctx.logger.error({ component: "idempotency", event: "idempotency.release_failed", err: releaseError, fieldPath: scope.fieldPath }, "could not release an idempotency key");
+    });
+    throw err;
+  }
+}
+
+/** The field's arguments as graphql coerced them (variables filled in), so equal requests hash equally. */
+function fieldArguments(info: GraphQLResolveInfo): Record<string, unknown> {
+  const field = info.parentType.getFields()[info.fieldName];
+  return getArgumentValues(field, info.fieldNodes[0], info.variableValues);
+}
+
+/** jsonb keeps no Date: a Date is stored as { "$date": ISO string } and revived on replay. */
+function encodeValue(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value ?? null, function (this: Record<string, unknown>, key: string, json: unknown) {
+      const raw = this[key];
+      return raw instanceof Date ? { $date: raw.toISOString() } : json;
+    }),
+  );
+}
+
+function storedValue(result: unknown): unknown {
+  const envelope = result as { kind?: string; value?: unknown } | null;
+  return reviveDates(envelope?.value ?? null);
+}
+
+function reviveDates(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reviveDates);
+  if (value === null || typeof value !== "object") return value;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (keys.length === 1 && keys[0] === "$date" && typeof record.$date === "string") return new Date(record.$date);
+  return Object.fromEntries(keys.map((key) => [key, reviveDates(record[key])]));
+}
