@@ -19,6 +19,7 @@ import {
   type OperationDefinitionNode,
 } from "graphql";
 import type { RequestContext } from "../graphql/context.js";
+import { NORMALISED_ID_NAMES, normaliseId } from "../graphql/normalise-ids.js";
 import { chargeCalls, settleRequest, type ChargeDeps, type MeteredCall, type RefusedCall } from "./charge-phases.js";
 import type { MeteredField } from "./metered-field.js";
 import { findMeteredFields, indexMeteredFields, runningFields, type MeteredFieldOccurrence } from "./preview/field-walker.js";
@@ -85,11 +86,22 @@ function upfrontCalls(
     return runningFields(plan, coerced.coerced).map((o) => ({
       field: o.metered,
       path: [...o.path],
-      args: getArgumentValues(o.fieldDef, o.node, coerced.coerced),
+      args: normaliseIdArgs(getArgumentValues(o.fieldDef, o.node, coerced.coerced)),
     }));
   } catch {
     return undefined;
   }
+}
+
+/** Ids as the resolver will see them (lower-case UUIDs, src/graphql/normalise-ids.ts), so the hold and the call agree. */
+function normaliseIdArgs(args: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const name of NORMALISED_ID_NAMES) {
+    const value = args[name];
+    const next = normaliseId(value);
+    if (next !== value) (copy ??= { ...args })[name] = next;
+  }
+  return copy ?? args;
 }
 
 /** The value at a response path in `data`, or undefined when it (or a parent) is missing or null. */
