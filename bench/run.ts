@@ -51,7 +51,7 @@ const JWT_SECRET = "bench-secret-of-at-least-32-characters";
 const RAW = "raw-debit";
 const POOLED = "metered-pooled";
 const LIVE = "metered-live";
-const RUN_ORDER = ["bare-sql", "metered", LIVE, "metered-hot", POOLED, "noop", "preview", RAW];
+const RUN_ORDER = ["bare-sql", "metered", "metered-three", LIVE, "metered-hot", POOLED, "noop", "preview", RAW];
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);

@@ -1,12 +1,12 @@
 /**
  * `npx tsx bench/trigger-cost.ts`: what the live-balance ledger trigger (drizzle/0004) costs the
- * hot path. Runs the charge ledger's own batch debit statement at a fixed concurrency on a fresh
+ * hot path. Runs the charge ledger's own hold statement (a batch of one-hold groups) at a fixed concurrency on a fresh
  * database, alternating runs with the trigger enabled and disabled, and prints debits/s of each.
  * Not part of `npm run bench`: a quick check when changing the trigger.
  */
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { debitBatch } from "../src/ledger/batch-debit.js";
+import { holdGroups } from "../src/ledger/hold.js";
 import { createPostgresDatabase } from "../test/helpers/databases.js";
 import { fundedSubscription } from "../test/helpers/test-app.js";
 
@@ -34,7 +34,7 @@ try {
               actorId: "bench", adminOverride: false, requestId: "bench", authorize: false, actorIsAdmin: false,
             };
           });
-          await debitBatch(database.db, batch);
+          await holdGroups(database.db, batch.map((hold) => [hold]));
           debits += BATCH;
         }
       }),

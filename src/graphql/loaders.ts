@@ -4,7 +4,7 @@
  */
 import DataLoader from "dataloader";
 import type { DbOrTx } from "../db/database.js";
-import { balancesOfSubscriptions, type BalanceRecord } from "../ledger/balances.js";
+import { balancesOfSubscriptions, heldOfSubscriptions, type BalanceRecord } from "../ledger/balances.js";
 import { subscriptionsByIds, type SubscriptionRecord } from "../subscriptions/subscription-store.js";
 import { createGrantLoaders, type GrantLoaders } from "../grants/grant-loaders.js";
 
@@ -13,6 +13,8 @@ export interface RequestLoaders {
   balances: DataLoader<string, BalanceRecord[]>;
   /** Grants, ledger draws and plan periods (src/grants/grant-loaders.ts). */
   grants: GrantLoaders;
+  /** Credits held by open holds, per credit type, by subscription id. */
+  held: DataLoader<string, ReadonlyMap<string, number>>;
 }
 
 export function createLoaders(db: DbOrTx): RequestLoaders {
@@ -21,6 +23,10 @@ export function createLoaders(db: DbOrTx): RequestLoaders {
       const rows = await subscriptionsByIds(db, ids);
       const byId = new Map(rows.map((r) => [r.id, r]));
       return ids.map((id) => byId.get(id));
+    }),
+    held: new DataLoader(async (ids) => {
+      const rows = await heldOfSubscriptions(db, ids);
+      return ids.map((id) => new Map(rows.filter((r) => r.subscriptionId === id).map((r) => [r.creditType, r.held])));
     }),
     balances: new DataLoader(async (ids) => {
       const rows = await balancesOfSubscriptions(db, ids);

@@ -1,9 +1,10 @@
 /**
  * Usage figures, computed in SQL: debits grouped by operation, credit type, day (in a time zone,
  * UTC by default), user (the debit's actor) or subscription, and optionally within each group by a
- * second of these (`thenBy`, the bucket's subKey). A refund counts against the group of the debit it refunds (joined
- * through refund_of), whenever it was written, so `credits` is what the calls in the group finally
- * cost. The time window selects debits by their own time (from inclusive, to exclusive).
+ * second of these (`thenBy`, the bucket's subKey). A refund or release counts against the group of
+ * the debit it returns credits of (joined through refund_of), whenever it was written, so `credits`
+ * is what the calls in the group finally cost and `estimated` what they were held at. The time
+ * window selects debits by their own time (from inclusive, to exclusive).
  *
  * Indexes (see docs/usage-queries.md for plans on a million rows): one subscription reads its debits
  * through credit_ledger_sub_created_idx and their refunds through credit_ledger_refund_of_idx; across
@@ -35,10 +36,14 @@ export interface UsageFigures {
   subKey: string | null;
   /** DEBIT entries in the group. */
   calls: number;
-  /** Credits debited, net of their refunds. */
+  /** Credits held (debited), an admin's override included: what the calls were priced at. */
+  estimated: number;
+  /** What the calls cost: held, net of releases and refunds. */
   credits: number;
   /** Credits refunded. */
   refunded: number;
+  /** Credits released after settling at the metered actual cost. */
+  released: number;
   /** credits / calls; 0 when there are no calls. */
   averageCredits: number;
 }
@@ -62,7 +67,7 @@ function groupKey(grouping: UsageGrouping, timeZone: string): SQL {
 /** The usage query itself, exported so docs/usage-queries.md can EXPLAIN exactly what runs. */
 export function usageQuery(request: UsageRequest): SQL {
   const debitConditions: SQL[] = [sql`d.kind = 'DEBIT'`];
-  const refundConditions: SQL[] = [sql`r.refund_of is not null`, sql`r.kind = 'REFUND'`];
+  const refundConditions: SQL[] = [sql`r.refund_of is not null`, sql`r.kind in ('REFUND', 'RELEASE')`];
   if (request.subscriptionId !== undefined) {
     debitConditions.push(sql`d.subscription_id = ${request.subscriptionId}::uuid`);
     refundConditions.push(sql`r.subscription_id = ${request.subscriptionId}::uuid`);
@@ -79,7 +84,9 @@ export function usageQuery(request: UsageRequest): SQL {
   const subKey = request.thenBy === undefined ? sql`null::text` : groupKey(request.thenBy, timeZone);
   return sql`
     with refunds as (
-      select r.subscription_id, r.refund_of, sum(r.amount)::bigint as refunded
+      select r.subscription_id, r.refund_of,
+             coalesce(sum(r.amount) filter (where r.kind = 'REFUND'), 0)::bigint as refunded,
+             coalesce(sum(r.amount) filter (where r.kind = 'RELEASE'), 0)::bigint as released
         from credit_ledger r
        where ${sql.join(refundConditions, sql` and `)}
        group by r.subscription_id, r.refund_of
@@ -88,8 +95,10 @@ export function usageQuery(request: UsageRequest): SQL {
       select ${key} as key,
              ${subKey} as sub_key,
              count(*)::bigint as calls,
-             coalesce(sum(-d.amount - coalesce(f.refunded, 0)), 0)::bigint as credits,
-             coalesce(sum(coalesce(f.refunded, 0)), 0)::bigint as refunded
+             coalesce(sum(-d.amount), 0)::bigint as estimated,
+             coalesce(sum(-d.amount - coalesce(f.refunded, 0) - coalesce(f.released, 0)), 0)::bigint as credits,
+             coalesce(sum(coalesce(f.refunded, 0)), 0)::bigint as refunded,
+             coalesce(sum(coalesce(f.released, 0)), 0)::bigint as released
         from credit_ledger d
         left join refunds f on f.subscription_id = d.subscription_id and f.refund_of = d.id
        where ${sql.join(debitConditions, sql` and `)}
@@ -99,7 +108,8 @@ export function usageQuery(request: UsageRequest): SQL {
 }
 
 export async function usageFigures(db: DbOrTx, request: UsageRequest): Promise<UsageFigures[]> {
-  const rows = await queryRows<{ key: string; sub_key: string | null; calls: string | number; credits: string | number; refunded: string | number }>(
+  type Sum = string | number;
+  const rows = await queryRows<{ key: string; sub_key: string | null; calls: Sum; estimated: Sum; credits: Sum; refunded: Sum; released: Sum }>(
     db,
     usageQuery(request),
   );
@@ -110,8 +120,10 @@ export async function usageFigures(db: DbOrTx, request: UsageRequest): Promise<U
       key: row.key,
       subKey: row.sub_key,
       calls,
+      estimated: Number(row.estimated),
       credits,
       refunded: Number(row.refunded),
+      released: Number(row.released),
       averageCredits: calls === 0 ? 0 : credits / calls,
     };
   });

@@ -14,7 +14,7 @@ import { requirePgBouncer } from "../helpers/pgbouncer.js";
 
 /** The metered scenario through PgBouncer runs where pgbouncer is installed (always under CI). */
 const pooled = postgresAvailable && requirePgBouncer(REQUIRE_SERVICES) !== undefined;
-const SCENARIOS = ["noop", "bare-sql", "metered", "metered-live", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
+const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-live", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
 
 function runQuickBench(out: string, extra: string[] = []): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -58,6 +58,7 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
         "live_push_p99_ms",
         "metered_hot_over_metered",
         "metered_live_over_metered",
+        "metered_three_over_metered",
         "metered_over_bare_sql",
         "metered_pooled_over_metered",
         "p99_metered_over_bare_sql",

@@ -5,6 +5,7 @@
  * priorities and expiries (some expiring during the load, the expiry pass running beside it) follow
  * the order exactly, as a replay of the ledger proves.
  */
+import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectDatabase } from "../../src/db/connect.js";
@@ -19,7 +20,7 @@ import { grantWithTerms, type GrantTerms } from "../../src/grants/grant-credits.
 import { expireDueGrants } from "../../src/grants/expiry.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { createCoalescingChargeLedger, type CoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
-import type { DebitOutcome } from "../../src/ledger/debit.js";
+import type { HoldOutcome } from "../../src/ledger/hold.js";
 import { refundDebit } from "../../src/ledger/refund-charge.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { postgresAvailable } from "../helpers/services.js";
@@ -53,13 +54,15 @@ async function aiBalance(db: Database, subscriptionId: string): Promise<number> 
   return Number(row.balance);
 }
 
-// The charge ledger's two calls these tests make, in one place: with issue 13's ledger commands they
-// become `(await ledger.hold([request]))[0]` and `ledger.settle([{ kind: "post", … }])`.
-function holdOne(ledger: CoalescingChargeLedger, request: ReturnType<typeof hold>): Promise<DebitOutcome> {
-  return ledger.debit(request);
+// The charge ledger's two calls these tests make, through its production commands: a hold of one
+// call (a group of one) and its post (the cost stands, nothing released).
+async function holdOne(ledger: CoalescingChargeLedger, request: ReturnType<typeof hold>): Promise<HoldOutcome> {
+  const [outcome] = await ledger.hold([{ ...request, entryId: randomUUID(), authorize: false, actorIsAdmin: false }]);
+  return outcome;
 }
 async function postHold(ledger: CoalescingChargeLedger, subscriptionId: string, entryId: string): Promise<void> {
-  await ledger.settle(subscriptionId, entryId);
+  const [outcome] = await ledger.settle([{ kind: "post", subscriptionId, entryId, actorId: null, requestId: null }]);
+  expect(outcome.settled).toBe(true);
 }
 
 const hold = (subscriptionId: string, amount: number) => ({

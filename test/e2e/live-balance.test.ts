@@ -7,7 +7,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { changeBalance } from "../../src/ledger/change-balance.js";
-import { debitBatch } from "../../src/ledger/batch-debit.js";
+import { holdGroups } from "../../src/ledger/hold.js";
 import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
@@ -91,12 +91,12 @@ describe.each(BACKENDS)("creditBalanceChanged on %s", (backend) => {
     expect(granted.data.creditBalanceChanged).toMatchObject({ balance: 75, lastEntry: { amount: 25, reason: "top-up" } });
 
     // A hold left behind by a crashed call, refunded by the recovery pass.
-    const [hold] = await debitBatch(database.db, [
+    const [[hold]] = await holdGroups(database.db, [[
       {
         subscriptionId, creditType: "leads", amount: 5, entryId: crypto.randomUUID(), operation: "Mutation.searchLeads", estimated: 5,
         actorId: "live-owner-2", adminOverride: false, requestId: "crashed", authorize: false, actorIsAdmin: false,
       },
-    ]);
+    ]]);
     expect(hold.ok).toBe(true);
     await sub.waitFor((r) => r.data?.creditBalanceChanged.balance === 70);
     await new Promise((resolve) => setTimeout(resolve, 150));

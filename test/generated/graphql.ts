@@ -72,7 +72,9 @@ export type LedgerKind =
   /** Removes what was left of a grant when it expired. */
   | 'EXPIRATION'
   | 'GRANT'
-  | 'REFUND';
+  | 'REFUND'
+  /** Returns the unused part of a debit's hold after the call settled at its actual cost. */
+  | 'RELEASE';
 
 /** An MLS search. */
 export type MlsSearchInput = {

@@ -2,6 +2,7 @@
 import { AdminResolver } from "./admin-resolver.js";
 import { AlertsResolver } from "./alerts-resolver.js";
 import { LedgerDrawsResolver, PlansResolver, SubscriptionGrantsResolver } from "./grants-resolver.js";
+import { BalanceHeldResolver } from "./balance-held-resolver.js";
 import { CatalogResolver } from "./catalog-resolver.js";
 import { LedgerResolver } from "./ledger-resolver.js";
 import { OperationsResolver } from "./operations-resolver.js";
@@ -12,4 +13,4 @@ import { ThresholdResolver } from "./threshold-resolver.js";
 import { SubscriptionResolver, ViewerResolver } from "./viewer-resolver.js";
 import { SubscriptionsResolver } from "./subscriptions-resolver.js";
 
-export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, LiveBalanceResolver, ThresholdResolver, SubscriptionGrantsResolver, LedgerDrawsResolver, PlansResolver, SubscriptionsResolver] as const;
+export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, LiveBalanceResolver, ThresholdResolver, SubscriptionGrantsResolver, LedgerDrawsResolver, PlansResolver, SubscriptionsResolver, BalanceHeldResolver] as const;

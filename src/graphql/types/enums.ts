@@ -16,12 +16,16 @@ export enum LedgerKind {
   DEBIT = "DEBIT",
   REFUND = "REFUND",
   ADJUSTMENT = "ADJUSTMENT",
+  RELEASE = "RELEASE",
   EXPIRATION = "EXPIRATION",
 }
 registerEnumType(LedgerKind, {
   name: "LedgerKind",
   description: "What kind of change a ledger entry records.",
-  valuesConfig: { EXPIRATION: { description: "Removes what was left of a grant when it expired." } },
+  valuesConfig: {
+    RELEASE: { description: "Returns the unused part of a debit's hold after the call settled at its actual cost." },
+    EXPIRATION: { description: "Removes what was left of a grant when it expired." },
+  },
 });
 
 export enum GrantCategory {
