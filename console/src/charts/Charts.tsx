@@ -46,12 +46,9 @@ export function CreditsPerDayChart({ buckets, types, from, timeZone }: { buckets
 
 const shortOperation = (op: string) => op.replace(/^(Mutation|Query)\./, "") || "(none)";
 
-/**
- * Per operation: what was held (the estimate) against what the calls cost. Until UsageBucket has
- * `estimated` (issue 13), held = credits + refunded.
- */
+/** Per operation: what was held (the estimate) against what the calls cost (settled at the metered actual). */
 export function OperationCostChart({ buckets, title = "Per operation: held (estimate) vs cost" }: { buckets: UsageFragment[]; title?: string }) {
-  const data = buckets.map((b) => ({ operation: shortOperation(b.key), held: b.credits + b.refunded, cost: b.credits, calls: b.calls }));
+  const data = buckets.map((b) => ({ operation: shortOperation(b.key), held: b.estimated, cost: b.credits, calls: b.calls }));
   return (
     <figure className="chart" data-testid="chart-per-operation">
       <figcaption>{title}</figcaption>

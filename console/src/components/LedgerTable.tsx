@@ -9,8 +9,8 @@ import { ErrorBanner } from "./ErrorBanner";
 import { fmtInt, fmtTime, shortId } from "./format";
 import { navigate } from "../router";
 
-// Every kind the schema has: a kind added to LedgerKind (RELEASE, issue 13) fails the type check here until listed.
-const KINDS = ["GRANT", "DEBIT", "REFUND", "ADJUSTMENT", "EXPIRATION"] as const satisfies readonly LedgerKind[];
+// Every kind the schema has: a kind added to LedgerKind fails the type check here until listed.
+const KINDS = ["GRANT", "DEBIT", "RELEASE", "REFUND", "ADJUSTMENT", "EXPIRATION"] as const satisfies readonly LedgerKind[];
 type MissingKind = Exclude<LedgerKind, (typeof KINDS)[number]>;
 const everyKindListed: [MissingKind] extends [never] ? true : MissingKind = true;
 void everyKindListed;

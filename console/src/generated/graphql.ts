@@ -103,7 +103,9 @@ export type LedgerKind =
   /** Removes what was left of a grant when it expired. */
   | 'EXPIRATION'
   | 'GRANT'
-  | 'REFUND';
+  | 'REFUND'
+  /** Returns the unused part of a debit's hold after the call settled at its actual cost. */
+  | 'RELEASE';
 
 /** A refund of a debit. */
 export type RefundChargeInput = {
@@ -140,14 +142,14 @@ export type SearchSubscriptionsQueryVariables = Exact<{
 }>;
 
 
-export type SearchSubscriptionsQuery = { subscriptions: { edges: Array<{ cursor: string, node: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+export type SearchSubscriptionsQuery = { subscriptions: { edges: Array<{ cursor: string, node: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
 
 export type CreateSubscriptionMutationVariables = Exact<{
   input: CreateSubscriptionInput;
 }>;
 
 
-export type CreateSubscriptionMutation = { createSubscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
+export type CreateSubscriptionMutation = { createSubscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> } };
 
 export type GrantCreditsMutationVariables = Exact<{
   input: GrantCreditsInput;
@@ -185,7 +187,7 @@ export type StatsQueryVariables = Exact<{
 }>;
 
 
-export type StatsQuery = { perDay: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }>, perOperation: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }>, perSubscription: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }> };
+export type StatsQuery = { perDay: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perOperation: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perSubscription: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }> };
 
 export type BalanceChangedSubscriptionVariables = Exact<{
   subscriptionId: string | number;
@@ -199,16 +201,16 @@ export type SubscriptionDetailQueryVariables = Exact<{
 }>;
 
 
-export type SubscriptionDetailQuery = { subscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, grants: Array<{ id: string, type: string, category: GrantCategory, amount: number, remaining: number, priority: number, expiresAt: string | null, reason: string | null }>, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
+export type SubscriptionDetailQuery = { subscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, grants: Array<{ id: string, type: string, category: GrantCategory, amount: number, remaining: number, priority: number, expiresAt: string | null, reason: string | null }>, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> } };
 
 export type BalancesQueryVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type BalancesQuery = { subscription: { id: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> } };
+export type BalancesQuery = { subscription: { id: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> } };
 
-export type UsageFragment = { key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number };
+export type UsageFragment = { key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number };
 
 export type SubscriptionUsageQueryVariables = Exact<{
   subscriptionId: string | number;
@@ -217,7 +219,7 @@ export type SubscriptionUsageQueryVariables = Exact<{
 }>;
 
 
-export type SubscriptionUsageQuery = { perDay: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }>, perOperation: Array<{ key: string, subKey: string | null, calls: number, credits: number, refunded: number, averageCredits: number }> };
+export type SubscriptionUsageQuery = { perDay: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perOperation: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }> };
 
 export type LedgerQueryVariables = Exact<{
   subscriptionId?: string | number | null | undefined;
@@ -243,16 +245,16 @@ export type PreviewQueryVariables = Exact<{
 }>;
 
 
-export type PreviewQuery = { creditPreview: { subscriptionId: string, sufficient: boolean, items: Array<{ path: Array<string>, operation: string, type: string, amount: number, estimator: string | null, fallback: boolean }>, totals: Array<{ type: string, amount: number }>, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> }, creditCatalog: Array<{ operation: string, type: string, amount: number | null, estimator: string | null, description: string | null }> };
+export type PreviewQuery = { creditPreview: { subscriptionId: string, sufficient: boolean, items: Array<{ path: Array<string>, operation: string, type: string, amount: number, estimator: string | null, fallback: boolean }>, totals: Array<{ type: string, amount: number }>, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> }, creditCatalog: Array<{ operation: string, type: string, amount: number | null, estimator: string | null, description: string | null }> };
 
 export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type ViewerQuery = { viewer: { id: string, isAdmin: boolean, subscriptions: Array<{ id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> }> }, creditTypes: Array<{ name: string, description: string }> };
+export type ViewerQuery = { viewer: { id: string, isAdmin: boolean, subscriptions: Array<{ id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> }> }, creditTypes: Array<{ name: string, description: string }> };
 
-export type SubscriptionSummaryFragment = { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null }> };
+export type SubscriptionSummaryFragment = { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> };
 
-export type BalanceFragment = { type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null };
+export type BalanceFragment = { type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number };
 
 export class TypedDocumentString<TResult, TVariables>
   extends String
@@ -277,7 +279,9 @@ export const UsageFragmentDoc = new TypedDocumentString(`
   key
   subKey
   calls
+  estimated
   credits
+  released
   refunded
   averageCredits
 }
@@ -288,6 +292,7 @@ export const BalanceFragmentDoc = new TypedDocumentString(`
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }
     `, {"fragmentName":"Balance"}) as unknown as TypedDocumentString<BalanceFragment, unknown>;
 export const SubscriptionSummaryFragmentDoc = new TypedDocumentString(`
@@ -307,6 +312,7 @@ export const SubscriptionSummaryFragmentDoc = new TypedDocumentString(`
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }`, {"fragmentName":"SubscriptionSummary"}) as unknown as TypedDocumentString<SubscriptionSummaryFragment, unknown>;
 export const SearchSubscriptionsDocument = new TypedDocumentString(`
     query SearchSubscriptions($filter: SubscriptionFilter, $first: Int, $after: String) {
@@ -339,6 +345,7 @@ fragment Balance on CreditBalance {
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }`) as unknown as TypedDocumentString<SearchSubscriptionsQuery, SearchSubscriptionsQueryVariables>;
 export const CreateSubscriptionDocument = new TypedDocumentString(`
     mutation CreateSubscription($input: CreateSubscriptionInput!) {
@@ -362,6 +369,7 @@ fragment Balance on CreditBalance {
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }`) as unknown as TypedDocumentString<CreateSubscriptionMutation, CreateSubscriptionMutationVariables>;
 export const GrantCreditsDocument = new TypedDocumentString(`
     mutation GrantCredits($input: GrantCreditsInput!) {
@@ -420,7 +428,9 @@ export const StatsDocument = new TypedDocumentString(`
   key
   subKey
   calls
+  estimated
   credits
+  released
   refunded
   averageCredits
 }`) as unknown as TypedDocumentString<StatsQuery, StatsQueryVariables>;
@@ -469,6 +479,7 @@ fragment Balance on CreditBalance {
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }`) as unknown as TypedDocumentString<SubscriptionDetailQuery, SubscriptionDetailQueryVariables>;
 export const BalancesDocument = new TypedDocumentString(`
     query Balances($id: ID!) {
@@ -484,6 +495,7 @@ export const BalancesDocument = new TypedDocumentString(`
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }`) as unknown as TypedDocumentString<BalancesQuery, BalancesQueryVariables>;
 export const SubscriptionUsageDocument = new TypedDocumentString(`
     query SubscriptionUsage($subscriptionId: ID!, $from: DateTimeISO, $timeZone: String) {
@@ -508,7 +520,9 @@ export const SubscriptionUsageDocument = new TypedDocumentString(`
   key
   subKey
   calls
+  estimated
   credits
+  released
   refunded
   averageCredits
 }`) as unknown as TypedDocumentString<SubscriptionUsageQuery, SubscriptionUsageQueryVariables>;
@@ -601,6 +615,7 @@ export const PreviewDocument = new TypedDocumentString(`
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }`) as unknown as TypedDocumentString<PreviewQuery, PreviewQueryVariables>;
 export const ViewerDocument = new TypedDocumentString(`
     query Viewer {
@@ -632,4 +647,5 @@ fragment Balance on CreditBalance {
   balance
   updatedAt
   lowBalanceThreshold
+  held
 }`) as unknown as TypedDocumentString<ViewerQuery, ViewerQueryVariables>;

@@ -27,7 +27,7 @@ export function AdminStats({ types }: { types: readonly string[] }) {
           </div>
           <section className="panel">
             <h2>Estimator accuracy per operation</h2>
-            <p className="muted small">cost ÷ held: 100% when calls cost what was held; lower when refunds (and, with metered settlement, releases) returned part of it.</p>
+            <p className="muted small">cost ÷ held: 100% when calls cost what was held; lower when metered settlement released part of the hold or a refund returned it.</p>
             <table data-testid="accuracy">
               <thead>
                 <tr>
@@ -40,7 +40,7 @@ export function AdminStats({ types }: { types: readonly string[] }) {
               </thead>
               <tbody>
                 {data.perOperation.map((b) => {
-                  const held = b.credits + b.refunded;
+                  const held = b.estimated;
                   return (
                     <tr key={b.key}>
                       <td className="mono small">{b.key || "(none)"}</td>

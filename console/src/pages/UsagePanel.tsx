@@ -25,6 +25,7 @@ export function UsagePanel({ subscriptionId, types, reloadKey }: { subscriptionI
                 <th>Operation</th>
                 <th className="num">Calls</th>
                 <th className="num">Held</th>
+                <th className="num">Released</th>
                 <th className="num">Refunded</th>
                 <th className="num">Cost</th>
                 <th className="num">Avg / call</th>
@@ -35,7 +36,8 @@ export function UsagePanel({ subscriptionId, types, reloadKey }: { subscriptionI
                 <tr key={b.key} data-testid="usage-row">
                   <td className="mono small">{b.key || "(none)"}</td>
                   <td className="num">{fmtInt(b.calls)}</td>
-                  <td className="num">{fmtInt(b.credits + b.refunded)}</td>
+                  <td className="num">{fmtInt(b.estimated)}</td>
+                  <td className="num">{fmtInt(b.released)}</td>
                   <td className="num">{fmtInt(b.refunded)}</td>
                   <td className="num">{fmtInt(b.credits)}</td>
                   <td className="num">{b.averageCredits.toFixed(1)}</td>
