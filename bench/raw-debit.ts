@@ -9,13 +9,14 @@ import pg from "pg";
 import type { SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "../src/db/database.js";
-import type { DebitRequest } from "../src/ledger/debit.js";
+import type { BenchHoldRequest } from "./debit-under-test.js";
 import type { BenchSubscription } from "./database.js";
 import type { Measurement } from "./http-scenarios.js";
 
 const SENTINEL_SUBSCRIPTION = "00000000-0000-4000-8000-00000000b0b0";
 const SENTINEL_ACTOR = "bench-sentinel-actor";
 const SENTINEL_REQUEST = "bench-sentinel-request";
+const SENTINEL_ENTRY = "00000000-0000-4000-8000-00000000e0e0";
 
 export interface StatementTemplate {
   text: string;
@@ -28,14 +29,14 @@ export interface StatementTemplate {
  * turns it into a template whose subscription, actor and request id are filled in per call.
  */
 export async function captureDebitStatement(
-  debit: (db: DbOrTx, request: DebitRequest) => Promise<unknown>,
+  debit: (db: DbOrTx, request: BenchHoldRequest) => Promise<unknown>,
 ): Promise<StatementTemplate> {
   let captured: SQL | undefined;
   const recorder = {
     execute: async (query: SQL) => {
       captured ??= query;
       // One granted row, whatever the statement's shape, so the function issues nothing else.
-      return { rows: [{ id: randomUUID(), entry_id: randomUUID(), balance_after: 1, granted: true, ord: 1 }] };
+      return { rows: [{ id: randomUUID(), entry_id: randomUUID(), balance_after: 1, before: 2, granted: true, allowed: true, ord: 1 }] };
     },
   } as unknown as DbOrTx;
   await debit(recorder, {
@@ -47,22 +48,29 @@ export async function captureDebitStatement(
     actorId: SENTINEL_ACTOR,
     adminOverride: false,
     requestId: SENTINEL_REQUEST,
+    entryId: SENTINEL_ENTRY,
   });
   if (!captured) throw new Error("the debit function ran no statement");
   const { sql: text, params } = new PgDialect().sqlToQuery(captured);
-  const slot = (value: unknown) => params.map((p, i) => (p === value ? i : -1)).filter((i) => i >= 0);
-  const subscriptionSlots = slot(SENTINEL_SUBSCRIPTION);
-  const actorSlots = slot(SENTINEL_ACTOR);
-  const requestSlots = slot(SENTINEL_REQUEST);
-  if (subscriptionSlots.length === 0) throw new Error("could not find the subscription id among the statement's parameters");
+  // The values travel as plain parameters, inside arrays or inside one JSON text: each sentinel is
+  // replaced wherever it stands, and every call gets an entry id of its own (chosen before it runs).
+  if (!params.some((p) => JSON.stringify(p).includes(SENTINEL_SUBSCRIPTION))) {
+    throw new Error("could not find the subscription id among the statement's parameters");
+  }
+  const fill = (value: unknown, subscription: BenchSubscription, requestId: string, entryId: string): unknown => {
+    if (Array.isArray(value)) return value.map((v) => fill(v, subscription, requestId, entryId));
+    if (typeof value !== "string") return value;
+    return value
+      .replaceAll(SENTINEL_SUBSCRIPTION, subscription.id)
+      .replaceAll(SENTINEL_ACTOR, subscription.ownerId)
+      .replaceAll(SENTINEL_REQUEST, requestId)
+      .replaceAll(SENTINEL_ENTRY, entryId);
+  };
   return {
     text,
     params(subscription, requestId) {
-      const values = [...params];
-      for (const i of subscriptionSlots) values[i] = subscription.id;
-      for (const i of actorSlots) values[i] = subscription.ownerId;
-      for (const i of requestSlots) values[i] = requestId;
-      return values;
+      const entryId = randomUUID();
+      return params.map((p) => fill(p, subscription, requestId, entryId));
     },
   };
 }

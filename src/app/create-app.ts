@@ -13,8 +13,10 @@ import type { DatabaseHandle } from "../db/database.js";
 import { createTokenVerifier } from "../auth/verifier.js";
 import { CREDIT_TYPE_NAMES } from "../credits/credit-types.js";
 import { ESTIMATORS } from "../credits/estimators/registry.js";
+import { METERS } from "../credits/meters/registry.js";
 import { creditsDirectiveTransformer, readMeteredFields } from "../credits/credits-directive.js";
 import { createChargeWrapper } from "../credits/charge-wrapper.js";
+import { createOperationCharges } from "../credits/operation-charges.js";
 import { composeObservers } from "../credits/charge-observer.js";
 import { loggingObserver } from "../credits/logging-observer.js";
 import { createCoalescingChargeLedger } from "../ledger/coalescing-charge-ledger.js";
@@ -84,7 +86,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
 
   // The benchmark's baseline fields exist only in a server started with BENCH=1 (`npm run bench`).
   const baseSchema = buildBaseSchema(config.BENCH ? [BenchResolver] : []);
-  const directiveOptions = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS };
+  const directiveOptions = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS };
   const meteredFields = readMeteredFields(baseSchema, directiveOptions);
 
   const observability = createObservability(config, { db: database.db, logger }, options.observability);
@@ -121,13 +123,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     clock: options.clock,
     logger,
   });
-  // Debits and settlements coalesced into batch statements, the subscription check folded into the
-  // debit: one round trip per batch instead of three per call (DESIGN.md, "Performance").
+  // Holds and settlements coalesced into batch statements, the subscription check folded into the
+  // hold: one round trip per batch instead of three per call (DESIGN.md, "Performance").
   const ledger = createCoalescingChargeLedger(database.db, {
     maxBatch: config.CHARGE_BATCH_MAX,
     maxInFlight: config.CHARGE_BATCH_IN_FLIGHT,
   });
-  const wrap = createChargeWrapper({ ledger, rateLimiter, observer, idempotency });
+  const chargeDeps = { ledger, rateLimiter, observer, idempotency };
+  const wrap = createChargeWrapper(chargeDeps);
   // Ids normalised outermost, so every wrapper and resolver sees lower-case UUIDs.
   const schema = normaliseIdsTransformer(rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema)));
   services.schema = schema;
@@ -158,7 +161,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     // (Apollo's default): one request is one operation, one charge collector, one Idempotency-Key.
     validationRules: [...validationRules],
     plugins: [
-      creditsExtensionPlugin(),
+      // Holds each operation's metered fields together before it runs, settles them once its result
+      // is known, and writes extensions.credits.
+      creditsExtensionPlugin(createOperationCharges(chargeDeps, meteredFields)),
       errorsPlugin(),
       observability.graphqlPlugin<RequestContext>(),
       // Text with NUL characters is refused before anything runs (PostgreSQL cannot store it).

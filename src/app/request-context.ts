@@ -38,7 +38,7 @@ export function createContextFactory(services: AppServices, verify: TokenVerifie
       services,
       idempotencyKey: header(req, "idempotency-key"),
       simulateFailure: simulate && SIMULATED_FAILURES.has(simulate) ? (simulate as SimulatedFailure) : undefined,
-      actualCosts: new Map(),
+      clientGone: () => req.socket.destroyed,
     };
   };
 }

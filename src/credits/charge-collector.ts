@@ -1,15 +1,29 @@
 /**
- * What the charge wrapper records during one request, for extensions.credits. The extensions plugin
- * only writes this out; it computes nothing (DESIGN.md, convention 3).
+ * What the charge path records during one request, for extensions.credits, and the holds it must
+ * settle once the operation's result is known. The extensions plugin only writes the record out; it
+ * computes nothing (DESIGN.md, convention 3).
  */
+import type { HeldCall } from "./charge-phases.js";
+
+/** One charge as extensions.credits reports it (DESIGN.md, "`extensions.credits`"), keys in that order. */
 export interface ChargeRecord {
   path: string[];
   operation: string;
   subscriptionId: string;
   type: string;
+  /** The estimator's (or fixed amount's) price. */
   estimated: number;
+  /** What was held: the estimate, or the admin's creditAmount. */
   charged: number;
+  /** What the meter measured, before the floor of 1 and the cap at the hold; null without a meter. */
+  actual: number | null;
+  /** Returned by the RELEASE entry after settling at the actual cost. */
+  released: number;
+  /** Returned by a REFUND (system error, result not delivered). */
   refunded: number;
+  /** charged − released − refunded: what the call finally costs. */
+  cost: number;
+  /** The balance after the last change this request made to it. */
   remaining: number;
   entryId: string;
   adminOverride: boolean;
@@ -27,24 +41,24 @@ export class ChargeCollector {
   private readonly charges: ChargeRecord[] = [];
   private readonly remaining = new Map<string, Map<string, number>>();
   private meteredFieldRan = false;
+  /** Holds of this request still to settle, in the order they were made. */
+  readonly held: HeldCall[] = [];
+  /** Holds made before the operation ran, by response path ("a.b"): the fields find theirs here. */
+  readonly upfront = new Map<string, HeldCall>();
 
-  /** Called as soon as a metered field starts, so the extension appears even when it is refused. */
+  /** Called as soon as a metered field is charged or refused, so the extension appears either way. */
   markMeteredField(): void {
     this.meteredFieldRan = true;
+  }
+
+  /** True once any metered field was charged or refused in this request. */
+  get touched(): boolean {
+    return this.meteredFieldRan;
   }
 
   addCharge(charge: ChargeRecord): void {
     this.charges.push(charge);
     this.noteBalance(charge.subscriptionId, charge.type, charge.remaining);
-  }
-
-  /** Records a refund of a charge recorded earlier in this request. */
-  markRefunded(entryId: string, refunded: number, remaining: number): void {
-    const charge = this.charges.find((c) => c.entryId === entryId);
-    if (!charge) return;
-    charge.refunded = refunded;
-    charge.remaining = remaining;
-    this.noteBalance(charge.subscriptionId, charge.type, remaining);
   }
 
   /** The latest known balance of a subscription's credit type after this request's changes. */

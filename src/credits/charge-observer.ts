@@ -12,6 +12,7 @@ export interface ChargeFacts {
   actorId: string;
 }
 
+/** A hold was made (step 6): `charged` credits taken before the resolver runs. */
 export interface ChargedEvent extends ChargeFacts {
   entryId: string;
   charged: number;
@@ -20,6 +21,25 @@ export interface ChargedEvent extends ChargeFacts {
   adminOverride: boolean;
   fallback: boolean;
   debitSeconds: number;
+}
+
+/** A hold was settled with its cost standing (step 8): `cost` kept, `released` returned. */
+export interface SettledEvent extends ChargeFacts {
+  entryId: string;
+  charged: number;
+  estimated: number;
+  /** The meter's reading; null without a meter (or when it failed). */
+  actual: number | null;
+  cost: number;
+  released: number;
+}
+
+export interface MeterFailedEvent extends ChargeFacts {
+  entryId: string;
+  meter: string;
+  /** The call settles at this, its hold. */
+  charged: number;
+  error: unknown;
 }
 
 export interface RefundedEvent extends ChargeFacts {
@@ -52,14 +72,16 @@ export interface FallbackEvent {
 export interface TransactionFailedEvent extends Partial<ChargeFacts> {
   requestId: string;
   operation: string;
-  stage: "debit" | "refund" | "settle";
+  stage: "hold" | "refund" | "settle";
   entryId?: string;
   amount?: number;
   error: unknown;
 }
 
+/** A meter measured more than the call held: the call costs its hold, the difference is reported. */
 export interface MismatchEvent extends ChargeFacts {
   entryId: string;
+  /** The hold. */
   charged: number;
   actual: number;
 }
@@ -71,6 +93,8 @@ export interface LateSettlementEvent extends ChargeFacts {
 
 export interface ChargeObserver {
   charged(event: ChargedEvent): void;
+  settled(event: SettledEvent): void;
+  meterFailed(event: MeterFailedEvent): void;
   refunded(event: RefundedEvent): void;
   refused(event: RefusedEvent): void;
   estimatorFallback(event: FallbackEvent): void;
@@ -95,6 +119,8 @@ export function composeObservers(observers: ChargeObserver[], onError: (err: unk
     };
   return {
     charged: fan("charged"),
+    settled: fan("settled"),
+    meterFailed: fan("meterFailed"),
     refunded: fan("refunded"),
     refused: fan("refused"),
     estimatorFallback: fan("estimatorFallback"),

@@ -18,6 +18,7 @@ import {
 import { MapperKind, getDirective, mapSchema } from "@graphql-tools/utils";
 import type { Estimator } from "./estimators/estimator.js";
 import type { MeteredField } from "./metered-field.js";
+import type { Meter } from "./meters/meter.js";
 
 export const CREDITS_DIRECTIVE_NAME = "credits";
 
@@ -26,23 +27,33 @@ export const creditsDirective = new GraphQLDirective({
   description:
     "Charges prepaid credits for every call of the field it marks. The server prices\n" +
     "the call (fixed `amount`, or the named `estimator` over the field's arguments),\n" +
-    "debits the caller's subscription atomically before the resolver runs, refunds the\n" +
-    "charge when the resolver fails with a system error, and reports the charge and the\n" +
+    "holds that price on the caller's subscription atomically before the resolver runs\n" +
+    "(all metered fields of one operation together), settles at the metered actual cost\n" +
+    "when the field has a `meter`, refunds the charge when the resolver fails with a\n" +
+    "system error or its result never reaches the client, and reports the charge and the\n" +
     "remaining balance in the response's `extensions.credits`.",
   locations: [DirectiveLocation.FIELD_DEFINITION],
   args: {
     type: { type: new GraphQLNonNull(GraphQLString), description: "Credit type debited; one of `Query.creditTypes`." },
     amount: { type: GraphQLInt, description: "Fixed price in credits, used when no estimator is named." },
     estimator: { type: GraphQLString, description: "Registered estimator that prices the call from its arguments." },
+    meter: {
+      type: GraphQLString,
+      description:
+        "Registered meter that measures the call's actual cost from its arguments and result.\n" +
+        "The price is held before the resolver runs; on success the call settles at\n" +
+        "max(1, min(actual, held)) and the rest is released (a RELEASE ledger entry).",
+    },
   },
 });
 
 /** SDL of the directive, for schemas written by hand. */
-export const CREDITS_DIRECTIVE_SDL = `directive @credits(type: String!, amount: Int, estimator: String) on FIELD_DEFINITION`;
+export const CREDITS_DIRECTIVE_SDL = `directive @credits(type: String!, amount: Int, estimator: String, meter: String) on FIELD_DEFINITION`;
 
 export interface CreditsDirectiveOptions {
   creditTypes: ReadonlySet<string>;
   estimators: ReadonlyMap<string, Estimator>;
+  meters: ReadonlyMap<string, Meter>;
 }
 
 export class CreditsDirectiveError extends Error {
@@ -61,7 +72,12 @@ function readMeteredField(
   if (!uses || uses.length === 0) return undefined;
   const coordinate = `${typeName}.${fieldName}`;
   if (uses.length > 1) throw new CreditsDirectiveError(`${coordinate}: @credits may be used once per field`);
-  const { type, amount, estimator: estimatorName } = uses[0] as { type?: string; amount?: number | null; estimator?: string | null };
+  const { type, amount, estimator: estimatorName, meter: meterName } = uses[0] as {
+    type?: string;
+    amount?: number | null;
+    estimator?: string | null;
+    meter?: string | null;
+  };
 
   if (typeof type !== "string" || !options.creditTypes.has(type)) {
     throw new CreditsDirectiveError(
@@ -80,6 +96,15 @@ function readMeteredField(
       );
     }
   }
+  let meter: Meter | undefined;
+  if (meterName !== undefined && meterName !== null) {
+    meter = options.meters.get(meterName);
+    if (!meter) {
+      throw new CreditsDirectiveError(
+        `${coordinate}: @credits meter "${meterName}" is not registered (${[...options.meters.keys()].join(", ")})`,
+      );
+    }
+  }
   if (estimator === undefined && (amount === undefined || amount === null)) {
     throw new CreditsDirectiveError(`${coordinate}: @credits needs an amount or an estimator`);
   }
@@ -90,6 +115,7 @@ function readMeteredField(
     creditType: type,
     amount: amount ?? undefined,
     estimator,
+    meter,
     description: fieldConfig.description ?? undefined,
   };
 }

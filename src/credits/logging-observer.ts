@@ -1,4 +1,4 @@
-/** One structured log line per charge, refund, fallback and refusal (DESIGN.md, charge path step 9). */
+/** One structured log line per hold, settlement, release, refund, fallback and refusal (DESIGN.md, charge path step 9). */
 import type { Logger } from "pino";
 import type { ChargeObserver } from "./charge-observer.js";
 
@@ -9,14 +9,17 @@ function errorSummary(err: unknown): { type: string; message: string } {
 export function loggingObserver(logger: Logger): ChargeObserver {
   const log = logger.child({ component: "credits" });
   return {
-    charged: (e) => log.info({ event: "credits.charged", ...e }, "credits charged"),
+    charged: (e) => log.info({ event: "credits.held", ...e }, "credits held"),
+    settled: (e) => log.info({ event: e.released > 0 ? "credits.released" : "credits.settled", ...e }, "credits settled"),
+    meterFailed: (e) =>
+      log.warn({ event: "credits.meter_failed", ...e, error: errorSummary(e.error) }, "meter failed; the call settles at its hold"),
     refunded: (e) => log.info({ event: "credits.refunded", ...e }, "credits refunded"),
     refused: (e) => log.info({ event: "credits.refused", ...e }, "metered call refused"),
     estimatorFallback: (e) =>
       log.warn({ event: "credits.estimator_fallback", ...e, error: errorSummary(e.error) }, "estimator failed; fallback price used"),
     transactionFailed: (e) =>
       log.error({ event: "credits.transaction_failed", ...e, error: errorSummary(e.error) }, `credit ${e.stage} failed on the database`),
-    actualCostMismatch: (e) => log.warn({ event: "credits.estimate_mismatch", ...e }, "actual cost differs from the charge"),
+    actualCostMismatch: (e) => log.warn({ event: "credits.estimate_mismatch", ...e }, "metered actual cost exceeds the hold"),
     lateSettlement: (e) =>
       log.error({ event: "credits.late_settlement", ...e }, "resolver finished after its charge was refunded by recovery"),
   };

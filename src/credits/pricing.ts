@@ -19,6 +19,8 @@ export interface Price {
   estimator: string | null;
   fallback: boolean;
   adminOverride: boolean;
+  /** The call settles at its metered actual cost (a meter, no admin override): `charged` is only the hold. */
+  settlesAtActual: boolean;
   /** Why the estimator failed, when it did: for the log, never for the client. */
   fallbackError?: unknown;
 }
@@ -62,6 +64,7 @@ export function priceMeteredCall(field: MeteredField, validArgs: unknown, overri
     estimator: field.estimator?.name ?? null,
     fallback,
     adminOverride,
+    settlesAtActual: field.meter !== undefined && !adminOverride,
     fallbackError,
   };
 }

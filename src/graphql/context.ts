@@ -26,8 +26,8 @@ export interface RequestContext {
   readonly idempotencyKey: string | undefined;
   /** From x-simulate-failure, only when SIMULATE_FAILURES=1. */
   readonly simulateFailure: SimulatedFailure | undefined;
-  /** Actual costs resolvers reported (see reportActualCost), by response path. */
-  readonly actualCosts: Map<string, number>;
+  /** True once the client has gone away (its connection closed): results then never reach it. */
+  readonly clientGone?: () => boolean;
 }
 
 /** The caller, or UNAUTHENTICATED (the token's own problem when it had one). */
@@ -46,12 +46,4 @@ export function responsePath(info: Pick<GraphQLResolveInfo, "path">): string[] {
   const keys: string[] = [];
   for (let p: GraphQLResolveInfo["path"] | undefined = info.path; p; p = p.prev) keys.push(String(p.key));
   return keys.reverse();
-}
-
-/**
- * A metered resolver that learns what the work really cost reports it here; when it differs from
- * the charge, the charge wrapper raises an ESTIMATE_MISMATCH alert. The charge itself stands.
- */
-export function reportActualCost(ctx: RequestContext, info: Pick<GraphQLResolveInfo, "path">, credits: number): void {
-  ctx.actualCosts.set(responsePathKey(info), credits);
 }

@@ -4,12 +4,14 @@
  */
 import DataLoader from "dataloader";
 import type { DbOrTx } from "../db/database.js";
-import { balancesOfSubscriptions, type BalanceRecord } from "../ledger/balances.js";
+import { balancesOfSubscriptions, heldOfSubscriptions, type BalanceRecord } from "../ledger/balances.js";
 import { subscriptionsByIds, type SubscriptionRecord } from "../subscriptions/subscription-store.js";
 
 export interface RequestLoaders {
   subscription: DataLoader<string, SubscriptionRecord | undefined>;
   balances: DataLoader<string, BalanceRecord[]>;
+  /** Credits held by open holds, per credit type, by subscription id. */
+  held: DataLoader<string, ReadonlyMap<string, number>>;
 }
 
 export function createLoaders(db: DbOrTx): RequestLoaders {
@@ -18,6 +20,10 @@ export function createLoaders(db: DbOrTx): RequestLoaders {
       const rows = await subscriptionsByIds(db, ids);
       const byId = new Map(rows.map((r) => [r.id, r]));
       return ids.map((id) => byId.get(id));
+    }),
+    held: new DataLoader(async (ids) => {
+      const rows = await heldOfSubscriptions(db, ids);
+      return ids.map((id) => new Map(rows.filter((r) => r.subscriptionId === id).map((r) => [r.creditType, r.held])));
     }),
     balances: new DataLoader(async (ids) => {
       const rows = await balancesOfSubscriptions(db, ids);

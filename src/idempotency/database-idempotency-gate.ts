@@ -11,7 +11,7 @@ import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
 import { BadUserInputError, ConflictError, CreditsError, InternalError } from "../errors/errors.js";
-import { requireViewer, responsePathKey } from "../graphql/context.js";
+import { requireViewer } from "../graphql/context.js";
 import type { ChargeRecord } from "../credits/charge-collector.js";
 import type { FirstClaim, IdempotencyClaim, IdempotencyGate } from "./idempotency-gate.js";
 import { parseIdempotencyKey } from "./idempotency-key.js";
@@ -66,10 +66,10 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
   }
 
   return {
-    async begin(field, args, ctx, info): Promise<IdempotencyClaim | undefined> {
+    async begin(field, args, ctx, fieldPath): Promise<IdempotencyClaim | undefined> {
       if (ctx.idempotencyKey === undefined) return undefined;
       const key = parseIdempotencyKey(ctx.idempotencyKey);
-      const scope: KeyScope = { actorId: requireViewer(ctx).id, key, fieldPath: responsePathKey(info) };
+      const scope: KeyScope = { actorId: requireViewer(ctx).id, key, fieldPath };
       const hash = requestHash(field.coordinate, args);
       try {
         for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {

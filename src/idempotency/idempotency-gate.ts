@@ -11,7 +11,7 @@
  * - refused before the debit (rate limit, insufficient credits …) or refunded after a system error
  *   → `abandon()`: nothing stands charged, so the key is released and a retry runs afresh.
  */
-import type { GraphQLError, GraphQLResolveInfo } from "graphql";
+import type { GraphQLError } from "graphql";
 import type { RequestContext } from "../graphql/context.js";
 import type { MeteredField } from "../credits/metered-field.js";
 import type { ChargeRecord } from "../credits/charge-collector.js";
@@ -40,10 +40,6 @@ export type IdempotencyClaim = FirstClaim | ReplayClaim;
 
 export interface IdempotencyGate {
   /** Undefined when the request carries no Idempotency-Key. */
-  begin(
-    field: MeteredField,
-    args: Record<string, unknown>,
-    ctx: RequestContext,
-    info: GraphQLResolveInfo,
-  ): Promise<IdempotencyClaim | undefined>;
+  /** `fieldPath` is the field's response path joined with dots (e.g. "runAiTask"). */
+  begin(field: MeteredField, args: Record<string, unknown>, ctx: RequestContext, fieldPath: string): Promise<IdempotencyClaim | undefined>;
 }

@@ -1,40 +1,58 @@
 /**
- * The three ledger operations the charge path needs, behind one interface so the way they reach the
- * database (one statement each, or coalesced per hot subscription) can change without touching the
- * wrapper.
+ * The ledger as the charge path speaks to it: commands with one entry point (DESIGN.md, convention
+ * 9). A hold takes an operation's credits before its fields run; a settlement ends holds (post,
+ * post with a release, or void); grants, adjustments and an admin's refunds change balances outside
+ * the charge path. Each command is one SQL shape, kept in one place (hold.ts, settle.ts,
+ * change-balance.ts, refund-charge.ts), and the tests run those same statements.
  */
-import type { Database } from "../db/database.js";
-import { debitCredits, type DebitOutcome, type DebitRequest } from "./debit.js";
-import { refundPendingCharge, settleCharge, type RefundPendingRequest } from "./settle.js";
+import type { DbOrTx } from "../db/database.js";
+import { changeBalance, type BalanceChange } from "./change-balance.js";
 import type { LedgerEntryRecord } from "./entry.js";
+import { holdGroups, type HoldGroup, type HoldOutcome } from "./hold.js";
+import { refundDebit, type RefundChargeOutcome, type RefundChargeRequest } from "./refund-charge.js";
+import { settleHolds, type Settlement, type SettlementOutcome } from "./settle.js";
 
+export type LedgerCommand =
+  /** Holds one operation's credits: all of the group, or none. */
+  | { kind: "hold"; group: HoldGroup }
+  /** Ends holds: post (the cost stands), release (the cost was less; the rest comes back) or void (refunded whole). */
+  | { kind: "settle"; settlements: readonly Settlement[] }
+  | { kind: "grant"; change: Omit<BalanceChange, "kind"> }
+  | { kind: "adjust"; change: Omit<BalanceChange, "kind"> }
+  /** An admin's refund of a settled debit, whole or in part. */
+  | { kind: "refund"; request: RefundChargeRequest };
+
+export interface LedgerCommandResult {
+  hold: HoldOutcome[];
+  settle: SettlementOutcome[];
+  grant: LedgerEntryRecord;
+  adjust: LedgerEntryRecord;
+  refund: RefundChargeOutcome;
+}
+
+/** Runs one command as one statement (no coalescing): the entry point of everything that is not the hot path. */
+export async function runLedgerCommand<C extends LedgerCommand>(db: DbOrTx, command: C): Promise<LedgerCommandResult[C["kind"]]> {
+  type Result = LedgerCommandResult[C["kind"]];
+  switch (command.kind) {
+    case "hold":
+      return (await holdGroups(db, [command.group]))[0] as Result;
+    case "settle":
+      return (await settleHolds(db, command.settlements)) as Result;
+    case "grant":
+      return (await changeBalance(db, { ...command.change, kind: "GRANT" })) as Result;
+    case "adjust":
+      return (await changeBalance(db, { ...command.change, kind: "ADJUSTMENT" })) as Result;
+    case "refund":
+      return (await refundDebit(db, command.request)) as Result;
+  }
+  throw new Error(`unknown ledger command ${(command as { kind: string }).kind}`);
+}
+
+/** The two commands the charge path runs on every metered call, coalesced across requests in production. */
 export interface ChargeLedger {
-  debit(request: DebitRequest): Promise<DebitOutcome>;
-  /** True when the charge was still pending and is now settled as a success. */
-  settle(subscriptionId: string, entryId: string): Promise<boolean>;
-  /** Refunds a pending charge whole; undefined when it was no longer pending. */
-  refund(request: RefundPendingRequest): Promise<LedgerEntryRecord | undefined>;
-  /**
-   * Optional: the debit with step 3 of the charge path folded in. It debits only when the
-   * subscription exists, is ACTIVE and the actor owns it or is an admin, checked in the debit's own
-   * statement, which saves the charge path a separate read. Refused that way, it answers
-   * "unauthorized" with what it saw, so the caller raises the same error as step 3 would.
-   */
-  authorizeAndDebit?(request: AuthorizedDebitRequest): Promise<AuthorizedDebitOutcome>;
+  /** Holds one operation's group of holds; one outcome per hold, in order. */
+  hold(group: HoldGroup): Promise<HoldOutcome[]>;
+  /** Settles one operation's holds; one outcome per settlement, in order. */
+  settle(settlements: readonly Settlement[]): Promise<SettlementOutcome[]>;
 }
 
-export type AuthorizedDebitRequest = DebitRequest & { actorIsAdmin: boolean };
-
-export type AuthorizedDebitOutcome =
-  | DebitOutcome
-  /** `subscription` is undefined when it does not exist. */
-  | { ok: false; reason: "unauthorized"; subscription: { ownerId: string; status: string } | undefined };
-
-/** One statement per operation, straight to the database. */
-export function directChargeLedger(db: Database): ChargeLedger {
-  return {
-    debit: (request) => debitCredits(db, request),
-    settle: (subscriptionId, entryId) => settleCharge(db, subscriptionId, entryId),
-    refund: (request) => refundPendingCharge(db, request),
-  };
-}

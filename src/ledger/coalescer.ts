@@ -6,8 +6,10 @@
  * each finished statement makes room for the next one, which carries everything that queued up in
  * the meantime. Fewer, larger statements mean fewer round trips and commits for the same work.
  *
- * With `keyOf`, items of one key are never in two statements at once, and leave in arrival order:
- * a statement can then treat them as one queue (the hot subscription's debits).
+ * With `keysOf`, items that share a key are never in two statements at once, and leave in arrival
+ * order: a statement can then treat them as one queue (the hot subscription's holds). An item may
+ * have several keys (an operation holding credits of several balances): it waits until every one of
+ * them is free, and an item of any of its keys that arrived later waits behind it.
  */
 
 export interface CoalescerOptions<T, R> {
@@ -17,12 +19,12 @@ export interface CoalescerOptions<T, R> {
   maxBatch: number;
   /** Most statements running at once. */
   maxInFlight: number;
-  keyOf?: (item: T) => string;
+  keysOf?: (item: T) => readonly string[];
 }
 
 interface Waiting<T, R> {
   item: T;
-  key: string | undefined;
+  keys: readonly string[];
   resolve(result: R): void;
   reject(err: unknown): void;
 }
@@ -40,7 +42,7 @@ export class Coalescer<T, R> {
 
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, key: this.options.keyOf?.(item), resolve, reject });
+      this.queue.push({ item, keys: this.options.keysOf?.(item) ?? [], resolve, reject });
       this.schedule();
     });
   }
@@ -79,18 +81,17 @@ export class Coalescer<T, R> {
     const left: Waiting<T, R>[] = [];
     const blocked = new Set<string>();
     for (const waiting of this.queue) {
-      const key = waiting.key;
-      const free = key === undefined || (!this.busyKeys.has(key) && !blocked.has(key));
+      const free = waiting.keys.every((key) => !this.busyKeys.has(key) && !blocked.has(key));
       if (free && batch.length < this.options.maxBatch) {
         batch.push(waiting);
       } else {
         // Once one item of a key stays behind, the later ones stay too: a key keeps its order.
-        if (key !== undefined) blocked.add(key);
+        for (const key of waiting.keys) blocked.add(key);
         left.push(waiting);
       }
     }
     this.queue = left;
-    for (const waiting of batch) if (waiting.key !== undefined) this.busyKeys.add(waiting.key);
+    for (const waiting of batch) for (const key of waiting.keys) this.busyKeys.add(key);
     return batch;
   }
 
@@ -114,7 +115,7 @@ export class Coalescer<T, R> {
       (err) => batch.forEach((w) => w.reject(err)),
     ).finally(() => {
       this.inFlight--;
-      for (const waiting of batch) if (waiting.key !== undefined) this.busyKeys.delete(waiting.key);
+      for (const waiting of batch) for (const key of waiting.keys) this.busyKeys.delete(key);
       // What queued up while this statement ran goes now, in one statement.
       this.dispatch();
       if (this.pending === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());

@@ -1,67 +1,56 @@
 /**
- * The charge ledger the server runs: debits coalesced into batch statements, settlements coalesced
- * into batch deletes, and the subscription check folded into the debit (DESIGN.md, "Performance").
+ * The charge ledger the server runs: holds coalesced into batch statements, settlements coalesced
+ * into batch statements (DESIGN.md, "Performance").
  *
- * - Debits: concurrent debits go to the database together, one `debitBatch` statement each batch.
- *   Debits of one (subscription, credit type) are never in two statements at once and keep their
- *   arrival order, so a hot subscription's queue becomes one statement that grants the requests that
- *   fit, in order, and refuses the rest one by one: its row is locked once per batch instead of once
- *   per request. A few statements run at once (`maxInFlight`) for other subscriptions.
- * - Settlements: see settlement-batcher.ts.
- * - Refunds: rare (a system error), one statement each, as before.
+ * - Holds: concurrent operations' hold groups go to the database together, one `holdGroups`
+ *   statement each batch. Groups that share a balance are never in two statements at once and keep
+ *   their arrival order, so a hot subscription's queue becomes one statement that grants the
+ *   operations that fit, in order, and refuses the rest one by one: its row is locked once per batch
+ *   instead of once per request. A few statements run at once (`maxInFlight`) for other balances.
+ * - Settlements: see settlement-batcher.ts; an operation's settlements are one item, so they share
+ *   one statement.
  *
  * A lone request still goes to the database at once: batching only ever gathers what is waiting.
  */
-import { randomUUID } from "node:crypto";
 import type { Database } from "../db/database.js";
 import { sqlState } from "../db/errors.js";
-import { debitBatch, type BatchDebitOutcome, type BatchDebitRequest } from "./batch-debit.js";
-import type { AuthorizedDebitOutcome, AuthorizedDebitRequest, ChargeLedger } from "./charge-ledger.js";
+import type { ChargeLedger } from "./charge-ledger.js";
 import { Coalescer } from "./coalescer.js";
-import type { DebitOutcome, DebitRequest } from "./debit.js";
+import { holdGroups, type HoldGroup, type HoldOutcome } from "./hold.js";
 import { createSettlementBatcher } from "./settlement-batcher.js";
-import { refundPendingCharge } from "./settle.js";
 
 export interface CoalescingChargeLedgerOptions {
-  /** Most debits per statement (default 100). */
+  /** Most hold groups per statement (default 100). */
   maxBatch?: number;
-  /** Most debit statements running at once, and most settlement statements (default 2); each holds one pooled connection. */
+  /** Most hold statements running at once, and most settlement statements (default 2); each holds one pooled connection. */
   maxInFlight?: number;
 }
 
 export interface CoalescingChargeLedger extends ChargeLedger {
-  authorizeAndDebit(request: AuthorizedDebitRequest): Promise<AuthorizedDebitOutcome>;
-  /** Resolves once every debit and settlement asked for so far is done. */
+  /** Resolves once every hold and settlement asked for so far is done. */
   idle(): Promise<void>;
 }
 
 export function createCoalescingChargeLedger(db: Database, options: CoalescingChargeLedgerOptions = {}): CoalescingChargeLedger {
-  const debits = new Coalescer<BatchDebitRequest, BatchDebitOutcome | Failed>({
+  const holds = new Coalescer<HoldGroup, HoldOutcome[] | Failed>({
     maxBatch: options.maxBatch ?? 100,
     maxInFlight: options.maxInFlight ?? 2,
-    keyOf: (r) => `${r.subscriptionId}\u0000${r.creditType}`,
-    run: (batch) => debitIsolatingFailures(db, batch),
+    keysOf: (group) => [...new Set(group.map((r) => `${r.subscriptionId}\u0000${r.creditType}`))],
+    run: (batch) => holdIsolatingFailures(db, batch),
   });
-  const submit = async (request: BatchDebitRequest): Promise<BatchDebitOutcome> => {
-    const outcome = await debits.submit(request);
-    if ("failed" in outcome) throw outcome.failed;
-    return outcome;
-  };
-  // Settlements are cheaper statements than debits; they get as many at once.
+  // Settlements are cheaper statements than holds; they get as many at once.
   const settlements = createSettlementBatcher(db, { maxInFlight: options.maxInFlight ?? 2 });
 
   return {
-    async debit(request: DebitRequest): Promise<DebitOutcome> {
-      // The caller has authorized already: nothing to check again, so "unauthorized" cannot come back.
-      const outcome = await submit({ ...request, entryId: randomUUID(), authorize: false, actorIsAdmin: false });
-      if (outcome.ok === false && outcome.reason === "unauthorized") throw new Error("unexpected authorization refusal");
+    async hold(group) {
+      if (group.length === 0) return [];
+      const outcome = await holds.submit(group);
+      if ("failed" in outcome) throw outcome.failed;
       return outcome;
     },
-    authorizeAndDebit: (request) => submit({ ...request, entryId: randomUUID(), authorize: true }),
-    settle: (subscriptionId, entryId) => settlements.settle(subscriptionId, entryId),
-    refund: (request) => refundPendingCharge(db, request),
+    settle: (items) => settlements.settle(items),
     async idle() {
-      await debits.idle();
+      await holds.idle();
       await settlements.idle();
     },
   };
@@ -82,21 +71,21 @@ function refusedByTheStatement(err: unknown): boolean {
 }
 
 /**
- * One batch statement; if the database refuses it, each request is tried alone, so one request the
+ * One batch statement; if the database refuses it, each group is tried alone, so one operation the
  * database cannot take (a text it rejects) fails by itself instead of failing everyone it was
  * batched with. Any other failure is not retried: the statement may have committed, and a retry
- * could debit twice.
+ * could hold twice.
  */
-async function debitIsolatingFailures(db: Database, batch: BatchDebitRequest[]): Promise<(BatchDebitOutcome | Failed)[]> {
+async function holdIsolatingFailures(db: Database, batch: HoldGroup[]): Promise<(HoldOutcome[] | Failed)[]> {
   try {
-    return await debitBatch(db, batch);
+    return await holdGroups(db, batch);
   } catch (err) {
     if (batch.length === 1 || !refusedByTheStatement(err)) throw err;
     // One after another, in arrival order, as the batch would have granted them.
-    const outcomes: (BatchDebitOutcome | Failed)[] = [];
-    for (const request of batch) {
+    const outcomes: (HoldOutcome[] | Failed)[] = [];
+    for (const group of batch) {
       try {
-        outcomes.push((await debitBatch(db, [request]))[0]);
+        outcomes.push((await holdGroups(db, [group]))[0]);
       } catch (failed) {
         outcomes.push({ failed });
       }

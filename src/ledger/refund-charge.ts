@@ -1,5 +1,6 @@
 /**
- * An admin's refund of a settled DEBIT entry, whole or in part. One read to find the debit and what
+ * An admin's refund of a settled DEBIT entry, whole or in part: at most what the call cost (its
+ * hold less what was released and refunded before). One read to find the debit and what
  * it has left, then one statement that gives the credits back and writes the REFUND entry.
  *
  * The read only makes the answers clear ("has only 2 credits left"); it is not what keeps refunds
@@ -52,7 +53,7 @@ async function readDebit(db: DbOrTx, entryId: string): Promise<DebitState | unde
       select l.subscription_id, l.credit_type, l.kind, -l.amount as debited,
              (select coalesce(sum(r.amount), 0)
                 from credit_ledger r
-               where r.subscription_id = l.subscription_id and r.refund_of = l.id and r.kind = 'REFUND') as refunded,
+               where r.subscription_id = l.subscription_id and r.refund_of = l.id and r.kind in ('REFUND', 'RELEASE')) as refunded,
              exists (select 1 from pending_charges p
                       where p.subscription_id = l.subscription_id and p.entry_id = l.id) as pending
         from credit_ledger l

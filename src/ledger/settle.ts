@@ -1,83 +1,145 @@
 /**
- * Settling a charge: success removes its pending mark; a system failure refunds it whole. Both act
- * only while the pending mark exists, and deleting the mark is part of the same statement, so a
- * charge is settled exactly once even when the recovery pass of another instance races with it.
+ * Settling holds: the one SQL statement that ends holds (DESIGN.md, "The charge path", step 8), used
+ * by the charge path (batched per operation and across requests), by the recovery pass and by the
+ * tests alike. Per hold, one of:
+ *   - post: the call cost what was held; the pending mark goes, nothing else changes;
+ *   - post with a release: the call cost less than its hold (a meter said so); a RELEASE entry
+ *     returns the rest;
+ *   - void: the call failed on our side, or its result never reached the client; a REFUND entry
+ *     returns the whole hold.
+ * Each acts only while the hold's pending mark exists, and deleting the mark is part of the same
+ * statement, so a hold is settled exactly once even when another instance's recovery pass races
+ * with it. The balance rows credited are locked in key order (as the hold statement locks them), so
+ * a settlement and a hold never deadlock. The ledger trigger keeps releases plus refunds of a debit
+ * at or below the debit.
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
-import { entryFromRow, LEDGER_RETURNING, type LedgerEntryRecord, type LedgerRow } from "./entry.js";
 
-/** Marks a successful charge settled. False when it was no longer pending (the recovery pass refunded it). */
-export async function settleCharge(db: DbOrTx, subscriptionId: string, entryId: string): Promise<boolean> {
-  const rows = await queryRows<{ entry_id: string }>(
-    db,
-    sql`delete from pending_charges where subscription_id = ${subscriptionId}::uuid and entry_id = ${entryId}::uuid returning entry_id`,
-  );
-  return rows.length === 1;
+export type Settlement =
+  | { kind: "post"; subscriptionId: string; entryId: string; actorId: string | null; requestId: string | null }
+  | {
+      kind: "release";
+      subscriptionId: string;
+      entryId: string;
+      /** Credits to return (what the hold exceeded the cost by); capped at the hold. */
+      amount: number;
+      actorId: string | null;
+      requestId: string | null;
+    }
+  | { kind: "void"; subscriptionId: string; entryId: string; reason: string; actorId: string | null; requestId: string | null };
+
+export type SettlementOutcome =
+  /**
+   * The hold was pending and is settled now: `returned` credits came back (0 for a plain post), the
+   * balance was `balanceAfter` after them. Both are unknown after a retried statement whose first
+   * attempt committed unseen.
+   */
+  | { settled: true; returned?: number; balanceAfter?: number }
+  /** The hold was no longer pending: something else (the recovery pass) settled it first. */
+  | { settled: false };
+
+interface SettlementRecord {
+  ord: number;
+  subscription_id: string;
+  entry_id: string;
+  kind: "REFUND" | "RELEASE" | null;
+  amount: number;
+  reason: string | null;
+  actor_id: string | null;
+  request_id: string | null;
 }
 
-/** Marks many successful charges settled in one statement (used by the settlement batcher). */
-export async function settleCharges(db: DbOrTx, charges: { subscriptionId: string; entryId: string }[]): Promise<Set<string>> {
-  if (charges.length === 0) return new Set();
-  const subs = charges.map((c) => c.subscriptionId);
-  const entries = charges.map((c) => c.entryId);
-  const rows = await queryRows<{ entry_id: string }>(
-    db,
-    sql`delete from pending_charges p
-         using unnest(${sql.param(subs)}::uuid[], ${sql.param(entries)}::uuid[]) as s(subscription_id, entry_id)
-         where p.subscription_id = s.subscription_id and p.entry_id = s.entry_id
-        returning p.entry_id`,
-  );
-  return new Set(rows.map((r) => r.entry_id));
+interface SettledRow {
+  ord: number | string;
+  returned: number | string;
+  balance_after: number | string | null;
 }
 
-/** Which of these debits have a REFUND entry (used to tell "settled by us" from "refunded by recovery"). */
-export async function refundedEntries(db: DbOrTx, charges: { subscriptionId: string; entryId: string }[]): Promise<Set<string>> {
-  if (charges.length === 0) return new Set();
+function recordOf(settlement: Settlement, ord: number): SettlementRecord {
+  const base = { ord, subscription_id: settlement.subscriptionId, entry_id: settlement.entryId, actor_id: settlement.actorId, request_id: settlement.requestId };
+  switch (settlement.kind) {
+    case "post":
+      return { ...base, kind: null, amount: 0, reason: null };
+    case "release":
+      return { ...base, kind: settlement.amount > 0 ? "RELEASE" : null, amount: settlement.amount, reason: null };
+    case "void":
+      return { ...base, kind: "REFUND", amount: 0, reason: settlement.reason };
+  }
+}
+
+/** Settles `settlements` in one statement; one outcome each, in order. */
+export async function settleHolds(db: DbOrTx, settlements: readonly Settlement[]): Promise<SettlementOutcome[]> {
+  if (settlements.length === 0) return [];
+  const records = settlements.map((s, i) => recordOf(s, i + 1));
+  const rows = await queryRows<SettledRow>(
+    db,
+    sql`
+      with req as (
+        select * from json_to_recordset(${JSON.stringify(records)}::json) as r(
+          ord int, subscription_id uuid, entry_id uuid, kind text, amount int, reason text, actor_id text, request_id text)
+      ), settled as (
+        delete from pending_charges p
+         using req r
+         where p.subscription_id = r.subscription_id and p.entry_id = r.entry_id
+        returning r.ord, p.subscription_id, p.entry_id, p.credit_type, p.operation, p.amount as held, r.kind, r.reason,
+                  r.actor_id, r.request_id,
+                  case when r.kind = 'REFUND' then p.amount
+                       when r.kind = 'RELEASE' then least(greatest(r.amount, 0), p.amount)
+                       else 0 end as returned
+      ), returns as (
+        select * from settled where returned > 0
+      ), totals as (
+        select subscription_id, credit_type, sum(returned)::int as total from returns group by subscription_id, credit_type
+      ), locked as materialized (
+        select b.subscription_id, b.credit_type, b.balance
+          from credit_balances b
+          join totals t on t.subscription_id = b.subscription_id and t.credit_type = b.credit_type
+         order by b.subscription_id, b.credit_type
+           for update of b
+      ), credited as (
+        update credit_balances b
+           set balance = l.balance + t.total, updated_at = now()
+          from locked l
+          join totals t on t.subscription_id = l.subscription_id and t.credit_type = l.credit_type
+         where b.subscription_id = l.subscription_id and b.credit_type = l.credit_type
+      ), numbered as (
+        select r.*, (l.balance + sum(r.returned) over (partition by r.subscription_id, r.credit_type order by r.ord))::int as balance_after
+          from returns r
+          join locked l on l.subscription_id = r.subscription_id and l.credit_type = r.credit_type
+      ), entries as (
+        insert into credit_ledger
+          (subscription_id, credit_type, kind, amount, balance_after, operation, actor_id, reason, refund_of, request_id)
+        select subscription_id, credit_type, kind, returned, balance_after, operation, actor_id, reason, entry_id, request_id
+          from numbered
+         order by ord
+      )
+      select s.ord, s.returned, n.balance_after
+        from settled s
+        left join numbered n on n.ord = s.ord`,
+  );
+  const byOrd = new Map(rows.map((row) => [Number(row.ord), row]));
+  return records.map((record): SettlementOutcome => {
+    const row = byOrd.get(record.ord);
+    if (!row) return { settled: false };
+    return {
+      settled: true,
+      returned: Number(row.returned),
+      balanceAfter: row.balance_after === null ? undefined : Number(row.balance_after),
+    };
+  });
+}
+
+/** Which of these holds have a REFUND entry (tells "settled by us" from "refunded by recovery" after a retry). */
+export async function refundedEntries(db: DbOrTx, holds: readonly { subscriptionId: string; entryId: string }[]): Promise<Set<string>> {
+  if (holds.length === 0) return new Set();
   const rows = await queryRows<{ refund_of: string }>(
     db,
     sql`select l.refund_of from credit_ledger l
-          join unnest(${sql.param(charges.map((c) => c.subscriptionId))}::uuid[], ${sql.param(charges.map((c) => c.entryId))}::uuid[])
+          join unnest(${sql.param(holds.map((c) => c.subscriptionId))}::uuid[], ${sql.param(holds.map((c) => c.entryId))}::uuid[])
                as s(subscription_id, entry_id)
             on l.subscription_id = s.subscription_id and l.refund_of = s.entry_id
          where l.kind = 'REFUND'`,
   );
   return new Set(rows.map((r) => r.refund_of));
-}
-
-export interface RefundPendingRequest {
-  subscriptionId: string;
-  entryId: string;
-  reason: string;
-  actorId: string | null;
-  requestId: string | null;
-}
-
-/**
- * Refunds a pending charge in full, in one statement: removes the pending mark, gives the credits
- * back and writes the REFUND entry. Returns undefined when the charge was not pending any more.
- */
-export async function refundPendingCharge(db: DbOrTx, request: RefundPendingRequest): Promise<LedgerEntryRecord | undefined> {
-  const rows = await queryRows<LedgerRow>(
-    db,
-    sql`
-      with pending as (
-        delete from pending_charges
-         where subscription_id = ${request.subscriptionId}::uuid and entry_id = ${request.entryId}::uuid
-        returning subscription_id, entry_id, credit_type, amount, operation
-      ), credited as (
-        update credit_balances b
-           set balance = b.balance + p.amount, updated_at = now()
-          from pending p
-         where b.subscription_id = p.subscription_id and b.credit_type = p.credit_type
-        returning b.subscription_id, b.credit_type, b.balance, p.amount, p.entry_id, p.operation
-      )
-      insert into credit_ledger
-        (subscription_id, credit_type, kind, amount, balance_after, operation, actor_id, reason, refund_of, request_id)
-      select subscription_id, credit_type, 'REFUND', amount, balance, operation, ${request.actorId}, ${request.reason},
-             entry_id, ${request.requestId}
-        from credited
-      returning ${sql.raw(LEDGER_RETURNING)}`,
-  );
-  return rows.length === 1 ? entryFromRow(rows[0]) : undefined;
 }

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DbOrTx } from "../db/database.js";
 import { Coalescer } from "./coalescer.js";
-import { refundedEntries, settleCharges } from "./settle.js";
+import { refundedEntries, settleHolds, type Settlement, type SettlementOutcome } from "./settle.js";
 
 export interface SettlementBatcherOptions {
   /** Most charges per statement (default 500). */
@@ -28,49 +28,58 @@ export interface SettlementBatcherOptions {
 export const SETTLE_RETRY_DELAYS_MS: readonly number[] = [25, 100, 400, 800];
 
 export interface SettlementBatcher {
-  /** True when the charge was still pending and is now settled; false when something else (recovery) settled it first. */
-  settle(subscriptionId: string, entryId: string): Promise<boolean>;
+  /**
+   * Settles one operation's holds (in one statement, with whatever other operations' settlements
+   * are waiting). One outcome per settlement; `settled: false` when something else (the recovery
+   * pass) settled that hold first.
+   */
+  settle(settlements: readonly Settlement[]): Promise<SettlementOutcome[]>;
   /** Resolves once every settle asked for so far is done. */
   idle(): Promise<void>;
 }
 
-interface Settlement {
-  subscriptionId: string;
-  entryId: string;
-}
-
 export function createSettlementBatcher(db: DbOrTx, options: SettlementBatcherOptions = {}): SettlementBatcher {
   const retryDelaysMs = options.retryDelaysMs ?? SETTLE_RETRY_DELAYS_MS;
-  const coalescer = new Coalescer<Settlement, boolean>({
+  const coalescer = new Coalescer<readonly Settlement[], SettlementOutcome[]>({
     maxBatch: options.maxBatch ?? 500,
     maxInFlight: options.maxInFlight ?? 2,
-    async run(batch) {
-      let settled: Set<string> | undefined;
-      let failures = 0;
-      while (!settled) {
-        try {
-          settled = await settleCharges(db, batch);
-        } catch (err) {
-          // Still failing after every pause: the charges stay pending and the caller reports it.
-          if (failures >= retryDelaysMs.length) throw err;
-          await sleep(retryDelaysMs[failures++]);
-        }
-      }
-      if (failures > 0) {
-        // Deleting pending marks is idempotent, so retrying is safe; but a failed attempt may have
-        // committed before its answer was lost. A mark already gone is then ours unless the
-        // recovery pass refunded it.
-        const missing = batch.filter((s) => !settled.has(s.entryId));
-        if (missing.length > 0) {
-          const refunded = await refundedEntries(db, missing);
-          for (const s of missing) if (!refunded.has(s.entryId)) settled.add(s.entryId);
-        }
-      }
-      return batch.map((s) => settled.has(s.entryId));
+    async run(operations) {
+      const batch = operations.flat();
+      const outcomes = await settleWithRetries(db, batch, retryDelaysMs);
+      let next = 0;
+      return operations.map((operation) => outcomes.slice(next, (next += operation.length)));
     },
   });
   return {
-    settle: (subscriptionId, entryId) => coalescer.submit({ subscriptionId, entryId }),
+    settle: (settlements) => (settlements.length === 0 ? Promise.resolve([]) : coalescer.submit(settlements)),
     idle: () => coalescer.idle(),
   };
+}
+
+/**
+ * One settlement statement, tried again after each pause when it fails. Retrying is safe: a hold
+ * is settled only while its pending mark exists, and the mark goes in the same statement. But a
+ * failed attempt may have committed before its answer was lost; a hold the retry then finds settled
+ * is ours, unless the recovery pass refunded it in between (a REFUND entry for a hold we posted).
+ */
+async function settleWithRetries(db: DbOrTx, batch: Settlement[], retryDelaysMs: readonly number[]): Promise<SettlementOutcome[]> {
+  let failures = 0;
+  for (;;) {
+    try {
+      const outcomes = await settleHolds(db, batch);
+      if (failures === 0) return outcomes;
+      const missing = batch.filter((_, i) => !outcomes[i].settled);
+      const refunded = await refundedEntries(db, missing);
+      return outcomes.map((outcome, i) => {
+        if (outcome.settled) return outcome;
+        const settlement = batch[i];
+        const ours = settlement.kind === "void" || !refunded.has(settlement.entryId);
+        return ours ? { settled: true } : outcome;
+      });
+    } catch (err) {
+      // Still failing after every pause: the holds stay pending and the caller reports it.
+      if (failures >= retryDelaysMs.length) throw err;
+      await sleep(retryDelaysMs[failures++]);
+    }
+  }
 }

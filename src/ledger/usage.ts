@@ -1,8 +1,8 @@
 /**
  * Usage figures, computed in SQL: debits grouped by operation, credit type, UTC day, user (the
- * debit's actor) or subscription. A refund counts against the group of the debit it refunds (joined
- * through refund_of), whenever it was written, so `credits` is what the calls in the group finally
- * cost. The time window selects debits by their own time (from inclusive, to exclusive).
+ * debit's actor) or subscription. A refund or release counts against the group of the debit it
+ * returns credits of (joined through refund_of), whenever it was written, so `credits` is what the
+ * calls in the group finally cost and `estimated` what they were held at. The time window selects debits by their own time (from inclusive, to exclusive).
  *
  * Indexes (see docs/usage-queries.md for plans on a million rows): one subscription reads its debits
  * through credit_ledger_sub_created_idx and their refunds through credit_ledger_refund_of_idx; across
@@ -28,10 +28,14 @@ export interface UsageFigures {
   key: string;
   /** DEBIT entries in the group. */
   calls: number;
-  /** Credits debited, net of their refunds. */
+  /** Credits held (debited), an admin's override included: what the calls were priced at. */
+  estimated: number;
+  /** What the calls cost: held, net of releases and refunds. */
   credits: number;
   /** Credits refunded. */
   refunded: number;
+  /** Credits released after settling at the metered actual cost. */
+  released: number;
   /** credits / calls; 0 when there are no calls. */
   averageCredits: number;
 }
@@ -48,7 +52,7 @@ const GROUP_KEYS: Record<UsageGrouping, SQL> = {
 /** The usage query itself, exported so docs/usage-queries.md can EXPLAIN exactly what runs. */
 export function usageQuery(request: UsageRequest): SQL {
   const debitConditions: SQL[] = [sql`d.kind = 'DEBIT'`];
-  const refundConditions: SQL[] = [sql`r.refund_of is not null`, sql`r.kind = 'REFUND'`];
+  const refundConditions: SQL[] = [sql`r.refund_of is not null`, sql`r.kind in ('REFUND', 'RELEASE')`];
   if (request.subscriptionId !== undefined) {
     debitConditions.push(sql`d.subscription_id = ${request.subscriptionId}::uuid`);
     refundConditions.push(sql`r.subscription_id = ${request.subscriptionId}::uuid`);
@@ -62,15 +66,19 @@ export function usageQuery(request: UsageRequest): SQL {
   const key = GROUP_KEYS[request.grouping];
   return sql`
     with refunds as (
-      select r.subscription_id, r.refund_of, sum(r.amount)::bigint as refunded
+      select r.subscription_id, r.refund_of,
+             coalesce(sum(r.amount) filter (where r.kind = 'REFUND'), 0)::bigint as refunded,
+             coalesce(sum(r.amount) filter (where r.kind = 'RELEASE'), 0)::bigint as released
         from credit_ledger r
        where ${sql.join(refundConditions, sql` and `)}
        group by r.subscription_id, r.refund_of
     )
     select ${key} as key,
            count(*)::bigint as calls,
-           coalesce(sum(-d.amount - coalesce(f.refunded, 0)), 0)::bigint as credits,
-           coalesce(sum(coalesce(f.refunded, 0)), 0)::bigint as refunded
+           coalesce(sum(-d.amount), 0)::bigint as estimated,
+           coalesce(sum(-d.amount - coalesce(f.refunded, 0) - coalesce(f.released, 0)), 0)::bigint as credits,
+           coalesce(sum(coalesce(f.refunded, 0)), 0)::bigint as refunded,
+           coalesce(sum(coalesce(f.released, 0)), 0)::bigint as released
       from credit_ledger d
       left join refunds f on f.subscription_id = d.subscription_id and f.refund_of = d.id
      where ${sql.join(debitConditions, sql` and `)}
@@ -79,7 +87,8 @@ export function usageQuery(request: UsageRequest): SQL {
 }
 
 export async function usageFigures(db: DbOrTx, request: UsageRequest): Promise<UsageFigures[]> {
-  const rows = await queryRows<{ key: string; calls: string | number; credits: string | number; refunded: string | number }>(
+  type Sum = string | number;
+  const rows = await queryRows<{ key: string; calls: Sum; estimated: Sum; credits: Sum; refunded: Sum; released: Sum }>(
     db,
     usageQuery(request),
   );
@@ -89,8 +98,10 @@ export async function usageFigures(db: DbOrTx, request: UsageRequest): Promise<U
     return {
       key: row.key,
       calls,
+      estimated: Number(row.estimated),
       credits,
       refunded: Number(row.refunded),
+      released: Number(row.released),
       averageCredits: calls === 0 ? 0 : credits / calls,
     };
   });

@@ -6,7 +6,16 @@ export function metricsObserver(metrics: CreditMetrics): ChargeObserver {
   return {
     charged(e) {
       metrics.charged.inc({ type: e.creditType, operation: e.operation }, e.charged);
+      metrics.held.inc({ type: e.creditType, operation: e.operation }, e.charged);
       metrics.debitDuration.observe(e.debitSeconds);
+    },
+    settled(e) {
+      metrics.cost.inc({ type: e.creditType, operation: e.operation }, e.cost);
+      if (e.released > 0) metrics.released.inc({ type: e.creditType, operation: e.operation }, e.released);
+      if (e.actual !== null && e.estimated > 0) metrics.actualRatio.observe({ operation: e.operation }, e.actual / e.estimated);
+    },
+    meterFailed(e) {
+      metrics.meterFailures.inc({ operation: e.operation, meter: e.meter });
     },
     refunded(e) {
       metrics.refunded.inc({ type: e.creditType, operation: e.operation }, e.refunded);

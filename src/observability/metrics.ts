@@ -23,7 +23,20 @@ export interface CreditMetrics {
   readonly alerts: Counter<"kind">;
   /** Alert webhook deliveries that gave up after their retries, or were dropped. */
   readonly webhookFailures: Counter;
+  /** Credits held before metered calls ran, by type and operation (the same as `charged`, by DESIGN.md's name). */
+  readonly held: Counter<"type" | "operation">;
+  /** What settled calls finally cost (held − released), by type and operation. */
+  readonly cost: Counter<"type" | "operation">;
+  /** Credits returned by RELEASE entries after settling at the actual cost, by type and operation. */
+  readonly released: Counter<"type" | "operation">;
+  /** actual / estimated of metered calls, per operation: shows which estimator is off. */
+  readonly actualRatio: Histogram<"operation">;
+  /** Meters that threw or returned garbage (the call settled at its hold), per operation. */
+  readonly meterFailures: Counter<"operation" | "meter">;
 }
+
+// actual / estimated: 1 means the estimate was exact, below 1 the usual case of a hold released in part.
+const RATIO_BUCKETS = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 5];
 
 // A debit is one SQL statement: sub-millisecond on a quiet database, tens of ms under contention.
 const DEBIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -88,6 +101,37 @@ export function createCreditMetrics(): CreditMetrics {
       name: "credits_alerts_total",
       help: "Alerts raised, by kind.",
       labelNames: ["kind"],
+      registers,
+    }),
+    held: new Counter({
+      name: "credits_held_total",
+      help: "Credits held before metered calls ran, by credit type and operation.",
+      labelNames: ["type", "operation"],
+      registers,
+    }),
+    cost: new Counter({
+      name: "credits_cost_total",
+      help: "Credits settled calls finally cost (held minus released), by credit type and operation.",
+      labelNames: ["type", "operation"],
+      registers,
+    }),
+    released: new Counter({
+      name: "credits_released_total",
+      help: "Credits returned after settling at the metered actual cost, by credit type and operation.",
+      labelNames: ["type", "operation"],
+      registers,
+    }),
+    actualRatio: new Histogram({
+      name: "credits_actual_estimated_ratio",
+      help: "Metered actual cost divided by the estimate, per operation.",
+      labelNames: ["operation"],
+      buckets: RATIO_BUCKETS,
+      registers,
+    }),
+    meterFailures: new Counter({
+      name: "credits_meter_failures_total",
+      help: "Meters that failed; the call settled at its hold.",
+      labelNames: ["operation", "meter"],
       registers,
     }),
     webhookFailures: new Counter({

@@ -10,5 +10,5 @@ import type { RateLimitPass } from "./rate-limiter.js";
 
 export interface RateLimitGate {
   /** Resolves with the counted call's pass (its record can be released), or nothing when no record was made. */
-  checkMetered(field: MeteredField, args: Record<string, unknown>, ctx: RequestContext, info: GraphQLResolveInfo): Promise<RateLimitPass | void>;
+  checkMetered(field: MeteredField, args: Record<string, unknown>, ctx: RequestContext, info?: GraphQLResolveInfo): Promise<RateLimitPass | void>;
 }

@@ -14,7 +14,7 @@ import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { queryRows, type Database } from "../db/database.js";
 import type { ChargeObserver } from "../credits/charge-observer.js";
-import { refundPendingCharge } from "../ledger/settle.js";
+import { runLedgerCommand } from "../ledger/charge-ledger.js";
 import { purgeExpiredKeys } from "../idempotency/idempotency-store.js";
 
 export const RECOVERY_REFUND_REASON = "recovery: unsettled charge";
@@ -135,17 +135,17 @@ async function refundUnsettled(
   };
   try {
     // The REFUND keeps the original request id, so the ledger ties it to the request that was charged.
-    const entry = await refundPendingCharge(db, {
-      subscriptionId: row.subscription_id,
-      entryId: row.entry_id,
-      reason: RECOVERY_REFUND_REASON,
-      actorId: null,
-      requestId: row.request_id,
+    const [outcome] = await runLedgerCommand(db, {
+      kind: "settle",
+      settlements: [
+        { kind: "void", subscriptionId: row.subscription_id, entryId: row.entry_id, reason: RECOVERY_REFUND_REASON, actorId: null, requestId: row.request_id },
+      ],
     });
-    if (!entry) {
+    if (!outcome.settled) {
       report.alreadySettled++;
       return;
     }
+    const entry = { amount: outcome.returned ?? Number(row.amount), balanceAfter: outcome.balanceAfter ?? 0 };
     report.refunded++;
     report.refundedCredits += entry.amount;
     log.warn(
@@ -153,7 +153,6 @@ async function refundUnsettled(
         event: "recovery.refunded",
         ...facts,
         entryId: row.entry_id,
-        refundEntryId: entry.id,
         refunded: entry.amount,
         remaining: entry.balanceAfter,
         pendingSinceMs: now.getTime() - new Date(row.created_at).getTime(),

@@ -71,14 +71,15 @@ describe.each(BACKENDS)("folded authorization keeps the charge path's order on %
     expect(await codes(token, own, 2)).toEqual(["OK", "RATE_LIMITED"]);
   });
 
-  it("the owner is charged once, then RATE_LIMITED before INSUFFICIENT_CREDITS", async () => {
+  it("the owner is charged once, then RATE_LIMITED; a refused hold counts nothing against the limit", async () => {
     expect(await codes(await userToken("owner-2"), await fundedSubscription(database, "owner-2", { leads: 10 }), 2)).toEqual([
       "OK",
       "RATE_LIMITED",
     ]);
-    // Not enough credits and over the limit: the limit answers first.
+    // A call refused at the hold is not counted against the limit (DESIGN.md, step 6): the caller
+    // can try again with credits, so a second 402 stays a 402.
     const token = await userToken("poor-owner");
-    expect(await codes(token, poor, 2)).toEqual(["INSUFFICIENT_CREDITS", "RATE_LIMITED"]);
+    expect(await codes(token, poor, 2)).toEqual(["INSUFFICIENT_CREDITS", "INSUFFICIENT_CREDITS"]);
     expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
 });

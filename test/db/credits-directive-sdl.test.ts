@@ -10,7 +10,9 @@ import { composeObservers } from "../../src/credits/charge-observer.js";
 import { CREDIT_TYPE_NAMES } from "../../src/credits/credit-types.js";
 import { CREDITS_DIRECTIVE_SDL, CreditsDirectiveError, creditsDirectiveTransformer, readMeteredFields } from "../../src/credits/credits-directive.js";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
-import { directChargeLedger } from "../../src/ledger/charge-ledger.js";
+import { METERS } from "../../src/credits/meters/registry.js";
+import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import { settleRequest, type ChargeDeps } from "../../src/credits/charge-phases.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLoaders } from "../../src/graphql/loaders.js";
 import type { RequestContext } from "../../src/graphql/context.js";
@@ -18,7 +20,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 
-const options = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS };
+const options = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS };
 
 const sdl = (directive: string) => `
   ${CREDITS_DIRECTIVE_SDL}
@@ -36,11 +38,17 @@ describe("@credits validation at schema build time", () => {
     expect(field.amount).toBe(3);
   });
 
+  it("reads a registered meter", () => {
+    const [field] = readMeteredFields(buildSchema(sdl('@credits(type: "leads", estimator: "leads", meter: "leads")')), options);
+    expect(field.meter?.name).toBe("leads");
+  });
+
   it.each([
     ['@credits(type: "gold", amount: 1)', /Mutation\.translate: @credits type "gold" is not a known credit type/],
     ['@credits(type: "ai", estimator: "magic")', /Mutation\.translate: @credits estimator "magic" is not registered/],
     ['@credits(type: "ai")', /Mutation\.translate: @credits needs an amount or an estimator/],
     ['@credits(type: "ai", amount: 0)', /Mutation\.translate: @credits amount must be a whole number of at least 1/],
+    ['@credits(type: "ai", amount: 1, meter: "odometer")', /Mutation\.translate: @credits meter "odometer" is not registered/],
   ])("refuses %s naming the field", (directive, message) => {
     const schema = buildSchema(sdl(directive));
     expect(() => readMeteredFields(schema, options)).toThrow(CreditsDirectiveError);
@@ -55,6 +63,7 @@ describe.each(BACKENDS)("@credits on an SDL schema on %s", (backend) => {
   let schema: GraphQLSchema;
   let subscriptionId: string;
   const resolved: string[] = [];
+  let deps: ChargeDeps;
 
   beforeAll(async () => {
     database = await createTestDatabase(backend);
@@ -66,11 +75,12 @@ describe.each(BACKENDS)("@credits on an SDL schema on %s", (backend) => {
       return `translated: ${args.text}`;
     };
     const observer = composeObservers([], () => undefined);
-    const wrap = createChargeWrapper({
-      ledger: directChargeLedger(database.db),
+    deps = {
+      ledger: createCoalescingChargeLedger(database.db),
       rateLimiter: { checkMetered: async () => undefined },
       observer,
-    });
+    };
+    const wrap = createChargeWrapper(deps);
     schema = creditsDirectiveTransformer({ ...options, wrap })(base);
   });
   afterAll(() => database?.dispose());
@@ -87,17 +97,20 @@ describe.each(BACKENDS)("@credits on an SDL schema on %s", (backend) => {
       services: {} as never,
       idempotencyKey: undefined,
       simulateFailure: undefined,
-      actualCosts: new Map(),
     };
   }
 
-  const run = (text: string, ctx: RequestContext) =>
-    execute({
+  /** Executes, then settles as the server's plugin does once the result is known. */
+  const run = async (text: string, ctx: RequestContext) => {
+    const result = await execute({
       schema,
       document: parse(`mutation($s: ID!, $t: String!) { translate(subscriptionId: $s, text: $t) }`),
       variableValues: { s: subscriptionId, t: text },
       contextValue: ctx,
     });
+    await settleRequest(deps, ctx, (path) => (result.data as Record<string, unknown> | null | undefined)?.[path[0]] != null);
+    return result;
+  };
 
   it("charges the fixed amount before the resolver runs and records it", async () => {
     const ctx = context("sdl-user");

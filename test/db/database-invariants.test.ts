@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
+import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { queryRows } from "../../src/db/database.js";
 import { sqlState } from "../../src/db/errors.js";
 import { auditLedger } from "../../src/ledger/audit.js";
-import { debitCredits } from "../../src/ledger/debit.js";
 
 async function failure(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -61,7 +61,7 @@ describe.each(BACKENDS)("database invariants on %s", (backend) => {
   });
 
   it("a debit takes only what is there and writes one ledger entry with the balance after it", async () => {
-    const ok = await debitCredits(database.db, {
+    const ok = await holdOne(database.db, {
       subscriptionId,
       creditType: "ai",
       amount: 4,
@@ -72,7 +72,7 @@ describe.each(BACKENDS)("database invariants on %s", (backend) => {
       requestId: "r1",
     });
     expect(ok).toMatchObject({ ok: true, balanceAfter: 6 });
-    const refused = await debitCredits(database.db, {
+    const refused = await holdOne(database.db, {
       subscriptionId,
       creditType: "ai",
       amount: 7,
@@ -89,7 +89,7 @@ describe.each(BACKENDS)("database invariants on %s", (backend) => {
   });
 
   it("a refund can never exceed what its debit has left", async () => {
-    const debit = await debitCredits(database.db, {
+    const debit = await holdOne(database.db, {
       subscriptionId,
       creditType: "ai",
       amount: 3,

@@ -1,10 +1,12 @@
 /**
- * Property-based: random sequences of grants, debits, refunds and adjustments, run concurrently on
- * real PostgreSQL through the production ledger code (coalescing debits, admin refunds, balance
+ * Property-based: random sequences of grants, holds (groups of one operation, all or nothing) settled
+ * with releases or voided, refunds and adjustments, run concurrently on real PostgreSQL through the
+ * production ledger code (coalescing holds and settlements, admin refunds, balance
  * changes). Whatever interleaving the database picks, every operation either succeeds or is refused
  * for a legitimate reason, the balance equals the model replayed from the successful operations,
  * it is never negative, no debit is refunded beyond itself, and ledgerAudit is clean.
  */
+import { randomUUID } from "node:crypto";
 import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,15 +25,21 @@ type CreditType = (typeof TYPES)[number];
 
 type Operation =
   | { op: "grant"; type: CreditType; amount: number }
-  | { op: "debit"; type: CreditType; amount: number }
+  /** One operation's holds of one type (all or nothing), each then settled: released in part, or voided. */
+  | { op: "debit"; type: CreditType; holds: { amount: number; release: number; void: boolean }[] }
   | { op: "adjust"; type: CreditType; delta: number };
 type Refund = { debitIndex: number; amount: number | undefined };
 
 const creditType = fc.constantFrom(...TYPES);
+/** A hold of min–max credits, a release of up to all of it, and sometimes a void (system error) instead. */
+const hold = (min: number, max: number) =>
+  fc.integer({ min, max }).chain((amount) =>
+    fc.record({ amount: fc.constant(amount), release: fc.integer({ min: 0, max: amount }), void: fc.boolean().map((b) => b && amount % 2 === 1) }),
+  );
 const operation: fc.Arbitrary<Operation> = fc.oneof(
   fc.record({ op: fc.constant("grant" as const), type: creditType, amount: fc.integer({ min: 1, max: 40 }) }),
-  fc.record({ op: fc.constant("debit" as const), type: creditType, amount: fc.integer({ min: 0, max: 25 }) }),
-  fc.record({ op: fc.constant("debit" as const), type: creditType, amount: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ op: fc.constant("debit" as const), type: creditType, holds: fc.array(hold(0, 25), { minLength: 1, maxLength: 3 }) }),
+  fc.record({ op: fc.constant("debit" as const), type: creditType, holds: fc.array(hold(1, 3), { minLength: 1, maxLength: 3 }) }),
   fc.record({
     op: fc.constant("adjust" as const),
     type: creditType,
@@ -56,23 +64,41 @@ describe.skipIf(!postgresAvailable)("ledger properties under concurrency on Post
   /** Runs one operation; returns the signed change it made, or 0 when it was refused for a legitimate reason. */
   async function run(subscriptionId: string, operation: Operation, debits: { entryId: string; type: CreditType; amount: number }[]): Promise<number> {
     if (operation.op === "debit") {
-      const outcome = await ledger.debit({
+      const group = operation.holds.map((h) => ({
         subscriptionId,
         creditType: operation.type,
-        amount: operation.amount,
+        amount: h.amount,
+        entryId: randomUUID(),
         operation: "Mutation.property",
-        estimated: operation.amount,
+        estimated: h.amount,
         actorId: "property",
-        adminOverride: operation.amount === 0,
+        adminOverride: h.amount === 0,
         requestId: "property",
-      });
-      if (!outcome.ok) {
-        expect(outcome.reason).toBe("insufficient");
+        authorize: false,
+        actorIsAdmin: false,
+      }));
+      const outcomes = await ledger.hold(group);
+      // All or nothing: the group is granted whole or refused whole.
+      expect(new Set(outcomes.map((o) => o.ok)).size).toBe(1);
+      if (!outcomes[0].ok) {
+        expect(outcomes.some((o) => !o.ok && o.reason === "insufficient")).toBe(true);
         return 0;
       }
-      expect(await ledger.settle(subscriptionId, outcome.entryId)).toBe(true);
-      debits.push({ entryId: outcome.entryId, type: operation.type, amount: operation.amount });
-      return -operation.amount;
+      const settled = await ledger.settle(
+        operation.holds.map((h, i) =>
+          h.void
+            ? { kind: "void" as const, subscriptionId, entryId: group[i].entryId, reason: "property void", actorId: null, requestId: "property" }
+            : { kind: "release" as const, subscriptionId, entryId: group[i].entryId, amount: h.release, actorId: null, requestId: "property" },
+        ),
+      );
+      expect(settled.every((o) => o.settled)).toBe(true);
+      let change = 0;
+      operation.holds.forEach((h, i) => {
+        const cost = h.void ? 0 : h.amount - h.release;
+        change -= cost;
+        if (!h.void) debits.push({ entryId: group[i].entryId, type: operation.type, amount: cost });
+      });
+      return change;
     }
     const delta = operation.op === "grant" ? operation.amount : operation.delta;
     try {

@@ -4,6 +4,7 @@
  * passes over a refund that fails and retries it next time, and purges expired idempotency keys.
  */
 import { Writable } from "node:stream";
+import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
@@ -11,8 +12,6 @@ import { fundedSubscription } from "../helpers/test-app.js";
 import { connectDatabase } from "../../src/db/connect.js";
 import { queryRows, type Database, type DatabaseHandle } from "../../src/db/database.js";
 import { auditLedger } from "../../src/ledger/audit.js";
-import { debitCredits } from "../../src/ledger/debit.js";
-import { settleCharge } from "../../src/ledger/settle.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { RECOVERY_REFUND_REASON, runRecoveryPass, type RecoveryPassOptions } from "../../src/recovery/recovery-pass.js";
 
@@ -26,7 +25,7 @@ function pass(db: Database, overrides: Partial<RecoveryPassOptions> = {}) {
 }
 
 async function debit(db: Database, subscriptionId: string, amount: number): Promise<string> {
-  const outcome = await debitCredits(db, {
+  const outcome = await holdOne(db, {
     subscriptionId,
     creditType: "ai",
     amount,
@@ -78,7 +77,7 @@ describe.each(BACKENDS)("recovery pass on %s", (backend) => {
     const sub = await fundedSubscription(database, "recovery-owner", { ai: 10 });
     const settled = await debit(db, sub, 1);
     const lost = [await debit(db, sub, 2), await debit(db, sub, 3)];
-    expect(await settleCharge(db, sub, settled)).toBe(true);
+    expect(await postHold(db, sub, settled)).toBe(true);
     expect(await balance(db, sub)).toBe(4);
 
     // Still within the settle timeout: nothing is touched.
@@ -100,7 +99,7 @@ describe.each(BACKENDS)("recovery pass on %s", (backend) => {
     ]);
 
     // A late success after recovery finds nothing to settle (the wrapper reports it) and changes nothing.
-    expect(await settleCharge(db, sub, lost[0])).toBe(false);
+    expect(await postHold(db, sub, lost[0])).toBe(false);
     expect((await pass(db)).refunded).toBe(0);
     expect(await balance(db, sub)).toBe(9);
     expect((await auditLedger(db)).ok).toBe(true);

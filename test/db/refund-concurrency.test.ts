@@ -5,14 +5,13 @@
  * it correctly and turns the loser's refusal into a clear BAD_USER_INPUT, with nothing changed.
  */
 import { sql } from "drizzle-orm";
+import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { refundCharge } from "../../src/admin/refund.js";
 import { queryRows } from "../../src/db/database.js";
 import { BadUserInputError } from "../../src/errors/errors.js";
 import { auditLedger } from "../../src/ledger/audit.js";
-import { debitCredits } from "../../src/ledger/debit.js";
 import type { LedgerEntryRecord } from "../../src/ledger/entry.js";
-import { settleCharge } from "../../src/ledger/settle.js";
 import { createPostgresDatabase, type TestDatabase } from "../helpers/databases.js";
 import { postgresAvailable } from "../helpers/services.js";
 import { fundedSubscription } from "../helpers/test-app.js";
@@ -28,7 +27,7 @@ describe.skipIf(!postgresAvailable)("concurrent refunds of one debit on PostgreS
   /** A settled 5-credit debit of a subscription that had 100 leads credits. */
   async function settledDebit(amount = 5): Promise<{ subscriptionId: string; entryId: string }> {
     const subscriptionId = await fundedSubscription(database, "owner", { leads: 100 });
-    const debit = await debitCredits(database.db, {
+    const debit = await holdOne(database.db, {
       subscriptionId,
       creditType: "leads",
       amount,
@@ -39,7 +38,7 @@ describe.skipIf(!postgresAvailable)("concurrent refunds of one debit on PostgreS
       requestId: "debit",
     });
     if (!debit.ok) throw new Error("debit failed");
-    expect(await settleCharge(database.db, subscriptionId, debit.entryId)).toBe(true);
+    expect(await postHold(database.db, subscriptionId, debit.entryId)).toBe(true);
     return { subscriptionId, entryId: debit.entryId };
   }
 

@@ -4,10 +4,16 @@
  * is right.
  */
 import { sql } from "drizzle-orm";
+import type { SettlementBatcher } from "../../src/ledger/settlement-batcher.js";
+
+/** Posts one hold through the batcher; true when it was still pending. */
+async function postWith(batcher: SettlementBatcher, subscriptionId: string, entryId: string): Promise<boolean> {
+  const [outcome] = await batcher.settle([{ kind: "post", subscriptionId, entryId, actorId: null, requestId: null }]);
+  return outcome.settled;
+}
+import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows, type Database } from "../../src/db/database.js";
-import { debitCredits } from "../../src/ledger/debit.js";
-import { refundPendingCharge } from "../../src/ledger/settle.js";
 import { createSettlementBatcher } from "../../src/ledger/settlement-batcher.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
@@ -50,7 +56,7 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
   afterAll(() => database?.dispose());
 
   async function pendingDebit(): Promise<string> {
-    const outcome = await debitCredits(database.db, {
+    const outcome = await holdOne(database.db, {
       subscriptionId,
       creditType: "ai",
       amount: 1,
@@ -70,31 +76,31 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
   it.each(["before", "after"] as const)("a statement lost %s it ran is retried and the charge is settled", async (when) => {
     const entryId = await pendingDebit();
     const batcher = createSettlementBatcher(flaky(database.db, when));
-    expect(await batcher.settle(subscriptionId, entryId)).toBe(true);
+    expect(await postWith(batcher, subscriptionId, entryId)).toBe(true);
     expect(await pendingCount()).toBe(0);
   });
 
   it.each(["before", "after"] as const)("four statements in a row lost %s they ran: the fifth settles the charge", async (when) => {
     const entryId = await pendingDebit();
     const batcher = createSettlementBatcher(flaky(database.db, when, 4), QUICK_RETRIES);
-    expect(await batcher.settle(subscriptionId, entryId)).toBe(true);
+    expect(await postWith(batcher, subscriptionId, entryId)).toBe(true);
     expect(await pendingCount()).toBe(0);
   });
 
   it("when every attempt fails, the settle rejects and the charge stays pending for the recovery pass", async () => {
     const entryId = await pendingDebit();
     const batcher = createSettlementBatcher(flaky(database.db, "before", 5), QUICK_RETRIES);
-    await expect(batcher.settle(subscriptionId, entryId)).rejects.toThrow(/Connection terminated/);
+    await expect(postWith(batcher, subscriptionId, entryId)).rejects.toThrow(/Connection terminated/);
     expect(await pendingCount()).toBe(1);
     // The next settle of the same charge (on a database that answers) finds it still pending.
-    expect(await createSettlementBatcher(database.db).settle(subscriptionId, entryId)).toBe(true);
+    expect(await postWith(createSettlementBatcher(database.db), subscriptionId, entryId)).toBe(true);
     expect(await pendingCount()).toBe(0);
   });
 
   it("a charge the recovery pass refunded meanwhile is still reported as not settled", async () => {
     const entryId = await pendingDebit();
-    await refundPendingCharge(database.db, { subscriptionId, entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });
+    await voidHold(database.db, { subscriptionId, entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });
     const batcher = createSettlementBatcher(flaky(database.db, "before"));
-    expect(await batcher.settle(subscriptionId, entryId)).toBe(false);
+    expect(await postWith(batcher, subscriptionId, entryId)).toBe(false);
   });
 });

@@ -5,9 +5,9 @@
  * request id, reason); each refusal checks its code and that nothing in the database moved.
  */
 import { sql } from "drizzle-orm";
+import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../src/db/database.js";
-import { debitCredits } from "../../src/ledger/debit.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type GraphQLResponse, type TestServer } from "../helpers/test-app.js";
 
@@ -372,7 +372,7 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
         sql`select id from credit_ledger where subscription_id = ${sub}::uuid and kind = 'GRANT'`,
       );
       // A debit whose resolver is still running: written by the charge path's own statement, not settled.
-      const pending = await debitCredits(database.db, {
+      const pending = await holdOne(database.db, {
         subscriptionId: sub,
         creditType: "leads",
         amount: 2,

@@ -15,9 +15,11 @@ import { loadConfig } from "../../src/config/config.js";
 import { ChargeCollector } from "../../src/credits/charge-collector.js";
 import { createChargeWrapper } from "../../src/credits/charge-wrapper.js";
 import type { Database } from "../../src/db/database.js";
-import { reportActualCost, type RequestContext } from "../../src/graphql/context.js";
+import type { RequestContext } from "../../src/graphql/context.js";
+import { settleRequest } from "../../src/credits/charge-phases.js";
+import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
 import { createLoaders } from "../../src/graphql/loaders.js";
-import { directChargeLedger, type ChargeLedger } from "../../src/ledger/charge-ledger.js";
+import type { ChargeLedger } from "../../src/ledger/charge-ledger.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { AlertService } from "../../src/observability/alerts/alert-service.js";
 import { SpikeDetector } from "../../src/observability/alerts/spike-detector.js";
@@ -107,11 +109,12 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     resolve: (ctx: RequestContext, info: GraphQLResolveInfo) => unknown;
   }): Promise<{ result?: unknown; error?: unknown }> {
     const field = app.services.meteredFields.find((f) => f.coordinate === "Mutation.skipTrace")!;
-    const wrap = createChargeWrapper({
-      ledger: options.ledger ?? directChargeLedger(app.services.db),
+    const deps = {
+      ledger: options.ledger ?? createCoalescingChargeLedger(app.services.db),
       rateLimiter: { checkMetered: async () => undefined },
       observer: app.services.observer,
-    });
+    };
+    const wrap = createChargeWrapper(deps);
     const ctx = {
       requestId: `wrapped-${Math.random().toString(36).slice(2)}`,
       viewer: options.viewer,
@@ -123,7 +126,6 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
       services: app.services,
       idempotencyKey: undefined,
       simulateFailure: undefined,
-      actualCosts: new Map(),
     } as unknown as RequestContext;
     const info = { path: { prev: undefined, key: "skipTrace", typename: "Mutation" } } as unknown as GraphQLResolveInfo;
     const args = { subscriptionId: options.subscriptionId, input: { records: [{ firstName: "Ada", lastName: "Lovelace", address: "1 Main St" }] } };
@@ -132,6 +134,9 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
       return { result: await resolver(undefined, args, ctx, info) };
     } catch (error) {
       return { error };
+    } finally {
+      // Settled as the server's plugin does once the result is known (here: always delivered).
+      await settleRequest(deps, ctx, () => true);
     }
   }
 
@@ -187,14 +192,11 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     const viewer: Viewer = { id: owner, isAdmin: false } as Viewer;
     const subscriptionId = await fundedSubscription(database, owner, { skiptrace: 50 });
 
-    // A resolver that reports its actual cost: 1 record was charged 1 credit, the work cost 4.
+    // A provider that answers 4 matches for 1 record: held 1 credit, the meter measures 4.
     const mismatch = await runMetered({
       subscriptionId,
       viewer,
-      resolve: (ctx, info) => {
-        reportActualCost(ctx, info, 4);
-        return { matches: [] };
-      },
+      resolve: () => ({ matches: [1, 2, 3, 4].map((recordIndex) => ({ recordIndex, phones: [], emails: [] })) }),
     });
     expect(mismatch.error).toBeUndefined();
     // Alerts are stored off the request path: wait for each, so the newest-first order below is fixed.
@@ -202,8 +204,8 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
 
     // A debit that fails on the database.
     const brokenLedger: ChargeLedger = {
-      ...directChargeLedger(app.services.db),
-      debit: async () => {
+      ...createCoalescingChargeLedger(app.services.db),
+      hold: async () => {
         throw Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" });
       },
     };
@@ -232,9 +234,12 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
       details: { operation: "Mutation.skipTrace", creditType: "skiptrace", charged: 1, actual: 4, difference: 3 },
     });
     expect(estimate.message).toContain("actual cost of 4");
+    expect(estimate.details).toMatchObject({ hold: 1 });
+    // The call cost its hold, never more.
+    expect((mismatch.result as { matches: unknown[] }).matches).toHaveLength(4);
     expect(debitFailure).toMatchObject({
       subscriptionId,
-      details: { stage: "debit", operation: "Mutation.skipTrace", amount: 1, errorType: "Error", sqlState: "57P01" },
+      details: { stage: "hold", operation: "Mutation.skipTrace", amount: 1, errorType: "Error", sqlState: "57P01" },
     });
     expect(debitFailure.message).toContain("nothing was charged");
     expect(JSON.stringify(debitFailure)).not.toContain("administrator command");

@@ -14,6 +14,31 @@ const RUN_AI = `mutation Run($s: ID!, $input: AiTaskInput!, $amount: Int) {
   runAiTask(subscriptionId: $s, input: $input, creditAmount: $amount) { output model tokensUsed }
 }`;
 
+/** A lead query that finds exactly `found` of 50 (the simulator is deterministic: search until one does). */
+async function queryFinding(server: TestServer, token: string, sub: string, found: number): Promise<string> {
+  const { SimulatedProviders } = await import("../../src/providers/simulated/simulated-providers.js");
+  const providers = new SimulatedProviders();
+  for (let i = 0; i < 5000; i++) {
+    const query = `roofers ${i}`;
+    if ((await providers.searchLeads({ query, location: null, limit: 50 }, {})).leads.length === found) return query;
+  }
+  throw new Error(`no query finds ${found} leads`);
+}
+
+/** `count` skip-trace records of which exactly `matching` match. */
+async function recordsMatching(_server: TestServer, _token: string, _sub: string, count: number, matching: number) {
+  const { SimulatedProviders } = await import("../../src/providers/simulated/simulated-providers.js");
+  const providers = new SimulatedProviders();
+  const hits: object[] = [];
+  const misses: object[] = [];
+  for (let i = 0; hits.length < matching || misses.length < count - matching; i++) {
+    const record = { firstName: "Ada", lastName: `Person${i}`, address: "1 Main St" };
+    const matched = (await providers.skipTrace({ records: [record] }, {})).matches.length === 1;
+    (matched ? hits : misses).push(record);
+  }
+  return [...hits.slice(0, matching), ...misses.slice(0, count - matching)];
+}
+
 describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
   let database: TestDatabase;
   let server: TestServer;
@@ -24,7 +49,7 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
 
   beforeAll(async () => {
     database = await createTestDatabase(backend);
-    server = await startTestServer({ database, env: { SIMULATE_FAILURES: "1", RATE_LIMIT_DEFAULT: "100000/1m" } });
+    server = await startTestServer({ database, env: { SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: "1500", RATE_LIMIT_DEFAULT: "100000/1m" } });
     owner = await userToken("owner");
     stranger = await userToken("stranger");
     admin = await adminToken();
@@ -74,38 +99,73 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     expect([anonymous.status, anonymous.body.errors?.[0].extensions.code]).toEqual([401, "UNAUTHENTICATED"]);
   });
 
-  it("charges the priced amount and reports it in extensions.credits, matching the ledger", async () => {
-    const res = await server.gql(RUN_AI, { s: sub, input: { prompt: "x".repeat(400), maxTokens: 1500 } }, { token: owner });
+  it("holds the price, settles at the metered actual cost and releases the rest; extensions, balance and ledger agree", async () => {
+    const before = await ledgerState(database, sub);
+    const res = await server.gql(RUN_AI, { s: sub, input: { prompt: "x".repeat(400), maxTokens: 2000 } }, { token: owner });
     expect(res.status).toBe(200);
-    expect(res.body.data.runAiTask.model).toBe("SMALL");
+    const { tokensUsed } = res.body.data.runAiTask;
+    expect(tokensUsed).toBeLessThan(2000);
     const credits = res.body.extensions!.credits;
-    // ceil((ceil(400/4) + 1500) / 1000) = 2
+    // Hold: ceil((ceil(400/4) + 2000) / 1000) = 3; actual: the same formula with tokensUsed.
+    const actual = Math.ceil((100 + tokensUsed) / 1000);
+    const cost = Math.max(1, Math.min(actual, 3));
     expect(credits.charges).toEqual([
       {
         path: ["runAiTask"],
         operation: "Mutation.runAiTask",
         subscriptionId: sub,
         type: "ai",
-        estimated: 2,
-        charged: 2,
+        estimated: 3,
+        charged: 3,
+        actual,
+        released: 3 - cost,
         refunded: 0,
-        remaining: 8,
+        cost,
+        remaining: before.balances.ai - cost,
         entryId: expect.any(String),
         adminOverride: false,
         fallback: false,
       },
     ]);
-    expect(credits.remaining).toEqual({ [sub]: { ai: 8 } });
+    expect(Object.keys(credits.charges[0])).toEqual([
+      "path", "operation", "subscriptionId", "type", "estimated", "charged", "actual", "released", "refunded", "cost", "remaining", "entryId", "adminOverride", "fallback",
+    ]);
+    expect(credits.remaining).toEqual({ [sub]: { ai: before.balances.ai - cost } });
+    expect((await ledgerState(database, sub)).balances.ai).toBe(before.balances.ai - cost);
     const entries = await ledgerEntries(database, sub);
     const debit = entries.find((e) => e.id === credits.charges[0].entryId)!;
-    expect(debit).toMatchObject({ kind: "DEBIT", amount: -2, balance_after: 8, operation: "Mutation.runAiTask", estimated: 2, actor_id: "owner" });
+    expect(debit).toMatchObject({ kind: "DEBIT", amount: -3, balance_after: before.balances.ai - 3, operation: "Mutation.runAiTask", estimated: 3, actor_id: "owner" });
     expect(debit.request_id).toBe(res.headers.get("x-request-id"));
+    const release = entries.find((e) => e.refund_of === debit.id)!;
+    expect(release).toMatchObject({ kind: "RELEASE", amount: 3 - cost, balance_after: before.balances.ai - cost, operation: "Mutation.runAiTask" });
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
 
-  it("charges several metered fields of one operation separately, by alias", async () => {
+  it("a lead search pays for the leads it found, a skip trace for the records that matched", async () => {
+    const leads = await server.gql(
+      `mutation($s: ID!, $q: String!) { searchLeads(subscriptionId: $s, input: { query: $q, limit: 50 }) { leads { name } } }`,
+      { s: sub, q: await queryFinding(server, owner, sub, 12) },
+      { token: owner },
+    );
+    expect(leads.body.data.searchLeads.leads).toHaveLength(12);
+    expect(leads.body.extensions!.credits.charges[0]).toMatchObject({ charged: 50, actual: 12, released: 38, cost: 12 });
+
+    const records = await recordsMatching(server, owner, sub, 5, 2);
+    const trace = await server.gql(
+      `mutation($s: ID!, $r: [SkipTraceRecord!]!) { skipTrace(subscriptionId: $s, input: { records: $r }) { matches { recordIndex } } }`,
+      { s: sub, r: records },
+      { token: owner },
+    );
+    expect(trace.body.data.skipTrace.matches).toHaveLength(2);
+    expect(trace.body.extensions!.credits.charges[0]).toMatchObject({ charged: 5, actual: 2, released: 3, cost: 2 });
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+
+  it("charges several metered fields of one operation, by alias, each settled at its own cost", async () => {
+    const before = await ledgerState(database, sub);
     const res = await server.gql(
       `mutation($s: ID!) {
-        a: searchLeads(subscriptionId: $s, input: { query: "plumbers", limit: 3 }) { total }
+        a: searchLeads(subscriptionId: $s, input: { query: "plumbers", limit: 3 }) { leads { name } }
         b: searchMls(subscriptionId: $s, input: { area: "Austin", limit: 26, includeHistory: true }) { listings { mlsId } }
         c: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550100", "+15555550101"], carrierLookup: true }) { results { valid } }
       }`,
@@ -114,12 +174,17 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     );
     expect(res.status).toBe(200);
     const charges = res.body.extensions!.credits.charges;
-    expect(charges.map((c: { path: string[]; charged: number; type: string }) => [c.path[0], c.type, c.charged])).toEqual([
-      ["a", "leads", 3],
-      ["b", "leads", 4],
-      ["c", "skiptrace", 4],
+    const found = res.body.data.a.leads.length;
+    const listings = res.body.data.b.listings.length;
+    const mlsCost = Math.max(1, Math.ceil(listings / 25) * 2);
+    expect(charges.map((c: { path: string[]; charged: number; type: string; cost: number }) => [c.path[0], c.type, c.charged, c.cost])).toEqual([
+      ["a", "leads", 3, Math.max(1, found)],
+      ["b", "leads", 4, mlsCost],
+      ["c", "skiptrace", 4, 4],
     ]);
-    expect(res.body.extensions!.credits.remaining).toEqual({ [sub]: { leads: 593, skiptrace: 96 } });
+    expect(res.body.extensions!.credits.remaining).toEqual({
+      [sub]: { leads: before.balances.leads - Math.max(1, found) - mlsCost, skiptrace: before.balances.skiptrace - 4 },
+    });
   });
 
   describe("refusals move nothing", () => {
@@ -179,7 +244,7 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     expect(res.body.errors![0].message).not.toMatch(/simulated|outage/);
     expect(res.body.errors![0].extensions.requestId).toBeTruthy();
     const [charge] = res.body.extensions!.credits.charges;
-    expect(charge).toMatchObject({ charged: 1, refunded: 1, remaining: before.balances.ai });
+    expect(charge).toMatchObject({ charged: 1, actual: null, released: 0, refunded: 1, cost: 0, remaining: before.balances.ai });
     expect(res.body.extensions!.credits.remaining).toEqual({ [sub]: { ai: before.balances.ai } });
     const after = await ledgerState(database, sub);
     expect(after.balances).toEqual(before.balances);
@@ -193,7 +258,7 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     const before = await ledgerState(database, sub);
     const res = await server.gql(RUN_AI, { s: sub, input: { prompt: "hi" } }, { token: owner, headers: { "x-simulate-failure": "input" } });
     expect([res.status, res.body.errors![0].extensions.code]).toEqual([400, "BAD_USER_INPUT"]);
-    expect(res.body.extensions!.credits.charges[0]).toMatchObject({ charged: 1, refunded: 0, remaining: before.balances.ai - 1 });
+    expect(res.body.extensions!.credits.charges[0]).toMatchObject({ charged: 1, refunded: 0, released: 0, cost: 1, remaining: before.balances.ai - 1 });
     expect((await ledgerState(database, sub)).balances.ai).toBe(before.balances.ai - 1);
   });
 
@@ -201,9 +266,88 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     const res = await server.gql(RUN_AI, { s: sub, input: { prompt: "hi", maxTokens: 1500 }, amount: 0 }, { token: admin });
     expect(res.status).toBe(200);
     const [charge] = res.body.extensions!.credits.charges;
-    expect(charge).toMatchObject({ estimated: 2, charged: 0, adminOverride: true });
+    // Exactly the admin's amount: no meter, nothing released.
+    expect(charge).toMatchObject({ estimated: 2, charged: 0, actual: null, released: 0, refunded: 0, cost: 0, adminOverride: true });
     const entries = await ledgerEntries(database, sub);
     expect(entries.find((e) => e.id === charge.entryId)).toMatchObject({ kind: "DEBIT", amount: 0, admin_override: true, estimated: 2, actor_id: "test-admin" });
+  });
+
+  it("usage reports what was held, released and refunded; a balance shows what open holds hold", async () => {
+    const fresh = await fundedSubscription(database, "owner", { ai: 10, leads: 10, skiptrace: 10 });
+    const ran = await server.gql(RUN_AI, { s: fresh, input: { prompt: "x".repeat(400), maxTokens: 2000 } }, { token: owner });
+    const { cost } = ran.body.extensions!.credits.charges[0];
+    await server.gql(RUN_AI, { s: fresh, input: { prompt: "hi" } }, { token: owner, headers: { "x-simulate-failure": "system" } });
+    const usage = await server.gql(
+      `query($s: ID!) { creditUsage(subscriptionId: $s, groupBy: OPERATION) { key calls estimated credits released refunded } }`,
+      { s: fresh },
+      { token: owner },
+    );
+    expect(usage.body.data.creditUsage).toEqual([
+      { key: "Mutation.runAiTask", calls: 2, estimated: 4, credits: cost, released: 3 - cost, refunded: 1 },
+    ]);
+
+    // While a slow call runs, its hold shows as held; once it settles, nothing is.
+    const HELD = `query { viewer { subscriptions { id balances { type balance held } } } }`;
+    const heldOf = async () => {
+      const res = await server.gql(HELD, {}, { token: owner });
+      const found = res.body.data.viewer.subscriptions.find((x: { id: string }) => x.id === fresh);
+      return found.balances.find((b: { type: string }) => b.type === "leads") as { balance: number; held: number };
+    };
+    const slow = server.gql(
+      `mutation($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "x", limit: 4 }) { total } }`,
+      { s: fresh },
+      { token: owner, headers: { "x-simulate-failure": "slow" } },
+    );
+    // The hold commits before the provider starts; wait until it shows (a busy machine may take a moment).
+    let during = await heldOf();
+    for (let i = 0; i < 20 && during.held === 0; i++) during = await heldOf();
+    expect(during).toEqual({ type: "leads", balance: 6, held: 4 });
+    await slow;
+    expect((await heldOf()).held).toBe(0);
+  });
+
+  it("a three-field mutation the balance covers only two of runs none and charges nothing (402 with the total)", async () => {
+    const poor = await fundedSubscription(database, "owner", { ai: 0, leads: 0, skiptrace: 2 });
+    const before = await ledgerState(database, poor);
+    const res = await server.gql(
+      `mutation($s: ID!) {
+        a: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550100"] }) { results { valid } }
+        b: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550101"] }) { results { valid } }
+        c: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550102"] }) { results { valid } }
+      }`,
+      { s: poor },
+      { token: owner },
+    );
+    expect(res.status).toBe(402);
+    expect(res.body.data).toBeNull();
+    expect(res.body.errors).toHaveLength(1);
+    expect(res.body.errors![0].extensions).toMatchObject({ code: "INSUFFICIENT_CREDITS", creditType: "skiptrace", required: 3, available: 2, subscriptionId: poor });
+    expect(await ledgerState(database, poor)).toEqual(before);
+    expect(res.body.extensions!.credits).toEqual({ charges: [], remaining: { [poor]: { skiptrace: 2 } } });
+  });
+
+  it("a field whose result never reaches the client (nulled by a sibling's system error) is refunded whole", async () => {
+    const before = await ledgerState(database, sub);
+    const res = await server.gql(
+      `mutation($s: ID!) {
+        a: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550100"] }) { results { valid } }
+        b: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550101"] }) { results { valid } }
+        c: runAiTask(subscriptionId: $s, input: { prompt: "hi" }) { tokensUsed }
+      }`,
+      { s: sub },
+      { token: owner, headers: { "x-simulate-failure": "system" } },
+    );
+    // Every provider call fails with the header, so a fails first and stops the mutation: data is null.
+    expect(res.body.data).toBeNull();
+    expect(res.body.errors![0].extensions.code).toBe("INTERNAL_SERVER_ERROR");
+    const charges = res.body.extensions!.credits.charges;
+    expect(charges.map((c: { path: string[]; refunded: number; cost: number }) => [c.path[0], c.refunded, c.cost])).toEqual([
+      ["a", 1, 0],
+      ["b", 1, 0],
+      ["c", 1, 0],
+    ]);
+    expect((await ledgerState(database, sub)).balances).toEqual(before.balances);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
 
   it("every balance still equals the sum of its ledger", async () => {

@@ -2,6 +2,7 @@
  * Correctness under concurrency on real PostgreSQL: many simultaneous debits on one balance, exactly
  * the affordable number succeed, the balance ends at its floor, and the ledger sums match.
  */
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createPostgresDatabase, type TestDatabase } from "../helpers/databases.js";
@@ -15,7 +16,7 @@ describe.skipIf(!postgresAvailable)("concurrent debits on PostgreSQL", () => {
 
   beforeAll(async () => {
     database = await createPostgresDatabase(20);
-    server = await startTestServer({ database, env: { RATE_LIMIT_DEFAULT: "100000/1m" } });
+    server = await startTestServer({ database, env: { RATE_LIMIT_DEFAULT: "100000/1m", SIMULATE_FAILURES: "1" } });
   });
   afterAll(async () => {
     await server?.close();
@@ -47,21 +48,57 @@ describe.skipIf(!postgresAvailable)("concurrent debits on PostgreSQL", () => {
   });
 
   it("mixed prices on one balance never overdraw it", async () => {
-    const sub = await fundedSubscription(database, "mixed-user", { leads: 100 });
+    // Phone lookups have no meter: each costs its price, so the balance only falls.
+    const sub = await fundedSubscription(database, "mixed-user", { skiptrace: 100 });
     const token = await userToken("mixed-user");
-    const mutation = `mutation($s: ID!, $n: Int!) { searchLeads(subscriptionId: $s, input: { query: "x", limit: $n }) { total } }`;
-    const limits = Array.from({ length: 120 }, (_, i) => (i % 7) + 1);
-    const responses = await Promise.all(limits.map((n) => server.gql(mutation, { s: sub, n }, { token })));
+    const mutation = `mutation($s: ID!, $p: [String!]!) { lookupPhones(subscriptionId: $s, input: { phones: $p }) { results { valid } } }`;
+    const sizes = Array.from({ length: 120 }, (_, i) => (i % 7) + 1);
+    const responses = await Promise.all(
+      sizes.map((n) => server.gql(mutation, { s: sub, p: Array.from({ length: n }, (_, k) => `+1555555${String(k).padStart(4, "0")}`) }, { token })),
+    );
     const charged = responses.filter((r) => r.status === 200).reduce((sum, r) => sum + r.body.extensions!.credits.charges[0].charged, 0);
     expect(responses.every((r) => r.status === 200 || r.status === 402)).toBe(true);
     const { balances } = await ledgerState(database, sub);
-    expect(balances.leads).toBe(100 - charged);
-    expect(balances.leads).toBeGreaterThanOrEqual(0);
+    expect(balances.skiptrace).toBe(100 - charged);
+    expect(balances.skiptrace).toBeGreaterThanOrEqual(0);
     // The balance only falls here, so a call refused at any moment needed more than what is left at the
     // end: no call was refused while it would have fit.
     const refusedNeeds = responses.filter((r) => r.status === 402).map((r) => r.body.errors![0].extensions.required as number);
     expect(refusedNeeds.length).toBeGreaterThan(0);
-    expect(balances.leads).toBeLessThan(Math.min(...refusedNeeds));
+    expect(balances.skiptrace).toBeLessThan(Math.min(...refusedNeeds));
     expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
+
+  it("200 concurrent mixed operations on one hot subscription: balance = ledger, never negative, every hold settled", async () => {
+    const sub = await fundedSubscription(database, "mixed-ops", { ai: 150, leads: 400, skiptrace: 150 });
+    const token = await userToken("mixed-ops");
+    const ai = `a: runAiTask(subscriptionId: $s, input: { prompt: "summarise", maxTokens: 1500 }) { tokensUsed }`;
+    const leads = `b: searchLeads(subscriptionId: $s, input: { query: $q, limit: 7 }) { leads { name } }`;
+    const trace = `c: skipTrace(subscriptionId: $s, input: { records: [{ firstName: $q, lastName: "Doe", address: "1 Main St" }, { firstName: "Jo", lastName: $q, address: "2 Main St" }] }) { matches { recordIndex } }`;
+    const phones = `d: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550100"] }) { results { valid } }`;
+    const shapes = [[ai], [leads], [trace, phones], [ai, leads, trace], [phones, leads]];
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => {
+        const fields = shapes[i % shapes.length];
+        const headers: Record<string, string> = i % 11 === 0 ? { "x-simulate-failure": "system" } : i % 13 === 0 ? { "x-simulate-failure": "input" } : {};
+        return server.gql(`mutation($s: ID!, $q: String!) { ${fields.join("\n")} }`, { s: sub, q: `q${i}` }, { token, headers });
+      }),
+    );
+    expect(responses.every((r) => [200, 400, 402, 500].includes(r.status))).toBe(true);
+    expect(responses.filter((r) => r.status === 200).length).toBeGreaterThan(50);
+    // Every hold is settled (posted, released or refunded): nothing is left pending.
+    const pending = await database.db.execute(sql`select count(*)::int as n from pending_charges where subscription_id = ${sub}::uuid`);
+    expect(Number((pending as unknown as { rows: { n: number }[] }).rows[0].n)).toBe(0);
+    const { balances } = await ledgerState(database, sub);
+    for (const type of ["ai", "leads", "skiptrace"] as const) expect(balances[type]).toBeGreaterThanOrEqual(0);
+    // What the responses say the calls cost is what the balances lost.
+    const cost = { ai: 0, leads: 0, skiptrace: 0 } as Record<string, number>;
+    for (const r of responses) for (const c of r.body.extensions?.credits?.charges ?? []) cost[c.type] += c.cost;
+    expect(balances).toMatchObject({ ai: 150 - cost.ai, leads: 400 - cost.leads, skiptrace: 150 - cost.skiptrace });
+    // A system error refunds the whole operation's holds; releases never exceed their debits.
+    const entries = await ledgerEntries(database, sub);
+    expect(entries.some((e) => e.kind === "RELEASE")).toBe(true);
+    expect(entries.some((e) => e.kind === "REFUND")).toBe(true);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true, mismatches: [] });
+  }, 120_000);
 });

@@ -5,12 +5,11 @@
  * grouping and the time window. Every grouping is compared with the expected buckets exactly.
  */
 import { sql } from "drizzle-orm";
+import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../src/db/database.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
-import { debitCredits } from "../../src/ledger/debit.js";
 import { refundDebit } from "../../src/ledger/refund-charge.js";
-import { refundPendingCharge, settleCharge } from "../../src/ledger/settle.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
 import { sendTyped } from "../helpers/typed-gql.js";
@@ -45,7 +44,7 @@ describe.each(BACKENDS)("usage figures on %s", (backend) => {
     actorId: string,
     after: { refundWhole?: boolean; partialRefunds?: number[] } = {},
   ): Promise<string> {
-    const debit = await debitCredits(database.db, {
+    const debit = await holdOne(database.db, {
       subscriptionId,
       creditType,
       amount,
@@ -57,11 +56,11 @@ describe.each(BACKENDS)("usage figures on %s", (backend) => {
     });
     if (!debit.ok) throw new Error(`debit refused: ${JSON.stringify(debit)}`);
     if (after.refundWhole) {
-      const refund = await refundPendingCharge(database.db, { subscriptionId, entryId: debit.entryId, reason: "system error", actorId: null, requestId: null });
+      const refund = await voidHold(database.db, { subscriptionId, entryId: debit.entryId, reason: "system error", actorId: null, requestId: null });
       expect(refund?.amount).toBe(amount);
       return debit.entryId;
     }
-    expect(await settleCharge(database.db, subscriptionId, debit.entryId)).toBe(true);
+    expect(await postHold(database.db, subscriptionId, debit.entryId)).toBe(true);
     for (const part of after.partialRefunds ?? []) {
       const refund = await refundDebit(database.db, { entryId: debit.entryId, amount: part, actorId: "admin-1", reason: "goodwill", requestId: "req-refund" });
       expect(refund.ok).toBe(true);

@@ -3,11 +3,10 @@
  * while new entries are written between them, filters, bounds and permissions.
  */
 import { sql } from "drizzle-orm";
+import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../src/db/database.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
-import { debitCredits } from "../../src/ledger/debit.js";
-import { settleCharge } from "../../src/ledger/settle.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
 import { sendTyped } from "../helpers/typed-gql.js";
@@ -29,7 +28,7 @@ describe.each(BACKENDS)("creditLedger on %s", (backend) => {
       await changeBalance(database.db, { subscriptionId, creditType: "leads", kind: "GRANT", delta: 1, actorId: "admin-1", reason: `grant ${written}`, requestId: null });
       return;
     }
-    const debit = await debitCredits(database.db, {
+    const debit = await holdOne(database.db, {
       subscriptionId,
       creditType: "ai",
       amount: 1,
@@ -40,7 +39,7 @@ describe.each(BACKENDS)("creditLedger on %s", (backend) => {
       requestId: `req-${written}`,
     });
     if (!debit.ok) throw new Error("debit refused");
-    await settleCharge(database.db, subscriptionId, debit.entryId);
+    await postHold(database.db, subscriptionId, debit.entryId);
   }
 
   /** Ids in the ledger's own order, newest first, straight from the table. */

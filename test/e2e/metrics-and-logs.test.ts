@@ -95,15 +95,16 @@ describe.each(BACKENDS)("metrics and audit logs on %s", (backend) => {
     const ok = await gql(RUN_AI, { s: subscriptionId, prompt: "hello", maxTokens: 1500 }, { "x-request-id": `charge-${backend}` });
     expect(ok.body.errors).toBeUndefined();
     expect(ok.status).toBe(200);
-    expect(ok.body.extensions?.credits.charges[0]).toMatchObject({ charged: 2, refunded: 0 });
+    // Held 2, settled at what the simulated model used: 1 credit, the other released.
+    expect(ok.body.extensions?.credits.charges[0]).toMatchObject({ charged: 2, actual: 1, released: 1, cost: 1, refunded: 0 });
 
     // A system failure: 7 leads charged, then refunded whole.
     const failed = await gql(SEARCH_LEADS, { s: subscriptionId, limit: 7 }, { "x-simulate-failure": "system", "x-request-id": `refund-${backend}` });
     expect(failed.body.errors?.[0].extensions.code).toBe("INTERNAL_SERVER_ERROR");
     expect(failed.body.extensions?.credits.charges[0]).toMatchObject({ charged: 7, refunded: 7 });
 
-    // A refusal: 2 more ai credits are needed, 1 is left.
-    const refused = await gql(RUN_AI, { s: subscriptionId, prompt: "hello", maxTokens: 1500 }, { "x-request-id": `refuse-${backend}` });
+    // A refusal: 4 ai credits are needed, 2 are left.
+    const refused = await gql(RUN_AI, { s: subscriptionId, prompt: "hello", maxTokens: 3500 }, { "x-request-id": `refuse-${backend}` });
     expect(refused.status).toBe(402);
 
     // A token that fails verification: refused before anything else, and never logged.
@@ -122,6 +123,13 @@ describe.each(BACKENDS)("metrics and audit logs on %s", (backend) => {
     expect(delta("credits_charged_total", { type: "ai", operation: "Mutation.runAiTask" })).toBe(2);
     expect(delta("credits_charged_total", { type: "leads", operation: "Mutation.searchLeads" })).toBe(7);
     expect(delta("credits_charged_total")).toBe(9);
+    expect(delta("credits_held_total")).toBe(9);
+    expect(delta("credits_cost_total", { type: "ai", operation: "Mutation.runAiTask" })).toBe(1);
+    expect(delta("credits_cost_total")).toBe(1);
+    expect(delta("credits_released_total", { type: "ai", operation: "Mutation.runAiTask" })).toBe(1);
+    // One metered call settled at actual 1 of an estimate of 2: one ratio observation of 0.5.
+    expect(delta("credits_actual_estimated_ratio_count", { operation: "Mutation.runAiTask" })).toBe(1);
+    expect(delta("credits_actual_estimated_ratio_sum", { operation: "Mutation.runAiTask" })).toBe(0.5);
     expect(delta("credits_refunded_total", { type: "leads", operation: "Mutation.searchLeads" })).toBe(7);
     expect(delta("credits_refunded_total")).toBe(7);
     expect(delta("credits_refused_total", { code: "INSUFFICIENT_CREDITS" })).toBe(1);
@@ -146,17 +154,20 @@ describe.each(BACKENDS)("metrics and audit logs on %s", (backend) => {
 
     // One structured line per charge, refund and refusal, with request id, subscription, operation, type and amount.
     const event = (name: string, requestId: string) => lines.filter((l) => l.event === name && l.requestId === requestId);
-    expect(event("credits.charged", `charge-${backend}`)).toEqual([
+    expect(event("credits.released", `charge-${backend}`)).toEqual([
+      expect.objectContaining({ subscriptionId, operation: "Mutation.runAiTask", creditType: "ai", charged: 2, actual: 1, cost: 1, released: 1 }),
+    ]);
+    expect(event("credits.held", `charge-${backend}`)).toEqual([
       expect.objectContaining({ subscriptionId, operation: "Mutation.runAiTask", creditType: "ai", charged: 2, level: 30 }),
     ]);
-    expect(event("credits.charged", `refund-${backend}`)).toEqual([
+    expect(event("credits.held", `refund-${backend}`)).toEqual([
       expect.objectContaining({ subscriptionId, operation: "Mutation.searchLeads", creditType: "leads", charged: 7 }),
     ]);
     expect(event("credits.refunded", `refund-${backend}`)).toEqual([
       expect.objectContaining({ subscriptionId, operation: "Mutation.searchLeads", creditType: "leads", refunded: 7 }),
     ]);
     expect(event("credits.refused", `refuse-${backend}`)).toEqual([
-      expect.objectContaining({ subscriptionId, operation: "Mutation.runAiTask", creditType: "ai", code: "INSUFFICIENT_CREDITS", required: 2, available: 1 }),
+      expect.objectContaining({ subscriptionId, operation: "Mutation.runAiTask", creditType: "ai", code: "INSUFFICIENT_CREDITS", required: 4, available: 2 }),
     ]);
     expect(lines.some((l) => l.event === "credits.refused" && l.code === "UNAUTHENTICATED")).toBe(true);
 

@@ -71,21 +71,24 @@ describe.each(BACKENDS)("rate limits on one instance (memory store) on %s", (bac
     await expectExactBurst(database, [server], "burst-user");
   });
 
-  it("each alias of a metered field in one operation is one call", async () => {
+  it("each alias of a metered field in one operation is one call, all admitted or none", async () => {
     const subscriptionId = await fundedSubscription(database, "alias-user", { ai: 100 });
     const aliases = Array.from({ length: 11 }, (_, i) => `a${i}: runAiTask(subscriptionId: $s, input: { prompt: "hi", maxTokens: 10 }) { output }`);
     const response = await server.gql(`mutation($s: ID!) { ${aliases.join("\n")} }`, { s: subscriptionId }, { token: await userToken("alias-user") });
 
-    // Mutation fields run one after another: the first 10 run and are charged, the 11th is refused.
-    // The field is non-null, so the refusal nulls the whole `data` (GraphQL's null propagation).
+    // All or nothing per operation: the 11th alias is over the limit, so none runs, nothing is
+    // charged and the ten counted calls are given back.
     expect(response.status).toBe(429);
     expect(response.body.data).toBeNull();
     expect(response.body.errors!.map((e) => [e.path, e.extensions.code])).toEqual([[["a10"], "RATE_LIMITED"]]);
-    expect(response.body.extensions!.credits.charges.map((c: { path: string[] }) => c.path[0])).toEqual(
-      Array.from({ length: 10 }, (_, i) => `a${i}`),
-    );
+    expect(response.body.extensions!.credits.charges).toEqual([]);
+    expect((await ledgerState(database, subscriptionId)).balances.ai).toBe(100);
+    // Nothing of this caller's window was used: ten aliases fit in one operation.
+    const ten = await server.gql(`mutation($s: ID!) { ${aliases.slice(0, 10).join("\n")} }`, { s: subscriptionId }, { token: await userToken("alias-user") });
+    expect(ten.status).toBe(200);
+    expect(ten.body.extensions!.credits.charges).toHaveLength(10);
     expect((await ledgerState(database, subscriptionId)).balances.ai).toBe(90);
-    // The ten aliases used up this caller's window.
+    // Now the window is used up.
     expectRateLimited(await server.gql(RUN_AI, { s: subscriptionId }, { token: await userToken("alias-user") }));
   });
 

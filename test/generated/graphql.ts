@@ -70,7 +70,9 @@ export type LedgerKind =
   | 'ADJUSTMENT'
   | 'DEBIT'
   | 'GRANT'
-  | 'REFUND';
+  | 'REFUND'
+  /** Returns the unused part of a debit's hold after the call settled at its actual cost. */
+  | 'RELEASE';
 
 /** An MLS search. */
 export type MlsSearchInput = {

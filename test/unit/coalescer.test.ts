@@ -55,7 +55,7 @@ describe("Coalescer", () => {
 
   it("never puts one key in two running statements, and keeps each key's order", async () => {
     const s = manualStatements();
-    const coalescer = new Coalescer<Item, string>({ run: s.run, maxBatch: 10, maxInFlight: 4, keyOf: (i) => i.key });
+    const coalescer = new Coalescer<Item, string>({ run: s.run, maxBatch: 10, maxInFlight: 4, keysOf: (i) => [i.key] });
     const a1 = coalescer.submit({ key: "hot", n: 1 });
     await tick();
     const rest = [
@@ -92,5 +92,36 @@ describe("Coalescer", () => {
     const coalescer = new Coalescer<Item, string>({ run: async () => ["only one"], maxBatch: 10, maxInFlight: 1 });
     const results = [1, 2].map((n) => coalescer.submit({ key: "a", n }).catch((err: Error) => err.message));
     expect(await Promise.all(results)).toEqual(["a batch of 2 returned 1 results", "a batch of 2 returned 1 results"]);
+  });
+
+  it("holds an item of several keys until all are free, and later items of any of them behind it", async () => {
+    interface Multi { keys: string[]; n: number }
+    const batches: string[][] = [];
+    const finishers: (() => void)[] = [];
+    const coalescer = new Coalescer<Multi, number>({
+      maxBatch: 10,
+      maxInFlight: 4,
+      keysOf: (m) => m.keys,
+      run: (batch) =>
+        new Promise((resolve) => {
+          batches.push(batch.map((m) => `${m.keys.join("+")}#${m.n}`));
+          finishers.push(() => resolve(batch.map((m) => m.n)));
+        }),
+    });
+    const first = coalescer.submit({ keys: ["a"], n: 1 });
+    await tick();
+    const both = coalescer.submit({ keys: ["a", "b"], n: 2 });
+    const b = coalescer.submit({ keys: ["b"], n: 3 });
+    const c = coalescer.submit({ keys: ["c"], n: 4 });
+    await tick();
+    // "a" is busy: the two-key item waits, the later "b" item waits behind it, "c" goes.
+    expect(batches).toEqual([["a#1"], ["c#4"]]);
+    finishers[0]();
+    await first;
+    await tick();
+    expect(batches[2]).toEqual(["a+b#2", "b#3"]);
+    finishers[1]();
+    finishers[2]();
+    expect(await Promise.all([both, b, c])).toEqual([2, 3, 4]);
   });
 });

@@ -138,7 +138,7 @@ describe("alerts observer", () => {
 
   it("keeps a FAILED_TRANSACTION alert whose subscription id is malformed, without the id", () => {
     const { observer, raised } = recordingAlerts();
-    observer.transactionFailed({ requestId: "r", operation: "Mutation.runAiTask", stage: "debit", subscriptionId: "not-a-uuid", error: "x" });
+    observer.transactionFailed({ requestId: "r", operation: "Mutation.runAiTask", stage: "hold", subscriptionId: "not-a-uuid", error: "x" });
     expect(raised[0]).toMatchObject({ kind: "FAILED_TRANSACTION", subscriptionId: null });
   });
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { CREDITS_DIRECTIVE_SDL, readMeteredFields } from "../../src/credits/credits-directive.js";
 import { CREDIT_TYPE_NAMES } from "../../src/credits/credit-types.js";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
+import { METERS } from "../../src/credits/meters/registry.js";
 import {
   DOCUMENT_CACHE_MAX_CHARACTERS,
   DOCUMENT_CACHE_MAX_ENTRIES,
@@ -16,7 +17,7 @@ describe("PreviewDocumentCache", () => {
     type Query { ping: Int }
     type Mutation { flat(subscriptionId: ID!): Int @credits(type: "ai", amount: 3) }
   `);
-  const metered = readMeteredFields(schema, { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS });
+  const metered = readMeteredFields(schema, { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS });
 
   it("parses, validates and walks a document once: later previews reuse the same plan", () => {
     const cache = new PreviewDocumentCache(schema, metered);

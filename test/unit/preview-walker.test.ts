@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { CREDITS_DIRECTIVE_SDL, creditsDirectiveTransformer, readMeteredFields } from "../../src/credits/credits-directive.js";
 import { CREDIT_TYPE_NAMES } from "../../src/credits/credit-types.js";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
+import { METERS } from "../../src/credits/meters/registry.js";
 import type { MeteredField } from "../../src/credits/metered-field.js";
 import { priceMeteredCall, validateMeteredArgs } from "../../src/credits/pricing.js";
 import { priceDocument, totalsByType } from "../../src/credits/preview/price-document.js";
@@ -41,7 +42,7 @@ interface Call {
   amount: number;
 }
 
-const options = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS };
+const options = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS };
 const baseSchema = buildSchema(SDL);
 const meteredFields: MeteredField[] = readMeteredFields(baseSchema, options);
 let recorded: Call[] = [];

@@ -23,6 +23,7 @@ function field(overrides: Partial<MeteredField>): MeteredField {
     creditType: "leads",
     amount: undefined,
     estimator: undefined,
+    meter: undefined,
     description: undefined,
     ...overrides,
   };
@@ -39,6 +40,7 @@ describe("pricing", () => {
       estimator: "leads",
       fallback: false,
       adminOverride: false,
+      settlesAtActual: false,
       fallbackError: undefined,
     });
   });

@@ -11,6 +11,7 @@ import { loadConfig } from "../../src/config/config.js";
 import { CREDITS_DIRECTIVE_SDL, readMeteredFields } from "../../src/credits/credits-directive.js";
 import { CREDIT_TYPE_NAMES } from "../../src/credits/credit-types.js";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
+import { METERS } from "../../src/credits/meters/registry.js";
 import { RateLimitedError } from "../../src/errors/errors.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createRateLimiting, type RateLimiting } from "../../src/ratelimit/create-rate-limiting.js";
@@ -133,7 +134,7 @@ describe("@rateLimit on an SDL schema", () => {
     const transformed = limits.transform(base);
     expect(transformed.getMutationType()!.getFields().metered.resolve).toBe(base.getMutationType()!.getFields().metered.resolve);
 
-    const fields = readMeteredFields(base, { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS });
+    const fields = readMeteredFields(base, { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS });
     const metered = fields.find((f) => f.fieldName === "metered")!;
     const meteredDefault = fields.find((f) => f.fieldName === "meteredDefault")!;
     const check = (field: typeof metered, ctx = context()) =>
@@ -153,7 +154,7 @@ describe("@rateLimit on an SDL schema", () => {
   });
 
   it("of 50 simultaneous metered calls against the limit, exactly that many pass (memory store)", async () => {
-    const fields = readMeteredFields(buildSchema(sdl(FIELDS)), { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS });
+    const fields = readMeteredFields(buildSchema(sdl(FIELDS)), { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS });
     const meteredDefault = fields.find((f) => f.fieldName === "meteredDefault")!;
     const outcomes = await Promise.allSettled(
       Array.from({ length: 50 }, () => limits.gate.checkMetered(meteredDefault, {}, context() as never, {} as never)),

@@ -42,8 +42,16 @@ export const aiEstimator = defineEstimator<AiArgs>({
     "ceil((ceil(prompt characters / 4) + maxTokens) / 1000) credits, ×5 for the LARGE model",
   args: aiArgs,
   estimate({ input }: AiArgs): number {
-    const promptTokens = Math.ceil(characterCount(input.prompt) / 4);
-    const thousands = Math.ceil((promptTokens + input.maxTokens) / 1000);
-    return thousands * (input.model === "LARGE" ? AI_LARGE_MULTIPLIER : 1);
+    return aiCredits(input.prompt, input.maxTokens, input.model);
   },
 });
+
+/**
+ * The AI price formula, shared by the estimator (tokens out = maxTokens, the hold) and the meter
+ * (tokens out = tokensUsed, the actual cost), so the two can only differ in what the model produced.
+ */
+export function aiCredits(prompt: string, outputTokens: number, model: "SMALL" | "LARGE"): number {
+  const promptTokens = Math.ceil(characterCount(prompt) / 4);
+  const thousands = Math.ceil((promptTokens + outputTokens) / 1000);
+  return thousands * (model === "LARGE" ? AI_LARGE_MULTIPLIER : 1);
+}

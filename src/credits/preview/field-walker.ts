@@ -14,6 +14,8 @@ import {
   Kind,
   getDirectiveValues,
   getNamedType,
+  getNullableType,
+  isListType,
   isCompositeType,
   isObjectType,
   isInterfaceType,
@@ -48,6 +50,11 @@ export interface MeteredFieldOccurrence {
   readonly subscriptionIdNode: ValueNode | undefined;
   /** Variables the other arguments use: with the literals, their values decide the price. */
   readonly priceVariables: readonly string[];
+  /**
+   * Reached through a list field: it runs once per item, so it cannot be held before the operation
+   * runs (the charge path holds each call when it is reached).
+   */
+  readonly throughList: boolean;
 }
 
 let nextOccurrenceId = 1;
@@ -122,6 +129,7 @@ export function findMeteredFields(
     levelConditions: readonly SelectionNode[],
     spreadAtLevel: Set<string>,
     spreading: ReadonlySet<string>,
+    inList: boolean,
   ): void {
     for (const selection of selectionSet.selections) {
       if (++visited > MAX_WALKED_SELECTIONS) {
@@ -149,12 +157,14 @@ export function findMeteredFields(
               metered: meteredField,
               conditions: guarded,
               id: nextOccurrenceId++,
+              throughList: inList,
               ...priceInputsOf(selection),
             });
           }
           const childType = getNamedType(fieldDef.type);
           if (selection.selectionSet && isCompositeType(childType)) {
-            walk(selection.selectionSet, childType, fieldPath, guarded, guarded, new Set(), spreading);
+            const childInList = inList || isListType(getNullableType(fieldDef.type));
+            walk(selection.selectionSet, childType, fieldPath, guarded, guarded, new Set(), spreading, childInList);
           }
           break;
         }
@@ -162,7 +172,7 @@ export function findMeteredFields(
           const typeName = selection.typeCondition?.name.value;
           const type = typeName ? schema.getType(typeName) : parentType;
           if (type && isCompositeType(type)) {
-            walk(selection.selectionSet, type, path, guarded, levelConditions, spreadAtLevel, spreading);
+            walk(selection.selectionSet, type, path, guarded, levelConditions, spreadAtLevel, spreading, inList);
           }
           break;
         }
@@ -176,7 +186,7 @@ export function findMeteredFields(
           if (unconditional) spreadAtLevel.add(name);
           const type = schema.getType(fragment.typeCondition.name.value);
           if (type && isCompositeType(type)) {
-            walk(fragment.selectionSet, type, path, guarded, levelConditions, spreadAtLevel, new Set([...spreading, name]));
+            walk(fragment.selectionSet, type, path, guarded, levelConditions, spreadAtLevel, new Set([...spreading, name]), inList);
           }
           break;
         }
@@ -184,7 +194,7 @@ export function findMeteredFields(
     }
   }
 
-  walk(operation.selectionSet, rootType, [], [], [], new Set(), new Set());
+  walk(operation.selectionSet, rootType, [], [], [], new Set(), new Set(), false);
   return found;
 }
 

@@ -37,6 +37,8 @@ export interface PricedField {
   amount: number;
   estimator: string | null;
   fallback: boolean;
+  /** The field has a meter and no admin override: `amount` is the most the call can cost. */
+  settlesAtActual: boolean;
 }
 
 /** The wrapper's refusal of a non-admin creditAmount, word for word. */
@@ -110,6 +112,7 @@ export function priceDocument(
       amount: price.charged,
       estimator: price.estimator,
       fallback: price.fallback,
+      settlesAtActual: price.settlesAtActual,
     };
   });
 }

@@ -1,13 +1,14 @@
 import { sql } from "drizzle-orm";
 import { bigint, boolean, check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
-export const LEDGER_KINDS = ["GRANT", "DEBIT", "REFUND", "ADJUSTMENT"] as const;
+export const LEDGER_KINDS = ["GRANT", "DEBIT", "REFUND", "ADJUSTMENT", "RELEASE"] as const;
 export type LedgerKindValue = (typeof LEDGER_KINDS)[number];
 
 /**
  * The append-only ledger: every change to a balance is one row here, written in the same statement
  * or transaction as the balance change. Triggers (see drizzle/0001) refuse UPDATE, DELETE and
- * TRUNCATE, and refuse a refund larger than what its debit has left.
+ * TRUNCATE, and refuse a refund or release larger than what its debit has left (drizzle/0003).
+ * `refund_of` names the debit a REFUND or RELEASE returns credits of.
  *
  * `seq` orders entries for keyset pagination: it only grows, so a cursor stays valid while new
  * entries arrive.
@@ -40,11 +41,13 @@ export const creditLedger = pgTable(
     // Refunds by the debit they return: read by the refund-limit trigger and by usage figures, which
     // both filter on kind = 'REFUND' (docs/usage-queries.md has the plans).
     index("credit_ledger_refunds_idx").on(t.subscriptionId, t.refundOf).where(sql`${t.kind} = 'REFUND'`),
-    check("credit_ledger_kind_check", sql`${t.kind} in ('GRANT', 'DEBIT', 'REFUND', 'ADJUSTMENT')`),
+    // Releases by the debit whose hold they return (the same trigger and usage figures read them).
+    index("credit_ledger_releases_idx").on(t.subscriptionId, t.refundOf).where(sql`${t.kind} = 'RELEASE'`),
+    check("credit_ledger_kind_check", sql`${t.kind} in ('GRANT', 'DEBIT', 'REFUND', 'ADJUSTMENT', 'RELEASE')`),
     check("credit_ledger_balance_after_nonnegative", sql`${t.balanceAfter} >= 0`),
     check(
       "credit_ledger_amount_sign",
-      sql`(${t.kind} = 'DEBIT' and ${t.amount} <= 0) or (${t.kind} in ('GRANT', 'REFUND') and ${t.amount} >= 0) or ${t.kind} = 'ADJUSTMENT'`,
+      sql`(${t.kind} = 'DEBIT' and ${t.amount} <= 0) or (${t.kind} in ('GRANT', 'REFUND', 'RELEASE') and ${t.amount} >= 0) or ${t.kind} = 'ADJUSTMENT'`,
     ),
   ],
 );

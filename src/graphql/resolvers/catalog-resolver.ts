@@ -18,7 +18,8 @@ export class CatalogResolver {
       type: f.creditType,
       amount: f.amount ?? null,
       estimator: f.estimator?.name ?? null,
-      description: [f.description, f.estimator?.description].filter(Boolean).join(" ") || null,
+      meter: f.meter?.name ?? null,
+      description: [f.description, f.estimator?.description, f.meter && `Settles at ${f.meter.description}.`].filter(Boolean).join(" ") || null,
     }));
   }
 }

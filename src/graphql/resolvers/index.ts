@@ -1,6 +1,7 @@
 /** Every resolver class of the served schema. Add a new resolver here and it is in the schema. */
 import { AdminResolver } from "./admin-resolver.js";
 import { AlertsResolver } from "./alerts-resolver.js";
+import { BalanceHeldResolver } from "./balance-held-resolver.js";
 import { CatalogResolver } from "./catalog-resolver.js";
 import { LedgerResolver } from "./ledger-resolver.js";
 import { OperationsResolver } from "./operations-resolver.js";
@@ -8,4 +9,4 @@ import { PreviewResolver } from "./preview-resolver.js";
 import { UsageResolver } from "./usage-resolver.js";
 import { SubscriptionResolver, ViewerResolver } from "./viewer-resolver.js";
 
-export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver] as const;
+export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, BalanceHeldResolver] as const;

@@ -32,7 +32,7 @@ function callOptions(ctx: RequestContext): ProviderCallOptions {
 @Resolver()
 export class OperationsResolver {
   @Mutation(() => AiTaskResult, { description: "Runs an AI task. Priced by the `ai` estimator." })
-  @Directive('@credits(type: "ai", estimator: "ai")')
+  @Directive('@credits(type: "ai", estimator: "ai", meter: "ai")')
   async runAiTask(
     @Arg("subscriptionId", () => ID, SUBSCRIPTION_ID) _subscriptionId: string,
     @Arg("input", () => AiTaskInput, { description: "The task." }) input: AiTaskInput,
@@ -47,7 +47,7 @@ export class OperationsResolver {
   }
 
   @Mutation(() => LeadSearchResult, { description: "Searches business leads. Priced by the `leads` estimator." })
-  @Directive('@credits(type: "leads", estimator: "leads")')
+  @Directive('@credits(type: "leads", estimator: "leads", meter: "leads")')
   async searchLeads(
     @Arg("subscriptionId", () => ID, SUBSCRIPTION_ID) _subscriptionId: string,
     @Arg("input", () => LeadSearchInput, { description: "The search." }) input: LeadSearchInput,
@@ -61,7 +61,7 @@ export class OperationsResolver {
   }
 
   @Mutation(() => MlsSearchResult, { description: "Searches MLS listings. Priced by the `mls` estimator." })
-  @Directive('@credits(type: "leads", estimator: "mls")')
+  @Directive('@credits(type: "leads", estimator: "mls", meter: "mls")')
   async searchMls(
     @Arg("subscriptionId", () => ID, SUBSCRIPTION_ID) _subscriptionId: string,
     @Arg("input", () => MlsSearchInput, { description: "The search." }) input: MlsSearchInput,
@@ -91,7 +91,7 @@ export class OperationsResolver {
   }
 
   @Mutation(() => SkipTraceResult, { description: "Finds phones and e-mails for people at an address. Priced by the `skiptrace` estimator." })
-  @Directive('@credits(type: "skiptrace", estimator: "skiptrace")')
+  @Directive('@credits(type: "skiptrace", estimator: "skiptrace", meter: "skiptrace")')
   async skipTrace(
     @Arg("subscriptionId", () => ID, SUBSCRIPTION_ID) _subscriptionId: string,
     @Arg("input", () => SkipTraceInput, { description: "The people to trace." }) input: SkipTraceInput,

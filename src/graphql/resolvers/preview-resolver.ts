@@ -61,7 +61,7 @@ export class PreviewResolver {
       totals,
       balances: totals.flatMap(({ type }) => {
         const balance = balanceOf(type);
-        return balance ? [{ type, balance: balance.balance, updatedAt: balance.updatedAt }] : [];
+        return balance ? [{ type, balance: balance.balance, updatedAt: balance.updatedAt, subscriptionId }] : [];
       }),
       // A type the subscription holds no balance of counts as 0 available.
       sufficient: totals.every(({ type, amount }) => amount <= (balanceOf(type)?.balance ?? 0)),

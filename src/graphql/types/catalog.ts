@@ -23,6 +23,12 @@ export class MeteredOperation {
   @Field(() => String, { nullable: true, description: "Estimator name, when the price depends on the arguments." })
   estimator?: string | null;
 
+  @Field(() => String, {
+    nullable: true,
+    description: "Meter name, when the call settles at its actual cost (the price is then an upper bound).",
+  })
+  meter?: string | null;
+
   @Field(() => String, { nullable: true, description: "What the field does and how it is priced." })
   description?: string | null;
 }

@@ -16,8 +16,13 @@ export enum LedgerKind {
   DEBIT = "DEBIT",
   REFUND = "REFUND",
   ADJUSTMENT = "ADJUSTMENT",
+  RELEASE = "RELEASE",
 }
-registerEnumType(LedgerKind, { name: "LedgerKind", description: "What kind of change a ledger entry records." });
+registerEnumType(LedgerKind, {
+  name: "LedgerKind",
+  description: "What kind of change a ledger entry records.",
+  valuesConfig: { RELEASE: { description: "Returns the unused part of a debit's hold after the call settled at its actual cost." } },
+});
 
 export enum UsageGroupBy {
   OPERATION = "OPERATION",

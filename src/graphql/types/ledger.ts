@@ -36,7 +36,7 @@ export class LedgerEntry {
   @Field(() => String, { nullable: true, description: "Why the entry was made, for grants, adjustments and refunds." })
   reason?: string | null;
 
-  @Field(() => ID, { nullable: true, description: "The debit this entry refunds." })
+  @Field(() => ID, { nullable: true, description: "The debit this entry refunds or releases." })
   refundOf?: string | null;
 
   @Field(() => String, { nullable: true, description: "Request id of the request that made the entry." })

@@ -36,6 +36,9 @@ export class CreditEstimate {
 
   @Field(() => Boolean, { description: "True when the estimator failed and the fallback price was used." })
   fallback!: boolean;
+
+  @Field(() => Boolean, { description: "True when the call settles at its metered actual cost: amount is then the most it can cost." })
+  settlesAtActual!: boolean;
 }
 
 @ObjectType({ description: "A number of credits of one type." })

@@ -11,6 +11,9 @@ export class CreditBalance {
 
   @Field(() => Date, { description: "When the balance last changed." })
   updatedAt!: Date;
+
+  /** Not a field: whose balance this is, so `held` can be looked up (balance-held-resolver.ts). */
+  subscriptionId?: string;
 }
 
 @ObjectType({ description: "A customer's subscription: the owner of credit balances." })

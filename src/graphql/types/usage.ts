@@ -10,11 +10,17 @@ export class UsageBucket {
   @Field(() => GraphQLSafeInt, { description: "Debits in the group." })
   calls!: number;
 
-  @Field(() => GraphQLSafeInt, { description: "Credits debited, net of refunds." })
+  @Field(() => GraphQLSafeInt, { description: "Credits debited, net of refunds and releases: what the calls cost." })
   credits!: number;
 
   @Field(() => GraphQLSafeInt, { description: "Credits refunded." })
   refunded!: number;
+
+  @Field(() => GraphQLSafeInt, { description: "Credits held at the price and released after settling at the actual cost." })
+  released!: number;
+
+  @Field(() => GraphQLSafeInt, { description: "Credits priced (held) before the calls ran." })
+  estimated!: number;
 
   @Field(() => Float, { description: "credits / calls." })
   averageCredits!: number;

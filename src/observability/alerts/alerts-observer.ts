@@ -18,8 +18,8 @@ function errorFacts(err: unknown): { errorType: string; sqlState?: string } {
 }
 
 /** What happens to the money after each kind of failure (see the charge wrapper and the recovery pass). */
-const AFTERMATH: Record<"debit" | "refund" | "settle", string> = {
-  debit: "nothing was charged",
+const AFTERMATH: Record<"hold" | "refund" | "settle", string> = {
+  hold: "nothing was charged",
   refund: "the charge stays pending and the recovery pass retries the refund",
   settle: "the charge stays pending and the recovery pass will refund it",
 };
@@ -29,6 +29,8 @@ export function alertsObserver(alerts: AlertService, spikes: SpikeDetector): Cha
     charged(e) {
       if (e.charged > 0) spikes.noteCharge(e.subscriptionId);
     },
+    settled() {},
+    meterFailed() {},
     refunded() {},
     refused() {},
     estimatorFallback() {},
@@ -73,12 +75,13 @@ export function alertsObserver(alerts: AlertService, spikes: SpikeDetector): Cha
       alerts.raise({
         kind: "ESTIMATE_MISMATCH",
         subscriptionId: e.subscriptionId,
-        message: `${e.operation} charged ${e.charged} ${e.creditType} credits but reported an actual cost of ${e.actual}`,
+        message: `${e.operation} held ${e.charged} ${e.creditType} credits but its meter measured an actual cost of ${e.actual}; it was charged the hold`,
         details: {
           operation: e.operation,
           requestId: e.requestId,
           creditType: e.creditType,
           entryId: e.entryId,
+          hold: e.charged,
           charged: e.charged,
           actual: e.actual,
           difference: e.actual - e.charged,

@@ -111,6 +111,16 @@ function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/**
+ * How many of `limit` results a search finds: all of them for about half of all searches, else a
+ * fraction (possibly none), read from the search's own stream. Real providers often find fewer than
+ * asked for, and the metered price then settles below the hold.
+ */
+function foundOf(stream: HashStream, limit: number): number {
+  if (!stream.fork("found").chance(0.5)) return limit;
+  return Math.floor((limit * stream.fork("fraction").int(0, 99)) / 100);
+}
+
 function simulateAi(request: AiTaskRequest): AiTaskOutput {
   // The answer's length depends on the prompt and model only, so raising maxTokens never changes
   // an answer that already fitted.
@@ -126,11 +136,11 @@ function simulateAi(request: AiTaskRequest): AiTaskOutput {
 function simulateLeads(request: LeadSearchRequest): LeadSearchOutput {
   // Seeded by the search, not the limit: a bigger limit returns the same first leads and more.
   const search = new HashStream(seedOf("leads", { query: request.query, location: request.location ?? null }));
-  const limit = count(request.limit);
-  const total = Math.max(limit, search.int(0, 2_000));
+  const found = foundOf(search, count(request.limit));
+  const total = found < count(request.limit) ? found : Math.max(found, search.int(0, 2_000));
   const brand = capitalise(request.query.trim().split(/\s+/)[0] ?? "") || "Acme";
   const leads: LeadOutput[] = [];
-  for (let i = 0; i < limit; i += 1) {
+  for (let i = 0; i < found; i += 1) {
     const s = search.fork(i);
     const first = s.pick(FIRST_NAMES);
     const last = s.pick(LAST_NAMES);
@@ -149,7 +159,8 @@ function simulateLeads(request: LeadSearchRequest): LeadSearchOutput {
 function simulateMls(request: MlsSearchRequest): MlsSearchOutput {
   const area = new HashStream(seedOf("mls", { area: request.area }));
   const listings: MlsListingOutput[] = [];
-  for (let i = 0; i < count(request.limit); i += 1) {
+  const found = foundOf(area, count(request.limit));
+  for (let i = 0; i < found; i += 1) {
     const s = area.fork(i);
     const price = s.int(80, 2_500) * 1_000;
     const listing: MlsListingOutput = {
@@ -198,12 +209,16 @@ function simulateHarvest(request: HarvestRequest): HarvestOutput {
 }
 
 function simulateSkipTrace(request: SkipTraceRequest): SkipTraceOutput {
+  const traced = request.records.map((record: SkipTraceRecordInput, recordIndex: number) => {
+    // Seeded by the record alone: the same person matches the same way at any position.
+    const s = new HashStream(seedOf("skiptrace", record));
+    return { record, recordIndex, s, matched: s.chance(0.5) };
+  });
   return {
-    matches: request.records.map((record: SkipTraceRecordInput, recordIndex: number) => {
-      // Seeded by the record alone: the same person matches the same way at any position.
-      const s = new HashStream(seedOf("skiptrace", record));
+    // Like a real skip trace, only the records that matched are listed (pay per hit).
+    matches: traced.filter((t) => t.matched).map(({ record, recordIndex, s }) => {
       const phones: string[] = [];
-      for (let i = s.int(0, 3); i > 0; i -= 1) phones.push(fictionalPhone(s));
+      for (let i = s.int(1, 3); i > 0; i -= 1) phones.push(fictionalPhone(s));
       const emails: string[] = [];
       const local = `${record.firstName}.${record.lastName}`.toLowerCase().replace(/[^a-z0-9.]+/g, "");
       for (let i = s.int(0, 2); i > 0; i -= 1) emails.push(`${local || "person"}${s.int(1, 99)}@mail.example`);

@@ -1,0 +1,577 @@
+/**
+ * The charge path (DESIGN.md, "The charge path"), one small function per step:
+ *   authenticate → validate → authorize → admit (rate limit) → price → hold → run → settle
+ * `chargeCalls` runs steps 1–6 for a group of metered calls: every upfront-priced field of an
+ * operation before any of them runs (all or nothing), or one call inside a list when it is reached.
+ * `runHeld` is step 7 for one field; `settleRequest` is step 8 for every hold of a request, once the
+ * operation's result is known. Refusals are collected per phase: a phase that refuses any call stops
+ * the group there, gives back what earlier phases took (rate-limit counts, idempotency claims) and
+ * reports one error per refused call (one per short balance for INSUFFICIENT_CREDITS).
+ */
+import { randomUUID } from "node:crypto";
+import type { GraphQLError, GraphQLFieldResolver, GraphQLResolveInfo } from "graphql";
+import type { Viewer } from "../auth/viewer.js";
+import {
+  CreditsError,
+  ForbiddenError,
+  InsufficientCreditsError,
+  InternalError,
+  NotFoundError,
+  isUserInputError,
+} from "../errors/errors.js";
+import { requireViewer, type RequestContext } from "../graphql/context.js";
+import type { ChargeLedger } from "../ledger/charge-ledger.js";
+import { groupTotal, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
+import type { Settlement } from "../ledger/settle.js";
+import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
+import type { RateLimitPass } from "../ratelimit/rate-limiter.js";
+import type { FirstClaim, IdempotencyGate, ReplayClaim } from "../idempotency/idempotency-gate.js";
+import { quoteId } from "../util/quote-id.js";
+import { isUuid } from "../util/uuid.js";
+import type { ChargeRecord } from "./charge-collector.js";
+import type { ChargeFacts, ChargeObserver } from "./charge-observer.js";
+import type { MeteredField } from "./metered-field.js";
+import { normalizeActual } from "./meters/registry.js";
+import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs, type Price } from "./pricing.js";
+
+export interface ChargeDeps {
+  ledger: ChargeLedger;
+  rateLimiter: RateLimitGate;
+  observer: ChargeObserver;
+  idempotency?: IdempotencyGate;
+}
+
+/** One metered call about to be charged: the field, where it answers in the response, its coerced arguments. */
+export interface MeteredCall {
+  field: MeteredField;
+  path: string[];
+  args: Record<string, unknown>;
+}
+
+type RunOutcome =
+  | { kind: "success"; result: unknown }
+  | { kind: "user-error"; error: GraphQLError }
+  | { kind: "system-error"; error: unknown };
+
+/** A call that passed steps 1–6: held (or replayed from its Idempotency-Key), waiting to run and settle. */
+export interface HeldCall {
+  call: MeteredCall;
+  viewer: Viewer;
+  validArgs: unknown;
+  price: Price;
+  /** What extensions.credits reports; updated in place when the call settles. */
+  charge: ChargeRecord;
+  claim?: FirstClaim;
+  replay?: ReplayClaim;
+  outcome?: RunOutcome;
+}
+
+/** A refused call (or balance) and where in the response it belongs. */
+export interface RefusedCall {
+  error: CreditsError;
+  path: string[];
+}
+
+export type ChargeOutcome = { ok: true; held: HeldCall[] } | { ok: false; refused: RefusedCall[] };
+
+/** Thrown by a phase that refuses: the group stops there. */
+class Refusal extends Error {
+  constructor(readonly refused: RefusedCall[]) {
+    super("refused");
+  }
+}
+
+/** What a group has taken so far, given back when a later phase refuses. */
+interface Taken {
+  passes: (RateLimitPass | void)[];
+  claims: FirstClaim[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps 1–6 for a group of calls.
+
+export async function chargeCalls(deps: ChargeDeps, ctx: RequestContext, calls: MeteredCall[]): Promise<ChargeOutcome> {
+  if (calls.length === 0) return { ok: true, held: [] };
+  ctx.charges.markMeteredField();
+  const taken: Taken = { passes: [], claims: [] };
+  try {
+    const viewer = authenticate(ctx, calls);
+    const validArgs = validate(calls);
+    // Step 3 is folded into the hold statement when nothing needs the subscription read first.
+    const foldAuthorization = canFoldAuthorization(ctx, calls);
+    if (!foldAuthorization) await authorize(ctx, calls, viewer);
+    await admit(deps, ctx, calls, viewer, foldAuthorization, taken);
+    const replays = await claimIdempotencyKeys(deps, ctx, calls, taken);
+    const prices = calls.map((call, i) => price(deps, ctx, call, validArgs[i]));
+    const held = await hold(deps, ctx, calls, viewer, validArgs, prices, replays, foldAuthorization, taken);
+    ctx.charges.held.push(...held);
+    return { ok: true, held };
+  } catch (err) {
+    await giveBack(taken);
+    if (err instanceof Refusal) {
+      for (const refused of err.refused) reportRefusal(deps, ctx, refused.error, calls[0]);
+      return { ok: false, refused: err.refused };
+    }
+    throw err;
+  }
+}
+
+/** 1. Authenticate: no or bad token → UNAUTHENTICATED, once per call. */
+function authenticate(ctx: RequestContext, calls: MeteredCall[]): Viewer {
+  try {
+    return requireViewer(ctx);
+  } catch (err) {
+    if (err instanceof CreditsError) throw new Refusal(calls.map((call) => ({ error: err, path: call.path })));
+    throw err;
+  }
+}
+
+/** 2. Validate input: BAD_USER_INPUT per call whose arguments are wrong. Returns the parsed arguments. */
+function validate(calls: MeteredCall[]): unknown[] {
+  const refused: RefusedCall[] = [];
+  const valid = calls.map((call) => {
+    try {
+      return validateMeteredArgs(call.field, call.args);
+    } catch (err) {
+      if (!(err instanceof CreditsError)) throw err;
+      refused.push({ error: err, path: call.path });
+      return undefined;
+    }
+  });
+  if (refused.length > 0) throw new Refusal(refused);
+  return valid;
+}
+
+function canFoldAuthorization(ctx: RequestContext, calls: MeteredCall[]): boolean {
+  return (
+    ctx.idempotencyKey === undefined &&
+    calls.every((call) => isUuid(call.args.subscriptionId as string) && (call.args.creditAmount === undefined || call.args.creditAmount === null))
+  );
+}
+
+/** 3. Authorize, reading the subscriptions (one batched read): NOT_FOUND / FORBIDDEN per call. */
+async function authorize(ctx: RequestContext, calls: MeteredCall[], viewer: Viewer): Promise<void> {
+  const refused: RefusedCall[] = [];
+  await Promise.all(
+    calls.map(async (call) => {
+      const subscriptionId = call.args.subscriptionId as string;
+      const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
+      try {
+        authorizeSpend(subscriptionId, subscription, viewer, call.args.creditAmount as number | null | undefined);
+      } catch (err) {
+        if (!(err instanceof CreditsError)) throw err;
+        refused.push({ error: err, path: call.path });
+      }
+    }),
+  );
+  if (refused.length > 0) throw new Refusal(sortByCall(refused, calls));
+}
+
+/** Step 3's checks, in the charge path's order. `subscription` as read (undefined: it does not exist). */
+export function authorizeSpend(
+  subscriptionId: string,
+  subscription: { ownerId: string; status: string } | undefined,
+  viewer: Viewer,
+  override: number | null | undefined,
+): void {
+  if (!subscription) throw new NotFoundError(`Subscription ${quoteId(subscriptionId)} does not exist`);
+  if (subscription.ownerId !== viewer.id && !viewer.isAdmin) {
+    throw new ForbiddenError("You may only spend credits of your own subscriptions");
+  }
+  if (subscription.status !== "ACTIVE") {
+    throw new ForbiddenError(`Subscription ${subscriptionId} is ${subscription.status}: only ACTIVE subscriptions can spend credits`);
+  }
+  if (override !== undefined && override !== null && !viewer.isAdmin) {
+    throw new ForbiddenError(CREDIT_AMOUNT_ADMIN_ONLY);
+  }
+}
+
+/** 4. Admit: count every call against its rate limit; RATE_LIMITED per call over it. A replay counts like a call. */
+async function admit(deps: ChargeDeps, ctx: RequestContext, calls: MeteredCall[], viewer: Viewer, authorizationFolded: boolean, taken: Taken): Promise<void> {
+  const verdicts = await Promise.allSettled(calls.map((call) => deps.rateLimiter.checkMetered(call.field, call.args, ctx)));
+  const refused: RefusedCall[] = [];
+  verdicts.forEach((verdict, i) => {
+    if (verdict.status === "fulfilled") taken.passes.push(verdict.value);
+    else if (verdict.reason instanceof CreditsError) refused.push({ error: verdict.reason, path: calls[i].path });
+    else throw verdict.reason;
+  });
+  if (refused.length === 0) return;
+  // Step 3 comes first: a refused call that may not spend this subscription says so.
+  if (authorizationFolded) {
+    await giveBack(taken);
+    await authorize(ctx, calls, viewer);
+  }
+  throw new Refusal(refused);
+}
+
+/** Idempotency-Key: claim each call's key; a settled one replays instead of being held again. */
+async function claimIdempotencyKeys(deps: ChargeDeps, ctx: RequestContext, calls: MeteredCall[], taken: Taken): Promise<(ReplayClaim | undefined)[]> {
+  if (!deps.idempotency || ctx.idempotencyKey === undefined) return calls.map(() => undefined);
+  const replays: (ReplayClaim | undefined)[] = [];
+  for (const call of calls) {
+    let claim;
+    try {
+      claim = await deps.idempotency.begin(call.field, call.args, ctx, call.path.join("."));
+    } catch (err) {
+      if (err instanceof CreditsError && err.code !== "INTERNAL_SERVER_ERROR") throw new Refusal([{ error: err, path: call.path }]);
+      throw err;
+    }
+    if (claim?.kind === "first") taken.claims.push(claim);
+    replays.push(claim?.kind === "replay" ? claim : undefined);
+  }
+  return replays;
+}
+
+/** 5. Price: the admin's creditAmount, the estimator, or the fixed amount; an estimator failure falls back. */
+function price(deps: ChargeDeps, ctx: RequestContext, call: MeteredCall, validArgs: unknown): Price {
+  const price = priceMeteredCall(call.field, validArgs, call.args.creditAmount as number | null | undefined);
+  if (price.fallback) {
+    deps.observer.estimatorFallback({
+      requestId: ctx.requestId,
+      operation: call.field.coordinate,
+      estimator: price.estimator ?? "",
+      fallbackAmount: price.estimated,
+      error: price.fallbackError,
+    });
+  }
+  return price;
+}
+
+/** 6. Hold the group's prices in one statement (replays are not held again): all or nothing. */
+async function hold(
+  deps: ChargeDeps,
+  ctx: RequestContext,
+  calls: MeteredCall[],
+  viewer: Viewer,
+  validArgs: unknown[],
+  prices: Price[],
+  replays: (ReplayClaim | undefined)[],
+  authorizeInHold: boolean,
+  taken: Taken,
+): Promise<HeldCall[]> {
+  const requests: HoldRequest[] = [];
+  const indexes: number[] = [];
+  calls.forEach((call, i) => {
+    if (replays[i]) return;
+    indexes.push(i);
+    requests.push({
+      subscriptionId: call.args.subscriptionId as string,
+      creditType: call.field.creditType,
+      amount: prices[i].charged,
+      entryId: randomUUID(),
+      operation: call.field.coordinate,
+      estimated: prices[i].estimated,
+      actorId: viewer.id,
+      adminOverride: prices[i].adminOverride,
+      requestId: ctx.requestId,
+      authorize: authorizeInHold,
+      actorIsAdmin: viewer.isAdmin,
+    });
+  });
+  const started = performance.now();
+  let outcomes: HoldOutcome[];
+  try {
+    outcomes = await deps.ledger.hold(requests);
+  } catch (err) {
+    for (const r of requests) {
+      deps.observer.transactionFailed({ requestId: ctx.requestId, operation: r.operation, stage: "hold", subscriptionId: r.subscriptionId, creditType: r.creditType, actorId: viewer.id, amount: r.amount, error: err });
+    }
+    throw new InternalError("The hold failed on the database", { cause: err });
+  }
+  const holdSeconds = (performance.now() - started) / 1000;
+  if (outcomes.some((o) => !o.ok)) throw new Refusal(holdRefusals(ctx, calls, indexes, requests, outcomes, viewer));
+
+  const claims = new Map(taken.claims.map((c, i) => [i, c]));
+  let claimIndex = 0;
+  const held: HeldCall[] = [];
+  let r = 0;
+  calls.forEach((call, i) => {
+    const replay = replays[i];
+    const claim = replay || !ctx.idempotencyKey || !deps.idempotency ? undefined : claims.get(claimIndex++);
+    if (replay) {
+      const charge = { ...replay.charge, path: call.path, replayed: true };
+      ctx.charges.addCharge(charge);
+      held.push({ call, viewer, validArgs: validArgs[i], price: prices[i], charge, replay });
+      return;
+    }
+    const request = requests[r];
+    const outcome = outcomes[r++] as Extract<HoldOutcome, { ok: true }>;
+    const charge = chargeRecord(call, prices[i], request, outcome.balanceAfter);
+    ctx.charges.addCharge(charge);
+    deps.observer.charged({
+      ...chargeFacts(ctx, charge),
+      entryId: request.entryId,
+      charged: request.amount,
+      estimated: request.estimated,
+      remaining: outcome.balanceAfter,
+      adminOverride: request.adminOverride,
+      fallback: prices[i].fallback,
+      debitSeconds: holdSeconds,
+    });
+    held.push({ call, viewer, validArgs: validArgs[i], price: prices[i], charge, claim });
+  });
+  for (const subscriptionId of new Set(requests.map((q) => q.subscriptionId))) ctx.loaders.balances.clear(subscriptionId);
+  return held;
+}
+
+/** The errors of a refused hold: authorization first, then missing balances, then one per short balance. */
+function holdRefusals(
+  ctx: RequestContext,
+  calls: MeteredCall[],
+  indexes: number[],
+  requests: HoldRequest[],
+  outcomes: HoldOutcome[],
+  viewer: Viewer,
+): RefusedCall[] {
+  const unauthorized: RefusedCall[] = [];
+  const missing: RefusedCall[] = [];
+  const short: RefusedCall[] = [];
+  const seenShort = new Set<string>();
+  outcomes.forEach((outcome, j) => {
+    const call = calls[indexes[j]];
+    const request = requests[j];
+    if (outcome.ok) return;
+    if (outcome.reason === "unauthorized") {
+      try {
+        authorizeSpend(request.subscriptionId, outcome.subscription, viewer, call.args.creditAmount as number | null | undefined);
+        unauthorized.push({ error: new ForbiddenError("You may not spend credits of this subscription"), path: call.path });
+      } catch (err) {
+        unauthorized.push({ error: err as CreditsError, path: call.path });
+      }
+    } else if (outcome.reason === "no-balance") {
+      missing.push({ error: new NotFoundError(`Subscription ${request.subscriptionId} has no ${request.creditType} balance`), path: call.path });
+    } else if (outcome.reason === "insufficient") {
+      const key = `${request.subscriptionId}\u0000${request.creditType}`;
+      ctx.charges.noteBalance(request.subscriptionId, request.creditType, outcome.available);
+      if (seenShort.has(key)) return;
+      seenShort.add(key);
+      short.push({
+        error: new InsufficientCreditsError({
+          creditType: request.creditType,
+          required: groupTotal(requests, request.subscriptionId, request.creditType),
+          available: outcome.available,
+          subscriptionId: request.subscriptionId,
+        }),
+        path: call.path,
+      });
+    }
+  });
+  if (unauthorized.length > 0) return unauthorized;
+  if (missing.length > 0) return missing;
+  if (short.length > 0) return short;
+  // Cannot happen (a group is refused only for one of the reasons above); said plainly if it does.
+  throw new InternalError("The hold was refused without a reason");
+}
+
+function chargeRecord(call: MeteredCall, price: Price, request: HoldRequest, remaining: number): ChargeRecord {
+  return {
+    path: call.path,
+    operation: call.field.coordinate,
+    subscriptionId: request.subscriptionId,
+    type: call.field.creditType,
+    estimated: price.estimated,
+    charged: price.charged,
+    actual: null,
+    released: 0,
+    refunded: 0,
+    cost: price.charged,
+    remaining,
+    entryId: request.entryId,
+    adminOverride: price.adminOverride,
+    fallback: price.fallback,
+  };
+}
+
+async function giveBack(taken: Taken): Promise<void> {
+  const passes = taken.passes.splice(0);
+  const claims = taken.claims.splice(0);
+  await Promise.all([
+    ...passes.map((pass) => pass?.release()),
+    ...claims.map((claim) => claim.abandon().catch(() => undefined)),
+  ]);
+}
+
+function reportRefusal(deps: ChargeDeps, ctx: RequestContext, err: CreditsError, call: MeteredCall): void {
+  if (err.code === "INTERNAL_SERVER_ERROR") return;
+  deps.observer.refused({
+    requestId: ctx.requestId,
+    operation: call.field.coordinate,
+    code: err.code,
+    message: err.message,
+    subscriptionId: typeof call.args.subscriptionId === "string" ? call.args.subscriptionId : undefined,
+    creditType: call.field.creditType,
+    actorId: ctx.viewer?.id,
+    ...(err instanceof InsufficientCreditsError ? { required: err.details.required, available: err.details.available } : {}),
+  });
+}
+
+function sortByCall(refused: RefusedCall[], calls: MeteredCall[]): RefusedCall[] {
+  const order = new Map(calls.map((c, i) => [c.path.join("."), i]));
+  return refused.sort((a, b) => (order.get(a.path.join(".")) ?? 0) - (order.get(b.path.join(".")) ?? 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 7.
+
+/** 7. Run the resolver of a held call, recording how it ended; a replay returns what the first call returned. */
+export async function runHeld(
+  held: HeldCall,
+  resolve: GraphQLFieldResolver<unknown, unknown>,
+  source: unknown,
+  args: Record<string, unknown>,
+  ctx: RequestContext,
+  info: GraphQLResolveInfo,
+): Promise<unknown> {
+  if (held.replay) {
+    // The first call ended in a user-input error and kept its charge: the retry gets that error again.
+    if (held.replay.error) throw held.replay.error;
+    return held.replay.result;
+  }
+  try {
+    const result = await resolve(source, args, ctx, info);
+    held.outcome = { kind: "success", result };
+    return result;
+  } catch (err) {
+    held.outcome = isUserInputError(err) ? { kind: "user-error", error: err as GraphQLError } : { kind: "system-error", error: err };
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 8.
+
+/**
+ * The spending rule, the one place it is written: a call costs what its meter measured, at least 1,
+ * never more than its hold (what the client previewed). The settlement statement mirrors the cap
+ * (it never returns more than the hold).
+ */
+export function settledCost(held: number, actual: number): number {
+  return Math.min(held, Math.max(1, Math.min(actual, held)));
+}
+
+/** What became of a held call once the operation's result is known. */
+type Verdict = { stands: true; cost: number; actual: number | null } | { stands: false; reason: string };
+
+/**
+ * 8. Settle every hold of the request in one statement, once its result is known. `delivered` says
+ * whether a path's value reached the response (not nulled by a sibling's error, client still there).
+ */
+export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, delivered: (path: string[]) => boolean): Promise<void> {
+  const calls = ctx.charges.held.splice(0).filter((h) => !h.replay);
+  if (calls.length === 0) return;
+  const verdicts = calls.map((held) => verdictOf(deps, ctx, held, delivered));
+  await storeIdempotentOutcomes(ctx, calls, verdicts);
+  const settlements = calls.map((held, i) => settlementOf(ctx, held, verdicts[i]));
+  let outcomes;
+  try {
+    outcomes = await deps.ledger.settle(settlements);
+  } catch (err) {
+    // The holds stay pending; the recovery pass refunds them. The caller already has its result.
+    calls.forEach((held, i) => {
+      const stage = verdicts[i].stands ? "settle" : "refund";
+      deps.observer.transactionFailed({ ...chargeFacts(ctx, held.charge), stage, entryId: held.charge.entryId, amount: held.charge.charged, error: err });
+    });
+    return;
+  }
+  calls.forEach((held, i) => recordSettlement(deps, ctx, held, verdicts[i], outcomes[i]));
+}
+
+function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delivered: (path: string[]) => boolean): Verdict {
+  const outcome = held.outcome;
+  if (!outcome) return { stands: false, reason: "not run: the operation stopped before this field" };
+  if (outcome.kind === "system-error") {
+    const cause = outcome.error;
+    return { stands: false, reason: `system error: ${cause instanceof Error ? cause.name : "unknown"}` };
+  }
+  // A user-input error the resolver raised on purpose: the hold stands as the cost.
+  if (outcome.kind === "user-error") return { stands: true, cost: held.charge.charged, actual: null };
+  if (!delivered(held.call.path)) return { stands: false, reason: "result not delivered" };
+  if (held.price.adminOverride || !held.call.field.meter) return { stands: true, cost: held.charge.charged, actual: null };
+  const actual = measure(deps, ctx, held, outcome.result);
+  if (actual === undefined) return { stands: true, cost: held.charge.charged, actual: null };
+  return { stands: true, cost: settledCost(held.charge.charged, actual), actual };
+}
+
+/** Runs the field's meter; undefined (settle at the hold) when it fails, logged and counted. */
+function measure(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, result: unknown): number | undefined {
+  const meter = held.call.field.meter!;
+  try {
+    return normalizeActual(meter.measure(held.validArgs, result));
+  } catch (err) {
+    deps.observer.meterFailed({ ...chargeFacts(ctx, held.charge), entryId: held.charge.entryId, meter: meter.name, charged: held.charge.charged, error: err });
+    return undefined;
+  }
+}
+
+/**
+ * A key whose charge stands remembers its outcome before the settlement statement runs, so a crash
+ * in between can only leave the key recorded and the hold refunded by recovery, never a second
+ * charge for one key. A key whose hold is refunded is released, so a retry runs afresh.
+ */
+async function storeIdempotentOutcomes(ctx: RequestContext, calls: HeldCall[], verdicts: Verdict[]): Promise<void> {
+  await Promise.all(
+    calls.map(async (held, i) => {
+      const claim = held.claim;
+      if (!claim) return;
+      const verdict = verdicts[i];
+      if (!verdict.stands) return claim.abandon().catch(() => undefined);
+      const released = held.charge.charged - verdict.cost;
+      const settled: ChargeRecord = { ...held.charge, actual: verdict.actual, released, cost: verdict.cost, remaining: held.charge.remaining + released };
+      const outcome = held.outcome!;
+      const stored = outcome.kind === "user-error" ? claim.completeWithError(outcome.error, settled) : claim.complete((outcome as { result: unknown }).result, settled);
+      await stored.catch((err) => ctx.logger.error({ err }, "could not store the idempotent outcome"));
+    }),
+  );
+}
+
+function settlementOf(ctx: RequestContext, held: HeldCall, verdict: Verdict): Settlement {
+  const base = { subscriptionId: held.charge.subscriptionId, entryId: held.charge.entryId, actorId: null, requestId: ctx.requestId };
+  if (!verdict.stands) return { ...base, kind: "void", reason: verdict.reason };
+  const release = held.charge.charged - verdict.cost;
+  return release > 0 ? { ...base, kind: "release", amount: release } : { ...base, kind: "post" };
+}
+
+function recordSettlement(
+  deps: ChargeDeps,
+  ctx: RequestContext,
+  held: HeldCall,
+  verdict: Verdict,
+  outcome: Awaited<ReturnType<ChargeLedger["settle"]>>[number],
+): void {
+  const charge = held.charge;
+  const facts = chargeFacts(ctx, charge);
+  if (!outcome.settled) {
+    // The recovery pass refunded the hold first: the call ran for free.
+    deps.observer.lateSettlement({ ...facts, entryId: charge.entryId, charged: charge.charged });
+    return;
+  }
+  const returned = outcome.returned ?? (verdict.stands ? charge.charged - verdict.cost : charge.charged);
+  if (outcome.balanceAfter !== undefined) charge.remaining = outcome.balanceAfter;
+  else charge.remaining += returned;
+  ctx.charges.noteBalance(charge.subscriptionId, charge.type, charge.remaining);
+  if (returned > 0) ctx.loaders.balances.clear(charge.subscriptionId);
+  if (!verdict.stands) {
+    charge.refunded = returned;
+    charge.cost = charge.charged - charge.released - charge.refunded;
+    deps.observer.refunded({ ...facts, entryId: charge.entryId, refunded: returned, remaining: charge.remaining, reason: verdict.reason });
+    return;
+  }
+  charge.actual = verdict.actual;
+  charge.released = returned;
+  charge.cost = charge.charged - charge.released - charge.refunded;
+  deps.observer.settled({ ...facts, entryId: charge.entryId, charged: charge.charged, estimated: charge.estimated, actual: verdict.actual, cost: charge.cost, released: charge.released });
+  if (verdict.actual !== null && verdict.actual > charge.charged) {
+    deps.observer.actualCostMismatch({ ...facts, entryId: charge.entryId, charged: charge.charged, actual: verdict.actual });
+  }
+}
+
+/** What every event about a recorded charge says: who, which request, which balance. */
+function chargeFacts(ctx: RequestContext, charge: ChargeRecord): ChargeFacts {
+  return {
+    requestId: ctx.requestId,
+    operation: charge.operation,
+    subscriptionId: charge.subscriptionId,
+    creditType: charge.type,
+    actorId: ctx.viewer?.id ?? "",
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * All or nothing per operation (DESIGN.md, "The charge path", step 6), and settlement once the
+ * result is known (step 8).
+ *
+ * Before execution starts, every metered field the operation will run that can be priced up front
+ * (the fields creditPreview prices: root fields and fields reached through non-list fields) goes
+ * through steps 1–6 together: one hold statement for all of them. If any is refused, none runs and
+ * nothing is held. Each field then finds its hold by response path when it runs.
+ *
+ * After execution, every hold of the request settles in one statement: a field whose value is not
+ * in the response (nulled through a non-null parent by a sibling's error, never reached) or whose
+ * client went away is refunded whole.
+ */
+import {
+  getArgumentValues,
+  getVariableValues,
+  type DocumentNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from "graphql";
+import type { RequestContext } from "../graphql/context.js";
+import { chargeCalls, settleRequest, type ChargeDeps, type MeteredCall, type RefusedCall } from "./charge-phases.js";
+import type { MeteredField } from "./metered-field.js";
+import { findMeteredFields, indexMeteredFields, runningFields, type MeteredFieldOccurrence } from "./preview/field-walker.js";
+
+export interface OperationCharges {
+  /** Holds the operation's upfront-priced fields; the refusals when it may not run, else undefined. */
+  holdOperation(request: OperationRequest): Promise<RefusedCall[] | undefined>;
+  /** Settles every hold of the request; `data` is the response's data as it will be sent. */
+  settle(ctx: RequestContext, data: unknown): Promise<void>;
+}
+
+export interface OperationRequest {
+  schema: GraphQLSchema;
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  variables: Record<string, unknown> | undefined;
+  ctx: RequestContext;
+}
+
+export function createOperationCharges(deps: ChargeDeps, meteredFields: readonly MeteredField[]): OperationCharges {
+  const index = indexMeteredFields(meteredFields);
+  // Apollo keeps parsed documents (and so their operation nodes) across requests: plan each once.
+  const plans = new WeakMap<OperationDefinitionNode, MeteredFieldOccurrence[]>();
+  const planOf = (schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) => {
+    let plan = plans.get(operation);
+    if (!plan) {
+      plan = findMeteredFields(schema, document, operation, index).filter((o) => !o.throughList);
+      plans.set(operation, plan);
+    }
+    return plan;
+  };
+
+  return {
+    async holdOperation({ schema, document, operation, variables, ctx }) {
+      let plan: MeteredFieldOccurrence[];
+      try {
+        plan = planOf(schema, document, operation);
+      } catch {
+        return undefined; // too large to plan: each field is held alone when it runs
+      }
+      if (plan.length === 0) return undefined;
+      const calls = upfrontCalls(schema, operation, plan, variables);
+      // Variables or arguments that do not coerce: execution refuses them before any field runs.
+      if (!calls) return undefined;
+      const outcome = await chargeCalls(deps, ctx, calls);
+      if (!outcome.ok) return outcome.refused;
+      for (const held of outcome.held) ctx.charges.upfront.set(held.call.path.join("."), held);
+      return undefined;
+    },
+    settle: (ctx, data) => settleRequest(deps, ctx, (path) => !ctx.clientGone?.() && valueAt(data, path) != null),
+  };
+}
+
+/** The calls the operation runs with these variables, arguments coerced as graphql-js will; undefined when they do not coerce. */
+function upfrontCalls(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+  plan: readonly MeteredFieldOccurrence[],
+  rawVariables: Record<string, unknown> | undefined,
+): MeteredCall[] | undefined {
+  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], rawVariables ?? {}, { maxErrors: 1 });
+  if (coerced.errors) return undefined;
+  try {
+    return runningFields(plan, coerced.coerced).map((o) => ({
+      field: o.metered,
+      path: [...o.path],
+      args: getArgumentValues(o.fieldDef, o.node, coerced.coerced),
+    }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The value at a response path in `data`, or undefined when it (or a parent) is missing or null. */
+function valueAt(data: unknown, path: readonly string[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
