@@ -22,6 +22,7 @@ import type { RequestContext } from "../graphql/context.js";
 import { chargeCalls, settleRequest, type ChargeDeps, type MeteredCall, type RefusedCall } from "./charge-phases.js";
 import type { MeteredField } from "./metered-field.js";
 import { findMeteredFields, indexMeteredFields, runningFields, type MeteredFieldOccurrence } from "./preview/field-walker.js";
+import { normaliseId } from "../graphql/normalise-ids.js";
 
 export interface OperationCharges {
   /** Holds the operation's upfront-priced fields; the refusals when it may not run, else undefined. */
@@ -85,11 +86,20 @@ function upfrontCalls(
     return runningFields(plan, coerced.coerced).map((o) => ({
       field: o.metered,
       path: [...o.path],
-      args: getArgumentValues(o.fieldDef, o.node, coerced.coerced),
+      args: withNormalisedSubscriptionId(getArgumentValues(o.fieldDef, o.node, coerced.coerced)),
     }));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Holds are taken from the document's arguments, before the schema's id normaliser runs on the
+ * resolvers: the subscription id is lower-cased here too, so a hold and its call name one balance.
+ */
+function withNormalisedSubscriptionId(args: Record<string, unknown>): Record<string, unknown> {
+  const id = normaliseId(args.subscriptionId);
+  return id === args.subscriptionId ? args : { ...args, subscriptionId: id };
 }
 
 /** The value at a response path in `data`, or undefined when it (or a parent) is missing or null. */

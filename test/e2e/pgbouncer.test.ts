@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectDatabase } from "../../src/db/connect.js";
 import type { DatabaseHandle } from "../../src/db/database.js";
-import { debitCredits } from "../../src/ledger/debit.js";
+import { holdOne } from "../helpers/ledger-commands.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
 import { postgresAvailable, REQUIRE_SERVICES, TEST_DATABASE_URL } from "../helpers/services.js";
@@ -149,7 +149,7 @@ describe.runIf(pgbouncer)("through PgBouncer in transaction mode", () => {
   }, 60_000);
 
   it("runs the recovery pass: an abandoned hold is refunded once", async () => {
-    const held = await debitCredits(pooled.db, {
+    const held = await holdOne(pooled.db, {
       subscriptionId: subscriptions[0],
       creditType: "ai",
       amount: 7,
