@@ -14,6 +14,8 @@ export interface OpenSubscription {
   initialCredits?: { type: string; amount: number }[];
   actorId: string | null;
   requestId: string | null;
+  /** The credit types it gets a zero balance of (this server's CREDIT_TYPES unless a library host says otherwise). */
+  creditTypes?: readonly string[];
 }
 
 /** Opens a subscription in one transaction: the row, a balance of each type, and a GRANT per starting amount. */
@@ -25,7 +27,7 @@ export async function openSubscription(db: DbOrTx, request: OpenSubscription): P
       .returning();
     await tx
       .insert(creditBalances)
-      .values(CREDIT_TYPES.map((t) => ({ subscriptionId: subscription.id, creditType: t.name, balance: 0 })));
+      .values((request.creditTypes ?? CREDIT_TYPES.map((t) => t.name)).map((creditType) => ({ subscriptionId: subscription.id, creditType, balance: 0 })));
     for (const grant of request.initialCredits ?? []) {
       if (grant.amount === 0) continue;
       await changeBalance(tx, {
