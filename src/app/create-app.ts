@@ -120,6 +120,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     db: database.db,
     ttlMs: config.IDEMPOTENCY_TTL,
     staleAfterMs: config.CHARGE_SETTLE_TIMEOUT,
+    maxResultBytes: config.IDEMPOTENCY_MAX_RESULT_BYTES,
     clock: options.clock,
     logger,
   });

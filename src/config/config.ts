@@ -84,6 +84,8 @@ export const configSchema = z.object({
   SIMULATE_FAILURES: flag,
   SIMULATE_SLOW_MS: z.coerce.number().int().min(0).default(3000),
   IDEMPOTENCY_TTL: duration("IDEMPOTENCY_TTL", "24h"),
+  /** Largest field result (JSON bytes) an Idempotency-Key stores for replay; a larger one is not replayed. */
+  IDEMPOTENCY_MAX_RESULT_BYTES: z.coerce.number().int().min(1).default(1_000_000),
   CHARGE_SETTLE_TIMEOUT: duration("CHARGE_SETTLE_TIMEOUT", "5m"),
   RECOVERY_INTERVAL: duration("RECOVERY_INTERVAL", "1m"),
   /** Unsettled charges the recovery pass reads and refunds per batch. */

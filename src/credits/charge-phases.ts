@@ -541,8 +541,10 @@ function recordSettlement(
   const charge = held.charge;
   const facts = chargeFacts(ctx, charge);
   if (!outcome.settled) {
-    // The recovery pass refunded the hold first: the call ran for free.
-    deps.observer.lateSettlement({ ...facts, entryId: charge.entryId, charged: charge.charged });
+    // The recovery pass refunded the hold first. For a call whose cost stood, it ran for free.
+    charge.refunded = charge.charged;
+    charge.cost = 0;
+    if (verdict.stands) deps.observer.lateSettlement({ ...facts, entryId: charge.entryId, charged: charge.charged });
     return;
   }
   const returned = outcome.returned ?? (verdict.stands ? charge.charged - verdict.cost : charge.charged);

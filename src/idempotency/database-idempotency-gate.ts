@@ -24,6 +24,8 @@ export interface DatabaseIdempotencyGateOptions {
   ttlMs: number;
   /** A PENDING key older than this is treated as abandoned (CHARGE_SETTLE_TIMEOUT). */
   staleAfterMs: number;
+  /** Largest stored outcome in JSON bytes (IDEMPOTENCY_MAX_RESULT_BYTES); a larger result is recorded as too large. */
+  maxResultBytes?: number;
   /** Injectable for tests; the wall clock by default. */
   clock?: () => Date;
   logger?: Logger;
@@ -31,13 +33,16 @@ export interface DatabaseIdempotencyGateOptions {
 
 type StoredOutcome =
   | { kind: "result"; value: unknown }
-  | { kind: "error"; message: string; extensions: Record<string, unknown> };
+  | { kind: "error"; message: string; extensions: Record<string, unknown> }
+  /** The result was larger than IDEMPOTENCY_MAX_RESULT_BYTES: the key remembers the call, not its result. */
+  | { kind: "too-large"; bytes: number; limit: number };
 
 /** Claiming races a concurrent abandon at most this often before it answers CONFLICT. */
 const CLAIM_ATTEMPTS = 3;
 
 export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOptions): IdempotencyGate {
   const { db, ttlMs, staleAfterMs } = options;
+  const maxResultBytes = options.maxResultBytes ?? Number.POSITIVE_INFINITY;
   const clock = options.clock ?? (() => new Date());
   const log = options.logger?.child({ component: "idempotency" });
 
@@ -51,7 +56,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
     };
     return {
       kind: "first",
-      complete: (result, charge) => store({ kind: "result", value: result ?? null }, charge),
+      complete: (result, charge) => store(boundedResult(result ?? null, maxResultBytes), charge),
       completeWithError: (error, charge) => store({ kind: "error", message: error.message, extensions: replayableExtensions(error) }, charge),
       abandon: async () => {
         try {
@@ -104,7 +109,21 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
   };
 }
 
+/** The result to store, or a record that it was too large to keep (replays are bounded in size). */
+function boundedResult(value: unknown, maxBytes: number): StoredOutcome {
+  const bytes = Buffer.byteLength(JSON.stringify(value) ?? "null");
+  return bytes > maxBytes ? { kind: "too-large", bytes, limit: maxBytes } : { kind: "result", value };
+}
+
 function replay(outcome: StoredOutcome, charge: ChargeRecord): IdempotencyClaim {
+  if (outcome.kind === "too-large") {
+    const error = new BadUserInputError(
+      `The result of the request made with this Idempotency-Key was ${outcome.bytes} bytes, more than the ${outcome.limit} kept for replay: ` +
+        "it ran and was charged once, and is not replayed. Send a new Idempotency-Key to run it again.",
+      "Idempotency-Key",
+    );
+    return { kind: "replay", result: undefined, charge, error };
+  }
   if (outcome.kind === "error") {
     return { kind: "replay", result: undefined, charge, error: new GraphQLError(outcome.message, { extensions: outcome.extensions }) };
   }

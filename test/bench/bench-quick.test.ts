@@ -14,7 +14,7 @@ import { requirePgBouncer } from "../helpers/pgbouncer.js";
 
 /** The metered scenario through PgBouncer runs where pgbouncer is installed (always under CI). */
 const pooled = postgresAvailable && requirePgBouncer(REQUIRE_SERVICES) !== undefined;
-const SCENARIOS = ["noop", "bare-sql", "metered", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
+const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
 
 function runQuickBench(out: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -56,6 +56,7 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
     expect(Object.keys(results.ratios).sort()).toEqual(
       [
         "metered_hot_over_metered",
+        "metered_three_over_metered",
         "metered_over_bare_sql",
         "metered_pooled_over_metered",
         "p99_metered_over_bare_sql",

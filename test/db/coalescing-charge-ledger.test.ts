@@ -284,4 +284,38 @@ describe.each(BACKENDS)("coalescing charge ledger on %s", (backend) => {
     await insert("REFUND", 1);
     await expect(insert("RELEASE", 1)).rejects.toThrow();
   });
+
+  it.each(["before", "after"] as const)(
+    "a hold statement whose connection dies %s it runs is looked up and retried: granted once, never twice",
+    async (when) => {
+      const sub = await fundedSubscription(database, "owner", { leads: 10 });
+      let failed = false;
+      const flaky = new Proxy(database.db, {
+        get(target, prop, receiver) {
+          if (prop !== "execute") return Reflect.get(target, prop, receiver);
+          return async (query: unknown) => {
+            if (!failed && when === "before") {
+              failed = true;
+              throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "57P01" });
+            }
+            const result = await (target.execute as (q: unknown) => Promise<unknown>)(query);
+            if (!failed) {
+              failed = true;
+              throw new Error("Connection terminated unexpectedly");
+            }
+            return result;
+          };
+        },
+      });
+      const ledger = createCoalescingChargeLedger(flaky, { holdRetryDelaysMs: [1, 1, 1] });
+      const [a, b] = await Promise.all([ledger.hold([debitOf(sub, 2), debitOf(sub, 1)]), ledger.hold([debitOf(sub, 3)])]);
+      expect([...a, ...b].every((o) => o.ok)).toBe(true);
+      const debits = (await ledgerEntries(database, sub)).filter((e) => e.kind === "DEBIT");
+      expect(debits).toHaveLength(3);
+      expect([...a, ...b].map((o) => (o.ok ? o.balanceAfter : -1)).sort()).toEqual(debits.map((d) => d.balance_after).sort());
+      expect(await count(database, sql`select balance as n from credit_balances where subscription_id = ${sub}::uuid and credit_type = 'leads'`)).toBe(4);
+      expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+      await ledger.idle();
+    },
+  );
 });

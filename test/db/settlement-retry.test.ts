@@ -4,17 +4,10 @@
  * is right.
  */
 import { sql } from "drizzle-orm";
-import type { SettlementBatcher } from "../../src/ledger/settlement-batcher.js";
-
-/** Posts one hold through the batcher; true when it was still pending. */
-async function postWith(batcher: SettlementBatcher, subscriptionId: string, entryId: string): Promise<boolean> {
-  const [outcome] = await batcher.settle([{ kind: "post", subscriptionId, entryId, actorId: null, requestId: null }]);
-  return outcome.settled;
-}
-import { holdOne, postHold, voidHold } from "../helpers/ledger-commands.js";
+import { holdOne, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows, type Database } from "../../src/db/database.js";
-import { createSettlementBatcher } from "../../src/ledger/settlement-batcher.js";
+import { createSettlementBatcher, type SettlementBatcher } from "../../src/ledger/settlement-batcher.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 
@@ -41,6 +34,12 @@ function flaky(db: Database, when: "before" | "after", failures = 1): Database {
       };
     },
   });
+}
+
+/** Posts one hold through the batcher; true when it was still pending. */
+async function postWith(batcher: SettlementBatcher, subscriptionId: string, entryId: string): Promise<boolean> {
+  const [outcome] = await batcher.settle([{ kind: "post", subscriptionId, entryId, actorId: null, requestId: null }]);
+  return outcome.settled;
 }
 
 const QUICK_RETRIES = { retryDelaysMs: [1, 1, 1, 1] };

@@ -325,3 +325,48 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): P
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+describe.each(BACKENDS)("Idempotency-Key replays are bounded on %s (issue 15, item 9)", (backend) => {
+  let database: TestDatabase;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+    server = await startTestServer({ database, env: { RATE_LIMIT_DEFAULT: "3/1m", IDEMPOTENCY_MAX_RESULT_BYTES: "1000" } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.dispose();
+  });
+
+  it("a replay counts against the field's rate limit like a call", async () => {
+    const token = await userToken("replay-limited");
+    const sub = await fundedSubscription(database, "replay-limited", { ai: 10 });
+    const k = `replay-limit-${backend}`;
+    const send = () => server.gql(RUN_AI, { sub, prompt: "hello" }, { token, headers: { "idempotency-key": k } });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await send()).status);
+    // The call and two replays fit the limit of 3; the third replay is refused like a fourth call.
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect((await ledgerOf(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(1);
+  });
+
+  it("a result larger than IDEMPOTENCY_MAX_RESULT_BYTES is not stored: its retry is BAD_USER_INPUT and charges nothing", async () => {
+    const token = await userToken("replay-large");
+    const sub = await fundedSubscription(database, "replay-large", { leads: 500 });
+    const search = `mutation($sub: ID!) { searchLeads(subscriptionId: $sub, input: { query: "roofers 0", limit: 200 }) { leads { name company email phone city } } }`;
+    const send = () => server.gql(search, { sub }, { token, headers: { "idempotency-key": `large-${backend}` } });
+    const first = await send();
+    expect(first.status).toBe(200);
+    expect(JSON.stringify(first.body.data).length).toBeGreaterThan(1000);
+    const balance = (await queryRows<{ balance: number }>(database.db, sql`select balance from credit_balances where subscription_id = ${sub}::uuid and credit_type = 'leads'`))[0].balance;
+    const retry = await send();
+    expect(retry.status).toBe(400);
+    expect(retry.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+    expect(retry.body.errors![0].message).toMatch(/more than the 1000 kept for replay/);
+    expect(retry.body.extensions!.credits.charges[0]).toMatchObject({ replayed: true, cost: first.body.extensions!.credits.charges[0].cost });
+    const after = (await queryRows<{ balance: number }>(database.db, sql`select balance from credit_balances where subscription_id = ${sub}::uuid and credit_type = 'leads'`))[0].balance;
+    expect(Number(after)).toBe(Number(balance));
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+});

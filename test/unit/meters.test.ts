@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
 import { METERS, normalizeActual } from "../../src/credits/meters/registry.js";
+import { settledCost } from "../../src/credits/charge-phases.js";
 
 function meter(name: string) {
   const found = METERS.get(name);
@@ -53,5 +54,13 @@ describe("meters (DESIGN.md price table)", () => {
     expect(() => normalizeActual(Number.NaN)).toThrow(/not a finite number/);
     expect(() => normalizeActual(-1)).toThrow(/not a finite number/);
     expect(() => normalizeActual(2 ** 60)).toThrow(/too large/);
+  });
+
+  it("the spending rule: max(1, min(actual, held)), never above the hold", () => {
+    expect(settledCost(3, 1)).toBe(1);
+    expect(settledCost(3, 0)).toBe(1);
+    expect(settledCost(3, 3)).toBe(3);
+    expect(settledCost(3, 7)).toBe(3);
+    expect(settledCost(0, 5)).toBe(0);
   });
 });
