@@ -48,12 +48,8 @@ import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
 // Production mode (the bench runs NODE_ENV=production) refuses a JWT_SECRET under 32 characters.
 const JWT_SECRET = "bench-secret-of-at-least-32-characters";
 const RAW = "raw-debit";
-<<<<<<< HEAD
 const POOLED = "metered-pooled";
-const RUN_ORDER = ["bare-sql", "metered", "metered-hot", POOLED, "noop", "preview", RAW];
-=======
-const RUN_ORDER = ["bare-sql", "metered", "metered-three", "metered-hot", "noop", "preview", RAW];
->>>>>>> issue-13
+const RUN_ORDER = ["bare-sql", "metered", "metered-three", "metered-hot", POOLED, "noop", "preview", RAW];
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
