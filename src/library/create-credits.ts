@@ -64,7 +64,7 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
   /** Rate limit of metered fields: a default rule ("60/1m", per caller per field, in memory), or a gate of your own. None by default. */
   rateLimit?: { default: string } | { gate: RateLimitGate };
   /** Idempotency-Key handling of metered mutations (needs `idempotencyKey`): on by default, keys kept `ttlMs` (24 h). */
-  idempotency?: false | { ttlMs?: number; staleAfterMs?: number } | { gate: IdempotencyGate };
+  idempotency?: false | { ttlMs?: number; staleAfterMs?: number; maxResultBytes?: number } | { gate: IdempotencyGate };
   /** pino logger for holds, settlements, refunds and refusals (silent by default). */
   logger?: Logger;
   /** Further observers of charge events (metrics, alerts). */
@@ -92,6 +92,8 @@ export interface Credits<TContext extends object> {
   /** Subscriptions, grants, adjustments, refunds and balances, as functions. */
   readonly admin: AdminOperations;
   readonly database: DatabaseHandle;
+  /** The charge observer (the logger's and `observers`), for a host that reports charges of its own (admin refunds). */
+  readonly observer: ChargeObserver;
   /** Applies the migrations again (idempotent). */
   migrate(): Promise<void>;
   /** Stops the recovery timer and the rate-limit store; closes the database when it opened it. */
@@ -137,6 +139,7 @@ function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle
     db: handle.db,
     ttlMs: setting?.ttlMs ?? 86_400_000,
     staleAfterMs: setting?.staleAfterMs ?? SETTLE_TIMEOUT_MS,
+    maxResultBytes: setting?.maxResultBytes,
     clock: options.clock,
     logger,
   });
@@ -228,6 +231,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     ]),
     admin: createAdminOperations(handle.db, creditTypes),
     database: handle,
+    observer,
     migrate: () => migrateCredits(handle),
     async close() {
       await recovery?.stop();
