@@ -60,19 +60,19 @@ export function createAdminOperations(db: Database, creditTypes: readonly string
         creditTypes,
       });
     },
-    grant({ subscriptionId, creditType, amount, reason, actorId, requestId }) {
+    async grant({ subscriptionId, creditType, amount, reason, actorId, requestId }) {
       checkId(subscriptionId, "subscriptionId");
       checkType(creditType);
       checkWhole(amount, "amount", 1);
       return changeCredits(db, { subscriptionId, creditType, kind: "GRANT", delta: amount, reason: reason ?? null, actorId: actorId ?? null, requestId: requestId ?? null });
     },
-    adjust({ subscriptionId, creditType, delta, reason, actorId, requestId }) {
+    async adjust({ subscriptionId, creditType, delta, reason, actorId, requestId }) {
       checkId(subscriptionId, "subscriptionId");
       checkType(creditType);
       if (!Number.isInteger(delta) || delta === 0) throw new BadUserInputError("delta must be a whole number other than 0", "delta");
       return changeCredits(db, { subscriptionId, creditType, kind: "ADJUSTMENT", delta, reason: reason ?? null, actorId: actorId ?? null, requestId: requestId ?? null });
     },
-    refund({ entryId, amount, reason, actorId, requestId }) {
+    async refund({ entryId, amount, reason, actorId, requestId }) {
       checkId(entryId, "entryId");
       if (amount !== undefined) checkWhole(amount, "amount", 1);
       return refundCharge(db, { entryId, amount, reason, actorId: actorId ?? "", requestId: requestId ?? "" });
