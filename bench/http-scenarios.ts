@@ -27,6 +27,10 @@ export interface Measurement {
   /** Non-2xx answers, socket errors and timeouts: a run with any of these is not a measurement. */
   failures: number;
   durationSeconds: number;
+  /** metered-live only: events pushed to the live-balance subscribers during the run. */
+  push?: { subscribers: number; errors: number; events: number; p50Ms: number; p99Ms: number };
+  /** metered-live only: the server's RSS at the end of the run, subscribers connected. */
+  rssMb?: number;
 }
 
 /**

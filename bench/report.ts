@@ -23,6 +23,9 @@ export interface ScenarioSummary {
   /** Medians over the rounds. */
   cpuMsPerRequest: CpuSample;
   runs: number;
+  /** metered-live: medians of the push latencies and of the server's RSS with the subscribers connected. */
+  push?: { subscribers: number; errors: number; events: number; p50Ms: number; p99Ms: number };
+  rssMb?: number;
 }
 
 export interface SoakReport {
@@ -47,6 +50,8 @@ export interface Ratios {
   preview_over_noop: number | null;
   metered_pooled_over_metered: number | null;
   p99_metered_over_bare_sql: number | null;
+  metered_live_over_metered: number | null;
+  live_push_p99_ms: number | null;
   rss_mb: number;
 }
 
@@ -65,6 +70,8 @@ export const GOALS: Goal[] = [
   { key: "preview_over_noop", label: "preview / noop (req/s)", op: ">=", target: 0.8 },
   { key: "metered_pooled_over_metered", label: "metered through PgBouncer / direct (req/s)", op: ">=", target: 0.8 },
   { key: "p99_metered_over_bare_sql", label: "p99 metered / p99 bare-sql", op: "<=", target: 2 },
+  { key: "metered_live_over_metered", label: "metered with 1,000 live subscribers / metered (req/s)", op: ">=", target: 0.9 },
+  { key: "live_push_p99_ms", label: "live-balance push p99, commit to client (ms)", op: "<=", target: 100 },
   { key: "rss_mb", label: "server RSS after the run (MB)", op: "<=", target: 300 },
 ];
 
@@ -90,6 +97,17 @@ export function summarise(runs: Run[], descriptions: Record<string, string>): Re
       },
       runs: mine.length,
     };
+    const pushes = mine.map((r) => r.push).filter((p) => p !== undefined);
+    if (pushes.length > 0) {
+      byScenario[name].push = {
+        subscribers: pushes[0].subscribers,
+        errors: Math.max(...pushes.map((p) => p.errors)),
+        events: median(pushes.map((p) => p.events)),
+        p50Ms: median(pushes.map((p) => p.p50Ms)),
+        p99Ms: median(pushes.map((p) => p.p99Ms)),
+      };
+      byScenario[name].rssMb = median(mine.map((r) => r.rssMb ?? 0));
+    }
   }
   return byScenario;
 }
@@ -106,6 +124,8 @@ export function computeRatios(s: Record<string, ScenarioSummary>, rssMb: number)
     preview_over_noop: ratio(s.preview?.requestsPerSecond, s.noop?.requestsPerSecond),
     metered_pooled_over_metered: ratio(s["metered-pooled"]?.requestsPerSecond, s.metered?.requestsPerSecond),
     p99_metered_over_bare_sql: ratio(s.metered?.p99Ms, s["bare-sql"]?.p99Ms),
+    metered_live_over_metered: ratio(s["metered-live"]?.requestsPerSecond, s.metered?.requestsPerSecond),
+    live_push_p99_ms: s["metered-live"]?.push?.p99Ms ?? null,
     rss_mb: Math.round(rssMb * 10) / 10,
   };
 }
@@ -160,12 +180,16 @@ export function scenarioTable(summaries: Record<string, ScenarioSummary>): strin
   return lines.join("\n");
 }
 
-export function ratioTable(ratios: Ratios, soak: SoakReport | undefined): string {
+export function ratioTable(ratios: Ratios, soak: SoakReport | undefined, summaries: Record<string, ScenarioSummary> = {}): string {
   const lines = ["| ratio | measured | goal | met |", "| --- | ---: | ---: | --- |"];
   for (const goal of GOALS) {
     const met = goalMet(goal, ratios);
-    const digits = goal.key === "rss_mb" ? 0 : 2;
+    const digits = goal.key === "rss_mb" || goal.key === "live_push_p99_ms" ? 0 : 2;
     lines.push(`| ${goal.label} | ${fmt(ratios[goal.key], digits)} | ${goal.op} ${goal.target} | ${met === null ? "not measured" : met ? "yes" : "**no**"} |`);
+  }
+  if (summaries["metered-live"]?.rssMb !== undefined) {
+    const live = summaries["metered-live"];
+    lines.push(`| server RSS with ${live.push?.subscribers} live subscribers (MB); push p50 (ms) | ${fmt(live.rssMb, 0)}; ${fmt(live.push?.p50Ms, 0)} | reported | – |`);
   }
   if (soak) {
     lines.push(

@@ -44,12 +44,14 @@ import { startBenchServer, type BenchServer, type BenchServerOptions } from "./s
 import { startPooledServer } from "./pooled-server.js";
 import { cpuPerRequest, sampleCpu, type CpuSample } from "./cpu-usage.js";
 import { BENCH_DEBIT_STATEMENT } from "./debit-under-test.js";
+import { connectLiveSubscribers } from "./live-subscribers.js";
 
 // Production mode (the bench runs NODE_ENV=production) refuses a JWT_SECRET under 32 characters.
 const JWT_SECRET = "bench-secret-of-at-least-32-characters";
 const RAW = "raw-debit";
 const POOLED = "metered-pooled";
-const RUN_ORDER = ["bare-sql", "metered", "metered-three", "metered-hot", POOLED, "noop", "preview", RAW];
+const LIVE = "metered-live";
+const RUN_ORDER = ["bare-sql", "metered", "metered-three", LIVE, "metered-hot", POOLED, "noop", "preview", RAW];
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
@@ -94,9 +96,10 @@ function describeRun(name: string, m: Measurement & { cpuMsPerRequest?: CpuSampl
   const cpu = m.cpuMsPerRequest
     ? `  cpu ms/req: server ${m.cpuMsPerRequest.serverMs.toFixed(3)} pg ${m.cpuMsPerRequest.postgresMs.toFixed(3)} bench ${m.cpuMsPerRequest.benchMs.toFixed(3)}`
     : "";
+  const push = m.push ? `  push p50 ${m.push.p50Ms} ms p99 ${m.push.p99Ms} ms (${m.push.events} events), RSS ${m.rssMb?.toFixed(0)} MB` : "";
   return `${name.padEnd(12)} ${m.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${m.p50Ms.toFixed(1).padStart(6)} ms  p99 ${m.p99Ms
     .toFixed(1)
-    .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})${cpu}`;
+    .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})${cpu}${push}`;
 }
 
 async function buildScenarios(
@@ -147,6 +150,27 @@ async function buildScenarios(
         measure: (seconds) => loadScenario(pooled.server.url, metered, options.connections, seconds),
       });
     }
+  }
+  const metered = scenarios.find((s) => s.name === "metered");
+  if (wanted(LIVE) && metered) {
+    scenarios.push({
+      name: LIVE,
+      description: `the metered mutation with ${data.subscriptions.length} creditBalanceChanged subscribers (graphql-ws) on the subscriptions it charges`,
+      async measure(seconds) {
+        const live = await connectLiveSubscribers(server.url, data.subscriptions, tokens);
+        try {
+          live.record();
+          const m = await metered.measure(seconds);
+          // Events of the last changes are still on their way: let them arrive before reading the figures.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const push = live.figures();
+          // A subscriber that lost its subscription makes the run invalid, like a failed request.
+          return { ...m, failures: m.failures + push.errors, push, rssMb: server.rssMb() };
+        } finally {
+          await live.close();
+        }
+      },
+    });
   }
   if (wanted(RAW)) {
     const template: StatementTemplate = await captureDebitStatement(BENCH_DEBIT_STATEMENT.debit);
@@ -309,7 +333,7 @@ async function main(): Promise<number> {
       "",
       scenarioTable(summaries),
       "",
-      ratioTable(ratios, soakResult),
+      ratioTable(ratios, soakResult, summaries),
       "",
       `Soak: RSS ${soakResult.startMb.toFixed(0)} → ${soakResult.endMb.toFixed(0)} MB (max ${soakResult.maxMb.toFixed(0)}; ` +
         `floor ${soakResult.floorsMb[0].toFixed(0)} MB in the first half, ${soakResult.floorsMb[1].toFixed(0)} MB in the second). ` +

@@ -20,7 +20,7 @@ import { buildBaseSchema } from "../graphql/build-schema.js";
 import { formatError } from "../graphql/format-error.js";
 import { refuseNulVariablesPlugin, requestValidationRules } from "../graphql/validation/index.js";
 import type { RequestContext } from "../graphql/context.js";
-import { createHttpServer, type RunningHttpServer } from "../http/http-server.js";
+import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer } from "../http/http-server.js";
 import { createLogger } from "../observability/logger.js";
 import { createObservability, type ObservabilityOptions } from "../observability/observability.js";
 import type { OperationProviders } from "../providers/providers.js";
@@ -37,6 +37,8 @@ import { requestLimitGate } from "../http/request-limit-gate.js";
 import { requireBearer } from "../http/bearer-route.js";
 import { normaliseIdsTransformer } from "../graphql/normalise-ids.js";
 import { createEdgeMetrics } from "../observability/edge-metrics.js";
+import { createLiveBalance } from "../live/live-balance.js";
+import { attachLiveSocket, type LiveSocketServer } from "../live/websocket-server.js";
 
 export interface CreateAppOptions {
   logger?: Logger;
@@ -143,6 +145,19 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   // creditPreview validates documents with the same rules, so it never prices what a run would refuse.
   services.validationRules = validationRules;
 
+  // creditBalanceChanged: the ledger trigger's notifications, fanned out over graphql-ws (attached to
+  // the HTTP server below; its drain plugin closes the sockets when Apollo stops).
+  const live = createLiveBalance({
+    database,
+    directUrl: config.DATABASE_DIRECT_URL,
+    pushIntervalMs: config.BALANCE_PUSH_INTERVAL,
+    logger,
+    alerts: observability.alerts,
+    registry: observability.metrics.registry,
+  });
+  services.live = live;
+  let liveSocket: LiveSocketServer | undefined;
+
   const apollo = new ApolloServer<RequestContext>({
     schema,
     formatError,
@@ -167,13 +182,16 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // (every answer depends on the caller and on live balances), and the plugin's per-field hook
       // makes Apollo wrap every resolver of the schema: a cost on every field of every request.
       ApolloServerPluginCacheControlDisabled(),
+      { serverWillStart: async () => ({ drainServer: async () => liveSocket?.dispose() }) },
     ],
   });
   try {
     await apollo.start();
+    await live.start();
   } catch (err) {
     // Nothing is listening yet: release what was opened so a failed start leaves no Redis client,
     // timer or pool behind.
+    await live.close().catch(() => undefined);
     await observability.close().catch(() => undefined);
     await credits.close().catch(() => undefined);
     await rateLimiting.close().catch(() => undefined);
@@ -187,9 +205,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
   });
+  const contextFactory = createContextFactory(services, verify);
   const http = createHttpServer({
     apollo,
-    context: createContextFactory(services, verify),
+    context: contextFactory,
     routes: {
       "GET /health": healthRoute(database, rateLimiting.store),
       "GET /metrics": requireBearer(config.METRICS_TOKEN, observability.metricsRoute),
@@ -205,6 +224,21 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     ),
   });
 
+  liveSocket = attachLiveSocket({
+    httpServer: http.server,
+    path: GRAPHQL_PATH,
+    schema,
+    verify,
+    context: contextFactory,
+    formatError,
+    validationRules,
+    maxBufferedBytes: config.LIVE_MAX_BUFFERED_BYTES,
+    maxPayloadBytes: config.MAX_BODY_BYTES,
+    production: config.NODE_ENV === "production",
+    logger,
+    onSlowConsumer: () => live.slowConsumerDropped(),
+  });
+
   return {
     services,
     schema,
@@ -212,11 +246,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     http,
     listen: (port = config.PORT, host = config.HOST) => http.listen(port, host),
     async close() {
+      // WebSocket connections never go idle: close them first, or the HTTP server would wait for them.
+      await liveSocket?.dispose();
       await http.close();
       // Requests are done: stop spike checks, finish storing alerts, give webhook posts a moment.
       await observability.close();
       await apollo.stop();
       await credits.close();
+      await live.close();
       await rateLimiting.close();
       if (ownsDatabase) await database.close();
     },

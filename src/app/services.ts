@@ -10,6 +10,7 @@ import type { MeteredField } from "../credits/metered-field.js";
 import type { ChargeObserver } from "../credits/charge-observer.js";
 import type { AlertService } from "../observability/alerts/alert-service.js";
 import type { OperationProviders } from "../providers/providers.js";
+import type { LiveBalance } from "../live/live-balance.js";
 
 export interface AppServices {
   readonly config: Config;
@@ -20,6 +21,8 @@ export interface AppServices {
   readonly observer: ChargeObserver;
   /** Stores, logs and posts alerts (creditAlerts); `flush()` waits for alerts still being stored. */
   readonly alerts?: AlertService;
+  /** creditBalanceChanged: this instance's live-balance subscribers and the notifications feeding them. */
+  live?: LiveBalance;
   /** Every @credits field of the served schema, validated at start. */
   readonly meteredFields: readonly MeteredField[];
   /** The executable schema, once built (creditPreview validates documents against it). */

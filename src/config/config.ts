@@ -66,6 +66,13 @@ export const configSchema = z.object({
     z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://").optional(),
   ),
   DATABASE_POOL_SIZE: positiveInt(10),
+  /**
+   * A direct (session) connection for LISTEN, which a transaction-mode pooler cannot carry (Supabase:
+   * the direct port 5432, not the pooler's 6543); DATABASE_URL when unset.
+   */
+  DATABASE_DIRECT_URL: optionalText.pipe(
+    z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_DIRECT_URL must start with postgres:// or postgresql://").optional(),
+  ),
   PGLITE_DIR: z.string().default("./.data/pglite"),
   JWT_SECRET: optionalText,
   JWT_JWKS_URL: optionalText.pipe(z.url({ message: "JWT_JWKS_URL must be a URL" }).optional()),
@@ -95,6 +102,12 @@ export const configSchema = z.object({
   ALERT_SPIKE_BASELINE: duration("ALERT_SPIKE_BASELINE", "24h"),
   ALERT_SPIKE_MIN_CREDITS: z.coerce.number().int().min(0).default(100),
   ALERT_WEBHOOK_URL: optionalText.pipe(z.url({ message: "ALERT_WEBHOOK_URL must be a URL" }).optional()),
+  /** Signs every alert webhook (x-credits-signature, HMAC-SHA256); required with ALERT_WEBHOOK_URL in production. */
+  ALERT_WEBHOOK_SECRET: optionalText,
+  /** creditBalanceChanged: changes of one balance closer together than this are pushed as one event. */
+  BALANCE_PUSH_INTERVAL: duration("BALANCE_PUSH_INTERVAL", "100ms"),
+  /** A live-balance socket with more than this many bytes unsent is a slow consumer and is closed. */
+  LIVE_MAX_BUFFERED_BYTES: positiveInt(1_000_000),
   MAX_BODY_BYTES: positiveInt(1_000_000),
   // Operation limits, checked when the document is validated, before anything runs (BAD_USER_INPUT).
   MAX_QUERY_DEPTH: positiveInt(12),

@@ -44,6 +44,7 @@ async function connectPostgres(url: string, options: ConnectOptions): Promise<Da
   return {
     db,
     kind: "postgres",
+    url,
     ping: async () => {
       await pool.query("select 1");
     },
@@ -66,6 +67,7 @@ async function connectPglite(options: ConnectOptions): Promise<DatabaseHandle> {
   return {
     db: db as unknown as Database,
     kind: "pglite",
+    listen: (channel, onPayload) => client.listen(channel, onPayload),
     ping: async () => {
       await db.execute(sql`select 1`);
     },

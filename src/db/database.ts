@@ -17,6 +17,10 @@ export type DatabaseKind = "pglite" | "postgres";
 export interface DatabaseHandle {
   readonly db: Database;
   readonly kind: DatabaseKind;
+  /** PostgreSQL: the URL the pool connects to (live balance opens its own LISTEN session from it). */
+  readonly url?: string;
+  /** PGlite: LISTEN inside the process; resolves to the function that stops listening. */
+  listen?(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   /** Resolves when the database answers a trivial query; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

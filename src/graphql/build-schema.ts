@@ -5,10 +5,24 @@
 import "reflect-metadata";
 import { specifiedDirectives, type GraphQLSchema } from "graphql";
 import { printSchemaWithDirectives } from "@graphql-tools/utils";
-import { buildSchemaSync } from "type-graphql";
+import { buildSchemaSync, type BuildSchemaOptions } from "type-graphql";
 import { creditsDirective } from "../credits/credits-directive.js";
 import { rateLimitDirective } from "../ratelimit/rate-limit-directive.js";
 import { RESOLVERS } from "./resolvers/index.js";
+
+/**
+ * type-graphql insists on a pubSub once the schema has a subscription, even when every subscription
+ * opens its own stream through the `subscribe` option, as creditBalanceChanged does (it authorizes
+ * the caller first, then follows the app's live-balance hub). Nothing publishes through this one.
+ */
+const SUBSCRIBE_OPTION_ONLY: NonNullable<BuildSchemaOptions["pubSub"]> = {
+  publish() {
+    throw new Error("subscriptions here are fed by their subscribe option, not by publishing");
+  },
+  subscribe() {
+    throw new Error("subscriptions here open their streams through their subscribe option");
+  },
+};
 
 /**
  * The schema as the resolvers declare it, before the credits and rate-limit transformers wrap anything.
@@ -24,6 +38,7 @@ export function buildBaseSchema(extraResolvers: readonly Function[] = []): Graph
     // Input is validated by the charge path (estimator schemas) and by each resolver, not by class-validator.
     validate: false,
     emitSchemaFile: false,
+    pubSub: SUBSCRIBE_OPTION_ONLY,
   });
 }
 

@@ -47,9 +47,15 @@ export function createObservability(
 ): Observability {
   const clock = options.clock ?? systemClock;
   const metrics = createCreditMetrics();
+  if (config.ALERT_WEBHOOK_URL && !config.ALERT_WEBHOOK_SECRET) {
+    // Receivers cannot tell unsigned alerts from forged ones.
+    if (config.NODE_ENV === "production") throw new Error("ALERT_WEBHOOK_URL needs ALERT_WEBHOOK_SECRET in production: alert webhooks are signed with it");
+    deps.logger.warn({ event: "alerts.webhook_unsigned" }, "ALERT_WEBHOOK_SECRET is not set: alert webhooks are posted unsigned");
+  }
   const webhook = config.ALERT_WEBHOOK_URL
     ? new WebhookNotifier({
         url: config.ALERT_WEBHOOK_URL,
+        secret: config.ALERT_WEBHOOK_SECRET,
         logger: deps.logger.child({ component: "alerts" }),
         retry: options.webhookRetry,
         onFailure: () => metrics.webhookFailures.inc(),

@@ -14,7 +14,7 @@ import { requirePgBouncer } from "../helpers/pgbouncer.js";
 
 /** The metered scenario through PgBouncer runs where pgbouncer is installed (always under CI). */
 const pooled = postgresAvailable && requirePgBouncer(REQUIRE_SERVICES) !== undefined;
-const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
+const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-live", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
 
 function runQuickBench(out: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -55,8 +55,10 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
     // The ratios the goals are about are all there (whether they are met is the full run's business).
     expect(Object.keys(results.ratios).sort()).toEqual(
       [
+        "live_push_p99_ms",
         "metered_hot_over_metered",
         "metered_three_over_metered",
+        "metered_live_over_metered",
         "metered_over_bare_sql",
         "metered_pooled_over_metered",
         "p99_metered_over_bare_sql",
@@ -71,6 +73,12 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
       } else expect(value, key).toEqual(expect.any(Number));
     }
     expect(results.soak.samplesMb.length).toBeGreaterThan(1);
+
+    // The live-balance scenario: its subscribers received pushes, with latencies and the server's memory.
+    const live = results.scenarios["metered-live"];
+    expect(live.push).toMatchObject({ subscribers: 1000, p50Ms: expect.any(Number), p99Ms: expect.any(Number) });
+    expect(live.push.events).toBeGreaterThan(0);
+    expect(live.rssMb).toBeGreaterThan(0);
 
     // The load left the ledger consistent and every charge settled.
     expect(results.integrity).toMatchObject({ auditMismatches: 0, pendingCharges: 0 });

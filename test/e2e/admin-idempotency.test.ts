@@ -27,6 +27,7 @@ const SET_STATUS = `mutation ($id: ID!, $status: SubscriptionStatus!, $reason: S
 const GRANT = `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { ${ENTRY} } }`;
 const ADJUST = `mutation ($input: AdjustCreditsInput!) { adjustCredits(input: $input) { ${ENTRY} } }`;
 const REFUND = `mutation ($input: RefundChargeInput!) { refundCharge(input: $input) { ${ENTRY} } }`;
+const SET_THRESHOLD = `mutation ($input: LowBalanceThresholdInput!) { setLowBalanceThreshold(input: $input) { type lowBalanceThreshold } }`;
 const SEARCH_LEADS = `mutation ($sub: ID!) { searchLeads(subscriptionId: $sub, input: { query: "plumbers", limit: 4 }) { total } }`;
 
 const newKey = (() => {
@@ -211,6 +212,26 @@ describe.each(BACKENDS)("Idempotency-Key on admin mutations on %s", (backend) =>
     expect(replayed.body.data.setSubscriptionStatus).toEqual({ id: sub, status: "SUSPENDED" });
     const status = await queryRows<{ status: string }>(database.db, sql`select status from billing_subscriptions where id = ${sub}::uuid`);
     expect(status[0].status).toBe("ACTIVE");
+  });
+
+  it("setLowBalanceThreshold replays its first outcome instead of applying it again", async () => {
+    const created = await send(CREATE, { input: { ownerId: "threshold-owner", plan: "pro", initialCredits: [{ type: "ai", amount: 50 }] } });
+    expectOk(created);
+    const sub = created.body.data.createSubscription.id;
+    const key = newKey("threshold");
+    const first = await send(SET_THRESHOLD, { input: { subscriptionId: sub, type: "ai", lowBalance: 20 } }, key);
+    expectOk(first);
+    expect(first.body.data.setLowBalanceThreshold).toEqual({ type: "ai", lowBalanceThreshold: 20 });
+    expectOk(await send(SET_THRESHOLD, { input: { subscriptionId: sub, type: "ai", lowBalance: 5 } }, newKey("threshold")));
+    const replayed = await send(SET_THRESHOLD, { input: { subscriptionId: sub, type: "ai", lowBalance: 20 } }, key);
+    expect(replayed.body.data.setLowBalanceThreshold.type).toBe("ai");
+    const stored = await queryRows<{ low_balance: number }>(
+      database.db,
+      sql`select low_balance from credit_balance_thresholds where subscription_id = ${sub}::uuid and credit_type = 'ai'`,
+    );
+    expect(Number(stored[0].low_balance)).toBe(5);
+    const conflicting = await send(SET_THRESHOLD, { input: { subscriptionId: sub, type: "ai", lowBalance: 7 } }, key);
+    expect(conflicting.body.errors?.[0].extensions?.code).toBe("BAD_USER_INPUT");
   });
 
   it("without the header, two calls are two grants (unchanged), and the ledger audits clean", async () => {

@@ -69,12 +69,18 @@ async function startReceiver() {
   };
 }
 
+/**
+ * balance_after of the hand-written debits below: far from 0, so the ledger trigger sees no
+ * threshold crossing in them (a balance_after of 0 would read as emptying the balance).
+ */
+const UNTOUCHED_BALANCE = 1_000_000;
+
 /** One debit per baseline window of `credits` each, stamped inside the trailing baseline before `nowMs`. */
 async function writeBaseline(db: Database, subscriptionId: string, credits: number, nowMs: number): Promise<void> {
   const recentStart = new Date(nowMs - WINDOW_MS).toISOString();
   await db.execute(sql`
     insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, operation, created_at)
-    select ${subscriptionId}::uuid, 'leads', 'DEBIT', ${-credits}::int, 0, 'Mutation.searchLeads',
+    select ${subscriptionId}::uuid, 'leads', 'DEBIT', ${-credits}::int, ${UNTOUCHED_BALANCE}::int, 'Mutation.searchLeads',
            ${recentStart}::timestamptz - ((g * ${WINDOW_MS}::bigint) - ${WINDOW_MS / 2}::bigint) * interval '1 millisecond'
       from generate_series(1, ${BASELINE_MS / WINDOW_MS}::int) g`);
 }
@@ -83,7 +89,7 @@ async function writeBaseline(db: Database, subscriptionId: string, credits: numb
 async function writeDebit(db: Database, subscriptionId: string, credits: number, at: number): Promise<void> {
   await db.execute(sql`
     insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, operation, created_at)
-    values (${subscriptionId}::uuid, 'leads', 'DEBIT', ${-credits}::int, 0, 'Mutation.searchLeads', ${new Date(at).toISOString()}::timestamptz)`);
+    values (${subscriptionId}::uuid, 'leads', 'DEBIT', ${-credits}::int, ${UNTOUCHED_BALANCE}::int, 'Mutation.searchLeads', ${new Date(at).toISOString()}::timestamptz)`);
 }
 
 describe.each(BACKENDS)("alerts on %s", (backend) => {
@@ -164,13 +170,21 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     await database?.dispose();
   });
 
-  it("creditAlerts is for admins, and checks its arguments", async () => {
+  it("creditAlerts: admins read all, an owner only a subscription of theirs; arguments are checked", async () => {
     const subscriptionId = await fundedSubscription(database, "alerts-args", { ai: 1 });
     const anonymous = await gql(ALERTS, {});
     expect(anonymous.body.errors?.[0].extensions.code).toBe("UNAUTHENTICATED");
-    const user = await gql(ALERTS, { s: subscriptionId }, await userToken("alerts-args"));
-    expect(user.status).toBe(403);
-    expect(user.body.errors?.[0].extensions.code).toBe("FORBIDDEN");
+    const owner = await gql(ALERTS, { s: subscriptionId }, await userToken("alerts-args"));
+    expect(owner.status).toBe(200);
+    expect(owner.body.data.creditAlerts.edges).toEqual([]);
+    for (const [variables, who] of [
+      [{}, "alerts-args"],
+      [{ s: subscriptionId }, "someone-else"],
+    ] as const) {
+      const user = await gql(ALERTS, variables, await userToken(who));
+      expect(user.status).toBe(403);
+      expect(user.body.errors?.[0].extensions.code).toBe("FORBIDDEN");
+    }
 
     for (const [variables, code] of [
       [{ first: 0 }, "BAD_USER_INPUT"],

@@ -1,7 +1,14 @@
 import { sql } from "drizzle-orm";
-import { bigint, check, index, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, check, index, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
-export const ALERT_KINDS = ["USAGE_SPIKE", "ESTIMATE_MISMATCH", "FAILED_TRANSACTION"] as const;
+export const ALERT_KINDS = [
+  "USAGE_SPIKE",
+  "ESTIMATE_MISMATCH",
+  "FAILED_TRANSACTION",
+  "LOW_BALANCE",
+  "BALANCE_DEPLETED",
+  "BALANCE_RECOVERED",
+] as const;
 export type AlertKindValue = (typeof ALERT_KINDS)[number];
 
 /** Recorded anomalies, queryable through creditAlerts. `seq` gives stable newest-first pagination. */
@@ -15,10 +22,19 @@ export const creditAlerts = pgTable(
     message: text("message").notNull(),
     details: jsonb("details").$type<Record<string, unknown>>(),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    /**
+     * False for balance alerts the ledger trigger stored (drizzle/0004) until one instance claims them
+     * to log and post them: each is announced once, however many instances hear the notification.
+     */
+    announced: boolean("announced").notNull().default(true),
   },
   (t) => [
     index("credit_alerts_seq_idx").on(t.seq),
     index("credit_alerts_sub_seq_idx").on(t.subscriptionId, t.seq),
-    check("credit_alerts_kind_check", sql`${t.kind} in ('USAGE_SPIKE', 'ESTIMATE_MISMATCH', 'FAILED_TRANSACTION')`),
+    index("credit_alerts_unannounced_idx").on(t.seq).where(sql`not ${t.announced}`),
+    check(
+      "credit_alerts_kind_check",
+      sql`${t.kind} in ('USAGE_SPIKE', 'ESTIMATE_MISMATCH', 'FAILED_TRANSACTION', 'LOW_BALANCE', 'BALANCE_DEPLETED', 'BALANCE_RECOVERED')`,
+    ),
   ],
 );

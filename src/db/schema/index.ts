@@ -5,3 +5,4 @@ export * from "./ledger.js";
 export * from "./pending-charges.js";
 export * from "./alerts.js";
 export * from "./idempotency.js";
+export * from "./balance-thresholds.js";

@@ -1,4 +1,7 @@
-/** creditAlerts: admins read recorded anomalies, newest first, in pages with opaque cursors. */
+/**
+ * creditAlerts: recorded anomalies and balance notifications, newest first, in pages with opaque
+ * cursors. Admins read every alert; an owner reads those of one of their subscriptions, named.
+ */
 import { Arg, Ctx, ID, Int, Query, Resolver } from "type-graphql";
 import { ForbiddenError, NotFoundError } from "../../errors/errors.js";
 import { listAlerts } from "../../observability/alerts/alert-store.js";
@@ -12,7 +15,9 @@ import { quoteId } from "../../util/quote-id.js";
 
 @Resolver()
 export class AlertsResolver {
-  @Query(() => CreditAlertConnection, { description: "Admin only: recorded anomalies, newest first." })
+  @Query(() => CreditAlertConnection, {
+    description: "Recorded anomalies and balance notifications, newest first. Admins see all; an owner must name one of their subscriptions.",
+  })
   async creditAlerts(
     @Arg("subscriptionId", () => ID, { nullable: true, description: "Only alerts about this subscription; every alert when left out." })
     subscriptionId: string | null,
@@ -21,13 +26,15 @@ export class AlertsResolver {
     @Ctx() ctx: RequestContext,
   ): Promise<CreditAlertConnection> {
     const viewer = requireViewer(ctx);
-    if (!viewer.isAdmin) throw new ForbiddenError("creditAlerts is for admins only");
+    const named = subscriptionId !== null && subscriptionId !== undefined;
+    if (!viewer.isAdmin && !named) throw new ForbiddenError("Only admins may read every alert: name one of your subscriptions");
     const size = pageSize(first);
     const beforeSeq = parseAfterCursor(after);
-    if (subscriptionId !== null && subscriptionId !== undefined) {
+    if (named) {
       // A malformed id never reaches SQL; an unknown one is NOT_FOUND, as everywhere else.
       const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
       if (!subscription) throw new NotFoundError(`Subscription ${quoteId(subscriptionId)} does not exist`);
+      if (!viewer.isAdmin && subscription.ownerId !== viewer.id) throw new ForbiddenError("You may only read the alerts of your own subscriptions");
     }
 
     // One row more than the page tells whether another page follows.

@@ -7,6 +7,8 @@ import { LedgerResolver } from "./ledger-resolver.js";
 import { OperationsResolver } from "./operations-resolver.js";
 import { PreviewResolver } from "./preview-resolver.js";
 import { UsageResolver } from "./usage-resolver.js";
+import { LiveBalanceResolver } from "./live-balance-resolver.js";
+import { ThresholdResolver } from "./threshold-resolver.js";
 import { SubscriptionResolver, ViewerResolver } from "./viewer-resolver.js";
 
-export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, BalanceHeldResolver] as const;
+export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, BalanceHeldResolver, LiveBalanceResolver, ThresholdResolver] as const;

@@ -60,6 +60,6 @@ export class SubscriptionResolver {
   @FieldResolver(() => [CreditBalance], { description: "One balance per credit type." })
   async balances(@Root() subscription: BillingSubscription, @Ctx() ctx: RequestContext): Promise<CreditBalance[]> {
     const rows = await ctx.loaders.balances.load(subscription.id);
-    return rows.map((r) => ({ type: r.creditType, balance: r.balance, updatedAt: r.updatedAt, subscriptionId: subscription.id }));
+    return rows.map((r) => ({ type: r.creditType, balance: r.balance, updatedAt: r.updatedAt, subscriptionId: r.subscriptionId }));
   }
 }

@@ -37,6 +37,9 @@ export enum CreditAlertKind {
   USAGE_SPIKE = "USAGE_SPIKE",
   ESTIMATE_MISMATCH = "ESTIMATE_MISMATCH",
   FAILED_TRANSACTION = "FAILED_TRANSACTION",
+  LOW_BALANCE = "LOW_BALANCE",
+  BALANCE_DEPLETED = "BALANCE_DEPLETED",
+  BALANCE_RECOVERED = "BALANCE_RECOVERED",
 }
 registerEnumType(CreditAlertKind, { name: "CreditAlertKind", description: "What an alert is about." });
 

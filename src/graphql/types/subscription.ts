@@ -12,7 +12,9 @@ export class CreditBalance {
   @Field(() => Date, { description: "When the balance last changed." })
   updatedAt!: Date;
 
-  /** Not a field: whose balance this is, so `held` can be looked up (balance-held-resolver.ts). */
+  // `held` and `lowBalanceThreshold` are field resolvers (balance-held-resolver.ts, threshold-resolver.ts).
+
+  /** Whose balance this is (not a GraphQL field): lets field resolvers find the balance's held credits and settings. */
   subscriptionId?: string;
 }
 

@@ -64,6 +64,11 @@ export class AlertService {
     return stored;
   }
 
+  /** Logs, counts and posts an alert already stored elsewhere (the ledger trigger's balance alerts, drizzle/0004). */
+  announceStored(alert: AlertRecord): void {
+    this.announce(alert, true);
+  }
+
   /** Runs background work and keeps track of it until it settles; its failure is logged. */
   track(work: () => Promise<unknown>): void {
     const task: Promise<unknown> = work()

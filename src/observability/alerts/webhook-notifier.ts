@@ -4,7 +4,26 @@
  * in the background and never hold up a request; the notifier keeps track of them, so app.close()
  * can give them a moment to finish and then stop them.
  */
+import { createHmac } from "node:crypto";
 import type { Logger } from "pino";
+
+/**
+ * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as Stripe signs: the receiver recomputes
+ * the HMAC over the raw body with the shared secret and refuses old timestamps (docs/alert-webhooks.md).
+ */
+export function signWebhookBody(secret: string, body: string, unixSeconds: number): string {
+  const digest = createHmac("sha256", secret).update(`${unixSeconds}.${body}`).digest("hex");
+  return `t=${unixSeconds},v1=${digest}`;
+}
+
+/** What to log about a failed attempt: the error and its cause (fetch wraps ECONNREFUSED and the like in a bare TypeError). */
+export function describeFailure(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as { cause?: unknown }).cause;
+  const causeText =
+    cause instanceof Error ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}` : cause === undefined ? "" : String(cause);
+  return `${err.name}: ${err.message}${causeText ? ` (${causeText})` : ""}`;
+}
 
 export interface WebhookRetryPolicy {
   /** Attempts in all, the first included. */
@@ -23,6 +42,8 @@ const MAX_IN_FLIGHT = 100;
 
 export interface WebhookNotifierOptions {
   url: string;
+  /** Signs every post (x-credits-signature); unsigned without it. */
+  secret?: string;
   logger: Logger;
   retry?: Partial<WebhookRetryPolicy>;
   /** Called when a delivery is given up or dropped. */
@@ -79,9 +100,12 @@ export class WebhookNotifier {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.stop.signal.aborted) break;
       try {
+        // Signed at each attempt, so a retry carries a fresh timestamp the receiver accepts.
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        if (this.options.secret) headers["x-credits-signature"] = signWebhookBody(this.options.secret, body, Math.floor(Date.now() / 1000));
         const res = await fetch(this.options.url, {
           method: "POST",
-          headers: { "content-type": "application/json" },
+          headers,
           body,
           signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(timeoutMs)]),
         });
@@ -90,7 +114,7 @@ export class WebhookNotifier {
         problem = `HTTP ${res.status}`;
         if (res.status < 500 && res.status !== 429) break;
       } catch (err) {
-        problem = err instanceof Error ? err.name : "network error";
+        problem = describeFailure(err);
       }
       if (attempt < attempts) await this.wait(baseDelayMs * factor ** (attempt - 1));
     }

@@ -1,0 +1,158 @@
+/**
+ * Live balance for one app instance: relays the ledger trigger's outbox to NOTIFY, hears the
+ * notifications (PostgreSQL LISTEN on a dedicated session, or PGlite in process), feeds the hub that pushes creditBalanceChanged events,
+ * brings subscribers up to date after the channel was lost, loads the full entry behind an event
+ * when a client asks for more than the notification carries, and has each balance alert the trigger
+ * stored logged and posted once (claimed by one instance).
+ */
+import DataLoader from "dataloader";
+import { LRUCache } from "lru-cache";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { Logger } from "pino";
+import type { DatabaseHandle } from "../db/database.js";
+import type { LedgerEntryRecord } from "../ledger/entry.js";
+import type { AlertService } from "../observability/alerts/alert-service.js";
+import { BALANCE_CHANNEL, parseBalanceNotification, type EntryRef } from "./balance-change.js";
+import { BalanceHub, type BalanceEvent } from "./balance-hub.js";
+import { claimUnannouncedAlerts, currentBalances, ledgerEntriesByIds } from "./live-store.js";
+import { createInProcessListener, createPostgresListener, type NotificationListener } from "./notification-listener.js";
+import { startNotificationRelay, type NotificationRelay } from "./notification-relay.js";
+
+export interface LiveBalanceOptions {
+  database: DatabaseHandle;
+  /** LISTEN session URL (DATABASE_DIRECT_URL, else the pool's own); PostgreSQL only. */
+  directUrl?: string;
+  pushIntervalMs: number;
+  logger: Logger;
+  alerts?: AlertService;
+  registry?: Registry;
+  /** Events one subscriber may have waiting before it is dropped as too slow. */
+  maxQueuedPerSubscriber?: number;
+}
+
+export interface LiveBalance {
+  subscribe(subscriptionId: string, types: readonly string[] | undefined): AsyncIterableIterator<BalanceEvent>;
+  /** The full ledger entry behind an event (batched and cached: one read however many subscribers ask). */
+  entry(ref: EntryRef): Promise<LedgerEntryRecord | undefined>;
+  readonly subscriberCount: number;
+  /** Counts a socket closed for not reading its events. */
+  slowConsumerDropped(): void;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Balance alerts claimed per query; more are claimed in further rounds. */
+const CLAIM_BATCH = 100;
+/**
+ * How often each instance moves the ledger trigger's outbox to NOTIFY: what it adds to a push's
+ * latency (half of it on average), well inside the 100 ms budget from commit to client.
+ */
+const RELAY_INTERVAL_MS = 25;
+
+export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
+  const log = options.logger.child({ component: "live" });
+  const registers = options.registry ? [options.registry] : [];
+  const subscribersGauge = new Gauge({ name: "live_balance_subscribers", help: "creditBalanceChanged subscriptions open on this instance.", registers });
+  const slowDrops = new Counter({ name: "live_balance_slow_consumers_total", help: "Live-balance subscribers dropped for not reading their events.", registers });
+  const badNotifications = new Counter({ name: "live_balance_bad_notifications_total", help: "Balance notifications that could not be read.", registers });
+
+  const hub = new BalanceHub({
+    pushIntervalMs: options.pushIntervalMs,
+    maxQueuedPerSubscriber: options.maxQueuedPerSubscriber ?? 100,
+    onSubscribersChanged: (count) => subscribersGauge.set(count),
+    onSlowConsumer: () => slowDrops.inc(),
+  });
+  const db = options.database.db;
+  const entries = new DataLoader<EntryRef, LedgerEntryRecord | undefined, string>(
+    async (refs) => {
+      const rows = await ledgerEntriesByIds(db, refs);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return refs.map((ref) => byId.get(ref.id));
+    },
+    { cacheKeyFn: (ref) => ref.id, cacheMap: new LRUCache<string, Promise<LedgerEntryRecord | undefined>>({ max: 2_000 }) },
+  );
+
+  let closed = false;
+  let relay: NotificationRelay | undefined;
+  let claiming: Promise<void> | undefined;
+  let claimAgain = false;
+
+  /** Claims and announces stored balance alerts until none is left; one round at a time per instance. */
+  function announceAlerts(): void {
+    if (!options.alerts || closed) return;
+    if (claiming) {
+      claimAgain = true;
+      return;
+    }
+    const alerts = options.alerts;
+    claiming = (async () => {
+      do {
+        claimAgain = false;
+        let claimed;
+        do {
+          claimed = await claimUnannouncedAlerts(db, CLAIM_BATCH);
+          for (const alert of claimed) alerts.announceStored(alert);
+        } while (claimed.length === CLAIM_BATCH && !closed);
+      } while (claimAgain && !closed);
+    })()
+      .catch((err) => log.error({ event: "live.alert_claim_failed", err: { message: err instanceof Error ? err.message : String(err) } }, "could not claim balance alerts"))
+      .finally(() => {
+        claiming = undefined;
+      });
+  }
+
+  function onNotification(payload: string): void {
+    let changes;
+    try {
+      changes = parseBalanceNotification(payload);
+    } catch {
+      badNotifications.inc();
+      log.warn({ event: "live.bad_notification", bytes: payload.length }, "a balance notification was not JSON");
+      return;
+    }
+    if (changes.some((c) => c.crossing !== null)) announceAlerts();
+    hub.accept(changes);
+  }
+
+  async function onConnected(afterLoss: boolean): Promise<void> {
+    // Alerts stored while no instance was listening are announced now.
+    announceAlerts();
+    if (!afterLoss) return;
+    try {
+      hub.resync(await currentBalances(db, hub.subscribedIds()));
+    } catch (err) {
+      log.error({ event: "live.resync_failed", err: { message: err instanceof Error ? err.message : String(err) } }, "could not resend current balances");
+    }
+  }
+
+  const events = { notification: onNotification, connected: (afterLoss: boolean) => void onConnected(afterLoss) };
+  const listener: NotificationListener = options.database.listen
+    ? createInProcessListener(options.database.listen.bind(options.database), BALANCE_CHANNEL, events)
+    : createPostgresListener({ url: requireUrl(options), channel: BALANCE_CHANNEL, logger: log }, events);
+
+  return {
+    subscribe: (subscriptionId, types) => hub.subscribe(subscriptionId, types),
+    entry: (ref) => entries.load(ref),
+    get subscriberCount() {
+      return hub.subscriberCount;
+    },
+    slowConsumerDropped: () => slowDrops.inc(),
+    async start() {
+      await listener.start();
+      relay = startNotificationRelay({ db, intervalMs: RELAY_INTERVAL_MS, logger: log });
+    },
+    async close() {
+      closed = true;
+      await relay?.stop();
+      hub.close();
+      await listener.close();
+      await claiming;
+    },
+  };
+}
+
+function requireUrl(options: LiveBalanceOptions): string {
+  const url = options.directUrl ?? options.database.url;
+  if (!url) throw new Error("live balance needs DATABASE_DIRECT_URL or DATABASE_URL to listen on PostgreSQL");
+  return url;
+}

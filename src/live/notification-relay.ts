@@ -1,0 +1,68 @@
+/**
+ * Moves the ledger trigger's outbox rows (credit_balance_change_outbox, drizzle/0004) to NOTIFY on
+ * 'credit_balance_changes'. The trigger does not NOTIFY itself because PostgreSQL serializes the
+ * commits of notifying transactions, which would serialize every hold; here one small transaction
+ * per tick and instance takes that lock instead. Rows are taken with SKIP LOCKED, so with many
+ * instances relaying each row is announced once, and in id order within a tick. A tick that found a
+ * full batch runs again at once; a failing database is retried with backoff, logged once per outage.
+ */
+import { sql } from "drizzle-orm";
+import type { Logger } from "pino";
+import { queryRows, type DbOrTx } from "../db/database.js";
+import { BALANCE_CHANNEL } from "./balance-change.js";
+
+/** Outbox rows moved per transaction. */
+const RELAY_BATCH = 200;
+/** Longest wait after database errors. */
+const MAX_BACKOFF_MS = 5_000;
+
+/** Moves up to RELAY_BATCH outbox rows to NOTIFY in one transaction; resolves to how many. */
+export async function relayOutbox(db: DbOrTx): Promise<number> {
+  const rows = await queryRows<{ n: number | string }>(
+    db,
+    sql`with moved as (
+          delete from credit_balance_change_outbox
+           where id in (select id from credit_balance_change_outbox order by id limit ${RELAY_BATCH}::int for update skip locked)
+          returning id, payload)
+        select count(pg_notify(${BALANCE_CHANNEL}, payload)) as n from (select id, payload from moved order by id) ordered`,
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+export interface NotificationRelay {
+  stop(): Promise<void>;
+}
+
+export function startNotificationRelay(options: { db: DbOrTx; intervalMs: number; logger: Logger }): NotificationRelay {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let failures = 0;
+
+  async function tick(): Promise<void> {
+    let moved = 0;
+    try {
+      moved = await relayOutbox(options.db);
+      if (failures > 0) options.logger.info({ event: "live.relay_restored" }, "relaying balance changes again");
+      failures = 0;
+    } catch (err) {
+      if (failures === 0) {
+        options.logger.warn({ event: "live.relay_failed", err: { message: err instanceof Error ? err.message : String(err) } }, "could not relay balance changes; retrying");
+      }
+      failures++;
+    }
+    if (stopped) return;
+    const delay = failures > 0 ? Math.min(MAX_BACKOFF_MS, options.intervalMs * 2 ** failures) : moved >= RELAY_BATCH ? 0 : options.intervalMs;
+    timer = setTimeout(() => (running = tick()), delay);
+    timer.unref();
+  }
+
+  running = tick();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
