@@ -71,8 +71,12 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
   observers?: ChargeObserver[];
   /** Hold and settlement coalescing (defaults: 100 per statement, 2 statements in flight). */
   ledger?: { maxBatch?: number; maxInFlight?: number };
-  /** Refunds of holds a crashed process left unsettled: every `intervalMs` (60 s), holds older than `settleTimeoutMs` (120 s). `false` turns it off. */
-  recovery?: false | { intervalMs?: number; settleTimeoutMs?: number; batchSize?: number };
+  /**
+   * Refunds of holds a crashed process left unsettled: every `intervalMs` (60 s), holds older than
+   * `settleTimeoutMs` (120 s). `afterPass` runs after each pass, even a failed one (a host's own upkeep
+   * on the same timer, e.g. this server's grant expiry and plan renewals). `false` turns it off.
+   */
+  recovery?: false | { intervalMs?: number; settleTimeoutMs?: number; batchSize?: number; afterPass?: () => Promise<unknown> };
   /** Injectable clock (tests). */
   clock?: () => Date;
 }
@@ -198,15 +202,20 @@ export async function createCredits<TContext extends object = Record<string, unk
       : startRecoveryScheduler({
           intervalMs: options.recovery?.intervalMs ?? 60_000,
           logger,
-          runPass: () =>
-            runRecoveryPass({
-              db: handle.db,
-              settleTimeoutMs: options.recovery ? (options.recovery.settleTimeoutMs ?? SETTLE_TIMEOUT_MS) : SETTLE_TIMEOUT_MS,
-              batchSize: options.recovery ? options.recovery.batchSize : undefined,
-              clock: options.clock,
-              logger,
-              observer,
-            }),
+          runPass: async () => {
+            try {
+              return await runRecoveryPass({
+                db: handle.db,
+                settleTimeoutMs: options.recovery ? (options.recovery.settleTimeoutMs ?? SETTLE_TIMEOUT_MS) : SETTLE_TIMEOUT_MS,
+                batchSize: options.recovery ? options.recovery.batchSize : undefined,
+                clock: options.clock,
+                logger,
+                observer,
+              });
+            } finally {
+              if (options.recovery) await options.recovery.afterPass?.();
+            }
+          },
         });
 
   return {

@@ -160,3 +160,25 @@ describe("createCredits refuses a bad setup at start", () => {
     await expect(createCredits({ database: "memory://", creditTypes: ["calls"] })).rejects.toThrow(/caller/);
   }, 120_000);
 });
+
+describe("createCredits' recovery pass", () => {
+  it("runs at start and on its interval, and calls the host's afterPass after each pass", async () => {
+    let passes = 0;
+    const credits = await createCredits({
+      database: "memory://",
+      creditTypes: ["calls"],
+      caller: () => undefined,
+      recovery: { intervalMs: 50, afterPass: async () => void passes++ },
+    });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (passes < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(passes).toBeGreaterThanOrEqual(2);
+    } finally {
+      await credits.close();
+    }
+    const stopped = passes;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(passes).toBe(stopped);
+  }, 120_000);
+});
