@@ -34,7 +34,7 @@ try {
               actorId: "bench", adminOverride: false, requestId: "bench", authorize: false, actorIsAdmin: false,
             };
           });
-          await holdGroups(database.db, batch.map((request) => [request]));
+          await holdGroups(database.db, batch.map((hold) => [hold]));
           debits += BATCH;
         }
       }),

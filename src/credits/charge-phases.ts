@@ -109,7 +109,8 @@ export async function chargeCalls(deps: ChargeDeps, ctx: RequestContext, calls: 
   } catch (err) {
     await giveBack(taken);
     if (err instanceof Refusal) {
-      for (const refused of err.refused) reportRefusal(deps, ctx, refused.error, calls[0]);
+      const callAt = (path: string[]) => calls.find((c) => c.path.join(".") === path.join(".")) ?? calls[0];
+      for (const refused of err.refused) reportRefusal(deps, ctx, refused.error, callAt(refused.path));
       return { ok: false, refused: err.refused };
     }
     throw err;

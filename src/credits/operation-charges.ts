@@ -19,11 +19,11 @@ import {
   type OperationDefinitionNode,
 } from "graphql";
 import type { CreditsRequest as RequestContext } from "./credits-request.js";
+import { NORMALISED_ID_NAMES, normaliseId } from "../graphql/normalise-ids.js";
 import { chargeCalls, settleRequest, type ChargeDeps, type MeteredCall, type RefusedCall } from "./charge-phases.js";
 import type { MeteredField } from "./metered-field.js";
 import { withSubscriptionOf } from "./charge-wrapper.js";
 import { findMeteredFields, indexMeteredFields, runningFields, type MeteredFieldOccurrence } from "./preview/field-walker.js";
-import { normaliseId } from "../graphql/normalise-ids.js";
 
 export interface OperationCharges {
   /** Holds the operation's upfront-priced fields; the refusals when it may not run, else undefined. */
@@ -87,20 +87,22 @@ function upfrontCalls(
     return runningFields(plan, coerced.coerced).map((o) => ({
       field: o.metered,
       path: [...o.path],
-      args: withNormalisedSubscriptionId(getArgumentValues(o.fieldDef, o.node, coerced.coerced)),
+      args: normaliseIdArgs(getArgumentValues(o.fieldDef, o.node, coerced.coerced)),
     }));
   } catch {
     return undefined;
   }
 }
 
-/**
- * Holds are taken from the document's arguments, before the schema's id normaliser runs on the
- * resolvers: the subscription id is lower-cased here too, so a hold and its call name one balance.
- */
-function withNormalisedSubscriptionId(args: Record<string, unknown>): Record<string, unknown> {
-  const id = normaliseId(args.subscriptionId);
-  return id === args.subscriptionId ? args : { ...args, subscriptionId: id };
+/** Ids as the resolver will see them (lower-case UUIDs, src/graphql/normalise-ids.ts), so the hold and the call agree. */
+function normaliseIdArgs(args: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const name of NORMALISED_ID_NAMES) {
+    const value = args[name];
+    const next = normaliseId(value);
+    if (next !== value) (copy ??= { ...args })[name] = next;
+  }
+  return copy ?? args;
 }
 
 /** The value at a response path in `data`, or undefined when it (or a parent) is missing or null. */

@@ -59,6 +59,7 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
         "metered_hot_over_metered",
         "metered_three_over_metered",
         "metered_live_over_metered",
+        "metered_three_over_metered",
         "metered_over_bare_sql",
         "metered_pooled_over_metered",
         "p99_metered_over_bare_sql",

@@ -49,7 +49,7 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
 
   beforeAll(async () => {
     database = await createTestDatabase(backend);
-    server = await startTestServer({ database, env: { SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: "1500", RATE_LIMIT_DEFAULT: "100000/1m" } });
+    server = await startTestServer({ database, env: { SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: "3000", RATE_LIMIT_DEFAULT: "100000/1m" } });
     owner = await userToken("owner");
     stranger = await userToken("stranger");
     admin = await adminToken();
@@ -298,9 +298,13 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
       { s: fresh },
       { token: owner, headers: { "x-simulate-failure": "slow" } },
     );
-    // The hold commits before the provider starts; wait until it shows (a busy machine may take a moment).
+    // The hold commits before the provider starts; wait until it shows (a busy machine may take a
+    // moment). Balance and held are two reads: one may see the hold and the other not yet.
     let during = await heldOf();
-    for (let i = 0; i < 20 && during.held === 0; i++) during = await heldOf();
+    for (let i = 0; i < 50 && (during.held === 0 || during.balance + during.held !== 10); i++) {
+      await new Promise((r) => setTimeout(r, 40));
+      during = await heldOf();
+    }
     expect(during).toEqual({ type: "leads", balance: 6, held: 4 });
     await slow;
     expect((await heldOf()).held).toBe(0);

@@ -11,4 +11,4 @@ import { LiveBalanceResolver } from "./live-balance-resolver.js";
 import { ThresholdResolver } from "./threshold-resolver.js";
 import { SubscriptionResolver, ViewerResolver } from "./viewer-resolver.js";
 
-export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, BalanceHeldResolver, LiveBalanceResolver, ThresholdResolver] as const;
+export const RESOLVERS = [ViewerResolver, SubscriptionResolver, CatalogResolver, OperationsResolver, AdminResolver, PreviewResolver, LedgerResolver, UsageResolver, AlertsResolver, LiveBalanceResolver, ThresholdResolver, BalanceHeldResolver] as const;

@@ -12,9 +12,9 @@ export class CreditBalance {
   @Field(() => Date, { description: "When the balance last changed." })
   updatedAt!: Date;
 
-  // `held` and `lowBalanceThreshold` are field resolvers (balance-held-resolver.ts, threshold-resolver.ts).
+  // `lowBalanceThreshold` and `held` are field resolvers (threshold-resolver.ts, balance-held-resolver.ts).
 
-  /** Whose balance this is (not a GraphQL field): lets field resolvers find the balance's held credits and settings. */
+  /** Whose balance this is (not a GraphQL field): lets field resolvers find the balance's settings and holds. */
   subscriptionId?: string;
 }
 
