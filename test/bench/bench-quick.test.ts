@@ -57,7 +57,6 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
       [
         "live_push_p99_ms",
         "metered_hot_over_metered",
-        "metered_three_over_metered",
         "metered_live_over_metered",
         "metered_three_over_metered",
         "metered_over_bare_sql",
