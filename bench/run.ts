@@ -4,7 +4,7 @@
  * interleaved rounds, hold). See bench/README.md for what each scenario is and the goals.
  *
  * 1. a fresh bench_<random> database on BENCH_DATABASE_URL's server (dropped afterwards);
- * 2. the real server as its own process (production settings, BENCH=1 for the baseline fields);
+ * 2. the real server as its own process (production settings; bench/bench-main.ts adds the baseline fields);
  * 3. each scenario warmed up, then `rounds` interleaved rounds of every scenario, medians kept, the
  *    database settled (VACUUM, CHECKPOINT) before each run;
  * 4. a soak of the metered load sampling the server's RSS;

@@ -56,13 +56,12 @@ export async function startBenchServer(options: BenchServerOptions): Promise<Ben
   const port = await freePort();
   const nodeArgs = ["--import", "tsx"];
   if (options.profileDir) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", options.profileDir);
-  const child = spawn(process.execPath, [...nodeArgs, "src/main.ts"], {
+  const child = spawn(process.execPath, [...nodeArgs, "bench/bench-main.ts"], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH,
       NODE_ENV: "production",
       LOG_LEVEL: "warn",
-      BENCH: "1",
       DATABASE_URL: options.databaseUrl,
       DATABASE_POOL_SIZE: String(options.poolSize),
       JWT_SECRET: options.jwtSecret,

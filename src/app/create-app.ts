@@ -11,22 +11,15 @@ import type { Config } from "../config/config.js";
 import { connectDatabase } from "../db/connect.js";
 import type { DatabaseHandle } from "../db/database.js";
 import { createTokenVerifier } from "../auth/verifier.js";
-import { CREDIT_TYPE_NAMES } from "../credits/credit-types.js";
+import { CREDIT_TYPES } from "../credits/credit-types.js";
+import { contextIsRequest } from "../credits/credits-request.js";
+import { createCredits } from "../library/index.js";
 import { ESTIMATORS } from "../credits/estimators/registry.js";
 import { METERS } from "../credits/meters/registry.js";
-import { creditsDirectiveTransformer, readMeteredFields } from "../credits/credits-directive.js";
-import { createChargeWrapper } from "../credits/charge-wrapper.js";
-import { createOperationCharges } from "../credits/operation-charges.js";
-import { composeObservers } from "../credits/charge-observer.js";
-import { loggingObserver } from "../credits/logging-observer.js";
-import { createCoalescingChargeLedger } from "../ledger/coalescing-charge-ledger.js";
 import { buildBaseSchema } from "../graphql/build-schema.js";
-import { BenchResolver } from "../graphql/resolvers/bench-resolver.js";
 import { formatError } from "../graphql/format-error.js";
 import { refuseNulVariablesPlugin, requestValidationRules } from "../graphql/validation/index.js";
 import type { RequestContext } from "../graphql/context.js";
-import { creditsExtensionPlugin } from "../graphql/plugins/credits-extension-plugin.js";
-import { errorsPlugin } from "../graphql/plugins/errors-plugin.js";
 import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer } from "../http/http-server.js";
 import { createLogger } from "../observability/logger.js";
 import { createObservability, type ObservabilityOptions } from "../observability/observability.js";
@@ -38,8 +31,6 @@ import type { AppServices } from "./services.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import { createRateLimiting } from "../ratelimit/create-rate-limiting.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
-import { runRecoveryPass } from "../recovery/recovery-pass.js";
-import { startRecoveryScheduler } from "../recovery/recovery-scheduler.js";
 import { runGrantMaintenance } from "../grants/maintenance.js";
 import { createCorsPolicy } from "../http/cors.js";
 import { RequestLimiter } from "../http/request-limit.js";
@@ -47,7 +38,6 @@ import { requestLimitGate } from "../http/request-limit-gate.js";
 import { requireBearer } from "../http/bearer-route.js";
 import { normaliseIdsTransformer } from "../graphql/normalise-ids.js";
 import { createEdgeMetrics } from "../observability/edge-metrics.js";
-import { backfillBalances } from "../subscriptions/balance-backfill.js";
 import { createLiveBalance } from "../live/live-balance.js";
 import { attachLiveSocket, type LiveSocketServer } from "../live/websocket-server.js";
 import { CONSOLE_PATH, consoleRoute, schemaHasLiveBalances } from "../console/console-route.js";
@@ -61,6 +51,8 @@ export interface CreateAppOptions {
   observability?: ObservabilityOptions;
   /** Clock of idempotency-key expiry and of the recovery pass (tests inject a fake one). */
   clock?: () => Date;
+  /** Extra type-graphql resolver classes (the benchmark's baseline fields, plugged in by bench/). */
+  resolvers?: Function[];
 }
 
 export interface App {
@@ -85,28 +77,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       logger,
     }));
   const ownsDatabase = !options.database;
-  // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
-  await backfillBalances(database.db, [...CREDIT_TYPE_NAMES]);
-
-  // The benchmark's baseline fields exist only in a server started with BENCH=1 (`npm run bench`).
-  const baseSchema = buildBaseSchema(config.BENCH ? [BenchResolver] : []);
-  const directiveOptions = { creditTypes: CREDIT_TYPE_NAMES, estimators: ESTIMATORS, meters: METERS };
-  const meteredFields = readMeteredFields(baseSchema, directiveOptions);
-
+  // Extra resolvers (the benchmark's baseline fields, from bench/) join the schema only when passed.
+  const baseSchema = buildBaseSchema(options.resolvers ?? []);
   const observability = createObservability(config, { db: database.db, logger }, options.observability);
-  const observer = composeObservers([loggingObserver(logger), ...observability.observers], (err) =>
-    logger.error({ err }, "a charge observer failed"),
-  );
-  const services: AppServices = {
-    config,
-    database,
-    db: database.db,
-    logger,
-    providers: options.providers ?? new SimulatedProviders(),
-    observer,
-    alerts: observability.alerts,
-    meteredFields,
-  };
 
   // Rate limits (memory, or Redis when REDIS_URL is set): exact under concurrency. A bad @rateLimit fails here, at start.
   const clock = options.clock;
@@ -128,17 +101,45 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     clock: options.clock,
     logger,
   });
-  // Holds and settlements coalesced into batch statements, the subscription check folded into the
-  // hold: one round trip per batch instead of three per call (DESIGN.md, "Performance").
-  const ledger = createCoalescingChargeLedger(database.db, {
-    maxBatch: config.CHARGE_BATCH_MAX,
-    maxInFlight: config.CHARGE_BATCH_IN_FLIGHT,
+  // The credits core, built from its public entry like any host's (docs/library.md). This server's
+  // context already carries the credits state (its resolvers share the request's loaders), so it is
+  // passed as `request`. Holds and settlements are coalesced into batch statements, the subscription
+  // check folded into the hold: one round trip per batch instead of three per call ("Performance").
+  const credits = await createCredits<RequestContext>({
+    database,
+    creditTypes: CREDIT_TYPES,
+    estimators: Object.fromEntries(ESTIMATORS),
+    meters: Object.fromEntries(METERS),
+    request: contextIsRequest,
+    rateLimit: { gate: rateLimiter },
+    idempotency: { gate: idempotency },
+    logger,
+    observers: observability.observers,
+    ledger: { maxBatch: config.CHARGE_BATCH_MAX, maxInFlight: config.CHARGE_BATCH_IN_FLIGHT },
+    // Every debit ends settled: refund what crashed processes left pending (at start, then every interval).
+    recovery: {
+      intervalMs: config.RECOVERY_INTERVAL,
+      settleTimeoutMs: config.CHARGE_SETTLE_TIMEOUT,
+      batchSize: config.RECOVERY_BATCH_SIZE,
+      // Plan renewals and grant expiry ride on the same pass (src/grants/maintenance.ts).
+      afterPass: () => runGrantMaintenance({ db: database.db, plans: config.plans, logger }),
+    },
+    clock: options.clock,
   });
-  const chargeDeps = { ledger, rateLimiter, observer, idempotency };
-  const wrap = createChargeWrapper(chargeDeps);
   // Ids normalised outermost, so every wrapper and resolver sees lower-case UUIDs.
-  const schema = normaliseIdsTransformer(rateLimiting.transform(creditsDirectiveTransformer({ ...directiveOptions, wrap })(baseSchema)));
-  services.schema = schema;
+  const schema = normaliseIdsTransformer(rateLimiting.transform(credits.transform(baseSchema)));
+  const meteredFields = [...credits.meteredFields];
+  const services: AppServices = {
+    config,
+    database,
+    db: database.db,
+    logger,
+    providers: options.providers ?? new SimulatedProviders(),
+    observer: credits.observer,
+    alerts: observability.alerts,
+    meteredFields,
+    schema,
+  };
 
   const validationRules = requestValidationRules(
     {
@@ -180,9 +181,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     validationRules: [...validationRules],
     plugins: [
       // Holds each operation's metered fields together before it runs, settles them once its result
-      // is known, and writes extensions.credits.
-      creditsExtensionPlugin(createOperationCharges(chargeDeps, meteredFields)),
-      errorsPlugin(),
+      // is known, writes extensions.credits, and answers errors with their code's HTTP status.
+      credits.plugin,
       observability.graphqlPlugin<RequestContext>(),
       // Text with NUL characters is refused before anything runs (PostgreSQL cannot store it).
       refuseNulVariablesPlugin<RequestContext>(),
@@ -201,6 +201,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     // timer or pool behind.
     await live.close().catch(() => undefined);
     await observability.close().catch(() => undefined);
+    await credits.close().catch(() => undefined);
     await rateLimiting.close().catch(() => undefined);
     if (ownsDatabase) await database.close().catch(() => undefined);
     throw err;
@@ -248,27 +249,6 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     onSlowConsumer: () => live.slowConsumerDropped(),
   });
 
-  // Every debit ends settled: refund what crashed processes left pending (at start, then every interval).
-  const recovery = startRecoveryScheduler({
-    intervalMs: config.RECOVERY_INTERVAL,
-    logger,
-    runPass: async () => {
-      try {
-        return await runRecoveryPass({
-        db: database.db,
-        settleTimeoutMs: config.CHARGE_SETTLE_TIMEOUT,
-        batchSize: config.RECOVERY_BATCH_SIZE,
-        clock: options.clock,
-        logger,
-        observer,
-        });
-      } finally {
-        // Plan renewals and grant expiry ride on the same pass (src/grants/maintenance.ts).
-        await runGrantMaintenance({ db: database.db, plans: config.plans, logger });
-      }
-    },
-  });
-
   return {
     services,
     schema,
@@ -282,7 +262,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // Requests are done: stop spike checks, finish storing alerts, give webhook posts a moment.
       await observability.close();
       await apollo.stop();
-      await recovery.stop();
+      await credits.close();
       await live.close();
       await rateLimiting.close();
       if (ownsDatabase) await database.close();

@@ -115,7 +115,6 @@ export const configSchema = z.object({
   MAX_METERED_FIELDS: positiveInt(20),
   MAX_ALIASES: positiveInt(50),
   MAX_DIRECTIVES: positiveInt(50),
-  BENCH: flag,
   /** Most debits the charge ledger sends to the database in one statement. */
   CHARGE_BATCH_MAX: positiveInt(100),
   /** Most debit statements the charge ledger runs at once (each holds a pooled connection while it runs). */

@@ -19,7 +19,7 @@ import {
   NotFoundError,
   isUserInputError,
 } from "../errors/errors.js";
-import { requireViewer, type RequestContext } from "../graphql/context.js";
+import { requireViewer, type CreditsRequest as RequestContext } from "./credits-request.js";
 import type { ChargeLedger } from "../ledger/charge-ledger.js";
 import { groupTotal, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
 import type { Settlement } from "../ledger/settle.js";

@@ -9,18 +9,20 @@
  * reached. Either way its hold is settled once the operation's result is known (step 8).
  */
 import type { GraphQLResolveInfo } from "graphql";
-import { responsePath, responsePathKey, type RequestContext } from "../graphql/context.js";
+import { contextIsRequest, responsePath, responsePathKey, type CreditsRequest as RequestContext, type RequestOf } from "./credits-request.js";
 import { chargeCalls, runHeld, type ChargeDeps, type HeldCall } from "./charge-phases.js";
 import type { MeteredResolverWrapper } from "./credits-directive.js";
 
 export type ChargeWrapperDeps = ChargeDeps;
 
-export function createChargeWrapper(deps: ChargeDeps): MeteredResolverWrapper {
+/** `requestOf` finds the credits state of the host's context (convention 10). */
+export function createChargeWrapper(deps: ChargeDeps, requestOf: RequestOf = contextIsRequest): MeteredResolverWrapper {
   return (field, resolve) => async (source, rawArgs, context, info) => {
-    const ctx = context as RequestContext;
-    const args = rawArgs as Record<string, unknown>;
+    const ctx = await requestOf(context);
+    const args = withSubscriptionOf(ctx, rawArgs as Record<string, unknown>);
     const held = ctx.charges.upfront.get(responsePathKey(info)) ?? (await holdAlone(deps, ctx, field, args, info));
-    return runHeld(held, resolve, source, args, ctx, info);
+    // The resolver gets the host's own context and arguments: runHeld only passes them through.
+    return runHeld(held, resolve, source, rawArgs as Record<string, unknown>, context as RequestContext, info);
   };
 }
 
@@ -29,4 +31,10 @@ async function holdAlone(deps: ChargeDeps, ctx: RequestContext, field: Parameter
   const outcome = await chargeCalls(deps, ctx, [{ field, path: responsePath(info), args }]);
   if (!outcome.ok) throw outcome.refused[0].error;
   return outcome.held[0];
+}
+
+/** A field without a subscriptionId argument charges the subscription the host found in its context. */
+export function withSubscriptionOf(ctx: RequestContext, args: Record<string, unknown>): Record<string, unknown> {
+  if (args.subscriptionId !== undefined && args.subscriptionId !== null) return args;
+  return ctx.subscriptionId === undefined ? args : { ...args, subscriptionId: ctx.subscriptionId };
 }

@@ -18,10 +18,11 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from "graphql";
-import type { RequestContext } from "../graphql/context.js";
+import type { CreditsRequest as RequestContext } from "./credits-request.js";
 import { NORMALISED_ID_NAMES, normaliseId } from "../graphql/normalise-ids.js";
 import { chargeCalls, settleRequest, type ChargeDeps, type MeteredCall, type RefusedCall } from "./charge-phases.js";
 import type { MeteredField } from "./metered-field.js";
+import { withSubscriptionOf } from "./charge-wrapper.js";
 import { findMeteredFields, indexMeteredFields, runningFields, type MeteredFieldOccurrence } from "./preview/field-walker.js";
 
 export interface OperationCharges {
@@ -61,7 +62,7 @@ export function createOperationCharges(deps: ChargeDeps, meteredFields: readonly
         return undefined; // too large to plan: each field is held alone when it runs
       }
       if (plan.length === 0) return undefined;
-      const calls = upfrontCalls(schema, operation, plan, variables);
+      const calls = upfrontCalls(schema, operation, plan, variables)?.map((c) => ({ ...c, args: withSubscriptionOf(ctx, c.args) }));
       // Variables or arguments that do not coerce: execution refuses them before any field runs.
       if (!calls) return undefined;
       const outcome = await chargeCalls(deps, ctx, calls);

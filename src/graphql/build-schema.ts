@@ -27,7 +27,7 @@ const SUBSCRIBE_OPTION_ONLY: NonNullable<BuildSchemaOptions["pubSub"]> = {
 /**
  * The schema as the resolvers declare it, before the credits and rate-limit transformers wrap anything.
  * `extraResolvers` adds resolver classes that are not part of the public schema (the benchmark's
- * fields, registered only when BENCH=1); the emitted schema never passes any.
+ * fields, passed by bench/bench-main.ts through createApp's options); the emitted schema never passes any.
  */
 export function buildBaseSchema(extraResolvers: readonly Function[] = []): GraphQLSchema {
   return buildSchemaSync({

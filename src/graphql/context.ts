@@ -2,7 +2,6 @@
  * The per-request context: who is calling, the request's loaders and charge collector, and the
  * application services resolvers use. Built once per HTTP request by the server.
  */
-import type { GraphQLResolveInfo } from "graphql";
 import type { Logger } from "pino";
 import type { Viewer } from "../auth/viewer.js";
 import { UnauthenticatedError } from "../errors/errors.js";
@@ -10,8 +9,9 @@ import type { ChargeCollector } from "../credits/charge-collector.js";
 import type { SimulatedFailure } from "../providers/providers.js";
 import type { RequestLoaders } from "./loaders.js";
 import type { AppServices } from "../app/services.js";
+import type { CreditsRequest } from "../credits/credits-request.js";
 
-export interface RequestContext {
+export interface RequestContext extends CreditsRequest {
   readonly requestId: string;
   /** Set when the request carried a valid token. */
   readonly viewer: Viewer | undefined;
@@ -30,20 +30,4 @@ export interface RequestContext {
   readonly clientGone?: () => boolean;
 }
 
-/** The caller, or UNAUTHENTICATED (the token's own problem when it had one). */
-export function requireViewer(ctx: RequestContext): Viewer {
-  if (ctx.authError) throw ctx.authError;
-  if (!ctx.viewer) throw new UnauthenticatedError();
-  return ctx.viewer;
-}
-
-/** "a.0.b": the response path of a field, as a stable key. */
-export function responsePathKey(info: Pick<GraphQLResolveInfo, "path">): string {
-  return responsePath(info).join(".");
-}
-
-export function responsePath(info: Pick<GraphQLResolveInfo, "path">): string[] {
-  const keys: string[] = [];
-  for (let p: GraphQLResolveInfo["path"] | undefined = info.path; p; p = p.prev) keys.push(String(p.key));
-  return keys.reverse();
-}
+export { requireViewer, responsePath, responsePathKey } from "../credits/credits-request.js";

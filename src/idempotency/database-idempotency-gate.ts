@@ -11,7 +11,7 @@ import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
 import { BadUserInputError, ConflictError, CreditsError, InternalError } from "../errors/errors.js";
-import { requireViewer } from "../graphql/context.js";
+import { requireViewer } from "../credits/credits-request.js";
 import type { ChargeRecord } from "../credits/charge-collector.js";
 import type { FirstClaim, IdempotencyClaim, IdempotencyGate } from "./idempotency-gate.js";
 import { parseIdempotencyKey } from "./idempotency-key.js";

@@ -12,7 +12,7 @@
  *   → `abandon()`: nothing stands charged, so the key is released and a retry runs afresh.
  */
 import type { GraphQLError } from "graphql";
-import type { RequestContext } from "../graphql/context.js";
+import type { CreditsRequest as RequestContext } from "../credits/credits-request.js";
 import type { MeteredField } from "../credits/metered-field.js";
 import type { ChargeRecord } from "../credits/charge-collector.js";
 

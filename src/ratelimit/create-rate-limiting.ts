@@ -5,9 +5,8 @@
  */
 import type { GraphQLSchema } from "graphql";
 import type { Logger } from "pino";
-import type { Config } from "../config/config.js";
 import { RateLimitedError } from "../errors/errors.js";
-import type { RequestContext } from "../graphql/context.js";
+import type { CreditsRequest as RequestContext } from "../credits/credits-request.js";
 import { MemoryRateLimitStore } from "./memory-store.js";
 import { readRateLimitRules, rateLimitDirectiveTransformer } from "./rate-limit-directive.js";
 import type { RateLimitGate } from "./rate-limit-gate.js";
@@ -16,10 +15,14 @@ import type { RateLimitStore } from "./rate-limit-store.js";
 import { RateLimiter, type RateLimitCaller } from "./rate-limiter.js";
 import { RedisRateLimitStore } from "./redis-store.js";
 
-export type RateLimitConfig = Pick<
-  Config,
-  "REDIS_URL" | "RATE_LIMIT_DEFAULT" | "RATE_LIMIT_ON_STORE_ERROR" | "RATE_LIMIT_KEY_PREFIX" | "RATE_LIMIT_STORE_TIMEOUT"
->;
+/** The settings rate limiting reads (this server passes its parsed configuration; a library host its own). */
+export interface RateLimitConfig {
+  readonly REDIS_URL?: string | undefined;
+  readonly RATE_LIMIT_DEFAULT: { readonly max: number; readonly window: string; readonly windowMs: number };
+  readonly RATE_LIMIT_ON_STORE_ERROR: "closed" | "open";
+  readonly RATE_LIMIT_KEY_PREFIX: string;
+  readonly RATE_LIMIT_STORE_TIMEOUT: number;
+}
 
 export interface CreateRateLimitingOptions {
   config: RateLimitConfig;

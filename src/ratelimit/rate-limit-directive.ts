@@ -29,7 +29,7 @@ import {
   type GraphQLSchema,
 } from "graphql";
 import { MapperKind, getDirective, mapSchema } from "@graphql-tools/utils";
-import { parseDurationMs } from "../config/duration.js";
+import { parseDurationMs } from "../util/duration.js";
 import { CREDITS_DIRECTIVE_NAME } from "../credits/credits-directive.js";
 import { LIBRARY_DEFAULT_MAX, LIBRARY_DEFAULT_WINDOW, type RateLimitRule } from "./rate-limit-rule.js";
 

@@ -4,7 +4,7 @@
  * default limit when it has none. Nothing has been charged when it throws.
  */
 import type { GraphQLResolveInfo } from "graphql";
-import type { RequestContext } from "../graphql/context.js";
+import type { CreditsRequest as RequestContext } from "../credits/credits-request.js";
 import type { MeteredField } from "../credits/metered-field.js";
 import type { RateLimitPass } from "./rate-limiter.js";
 

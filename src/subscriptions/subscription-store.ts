@@ -18,6 +18,8 @@ export interface OpenSubscription {
   requestId: string | null;
   /** The configured plan named by `plan`, if any: its first period starts at once (src/plans). */
   planDefinition?: PlanDefinition;
+  /** The credit types it gets a zero balance of (this server's CREDIT_TYPES unless a library host says otherwise). */
+  creditTypes?: readonly string[];
 }
 
 /** Opens a subscription in one transaction: the row, a balance of each type, and a GRANT per starting amount. */
@@ -29,7 +31,7 @@ export async function openSubscription(db: DbOrTx, request: OpenSubscription): P
       .returning();
     await tx
       .insert(creditBalances)
-      .values(CREDIT_TYPES.map((t) => ({ subscriptionId: subscription.id, creditType: t.name, balance: 0 })));
+      .values((request.creditTypes ?? CREDIT_TYPES.map((t) => t.name)).map((creditType) => ({ subscriptionId: subscription.id, creditType, balance: 0 })));
     for (const grant of request.initialCredits ?? []) {
       if (grant.amount === 0) continue;
       await changeBalance(tx, {

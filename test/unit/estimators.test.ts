@@ -34,8 +34,8 @@ const SOURCES = [...HARVEST_SOURCES];
 const record = { firstName: "Ada", lastName: "Lovelace", address: "1 Main St" };
 
 describe("registry", () => {
-  it("holds the six estimators under their own names", () => {
-    expect([...ESTIMATORS.keys()].sort()).toEqual(["ai", "leads", "mls", "phone", "skiptrace", "theharvester"]);
+  it("holds DESIGN.md's six estimators (and any added since) under their own names", () => {
+    expect([...ESTIMATORS.keys()]).toEqual(expect.arrayContaining(["ai", "leads", "mls", "phone", "skiptrace", "theharvester"]));
     for (const [name, e] of ESTIMATORS) {
       expect(e.name).toBe(name);
       expect(e.description.length).toBeGreaterThan(0);

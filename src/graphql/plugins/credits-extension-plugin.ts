@@ -11,17 +11,22 @@ import type { GraphQLFormattedError } from "graphql";
 import type { RefusedCall } from "../../credits/charge-phases.js";
 import type { OperationCharges } from "../../credits/operation-charges.js";
 import { InternalError } from "../../errors/errors.js";
-import type { RequestContext } from "../context.js";
+import { contextIsRequest, type RequestOf } from "../../credits/credits-request.js";
 import { formatError } from "../format-error.js";
 
-export function creditsExtensionPlugin(charges: OperationCharges): ApolloServerPlugin<RequestContext> {
+/** Generic over the host's context: `requestOf` finds the credits state of a request (convention 10). */
+export function creditsExtensionPlugin<TContext extends object>(
+  charges: OperationCharges,
+  requestOf: RequestOf = contextIsRequest,
+): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       return {
         // After every plugin's didResolveOperation passed (they run concurrently, and one may still
         // refuse the request), and before execution: nothing is held for a request refused earlier.
-        async responseForOperation({ schema, document, operation, request, contextValue }) {
+        async responseForOperation({ schema, document, operation, request, contextValue: context }) {
           if (!operation) return null;
+          const contextValue = await requestOf(context);
           let refused: RefusedCall[] | undefined;
           try {
             refused = await charges.holdOperation({ schema, document, operation, variables: request.variables, ctx: contextValue });
@@ -35,8 +40,9 @@ export function creditsExtensionPlugin(charges: OperationCharges): ApolloServerP
             body: { kind: "single", singleResult: { data: null, errors: refused.map(formatRefusal) } },
           };
         },
-        async willSendResponse({ response, contextValue }) {
+        async willSendResponse({ response, contextValue: context }) {
           if (response.body.kind !== "single") return;
+          const contextValue = await requestOf(context);
           const result = response.body.singleResult;
           await charges.settle(contextValue, result.data);
           const credits = contextValue.charges.toExtension();

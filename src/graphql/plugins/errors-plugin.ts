@@ -7,14 +7,16 @@ import type { ApolloServerPlugin } from "@apollo/server";
 import { unwrapResolverError } from "@apollo/server/errors";
 import { ERROR_HTTP_STATUS, isErrorCode } from "../../errors/codes.js";
 import { CreditsError } from "../../errors/errors.js";
-import type { RequestContext } from "../context.js";
+import { contextIsRequest, type RequestOf } from "../../credits/credits-request.js";
 import { clientRequestReason } from "../format-error.js";
 
-export function errorsPlugin(): ApolloServerPlugin<RequestContext> {
+/** Generic over the host's context: `requestOf` finds the request's logger and id (convention 10). */
+export function errorsPlugin<TContext extends object>(requestOf: RequestOf = contextIsRequest): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       return {
-        async didEncounterErrors({ errors, contextValue, operationName }) {
+        async didEncounterErrors({ errors, contextValue: context, operationName }) {
+          const contextValue = await requestOf(context);
           let clientErrors = 0;
           for (const error of errors) {
             const original = unwrapResolverError(error);
@@ -36,10 +38,11 @@ export function errorsPlugin(): ApolloServerPlugin<RequestContext> {
             );
           }
         },
-        async willSendResponse({ response, contextValue }) {
+        async willSendResponse({ response, contextValue: context }) {
           if (response.body.kind !== "single") return;
           const errors = response.body.singleResult.errors;
           if (!errors || errors.length === 0) return;
+          const contextValue = await requestOf(context);
           for (const error of errors) {
             (error.extensions as Record<string, unknown>).requestId = contextValue.requestId;
           }

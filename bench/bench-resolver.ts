@@ -1,19 +1,19 @@
 /**
  * Benchmark-only fields: the baselines `npm run bench` measures the charge path against. Registered
- * only when BENCH=1 (create-app passes this class to buildBaseSchema); never part of the public or
+ * only in the server bench/bench-main.ts starts (createApp({ resolvers: [BenchResolver] })); never part of the public or
  * emitted schema. Neither field is metered or rate-limited, and neither needs a token.
  */
 import { sql } from "drizzle-orm";
 import { Arg, Ctx, ID, Int, Mutation, Resolver } from "type-graphql";
-import { queryRows } from "../../db/database.js";
-import { BadUserInputError, NotFoundError } from "../../errors/errors.js";
-import { isUuid } from "../../util/uuid.js";
-import type { RequestContext } from "../context.js";
+import { queryRows } from "../src/db/database.js";
+import { BadUserInputError, NotFoundError } from "../src/errors/errors.js";
+import { isUuid } from "../src/util/uuid.js";
+import type { RequestContext } from "../src/graphql/context.js";
 
 @Resolver()
 export class BenchResolver {
   @Mutation(() => Boolean, {
-    description: "Benchmark only (BENCH=1): does nothing. The framework's ceiling: HTTP, context, parse, validate, execute.",
+    description: "Benchmark only (bench/bench-main.ts): does nothing. The framework's ceiling: HTTP, context, parse, validate, execute.",
   })
   benchNoop(): boolean {
     return true;
@@ -21,7 +21,7 @@ export class BenchResolver {
 
   @Mutation(() => Int, {
     description:
-      "Benchmark only (BENCH=1): one bare `UPDATE … RETURNING` on a balance row through the server's pool, changing " +
+      "Benchmark only (bench/bench-main.ts): one bare `UPDATE … RETURNING` on a balance row through the server's pool, changing " +
       "nothing but its timestamp. The database round trip's ceiling. Returns the row's balance.",
   })
   async benchTouchBalance(

@@ -1,0 +1,55 @@
+/**
+ * What the credits core knows of one request (DESIGN.md, convention 10). The core is generic over
+ * the host's context: it never reads the host's context type, only this per-request state, which the
+ * host's own context may carry (this server's RequestContext extends it) or which createCredits
+ * keeps beside an arbitrary context (src/library/request-state.ts).
+ */
+import type { GraphQLResolveInfo } from "graphql";
+import type { Logger } from "pino";
+import type { Viewer } from "../auth/viewer.js";
+import { UnauthenticatedError } from "../errors/errors.js";
+import type { ChargeCollector } from "./charge-collector.js";
+import type { RequestLoaders } from "../graphql/loaders.js";
+
+export interface CreditsRequest {
+  readonly requestId: string;
+  /** The caller, when the request carried valid credentials. */
+  readonly viewer: Viewer | undefined;
+  /** Set when the request carried credentials that failed verification: metered fields raise it. */
+  readonly authError?: UnauthenticatedError | undefined;
+  /** Where the call came from: the anonymous rate-limit key. */
+  readonly clientAddress?: string;
+  readonly loaders: RequestLoaders;
+  readonly charges: ChargeCollector;
+  readonly logger: Logger;
+  /** The Idempotency-Key request header, when present. */
+  readonly idempotencyKey: string | undefined;
+  /** The subscription the host found in its context: charged by metered fields without a subscriptionId argument. */
+  readonly subscriptionId?: string | undefined;
+  /** True once the client has gone away (its connection closed): results then never reach it. */
+  readonly clientGone?: () => boolean;
+}
+
+/** Finds the credits core's per-request state from the host's GraphQL context. */
+export type RequestOf = (context: unknown) => CreditsRequest | Promise<CreditsRequest>;
+
+/** A context that is itself a CreditsRequest (this server's). */
+export const contextIsRequest: RequestOf = (context) => context as CreditsRequest;
+
+/** The caller, or UNAUTHENTICATED (the credentials' own problem when they had one). */
+export function requireViewer(ctx: CreditsRequest): Viewer {
+  if (ctx.authError) throw ctx.authError;
+  if (!ctx.viewer) throw new UnauthenticatedError();
+  return ctx.viewer;
+}
+
+/** "a.0.b": the response path of a field, as a stable key. */
+export function responsePathKey(info: Pick<GraphQLResolveInfo, "path">): string {
+  return responsePath(info).join(".");
+}
+
+export function responsePath(info: Pick<GraphQLResolveInfo, "path">): string[] {
+  const keys: string[] = [];
+  for (let p: GraphQLResolveInfo["path"] | undefined = info.path; p; p = p.prev) keys.push(String(p.key));
+  return keys.reverse();
+}

@@ -1,0 +1,251 @@
+/**
+ * createCredits: the credits core as a library (DESIGN.md, "Using the credits core in another
+ * server"). One factory, generic over the host's context, with typed options; it returns what a host
+ * adds to its Apollo Server: the directive's SDL, a schema transform, one plugin, the admin
+ * operations as functions, the migrations and close(). This server builds itself from it too.
+ */
+import type { ApolloServerPlugin } from "@apollo/server";
+import type { GraphQLSchema } from "graphql";
+import { pino, type Logger } from "pino";
+import { z } from "zod";
+import { createChargeWrapper } from "../credits/charge-wrapper.js";
+import type { ChargeDeps } from "../credits/charge-phases.js";
+import { composeObservers, type ChargeObserver } from "../credits/charge-observer.js";
+import { CREDITS_DIRECTIVE_SDL, creditsDirectiveTransformer, readMeteredFields } from "../credits/credits-directive.js";
+import type { RequestOf } from "../credits/credits-request.js";
+import type { Estimator } from "../credits/estimators/estimator.js";
+import type { Meter } from "../credits/meters/meter.js";
+import type { MeteredField } from "../credits/metered-field.js";
+import { loggingObserver } from "../credits/logging-observer.js";
+import { createOperationCharges, type OperationCharges } from "../credits/operation-charges.js";
+import { connectDatabase } from "../db/connect.js";
+import type { DatabaseHandle } from "../db/database.js";
+import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
+import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
+import { createCoalescingChargeLedger } from "../ledger/coalescing-charge-ledger.js";
+import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
+import { createRateLimiting, type RateLimiting } from "../ratelimit/create-rate-limiting.js";
+import { parseDurationMs } from "../util/duration.js";
+import { creditsExtensionPlugin } from "../graphql/plugins/credits-extension-plugin.js";
+import { errorsPlugin } from "../graphql/plugins/errors-plugin.js";
+import { runRecoveryPass } from "../recovery/recovery-pass.js";
+import { startRecoveryScheduler, type RecoveryScheduler } from "../recovery/recovery-scheduler.js";
+import { backfillBalances } from "../subscriptions/balance-backfill.js";
+import { attachResolvers, type ResolverMap } from "./attach-resolvers.js";
+import { composePlugins } from "./compose-plugins.js";
+import { formatErrorsPlugin } from "./format-errors-plugin.js";
+import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
+import { migrateCredits } from "./migrations.js";
+import { requestStates, type ContextReaders } from "./request-state.js";
+
+/** A credit type: its name, or its name and a description. */
+export type CreditTypeOption = string | { name: string; description?: string };
+/** An estimator: a function of the field's arguments, or a full Estimator (with a zod schema that validates them). */
+export type EstimatorOption = ((args: any) => number) | Estimator;
+/** A meter: a function of the field's arguments and its result, or a full Meter. */
+export type MeterOption = ((args: any, result: any) => number) | Meter;
+
+export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContext>> {
+  /**
+   * The database: a PostgreSQL URL ("postgres://…"), a PGlite data directory ("./data", or
+   * "memory://" for nothing kept), or an open handle. Opened databases are migrated and closed by close().
+   */
+  database: string | DatabaseHandle;
+  /** Apply the migrations to an open handle too (a URL or directory is always migrated). Default false. */
+  migrate?: boolean;
+  creditTypes: readonly CreditTypeOption[];
+  estimators?: Readonly<Record<string, EstimatorOption>>;
+  meters?: Readonly<Record<string, MeterOption>>;
+  /**
+   * For a host whose context already carries the credits state (a CreditsRequest, as this server's
+   * does): used instead of the readers (caller, subscription …) and the state kept by the library.
+   */
+  request?: RequestOf;
+  /** Rate limit of metered fields: a default rule ("60/1m", per caller per field, in memory), or a gate of your own. None by default. */
+  rateLimit?: { default: string } | { gate: RateLimitGate };
+  /** Idempotency-Key handling of metered mutations (needs `idempotencyKey`): on by default, keys kept `ttlMs` (24 h). */
+  idempotency?: false | { ttlMs?: number; staleAfterMs?: number; maxResultBytes?: number } | { gate: IdempotencyGate };
+  /** pino logger for holds, settlements, refunds and refusals (silent by default). */
+  logger?: Logger;
+  /** Further observers of charge events (metrics, alerts). */
+  observers?: ChargeObserver[];
+  /** Hold and settlement coalescing (defaults: 100 per statement, 2 statements in flight). */
+  ledger?: { maxBatch?: number; maxInFlight?: number };
+  /**
+   * Refunds of holds a crashed process left unsettled: every `intervalMs` (60 s), holds older than
+   * `settleTimeoutMs` (120 s). `afterPass` runs after each pass, even a failed one (a host's own upkeep
+   * on the same timer, e.g. this server's grant expiry and plan renewals). `false` turns it off.
+   */
+  recovery?: false | { intervalMs?: number; settleTimeoutMs?: number; batchSize?: number; afterPass?: () => Promise<unknown> };
+  /** Injectable clock (tests). */
+  clock?: () => Date;
+}
+
+export interface Credits<TContext extends object> {
+  /** `directive @credits(…)`: add it to your SDL typeDefs. */
+  readonly typeDefs: string;
+  /**
+   * Wraps every @credits field of the schema (after attaching `resolvers`, for a schema built from SDL
+   * with graphql's buildSchema). Validates each directive now: a bad one throws, naming the field.
+   */
+  transform(schema: GraphQLSchema, resolvers?: ResolverMap): GraphQLSchema;
+  /** The metered fields of the last transformed schema. */
+  readonly meteredFields: readonly MeteredField[];
+  /** Holds before execution, settles after, writes extensions.credits, formats errors and sets the HTTP status. */
+  readonly plugin: ApolloServerPlugin<TContext>;
+  /** Subscriptions, grants, adjustments, refunds and balances, as functions. */
+  readonly admin: AdminOperations;
+  readonly database: DatabaseHandle;
+  /** The charge observer (the logger's and `observers`), for a host that reports charges of its own (admin refunds). */
+  readonly observer: ChargeObserver;
+  /** Applies the migrations again (idempotent). */
+  migrate(): Promise<void>;
+  /** Stops the recovery timer and the rate-limit store; closes the database when it opened it. */
+  close(): Promise<void>;
+}
+
+const SETTLE_TIMEOUT_MS = 120_000;
+
+function creditTypeNames(types: readonly CreditTypeOption[]): string[] {
+  const names = types.map((t) => (typeof t === "string" ? t : t.name));
+  if (names.length === 0) throw new Error("createCredits: name at least one credit type");
+  return names;
+}
+
+function toEstimators(options: Readonly<Record<string, EstimatorOption>> = {}): Map<string, Estimator> {
+  return new Map(
+    Object.entries(options).map(([name, e]) => [
+      name,
+      typeof e === "function" ? { name, description: name, args: z.any(), estimate: e } : e,
+    ]),
+  );
+}
+
+function toMeters(options: Readonly<Record<string, MeterOption>> = {}): Map<string, Meter> {
+  return new Map(Object.entries(options).map(([name, m]) => [name, typeof m === "function" ? { name, description: name, measure: m } : m]));
+}
+
+async function openDatabase(database: string | DatabaseHandle, logger: Logger, migrate: boolean): Promise<{ handle: DatabaseHandle; owned: boolean }> {
+  if (typeof database !== "string") {
+    if (migrate) await migrateCredits(database);
+    return { handle: database, owned: false };
+  }
+  const isUrl = /^postgres(ql)?:\/\//.test(database);
+  const handle = await connectDatabase(isUrl ? { databaseUrl: database, logger } : { pgliteDir: database, logger });
+  return { handle, owned: true };
+}
+
+function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle, logger: Logger): IdempotencyGate | undefined {
+  const setting = options.idempotency;
+  if (setting === false) return undefined;
+  if (setting && "gate" in setting) return setting.gate;
+  return createDatabaseIdempotencyGate({
+    db: handle.db,
+    ttlMs: setting?.ttlMs ?? 86_400_000,
+    staleAfterMs: setting?.staleAfterMs ?? SETTLE_TIMEOUT_MS,
+    maxResultBytes: setting?.maxResultBytes,
+    clock: options.clock,
+    logger,
+  });
+}
+
+function memoryRateLimiting(rule: string, schema: GraphQLSchema, logger: Logger, clock?: () => Date): RateLimiting {
+  const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(rule);
+  const windowMs = match ? parseDurationMs(match[2]) : undefined;
+  if (!match || !windowMs) throw new Error(`createCredits: rateLimit.default "${rule}" is not "<max>/<window>", e.g. "60/1m"`);
+  return createRateLimiting({
+    config: {
+      RATE_LIMIT_DEFAULT: { max: Number(match[1]), window: match[2], windowMs },
+      RATE_LIMIT_ON_STORE_ERROR: "closed",
+      RATE_LIMIT_KEY_PREFIX: "credits:rl:",
+      RATE_LIMIT_STORE_TIMEOUT: 500,
+    },
+    logger,
+    schema,
+    now: clock ? () => clock().getTime() : undefined,
+  });
+}
+
+const NO_RATE_LIMIT: RateLimitGate = { checkMetered: async () => undefined };
+
+export async function createCredits<TContext extends object = Record<string, unknown>>(options: CreditsOptions<TContext>): Promise<Credits<TContext>> {
+  const logger = options.logger ?? pino({ level: "silent" });
+  const creditTypes = creditTypeNames(options.creditTypes);
+  const directiveOptions = { creditTypes: new Set(creditTypes), estimators: toEstimators(options.estimators), meters: toMeters(options.meters) };
+  if (!options.request && !options.caller) throw new Error("createCredits: say how to find the caller (options.caller)");
+
+  const { handle, owned } = await openDatabase(options.database, logger, options.migrate ?? false);
+  // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
+  await backfillBalances(handle.db, creditTypes);
+  const requestOf: RequestOf = options.request ?? requestStates(options as ContextReaders<TContext>, handle.db, logger);
+  const observer = composeObservers([loggingObserver(logger), ...(options.observers ?? [])], (err) =>
+    logger.error({ err }, "a charge observer failed"),
+  );
+  const ledger = createCoalescingChargeLedger(handle.db, options.ledger);
+  let rateLimiting: RateLimiting | undefined;
+  const rateLimiter: RateLimitGate = {
+    checkMetered: (...args) => (options.rateLimit && "gate" in options.rateLimit ? options.rateLimit.gate : (rateLimiting?.gate ?? NO_RATE_LIMIT)).checkMetered(...args),
+  };
+  const deps: ChargeDeps = { ledger, rateLimiter, observer, idempotency: idempotencyGateOf(options, handle, logger) };
+  const wrap = createChargeWrapper(deps, requestOf);
+
+  let meteredFields: MeteredField[] = [];
+  let charges: OperationCharges | undefined;
+  const operationCharges: OperationCharges = {
+    holdOperation: (request) => (charges ? charges.holdOperation(request) : Promise.resolve(undefined)),
+    settle: (ctx, data) => (charges ? charges.settle(ctx, data) : Promise.resolve()),
+  };
+
+  const recovery: RecoveryScheduler | undefined =
+    options.recovery === false
+      ? undefined
+      : startRecoveryScheduler({
+          intervalMs: options.recovery?.intervalMs ?? 60_000,
+          logger,
+          runPass: async () => {
+            try {
+              return await runRecoveryPass({
+                db: handle.db,
+                settleTimeoutMs: options.recovery ? (options.recovery.settleTimeoutMs ?? SETTLE_TIMEOUT_MS) : SETTLE_TIMEOUT_MS,
+                batchSize: options.recovery ? options.recovery.batchSize : undefined,
+                clock: options.clock,
+                logger,
+                observer,
+              });
+            } finally {
+              if (options.recovery) await options.recovery.afterPass?.();
+            }
+          },
+        });
+
+  return {
+    typeDefs: CREDITS_DIRECTIVE_SDL,
+    transform(base, resolvers) {
+      const schema = resolvers ? attachResolvers(base, resolvers) : base;
+      meteredFields = readMeteredFields(schema, directiveOptions);
+      charges = createOperationCharges(deps, meteredFields);
+      if (options.rateLimit && "default" in options.rateLimit && !rateLimiting) {
+        rateLimiting = memoryRateLimiting(options.rateLimit.default, schema, logger, options.clock);
+      }
+      const metered = creditsDirectiveTransformer({ ...directiveOptions, wrap })(schema);
+      return rateLimiting ? rateLimiting.transform(metered) : metered;
+    },
+    get meteredFields() {
+      return meteredFields;
+    },
+    plugin: composePlugins<TContext>([
+      creditsExtensionPlugin<TContext>(operationCharges, requestOf),
+      formatErrorsPlugin<TContext>(),
+      errorsPlugin<TContext>(requestOf),
+    ]),
+    admin: createAdminOperations(handle.db, creditTypes),
+    database: handle,
+    observer,
+    migrate: () => migrateCredits(handle),
+    async close() {
+      await recovery?.stop();
+      await rateLimiting?.close();
+      if (owned) await handle.close();
+    },
+  };
+}
