@@ -3,7 +3,7 @@
  * period boundary is computed from the first period's start, never from the previous boundary, so a
  * month that starts on the 31st comes back to the 31st whenever the month has one.
  */
-import { parseDurationMs } from "../config/duration.js";
+import { parseDurationMs } from "../util/duration.js";
 
 export type PlanPeriod = { kind: "months"; months: number; text: string } | { kind: "duration"; ms: number; text: string };
 
