@@ -56,6 +56,20 @@ function requestWithAuthorization(request: IncomingMessage, authorization: strin
   return { headers: { ...request.headers, authorization }, socket: request.socket } as IncomingMessage;
 }
 
+/**
+ * Closes a socket that does not read (1013) and ends all its subscriptions at once. Ending them here
+ * matters: once the socket is CLOSING, graphql-ws's sends return at once without writing, so its
+ * other subscriptions would keep taking events (never falling behind) until the close handshake,
+ * which a client that does not read never completes, times out.
+ */
+function dropSlowConnection(ctx: { extra: { socket: { close(code: number, reason: string): void } }; subscriptions: Record<string, unknown> }): void {
+  ctx.extra.socket.close(CLOSE_SLOW_CONSUMER, "Too slow: events were not read; reconnect to resume");
+  for (const subscription of Object.values(ctx.subscriptions)) {
+    const iterator = subscription as AsyncGenerator<unknown> | null;
+    if (iterator && typeof iterator.return === "function") void iterator.return(undefined).catch(() => undefined);
+  }
+}
+
 export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSocketServer {
   const log = options.logger.child({ component: "live" });
   const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path, maxPayload: options.maxPayloadBytes });
@@ -94,7 +108,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
       onError(ctx, _id, _payload, errors) {
         if (!errors.some((e) => e.originalError instanceof SlowConsumerError)) return undefined;
         log.warn({ event: "live.slow_consumer", queued: true }, "closing a live-balance socket that does not read its events");
-        ctx.extra.socket.close(CLOSE_SLOW_CONSUMER, "Too slow: events were not read; reconnect to resume");
+        dropSlowConnection(ctx);
         return undefined;
       },
       onNext(ctx, _id, _payload, _args, result) {
@@ -102,7 +116,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
         if (socket.bufferedAmount > options.maxBufferedBytes) {
           log.warn({ event: "live.slow_consumer", bufferedBytes: socket.bufferedAmount }, "closing a live-balance socket that does not read its events");
           options.onSlowConsumer?.();
-          socket.close(CLOSE_SLOW_CONSUMER, "Too slow: events were not read; reconnect to resume");
+          dropSlowConnection(ctx);
         }
         if (!result.errors) return undefined;
         return { ...result, errors: result.errors.map((e) => options.formatError(e.toJSON(), e)) };
