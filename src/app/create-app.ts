@@ -40,6 +40,7 @@ import { createRateLimiting } from "../ratelimit/create-rate-limiting.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
 import { runRecoveryPass } from "../recovery/recovery-pass.js";
 import { startRecoveryScheduler } from "../recovery/recovery-scheduler.js";
+import { startInstanceLease } from "../recovery/instance-lease.js";
 import { runGrantMaintenance } from "../grants/maintenance.js";
 import { createCorsPolicy } from "../http/cors.js";
 import { RequestLimiter } from "../http/request-limit.js";
@@ -129,9 +130,12 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
   // Holds and settlements coalesced into batch statements, the subscription check folded into the
   // hold: one round trip per batch instead of three per call (DESIGN.md, "Performance").
+  // Every hold records this instance's lease, so another instance refunds them soon after it dies.
+  const lease = startInstanceLease({ db: database.db, ttlMs: config.INSTANCE_LEASE_TTL, logger });
   const ledger = createCoalescingChargeLedger(database.db, {
     maxBatch: config.CHARGE_BATCH_MAX,
     maxInFlight: config.CHARGE_BATCH_IN_FLIGHT,
+    instanceId: () => lease.current(),
   });
   const chargeDeps = { ledger, rateLimiter, observer, idempotency };
   const wrap = createChargeWrapper(chargeDeps);
@@ -280,6 +284,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       await observability.close();
       await apollo.stop();
       await recovery.stop();
+      await lease.stop();
       await live.close();
       await rateLimiting.close();
       if (ownsDatabase) await database.close();
