@@ -22,7 +22,7 @@ export interface DatabaseIdempotencyGateOptions {
   db: Database;
   /** How long a key is kept (IDEMPOTENCY_TTL). */
   ttlMs: number;
-  /** A PENDING key older than this is treated as abandoned (CHARGE_SETTLE_TIMEOUT). */
+  /** A PENDING key older than this, none of whose charges stands unrefunded, is treated as abandoned (CHARGE_SETTLE_TIMEOUT). */
   staleAfterMs: number;
   /** Largest stored outcome in JSON bytes (IDEMPOTENCY_MAX_RESULT_BYTES); a larger result is recorded as too large. */
   maxResultBytes?: number;
@@ -84,6 +84,8 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
             now,
             expiresAt: new Date(now.getTime() + ttlMs),
             staleBefore: new Date(now.getTime() - staleAfterMs),
+            // Recorded so a stale claim is taken over only once this request's charges are refunded.
+            requestId: ctx.requestId,
           });
           if (claimed) return firstClaim(scope, now);
 
