@@ -124,6 +124,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // Plan renewals and grant expiry ride on the same pass (src/grants/maintenance.ts).
       afterPass: () => runGrantMaintenance({ db: database.db, plans: config.plans, logger }),
     },
+    // Every hold records this instance's lease, so another instance refunds them soon after it dies.
+    lease: { ttlMs: config.INSTANCE_LEASE_TTL },
     clock: options.clock,
   });
   // Ids normalised outermost, so every wrapper and resolver sees lower-case UUIDs.

@@ -94,8 +94,11 @@ export const configSchema = z.object({
   IDEMPOTENCY_TTL: duration("IDEMPOTENCY_TTL", "24h"),
   /** Largest field result (JSON bytes) an Idempotency-Key stores for replay; a larger one is not replayed. */
   IDEMPOTENCY_MAX_RESULT_BYTES: z.coerce.number().int().min(1).default(1_000_000),
-  CHARGE_SETTLE_TIMEOUT: duration("CHARGE_SETTLE_TIMEOUT", "5m"),
-  RECOVERY_INTERVAL: duration("RECOVERY_INTERVAL", "1m"),
+  /** The longest a hold may stay open on a live instance; refunded then, with an alert. */
+  CHARGE_SETTLE_TIMEOUT: duration("CHARGE_SETTLE_TIMEOUT", "1h"),
+  RECOVERY_INTERVAL: duration("RECOVERY_INTERVAL", "5s"),
+  /** An instance's lease lasts this long unrenewed (renewed every third of it); its holds are refunded once it expires. */
+  INSTANCE_LEASE_TTL: duration("INSTANCE_LEASE_TTL", "15s"),
   /** Unsettled charges the recovery pass reads and refunds per batch. */
   RECOVERY_BATCH_SIZE: positiveInt(100),
   ALERT_SPIKE_WINDOW: duration("ALERT_SPIKE_WINDOW", "5m"),

@@ -7,7 +7,9 @@
  * field that ended in a user-input error can both be replayed:
  *   { "kind": "result", "value": … }   or   { "kind": "error", "message": "…", "extensions": { "code": "BAD_USER_INPUT", … } }
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { GraphQLError } from "graphql";
+import { sqlState } from "../db/errors.js";
 import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
 import { BadUserInputError, ConflictError, CreditsError, InternalError } from "../errors/errors.js";
@@ -22,7 +24,7 @@ export interface DatabaseIdempotencyGateOptions {
   db: Database;
   /** How long a key is kept (IDEMPOTENCY_TTL). */
   ttlMs: number;
-  /** A PENDING key older than this is treated as abandoned (CHARGE_SETTLE_TIMEOUT). */
+  /** A PENDING key older than this, none of whose charges stands unrefunded, is treated as abandoned (CHARGE_SETTLE_TIMEOUT). */
   staleAfterMs: number;
   /** Largest stored outcome in JSON bytes (IDEMPOTENCY_MAX_RESULT_BYTES); a larger result is recorded as too large. */
   maxResultBytes?: number;
@@ -35,7 +37,15 @@ type StoredOutcome =
   | { kind: "result"; value: unknown }
   | { kind: "error"; message: string; extensions: Record<string, unknown> }
   /** The result was larger than IDEMPOTENCY_MAX_RESULT_BYTES: the key remembers the call, not its result. */
-  | { kind: "too-large"; bytes: number; limit: number };
+  | { kind: "too-large"; bytes: number; limit: number }
+  /** The outcome could not be stored (the database refused it, or kept failing): the key remembers the call, not its result. */
+  | { kind: "not-kept" };
+
+/**
+ * Pauses before each further attempt to store an outcome whose statement failed for a reason other
+ * than its data (a lost connection, a restarting database).
+ */
+export const STORE_RETRY_DELAYS_MS: readonly number[] = [50, 200, 800];
 
 /** Claiming races a concurrent abandon at most this often before it answers CONFLICT. */
 const CLAIM_ATTEMPTS = 3;
@@ -48,7 +58,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
 
   function firstClaim(scope: KeyScope, claimedAt: Date): FirstClaim {
     const store = async (outcome: StoredOutcome, charge: ChargeRecord) => {
-      const stored = await completeKey(db, scope, claimedAt, { result: outcome, charge: storedCharge(charge) });
+      const stored = await storeOutcome(scope, claimedAt, outcome, storedCharge(charge));
       if (!stored) {
         // The call outlived CHARGE_SETTLE_TIMEOUT and a retry took the key over: the retry's record stands.
         log?.warn({ event: "idempotency.claim_lost", actorId: scope.actorId, fieldPath: scope.fieldPath }, "idempotency claim was taken over before the call finished");
@@ -70,6 +80,27 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
     };
   }
 
+  /**
+   * Stores the outcome, retried with backoff; when it cannot be stored (the database refuses its data,
+   * such as text jsonb cannot hold, or every attempt failed), the key is completed as `not-kept`, so a
+   * retry gets a clear error instead of running and being charged again. If even that fails, the key
+   * stays PENDING and, its charge standing, is never taken over (idempotency-store.ts).
+   */
+  async function storeOutcome(scope: KeyScope, claimedAt: Date, outcome: StoredOutcome, charge: ChargeRecord): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await completeKey(db, scope, claimedAt, { result: outcome, charge });
+      } catch (err) {
+        const refusedData = sqlState(err)?.startsWith("22") ?? false;
+        if (refusedData || attempt >= STORE_RETRY_DELAYS_MS.length) {
+          log?.error({ event: "idempotency.store_failed", err, actorId: scope.actorId, fieldPath: scope.fieldPath }, "could not store an idempotent outcome; the key records that it was not kept");
+          return completeKey(db, scope, claimedAt, { result: { kind: "not-kept" }, charge });
+        }
+        await sleep(STORE_RETRY_DELAYS_MS[attempt]);
+      }
+    }
+  }
+
   return {
     async begin(field, args, ctx, fieldPath): Promise<IdempotencyClaim | undefined> {
       if (ctx.idempotencyKey === undefined) return undefined;
@@ -84,6 +115,8 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
             now,
             expiresAt: new Date(now.getTime() + ttlMs),
             staleBefore: new Date(now.getTime() - staleAfterMs),
+            // Recorded so a stale claim is taken over only once this request's charges are refunded.
+            requestId: ctx.requestId,
           });
           if (claimed) return firstClaim(scope, now);
 
@@ -116,6 +149,14 @@ function boundedResult(value: unknown, maxBytes: number): StoredOutcome {
 }
 
 function replay(outcome: StoredOutcome, charge: ChargeRecord): IdempotencyClaim {
+  if (outcome.kind === "not-kept") {
+    const error = new BadUserInputError(
+      "The result of the request made with this Idempotency-Key could not be stored, so it was not kept: " +
+        "it ran and was charged once, and is not replayed. Send a new Idempotency-Key to run it again.",
+      "Idempotency-Key",
+    );
+    return { kind: "replay", result: undefined, charge, error };
+  }
   if (outcome.kind === "too-large") {
     const error = new BadUserInputError(
       `The result of the request made with this Idempotency-Key was ${outcome.bytes} bytes, more than the ${outcome.limit} kept for replay: ` +

@@ -3,8 +3,10 @@
  *
  * A claim is a single INSERT … ON CONFLICT statement, so of two simultaneous first calls exactly one
  * inserts and the other finds its row. The conflicting row is taken over only when it has expired,
- * or when it is PENDING for longer than the settle timeout (its process died: the charge it made is
- * refunded by the recovery pass, so running the call again cannot charge twice).
+ * or when it is PENDING for longer than the settle timeout and no DEBIT of the request that claimed
+ * it stands unrefunded (its process died and the recovery pass refunded its hold, or it never held):
+ * running the call again then cannot charge twice. A claim whose charge stands (its outcome was never
+ * stored) keeps answering CONFLICT until the key expires.
  *
  * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
  * the claim they made, so a call that outlived its claim cannot overwrite its successor's.
@@ -30,19 +32,24 @@ export interface StoredKey {
 export async function claimKey(
   db: DbOrTx,
   scope: KeyScope,
-  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date },
+  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string },
 ): Promise<boolean> {
   const rows = await queryRows<{ claimed: number }>(
     db,
     sql`
-      insert into idempotency_keys as k (actor_id, key, field_path, request_hash, state, created_at, expires_at)
+      insert into idempotency_keys as k (actor_id, key, field_path, request_hash, state, created_at, expires_at, request_id)
       values (${scope.actorId}, ${scope.key}, ${scope.fieldPath}, ${claim.requestHash}, 'PENDING',
-              ${claim.now.toISOString()}::timestamptz, ${claim.expiresAt.toISOString()}::timestamptz)
+              ${claim.now.toISOString()}::timestamptz, ${claim.expiresAt.toISOString()}::timestamptz, ${claim.requestId ?? null})
       on conflict (actor_id, key, field_path) do update
          set request_hash = excluded.request_hash, state = 'PENDING', result = null, charge = null,
-             created_at = excluded.created_at, expires_at = excluded.expires_at
+             created_at = excluded.created_at, expires_at = excluded.expires_at, request_id = excluded.request_id
        where k.expires_at <= ${claim.now.toISOString()}::timestamptz
-          or (k.state = 'PENDING' and k.created_at <= ${claim.staleBefore.toISOString()}::timestamptz)
+          or (k.state = 'PENDING' and k.created_at <= ${claim.staleBefore.toISOString()}::timestamptz
+              and (k.request_id is null or not exists (
+                    select 1 from credit_ledger d
+                     where d.request_id = k.request_id and d.kind = 'DEBIT'
+                       and not exists (select 1 from credit_ledger r
+                                        where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND'))))
       returning 1 as claimed`,
   );
   return rows.length === 1;

@@ -28,6 +28,8 @@ export interface CoalescingChargeLedgerOptions {
   holdRetryDelaysMs?: readonly number[];
   /** Most hold statements running at once, and most settlement statements (default 2); each holds one pooled connection. */
   maxInFlight?: number;
+  /** The lease every hold is recorded under (src/recovery/instance-lease.ts); none: holds carry no instance. */
+  instanceId?: () => Promise<string>;
 }
 
 export interface CoalescingChargeLedger extends ChargeLedger {
@@ -40,7 +42,11 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
     maxBatch: options.maxBatch ?? 100,
     maxInFlight: options.maxInFlight ?? 2,
     keysOf: (group) => [...new Set(group.map((r) => `${r.subscriptionId}\u0000${r.creditType}`))],
-    run: (batch) => holdRecoveringUnknownCommits(db, batch, options.holdRetryDelaysMs ?? HOLD_RETRY_DELAYS_MS),
+    run: async (batch) => {
+      // Asked per batch: a lost lease is replaced before the next hold is recorded under it.
+      const instanceId = options.instanceId ? await options.instanceId() : null;
+      return holdRecoveringUnknownCommits(db, batch, options.holdRetryDelaysMs ?? HOLD_RETRY_DELAYS_MS, instanceId);
+    },
   });
   // Settlements are cheaper statements than holds; they get as many at once.
   const settlements = createSettlementBatcher(db, { maxInFlight: options.maxInFlight ?? 2 });
@@ -73,12 +79,17 @@ export const HOLD_RETRY_DELAYS_MS: readonly number[] = [25, 100, 400, 800];
  * only the others are run again, after a pause (DESIGN.md, "Retries and crashes"). A retry can never
  * hold twice: the ledger's key (subscription, entry id) refuses a second insert of the same hold.
  */
-async function holdRecoveringUnknownCommits(db: Database, batch: HoldGroup[], delaysMs: readonly number[]): Promise<(HoldOutcome[] | Failed)[]> {
+async function holdRecoveringUnknownCommits(
+  db: Database,
+  batch: HoldGroup[],
+  delaysMs: readonly number[],
+  instanceId: string | null,
+): Promise<(HoldOutcome[] | Failed)[]> {
   const results: (HoldOutcome[] | Failed | undefined)[] = new Array(batch.length);
   let open = batch.map((_, i) => i);
   for (let attempt = 0; ; attempt++) {
     try {
-      const outcomes = await holdIsolatingFailures(db, open.map((i) => batch[i]));
+      const outcomes = await holdIsolatingFailures(db, open.map((i) => batch[i]), instanceId);
       open.forEach((i, j) => (results[i] = outcomes[j]));
       if (attempt > 0) await answerDuplicatesFromTheLedger(db, batch, results);
       return results as (HoldOutcome[] | Failed)[];
@@ -152,16 +163,16 @@ function refusedByTheStatement(err: unknown): boolean {
  * batched with. Any other failure is not retried: the statement may have committed, and a retry
  * could hold twice.
  */
-async function holdIsolatingFailures(db: Database, batch: HoldGroup[]): Promise<(HoldOutcome[] | Failed)[]> {
+async function holdIsolatingFailures(db: Database, batch: HoldGroup[], instanceId: string | null): Promise<(HoldOutcome[] | Failed)[]> {
   try {
-    return await holdGroups(db, batch);
+    return await holdGroups(db, batch, instanceId);
   } catch (err) {
     if (batch.length === 1 || !refusedByTheStatement(err)) throw err;
     // One after another, in arrival order, as the batch would have granted them.
     const outcomes: (HoldOutcome[] | Failed)[] = [];
     for (const group of batch) {
       try {
-        outcomes.push((await holdGroups(db, [group]))[0]);
+        outcomes.push((await holdGroups(db, [group], instanceId))[0]);
       } catch (failed) {
         outcomes.push({ failed });
       }

@@ -79,8 +79,12 @@ interface HoldRecord {
   authorize: boolean;
 }
 
-/** Runs one hold statement for `groups`; returns each group's outcomes, hold by hold. */
-export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[]): Promise<HoldOutcome[][]> {
+/**
+ * Runs one hold statement for `groups`; returns each group's outcomes, hold by hold. `instanceId` is
+ * the holding instance's lease (src/recovery/instance-lease.ts): once it expires, the recovery pass
+ * refunds these holds if they are still open. Without one (tools, tests) only CHARGE_SETTLE_TIMEOUT does.
+ */
+export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[], instanceId: string | null = null): Promise<HoldOutcome[][]> {
   const records: HoldRecord[] = [];
   const balanceIndex = new Map<string, number>();
   const keys: { subscriptionId: string; creditType: string }[] = [];
@@ -188,8 +192,8 @@ export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[]): Prom
           from granted
          order by ord
       ), pending as (
-        insert into pending_charges (subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id)
-        select subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id from granted
+        insert into pending_charges (subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id, instance_id)
+        select subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id, ${instanceId}::uuid from granted
       )
       -- Both reported net of expired remains: what the caller may still spend (the ledger keeps the real balance).
       select c.ord, a.granted, c.allowed, b.state[c.bi] - s.expired[c.bi] as before, g.balance_after - s.expired[c.bi] as balance_after,

@@ -37,6 +37,7 @@ import { formatErrorsPlugin } from "./format-errors-plugin.js";
 import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
 import { migrateCredits } from "./migrations.js";
 import { requestStates, type ContextReaders } from "./request-state.js";
+import { startInstanceLease } from "../recovery/instance-lease.js";
 
 /** A credit type: its name, or its name and a description. */
 export type CreditTypeOption = string | { name: string; description?: string };
@@ -72,11 +73,18 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
   /** Hold and settlement coalescing (defaults: 100 per statement, 2 statements in flight). */
   ledger?: { maxBatch?: number; maxInFlight?: number };
   /**
-   * Refunds of holds a crashed process left unsettled: every `intervalMs` (60 s), holds older than
-   * `settleTimeoutMs` (120 s). `afterPass` runs after each pass, even a failed one (a host's own upkeep
+   * Refunds of holds a crashed process left unsettled: every `intervalMs` (5 s), the holds of instances
+   * whose lease expired, and holds open longer than `settleTimeoutMs` (1 h) on live ones. `afterPass` runs after each pass, even a failed one (a host's own upkeep
    * on the same timer, e.g. this server's grant expiry and plan renewals). `false` turns it off.
    */
   recovery?: false | { intervalMs?: number; settleTimeoutMs?: number; batchSize?: number; afterPass?: () => Promise<unknown> };
+  /**
+   * This instance's lease (DESIGN.md, "Retries and crashes"): a row renewed every third of `ttlMs`
+   * (default 15 s). Every hold records it, and the recovery pass of any instance refunds the holds of
+   * an instance whose lease expired, so a crashed server's holds come back within seconds while a
+   * long call on a live one is never refunded under it.
+   */
+  lease?: { ttlMs?: number };
   /** Injectable clock (tests). */
   clock?: () => Date;
 }
@@ -104,7 +112,9 @@ export interface Credits<TContext extends object> {
   close(): Promise<void>;
 }
 
-const SETTLE_TIMEOUT_MS = 120_000;
+/** The longest a hold may stay open on a live instance (a hung call), as CHARGE_SETTLE_TIMEOUT's default. */
+const SETTLE_TIMEOUT_MS = 3_600_000;
+const LEASE_TTL_MS = 15_000;
 
 function creditTypeNames(types: readonly CreditTypeOption[]): string[] {
   const names = types.map((t) => (typeof t === "string" ? t : t.name));
@@ -181,7 +191,8 @@ export async function createCredits<TContext extends object = Record<string, unk
   const observer = composeObservers([loggingObserver(logger), ...(options.observers ?? [])], (err) =>
     logger.error({ err }, "a charge observer failed"),
   );
-  const ledger = createCoalescingChargeLedger(handle.db, options.ledger);
+  const lease = startInstanceLease({ db: handle.db, ttlMs: options.lease?.ttlMs ?? LEASE_TTL_MS, logger });
+  const ledger = createCoalescingChargeLedger(handle.db, { ...options.ledger, instanceId: () => lease.current() });
   let rateLimiting: RateLimiting | undefined;
   const rateLimiter: RateLimitGate = {
     checkMetered: (...args) => (options.rateLimit && "gate" in options.rateLimit ? options.rateLimit.gate : (rateLimiting?.gate ?? NO_RATE_LIMIT)).checkMetered(...args),
@@ -200,7 +211,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     options.recovery === false
       ? undefined
       : startRecoveryScheduler({
-          intervalMs: options.recovery?.intervalMs ?? 60_000,
+          intervalMs: options.recovery?.intervalMs ?? 5_000,
           logger,
           runPass: async () => {
             try {
@@ -244,6 +255,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     migrate: () => migrateCredits(handle),
     async close() {
       await recovery?.stop();
+      await lease.stop();
       await rateLimiting?.close();
       if (owned) await handle.close();
     },

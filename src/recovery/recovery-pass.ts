@@ -1,8 +1,12 @@
 /**
  * The recovery pass: every debit ends settled. A debit whose process died before it settled (crash,
- * SIGKILL, lost connection during the settle or the refund) keeps its pending_charges row; once the
- * row is older than CHARGE_SETTLE_TIMEOUT this pass refunds it whole, and it purges expired
- * idempotency keys.
+ * SIGKILL, lost connection during the settle or the refund) keeps its pending_charges row. This pass
+ * refunds it whole as soon as the lease of the instance that holds it has expired (or its row is
+ * gone), whatever its age (instance-lease.ts); a hold on a live instance is refunded only once it is
+ * older than CHARGE_SETTLE_TIMEOUT, the longest a call may run, and that refund raises an alert
+ * (FAILED_TRANSACTION, through observer.refunded's reason). Holds recorded without an instance (tools,
+ * tests) are judged by CHARGE_SETTLE_TIMEOUT alone. The pass also purges expired idempotency keys
+ * and long-dead leases.
  *
  * Any number of instances may run it at once: each refund is one statement that deletes the pending
  * row while it gives the credits back (refundPendingCharge), so of two instances refunding the same
@@ -18,10 +22,14 @@ import { runLedgerCommand } from "../ledger/charge-ledger.js";
 import { purgeExpiredKeys } from "../idempotency/idempotency-store.js";
 
 export const RECOVERY_REFUND_REASON = "recovery: unsettled charge";
+/** The reason of a refund of a hold still open on a live instance after CHARGE_SETTLE_TIMEOUT. */
+export const RECOVERY_OVERDUE_REASON = "recovery: open longer than CHARGE_SETTLE_TIMEOUT";
+/** Expired leases are deleted this long after they expired (a hold whose lease row is gone is refunded all the same). */
+const LEASE_RETENTION = "1 day";
 
 export interface RecoveryPassOptions {
   db: Database;
-  /** Pending charges older than this are refunded (CHARGE_SETTLE_TIMEOUT). */
+  /** Pending charges older than this are refunded even on a live instance (CHARGE_SETTLE_TIMEOUT). */
   settleTimeoutMs: number;
   /** Rows read and refunded per batch (RECOVERY_BATCH_SIZE). */
   batchSize?: number;
@@ -57,6 +65,8 @@ interface PendingRow {
   created_at: Date | string;
   /** created_at as text: the keyset cursor must keep PostgreSQL's microseconds, which a JS Date drops. */
   cursor: string;
+  /** True when its instance's lease is still live: the refund is for overstaying CHARGE_SETTLE_TIMEOUT. */
+  overdue: boolean;
 }
 
 const DEFAULT_BATCH_SIZE = 100;
@@ -84,6 +94,7 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
     log.info({ event: "recovery.progress", batches: report.batches, refunded: report.refunded, failed: report.failed }, "recovery pass in progress");
   }
 
+  await queryRows(db, sql`delete from instance_leases where expires_at < now() - ${LEASE_RETENTION}::interval`);
   for (;;) {
     const purged = await purgeExpiredKeys(db, now, batchSize * 10);
     report.purgedIdempotencyKeys += purged;
@@ -106,14 +117,18 @@ async function selectUnsettled(
   limit: number,
 ): Promise<PendingRow[]> {
   const afterCursor = after
-    ? sql`and (created_at, entry_id) > (${after.createdAt}::timestamptz, ${after.entryId}::uuid)`
+    ? sql`and (p.created_at, p.entry_id) > (${after.createdAt}::timestamptz, ${after.entryId}::uuid)`
     : sql``;
   return queryRows<PendingRow>(
     db,
-    sql`select subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id, created_at, created_at::text as cursor
-          from pending_charges
-         where created_at < ${cutoff.toISOString()}::timestamptz ${afterCursor}
-         order by created_at, entry_id
+    // A lease's expiry is judged by the database's clock, as its renewal is; the age by the pass's clock.
+    sql`select p.subscription_id, p.entry_id, p.credit_type, p.amount, p.operation, p.actor_id, p.request_id, p.created_at,
+               p.created_at::text as cursor, l.id is not null as overdue
+          from pending_charges p
+          left join instance_leases l on l.id = p.instance_id and l.expires_at > now()
+         where ((p.instance_id is not null and l.id is null) or p.created_at < ${cutoff.toISOString()}::timestamptz)
+               ${afterCursor}
+         order by p.created_at, p.entry_id
          limit ${limit}`,
   );
 }
@@ -133,12 +148,13 @@ async function refundUnsettled(
     creditType: row.credit_type,
     actorId: row.actor_id ?? "",
   };
+  const reason = row.overdue ? RECOVERY_OVERDUE_REASON : RECOVERY_REFUND_REASON;
   try {
     // The REFUND keeps the original request id, so the ledger ties it to the request that was charged.
     const [outcome] = await runLedgerCommand(db, {
       kind: "settle",
       settlements: [
-        { kind: "void", subscriptionId: row.subscription_id, entryId: row.entry_id, reason: RECOVERY_REFUND_REASON, actorId: null, requestId: row.request_id },
+        { kind: "void", subscriptionId: row.subscription_id, entryId: row.entry_id, reason, actorId: null, requestId: row.request_id },
       ],
     });
     if (!outcome.settled) {
@@ -156,10 +172,11 @@ async function refundUnsettled(
         refunded: entry.amount,
         remaining: entry.balanceAfter,
         pendingSinceMs: now.getTime() - new Date(row.created_at).getTime(),
+        reason,
       },
       "refunded a charge its request never settled",
     );
-    observer?.refunded({ ...facts, entryId: row.entry_id, refunded: entry.amount, remaining: entry.balanceAfter, reason: RECOVERY_REFUND_REASON });
+    observer?.refunded({ ...facts, entryId: row.entry_id, refunded: entry.amount, remaining: entry.balanceAfter, reason });
   } catch (err) {
     report.failed++;
     observer?.transactionFailed({ ...facts, stage: "refund", entryId: row.entry_id, amount: Number(row.amount), error: err });

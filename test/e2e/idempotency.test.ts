@@ -10,6 +10,7 @@ import { adminToken, fundedSubscription, postGraphQL, startTestServer, userToken
 import { queryRows } from "../../src/db/database.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
+import { runLedgerCommand } from "../../src/ledger/charge-ledger.js";
 import { loadConfig } from "../../src/config/config.js";
 import { createApp } from "../../src/app/create-app.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -186,13 +187,44 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     const k = key("stale");
     await database.db.execute(
       sql`insert into idempotency_keys (actor_id, key, field_path, request_hash, state, created_at, expires_at)
-          values ('idem-owner', ${k}, 'runAiTask', 'hash-of-a-dead-request', 'PENDING', now() - interval '6 minutes', now() + interval '1 day')`,
+          values ('idem-owner', ${k}, 'runAiTask', 'hash-of-a-dead-request', 'PENDING', now() - interval '61 minutes', now() + interval '1 day')`,
     );
     const res = await run(sub, k);
     expect(res.status).toBe(200);
     expect(res.body.extensions!.credits.charges[0].replayed).toBeUndefined();
     const rows = await queryRows<{ state: string }>(database.db, sql`select state from idempotency_keys where key = ${k}`);
     expect(rows).toEqual([{ state: "DONE" }]);
+  });
+
+  it("a stale PENDING key whose charge still stands is not taken over (no second DEBIT); once that charge is refunded it is", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("stale-charged");
+    expect((await run(sub, k)).status).toBe(200);
+    // As if its outcome had never been stored: the key is left PENDING, past CHARGE_SETTLE_TIMEOUT, its DEBIT standing.
+    await database.db.execute(
+      sql`update idempotency_keys set state = 'PENDING', result = null, charge = null, created_at = now() - interval '61 minutes'
+           where key = ${k}`,
+    );
+    const retry = await run(sub, k);
+    // The old code took the key over and ran the call again: a second DEBIT for one key.
+    expect(retry.status).toBe(409);
+    expect(retry.body.errors![0].extensions.code).toBe("CONFLICT");
+    const debits = await queryRows<{ id: string }>(database.db, sql`select id from credit_ledger where subscription_id = ${sub}::uuid and kind = 'DEBIT'`);
+    expect(debits).toHaveLength(1);
+    expect(await balanceOf(database, sub)).toBe(9);
+
+    // Once that charge is refunded whole, the key is taken over: the retry runs and is charged once.
+    const refunded = await runLedgerCommand(database.db, {
+      kind: "refund",
+      request: { entryId: debits[0].id, amount: undefined, actorId: "admin", reason: "test: refunded", requestId: "req-test-refund" },
+    });
+    expect(refunded.ok).toBe(true);
+    expect(await balanceOf(database, sub)).toBe(10);
+    const after = await run(sub, k);
+    expect(after.status).toBe(200);
+    expect(after.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+    expect((await ledgerOf(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(2);
+    expect(await balanceOf(database, sub)).toBe(9);
   });
 
   it("a fresh PENDING key from another request answers CONFLICT", async () => {

@@ -21,7 +21,9 @@ describe("configuration", () => {
       RATE_LIMIT_DEFAULT: { max: 60, window: "1m", windowMs: 60_000 },
       SIMULATE_FAILURES: false,
       IDEMPOTENCY_TTL: 86_400_000,
-      CHARGE_SETTLE_TIMEOUT: 300_000,
+      CHARGE_SETTLE_TIMEOUT: 3_600_000,
+      RECOVERY_INTERVAL: 5_000,
+      INSTANCE_LEASE_TTL: 15_000,
       devMode: true,
     });
     expect(Object.isFrozen(config)).toBe(true);

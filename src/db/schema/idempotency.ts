@@ -12,6 +12,8 @@ export const idempotencyKeys = pgTable(
     key: text("key").notNull(),
     fieldPath: text("field_path").notNull(),
     requestHash: text("request_hash").notNull(),
+    /** The request that claimed the key: a stale claim is taken over only once none of its DEBITs stands unrefunded. */
+    requestId: text("request_id"),
     state: text("state").$type<"PENDING" | "DONE">().notNull().default("PENDING"),
     result: jsonb("result"),
     charge: jsonb("charge"),

@@ -7,3 +7,4 @@ export * from "./alerts.js";
 export * from "./idempotency.js";
 export * from "./balance-thresholds.js";
 export * from "./grants.js";
+export * from "./instance-leases.js";

@@ -1,6 +1,7 @@
 /**
  * Turns charge-path events into alerts (DESIGN.md, "Observability"):
  *   transactionFailed, lateSettlement → FAILED_TRANSACTION
+ *   refunded by recovery after CHARGE_SETTLE_TIMEOUT on a live instance → FAILED_TRANSACTION
  *   actualCostMismatch               → ESTIMATE_MISMATCH
  *   charged                          → a debounced USAGE_SPIKE check, off the charge path
  * Every method returns at once; the alert work runs in the background.
@@ -10,6 +11,7 @@ import { sqlState } from "../../db/errors.js";
 import { isUuid } from "../../util/uuid.js";
 import type { AlertService } from "./alert-service.js";
 import type { SpikeDetector } from "./spike-detector.js";
+import { RECOVERY_OVERDUE_REASON } from "../../recovery/recovery-pass.js";
 
 /** What an alert may say about an error: its class and SQLSTATE, never its message (it can quote SQL or values). */
 function errorFacts(err: unknown): { errorType: string; sqlState?: string } {
@@ -31,7 +33,26 @@ export function alertsObserver(alerts: AlertService, spikes: SpikeDetector): Cha
     },
     settled() {},
     meterFailed() {},
-    refunded() {},
+    refunded(e) {
+      // A hold still open on a live instance after CHARGE_SETTLE_TIMEOUT: the call hangs or runs longer than allowed.
+      if (e.reason !== RECOVERY_OVERDUE_REASON) return;
+      alerts.raise({
+        kind: "FAILED_TRANSACTION",
+        subscriptionId: e.subscriptionId,
+        message:
+          `${e.operation} held ${e.refunded} ${e.creditType} credits for longer than CHARGE_SETTLE_TIMEOUT on a live instance: ` +
+          `the hold was refunded, and the call is not charged if it finishes later`,
+        details: {
+          stage: "settle-timeout",
+          operation: e.operation,
+          requestId: e.requestId,
+          creditType: e.creditType,
+          amount: e.refunded,
+          entryId: e.entryId,
+          actorId: e.actorId,
+        },
+      });
+    },
     refused() {},
     estimatorFallback() {},
     transactionFailed(e) {

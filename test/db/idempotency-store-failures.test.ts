@@ -1,0 +1,75 @@
+/**
+ * Storing an idempotent outcome that fails (PGlite and PostgreSQL): a lost connection is retried with
+ * backoff and the result is kept; an outcome the database refuses (text jsonb cannot hold) completes
+ * the key as not kept, so a retry gets BAD_USER_INPUT saying so, with the first call's charge, and
+ * is not run or charged again.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import type { Database } from "../../src/db/database.js";
+import type { ChargeRecord } from "../../src/credits/charge-collector.js";
+import type { MeteredField } from "../../src/credits/metered-field.js";
+import type { RequestContext } from "../../src/graphql/context.js";
+import { createDatabaseIdempotencyGate } from "../../src/idempotency/database-idempotency-gate.js";
+import type { FirstClaim, ReplayClaim } from "../../src/idempotency/idempotency-gate.js";
+import { createLogger } from "../../src/observability/logger.js";
+
+const field = { coordinate: "Mutation.runAiTask" } as MeteredField;
+const charge = { path: ["runAiTask"], operation: "Mutation.runAiTask", charged: 2, refunded: 0 } as unknown as ChargeRecord;
+
+function context(key: string): RequestContext {
+  return { requestId: `req-${key}`, viewer: { id: "store-owner", isAdmin: false }, authError: undefined, idempotencyKey: key } as unknown as RequestContext;
+}
+
+/** The real database, whose next `failNext(n)` statements fail as a lost connection does. */
+function losingConnections(db: Database): { db: Database; failNext(n: number): void } {
+  let failures = 0;
+  const proxy = new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop !== "execute") return Reflect.get(target, prop, receiver);
+      return async (query: unknown) => {
+        if (failures > 0) {
+          failures--;
+          throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "57P01" });
+        }
+        return (target.execute as (q: unknown) => Promise<unknown>)(query);
+      };
+    },
+  });
+  return { db: proxy, failNext: (n) => (failures = n) };
+}
+
+describe.each(BACKENDS)("storing idempotent outcomes that fail on %s", (backend) => {
+  let database: TestDatabase;
+  const logger = createLogger("silent");
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+  });
+  afterAll(() => database?.dispose());
+
+  const gate = (db: Database) => createDatabaseIdempotencyGate({ db, ttlMs: 3_600_000, staleAfterMs: 3_600_000, logger });
+
+  it("a store that loses its connection twice is retried with backoff and the result is replayed", async () => {
+    const flaky = losingConnections(database.db);
+    const claim = (await gate(flaky.db).begin(field, { prompt: "a" }, context("lost-twice"), "runAiTask")) as FirstClaim;
+    expect(claim.kind).toBe("first");
+    flaky.failNext(2);
+    await claim.complete({ output: "kept" }, charge);
+    const replayed = (await gate(database.db).begin(field, { prompt: "a" }, context("lost-twice"), "runAiTask")) as ReplayClaim;
+    expect(replayed).toMatchObject({ kind: "replay", result: { output: "kept" }, charge: { charged: 2 } });
+    expect(replayed.error).toBeUndefined();
+  });
+
+  it("a result the database refuses completes the key as not kept: a retry gets BAD_USER_INPUT and is not run", async () => {
+    const claim = (await gate(database.db).begin(field, { prompt: "b" }, context("refused"), "runAiTask")) as FirstClaim;
+    expect(claim.kind).toBe("first");
+    // jsonb cannot hold the NUL character: the store statement is refused for its data.
+    await claim.complete({ output: "nul \u0000 inside" }, charge);
+    const retry = (await gate(database.db).begin(field, { prompt: "b" }, context("refused"), "runAiTask")) as ReplayClaim;
+    expect(retry.kind).toBe("replay");
+    expect(retry.charge).toMatchObject({ charged: 2 });
+    expect(retry.error?.extensions.code).toBe("BAD_USER_INPUT");
+    expect(retry.error?.message).toMatch(/could not be stored, so it was not kept/);
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * Instance leases on PGlite and PostgreSQL (DESIGN.md, "Retries and crashes"): a hold records the
+ * lease it was taken under; the recovery pass refunds the holds of an expired (or deleted) lease at
+ * once, whatever their age, leaves a live lease's holds alone until CHARGE_SETTLE_TIMEOUT, and then
+ * refunds them with the overdue reason (which the alerts observer turns into FAILED_TRANSACTION). A
+ * lease found expired is replaced by a new id, never revived.
+ */
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { fundedSubscription } from "../helpers/test-app.js";
+import { queryRows, type Database } from "../../src/db/database.js";
+import type { RefundedEvent } from "../../src/credits/charge-observer.js";
+import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import type { HoldRequest } from "../../src/ledger/hold.js";
+import { auditLedger } from "../../src/ledger/audit.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { startInstanceLease } from "../../src/recovery/instance-lease.js";
+import { RECOVERY_OVERDUE_REASON, RECOVERY_REFUND_REASON, runRecoveryPass } from "../../src/recovery/recovery-pass.js";
+
+const silent = createLogger("silent");
+const HOUR = 3_600_000;
+
+function request(subscriptionId: string): HoldRequest {
+  return {
+    subscriptionId,
+    creditType: "ai",
+    amount: 2,
+    entryId: randomUUID(),
+    operation: "Mutation.runAiTask",
+    estimated: 2,
+    actorId: "lease-owner",
+    adminOverride: false,
+    requestId: `req-${randomUUID()}`,
+    authorize: false,
+    actorIsAdmin: false,
+  };
+}
+
+async function pendingOf(db: Database, subscriptionId: string): Promise<{ entry_id: string; instance_id: string | null }[]> {
+  return queryRows(db, sql`select entry_id, instance_id from pending_charges where subscription_id = ${subscriptionId}::uuid`);
+}
+
+async function refundReasons(db: Database, subscriptionId: string): Promise<string[]> {
+  const rows = await queryRows<{ reason: string }>(
+    db,
+    sql`select reason from credit_ledger where subscription_id = ${subscriptionId}::uuid and kind = 'REFUND' order by created_at`,
+  );
+  return rows.map((r) => r.reason);
+}
+
+function observerCollecting(events: RefundedEvent[]) {
+  const ignore = () => {};
+  return {
+    charged: ignore,
+    settled: ignore,
+    meterFailed: ignore,
+    refunded: (e: RefundedEvent) => void events.push(e),
+    refused: ignore,
+    estimatorFallback: ignore,
+    transactionFailed: ignore,
+    actualCostMismatch: ignore,
+    lateSettlement: ignore,
+  };
+}
+
+describe.each(BACKENDS)("instance leases on %s", (backend) => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+  });
+  afterAll(() => database?.dispose());
+
+  it("a hold records its live lease and is left alone; once the lease expires it is refunded at once, whatever its age", async () => {
+    const db = database.db;
+    const sub = await fundedSubscription(database, "lease-owner", { ai: 20 });
+    // Renewed every second: the renewal that finds the row expired takes a new lease.
+    const lease = startInstanceLease({ db, ttlMs: 3_000, logger: silent });
+    const ledger = createCoalescingChargeLedger(db, { instanceId: () => lease.current() });
+    try {
+      const [held] = await ledger.hold([request(sub)]);
+      expect(held.ok).toBe(true);
+      const leaseId = await lease.current();
+      expect(await pendingOf(db, sub)).toEqual([{ entry_id: (held as { entryId: string }).entryId, instance_id: leaseId }]);
+
+      // Live and young: nothing to do.
+      expect((await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent })).refunded).toBe(0);
+
+      // The instance dies: its lease runs out (here: made to). A hold seconds old is refunded now.
+      await queryRows(db, sql`update instance_leases set expires_at = now() - interval '1 second' where id = ${leaseId}::uuid`);
+      const events: RefundedEvent[] = [];
+      expect(await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer: observerCollecting(events) })).toMatchObject({
+        refunded: 1,
+        refundedCredits: 2,
+      });
+      expect(events.filter((e) => e.subscriptionId === sub).map((e) => e.reason)).toEqual([RECOVERY_REFUND_REASON]);
+      expect(await pendingOf(db, sub)).toEqual([]);
+      expect(await refundReasons(db, sub)).toEqual([RECOVERY_REFUND_REASON]);
+
+      // The instance finds its lease expired: it takes a new one (a new id) before it holds again.
+      const deadline = Date.now() + 10_000;
+      while ((await lease.current()) === leaseId && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const [again] = await ledger.hold([request(sub)]);
+      expect(again.ok).toBe(true);
+      const [row] = await pendingOf(db, sub);
+      expect(row.instance_id).not.toBe(leaseId);
+      const leases = await queryRows<{ id: string; live: boolean }>(db, sql`select id, expires_at > now() as live from instance_leases order by started_at`);
+      expect(leases.find((l) => l.id === leaseId)?.live).toBe(false);
+      expect(leases.find((l) => l.id === row.instance_id)?.live).toBe(true);
+      expect(await pendingOf(db, sub)).toHaveLength(1);
+      expect((await auditLedger(db)).ok).toBe(true);
+    } finally {
+      await ledger.idle();
+      await lease.stop();
+    }
+  });
+
+  it("a hold whose lease row is gone is refunded; one on a live lease only past CHARGE_SETTLE_TIMEOUT, with the overdue reason", async () => {
+    const db = database.db;
+    const sub = await fundedSubscription(database, "lease-owner", { ai: 20 });
+    const lease = startInstanceLease({ db, ttlMs: 60_000, logger: silent });
+    const liveLedger = createCoalescingChargeLedger(db, { instanceId: () => lease.current() });
+    const ghostLedger = createCoalescingChargeLedger(db, { instanceId: async () => randomUUID() });
+    try {
+      const [live] = await liveLedger.hold([request(sub)]);
+      const [ghost] = await ghostLedger.hold([request(sub)]);
+      expect(live.ok && ghost.ok).toBe(true);
+
+      const events: RefundedEvent[] = [];
+      const observer = observerCollecting(events);
+      await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer });
+      expect(events.filter((e) => e.subscriptionId === sub).map((e) => [e.entryId, e.reason])).toEqual([[(ghost as { entryId: string }).entryId, RECOVERY_REFUND_REASON]]);
+
+      // Past CHARGE_SETTLE_TIMEOUT (injected clock) the live instance's hold is refunded too, as overdue.
+      const later = () => new Date(Date.now() + HOUR + 60_000);
+      await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer, clock: later });
+      expect(events.filter((e) => e.subscriptionId === sub).map((e) => [e.entryId, e.reason])[1]).toEqual([(live as { entryId: string }).entryId, RECOVERY_OVERDUE_REASON]);
+      expect(await pendingOf(db, sub)).toEqual([]);
+      // Passes again: nothing is refunded twice.
+      await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, clock: later });
+      expect((await refundReasons(db, sub)).sort()).toEqual([RECOVERY_OVERDUE_REASON, RECOVERY_REFUND_REASON].sort());
+    } finally {
+      await liveLedger.idle();
+      await ghostLedger.idle();
+      await lease.stop();
+    }
+  });
+});
