@@ -35,11 +35,17 @@ async function connectPostgres(url: string, options: ConnectOptions): Promise<Da
   pool.on("error", (err) => options.logger?.warn({ err: { message: err.message } }, "database connection lost"));
 
   const db = drizzle(pool, { schema }) as unknown as Database;
+  // Migrations run on a connection of their own, closed before the pool opens any: settings the
+  // migrations put on the database (0009: jit = off) apply to new sessions only.
+  const migrationPool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000 });
+  migrationPool.on("error", (err) => options.logger?.warn({ err: { message: err.message } }, "database connection lost"));
   try {
-    await migratePostgres(db, MIGRATIONS_FOLDER);
+    await migratePostgres(drizzle(migrationPool, { schema }) as unknown as Database, MIGRATIONS_FOLDER);
   } catch (err) {
     await pool.end();
     throw err;
+  } finally {
+    await migrationPool.end();
   }
   return {
     db,
