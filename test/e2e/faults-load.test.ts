@@ -3,8 +3,9 @@
  * separate instances would):
  * - 200 simultaneous debits across two instances: exactly the affordable number succeed, the balance
  *   ends at zero, the ledger audit is clean;
- * - every connection of the database killed again and again during load: some requests fail with a
- *   masked 500, no credit is lost or created, and after a recovery pass every debit is settled;
+ * - every connection of the database killed again and again during load: almost every request
+ *   answers 200 (holds whose commit was lost are looked up and retried), any other is a masked 500,
+ *   no credit is lost or created, and after a recovery pass every debit is settled;
  * - the database refusing connections (as while PostgreSQL restarts): /health answers 503, and the
  *   server recovers by itself once the database is back. The shared PostgreSQL server is never
  *   restarted: only this test's own database is closed to connections.
@@ -116,7 +117,7 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     expect(audit.ok).toBe(true);
   });
 
-  it("connections killed during load: some requests fail with a masked 500, no credit is lost or created", async () => {
+  it("connections killed during load: almost every request answers 200 (lost holds are looked up and retried), any other a masked 500; no credit is lost or created", async () => {
     const [a, b] = [await startInstance(), await startInstance()];
     const sub = await fundedSubscription(database, "kill-owner", { ai: 1_000 });
     const token = await userToken("kill-owner");
@@ -146,8 +147,11 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
 
     const counts = statusCounts(responses);
     expect(kills).toBeGreaterThan(0);
-    expect(Object.keys(counts).sort()).toEqual(expect.arrayContaining(["500"]));
     expect(Object.keys(counts).every((s) => s === "200" || s === "500")).toBe(true);
+    // Since a hold batch whose connection died is looked up and retried (issue 14), a kill costs a
+    // caller an error only when it lands elsewhere (a settlement, a read). Issue 14 asks for 99%;
+    // this floor leaves room for a slow CI machine, and the share is recorded in the observed facts.
+    expect((counts[200] ?? 0) / responses.length).toBeGreaterThanOrEqual(0.95);
     for (const failed of responses.filter((r) => r.status === 500)) {
       expect(failed.body.errors![0]).toMatchObject({ message: MASKED_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR" } });
       expect(JSON.stringify(failed.body)).not.toMatch(/terminat|connection|sql|select|insert/i);
@@ -159,6 +163,7 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     const facts = await ledgerFacts(database.db, sub);
     observed.killedDuringLoad = {
       requests: responses.length,
+      answeredWithoutError: (counts[200] ?? 0) / responses.length,
       backendsTerminated: kills,
       statuses: counts,
       debits: facts.debits,
