@@ -2,7 +2,8 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
 import { entryFromRow, LEDGER_RETURNING, type LedgerEntryRecord, type LedgerRow } from "../ledger/entry.js";
-import type { AlertKind, AlertRecord } from "../observability/alerts/alert.js";
+import type { AlertRecord } from "../observability/alerts/alert.js";
+import { ALERT_COLUMNS, alertFromRow, type AlertRow } from "../observability/alerts/alert-store.js";
 import type { BalanceEvent } from "./balance-hub.js";
 
 /** Each balance of these subscriptions with its newest ledger entry (balances without any are left out). */
@@ -95,37 +96,17 @@ export async function writeLowBalanceThreshold(
            updated_at = now()`);
 }
 
-interface ClaimedRow {
-  id: string;
-  seq: string | number;
-  subscription_id: string | null;
-  kind: AlertKind;
-  message: string;
-  details: Record<string, unknown> | string | null;
-  created_at: Date | string;
-}
-
 /**
  * Claims up to `limit` balance alerts the ledger trigger stored and nobody announced yet, oldest
  * first. Rows another instance is claiming are skipped (SKIP LOCKED), so each alert is claimed by
  * exactly one instance however many heard its notification.
  */
 export async function claimUnannouncedAlerts(db: DbOrTx, limit: number): Promise<AlertRecord[]> {
-  const rows = await queryRows<ClaimedRow>(
+  const rows = await queryRows<AlertRow>(
     db,
     sql`update credit_alerts set announced = true
          where id in (select id from credit_alerts where not announced order by seq limit ${limit}::int for update skip locked)
-        returning id, seq, subscription_id, kind, message, details, created_at`,
+        returning ${ALERT_COLUMNS}`,
   );
-  return rows
-    .map((row) => ({
-      id: row.id,
-      seq: Number(row.seq),
-      subscriptionId: row.subscription_id,
-      kind: row.kind,
-      message: row.message,
-      details: typeof row.details === "string" ? JSON.parse(row.details) : (row.details ?? {}),
-      createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at),
-    }))
-    .sort((a, b) => a.seq - b.seq);
+  return rows.map(alertFromRow).sort((a, b) => a.seq - b.seq);
 }

@@ -1,15 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config/config.js";
+import { loadConfig } from "../../src/config/config.js";
+import { configProblems } from "../helpers/config-problems.js";
 
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("configuration", () => {
   it("has working defaults and is frozen", () => {
@@ -79,12 +71,12 @@ describe("configuration", () => {
     [{ JWT_JWKS_URL: "not a url" }, "JWT_JWKS_URL"],
     [{ REDIS_URL: "http://x" }, "REDIS_URL"],
   ])("refuses %o naming the variable", (env, name) => {
-    const problems = problemsOf(env as Record<string, string>);
+    const problems = configProblems(env as Record<string, string>);
     expect(problems).toHaveLength(1);
     expect(problems[0].startsWith(`${name}:`)).toBe(true);
   });
 
   it("reports every bad variable at once", () => {
-    expect(problemsOf({ PORT: "x", LOG_LEVEL: "y" }).map((p) => p.split(":")[0]).sort()).toEqual(["LOG_LEVEL", "PORT"]);
+    expect(configProblems({ PORT: "x", LOG_LEVEL: "y" }).map((p) => p.split(":")[0]).sort()).toEqual(["LOG_LEVEL", "PORT"]);
   });
 });

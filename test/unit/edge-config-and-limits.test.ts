@@ -1,19 +1,11 @@
 /** Issue 15 settings and the request limiter's arithmetic (no server). */
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config/config.js";
+import { loadConfig } from "../../src/config/config.js";
 import { RequestLimiter } from "../../src/http/request-limit.js";
 import { normaliseId, normaliseObject } from "../../src/graphql/normalise-ids.js";
 import { findBadText } from "../../src/graphql/validation/nul-characters.js";
+import { configProblems } from "../helpers/config-problems.js";
 
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("issue 15 configuration", () => {
   it("has the documented defaults", () => {
@@ -30,13 +22,13 @@ describe("issue 15 configuration", () => {
   it("reads CORS_ORIGINS as a list or *, and refuses what is not an origin", () => {
     expect(loadConfig({ CORS_ORIGINS: "https://a.example, http://localhost:5173/" }).CORS_ORIGINS).toEqual(["https://a.example", "http://localhost:5173"]);
     expect(loadConfig({ CORS_ORIGINS: "*" }).CORS_ORIGINS).toBe("*");
-    expect(problemsOf({ CORS_ORIGINS: "a.example" })[0]).toMatch(/^CORS_ORIGINS/);
-    expect(problemsOf({ REQUEST_LIMIT: "lots" })[0]).toMatch(/^REQUEST_LIMIT: REQUEST_LIMIT must look like/);
+    expect(configProblems({ CORS_ORIGINS: "a.example" })[0]).toMatch(/^CORS_ORIGINS/);
+    expect(configProblems({ REQUEST_LIMIT: "lots" })[0]).toMatch(/^REQUEST_LIMIT: REQUEST_LIMIT must look like/);
   });
 
   it("refuses production without a secret or with a short one; accepts JWKS or a long secret", () => {
-    expect(problemsOf({ NODE_ENV: "production" })[0]).toMatch(/JWT_SECRET or JWT_JWKS_URL/);
-    expect(problemsOf({ NODE_ENV: "production", JWT_SECRET: "x".repeat(31) })[0]).toMatch(/at least 32 characters/);
+    expect(configProblems({ NODE_ENV: "production" })[0]).toMatch(/JWT_SECRET or JWT_JWKS_URL/);
+    expect(configProblems({ NODE_ENV: "production", JWT_SECRET: "x".repeat(31) })[0]).toMatch(/at least 32 characters/);
     expect(loadConfig({ NODE_ENV: "production", JWT_SECRET: "x".repeat(32) }).devMode).toBe(false);
     expect(loadConfig({ NODE_ENV: "production", JWT_JWKS_URL: "https://id.example/.well-known/jwks.json" }).devMode).toBe(false);
     expect(loadConfig({ JWT_SECRET: "short" }).JWT_SECRET).toBe("short"); // outside production: as before

@@ -3,20 +3,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config/config.js";
+import { loadConfig } from "../../src/config/config.js";
 import { addCalendarMonths, parsePeriod, periodEnd } from "../../src/plans/period.js";
+import { configProblems } from "../helpers/config-problems.js";
 
 const PRO = [{ name: "pro", period: "1mo", allowances: { leads: { allowance: 100, rolloverMax: 20 }, ai: { allowance: 1000 } } }];
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
 
 describe("plan configuration", () => {
   it("has no plans by default", () => {
@@ -39,7 +31,7 @@ describe("plan configuration", () => {
     writeFileSync(file, JSON.stringify([{ name: "trial", period: "30d", allowances: { ai: { allowance: 50 } } }]));
     const [plan] = loadConfig({ PLANS_FILE: file }).plans;
     expect(plan).toMatchObject({ name: "trial", period: { kind: "duration", ms: 30 * 86_400_000 } });
-    expect(problems({ PLANS_FILE: join(dir, "missing.json") })[0]).toMatch(/^PLANS_FILE: cannot read/);
+    expect(configProblems({ PLANS_FILE: join(dir, "missing.json") })[0]).toMatch(/^PLANS_FILE: cannot read/);
   });
 
   it.each([
@@ -51,7 +43,7 @@ describe("plan configuration", () => {
     [{ PLANS: JSON.stringify([...PRO, ...PRO]) }, /defined twice/],
     [{ PLANS: "[]", PLANS_FILE: "/tmp/x.json" }, /not both/],
   ])("refuses %j with a clear message", (env, message) => {
-    expect(problems(env as Record<string, string>).join("\n")).toMatch(message);
+    expect(configProblems(env as Record<string, string>).join("\n")).toMatch(message);
   });
 });
 

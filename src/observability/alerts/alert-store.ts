@@ -6,7 +6,7 @@ import { sql } from "drizzle-orm";
 import { queryRows, type Database, type DbOrTx } from "../../db/database.js";
 import type { AlertKind, AlertRecord, NewAlert } from "./alert.js";
 
-interface AlertRow {
+export interface AlertRow {
   id: string;
   seq: number | string;
   subscription_id: string | null;
@@ -16,9 +16,9 @@ interface AlertRow {
   created_at: Date | string;
 }
 
-const ALERT_COLUMNS = sql`id, seq, subscription_id, kind, message, details, created_at`;
+export const ALERT_COLUMNS = sql`id, seq, subscription_id, kind, message, details, created_at`;
 
-function alertFromRow(row: AlertRow): AlertRecord {
+export function alertFromRow(row: AlertRow): AlertRecord {
   return {
     id: row.id,
     seq: Number(row.seq),
