@@ -117,93 +117,18 @@ export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[], insta
   });
   if (records.length === 0) return groups.map(() => []);
 
-  // The walk's state is one array of what is left per balance (-1: no such balance row), indexed by
-  // `bi`; row g of the walk is the state after group g.
+  // The statement is the database function of drizzle/0010_charge_functions.sql: its plans are
+  // cached per session, which a statement sent as text cannot have through a transaction-mode pooler.
+  const column = <K extends keyof HoldRecord>(key: K) => sql.param(records.map((r) => r[key]));
   const rows = await queryRows<OutcomeRow>(
     db,
-    sql`
-      with recursive req as (
-        select * from json_to_recordset(${JSON.stringify(records)}::json) as r(
-          ord int, g int, bi int, subscription_id uuid, credit_type text, amount int, entry_id uuid, operation text,
-          estimated int, actor_id text, actor_is_admin boolean, admin_override boolean, request_id text, authorize boolean)
-      ), checked as (
-        select req.*, s.owner_id, s.status,
-               coalesce(not req.authorize or (s.status = 'ACTIVE' and (s.owner_id = req.actor_id or req.actor_is_admin)), false) as allowed
-          from req left join billing_subscriptions s on s.id = req.subscription_id
-      ), keys as (
-        select * from unnest(${sql.param(keys.map((k) => k.subscriptionId))}::uuid[], ${sql.param(keys.map((k) => k.creditType))}::text[])
-               with ordinality as k(subscription_id, credit_type, bi)
-      ), locked as materialized (
-        select k.bi, b.balance
-          from credit_balances b
-          join keys k on b.subscription_id = k.subscription_id and b.credit_type = k.credit_type
-         order by b.subscription_id, b.credit_type
-           for update of b
-      ), start as (
-        -- expired: credits of expired grants the expiry pass has not removed yet; they are in the
-        -- balance but no hold may count on them (drizzle/0005_grants.sql). Read once the rows are
-        -- locked, so it sees every change committed before the lock.
-        select array_agg(coalesce(l.balance, -1) order by k.bi) as state,
-               array_agg(case when l.bi is null then 0 else credit_expired_remains(k.subscription_id, k.credit_type) end
-                         order by k.bi) as expired
-          from keys k left join locked l on l.bi = k.bi
-      ), needs as (
-        select g, bi, sum(amount)::int as need from checked group by g, bi
-      ), grps as (
-        select g, bool_and(allowed) as allowed from checked group by g
-      ), walk (g, state, granted) as (
-        select 0, state, false from start
-        union all
-        select w.g + 1,
-               case when f.fits
-                    then array(select w.state[i] - coalesce((select n.need from needs n where n.g = w.g + 1 and n.bi = i), 0)
-                                 from generate_subscripts(w.state, 1) as i order by i)
-                    else w.state end,
-               f.fits
-          from walk w
-          cross join start s
-          cross join lateral (
-            select gr.allowed and not exists (
-                     select 1 from needs n
-                      where n.g = w.g + 1 and (w.state[n.bi] < 0 or w.state[n.bi] - s.expired[n.bi] < n.need)
-                   ) as fits
-              from grps gr where gr.g = w.g + 1
-          ) f
-      ), granted as (
-        select c.*,
-               (b.state[c.bi] - sum(c.amount) over (partition by c.g, c.bi order by c.ord))::int as balance_after
-          from checked c
-          join walk a on a.g = c.g and a.granted
-          join walk b on b.g = c.g - 1
-      ), final as (
-        select state from walk order by g desc limit 1
-      ), debited as (
-        -- The rows are locked above, so writing the value computed from them loses no concurrent change.
-        update credit_balances b
-           set balance = f.state[k.bi], updated_at = now()
-          from keys k, locked l, final f
-         where l.bi = k.bi and b.subscription_id = k.subscription_id and b.credit_type = k.credit_type
-           and f.state[k.bi] <> l.balance
-      ), entries as (
-        insert into credit_ledger
-          (subscription_id, id, credit_type, kind, amount, balance_after, operation, estimated, actor_id, admin_override, request_id)
-        select subscription_id, entry_id, credit_type, 'DEBIT', -amount, balance_after, operation, estimated, actor_id,
-               admin_override, request_id
-          from granted
-         order by ord
-      ), pending as (
-        insert into pending_charges (subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id, instance_id)
-        select subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id, ${instanceId}::uuid from granted
-      )
-      -- Both reported net of expired remains: what the caller may still spend (the ledger keeps the real balance).
-      select c.ord, a.granted, c.allowed, b.state[c.bi] - s.expired[c.bi] as before, g.balance_after - s.expired[c.bi] as balance_after,
-             c.owner_id, c.status
-        from checked c
-        join walk a on a.g = c.g
-        join walk b on b.g = c.g - 1
-        cross join start s
-        left join granted g on g.ord = c.ord
-       order by c.ord`,
+    sql`select * from credit_hold(
+          ${column("g")}::integer[], ${column("bi")}::integer[], ${column("amount")}::integer[], ${column("entry_id")}::uuid[],
+          ${column("operation")}::text[], ${column("estimated")}::integer[], ${column("actor_id")}::text[],
+          ${column("actor_is_admin")}::boolean[], ${column("admin_override")}::boolean[], ${column("request_id")}::text[],
+          ${column("authorize")}::boolean[],
+          ${sql.param(keys.map((k) => k.subscriptionId))}::uuid[], ${sql.param(keys.map((k) => k.creditType))}::text[],
+          ${instanceId}::uuid)`,
   );
 
   const byOrd = new Map(rows.map((row) => [Number(row.ord), row]));

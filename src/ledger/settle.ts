@@ -72,51 +72,14 @@ function recordOf(settlement: Settlement, ord: number): SettlementRecord {
 export async function settleHolds(db: DbOrTx, settlements: readonly Settlement[]): Promise<SettlementOutcome[]> {
   if (settlements.length === 0) return [];
   const records = settlements.map((s, i) => recordOf(s, i + 1));
+  // The statement is the database function of drizzle/0010_charge_functions.sql: its plans are
+  // cached per session, which a statement sent as text cannot have through a transaction-mode pooler.
+  const column = <K extends keyof SettlementRecord>(key: K) => sql.param(records.map((r) => r[key]));
   const rows = await queryRows<SettledRow>(
     db,
-    sql`
-      with req as (
-        select * from json_to_recordset(${JSON.stringify(records)}::json) as r(
-          ord int, subscription_id uuid, entry_id uuid, kind text, amount int, reason text, actor_id text, request_id text)
-      ), settled as (
-        delete from pending_charges p
-         using req r
-         where p.subscription_id = r.subscription_id and p.entry_id = r.entry_id
-        returning r.ord, p.subscription_id, p.entry_id, p.credit_type, p.operation, p.amount as held, r.kind, r.reason,
-                  r.actor_id, r.request_id,
-                  case when r.kind = 'REFUND' then p.amount
-                       when r.kind = 'RELEASE' then least(greatest(r.amount, 0), p.amount)
-                       else 0 end as returned
-      ), returns as (
-        select * from settled where returned > 0
-      ), totals as (
-        select subscription_id, credit_type, sum(returned)::int as total from returns group by subscription_id, credit_type
-      ), locked as materialized (
-        select b.subscription_id, b.credit_type, b.balance
-          from credit_balances b
-          join totals t on t.subscription_id = b.subscription_id and t.credit_type = b.credit_type
-         order by b.subscription_id, b.credit_type
-           for update of b
-      ), credited as (
-        update credit_balances b
-           set balance = l.balance + t.total, updated_at = now()
-          from locked l
-          join totals t on t.subscription_id = l.subscription_id and t.credit_type = l.credit_type
-         where b.subscription_id = l.subscription_id and b.credit_type = l.credit_type
-      ), numbered as (
-        select r.*, (l.balance + sum(r.returned) over (partition by r.subscription_id, r.credit_type order by r.ord))::int as balance_after
-          from returns r
-          join locked l on l.subscription_id = r.subscription_id and l.credit_type = r.credit_type
-      ), entries as (
-        insert into credit_ledger
-          (subscription_id, credit_type, kind, amount, balance_after, operation, actor_id, reason, refund_of, request_id)
-        select subscription_id, credit_type, kind, returned, balance_after, operation, actor_id, reason, entry_id, request_id
-          from numbered
-         order by ord
-      )
-      select s.ord, s.returned, n.balance_after
-        from settled s
-        left join numbered n on n.ord = s.ord`,
+    sql`select * from credit_settle(
+          ${column("subscription_id")}::uuid[], ${column("entry_id")}::uuid[], ${column("kind")}::text[], ${column("amount")}::integer[],
+          ${column("reason")}::text[], ${column("actor_id")}::text[], ${column("request_id")}::text[])`,
   );
   const byOrd = new Map(rows.map((row) => [Number(row.ord), row]));
   return records.map((record): SettlementOutcome => {
