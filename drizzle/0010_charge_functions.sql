@@ -7,10 +7,12 @@
 -- which made PostgreSQL the limit of the metered path (bench/README.md). PL/pgSQL keeps the plans of
 -- the statements inside a function per session, which works through a pooler too (a function call
 -- is one ordinary statement). plan_cache_mode = force_generic_plan: the statements take arrays whose
--- sizes change with every batch, and a custom plan per size would be planning again. Hash and merge
--- joins are off inside them: a generic plan does not know how few rows the arrays hold, and chose to
--- hash every subscription (a sequential scan of the table) to find the batch's few; each array
--- element must be found through its index.
+-- sizes change with every batch, and a custom plan per size would be planning again. Hash joins,
+-- merge joins and sequential scans are off inside them: a generic plan does not know how few rows
+-- the arrays hold, and chose to hash every subscription (a sequential scan of the table) to find the
+-- batch's few, and to scan pending_charges (small, but every hold adds a row and every settlement
+-- deletes one, so its pages are mostly dead rows) instead of its key; each array element must be
+-- found through its index.
 --
 -- The hold walks its groups in a loop instead of the recursive CTE, so a batch costs in proportion
 -- to its holds (the CTE rebuilt the state array of every balance for every group).
@@ -31,6 +33,7 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 SET enable_hashjoin = off
 SET enable_mergejoin = off
+SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -82,12 +85,13 @@ BEGIN
   -- Credits of expired grants the expiry pass has not removed yet are in the balance, but no hold
   -- may count on them (0005_grants.sql). Read after the locks: a statement of its own, so it sees
   -- every change committed before them.
-  FOR r IN SELECT u.i, sum(g.remaining)::integer AS remains
+  FOR r IN SELECT u.i, g.remains
              FROM unnest(p_key_subscription, p_key_type) WITH ORDINALITY AS u(subscription_id, credit_type, i)
-             JOIN credit_grants g
-               ON g.subscription_id = u.subscription_id AND g.credit_type = u.credit_type
-              AND NOT g.exhausted AND g.expires_at <= now()
-            GROUP BY u.i LOOP
+             CROSS JOIN LATERAL (
+               SELECT sum(cg.remaining)::integer AS remains FROM credit_grants cg
+                WHERE cg.subscription_id = u.subscription_id AND cg.credit_type = u.credit_type
+                  AND NOT cg.exhausted AND cg.expires_at <= now()) g
+            WHERE g.remains > 0 LOOP
     IF locked[r.i] >= 0 THEN
       expired[r.i] := r.remains;
     END IF;
@@ -200,6 +204,7 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 SET enable_hashjoin = off
 SET enable_mergejoin = off
+SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
 DECLARE
