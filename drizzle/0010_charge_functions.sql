@@ -310,20 +310,69 @@ BEGIN
 END;
 $$;
 --> statement-breakpoint
--- The ledger's row triggers fire only where they have work: the refund limit for returns, the grants'
--- bookkeeping for entries written without their draws. The hold and the settlement above write
--- their entries' draws themselves in the usual case, so most of their rows no longer run PL/pgSQL
--- per row (each such call cost more than the row's own insert).
-DROP TRIGGER credit_ledger_refund_limit ON credit_ledger;
---> statement-breakpoint
-CREATE TRIGGER credit_ledger_refund_limit
-  BEFORE INSERT ON credit_ledger
-  FOR EACH ROW WHEN (NEW.kind IN ('REFUND', 'RELEASE'))
-  EXECUTE FUNCTION credit_ledger_check_refund();
---> statement-breakpoint
+-- The ledger's row trigger for the grants fires only for entries written without their draws: the
+-- hold and the settlement above write their entries' draws themselves in the usual case, so most of
+-- their rows no longer run PL/pgSQL per row (each such call cost more than the row's own insert).
 DROP TRIGGER credit_ledger_apply_grants ON credit_ledger;
 --> statement-breakpoint
 CREATE TRIGGER credit_ledger_apply_grants
   BEFORE INSERT ON credit_ledger
   FOR EACH ROW WHEN (NEW.draws = '[]'::jsonb AND NEW.amount <> 0)
   EXECUTE FUNCTION credit_ledger_apply_grants();
+--> statement-breakpoint
+-- The refund limit (0003): a REFUND or RELEASE names a DEBIT of the same subscription and type, and
+-- together they never return more than that debit took. Checked once per statement instead of once
+-- per row: a settlement statement writes a batch of RELEASE entries, and two queries for the whole
+-- batch cost far less than a PL/pgSQL call and two queries per entry. Locking the debits (in key
+-- order, so two statements never deadlock) serialises concurrent returns of one debit: the check
+-- runs after the locks, as a statement of its own, so it sees every return committed before them
+-- plus this statement's own.
+CREATE OR REPLACE FUNCTION credit_ledger_check_returns() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  bad record;
+BEGIN
+  SELECT n.kind INTO bad FROM new_entries n WHERE n.kind IN ('REFUND', 'RELEASE') AND n.refund_of IS NULL LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'a % entry must name the debit it returns credits of', bad.kind USING ERRCODE = 'check_violation';
+  END IF;
+
+  PERFORM 1
+     FROM credit_ledger d
+    WHERE (d.subscription_id, d.id) IN (SELECT n.subscription_id, n.refund_of FROM new_entries n WHERE n.kind IN ('REFUND', 'RELEASE'))
+    ORDER BY d.subscription_id, d.id
+      FOR UPDATE OF d;
+
+  SELECT r.kind, r.refund_of, r.amount, d.kind AS debit_kind, d.credit_type AS debit_type, r.credit_type,
+         -d.amount AS debited, t.returned
+    INTO bad
+    FROM (SELECT n.subscription_id, n.refund_of, n.credit_type, min(n.kind) AS kind, sum(n.amount) AS amount
+            FROM new_entries n
+           WHERE n.kind IN ('REFUND', 'RELEASE')
+           GROUP BY n.subscription_id, n.refund_of, n.credit_type) r
+    LEFT JOIN credit_ledger d ON d.subscription_id = r.subscription_id AND d.id = r.refund_of
+    CROSS JOIN LATERAL (
+      SELECT coalesce(sum(x.amount), 0) AS returned FROM credit_ledger x
+       WHERE x.subscription_id = r.subscription_id AND x.refund_of = r.refund_of AND x.kind IN ('REFUND', 'RELEASE')) t
+   WHERE d.id IS NULL OR d.kind <> 'DEBIT' OR d.credit_type <> r.credit_type OR t.returned > -d.amount
+   LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF bad.debit_kind IS DISTINCT FROM 'DEBIT' OR bad.debit_type <> bad.credit_type THEN
+    RAISE EXCEPTION 'refund_of % is not a DEBIT of this subscription and credit type', bad.refund_of
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RAISE EXCEPTION '% of % credits exceeds the % left on debit %', bad.kind, bad.amount, bad.debited - (bad.returned - bad.amount), bad.refund_of
+    USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_refund_limit';
+END;
+$$;
+--> statement-breakpoint
+DROP TRIGGER credit_ledger_refund_limit ON credit_ledger;
+--> statement-breakpoint
+CREATE TRIGGER credit_ledger_refund_limit
+  AFTER INSERT ON credit_ledger
+  REFERENCING NEW TABLE AS new_entries
+  FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger_check_returns();
+--> statement-breakpoint
+DROP FUNCTION credit_ledger_check_refund();
