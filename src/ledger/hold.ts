@@ -13,6 +13,10 @@
  * granted hold. One statement means one round trip and one commit, and the row locks are held only
  * for it (DESIGN.md, "Performance").
  *
+ * The statement calls credit_hold(), a PL/pgSQL function (drizzle/0010_charge_functions.sql): a
+ * statement sent as text is planned on every run, since named prepared statements do not survive a
+ * transaction-mode pooler, while the plans of a function's statements are cached per session.
+ *
  * Authorization can be folded in: a hold with `authorize` is granted only when its subscription
  * exists, is ACTIVE and its actor owns it or is an admin; otherwise its outcome carries what the
  * statement saw, so the caller raises the same errors in the same order as the charge path does.
@@ -61,13 +65,11 @@ interface OutcomeRow {
   status: string | null;
 }
 
-/** One hold as the statement reads it (json_to_recordset): `g` its group, `bi` its balance's place in the key arrays. */
+/** One hold as the statement reads it (one array per field): `g` its group, `bi` its balance's place in the key arrays. */
 interface HoldRecord {
   ord: number;
   g: number;
   bi: number;
-  subscription_id: string;
-  credit_type: string;
   amount: number;
   entry_id: string;
   operation: string;
@@ -101,8 +103,6 @@ export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[], insta
         ord: records.length + 1,
         g: g + 1,
         bi,
-        subscription_id: r.subscriptionId,
-        credit_type: r.creditType,
         amount: r.amount,
         entry_id: r.entryId,
         operation: r.operation,

@@ -11,7 +11,8 @@
  * statement, so a hold is settled exactly once even when another instance's recovery pass races
  * with it. The balance rows credited are locked in key order (as the hold statement locks them), so
  * a settlement and a hold never deadlock. The ledger trigger keeps releases plus refunds of a debit
- * at or below the debit.
+ * at or below the debit. The statement calls credit_settle(), a PL/pgSQL function whose plans are
+ * cached per session (drizzle/0010_charge_functions.sql).
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
