@@ -5,8 +5,9 @@
  *
  * The read only makes the answers clear ("has only 2 credits left"); it is not what keeps refunds
  * within their debit. The database does that: the credit_ledger_refund_limit trigger locks the debit
- * row and sums its refunds before every REFUND insert, so concurrent refunds of one debit are
- * serialised and the one that would go over is refused (SQLSTATE 23514) with nothing changed.
+ * row and sums its returns after every statement that writes REFUND or RELEASE entries, so
+ * concurrent refunds of one debit are serialised and the one that would go over is refused
+ * (SQLSTATE 23514) with nothing changed.
  *
  * A debit whose resolver is still running (it is in pending_charges) is refused: the charge path
  * settles it, possibly by refunding it whole, and an admin refund in between would race with that.
