@@ -50,6 +50,7 @@ DECLARE
   hold_before integer[] := array_fill(NULL::integer, ARRAY[holds]);
   hold_after integer[] := array_fill(NULL::integer, ARRAY[holds]);  -- the real balance after the hold (its DEBIT entry's)
   key_grant uuid[] := array_fill(NULL::uuid, ARRAY[keys]);  -- the one grant a balance's holds all draw from, if one covers them
+  key_grant_left integer[] := array_fill(NULL::integer, ARRAY[keys]);
   any_granted boolean := false;
   fits boolean;
   r record;
@@ -82,18 +83,28 @@ BEGIN
   END LOOP;
   state := locked;
 
-  -- Credits of expired grants the expiry pass has not removed yet are in the balance, but no hold
-  -- may count on them (0005_grants.sql). Read after the locks: a statement of its own, so it sees
-  -- every change committed before them.
-  FOR r IN SELECT u.i, g.remains
+  -- Each balance's grants, read after the locks (a statement of its own, so it sees every change
+  -- committed before them):
+  --   - credits of expired grants the expiry pass has not removed yet are in the balance, but no
+  --     hold may count on them (0005_grants.sql);
+  --   - its first unexpired grant in spending order: usually it covers everything this batch takes
+  --     from the balance, and then every hold of it draws from that grant (below).
+  FOR r IN SELECT u.i, e.remains, f.id, f.remaining
              FROM unnest(p_key_subscription, p_key_type) WITH ORDINALITY AS u(subscription_id, credit_type, i)
              CROSS JOIN LATERAL (
                SELECT sum(cg.remaining)::integer AS remains FROM credit_grants cg
                 WHERE cg.subscription_id = u.subscription_id AND cg.credit_type = u.credit_type
-                  AND NOT cg.exhausted AND cg.expires_at <= now()) g
-            WHERE g.remains > 0 LOOP
+                  AND NOT cg.exhausted AND cg.expires_at <= now()) e
+             CROSS JOIN LATERAL (
+               SELECT cg.id, cg.remaining FROM credit_grants cg
+                WHERE cg.subscription_id = u.subscription_id AND cg.credit_type = u.credit_type AND NOT cg.exhausted
+                  AND (cg.expires_at IS NULL OR cg.expires_at > now())
+                ORDER BY cg.priority, cg.expires_at, cg.created_at, cg.seq
+                LIMIT 1) f LOOP
     IF locked[r.i] >= 0 THEN
-      expired[r.i] := r.remains;
+      expired[r.i] := coalesce(r.remains, 0);
+      key_grant[r.i] := r.id;
+      key_grant_left[r.i] := r.remaining;
     END IF;
   END LOOP;
 
@@ -138,24 +149,14 @@ BEGIN
       FROM unnest(p_key_subscription, p_key_type, state, locked) AS u(subscription_id, credit_type, balance, locked_balance)
      WHERE b.subscription_id = u.subscription_id AND b.credit_type = u.credit_type AND u.balance <> u.locked_balance;
 
-    -- The grants the holds draw from (0005_grants.sql). Usually the first unexpired grant of a balance in
-    -- spending order covers everything this batch takes from the balance: then every hold of it draws
-    -- from that grant, written here in one statement with the entries' draws, as credit_grants_draw
-    -- would have drawn them one by one. The other balances' entries go in without draws, and the
-    -- ledger trigger draws for them, hold by hold in order, across as many grants as it takes.
-    FOR r IN SELECT u.i, g.id, g.remaining, t.taken
-               FROM unnest(p_key_subscription, p_key_type, locked, state) WITH ORDINALITY
-                    AS u(subscription_id, credit_type, locked_balance, balance, i)
-               CROSS JOIN LATERAL (SELECT u.locked_balance - u.balance AS taken) t
-               CROSS JOIN LATERAL (
-                 SELECT cg.id, cg.remaining FROM credit_grants cg
-                  WHERE cg.subscription_id = u.subscription_id AND cg.credit_type = u.credit_type AND NOT cg.exhausted
-                    AND (cg.expires_at IS NULL OR cg.expires_at > now())
-                  ORDER BY cg.priority, cg.expires_at, cg.created_at, cg.seq
-                  LIMIT 1) g
-              WHERE u.balance <> u.locked_balance LOOP
-      IF r.remaining >= r.taken THEN
-        key_grant[r.i] := r.id;
+    -- The grants the holds draw from (0005_grants.sql). When a balance's first unexpired grant in
+    -- spending order covers everything this batch takes from it, every hold of it draws from that
+    -- grant, written here in one statement with the entries' draws, as credit_grants_draw would have
+    -- drawn them one by one. The other balances' entries go in without draws, and the ledger trigger
+    -- draws for them, hold by hold in order, across as many grants as it takes.
+    FOR k IN 1 .. keys LOOP
+      IF key_grant[k] IS NOT NULL AND (locked[k] = state[k] OR key_grant_left[k] < locked[k] - state[k]) THEN
+        key_grant[k] := NULL;
       END IF;
     END LOOP;
     UPDATE credit_grants cg
@@ -332,8 +333,12 @@ LANGUAGE plpgsql AS $$
 DECLARE
   bad record;
 BEGIN
-  SELECT n.kind INTO bad FROM new_entries n WHERE n.kind IN ('REFUND', 'RELEASE') AND n.refund_of IS NULL LIMIT 1;
-  IF FOUND THEN
+  -- Most statements (every hold) return nothing: one look at the new rows and done.
+  SELECT n.kind, n.refund_of INTO bad FROM new_entries n WHERE n.kind IN ('REFUND', 'RELEASE') ORDER BY n.refund_of NULLS FIRST LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF bad.refund_of IS NULL THEN
     RAISE EXCEPTION 'a % entry must name the debit it returns credits of', bad.kind USING ERRCODE = 'check_violation';
   END IF;
 
