@@ -1,7 +1,7 @@
 /**
- * The relay's schedule: a tick that moved outbox rows runs again at once (changes keep coming while
- * ledger statements commit), an empty outbox is looked at again only after the interval; every tick's
- * reading of the database's clock goes to the clock the hub spaces events by. The SQL itself runs on
+ * The relay's schedule: a tick that moved a full batch of outbox rows runs again at once, any other
+ * after the interval; every tick's reading of the database's clock goes to the clock the hub spaces
+ * events by. The SQL itself runs on
  * both databases in test/db/notification-relay.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -28,13 +28,13 @@ describe("startNotificationRelay", () => {
   beforeEach(() => vi.useFakeTimers({ now: T0 }));
   afterEach(() => vi.useRealTimers());
 
-  it("runs again at once while ticks move rows, and waits the interval when the outbox is empty", async () => {
-    const { db, calls } = scriptedDatabase([3, 2, 0, 0], 0);
+  it("runs again at once after a full batch, and after the interval otherwise", async () => {
+    const { db, calls } = scriptedDatabase([200, 200, 3, 0], 0);
     const relay = startNotificationRelay({ db, intervalMs: 25, logger: createLogger("silent") });
     await vi.advanceTimersByTimeAsync(100);
     await relay.stop();
-    // Again at once (a timer of 0: the next turn of the event loop) after 3 and 2 rows moved; after
-    // none, the interval.
+    // Again at once (a timer of 0: the next turn of the event loop) after two full batches (200 rows);
+    // after 3 rows, and after none, the interval.
     const gaps = calls.slice(1).map((t, i) => t - calls[i]);
     expect(gaps[0]).toBeLessThanOrEqual(1);
     expect(gaps[1]).toBeLessThanOrEqual(1);
