@@ -1,13 +1,22 @@
 /**
  * Fans balance changes out to this instance's creditBalanceChanged subscribers. Changes arrive from
  * the notification listener (every committed ledger statement, on whichever instance it ran); only
- * balances someone here subscribes to are kept. Changes of one balance closer together than the
- * push interval are coalesced into one event: the latest balance and entry, the number of entries
- * folded in, and the last threshold crossing among them. The first change after a quiet interval is
- * pushed at once, so a lone debit reaches its subscribers without waiting.
+ * balances someone here subscribes to are kept.
+ *
+ * Coalescing is a leading-edge throttle on the entries' commit time (their `createdAt`, stamped by
+ * the database): a change whose entry is at least the push interval newer than the last one pushed
+ * for its balance goes out at once; changes closer together than that wait, folded into one event
+ * (the latest balance and entry, the number of entries folded in, the last threshold crossing among
+ * them), until the interval after the last pushed entry has passed on the database's clock. Measured
+ * on commit time rather than on when this instance pushed, a folded change waits only for what is
+ * left of the interval since the entry before it was made, not for the whole interval again after
+ * that entry's delivery: a call's hold and, some ms later, its settlement reach the client within the
+ * interval of the settlement's commit. Changes that arrive together (one read of the notification
+ * session) are folded before anything is pushed, so they make one event.
  */
 import type { BalanceChange, EntryRef, ThresholdCrossingValue } from "./balance-change.js";
 import { balanceKey } from "./balance-change.js";
+import { DatabaseClock } from "./database-clock.js";
 import { SubscriberQueue } from "./subscriber-queue.js";
 
 export interface BalanceEvent {
@@ -23,7 +32,8 @@ export interface HubOptions {
   pushIntervalMs: number;
   /** Events one subscriber may have waiting before it is dropped as too slow. */
   maxQueuedPerSubscriber: number;
-  now?: () => number;
+  /** The database's clock, also set by the relay's readings (default: one fed by the changes alone). */
+  clock?: DatabaseClock;
   onSubscribersChanged?: (count: number) => void;
   onSlowConsumer?: () => void;
 }
@@ -36,21 +46,29 @@ interface Subscriber {
 }
 
 interface BalanceSlot {
-  lastPushAt: number;
+  /**
+   * Database time the last pushed event stands for: its newest entry's createdAt, or, for an event
+   * held back, the end of the interval it waited for. The next event is due an interval later.
+   */
+  pushedAt: number;
   /** Highest ledger seq already folded into an event: older news (a resync racing a notification) is dropped. */
   lastSeq: number;
   pending: BalanceEvent | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Waiting for the end of the current batch of changes to be pushed or timed. */
+  queued: boolean;
 }
 
 export class BalanceHub {
   private readonly bySubscription = new Map<string, Set<Subscriber>>();
   private readonly slots = new Map<string, BalanceSlot>();
   private count = 0;
-  private readonly now: () => number;
+  private readonly clock: DatabaseClock;
+  /** Balances with changes folded in the current batch, pushed or timed once it ends. */
+  private readonly batch: BalanceSlot[] = [];
 
   constructor(private readonly options: HubOptions) {
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? new DatabaseClock();
   }
 
   get subscriberCount(): number {
@@ -76,9 +94,13 @@ export class BalanceHub {
     return subscriber.queue;
   }
 
-  /** Takes the changes of one notification. */
+  /**
+   * Takes the changes of one notification. They are pushed (or timed) at the end of the current
+   * task, so the notifications of one read fold together.
+   */
   accept(changes: readonly BalanceChange[]): void {
     for (const change of changes) {
+      this.clock.observe(change.lastEntry.createdAt.getTime());
       if (!this.bySubscription.has(change.subscriptionId)) continue;
       this.fold(change);
     }
@@ -97,7 +119,7 @@ export class BalanceHub {
       slot.timer = undefined;
       slot.pending = undefined;
       slot.lastSeq = Math.max(slot.lastSeq, event.lastEntry.seq);
-      slot.lastPushAt = this.now();
+      slot.pushedAt = this.clock.now();
       this.deliver(event);
     }
   }
@@ -106,6 +128,7 @@ export class BalanceHub {
   close(): void {
     for (const slot of this.slots.values()) clearTimeout(slot.timer);
     this.slots.clear();
+    this.batch.length = 0;
     for (const set of [...this.bySubscription.values()]) for (const subscriber of [...set]) subscriber.queue.return();
   }
 
@@ -122,15 +145,28 @@ export class BalanceHub {
       lastEntry: change.lastEntry,
       threshold: change.crossing ?? before?.threshold ?? null,
     };
-    if (slot.timer) return;
-    const wait = slot.lastPushAt + this.options.pushIntervalMs - this.now();
-    if (wait <= 0) {
-      this.flush(slot);
-    } else {
+    // Already timed, or already in this batch: the event waiting takes this change too.
+    if (slot.timer || slot.queued) return;
+    slot.queued = true;
+    if (this.batch.push(slot) === 1) queueMicrotask(() => this.endBatch());
+  }
+
+  /** Pushes each balance of the batch that is due, and times the others for when they are. */
+  private endBatch(): void {
+    const now = this.clock.now();
+    for (const slot of this.batch.splice(0)) {
+      slot.queued = false;
+      if (!slot.pending) continue;
+      const due = slot.pushedAt + this.options.pushIntervalMs;
+      if (due <= now) {
+        this.flush(slot);
+        continue;
+      }
+      // At most an interval: the estimate of the database's clock steps back when old readings expire.
       slot.timer = setTimeout(() => {
         slot.timer = undefined;
         this.flush(slot);
-      }, wait);
+      }, Math.min(due - now, this.options.pushIntervalMs));
     }
   }
 
@@ -138,7 +174,9 @@ export class BalanceHub {
     const event = slot.pending;
     slot.pending = undefined;
     if (!event) return;
-    slot.lastPushAt = this.now();
+    // A held-back event stands for the end of the interval it waited for, so a burst is pushed once
+    // per interval; a change made later than that stands for itself.
+    slot.pushedAt = Math.max(event.lastEntry.createdAt.getTime(), slot.pushedAt + this.options.pushIntervalMs);
     this.deliver(event);
   }
 
@@ -153,7 +191,10 @@ export class BalanceHub {
 
   private slot(key: string): BalanceSlot {
     let slot = this.slots.get(key);
-    if (!slot) this.slots.set(key, (slot = { lastPushAt: 0, lastSeq: 0, pending: undefined, timer: undefined }));
+    if (!slot) {
+      slot = { pushedAt: Number.NEGATIVE_INFINITY, lastSeq: 0, pending: undefined, timer: undefined, queued: false };
+      this.slots.set(key, slot);
+    }
     return slot;
   }
 
@@ -169,6 +210,8 @@ export class BalanceHub {
     for (const [key, slot] of this.slots) {
       if (!key.startsWith(prefix)) continue;
       clearTimeout(slot.timer);
+      // It may still be in the current batch: with nothing pending, nothing is pushed or timed for it.
+      slot.pending = undefined;
       this.slots.delete(key);
     }
   }

@@ -14,6 +14,7 @@ import type { LedgerEntryRecord } from "../ledger/entry.js";
 import type { AlertService } from "../observability/alerts/alert-service.js";
 import { BALANCE_CHANNEL, parseBalanceNotification, type EntryRef } from "./balance-change.js";
 import { BalanceHub, type BalanceEvent } from "./balance-hub.js";
+import { DatabaseClock } from "./database-clock.js";
 import { claimUnannouncedAlerts, currentBalances, ledgerEntriesByIds } from "./live-store.js";
 import { createInProcessListener, createPostgresListener, type NotificationListener } from "./notification-listener.js";
 import { startNotificationRelay, type NotificationRelay } from "./notification-relay.js";
@@ -56,8 +57,11 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
   const slowDrops = new Counter({ name: "live_balance_slow_consumers_total", help: "Live-balance subscribers dropped for not reading their events.", registers });
   const badNotifications = new Counter({ name: "live_balance_bad_notifications_total", help: "Balance notifications that could not be read.", registers });
 
+  // The hub spaces events by the database's clock; the relay reads it every tick.
+  const clock = new DatabaseClock();
   const hub = new BalanceHub({
     pushIntervalMs: options.pushIntervalMs,
+    clock,
     maxQueuedPerSubscriber: options.maxQueuedPerSubscriber ?? 100,
     onSubscribersChanged: (count) => subscribersGauge.set(count),
     onSlowConsumer: () => slowDrops.inc(),
@@ -139,7 +143,7 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
     slowConsumerDropped: () => slowDrops.inc(),
     async start() {
       await listener.start();
-      relay = startNotificationRelay({ db, intervalMs: RELAY_INTERVAL_MS, logger: log });
+      relay = startNotificationRelay({ db, intervalMs: RELAY_INTERVAL_MS, logger: log, clock });
     },
     async close() {
       closed = true;
