@@ -24,10 +24,13 @@
 -- balance once. One row per hold comes back, in order: `before` and `balance_after` are net of the
 -- balance's expired remains (what the caller may still spend); `before` is -1 when the balance row
 -- does not exist; owner_id and status are what the subscription check saw (null: no subscription).
+-- p_retry: the batch was sent before and its answer lost (src/ledger/coalescing-charge-ledger.ts);
+-- a group whose DEBIT entries are already in the ledger committed then, and is answered as granted
+-- from them instead of being held again.
 CREATE OR REPLACE FUNCTION credit_hold(
   p_group integer[], p_balance integer[], p_amount integer[], p_entry uuid[], p_operation text[], p_estimated integer[],
   p_actor text[], p_actor_is_admin boolean[], p_admin_override boolean[], p_request text[], p_authorize boolean[],
-  p_key_subscription uuid[], p_key_type text[], p_instance uuid
+  p_key_subscription uuid[], p_key_type text[], p_instance uuid, p_retry boolean DEFAULT false
 ) RETURNS TABLE (ord integer, granted boolean, allowed boolean, before integer, balance_after integer, owner_id text, status text)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -49,6 +52,8 @@ DECLARE
   hold_granted boolean[] := array_fill(false, ARRAY[holds]);
   hold_before integer[] := array_fill(NULL::integer, ARRAY[holds]);
   hold_after integer[] := array_fill(NULL::integer, ARRAY[holds]);  -- the real balance after the hold (its DEBIT entry's)
+  hold_new boolean[] := array_fill(false, ARRAY[holds]);   -- granted by this statement (not by a first attempt of it)
+  hold_done boolean[] := array_fill(false, ARRAY[holds]);  -- its DEBIT entry is in the ledger already (p_retry)
   key_grant uuid[] := array_fill(NULL::uuid, ARRAY[keys]);  -- the one grant a balance's holds all draw from, if one covers them
   key_grant_left integer[] := array_fill(NULL::integer, ARRAY[keys]);
   any_granted boolean := false;
@@ -83,6 +88,17 @@ BEGIN
   END LOOP;
   state := locked;
 
+  -- A retry: which holds a first attempt committed. Read after the locks, so a first attempt still
+  -- running has finished by now (it held them first) and is seen if it committed.
+  IF p_retry THEN
+    FOR r IN SELECT u.i, l.balance_after
+               FROM unnest(p_balance, p_entry) WITH ORDINALITY AS u(k, entry_id, i)
+               JOIN credit_ledger l ON l.subscription_id = p_key_subscription[u.k] AND l.id = u.entry_id AND l.kind = 'DEBIT' LOOP
+      hold_done[r.i] := true;
+      hold_after[r.i] := r.balance_after;
+    END LOOP;
+  END IF;
+
   -- Each balance's grants, read after the locks (a statement of its own, so it sees every change
   -- committed before them):
   --   - credits of expired grants the expiry pass has not removed yet are in the balance, but no
@@ -115,6 +131,14 @@ BEGIN
     WHILE i <= holds AND p_group[i] = p_group[first] LOOP
       i := i + 1;
     END LOOP;
+    IF hold_done[first] THEN
+      -- Committed by the first attempt: a group's holds are written together, so all of them were.
+      FOR j IN first .. i - 1 LOOP
+        hold_allowed[j] := true;
+        hold_granted[j] := true;
+      END LOOP;
+      CONTINUE;
+    END IF;
     fits := true;
     FOR j IN first .. i - 1 LOOP
       k := p_balance[j];
@@ -137,6 +161,7 @@ BEGIN
         state[k] := state[k] - p_amount[j];
         hold_after[j] := state[k];
         hold_granted[j] := true;
+        hold_new[j] := true;
         any_granted := true;
       END IF;
     END LOOP;
@@ -172,14 +197,14 @@ BEGIN
                 THEN jsonb_build_array(jsonb_build_object('grantId', key_grant[h.k], 'amount', h.amount))
                 ELSE '[]'::jsonb END
       FROM unnest(p_balance, p_entry, p_amount, hold_after, p_operation, p_estimated, p_actor, p_admin_override, p_request,
-                  hold_granted) WITH ORDINALITY
+                  hold_new) WITH ORDINALITY
            AS h(k, entry_id, amount, balance_after, operation, estimated, actor_id, admin_override, request_id, granted, i)
      WHERE h.granted
      ORDER BY h.i;
 
     INSERT INTO pending_charges (subscription_id, entry_id, credit_type, amount, operation, actor_id, request_id, instance_id)
     SELECT p_key_subscription[h.k], h.entry_id, p_key_type[h.k], h.amount, h.operation, h.actor_id, h.request_id, p_instance
-      FROM unnest(p_balance, p_entry, p_amount, p_operation, p_actor, p_request, hold_granted)
+      FROM unnest(p_balance, p_entry, p_amount, p_operation, p_actor, p_request, hold_new)
            AS h(k, entry_id, amount, operation, actor_id, request_id, granted)
      WHERE h.granted;
   END IF;

@@ -13,12 +13,11 @@
  * A lone request still goes to the database at once: batching only ever gathers what is waiting.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { sql } from "drizzle-orm";
-import { queryRows, type Database } from "../db/database.js";
+import type { Database } from "../db/database.js";
 import { sqlState } from "../db/errors.js";
 import type { ChargeLedger } from "./charge-ledger.js";
 import { Coalescer } from "./coalescer.js";
-import { holdGroups, type HoldGroup, type HoldOutcome, type HoldRequest } from "./hold.js";
+import { holdGroups, type HoldGroup, type HoldOutcome } from "./hold.js";
 import { createSettlementBatcher } from "./settlement-batcher.js";
 
 export interface CoalescingChargeLedgerOptions {
@@ -75,9 +74,13 @@ export const HOLD_RETRY_DELAYS_MS: readonly number[] = [25, 100, 400, 800];
 
 /**
  * A hold statement whose connection died may or may not have committed. Its holds carry ids chosen
- * before it ran, so the groups whose DEBIT entries exist are answered from the ledger (granted) and
- * only the others are run again, after a pause (DESIGN.md, "Retries and crashes"). A retry can never
- * hold twice: the ledger's key (subscription, entry id) refuses a second insert of the same hold.
+ * before it ran, so it is simply sent again, after a pause, marked as a retry: the statement looks
+ * the ids up in the ledger once it holds the balance locks, answers the groups that committed the
+ * first time from their entries, and holds only the others (DESIGN.md, "Retries and crashes"). One
+ * statement per attempt, so an attempt on a fresh connection (a killed one is replaced) has as
+ * little as possible to get through. A retry can never hold twice: the lookup runs after the locks
+ * (a first attempt still running finishes first), and the ledger's key (subscription, entry id)
+ * refuses a second insert of the same hold.
  */
 async function holdRecoveringUnknownCommits(
   db: Database,
@@ -85,66 +88,14 @@ async function holdRecoveringUnknownCommits(
   delaysMs: readonly number[],
   instanceId: string | null,
 ): Promise<(HoldOutcome[] | Failed)[]> {
-  const results: (HoldOutcome[] | Failed | undefined)[] = new Array(batch.length);
-  let open = batch.map((_, i) => i);
   for (let attempt = 0; ; attempt++) {
     try {
-      const outcomes = await holdIsolatingFailures(db, open.map((i) => batch[i]), instanceId);
-      open.forEach((i, j) => (results[i] = outcomes[j]));
-      if (attempt > 0) await answerDuplicatesFromTheLedger(db, batch, results);
-      return results as (HoldOutcome[] | Failed)[];
+      return await holdIsolatingFailures(db, batch, instanceId, attempt > 0);
     } catch (err) {
       if (attempt >= delaysMs.length) throw err;
       await sleep(delaysMs[attempt]);
-      let committed: Map<string, number>;
-      try {
-        committed = await committedHolds(db, open.flatMap((i) => batch[i]));
-      } catch {
-        continue; // the lookup failed too: try the whole remainder again after the next pause
-      }
-      for (const i of open) {
-        const group = batch[i];
-        if (group.every((r) => committed.has(r.entryId))) {
-          results[i] = group.map((r) => ({ ok: true as const, entryId: r.entryId, balanceAfter: committed.get(r.entryId)! }));
-        }
-      }
-      open = open.filter((i) => results[i] === undefined);
-      if (open.length === 0) return results as (HoldOutcome[] | Failed)[];
     }
   }
-}
-
-/**
- * A retried group refused for a duplicate key had committed after all (its lookup came too early):
- * its holds are in the ledger, so it is answered from there.
- */
-async function answerDuplicatesFromTheLedger(db: Database, batch: HoldGroup[], results: (HoldOutcome[] | Failed | undefined)[]): Promise<void> {
-  const duplicates = batch.map((_, i) => i).filter((i) => {
-    const result = results[i];
-    return result !== undefined && "failed" in result && sqlState(result.failed) === "23505";
-  });
-  if (duplicates.length === 0) return;
-  const committed = await committedHolds(db, duplicates.flatMap((i) => batch[i]));
-  for (const i of duplicates) {
-    if (batch[i].every((r) => committed.has(r.entryId))) {
-      results[i] = batch[i].map((r) => ({ ok: true as const, entryId: r.entryId, balanceAfter: committed.get(r.entryId)! }));
-    }
-  }
-}
-
-/** The holds among `requests` whose DEBIT entry is in the ledger, with the balance after each. */
-async function committedHolds(db: Database, requests: readonly HoldRequest[]): Promise<Map<string, number>> {
-  if (requests.length === 0) return new Map();
-  const rows = await queryRows<{ id: string; balance_after: number | string }>(
-    db,
-    sql`select l.id, l.balance_after
-          from credit_ledger l
-          join unnest(${sql.param(requests.map((r) => r.subscriptionId))}::uuid[], ${sql.param(requests.map((r) => r.entryId))}::uuid[])
-               as h(subscription_id, entry_id)
-            on l.subscription_id = h.subscription_id and l.id = h.entry_id
-         where l.kind = 'DEBIT'`,
-  );
-  return new Map(rows.map((r) => [r.id, Number(r.balance_after)]));
 }
 
 /**
@@ -163,16 +114,21 @@ function refusedByTheStatement(err: unknown): boolean {
  * batched with. Any other failure is not retried: the statement may have committed, and a retry
  * could hold twice.
  */
-async function holdIsolatingFailures(db: Database, batch: HoldGroup[], instanceId: string | null): Promise<(HoldOutcome[] | Failed)[]> {
+async function holdIsolatingFailures(
+  db: Database,
+  batch: HoldGroup[],
+  instanceId: string | null,
+  retry: boolean,
+): Promise<(HoldOutcome[] | Failed)[]> {
   try {
-    return await holdGroups(db, batch, instanceId);
+    return await holdGroups(db, batch, instanceId, { retry });
   } catch (err) {
     if (batch.length === 1 || !refusedByTheStatement(err)) throw err;
     // One after another, in arrival order, as the batch would have granted them.
     const outcomes: (HoldOutcome[] | Failed)[] = [];
     for (const group of batch) {
       try {
-        outcomes.push((await holdGroups(db, [group], instanceId))[0]);
+        outcomes.push((await holdGroups(db, [group], instanceId, { retry }))[0]);
       } catch (failed) {
         outcomes.push({ failed });
       }

@@ -85,8 +85,15 @@ interface HoldRecord {
  * Runs one hold statement for `groups`; returns each group's outcomes, hold by hold. `instanceId` is
  * the holding instance's lease (src/recovery/instance-lease.ts): once it expires, the recovery pass
  * refunds these holds if they are still open. Without one (tools, tests) only CHARGE_SETTLE_TIMEOUT does.
+ * `retry`: the same groups (same entry ids) were sent before and the answer was lost; groups that
+ * committed then are answered as granted from their ledger entries instead of being held twice.
  */
-export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[], instanceId: string | null = null): Promise<HoldOutcome[][]> {
+export async function holdGroups(
+  db: DbOrTx,
+  groups: readonly HoldGroup[],
+  instanceId: string | null = null,
+  options: { retry?: boolean } = {},
+): Promise<HoldOutcome[][]> {
   const records: HoldRecord[] = [];
   const balanceIndex = new Map<string, number>();
   const keys: { subscriptionId: string; creditType: string }[] = [];
@@ -128,7 +135,7 @@ export async function holdGroups(db: DbOrTx, groups: readonly HoldGroup[], insta
           ${column("actor_is_admin")}::boolean[], ${column("admin_override")}::boolean[], ${column("request_id")}::text[],
           ${column("authorize")}::boolean[],
           ${sql.param(keys.map((k) => k.subscriptionId))}::uuid[], ${sql.param(keys.map((k) => k.creditType))}::text[],
-          ${instanceId}::uuid)`,
+          ${instanceId}::uuid, ${options.retry === true})`,
   );
 
   const byOrd = new Map(rows.map((row) => [Number(row.ord), row]));
