@@ -1,10 +1,11 @@
 /**
- * Benchmark-only fields: the baselines `npm run bench` measures the charge path against. Registered
- * only in the server bench/bench-main.ts starts (createApp({ resolvers: [BenchResolver] })); never part of the public or
- * emitted schema. Neither field is metered or rate-limited, and neither needs a token.
+ * Benchmark-only fields: the baselines `npm run bench` measures the charge path against, and the
+ * full collection its soak measures memory after. Registered only in the server bench/bench-main.ts
+ * starts (createApp({ resolvers: [BenchResolver] })); never part of the public or emitted schema.
+ * No field is metered or rate-limited, and none needs a token.
  */
 import { sql } from "drizzle-orm";
-import { Arg, Ctx, ID, Int, Mutation, Resolver } from "type-graphql";
+import { Arg, Ctx, Float, ID, Int, Mutation, Resolver } from "type-graphql";
 import { queryRows } from "../src/db/database.js";
 import { BadUserInputError, NotFoundError } from "../src/errors/errors.js";
 import { isUuid } from "../src/util/uuid.js";
@@ -38,5 +39,21 @@ export class BenchResolver {
     );
     if (rows.length === 0) throw new NotFoundError(`Subscription ${subscriptionId} has no ${creditType} balance`);
     return Number(rows[0].balance);
+  }
+
+  @Mutation(() => [Float], {
+    description:
+      "Benchmark only (bench/bench-main.ts, started with --expose-gc): runs full garbage collections and returns the V8 heap " +
+      "after them, in bytes: [in use, committed]. The soak reads the server's memory after it, so garbage not yet collected is not counted as kept.",
+  })
+  benchCollectGarbage(): number[] {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) throw new Error("benchCollectGarbage needs the server started with --expose-gc (bench/server.ts does)");
+    // Twice: what the first collection's finalizers and weak callbacks let go is collected by the second.
+    // (Node 20's gc() with an options object, e.g. { type: "major" }, left most garbage in place.)
+    gc();
+    gc();
+    const { heapUsed, heapTotal } = process.memoryUsage();
+    return [heapUsed, heapTotal];
   }
 }

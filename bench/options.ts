@@ -22,6 +22,8 @@ export interface BenchOptions {
   warmupSeconds: number;
   rounds: number;
   soakSeconds: number;
+  /** Seconds of the soak's load before it is measured (not counted), so what it compares has settled. */
+  soakWarmupSeconds: number;
   subscriptions: number;
   /** Grants each balance is seeded with (--grants-per-balance): mixed categories, priorities and expiries. */
   grantsPerBalance: number;
@@ -91,6 +93,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     warmupSeconds: quick ? 1 : 3,
     rounds: number("rounds", quick ? 1 : 3),
     soakSeconds: number("soak", quick ? 4 : 60),
+    soakWarmupSeconds: quick ? 1 : 10,
     subscriptions: 1000,
     grantsPerBalance: Math.round(number("grants-per-balance", 1)),
     serverPoolSize: 20,

@@ -30,16 +30,34 @@ export interface ScenarioSummary {
 
 export interface SoakReport {
   seconds: number;
+  /** Seconds of the same load before the soak, not counted: the heap, the pools and the JIT settle. */
+  warmupSeconds: number;
   /** RSS samples in MB, one a second. */
   samplesMb: number[];
   startMb: number;
   endMb: number;
   maxMb: number;
-  /** Lowest sample of the soak's second half and of its first half: what survives the collections. */
+  /** Lowest sample of the soak's first half and of its second half (shown; the verdict does not read them). */
   floorsMb: [firstHalf: number, secondHalf: number];
-  /** The second half's floor minus the first half's. */
+  /** RSS right after full collections in the server (BenchServer.collectGarbage), before the soak and after it. */
+  collectedRssMb: [before: number, after: number];
+  /** V8 heap in use right after those collections. */
+  collectedHeapMb: [before: number, after: number];
+  /**
+   * Memory kept: that RSS less the V8 heap's free space (committed minus in use), which V8 keeps or
+   * returns as its young generation grows and shrinks (30 MB either way between two collections).
+   */
+  keptMb: [before: number, after: number];
+  /** Memory kept after the soak minus memory kept before it. */
   growthMb: number;
   growing: boolean;
+}
+
+/** The server's memory at one end of the soak, read right after full collections. */
+export interface CollectedMemory {
+  heapUsedMb: number;
+  heapTotalMb: number;
+  rssMb: number;
 }
 
 export interface Ratios {
@@ -140,26 +158,38 @@ export function goalMet(goal: Goal, ratios: Ratios): boolean | null {
  * Whether the server's memory grows under steady load. A V8 process's RSS saws: it climbs for tens of
  * seconds as the heap fills, then drops at a full collection, so comparing the first and last
  * samples (or their means) says where the saw happened to be, not whether memory is kept: runs of
- * the same code measured −54, −27 and +51 MB that way. What a leak raises is the floor, the RSS
- * right after a collection; so growth is the lowest sample of the second half minus the lowest of
- * the first (170.4 → 168.5, 175.1 → 175.1 and 172.4 → 175.0 MB for those three runs).
+ * the same code measured −54, −27 and +51 MB that way. What a leak raises is what survives a
+ * collection. The lowest sample of each half of the soak stood for that until it proved too coarse:
+ * a half holds a few collections, and what RSS is left after one depends on what was in flight then
+ * and on how much young generation V8 keeps committed, so one code's floors wandered by 20 MB and
+ * more (214 to 238 MB between 20 s stretches of a 180 s soak; 187 → 224 MB from one half to the other
+ * while its heap after a full collection went 36.2 → 36.0 MB). So the server collects its garbage
+ * fully at both ends of the soak (after a warm-up of the same load) and the memory it keeps is read
+ * then: its RSS less the V8 heap's free space. Growth is the second reading minus the first. A leak
+ * of JavaScript objects (maps, arrays, listeners, caches) shows as heap in use, one of native memory
+ * (buffers, the allocator) as RSS outside the heap: both are in it. The floors are still reported.
  */
-export function soakReport(samplesMb: number[], seconds: number): SoakReport {
+export function soakReport(samplesMb: number[], seconds: number, warmupSeconds: number, collected: [CollectedMemory, CollectedMemory]): SoakReport {
   const half = Math.max(1, Math.floor(samplesMb.length / 2));
   const firstFloor = Math.min(...samplesMb.slice(0, half));
-  const secondFloor = Math.min(...samplesMb.slice(half));
-  const growthMb = samplesMb.length > 1 ? secondFloor - firstFloor : 0;
+  const secondFloor = samplesMb.length > 1 ? Math.min(...samplesMb.slice(half)) : firstFloor;
+  const kept = collected.map((c) => c.rssMb - (c.heapTotalMb - c.heapUsedMb)) as [number, number];
+  const growthMb = kept[1] - kept[0];
   const round = (v: number) => Math.round(v * 10) / 10;
   return {
     seconds,
+    warmupSeconds,
     samplesMb: samplesMb.map(round),
     startMb: samplesMb[0] ?? 0,
     endMb: samplesMb.at(-1) ?? 0,
     maxMb: Math.max(...samplesMb),
-    floorsMb: [round(firstFloor), round(samplesMb.length > 1 ? secondFloor : firstFloor)],
+    floorsMb: [round(firstFloor), round(secondFloor)],
+    collectedRssMb: [round(collected[0].rssMb), round(collected[1].rssMb)],
+    collectedHeapMb: [round(collected[0].heapUsedMb), round(collected[1].heapUsedMb)],
+    keptMb: [round(kept[0]), round(kept[1])],
     growthMb: round(growthMb),
-    // A floor moves a few MB either way between collections; a leak under this load lifts it steadily.
-    growing: growthMb > Math.max(10, firstFloor * 0.05),
+    // A few MB either way between readings is the allocator; a leak under this load keeps adding.
+    growing: growthMb > Math.max(10, kept[0] * 0.05),
   };
 }
 
@@ -193,7 +223,7 @@ export function ratioTable(ratios: Ratios, soak: SoakReport | undefined, summari
   }
   if (soak) {
     lines.push(
-      `| RSS floor growth over a ${soak.seconds} s soak (MB) | ${fmt(soak.growthMb, 1)} | not growing | ${soak.growing ? "**no**" : "yes"} |`,
+      `| memory kept (RSS after a full collection, less the V8 heap's free space): growth over a ${soak.seconds} s soak (MB) | ${fmt(soak.growthMb, 1)} | not growing | ${soak.growing ? "**no**" : "yes"} |`,
     );
   }
   return lines.join("\n");

@@ -190,17 +190,28 @@ async function buildScenarios(
   return scenarios.sort((a, b) => RUN_ORDER.indexOf(a.name) - RUN_ORDER.indexOf(b.name));
 }
 
-async function soak(server: BenchServer, scenario: Scenario | undefined, seconds: number): Promise<SoakReport> {
+/**
+ * The soak: `warmupSeconds` of the load first (not counted), full collections in the server and its
+ * memory read (BenchServer.collectGarbage), then `seconds` of the load with the RSS sampled every
+ * second, then the collections and reading again. The verdict compares the two readings (report.ts,
+ * soakReport).
+ */
+async function soak(server: BenchServer, scenario: Scenario | undefined, seconds: number, warmupSeconds: number): Promise<SoakReport> {
+  const run = (s: number) => (scenario ? scenario.measure(s) : new Promise((resolve) => setTimeout(resolve, s * 1000)));
+  // Without the load (a run that leaves out `metered`) there is nothing to warm up.
+  const warmup = scenario ? warmupSeconds : 0;
+  await run(warmup);
+  const before = await server.collectGarbage();
   const samples: number[] = [server.rssMb()];
   const timer = setInterval(() => samples.push(server.rssMb()), 1000);
   try {
-    if (scenario) await scenario.measure(seconds);
-    else await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    await run(seconds);
   } finally {
     clearInterval(timer);
   }
   samples.push(server.rssMb());
-  return soakReport(samples, seconds);
+  const after = await server.collectGarbage();
+  return soakReport(samples, seconds, warmup, [before, after]);
 }
 
 async function main(): Promise<number> {
@@ -257,8 +268,8 @@ async function main(): Promise<number> {
     }
 
     log(`database settled before each run in ${Math.round(median(settleMs))} ms (median)`);
-    log(`soak: metered load for ${options.soakSeconds} s, sampling the server's RSS`);
-    const soakResult = await soak(server, scenarios.find((s) => s.name === "metered"), options.soakSeconds);
+    log(`soak: metered load for ${options.soakWarmupSeconds} s, then ${options.soakSeconds} s sampling the server's RSS, a full collection at each end`);
+    const soakResult = await soak(server, scenarios.find((s) => s.name === "metered"), options.soakSeconds, options.soakWarmupSeconds);
     const rssMb = soakResult.endMb;
 
     await server.stop();
@@ -305,6 +316,7 @@ async function main(): Promise<number> {
         warmupSeconds: options.warmupSeconds,
         rounds: options.rounds,
         soakSeconds: options.soakSeconds,
+        soakWarmupSeconds: options.soakWarmupSeconds,
         subscriptions: options.subscriptions,
         grantsPerBalance: options.grantsPerBalance,
         serverPoolSize: options.serverPoolSize,
@@ -336,8 +348,11 @@ async function main(): Promise<number> {
       "",
       ratioTable(ratios, soakResult, summaries),
       "",
-      `Soak: RSS ${soakResult.startMb.toFixed(0)} → ${soakResult.endMb.toFixed(0)} MB (max ${soakResult.maxMb.toFixed(0)}; ` +
-        `floor ${soakResult.floorsMb[0].toFixed(0)} MB in the first half, ${soakResult.floorsMb[1].toFixed(0)} MB in the second). ` +
+      `Soak (after ${soakResult.warmupSeconds} s of the same load): RSS ${soakResult.startMb.toFixed(0)} → ${soakResult.endMb.toFixed(0)} MB ` +
+        `(max ${soakResult.maxMb.toFixed(0)}; floor ${soakResult.floorsMb[0].toFixed(0)} MB in the first half, ${soakResult.floorsMb[1].toFixed(0)} MB in the second); ` +
+        `after full collections: RSS ${soakResult.collectedRssMb[0].toFixed(0)} → ${soakResult.collectedRssMb[1].toFixed(0)} MB, ` +
+        `V8 heap in use ${soakResult.collectedHeapMb[0].toFixed(1)} → ${soakResult.collectedHeapMb[1].toFixed(1)} MB, ` +
+        `memory kept ${soakResult.keptMb[0].toFixed(1)} → ${soakResult.keptMb[1].toFixed(1)} MB. ` +
         `Integrity after the run: ${integrity.auditMismatches} audit mismatches, ${integrity.pendingCharges} charges left pending, ` +
         `${integrity.debits} debits in the ledger.` +
         (Object.keys(skipped).length ? ` Skipped: ${Object.entries(skipped).map(([k, v]) => `${k} (${v})`).join("; ")}.` : ""),

@@ -73,6 +73,12 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
       } else expect(value, key).toEqual(expect.any(Number));
     }
     expect(results.soak.samplesMb.length).toBeGreaterThan(1);
+    // The soak's verdict reads the memory the server keeps, right after full collections at each end.
+    expect(results.soak).toMatchObject({ warmupSeconds: 1, growthMb: expect.any(Number), growing: expect.any(Boolean) });
+    for (const key of ["collectedRssMb", "collectedHeapMb", "keptMb"]) {
+      expect(results.soak[key], key).toHaveLength(2);
+      for (const mb of results.soak[key]) expect(mb, key).toBeGreaterThan(0);
+    }
 
     // The live-balance scenario: its subscribers received pushes, with latencies and the server's memory.
     const live = results.scenarios["metered-live"];

@@ -1,11 +1,13 @@
 /**
- * creditPreview's subscription read (one prepared statement per batch, each subscription as one JSON
- * value) must give exactly what the ordinary reads give: the same subscription record, the same
+ * creditPreview's subscription read (one unnamed statement per batch calling credit_preview_snapshots,
+ * answered as one JSON value) must give exactly what the ordinary reads give: the same subscription record, the same
  * balances in the same order, with dates to the millisecond; nothing for an id that does not exist.
  * And the reader that shares reads between concurrent previews must answer each caller with its own
  * subscription, see every change committed before the load, and use fewer reads than loads.
  */
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "../../src/db/database.js";
 import { balancesOfSubscriptions } from "../../src/ledger/balances.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { readSubscriptionSnapshots, SubscriptionSnapshotReader } from "../../src/credits/preview/subscription-snapshots.js";
@@ -59,6 +61,15 @@ describe.each(BACKENDS)("preview's subscription snapshots on %s", (backend) => {
 
   it("answers an empty map for ids that do not exist", async () => {
     expect((await readSubscriptionSnapshots(database.db, [UNKNOWN])).size).toBe(0);
+  });
+
+  it("leaves no prepared statement on its connection, so it works through a transaction-mode pooler", async () => {
+    // One transaction is one server session, so the read and the look at what it left share it.
+    const left = await database.db.transaction(async (tx) => {
+      expect((await readSubscriptionSnapshots(tx, [funded, suspended])).size).toBe(2);
+      return queryRows<{ name: string }>(tx, sql`select name from pg_prepared_statements`);
+    });
+    expect(left).toEqual([]);
   });
 
   it("shares reads between concurrent loads, answers each its own, and sees what was committed before", async () => {

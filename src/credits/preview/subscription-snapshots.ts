@@ -7,8 +7,7 @@
  * starts after the previews it answers arrived, so each sees balances at least as new as its request.
  */
 import { sql } from "drizzle-orm";
-import type { Database } from "../../db/database.js";
-import { creditBalances, billingSubscriptions } from "../../db/schema/index.js";
+import { queryRows, type Database, type DbOrTx } from "../../db/database.js";
 import type { BalanceRecord } from "../../ledger/balances.js";
 import type { SubscriptionRecord } from "../../subscriptions/subscription-store.js";
 
@@ -27,55 +26,41 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
-/** One balance as the read returns it: [credit type, balance, updated at], compact JSON. */
-type BalanceJson = [creditType: string, balance: number, updatedAt: string];
+/** A subscription as the read returns it (JSON): [id, owner, plan, status, status reason, created at, updated at]. */
+type SubscriptionJson = [string, string, string, SubscriptionRecord["status"], string | null, string, string];
+/** A balance as the read returns it (JSON): [subscription id, credit type, balance, updated at]. */
+type BalanceJson = [subscriptionId: string, creditType: string, balance: number, updatedAt: string];
 
 /**
- * One statement for a batch. The ids come as one array parameter matched with `id = any($1)` (an
- * index scan of the subscriptions' primary key); each subscription's balances come back as one
- * compact JSON array in its row, found through the balances' primary key: one row per subscription
- * instead of one wide row per balance, which the driver parses natively. Ids must be well-formed UUIDs.
+ * One statement for a batch: `credit_preview_snapshots($1)` (drizzle/0011_preview_snapshots.sql)
+ * answers one JSON value, [subscriptions, balances] (each list null when empty), which the driver
+ * parses natively: no row per subscription or balance to parse and map. Ids must be well-formed
+ * UUIDs, none repeated.
  *
- * It is sent unnamed, never as a named prepared statement: behind a transaction-mode pooler
- * (PgBouncer, Supabase's port 6543) a name prepared on one server connection is missing, or already
- * taken, on the next ("prepared statement … does not exist / already exists": 8 to 43 of 200
- * concurrent previews failed). Sent unnamed, it is planned at every read, so it is written to plan
- * cheaply: with 20,000 subscriptions and 20 ids, `id = any($1)` planned in 0.056 ms and ran in
- * 0.20 ms, where the semi-join over `unnest($1)` it replaces took 0.093 and 0.25 ms. A read answers
- * every preview that queued while the previous one ran, so under load that is microseconds per
- * preview (bench/snapshot-read-prepared.ts, docs/reliability.md).
+ * The read is a server-side function for its plan. It is sent unnamed, never as a named prepared
+ * statement: behind a transaction-mode pooler (PgBouncer, Supabase's port 6543) a name prepared on
+ * one server connection is missing, or already taken, on the next ("prepared statement … does not
+ * exist / already exists": 8 to 43 of 200 concurrent previews failed). Sent as a bare SELECT, the
+ * read was parsed and planned at every execution; PL/pgSQL caches the plan of the query inside the
+ * function in each server session, whichever client connection the pooler lends
+ * (bench/snapshot-read-prepared.ts measures the shapes).
  */
-export async function readSubscriptionSnapshots(db: Database, ids: readonly string[]): Promise<Map<string, SubscriptionSnapshot>> {
-  const s = billingSubscriptions;
-  const b = creditBalances;
-  const rows = await db
-    .select({
-      id: s.id,
-      ownerId: s.ownerId,
-      plan: s.plan,
-      status: s.status,
-      statusReason: s.statusReason,
-      createdAt: s.createdAt,
-      updatedAt: s.updatedAt,
-      balances: sql<BalanceJson[] | null>`(
-        select json_agg(json_build_array(${b.creditType}, ${b.balance}, ${b.updatedAt}) order by ${b.creditType})
-          from ${b} where ${b.subscriptionId} = ${s.id})`,
-    })
-    .from(s)
-    .where(sql`${s.id} = any(${sql.param([...ids])}::uuid[])`);
+export async function readSubscriptionSnapshots(db: DbOrTx, ids: readonly string[]): Promise<Map<string, SubscriptionSnapshot>> {
+  const [row] = await queryRows<{ snapshots: unknown }>(
+    db,
+    sql`select credit_preview_snapshots(${sql.param([...ids])}::uuid[]) as snapshots`,
+  );
+  // PGlite and node-postgres both parse json columns; a driver that did not would hand back text.
+  const parsed = typeof row?.snapshots === "string" ? JSON.parse(row.snapshots) : row?.snapshots;
+  const [subscriptions, balances] = (parsed ?? [null, null]) as [SubscriptionJson[] | null, BalanceJson[] | null];
   const found = new Map<string, SubscriptionSnapshot>();
-  for (const { balances, ...subscription } of rows) {
-    // PGlite and node-postgres both parse json columns; a driver that did not would hand back text.
-    const parsed: BalanceJson[] = (typeof balances === "string" ? JSON.parse(balances) : balances) ?? [];
-    found.set(subscription.id, {
-      subscription: subscription satisfies Required<SubscriptionRecord>,
-      balances: parsed.map(([creditType, balance, updatedAt]) => ({
-        subscriptionId: subscription.id,
-        creditType,
-        balance,
-        updatedAt: new Date(updatedAt),
-      })),
-    });
+  for (const [id, ownerId, plan, status, statusReason, createdAt, updatedAt] of subscriptions ?? []) {
+    const subscription = { id, ownerId, plan, status, statusReason, createdAt: new Date(createdAt), updatedAt: new Date(updatedAt) };
+    found.set(id, { subscription: subscription satisfies Required<SubscriptionRecord>, balances: [] });
+  }
+  // In credit-type order already: each subscription's list keeps it.
+  for (const [subscriptionId, creditType, balance, updatedAt] of balances ?? []) {
+    found.get(subscriptionId)?.balances.push({ subscriptionId, creditType, balance, updatedAt: new Date(updatedAt) });
   }
   return found;
 }
