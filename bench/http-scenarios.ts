@@ -3,6 +3,7 @@
  * sends the same shape of request (a POST with a JSON body and a bearer token, rotating over the
  * same prebuilt set), so the only difference between two scenarios is what the server does.
  */
+import type { PushFigures } from "./live-subscribers.js";
 import autocannon from "autocannon";
 import type { BenchData, BenchSubscription } from "./database.js";
 
@@ -28,7 +29,7 @@ export interface Measurement {
   failures: number;
   durationSeconds: number;
   /** metered-live only: events pushed to the live-balance subscribers during the run. */
-  push?: { subscribers: number; errors: number; events: number; p50Ms: number; p99Ms: number };
+  push?: PushFigures;
   /** metered-live only: the server's RSS at the end of the run, subscribers connected. */
   rssMb?: number;
 }

@@ -24,7 +24,16 @@ export interface ScenarioSummary {
   cpuMsPerRequest: CpuSample;
   runs: number;
   /** metered-live: medians of the push latencies and of the server's RSS with the subscribers connected. */
-  push?: { subscribers: number; errors: number; events: number; p50Ms: number; p99Ms: number };
+  push?: {
+    subscribers: number;
+    errors: number;
+    events: number;
+    p50Ms: number;
+    p99Ms: number;
+    /** Events pushed at once / held back by the push interval (bench/live-subscribers.ts), when measured. */
+    atOnce?: { events: number; p99Ms: number };
+    heldBack?: { events: number; p99Ms: number };
+  };
   rssMb?: number;
 }
 
@@ -123,6 +132,7 @@ export function summarise(runs: Run[], descriptions: Record<string, string>): Re
         events: median(pushes.map((p) => p.events)),
         p50Ms: median(pushes.map((p) => p.p50Ms)),
         p99Ms: median(pushes.map((p) => p.p99Ms)),
+        ...splitMedians(pushes),
       };
       byScenario[name].rssMb = median(mine.map((r) => r.rssMb ?? 0));
     }
@@ -220,6 +230,12 @@ export function ratioTable(ratios: Ratios, soak: SoakReport | undefined, summari
   if (summaries["metered-live"]?.rssMb !== undefined) {
     const live = summaries["metered-live"];
     lines.push(`| server RSS with ${live.push?.subscribers} live subscribers (MB); push p50 (ms) | ${fmt(live.rssMb, 0)}; ${fmt(live.push?.p50Ms, 0)} | reported | – |`);
+    const { atOnce, heldBack } = live.push ?? {};
+    if (atOnce && heldBack) {
+      lines.push(
+        `| push p99 of events sent at once (${fmt(atOnce.events, 0)}) / held back by the 100 ms push interval (${fmt(heldBack.events, 0)}) (ms) | ${fmt(atOnce.p99Ms, 0)} / ${fmt(heldBack.p99Ms, 0)} | reported | – |`,
+      );
+    }
   }
   if (soak) {
     lines.push(
@@ -227,6 +243,17 @@ export function ratioTable(ratios: Ratios, soak: SoakReport | undefined, summari
     );
   }
   return lines.join("\n");
+}
+
+/** Medians of the at-once / held-back split over the rounds that measured it. */
+function splitMedians(pushes: NonNullable<ScenarioSummary["push"]>[]): Pick<NonNullable<ScenarioSummary["push"]>, "atOnce" | "heldBack"> {
+  const measured = pushes.filter((p) => p.atOnce && p.heldBack);
+  if (measured.length === 0) return {};
+  const part = (pick: (p: (typeof measured)[number]) => { events: number; p99Ms: number }) => ({
+    events: median(measured.map((p) => pick(p).events)),
+    p99Ms: median(measured.map((p) => pick(p).p99Ms)),
+  });
+  return { atOnce: part((p) => p.atOnce!), heldBack: part((p) => p.heldBack!) };
 }
 
 export function writeJson(path: string, value: unknown): void {

@@ -96,7 +96,8 @@ function describeRun(name: string, m: Measurement & { cpuMsPerRequest?: CpuSampl
   const cpu = m.cpuMsPerRequest
     ? `  cpu ms/req: server ${m.cpuMsPerRequest.serverMs.toFixed(3)} pg ${m.cpuMsPerRequest.postgresMs.toFixed(3)} bench ${m.cpuMsPerRequest.benchMs.toFixed(3)}`
     : "";
-  const push = m.push ? `  push p50 ${m.push.p50Ms} ms p99 ${m.push.p99Ms} ms (${m.push.events} events), RSS ${m.rssMb?.toFixed(0)} MB` : "";
+  const split = m.push?.atOnce && m.push.heldBack ? ` [p99 at once ${m.push.atOnce.p99Ms} ms, held back ${m.push.heldBack.p99Ms} ms (${m.push.heldBack.events})]` : "";
+  const push = m.push ? `  push p50 ${m.push.p50Ms} ms p99 ${m.push.p99Ms} ms (${m.push.events} events)${split}, RSS ${m.rssMb?.toFixed(0)} MB` : "";
   return `${name.padEnd(12)} ${m.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${m.p50Ms.toFixed(1).padStart(6)} ms  p99 ${m.p99Ms
     .toFixed(1)
     .padStart(6)} ms  (${m.requests} requests${m.failures ? `, ${m.failures} FAILED` : ""})${cpu}${push}`;

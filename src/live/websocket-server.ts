@@ -21,6 +21,12 @@ import { SlowConsumerError } from "./subscriber-queue.js";
 export const CLOSE_UNAUTHORIZED = 4401;
 /** "Try again later": the client read too slowly and its events were dropped. */
 export const CLOSE_SLOW_CONSUMER = 1013;
+/**
+ * How often each socket is pinged. graphql-ws's default, 12 s, is a ping a second for every 12
+ * subscribers, each a write to its own socket; 30 s still comes well before the usual idle timeouts
+ * of proxies and load balancers (60 s and more).
+ */
+const KEEP_ALIVE_MS = 30_000;
 
 export interface LiveSocketOptions<Ctx> {
   httpServer: Server;
@@ -123,6 +129,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
       },
     },
     wsServer,
+    KEEP_ALIVE_MS,
   );
 
   let disposed: Promise<void> | undefined;

@@ -84,6 +84,9 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
     const live = results.scenarios["metered-live"];
     expect(live.push).toMatchObject({ subscribers: 1000, p50Ms: expect.any(Number), p99Ms: expect.any(Number) });
     expect(live.push.events).toBeGreaterThan(0);
+    // Split by what the push interval did; the one round's parts add up to its events.
+    expect(live.push.atOnce.events + live.push.heldBack.events).toBe(live.push.events);
+    expect(live.push.atOnce.p99Ms).toBeGreaterThanOrEqual(0);
     expect(live.rssMb).toBeGreaterThan(0);
 
     // The load left the ledger consistent and every charge settled.

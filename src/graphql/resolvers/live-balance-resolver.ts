@@ -37,10 +37,22 @@ async function openBalanceStream(args: BalanceChangedArgs, ctx: RequestContext):
 /** Fields of LedgerEntry the notification itself carries: asking only for these costs no query. */
 const NOTIFIED_FIELDS = new Set(["id", "subscriptionId", "type", "kind", "amount", "balanceAfter", "createdAt", "__typename"]);
 
+/**
+ * Whether this place in the document asks only for fields the notification carries. A subscription's
+ * document is parsed once and its field nodes are reused for every event, so the answer is kept per
+ * node rather than worked out again for each event.
+ */
+const notifiedOnly = new WeakMap<readonly FieldNode[], boolean>();
+
 function asksOnlyNotifiedFields(info: GraphQLResolveInfo): boolean {
-  return info.fieldNodes.every((node) =>
-    (node.selectionSet?.selections ?? []).every((s) => s.kind === "Field" && NOTIFIED_FIELDS.has((s as FieldNode).name.value)),
-  );
+  let known = notifiedOnly.get(info.fieldNodes);
+  if (known === undefined) {
+    known = info.fieldNodes.every((node) =>
+      (node.selectionSet?.selections ?? []).every((s) => s.kind === "Field" && NOTIFIED_FIELDS.has((s as FieldNode).name.value)),
+    );
+    notifiedOnly.set(info.fieldNodes, known);
+  }
+  return known;
 }
 
 @Resolver(() => CreditBalanceEvent)
@@ -69,14 +81,25 @@ export class LiveBalanceResolver {
     };
   }
 
+  // Synchronous in the usual case (only notified fields asked for): every event of every subscriber
+  // runs this, and a promise per event is work for nothing.
   @FieldResolver(() => LedgerEntry, { description: "The newest of those entries." })
-  async lastEntry(@Root() event: CreditBalanceEvent, @Info() info: GraphQLResolveInfo, @Ctx() ctx: RequestContext): Promise<Partial<LedgerEntry>> {
+  lastEntry(
+    @Root() event: CreditBalanceEvent,
+    @Info() info: GraphQLResolveInfo,
+    @Ctx() ctx: RequestContext,
+  ): Partial<LedgerEntry> | Promise<Partial<LedgerEntry>> {
     const ref = event.lastEntry;
     if (asksOnlyNotifiedFields(info)) return fromRef(ref);
-    const record = await ctx.services.live?.entry(ref);
-    // An entry is never deleted (the ledger is append-only); still, answer what is known.
-    return record ? toLedgerEntry(record) : fromRef(ref);
+    return fullEntry(ctx, ref);
   }
+}
+
+/** The whole ledger entry, read from the database, for a selection that asks for more than the notification carries. */
+async function fullEntry(ctx: RequestContext, ref: EntryRef): Promise<Partial<LedgerEntry>> {
+  const record = await ctx.services.live?.entry(ref);
+  // An entry is never deleted (the ledger is append-only); still, answer what is known.
+  return record ? toLedgerEntry(record) : fromRef(ref);
 }
 
 function fromRef(ref: EntryRef): Partial<LedgerEntry> {
