@@ -1,6 +1,7 @@
 /**
- * What the ledger trigger (drizzle/0004, payload as rewritten by 0012) says about each balance a statement changed, as it arrives
- * on the `credit_balance_changes` channel: a JSON array of compact rows, one per balance.
+ * What the ledger trigger (drizzle/0004; its payload as 0012 builds it) says about each balance a
+ * statement changed, as it arrives on the `credit_balance_changes` channel: a JSON array of compact
+ * rows, one per balance.
  */
 export const BALANCE_CHANNEL = "credit_balance_changes";
 
