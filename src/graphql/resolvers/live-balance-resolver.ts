@@ -38,21 +38,24 @@ async function openBalanceStream(args: BalanceChangedArgs, ctx: RequestContext):
 const NOTIFIED_FIELDS = new Set(["id", "subscriptionId", "type", "kind", "amount", "balanceAfter", "createdAt", "__typename"]);
 
 /**
- * Whether this place in the document asks only for fields the notification carries. A subscription's
- * document is parsed once and its field nodes are reused for every event, so the answer is kept per
- * node rather than worked out again for each event.
+ * Whether each field node of this place in the document asks only for fields the notification
+ * carries. A subscription's document is parsed once and its AST nodes are the same objects for every
+ * event (the lists graphql-js gathers them in are not), so the answer is kept per node rather than
+ * worked out again for each event.
  */
-const notifiedOnly = new WeakMap<readonly FieldNode[], boolean>();
+const notifiedOnly = new WeakMap<FieldNode, boolean>();
 
-function asksOnlyNotifiedFields(info: GraphQLResolveInfo): boolean {
-  let known = notifiedOnly.get(info.fieldNodes);
+function selectsOnlyNotifiedFields(node: FieldNode): boolean {
+  let known = notifiedOnly.get(node);
   if (known === undefined) {
-    known = info.fieldNodes.every((node) =>
-      (node.selectionSet?.selections ?? []).every((s) => s.kind === "Field" && NOTIFIED_FIELDS.has((s as FieldNode).name.value)),
-    );
-    notifiedOnly.set(info.fieldNodes, known);
+    known = (node.selectionSet?.selections ?? []).every((s) => s.kind === "Field" && NOTIFIED_FIELDS.has((s as FieldNode).name.value));
+    notifiedOnly.set(node, known);
   }
   return known;
+}
+
+function asksOnlyNotifiedFields(info: GraphQLResolveInfo): boolean {
+  return info.fieldNodes.every(selectsOnlyNotifiedFields);
 }
 
 @Resolver(() => CreditBalanceEvent)
