@@ -15,6 +15,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Database } from "../db/database.js";
 import { sqlState } from "../db/errors.js";
+import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 import type { ChargeLedger } from "./charge-ledger.js";
 import { Coalescer } from "./coalescer.js";
 import { holdGroups, type HoldGroup, type HoldOutcome } from "./hold.js";
@@ -70,7 +71,7 @@ interface Failed {
 }
 
 /** A hold statement that lost its connection is looked up and retried after each of these pauses. */
-export const HOLD_RETRY_DELAYS_MS: readonly number[] = [25, 100, 400, 800];
+export const HOLD_RETRY_DELAYS_MS: readonly number[] = LOST_CONNECTION_RETRY_DELAYS_MS;
 
 /**
  * A hold statement whose connection died may or may not have committed. Its holds carry ids chosen

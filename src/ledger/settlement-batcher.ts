@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DbOrTx } from "../db/database.js";
+import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 import { Coalescer } from "./coalescer.js";
 import { refundedEntries, settleHolds, type Settlement, type SettlementOutcome } from "./settle.js";
 
@@ -20,12 +21,12 @@ export interface SettlementBatcherOptions {
 
 /**
  * A settlement statement that fails (a lost connection, a restarting database) is tried again after
- * each of these pauses, about a second in all. A failed settle leaves its charges pending and the
- * recovery pass refunds them after CHARGE_SETTLE_TIMEOUT, making calls that succeeded free; with one
- * retry, 8 of 219 successful calls of the kill storm (every backend terminated every 50 ms) still
- * ended up free. Fresh connections a little later almost always get through.
+ * each of these pauses. A failed settle leaves its charges pending and the recovery pass refunds
+ * them after CHARGE_SETTLE_TIMEOUT, making calls that succeeded free; with one retry, 8 of 219
+ * successful calls of the kill storm (every backend terminated every 50 ms) still ended up free.
+ * Fresh connections a little later almost always get through.
  */
-export const SETTLE_RETRY_DELAYS_MS: readonly number[] = [25, 100, 400, 800];
+export const SETTLE_RETRY_DELAYS_MS: readonly number[] = LOST_CONNECTION_RETRY_DELAYS_MS;
 
 export interface SettlementBatcher {
   /**

@@ -285,6 +285,26 @@ describe.each(BACKENDS)("coalescing charge ledger on %s", (backend) => {
     await expect(insert("RELEASE", 1)).rejects.toThrow();
   });
 
+  it("a database away for 3 s (as while it restarts) does not fail the holds waiting for it: each is held once", async () => {
+    const sub = await fundedSubscription(database, "owner", { leads: 10 });
+    const backAt = Date.now() + 3_000;
+    const away = new Proxy(database.db, {
+      get(target, prop, receiver) {
+        if (prop !== "execute") return Reflect.get(target, prop, receiver);
+        return async (query: unknown) => {
+          if (Date.now() < backAt) throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+          return (target.execute as (q: unknown) => Promise<unknown>)(query);
+        };
+      },
+    });
+    const ledger = createCoalescingChargeLedger(away);
+    const outcomes = (await Promise.all([ledger.hold([debitOf(sub, 2)]), ledger.hold([debitOf(sub, 3)])])).flat();
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect((await ledgerEntries(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(2);
+    expect(await count(database, sql`select balance as n from credit_balances where subscription_id = ${sub}::uuid and credit_type = 'leads'`)).toBe(5);
+    await ledger.idle();
+  });
+
   it.each(["before", "after"] as const)(
     "a hold statement whose connection dies %s it runs is looked up and retried: granted once, never twice",
     async (when) => {

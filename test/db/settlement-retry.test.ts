@@ -36,6 +36,20 @@ function flaky(db: Database, when: "before" | "after", failures = 1): Database {
   });
 }
 
+/** The real database, but every statement fails as a refused connection for the first `awayMs`. */
+function awayFor(db: Database, awayMs: number): Database {
+  const backAt = Date.now() + awayMs;
+  return new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop !== "execute") return Reflect.get(target, prop, receiver);
+      return async (query: unknown) => {
+        if (Date.now() < backAt) throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+        return (target.execute as (q: unknown) => Promise<unknown>)(query);
+      };
+    },
+  });
+}
+
 /** Posts one hold through the batcher; true when it was still pending. */
 async function postWith(batcher: SettlementBatcher, subscriptionId: string, entryId: string): Promise<boolean> {
   const [outcome] = await batcher.settle([{ kind: "post", subscriptionId, entryId, actorId: null, requestId: null }]);
@@ -82,6 +96,13 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
   it.each(["before", "after"] as const)("four statements in a row lost %s they ran: the fifth settles the charge", async (when) => {
     const entryId = await pendingDebit();
     const batcher = createSettlementBatcher(flaky(database.db, when, 4), QUICK_RETRIES);
+    expect(await postWith(batcher, subscriptionId, entryId)).toBe(true);
+    expect(await pendingCount()).toBe(0);
+  });
+
+  it("a database away for 3 s (as while it restarts) does not make a successful call free: the settle waits for it", async () => {
+    const entryId = await pendingDebit();
+    const batcher = createSettlementBatcher(awayFor(database.db, 3_000));
     expect(await postWith(batcher, subscriptionId, entryId)).toBe(true);
     expect(await pendingCount()).toBe(0);
   });
