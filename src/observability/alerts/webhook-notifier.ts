@@ -111,8 +111,10 @@ export class WebhookNotifier {
         });
         await res.body?.cancel().catch(() => undefined);
         if (res.ok) return;
+        // Any answer but 2xx is a failed delivery and is retried (DESIGN.md, "Observability"): a
+        // receiver that answers 401 or 404 while it is being deployed or rotating its secret would
+        // otherwise lose the alert for good.
         problem = `HTTP ${res.status}`;
-        if (res.status < 500 && res.status !== 429) break;
       } catch (err) {
         problem = describeFailure(err);
       }
