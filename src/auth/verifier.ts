@@ -30,11 +30,14 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const claimChecks = {
     issuer: options.issuer,
     audience: options.audience,
-    requiredClaims: ["sub", "exp"],
+    // `exp` is checked when present but not required: DESIGN.md refuses "no, bad or expired" tokens,
+    // and PostgREST (Supabase's own API) accepts a token without one. Which tokens expire is the
+    // issuer's choice; every identity provider we target sets `exp`.
+    requiredClaims: ["sub"],
   };
   const cache = new VerifiedTokenCache(options.cacheSize ?? 10_000);
 
-  async function verifyUncached(token: string): Promise<{ viewer: Viewer; exp: number }> {
+  async function verifyUncached(token: string): Promise<{ viewer: Viewer; expiresAtMs: number }> {
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -62,16 +65,24 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (payload.sub.length > 255 || hasControlCharacter(payload.sub) || !isWellFormedText(payload.sub)) {
       throw new UnauthenticatedError("Invalid token: the sub claim is not a valid user id");
     }
-    return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, exp: payload.exp ?? 0 };
+    return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, expiresAtMs: cachedUntilMs(payload.exp) };
   }
 
   return async (token: string) => {
     const cached = cache.get(token);
     if (cached) return cached;
-    const { viewer, exp } = await verifyUncached(token);
-    cache.set(token, viewer, exp * 1000);
+    const { viewer, expiresAtMs } = await verifyUncached(token);
+    cache.set(token, viewer, expiresAtMs);
     return viewer;
   };
+}
+
+/** A token without `exp` is verified again after this long, so the cache never keeps it for good. */
+const UNEXPIRING_TOKEN_CACHE_MS = 10 * 60_000;
+
+/** Until when a verified token may be answered from the cache: its expiry, if it has one. */
+function cachedUntilMs(exp: number | undefined): number {
+  return exp === undefined ? Date.now() + UNEXPIRING_TOKEN_CACHE_MS : exp * 1000;
 }
 
 function toUnauthenticated(err: unknown): UnauthenticatedError {
