@@ -166,9 +166,11 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     const counts = statusCounts(responses);
     expect(kills).toBeGreaterThan(0);
     expect(Object.keys(counts).every((s) => s === "200" || s === "500")).toBe(true);
-    // Since a hold batch whose connection died is looked up and retried (issue 14), a kill costs a
-    // caller an error only when it lands elsewhere (a settlement, a read). Issue 14 asks for 99%;
-    // this floor leaves room for a slow CI machine, and the share is recorded in the observed facts.
+    // Since a hold batch whose connection died is looked up and retried (issue 14), for about 4.6 s
+    // (src/db/retry-delays.ts), a kill costs a caller an error only when it lands elsewhere (a read)
+    // or outlasts every retry. Issue 14 asks for 99%; this floor leaves room for a slow CI machine,
+    // and the share is recorded in the observed facts. (CI once read 269 of 300 here with the
+    // earlier 1.3 s of retries, when other test files slowed the calls after the pause was measured.)
     expect((counts[200] ?? 0) / responses.length).toBeGreaterThanOrEqual(0.95);
     for (const failed of responses.filter((r) => r.status === 500)) {
       expect(failed.body.errors![0]).toMatchObject({ message: MASKED_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR" } });
