@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { ledgerEntries } from "../helpers/ledger-state.js";
+import { awayFor } from "../helpers/unreachable-database.js";
 import { queryRows, type Database } from "../../src/db/database.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { holdGroups, type HoldRequest } from "../../src/ledger/hold.js";
@@ -287,17 +288,7 @@ describe.each(BACKENDS)("coalescing charge ledger on %s", (backend) => {
 
   it("a database away for 3 s (as while it restarts) does not fail the holds waiting for it: each is held once", async () => {
     const sub = await fundedSubscription(database, "owner", { leads: 10 });
-    const backAt = Date.now() + 3_000;
-    const away = new Proxy(database.db, {
-      get(target, prop, receiver) {
-        if (prop !== "execute") return Reflect.get(target, prop, receiver);
-        return async (query: unknown) => {
-          if (Date.now() < backAt) throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
-          return (target.execute as (q: unknown) => Promise<unknown>)(query);
-        };
-      },
-    });
-    const ledger = createCoalescingChargeLedger(away);
+    const ledger = createCoalescingChargeLedger(awayFor(database.db, 3_000));
     const outcomes = (await Promise.all([ledger.hold([debitOf(sub, 2)]), ledger.hold([debitOf(sub, 3)])])).flat();
     expect(outcomes.every((o) => o.ok)).toBe(true);
     expect((await ledgerEntries(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(2);

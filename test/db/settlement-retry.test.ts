@@ -10,6 +10,7 @@ import { queryRows, type Database } from "../../src/db/database.js";
 import { createSettlementBatcher, type SettlementBatcher } from "../../src/ledger/settlement-batcher.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
+import { awayFor } from "../helpers/unreachable-database.js";
 
 /**
  * The real database, but its first `failures` statements fail: before running (`before`) or after
@@ -31,20 +32,6 @@ function flaky(db: Database, when: "before" | "after", failures = 1): Database {
           throw new Error("Connection terminated unexpectedly");
         }
         return result;
-      };
-    },
-  });
-}
-
-/** The real database, but every statement fails as a refused connection for the first `awayMs`. */
-function awayFor(db: Database, awayMs: number): Database {
-  const backAt = Date.now() + awayMs;
-  return new Proxy(db, {
-    get(target, prop, receiver) {
-      if (prop !== "execute") return Reflect.get(target, prop, receiver);
-      return async (query: unknown) => {
-        if (Date.now() < backAt) throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
-        return (target.execute as (q: unknown) => Promise<unknown>)(query);
       };
     },
   });
