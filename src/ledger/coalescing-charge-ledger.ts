@@ -42,11 +42,8 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
     maxBatch: options.maxBatch ?? 100,
     maxInFlight: options.maxInFlight ?? 2,
     keysOf: (group) => [...new Set(group.map((r) => `${r.subscriptionId}\u0000${r.creditType}`))],
-    run: async (batch) => {
-      // Asked per batch: a lost lease is replaced before the next hold is recorded under it.
-      const instanceId = options.instanceId ? await options.instanceId() : null;
-      return holdRecoveringUnknownCommits(db, batch, options.holdRetryDelaysMs ?? HOLD_RETRY_DELAYS_MS, instanceId);
-    },
+    run: (batch) =>
+      holdIsolatingFailures({ db, delaysMs: options.holdRetryDelaysMs ?? HOLD_RETRY_DELAYS_MS, currentInstanceId: options.instanceId }, batch),
   });
   // Settlements are cheaper statements than holds; they get as many at once.
   const settlements = createSettlementBatcher(db, { maxInFlight: options.maxInFlight ?? 2 });
@@ -73,6 +70,39 @@ interface Failed {
 /** A hold statement that lost its connection is looked up and retried after each of these pauses. */
 export const HOLD_RETRY_DELAYS_MS: readonly number[] = LOST_CONNECTION_RETRY_DELAYS_MS;
 
+/** Where a batch's hold statements go, and how a lost connection is retried. */
+interface HoldTarget {
+  db: Database;
+  delaysMs: readonly number[];
+  currentInstanceId: (() => Promise<string>) | undefined;
+}
+
+/**
+ * One batch statement; if the database refuses it, each group is tried alone, so one operation the
+ * database cannot take (a text it rejects) fails by itself instead of failing everyone it was
+ * batched with. Each of these statements, the batch's and the single groups', survives a lost
+ * connection (holdRecoveringUnknownCommits).
+ */
+async function holdIsolatingFailures(target: HoldTarget, batch: HoldGroup[]): Promise<(HoldOutcome[] | Failed)[]> {
+  let sentBefore = false;
+  try {
+    return await holdRecoveringUnknownCommits(target, batch, () => (sentBefore = true));
+  } catch (err) {
+    if (batch.length === 1 || !refusedByTheStatement(err)) throw err;
+    // One after another, in arrival order, as the batch would have granted them. If an earlier
+    // attempt of the batch lost its answer, it may have committed: the groups are sent as retries.
+    const outcomes: (HoldOutcome[] | Failed)[] = [];
+    for (const group of batch) {
+      try {
+        outcomes.push((await holdRecoveringUnknownCommits(target, [group], () => undefined, sentBefore))[0]);
+      } catch (failed) {
+        outcomes.push({ failed });
+      }
+    }
+    return outcomes;
+  }
+}
+
 /**
  * A hold statement whose connection died may or may not have committed. Its holds carry ids chosen
  * before it ran, so it is simply sent again, after a pause, marked as a retry: the statement looks
@@ -81,20 +111,27 @@ export const HOLD_RETRY_DELAYS_MS: readonly number[] = LOST_CONNECTION_RETRY_DEL
  * statement per attempt, so an attempt on a fresh connection (a killed one is replaced) has as
  * little as possible to get through. A retry can never hold twice: the lookup runs after the locks
  * (a first attempt still running finishes first), and the ledger's key (subscription, entry id)
- * refuses a second insert of the same hold.
+ * refuses a second insert of the same hold. A statement the database refused for what it holds
+ * (bad data, a constraint, an exception) is not retried here: it would be refused again. One rolled
+ * back by a deadlock or a serialization failure is.
  */
 async function holdRecoveringUnknownCommits(
-  db: Database,
-  batch: HoldGroup[],
-  delaysMs: readonly number[],
-  instanceId: string | null,
-): Promise<(HoldOutcome[] | Failed)[]> {
+  target: HoldTarget,
+  groups: HoldGroup[],
+  onAnswerLost: () => void,
+  sentBefore = false,
+): Promise<HoldOutcome[][]> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await holdIsolatingFailures(db, batch, instanceId, attempt > 0);
+      // Asked on every attempt, and retried like the statement: the lease is renewed on the same
+      // database, through the same outages, as the hold, so a renewal that lost its connection must
+      // not fail a whole batch; and a lease lost meanwhile is replaced before a hold is recorded under it.
+      const instanceId = target.currentInstanceId ? await target.currentInstanceId() : null;
+      return await holdGroups(target.db, groups, instanceId, { retry: sentBefore || attempt > 0 });
     } catch (err) {
-      if (attempt >= delaysMs.length) throw err;
-      await sleep(delaysMs[attempt]);
+      if (refusedForItsContent(err) || attempt >= target.delaysMs.length) throw err;
+      onAnswerLost();
+      await sleep(target.delaysMs[attempt]);
     }
   }
 }
@@ -109,31 +146,7 @@ function refusedByTheStatement(err: unknown): boolean {
   return state !== undefined && ["22", "23", "40", "P0"].includes(state.slice(0, 2));
 }
 
-/**
- * One batch statement; if the database refuses it, each group is tried alone, so one operation the
- * database cannot take (a text it rejects) fails by itself instead of failing everyone it was
- * batched with. Any other failure is not retried: the statement may have committed, and a retry
- * could hold twice.
- */
-async function holdIsolatingFailures(
-  db: Database,
-  batch: HoldGroup[],
-  instanceId: string | null,
-  retry: boolean,
-): Promise<(HoldOutcome[] | Failed)[]> {
-  try {
-    return await holdGroups(db, batch, instanceId, { retry });
-  } catch (err) {
-    if (batch.length === 1 || !refusedByTheStatement(err)) throw err;
-    // One after another, in arrival order, as the batch would have granted them.
-    const outcomes: (HoldOutcome[] | Failed)[] = [];
-    for (const group of batch) {
-      try {
-        outcomes.push((await holdGroups(db, [group], instanceId, { retry }))[0]);
-      } catch (failed) {
-        outcomes.push({ failed });
-      }
-    }
-    return outcomes;
-  }
+/** Refused, and would be refused again: all of the above but a rolled-back transaction (40). */
+function refusedForItsContent(err: unknown): boolean {
+  return refusedByTheStatement(err) && sqlState(err)?.slice(0, 2) !== "40";
 }

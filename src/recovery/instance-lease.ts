@@ -17,6 +17,9 @@ import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { queryRows, type Database } from "../db/database.js";
 
+/** A failed renewal is tried again after this long (or the renewal period, if shorter). */
+const RENEWAL_RETRY_MS = 500;
+
 export interface InstanceLease {
   /** The id of a lease this instance surely holds; renews it, or takes a new one, first when needed. */
   current(): Promise<string>;
@@ -65,8 +68,13 @@ export function startInstanceLease(options: InstanceLeaseOptions): InstanceLease
     if (stopped) return;
     timer = setTimeout(() => {
       renew()
-        .catch((err: unknown) => log.error({ event: "lease.renew_failed", instanceId: id, err }, "instance lease renewal failed; retried"))
-        .finally(() => schedule(renewEveryMs));
+        .then(() => schedule(renewEveryMs))
+        .catch((err: unknown) => {
+          log.error({ event: "lease.renew_failed", instanceId: id, err }, "instance lease renewal failed; retried");
+          // Soon, not a whole renewal period later: the lease must be renewed before it stops being
+          // trusted, or the next hold waits for the renewal.
+          schedule(Math.min(renewEveryMs, RENEWAL_RETRY_MS));
+        });
     }, delayMs);
     timer.unref();
   }

@@ -197,6 +197,41 @@ describe.each(BACKENDS)("coalescing charge ledger on %s", (backend) => {
     expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
 
+  it("a batch the database refuses is tried group by group, and those statements survive a lost connection too", async () => {
+    const sub = await fundedSubscription(database, "owner", { leads: 10 });
+    // The first statement after the refused one loses its connection (a kill storm does not wait).
+    let refusedSeen = false;
+    const flaky = new Proxy(database.db, {
+      get(target, prop, receiver) {
+        if (prop !== "execute") return Reflect.get(target, prop, receiver);
+        return async (query: unknown) => {
+          if (refusedSeen) {
+            refusedSeen = false;
+            throw Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" });
+          }
+          try {
+            return await (target.execute as (q: unknown) => Promise<unknown>)(query);
+          } catch (err) {
+            refusedSeen = true;
+            throw err;
+          }
+        };
+      },
+    });
+    // Submitted together, the four travel in one statement, which the NUL makes the database refuse.
+    const ledger = createCoalescingChargeLedger(flaky, { holdRetryDelaysMs: [1, 1, 1] });
+    const results = await Promise.allSettled([
+      holdOne(ledger, debitOf(sub, 1)),
+      holdOne(ledger, debitOf(sub, 1, "own\u0000er")),
+      holdOne(ledger, debitOf(sub, 2)),
+      holdOne(ledger, debitOf(sub, 3)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(await count(database, sql`select count(*)::int as n from credit_ledger where subscription_id = ${sub}::uuid and kind = 'DEBIT'`)).toBe(3);
+    await Promise.all(results.map((r) => (r.status === "fulfilled" && r.value.ok ? post(ledger, sub, r.value.entryId) : undefined)));
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+
   it("refunds a pending charge whole, once", async () => {
     const sub = await fundedSubscription(database, "owner", { leads: 4 });
     const ledger = createCoalescingChargeLedger(database.db);

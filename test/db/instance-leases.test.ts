@@ -10,6 +10,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
+import { awayFor } from "../helpers/unreachable-database.js";
 import { queryRows, type Database } from "../../src/db/database.js";
 import type { RefundedEvent } from "../../src/credits/charge-observer.js";
 import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
@@ -144,6 +145,37 @@ describe.each(BACKENDS)("instance leases on %s", (backend) => {
     } finally {
       await liveLedger.idle();
       await ghostLedger.idle();
+      await lease.stop();
+    }
+  });
+
+  it("a lease that cannot be taken while the database is away does not fail the holds waiting for it", async () => {
+    // The lease shares the database, and its outages, with the holds (a kill storm, a restart):
+    // taking it is retried with the hold, not a reason to fail every hold of a batch.
+    const sub = await fundedSubscription(database, "lease-owner", { ai: 20 });
+    const lease = startInstanceLease({ db: awayFor(database.db, 1_500), ttlMs: 60_000, logger: silent });
+    const ledger = createCoalescingChargeLedger(database.db, { instanceId: () => lease.current() });
+    try {
+      const outcomes = (await Promise.all([ledger.hold([request(sub)]), ledger.hold([request(sub)])])).flat();
+      expect(outcomes.every((o) => o.ok)).toBe(true);
+      const leaseId = await lease.current();
+      expect((await pendingOf(database.db, sub)).map((p) => p.instance_id)).toEqual([leaseId, leaseId]);
+    } finally {
+      await ledger.idle();
+      await lease.stop();
+    }
+  });
+
+  it("a renewal that failed is tried again within a second, not a renewal period later", async () => {
+    const leaseCount = async () => Number((await queryRows<{ n: number }>(database.db, sql`select count(*)::int as n from instance_leases`))[0].n);
+    const before = await leaseCount();
+    // Renewed every 20 s; the first attempt (at start) meets a database away for 200 ms.
+    const lease = startInstanceLease({ db: awayFor(database.db, 200), ttlMs: 60_000, logger: silent });
+    try {
+      const deadline = Date.now() + 1_500;
+      while ((await leaseCount()) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await leaseCount()).toBe(before + 1);
+    } finally {
       await lease.stop();
     }
   });

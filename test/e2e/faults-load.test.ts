@@ -60,6 +60,21 @@ function statusCounts(responses: GraphQLResponse[]): Record<number, number> {
   return counts;
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** Each distinct error message the servers logged (its first line, cut short), with how often. */
+function summarize(lines: { msg?: string; err?: { message?: string } }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of lines) {
+    const key = `${line.msg ?? ""}: ${(line.err?.message ?? "").split("\n")[0].slice(0, 120)}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
 async function adminClient(): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
@@ -84,6 +99,7 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     writeFileSync("test-results/faults-load.json", `${JSON.stringify({ generatedAt: new Date().toISOString(), ...observed }, null, 2)}\n`);
   });
   beforeEach(async () => {
+    serverErrors = [];
     database = await createPostgresDatabase(4);
     dbName = new URL(database.url!).pathname.slice(1);
   });
@@ -94,8 +110,15 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     await database.dispose();
   });
 
+  /** The servers' error lines, so a failure can say what went wrong (the responses are masked). */
+  let serverErrors: { msg?: string; err?: { message?: string } }[] = [];
+  const errorLog = {
+    write(line: string) {
+      serverErrors.push(JSON.parse(line));
+    },
+  };
   const startInstance = async () => {
-    const server = await startTestServer({ env: { ...ENV, DATABASE_URL: database.url! } });
+    const server = await startTestServer({ env: { ...ENV, DATABASE_URL: database.url!, LOG_LEVEL: "error" }, logDestination: errorLog });
     servers.push(server);
     return server;
   };
@@ -141,11 +164,12 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
       expect((await a.gql(RUN_AI, { sub }, { token })).status).toBe(200);
       freshCallMs.push(performance.now() - started);
     }
-    const freshCall = [...freshCallMs].sort((x, y) => x - y)[1];
+    const freshCall = median(freshCallMs);
     const pauseMs = Math.max(50, Math.round(freshCall));
 
     let loading = true;
     let kills = 0;
+    const stormStarted = performance.now();
     const killer = (async () => {
       while (loading) {
         kills += await killAll();
@@ -162,8 +186,18 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
       loading = false;
       await killer;
     }
+    const stormMs = performance.now() - stormStarted;
 
     const counts = statusCounts(responses);
+    const storm = {
+      freshConnectionCallMs: Math.round(freshCall),
+      killPauseMs: pauseMs,
+      stormMs: Math.round(stormMs),
+      requests: responses.length,
+      answeredWithoutError: (counts[200] ?? 0) / responses.length,
+      backendsTerminated: kills,
+      statuses: counts,
+    };
     expect(kills).toBeGreaterThan(0);
     expect(Object.keys(counts).every((s) => s === "200" || s === "500")).toBe(true);
     // Since a hold batch whose connection died is looked up and retried (issue 14), for about 4.6 s
@@ -171,7 +205,7 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     // or outlasts every retry. Issue 14 asks for 99%; this floor leaves room for a slow CI machine,
     // and the share is recorded in the observed facts. (CI once read 269 of 300 here with the
     // earlier 1.3 s of retries, when other test files slowed the calls after the pause was measured.)
-    expect((counts[200] ?? 0) / responses.length).toBeGreaterThanOrEqual(0.95);
+    expect(storm.answeredWithoutError, JSON.stringify({ ...storm, serverErrors: summarize(serverErrors) })).toBeGreaterThanOrEqual(0.95);
     for (const failed of responses.filter((r) => r.status === 500)) {
       expect(failed.body.errors![0]).toMatchObject({ message: MASKED_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR" } });
       expect(JSON.stringify(failed.body)).not.toMatch(/terminat|connection|sql|select|insert/i);
@@ -183,12 +217,7 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     const facts = await ledgerFacts(database.db, sub);
     const warmUpCalls = freshCallMs.length;
     observed.killedDuringLoad = {
-      freshConnectionCallMs: Math.round(freshCall),
-      killPauseMs: pauseMs,
-      requests: responses.length,
-      answeredWithoutError: (counts[200] ?? 0) / responses.length,
-      backendsTerminated: kills,
-      statuses: counts,
+      ...storm,
       debits: facts.debits - warmUpCalls,
       pendingBeforeRecovery: beforeRecovery.pending,
       refundedByWrapper: beforeRecovery.refundedDebits,

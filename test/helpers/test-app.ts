@@ -8,6 +8,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { mintToken } from "../../src/auth/mint.js";
 import { openSubscription } from "../../src/subscriptions/subscription-store.js";
 import type { DatabaseHandle } from "../../src/db/database.js";
+import type { DestinationStream } from "pino";
 
 export interface GraphQLResponse<T = any> {
   status: number;
@@ -26,6 +27,8 @@ export interface TestServer {
 export interface TestServerOptions {
   database?: DatabaseHandle;
   env?: Record<string, string>;
+  /** Where the server's log lines go (at LOG_LEVEL, which `env` may set), instead of stdout. */
+  logDestination?: DestinationStream;
 }
 
 /** Starts a server on 127.0.0.1 and a free port. Logs are silent unless TEST_LOG_LEVEL is set. */
@@ -38,7 +41,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     REQUEST_LIMIT: "1000000/1m",
     ...options.env,
   });
-  const app = await createApp(config, { database: options.database, logger: createLogger(config.LOG_LEVEL) });
+  const app = await createApp(config, { database: options.database, logger: createLogger(config.LOG_LEVEL, options.logDestination) });
   const url = await app.listen(0, "127.0.0.1");
   return {
     app,
