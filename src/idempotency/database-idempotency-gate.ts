@@ -24,7 +24,10 @@ export interface DatabaseIdempotencyGateOptions {
   db: Database;
   /** How long a key is kept (IDEMPOTENCY_TTL). */
   ttlMs: number;
-  /** A PENDING key older than this, none of whose charges stands unrefunded, is treated as abandoned (CHARGE_SETTLE_TIMEOUT). */
+  /**
+   * A PENDING key none of whose charges stands unrefunded is treated as abandoned once one of them was
+   * refunded, or, if it never held, once it is this old (CHARGE_SETTLE_TIMEOUT).
+   */
   staleAfterMs: number;
   /** Largest stored outcome in JSON bytes (IDEMPOTENCY_MAX_RESULT_BYTES); a larger result is recorded as too large. */
   maxResultBytes?: number;
@@ -72,7 +75,8 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
         try {
           await releaseKey(db, scope, claimedAt);
         } catch (err) {
-          // The key stays PENDING: retries get CONFLICT until it is CHARGE_SETTLE_TIMEOUT old.
+          // The key stays PENDING: retries get CONFLICT until its hold is refunded (the settlement
+          // that follows does it), or, if it never held, until it is CHARGE_SETTLE_TIMEOUT old.
           log?.error({ event: "idempotency.release_failed", err, actorId: scope.actorId, fieldPath: scope.fieldPath }, "could not release an idempotency key");
           throw err;
         }

@@ -227,6 +227,27 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     expect(await balanceOf(database, sub)).toBe(9);
   });
 
+  it("a fresh PENDING key whose hold was refunded (its process died, recovery refunded it) is taken over at once", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("crashed");
+    expect((await run(sub, k)).status).toBe(200);
+    // As a process killed after its hold leaves it: the key PENDING and young, its DEBIT refunded by
+    // the recovery pass seconds later (once the dead instance's lease expired).
+    await database.db.execute(sql`update idempotency_keys set state = 'PENDING', result = null, charge = null, created_at = now() where key = ${k}`);
+    const [debit] = await queryRows<{ id: string }>(database.db, sql`select id from credit_ledger where subscription_id = ${sub}::uuid and kind = 'DEBIT'`);
+    const refunded = await runLedgerCommand(database.db, {
+      kind: "refund",
+      request: { entryId: debit.id, amount: undefined, actorId: "recovery", reason: "test: its instance died", requestId: "req-test-recovery" },
+    });
+    expect(refunded.ok).toBe(true);
+    // The old code answered CONFLICT until the key was CHARGE_SETTLE_TIMEOUT (1 h) old.
+    const retry = await run(sub, k);
+    expect(retry.status).toBe(200);
+    expect(retry.body.extensions!.credits.charges[0].replayed).toBeUndefined();
+    expect((await ledgerOf(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(2);
+    expect(await balanceOf(database, sub)).toBe(9);
+  });
+
   it("a fresh PENDING key from another request answers CONFLICT", async () => {
     const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
     const k = key("fresh-pending");

@@ -1,7 +1,8 @@
 /**
  * Instance leases with real server processes on PostgreSQL (issue 14, "Done means"):
  * - a server killed with SIGKILL in the middle of five slow calls: another instance, with default
- *   settings, refunds all five holds within 25 s;
+ *   settings, refunds all five holds within 25 s, and the calls' Idempotency-Keys then run again at
+ *   once (charged once each), instead of answering CONFLICT until CHARGE_SETTLE_TIMEOUT;
  * - with INSTANCE_LEASE_TTL=2s, a live call that takes 8 s is charged exactly once and never refunded;
  * - a hold on a live instance older than CHARGE_SETTLE_TIMEOUT is refunded with a FAILED_TRANSACTION
  *   alert, and the call finishing later is not charged.
@@ -54,8 +55,8 @@ describe.skipIf(!postgresAvailable)("instance leases with real servers (PostgreS
   const pending = (sub: string) => count(sql`select count(*)::int as n from pending_charges where subscription_id = ${sub}::uuid`);
   const entries = (sub: string, kind: string) =>
     count(sql`select count(*)::int as n from credit_ledger where subscription_id = ${sub}::uuid and kind = ${kind}`);
-  const slowCall = (server: SpawnedServer, sub: string, token: string, prompt: string) =>
-    postGraphQL(`${server.url}/graphql`, RUN_AI, { sub, prompt }, { token, headers: { "x-simulate-failure": "slow" } });
+  const slowCall = (server: SpawnedServer, sub: string, token: string, prompt: string, headers: Record<string, string> = {}) =>
+    postGraphQL(`${server.url}/graphql`, RUN_AI, { sub, prompt }, { token, headers: { "x-simulate-failure": "slow", ...headers } });
 
   beforeAll(async () => {
     database = await createPostgresDatabase(8);
@@ -68,12 +69,13 @@ describe.skipIf(!postgresAvailable)("instance leases with real servers (PostgreS
   });
   afterAll(() => database?.dispose());
 
-  it("five holds of a server killed mid-call are refunded within 25 s by another instance with default settings", async () => {
+  it("five holds of a server killed mid-call are refunded within 25 s by another instance with default settings; their Idempotency-Keys then run again, charged once", async () => {
     const sub = await fundedSubscription(database, "lease-kill-owner", { ai: 100 });
     const token = await mintToken({ sub: "lease-kill-owner", secret: JWT_SECRET });
-    const [doomed] = await Promise.all([start({ SIMULATE_SLOW_MS: "120000" }), start()]);
+    const [doomed, survivor] = await Promise.all([start({ SIMULATE_SLOW_MS: "120000" }), start()]);
 
-    const calls = Array.from({ length: 5 }, (_, i) => slowCall(doomed, sub, token, `slow ${i}`).catch(() => "connection lost"));
+    const keyOf = (i: number) => ({ "idempotency-key": `lease-kill-${sub}-${i}` });
+    const calls = Array.from({ length: 5 }, (_, i) => slowCall(doomed, sub, token, `slow ${i}`, keyOf(i)).catch(() => "connection lost"));
     await waitFor(async () => (await pending(sub)) === 5, 30_000, "the five slow calls to be held");
 
     doomed.child.kill("SIGKILL");
@@ -93,6 +95,21 @@ describe.skipIf(!postgresAvailable)("instance leases with real servers (PostgreS
     );
     expect(Number(balance.balance)).toBe(100);
     expect((await auditLedger(database.db)).ok).toBe(true);
+
+    // The clients retry with their keys (what the keys are for). The calls died and their holds are
+    // refunded, so each runs again, now, and is charged once: not CONFLICT until CHARGE_SETTLE_TIMEOUT.
+    const retries = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => postGraphQL(`${survivor.url}/graphql`, RUN_AI, { sub, prompt: `slow ${i}` }, { token, headers: keyOf(i) })),
+    );
+    expect(retries.map((r) => r.status)).toEqual(Array(5).fill(200));
+    expect(retries.map((r) => r.body.extensions?.credits?.charges?.[0]?.replayed)).toEqual(Array(5).fill(undefined));
+    expect(await entries(sub, "DEBIT")).toBe(10);
+    expect(await entries(sub, "REFUND")).toBe(5);
+    expect((await auditLedger(database.db)).ok).toBe(true);
+    // And a second retry replays the first's result without paying again.
+    const replay = await postGraphQL(`${survivor.url}/graphql`, RUN_AI, { sub, prompt: "slow 0" }, { token, headers: keyOf(0) });
+    expect(replay.body.extensions?.credits?.charges?.[0]?.replayed).toBe(true);
+    expect(await entries(sub, "DEBIT")).toBe(10);
   }, 120_000);
 
   it("with INSTANCE_LEASE_TTL=2s a live call that takes 8 s is charged exactly once and never refunded", async () => {
