@@ -31,3 +31,26 @@ export function violatedConstraint(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** SQLSTATEs of a connection that failed rather than a statement: its class 08, a terminated or shut-down backend, too many connections. */
+const CONNECTION_STATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+/** What node-postgres says, without a SQLSTATE, when its socket closed or could not be opened. */
+const CONNECTION_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ENOTCONN"]);
+const CONNECTION_MESSAGE = /connection terminated|not queryable|timeout exceeded when trying to connect|connection ended|terminating connection/i;
+
+/**
+ * Whether the connection failed (a killed backend, a restarting database, a refused or timed-out
+ * connect), as opposed to the statement: a read that failed so can be sent again as it is.
+ */
+export function lostConnection(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state !== undefined) return state.startsWith("08") || CONNECTION_STATES.has(state);
+  let current: unknown = err;
+  for (let depth = 0; depth < 4 && current && typeof current === "object"; depth++) {
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+    if (typeof message === "string" && CONNECTION_MESSAGE.test(message)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -7,6 +7,8 @@
  *   reconnect and finish one call, at most every 50 ms): almost every request
  *   answers 200 (holds whose commit was lost are looked up and retried), any other is a masked 500,
  *   no credit is lost or created, and after a recovery pass every debit is settled;
+ * - every connection killed every 100 ms while previews and balance queries run: every one answers 200
+ *   (a read whose connection was lost is sent again, src/db/read-retry.ts);
  * - the database refusing connections (as while PostgreSQL restarts): /health answers 503, and the
  *   server recovers by itself once the database is back. The shared PostgreSQL server is never
  *   restarted: only this test's own database is closed to connections.
@@ -239,6 +241,45 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     // Both instances work again on fresh connections.
     expect((await a.gql(RUN_AI, { sub }, { token })).status).toBe(200);
     expect((await b.gql(RUN_AI, { sub }, { token })).status).toBe(200);
+  });
+
+  it("connections killed during reads: previews and balance queries answer 200 (a read that lost its connection is sent again)", async () => {
+    const [a, b] = [await startInstance(), await startInstance()];
+    const sub = await fundedSubscription(database, "read-owner", { ai: 1_000 });
+    const token = await userToken("read-owner");
+    const PREVIEW = `query($input: CreditPreviewInput!) { creditPreview(input: $input) { totals { type amount } sufficient } }`;
+    const BALANCE = `query($s: ID!) { subscription(id: $s) { id balances { type balance } } }`;
+    const preview = { input: { subscriptionId: sub, query: RUN_AI, variables: { sub } } };
+    expect((await a.gql(PREVIEW, preview, { token })).body.data.creditPreview).toEqual({ totals: [{ type: "ai", amount: 1 }], sufficient: true });
+
+    const killAll = async () =>
+      (await admin.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()", [dbName])).rowCount ?? 0;
+    let loading = true;
+    let kills = 0;
+    const killer = (async () => {
+      while (loading) {
+        kills += await killAll();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const responses: GraphQLResponse[] = [];
+    try {
+      for (let wave = 0; wave < 3; wave++) {
+        responses.push(
+          ...(await Promise.all(
+            Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).gql(i % 4 < 2 ? PREVIEW : BALANCE, i % 4 < 2 ? preview : { s: sub }, { token })),
+          )),
+        );
+      }
+    } finally {
+      loading = false;
+      await killer;
+    }
+    const counts = statusCounts(responses);
+    observed.killedDuringReads = { requests: responses.length, backendsTerminated: kills, statuses: counts, serverErrors: summarize(serverErrors) };
+    expect(kills).toBeGreaterThan(0);
+    expect(counts, JSON.stringify(observed.killedDuringReads)).toEqual({ 200: responses.length });
+    for (const r of responses) expect(r.body.errors).toBeUndefined();
   });
 
   it("/health says 503 while the database refuses connections, and the server recovers by itself", async () => {
