@@ -2,7 +2,7 @@
 import DataLoader from "dataloader";
 import type { DbOrTx } from "../db/database.js";
 import { drawsOfEntries, grantsOfSubscriptions, periodEndsOfSubscriptions, type GrantDrawRecord, type GrantRecord } from "./grant-store.js";
-import { retryingRead } from "../db/read-retry.js";
+import { retryOnLostConnection } from "../db/lost-connection-retry.js";
 
 export interface GrantLoaders {
   /** Spendable grants of a subscription, in spending order. */
@@ -15,7 +15,7 @@ export interface GrantLoaders {
 
 function bySubscription(db: DbOrTx, includeSpent: boolean): DataLoader<string, GrantRecord[]> {
   return new DataLoader(async (ids) => {
-    const rows = await retryingRead(() => grantsOfSubscriptions(db, ids, includeSpent));
+    const rows = await retryOnLostConnection(() => grantsOfSubscriptions(db, ids, includeSpent));
     return ids.map((id) => rows.filter((r) => r.subscriptionId === id));
   });
 }
@@ -26,13 +26,13 @@ export function createGrantLoaders(db: DbOrTx): GrantLoaders {
     all: bySubscription(db, true),
     draws: new DataLoader(
       async (keys) => {
-        const byId = await retryingRead(() => drawsOfEntries(db, keys));
+        const byId = await retryOnLostConnection(() => drawsOfEntries(db, keys));
         return keys.map((k) => byId.get(k.entryId) ?? []);
       },
       { cacheKeyFn: (k) => `${k.subscriptionId}/${k.entryId}` },
     ),
     periodEnd: new DataLoader(async (ids) => {
-      const ends = await retryingRead(() => periodEndsOfSubscriptions(db, ids));
+      const ends = await retryOnLostConnection(() => periodEndsOfSubscriptions(db, ids));
       return ids.map((id) => ends.get(id) ?? null);
     }),
   };

@@ -1,11 +1,11 @@
 /**
  * Per-request DataLoaders: every subscription and balance a request touches is read once, in one
  * batched query per tick, however many fields ask for it; a read that lost its connection is sent
- * again (src/db/read-retry.ts).
+ * again (src/db/lost-connection-retry.ts).
  */
 import DataLoader from "dataloader";
 import type { DbOrTx } from "../db/database.js";
-import { retryingRead } from "../db/read-retry.js";
+import { retryOnLostConnection } from "../db/lost-connection-retry.js";
 import { balancesOfSubscriptions, heldOfSubscriptions, type BalanceRecord } from "../ledger/balances.js";
 import { subscriptionsByIds, type SubscriptionRecord } from "../subscriptions/subscription-store.js";
 import { createGrantLoaders, type GrantLoaders } from "../grants/grant-loaders.js";
@@ -22,16 +22,16 @@ export interface RequestLoaders {
 export function createLoaders(db: DbOrTx): RequestLoaders {
   return {
     subscription: new DataLoader(async (ids) => {
-      const rows = await retryingRead(() => subscriptionsByIds(db, ids));
+      const rows = await retryOnLostConnection(() => subscriptionsByIds(db, ids));
       const byId = new Map(rows.map((r) => [r.id, r]));
       return ids.map((id) => byId.get(id));
     }),
     held: new DataLoader(async (ids) => {
-      const rows = await retryingRead(() => heldOfSubscriptions(db, ids));
+      const rows = await retryOnLostConnection(() => heldOfSubscriptions(db, ids));
       return ids.map((id) => new Map(rows.filter((r) => r.subscriptionId === id).map((r) => [r.creditType, r.held])));
     }),
     balances: new DataLoader(async (ids) => {
-      const rows = await retryingRead(() => balancesOfSubscriptions(db, ids));
+      const rows = await retryOnLostConnection(() => balancesOfSubscriptions(db, ids));
       return ids.map((id) => rows.filter((r) => r.subscriptionId === id));
     }),
     grants: createGrantLoaders(db),

@@ -10,6 +10,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { GraphQLError } from "graphql";
 import { sqlState } from "../db/errors.js";
+import { retryOnLostConnection } from "../db/lost-connection-retry.js";
+import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
 import { BadUserInputError, ConflictError, CreditsError, InternalError } from "../errors/errors.js";
@@ -73,7 +75,9 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       completeWithError: (error, charge) => store({ kind: "error", message: error.message, extensions: replayableExtensions(error) }, charge),
       abandon: async () => {
         try {
-          await releaseKey(db, scope, claimedAt);
+          // Deleting the claim twice deletes it once: safe to send again, for as long as the ledger
+          // retries, so a lost connection does not leave the key blocking the caller's retries.
+          await retryOnLostConnection(() => releaseKey(db, scope, claimedAt), LOST_CONNECTION_RETRY_DELAYS_MS);
         } catch (err) {
           // The key stays PENDING: retries get CONFLICT until its hold is refunded (the settlement
           // that follows does it), or, if it never held, until it is CHARGE_SETTLE_TIMEOUT old.
@@ -114,6 +118,9 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       try {
         for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
           const now = clock();
+          // Not sent again when its connection is lost: a first attempt that committed could not be
+          // told from another request's claim (request ids come from the client), so the caller gets
+          // an error and retries with its key.
           const claimed = await claimKey(db, scope, {
             requestHash: hash,
             now,
@@ -124,7 +131,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
           });
           if (claimed) return firstClaim(scope, now);
 
-          const existing = await readKey(db, scope);
+          const existing = await retryOnLostConnection(() => readKey(db, scope));
           if (!existing) continue; // released between our two statements: claim again
           if (existing.requestHash !== hash) {
             throw new BadUserInputError(

@@ -3,10 +3,10 @@
  *
  * A claim is a single INSERT … ON CONFLICT statement, so of two simultaneous first calls exactly one
  * inserts and the other finds its row. The conflicting row is taken over only when it has expired,
- * or when it is PENDING, no DEBIT of the request that claimed it stands unrefunded, and either one of
- * them was refunded (its process died and the recovery pass refunded its hold once its instance's
- * lease expired, seconds later) or the claim is older than the settle timeout (it died before it
- * held anything): running the call again then cannot charge twice. A claim whose charge stands (its
+ * or when it is PENDING, no DEBIT of the request that claimed it stands unrefunded, and either one
+ * held since the claim was refunded (its process died and the recovery pass refunded its hold once
+ * its instance's lease expired, seconds later) or the claim is older than the settle timeout (it
+ * died before it held anything): running the call again then cannot charge twice. A claim whose charge stands (its
  * outcome was never stored) keeps answering CONFLICT until the key expires.
  *
  * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
@@ -49,6 +49,9 @@ export async function claimKey(
               and (k.created_at <= ${claim.staleBefore.toISOString()}::timestamptz
                    or exists (select 1 from credit_ledger d
                                where d.request_id = k.request_id and d.kind = 'DEBIT'
+                                 -- held by this claim's call, not by an earlier request that
+                                 -- carried the same (caller-chosen) request id
+                                 and d.created_at >= k.created_at
                                  and exists (select 1 from credit_ledger r
                                               where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND')))
               and (k.request_id is null or not exists (

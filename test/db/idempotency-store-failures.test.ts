@@ -2,7 +2,7 @@
  * Storing an idempotent outcome that fails (PGlite and PostgreSQL): a lost connection is retried with
  * backoff and the result is kept; an outcome the database refuses (text jsonb cannot hold) completes
  * the key as not kept, so a retry gets BAD_USER_INPUT saying so, with the first call's charge, and
- * is not run or charged again.
+ * is not run or charged again. Releasing a claim that loses its connection is sent again.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
@@ -59,6 +59,17 @@ describe.each(BACKENDS)("storing idempotent outcomes that fail on %s", (backend)
     const replayed = (await gate(database.db).begin(field, { prompt: "a" }, context("lost-twice"), "runAiTask")) as ReplayClaim;
     expect(replayed).toMatchObject({ kind: "replay", result: { output: "kept" }, charge: { charged: 2 } });
     expect(replayed.error).toBeUndefined();
+  });
+
+  it("a release that loses its connection is sent again: the key is free for the caller's retry at once", async () => {
+    const flaky = losingConnections(database.db);
+    const claim = (await gate(flaky.db).begin(field, { prompt: "c" }, context("release-lost"), "runAiTask")) as FirstClaim;
+    expect(claim.kind).toBe("first");
+    // The call was refused (or failed) before it held: its claim is given back, over a connection that dies twice.
+    flaky.failNext(2);
+    await claim.abandon();
+    const retry = await gate(database.db).begin(field, { prompt: "c" }, context("release-lost-retry"), "runAiTask");
+    expect(retry?.kind).toBe("first");
   });
 
   it("a result the database refuses completes the key as not kept: a retry gets BAD_USER_INPUT and is not run", async () => {

@@ -8,7 +8,7 @@
  *   answers 200 (holds whose commit was lost are looked up and retried), any other is a masked 500,
  *   no credit is lost or created, and after a recovery pass every debit is settled;
  * - every connection killed every 100 ms while previews and balance queries run: every one answers 200
- *   (a read whose connection was lost is sent again, src/db/read-retry.ts);
+ *   (a read whose connection was lost is sent again, src/db/lost-connection-retry.ts);
  * - the database refusing connections (as while PostgreSQL restarts): /health answers 503, and the
  *   server recovers by itself once the database is back. The shared PostgreSQL server is never
  *   restarted: only this test's own database is closed to connections.

@@ -233,8 +233,8 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     expect((await run(sub, k)).status).toBe(200);
     // As a process killed after its hold leaves it: the key PENDING and young, its DEBIT refunded by
     // the recovery pass seconds later (once the dead instance's lease expired).
-    await database.db.execute(sql`update idempotency_keys set state = 'PENDING', result = null, charge = null, created_at = now() where key = ${k}`);
     const [debit] = await queryRows<{ id: string }>(database.db, sql`select id from credit_ledger where subscription_id = ${sub}::uuid and kind = 'DEBIT'`);
+    await database.db.execute(sql`update idempotency_keys set state = 'PENDING', result = null, charge = null where key = ${k}`);
     const refunded = await runLedgerCommand(database.db, {
       kind: "refund",
       request: { entryId: debit.id, amount: undefined, actorId: "recovery", reason: "test: its instance died", requestId: "req-test-recovery" },
@@ -246,6 +246,24 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     expect(retry.body.extensions!.credits.charges[0].replayed).toBeUndefined();
     expect((await ledgerOf(database, sub)).filter((e) => e.kind === "DEBIT")).toHaveLength(2);
     expect(await balanceOf(database, sub)).toBe(9);
+  });
+
+  it("a refunded debit of an earlier request that carried the same x-request-id does not free a newer claim", async () => {
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("reused-request-id");
+    const requestId = `reused-${k}`;
+    expect((await run(sub, k)).status).toBe(200);
+    // An earlier call without the key but with this (caller-chosen) request id, refunded.
+    const failed = await run(sub, undefined, { headers: { "x-request-id": requestId, "x-simulate-failure": "system" } });
+    expect(failed.body.extensions!.credits.charges[0].refunded).toBeGreaterThan(0);
+    // The key claimed since by a call that carries the same request id and has not held yet.
+    await database.db.execute(
+      sql`update idempotency_keys set state = 'PENDING', result = null, charge = null, request_id = ${requestId}, created_at = now() + interval '1 second'
+           where key = ${k}`,
+    );
+    const duplicate = await run(sub, k);
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.body.errors![0].extensions.code).toBe("CONFLICT");
   });
 
   it("a fresh PENDING key from another request answers CONFLICT", async () => {

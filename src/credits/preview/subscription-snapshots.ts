@@ -8,7 +8,7 @@
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type Database, type DbOrTx } from "../../db/database.js";
-import { retryingRead } from "../../db/read-retry.js";
+import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 import type { BalanceRecord } from "../../ledger/balances.js";
 import type { SubscriptionRecord } from "../../subscriptions/subscription-store.js";
 
@@ -48,7 +48,7 @@ type BalanceJson = [subscriptionId: string, creditType: string, balance: number,
  */
 export async function readSubscriptionSnapshots(db: DbOrTx, ids: readonly string[]): Promise<Map<string, SubscriptionSnapshot>> {
   // A read: sent again when its connection is lost (a killed backend, a restart).
-  const [row] = await retryingRead(() =>
+  const [row] = await retryOnLostConnection(() =>
     queryRows<{ snapshots: unknown }>(db, sql`select credit_preview_snapshots(${sql.param([...ids])}::uuid[]) as snapshots`),
   );
   // PGlite and node-postgres both parse json columns; a driver that did not would hand back text.

@@ -12,7 +12,7 @@ import type { CreditAlertKind } from "../types/enums.js";
 import { CreditAlertConnection } from "../types/alerts.js";
 import { pageSize } from "./ledger-resolver.js";
 import { quoteId } from "../../util/quote-id.js";
-import { retryingRead } from "../../db/read-retry.js";
+import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 
 @Resolver()
 export class AlertsResolver {
@@ -39,7 +39,7 @@ export class AlertsResolver {
     }
 
     // One row more than the page tells whether another page follows.
-    const rows = await retryingRead(() => listAlerts(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, beforeSeq, limit: size + 1 }));
+    const rows = await retryOnLostConnection(() => listAlerts(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, beforeSeq, limit: size + 1 }));
     const edges = rows.slice(0, size).map((alert) => ({
       cursor: encodeSeqCursor(alert.seq),
       node: {

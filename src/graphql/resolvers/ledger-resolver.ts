@@ -12,7 +12,7 @@ import { requireViewer, type RequestContext } from "../context.js";
 import { toLedgerEntry } from "../mappers/ledger-entry.js";
 import { LedgerConnection, LedgerFilter } from "../types/ledger.js";
 import { loadReadableSubscription } from "./viewer-resolver.js";
-import { retryingRead } from "../../db/read-retry.js";
+import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 
 export const LEDGER_PAGE_DEFAULT = 50;
 export const LEDGER_PAGE_MAX = 1_000;
@@ -77,7 +77,7 @@ export class LedgerResolver {
       await loadReadableSubscription(ctx, subscriptionId);
     }
 
-    const page = await retryingRead(() => ledgerPage(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, filter: pageFilter, first: size, beforeSeq }));
+    const page = await retryOnLostConnection(() => ledgerPage(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, filter: pageFilter, first: size, beforeSeq }));
     const edges = page.entries.map((entry) => ({ cursor: encodeSeqCursor(entry.seq), node: toLedgerEntry(entry) }));
     return {
       edges,

@@ -9,7 +9,7 @@ import type { RequestContext } from "../context.js";
 import { BillingSubscriptionConnection, SubscriptionFilter } from "../types/subscription-list.js";
 import { pageSize } from "./ledger-resolver.js";
 import { toBillingSubscription } from "./viewer-resolver.js";
-import { retryingRead } from "../../db/read-retry.js";
+import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 
 /** A subscription's cursor: its id, base64url-encoded so clients treat it as opaque. */
 export function encodeSubscriptionCursor(id: string): string {
@@ -56,7 +56,7 @@ export class SubscriptionsResolver {
     requireAdmin(ctx, "list every subscription; use viewer.subscriptions for your own");
     const size = pageSize(first);
     const afterId = parseSubscriptionCursor(after);
-    const page = await retryingRead(() => searchSubscriptions(ctx.services.db, { ...searchOf(filter), first: size, afterId }));
+    const page = await retryOnLostConnection(() => searchSubscriptions(ctx.services.db, { ...searchOf(filter), first: size, afterId }));
     for (const row of page.subscriptions) ctx.loaders.subscription.prime(row.id, row);
     const edges = page.subscriptions.map((row) => ({ cursor: encodeSubscriptionCursor(row.id), node: toBillingSubscription(row) }));
     return {

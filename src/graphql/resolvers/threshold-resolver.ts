@@ -14,7 +14,7 @@ import { requireViewer, type RequestContext } from "../context.js";
 import { LowBalanceThresholdInput } from "../types/live-balance.js";
 import { CreditBalance } from "../types/subscription.js";
 import { loadReadableSubscription } from "./viewer-resolver.js";
-import { retryingRead } from "../../db/read-retry.js";
+import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 
 /** Per request: every balance's threshold read in one query per tick, however many balances are shown. */
 const thresholdLoaders = new WeakMap<RequestContext, DataLoader<string, Map<string, number>>>();
@@ -23,7 +23,7 @@ function thresholdLoader(ctx: RequestContext): DataLoader<string, Map<string, nu
   let loader = thresholdLoaders.get(ctx);
   if (!loader) {
     loader = new DataLoader(async (ids) => {
-      const rows = await retryingRead(() => thresholdsOf(ctx.services.db, ids));
+      const rows = await retryOnLostConnection(() => thresholdsOf(ctx.services.db, ids));
       return ids.map((id) => new Map(rows.filter((r) => r.subscriptionId === id).map((r) => [r.creditType, r.lowBalance])));
     });
     thresholdLoaders.set(ctx, loader);

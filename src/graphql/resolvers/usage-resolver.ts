@@ -8,7 +8,7 @@ import { requireViewer, type RequestContext } from "../context.js";
 import { UsageGroupBy } from "../types/enums.js";
 import { UsageBucket } from "../types/usage.js";
 import { loadReadableSubscription } from "./viewer-resolver.js";
-import { retryingRead } from "../../db/read-retry.js";
+import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 
 const GROUP_BY = { description: "How to group the debits." };
 const THEN_BY = { nullable: true, description: "A second grouping inside each group; its key is the bucket's subKey." };
@@ -45,7 +45,7 @@ export class UsageResolver {
     requireViewer(ctx);
     const request = usageRequest(groupBy, thenBy, timeZone, from, to);
     await loadReadableSubscription(ctx, subscriptionId);
-    return retryingRead(() => usageFigures(ctx.services.db, { ...request, subscriptionId }));
+    return retryOnLostConnection(() => usageFigures(ctx.services.db, { ...request, subscriptionId }));
   }
 
   @Query(() => [UsageBucket], { description: "Admin only: usage across all subscriptions, grouped." })
@@ -60,6 +60,6 @@ export class UsageResolver {
     const viewer = requireViewer(ctx);
     if (!viewer.isAdmin) throw new ForbiddenError("creditStats is for admins only; use creditUsage for your own subscription");
     const request = usageRequest(groupBy, thenBy, timeZone, from, to);
-    return retryingRead(() => usageFigures(ctx.services.db, request));
+    return retryOnLostConnection(() => usageFigures(ctx.services.db, request));
   }
 }

@@ -7,7 +7,7 @@ import { requireViewer, type RequestContext } from "../context.js";
 import { BillingSubscription, CreditBalance, ViewerType } from "../types/subscription.js";
 import { SubscriptionStatus } from "../types/enums.js";
 import { quoteId } from "../../util/quote-id.js";
-import { retryingRead } from "../../db/read-retry.js";
+import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 
 export function toBillingSubscription(row: SubscriptionRecord): BillingSubscription {
   return {
@@ -47,7 +47,7 @@ export class ViewerResolver {
 
   @FieldResolver(() => [BillingSubscription], { description: "Subscriptions the caller owns." })
   async subscriptions(@Root() viewer: ViewerType, @Ctx() ctx: RequestContext): Promise<BillingSubscription[]> {
-    const rows = await retryingRead(() => subscriptionsOfOwner(ctx.services.db, viewer.id));
+    const rows = await retryOnLostConnection(() => subscriptionsOfOwner(ctx.services.db, viewer.id));
     for (const row of rows) ctx.loaders.subscription.prime(row.id, row);
     return rows.map(toBillingSubscription);
   }

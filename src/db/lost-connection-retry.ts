@@ -1,9 +1,11 @@
 /**
- * Reads that survive a lost connection. A read changes nothing, so one whose connection died (a
+ * Statements that survive a lost connection: reads, which change nothing, and writes that have the
+ * same effect sent twice (an idempotency key's claim or release). One whose connection died (a
  * killed backend, a pooled connection found dead, a database restarting) is simply sent again on a
  * fresh one: under a storm that terminated every backend every 100 ms, 43 of 300 previews and
  * balance queries answered 500 without this, none with it (test/e2e/faults-load.test.ts).
- * An error of the statement itself (bad input, a missing row) is not retried.
+ * An error of the statement itself (bad input, a constraint) is not retried. The ledger's batch
+ * statements have their own, longer schedule and look their commits up (src/db/retry-delays.ts).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { lostConnection } from "./errors.js";
@@ -16,7 +18,7 @@ import { lostConnection } from "./errors.js";
  */
 export const READ_RETRY_DELAYS_MS: readonly number[] = [0, 25, 100, 400, 1000];
 
-export async function retryingRead<T>(read: () => Promise<T>, delaysMs: readonly number[] = READ_RETRY_DELAYS_MS): Promise<T> {
+export async function retryOnLostConnection<T>(read: () => Promise<T>, delaysMs: readonly number[] = READ_RETRY_DELAYS_MS): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await read();

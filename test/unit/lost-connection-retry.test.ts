@@ -1,10 +1,10 @@
 /**
- * Reads sent again when their connection was lost (src/db/read-retry.ts), and only then: an error of
+ * Reads sent again when their connection was lost (src/db/lost-connection-retry.ts), and only then: an error of
  * the statement itself is the caller's answer at once.
  */
 import { describe, expect, it } from "vitest";
 import { lostConnection } from "../../src/db/errors.js";
-import { retryingRead } from "../../src/db/read-retry.js";
+import { retryOnLostConnection } from "../../src/db/lost-connection-retry.js";
 
 /** As Drizzle wraps a driver's error: the SQLSTATE or the socket's message on its cause. */
 const wrapped = (cause: Error) => Object.assign(new Error("Failed query: select 1"), { cause });
@@ -28,10 +28,10 @@ describe("lostConnection", () => {
   });
 });
 
-describe("retryingRead", () => {
+describe("retryOnLostConnection", () => {
   it("sends a read again after a lost connection and answers with the next attempt's rows", async () => {
     let calls = 0;
-    const rows = await retryingRead(async () => {
+    const rows = await retryOnLostConnection(async () => {
       calls++;
       if (calls < 3) throw wrapped(new Error("Connection terminated unexpectedly"));
       return ["row"];
@@ -44,7 +44,7 @@ describe("retryingRead", () => {
     let calls = 0;
     const refused = wrapped(withCode("invalid input syntax for type uuid", "22P02"));
     await expect(
-      retryingRead(async () => {
+      retryOnLostConnection(async () => {
         calls++;
         throw refused;
       }, [0, 1, 1]),
@@ -55,7 +55,7 @@ describe("retryingRead", () => {
   it("gives up after its last pause with the last error", async () => {
     let calls = 0;
     await expect(
-      retryingRead(async () => {
+      retryOnLostConnection(async () => {
         calls++;
         throw wrapped(withCode(`terminating connection (${calls})`, "57P01"));
       }, [0, 1]),
