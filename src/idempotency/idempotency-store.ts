@@ -50,7 +50,9 @@ export async function claimKey(
                    or exists (select 1 from credit_ledger d
                                where d.request_id = k.request_id and d.kind = 'DEBIT'
                                  -- held by this claim's call, not by an earlier request that
-                                 -- carried the same (caller-chosen) request id
+                                 -- carried the same (caller-chosen) request id. (The claim's time
+                                 -- is this server's clock: one ahead of the database's only
+                                 -- defers the takeover to the settle timeout, never hastens it.)
                                  and d.created_at >= k.created_at
                                  and exists (select 1 from credit_ledger r
                                               where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND')))
