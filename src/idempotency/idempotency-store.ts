@@ -51,8 +51,9 @@ export async function claimKey(
                                where d.request_id = k.request_id and d.kind = 'DEBIT'
                                  -- held by this claim's call, not by an earlier request that
                                  -- carried the same (caller-chosen) request id. (The claim's time
-                                 -- is this server's clock: one ahead of the database's only
-                                 -- defers the takeover to the settle timeout, never hastens it.)
+                                 -- is this server's clock: one ahead of the database's defers the
+                                 -- takeover to the settle timeout; one behind it lets such an
+                                 -- earlier refund count only within the skew.)
                                  and d.created_at >= k.created_at
                                  and exists (select 1 from credit_ledger r
                                               where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND')))
