@@ -17,7 +17,7 @@ import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { queryRows, type Database } from "../db/database.js";
 
-/** A failed renewal is tried again after this long (or the renewal period, if shorter). */
+/** A failed renewal is tried again after this long, doubling while it keeps failing, up to the renewal period. */
 const RENEWAL_RETRY_MS = 500;
 
 export interface InstanceLease {
@@ -64,16 +64,22 @@ export function startInstanceLease(options: InstanceLeaseOptions): InstanceLease
     return renewing;
   }
 
+  let failuresInARow = 0;
   function schedule(delayMs: number): void {
     if (stopped) return;
     timer = setTimeout(() => {
       renew()
-        .then(() => schedule(renewEveryMs))
+        .then(() => {
+          failuresInARow = 0;
+          schedule(renewEveryMs);
+        })
         .catch((err: unknown) => {
-          log.error({ event: "lease.renew_failed", instanceId: id, err }, "instance lease renewal failed; retried");
+          failuresInARow++;
+          log.error({ event: "lease.renew_failed", instanceId: id, failuresInARow, err }, "instance lease renewal failed; retried");
           // Soon, not a whole renewal period later: the lease must be renewed before it stops being
-          // trusted, or the next hold waits for the renewal.
-          schedule(Math.min(renewEveryMs, RENEWAL_RETRY_MS));
+          // trusted, or the next hold waits for the renewal. Backing off to the renewal period
+          // while the database stays away.
+          schedule(Math.min(renewEveryMs, RENEWAL_RETRY_MS * 2 ** (failuresInARow - 1)));
         });
     }, delayMs);
     timer.unref();
