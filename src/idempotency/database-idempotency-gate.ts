@@ -7,6 +7,7 @@
  * field that ended in a user-input error can both be replayed:
  *   { "kind": "result", "value": … }   or   { "kind": "error", "message": "…", "extensions": { "code": "BAD_USER_INPUT", … } }
  */
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GraphQLError } from "graphql";
 import { sqlState } from "../db/errors.js";
@@ -118,17 +119,23 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       try {
         for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
           const now = clock();
-          // Not sent again when its connection is lost: a first attempt that committed could not be
-          // told from another request's claim (request ids come from the client), so the caller gets
-          // an error and retries with its key.
-          const claimed = await claimKey(db, scope, {
-            requestHash: hash,
-            now,
-            expiresAt: new Date(now.getTime() + ttlMs),
-            staleBefore: new Date(now.getTime() - staleAfterMs),
-            // Recorded so a stale claim is taken over only once this request's charges are refunded.
-            requestId: ctx.requestId,
-          });
+          // Sent again when its connection is lost: a first attempt that committed is found by its
+          // claim id and is still ours (idempotency-store.ts), so the caller's own claim does not
+          // become a CONFLICT.
+          const claimId = randomUUID();
+          const claimed = await retryOnLostConnection(
+            () =>
+              claimKey(db, scope, {
+                requestHash: hash,
+                now,
+                expiresAt: new Date(now.getTime() + ttlMs),
+                staleBefore: new Date(now.getTime() - staleAfterMs),
+                // Recorded so a stale claim is taken over only once this request's charges are refunded.
+                requestId: ctx.requestId,
+                claimId,
+              }),
+            LOST_CONNECTION_RETRY_DELAYS_MS,
+          );
           if (claimed) return firstClaim(scope, now);
 
           const existing = await retryOnLostConnection(() => readKey(db, scope));

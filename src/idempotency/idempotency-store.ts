@@ -29,22 +29,30 @@ export interface StoredKey {
   charge: unknown;
 }
 
-/** Claims the key at `now`; true when this call owns it (new, expired or stale). */
+/**
+ * Claims the key at `now`; true when this call owns it (new, expired or stale). `claimId`, chosen by
+ * the caller for this claim, makes the statement safe to send again when its answer was lost: a
+ * first attempt that committed is found by it and is still this call's claim.
+ */
 export async function claimKey(
   db: DbOrTx,
   scope: KeyScope,
-  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string },
+  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; claimId: string },
 ): Promise<boolean> {
   const rows = await queryRows<{ claimed: number }>(
     db,
     sql`
-      insert into idempotency_keys as k (actor_id, key, field_path, request_hash, state, created_at, expires_at, request_id)
+      insert into idempotency_keys as k (actor_id, key, field_path, request_hash, state, created_at, expires_at, request_id, claim_id)
       values (${scope.actorId}, ${scope.key}, ${scope.fieldPath}, ${claim.requestHash}, 'PENDING',
-              ${claim.now.toISOString()}::timestamptz, ${claim.expiresAt.toISOString()}::timestamptz, ${claim.requestId ?? null})
+              ${claim.now.toISOString()}::timestamptz, ${claim.expiresAt.toISOString()}::timestamptz, ${claim.requestId ?? null},
+              ${claim.claimId}::uuid)
       on conflict (actor_id, key, field_path) do update
          set request_hash = excluded.request_hash, state = 'PENDING', result = null, charge = null,
-             created_at = excluded.created_at, expires_at = excluded.expires_at, request_id = excluded.request_id
+             created_at = excluded.created_at, expires_at = excluded.expires_at, request_id = excluded.request_id,
+             claim_id = excluded.claim_id
        where k.expires_at <= ${claim.now.toISOString()}::timestamptz
+          -- This very claim, sent again after its answer was lost.
+          or (k.state = 'PENDING' and k.claim_id = ${claim.claimId}::uuid)
           or (k.state = 'PENDING'
               and (k.created_at <= ${claim.staleBefore.toISOString()}::timestamptz
                    or exists (select 1 from credit_ledger d

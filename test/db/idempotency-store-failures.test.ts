@@ -2,7 +2,8 @@
  * Storing an idempotent outcome that fails (PGlite and PostgreSQL): a lost connection is retried with
  * backoff and the result is kept; an outcome the database refuses (text jsonb cannot hold) completes
  * the key as not kept, so a retry gets BAD_USER_INPUT saying so, with the first call's charge, and
- * is not run or charged again. Releasing a claim that loses its connection is sent again.
+ * is not run or charged again. Releasing a claim that loses its connection is sent again, and so is a
+ * claim whose answer was lost (its claim id tells its own committed row from another call's).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
@@ -39,6 +40,25 @@ function losingConnections(db: Database): { db: Database; failNext(n: number): v
   return { db: proxy, failNext: (n) => (failures = n) };
 }
 
+/** The real database, whose next `loseNext(n)` statements run and commit, and then lose their answer. */
+function losingAnswers(db: Database): { db: Database; loseNext(n: number): void } {
+  let losses = 0;
+  const proxy = new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop !== "execute") return Reflect.get(target, prop, receiver);
+      return async (query: unknown) => {
+        const result = await (target.execute as (q: unknown) => Promise<unknown>)(query);
+        if (losses > 0) {
+          losses--;
+          throw new Error("Connection terminated unexpectedly");
+        }
+        return result;
+      };
+    },
+  });
+  return { db: proxy, loseNext: (n) => (losses = n) };
+}
+
 describe.each(BACKENDS)("storing idempotent outcomes that fail on %s", (backend) => {
   let database: TestDatabase;
   const logger = createLogger("silent");
@@ -70,6 +90,20 @@ describe.each(BACKENDS)("storing idempotent outcomes that fail on %s", (backend)
     await claim.abandon();
     const retry = await gate(database.db).begin(field, { prompt: "c" }, context("release-lost-retry"), "runAiTask");
     expect(retry?.kind).toBe("first");
+  });
+
+  it("a claim whose answer is lost after it committed is sent again and is still this call's claim; another call's is not", async () => {
+    const flaky = losingAnswers(database.db);
+    flaky.loseNext(1);
+    const claim = await gate(flaky.db).begin(field, { prompt: "d" }, context("claim-lost"), "runAiTask");
+    // Before the claim id, the call failed with a 500 and its own committed claim answered CONFLICT.
+    expect(claim?.kind).toBe("first");
+    await expect(gate(database.db).begin(field, { prompt: "d" }, context("claim-lost"), "runAiTask")).rejects.toMatchObject({
+      extensions: { code: "CONFLICT" },
+    });
+    await (claim as FirstClaim).complete({ output: "once" }, charge);
+    const replayed = (await gate(database.db).begin(field, { prompt: "d" }, context("claim-lost"), "runAiTask")) as ReplayClaim;
+    expect(replayed).toMatchObject({ kind: "replay", result: { output: "once" } });
   });
 
   it("a result the database refuses completes the key as not kept: a retry gets BAD_USER_INPUT and is not run", async () => {

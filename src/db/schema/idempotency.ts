@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { check, index, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import { check, index, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 /**
  * Idempotency records: one per (caller, Idempotency-Key, field path). The first request inserts it
@@ -14,6 +14,11 @@ export const idempotencyKeys = pgTable(
     requestHash: text("request_hash").notNull(),
     /** The request that claimed the key: a stale claim is taken over only once none of its DEBITs stands unrefunded. */
     requestId: text("request_id"),
+    /**
+     * Chosen by the server for each claim before it is sent: a claim sent again after its answer was
+     * lost finds its own row by it (request ids can be the caller's, and are not unique).
+     */
+    claimId: uuid("claim_id"),
     state: text("state").$type<"PENDING" | "DONE">().notNull().default("PENDING"),
     result: jsonb("result"),
     charge: jsonb("charge"),
