@@ -23,9 +23,6 @@ import { requireViewer, responsePathKey, type RequestContext } from "../graphql/
 import { parseIdempotencyKey } from "../idempotency/idempotency-key.js";
 import { claimKey, completeKey, readKey, releaseKey, type KeyScope } from "../idempotency/idempotency-store.js";
 import { requestHash } from "../idempotency/request-hash.js";
-import { randomUUID } from "node:crypto";
-import { retryOnLostConnection } from "../db/lost-connection-retry.js";
-import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 
 export interface MutationOutcome<T> {
   value: T;
@@ -52,20 +49,13 @@ export async function idempotentMutation<T>(
   const { IDEMPOTENCY_TTL, CHARGE_SETTLE_TIMEOUT } = ctx.services.config;
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
     const now = new Date();
-    // Sent again when its connection is lost: a first attempt that committed is found by its claim id.
-    const claimId = randomUUID();
     const claimed = await keyStore(() =>
-      retryOnLostConnection(
-        () =>
-          claimKey(db, scope, {
-            requestHash: hash,
-            now,
-            expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL),
-            staleBefore: new Date(now.getTime() - CHARGE_SETTLE_TIMEOUT),
-            claimId,
-          }),
-        LOST_CONNECTION_RETRY_DELAYS_MS,
-      ),
+      claimKey(db, scope, {
+        requestHash: hash,
+        now,
+        expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL),
+        staleBefore: new Date(now.getTime() - CHARGE_SETTLE_TIMEOUT),
+      }),
     );
     if (claimed) return { value: await runClaimed(ctx, scope, now, write), replayed: false };
 

@@ -7,12 +7,9 @@
  * field that ended in a user-input error can both be replayed:
  *   { "kind": "result", "value": … }   or   { "kind": "error", "message": "…", "extensions": { "code": "BAD_USER_INPUT", … } }
  */
-import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GraphQLError } from "graphql";
 import { sqlState } from "../db/errors.js";
-import { retryOnLostConnection } from "../db/lost-connection-retry.js";
-import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
 import { BadUserInputError, ConflictError, CreditsError, InternalError } from "../errors/errors.js";
@@ -76,9 +73,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       completeWithError: (error, charge) => store({ kind: "error", message: error.message, extensions: replayableExtensions(error) }, charge),
       abandon: async () => {
         try {
-          // Deleting the claim twice deletes it once: safe to send again, for as long as the ledger
-          // retries, so a lost connection does not leave the key blocking the caller's retries.
-          await retryOnLostConnection(() => releaseKey(db, scope, claimedAt), LOST_CONNECTION_RETRY_DELAYS_MS);
+          await releaseKey(db, scope, claimedAt);
         } catch (err) {
           // The key stays PENDING: retries get CONFLICT until its hold is refunded (the settlement
           // that follows does it), or, if it never held, until it is CHARGE_SETTLE_TIMEOUT old.
@@ -119,26 +114,17 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       try {
         for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
           const now = clock();
-          // Sent again when its connection is lost: a first attempt that committed is found by its
-          // claim id and is still ours (idempotency-store.ts), so the caller's own claim does not
-          // become a CONFLICT.
-          const claimId = randomUUID();
-          const claimed = await retryOnLostConnection(
-            () =>
-              claimKey(db, scope, {
-                requestHash: hash,
-                now,
-                expiresAt: new Date(now.getTime() + ttlMs),
-                staleBefore: new Date(now.getTime() - staleAfterMs),
-                // Recorded so a stale claim is taken over only once this request's charges are refunded.
-                requestId: ctx.requestId,
-                claimId,
-              }),
-            LOST_CONNECTION_RETRY_DELAYS_MS,
-          );
+          const claimed = await claimKey(db, scope, {
+            requestHash: hash,
+            now,
+            expiresAt: new Date(now.getTime() + ttlMs),
+            staleBefore: new Date(now.getTime() - staleAfterMs),
+            // Recorded so a stale claim is taken over only once this request's charges are refunded.
+            requestId: ctx.requestId,
+          });
           if (claimed) return firstClaim(scope, now);
 
-          const existing = await retryOnLostConnection(() => readKey(db, scope));
+          const existing = await readKey(db, scope);
           if (!existing) continue; // released between our two statements: claim again
           if (existing.requestHash !== hash) {
             throw new BadUserInputError(

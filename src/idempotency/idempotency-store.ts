@@ -12,8 +12,11 @@
  * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
  * the claim they made, so a call that outlived its claim cannot overwrite its successor's.
  */
+import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
+import { retryOnLostConnection } from "../db/lost-connection-retry.js";
+import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 
 export interface KeyScope {
   actorId: string;
@@ -30,16 +33,27 @@ export interface StoredKey {
 }
 
 /**
- * Claims the key at `now`; true when this call owns it (new, expired or stale). `claimId`, chosen by
- * the caller for this claim, makes the statement safe to send again when its answer was lost: a
- * first attempt that committed is found by it and is still this call's claim.
+ * Claims the key at `now`; true when this call owns it (new, expired or stale). Sent again when its
+ * connection is lost: the claim carries an id chosen here before it is first sent, so a first
+ * attempt that committed before its answer was lost is found by it and is still this call's claim,
+ * while another call's claim of the same key is not.
  */
 export async function claimKey(
   db: DbOrTx,
   scope: KeyScope,
-  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; claimId: string },
+  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string },
 ): Promise<boolean> {
-  const rows = await queryRows<{ claimed: number }>(
+  const claimId = randomUUID();
+  const rows = await retryOnLostConnection(() => claimStatement(db, scope, { ...claim, claimId }), LOST_CONNECTION_RETRY_DELAYS_MS);
+  return rows.length === 1;
+}
+
+function claimStatement(
+  db: DbOrTx,
+  scope: KeyScope,
+  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; claimId: string },
+): Promise<{ claimed: number }[]> {
+  return queryRows<{ claimed: number }>(
     db,
     sql`
       insert into idempotency_keys as k (actor_id, key, field_path, request_hash, state, created_at, expires_at, request_id, claim_id)
@@ -72,14 +86,16 @@ export async function claimKey(
                                         where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND'))))
       returning 1 as claimed`,
   );
-  return rows.length === 1;
 }
 
+/** The key's row, if any; a read, sent again when its connection is lost. */
 export async function readKey(db: DbOrTx, scope: KeyScope): Promise<StoredKey | undefined> {
-  const rows = await queryRows<{ request_hash: string; state: "PENDING" | "DONE"; result: unknown; charge: unknown }>(
-    db,
-    sql`select request_hash, state, result, charge from idempotency_keys
-         where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}`,
+  const rows = await retryOnLostConnection(() =>
+    queryRows<{ request_hash: string; state: "PENDING" | "DONE"; result: unknown; charge: unknown }>(
+      db,
+      sql`select request_hash, state, result, charge from idempotency_keys
+           where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}`,
+    ),
   );
   if (rows.length === 0) return undefined;
   const row = rows[0];
@@ -104,12 +120,20 @@ export async function completeKey(
   return rows.length === 1;
 }
 
-/** Releases the claim made at `claimedAt`, if this call still holds it. */
+/**
+ * Releases the claim made at `claimedAt`, if this call still holds it. Deleting it twice deletes it
+ * once, so it is sent again when its connection is lost, for as long as the ledger retries: a lost
+ * release would leave the key answering CONFLICT to the caller's retries.
+ */
 export async function releaseKey(db: DbOrTx, scope: KeyScope, claimedAt: Date): Promise<void> {
-  await db.execute(
-    sql`delete from idempotency_keys
-         where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}
-           and state = 'PENDING' and created_at = ${claimedAt.toISOString()}::timestamptz`,
+  await retryOnLostConnection(
+    () =>
+      db.execute(
+        sql`delete from idempotency_keys
+             where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}
+               and state = 'PENDING' and created_at = ${claimedAt.toISOString()}::timestamptz`,
+      ),
+    LOST_CONNECTION_RETRY_DELAYS_MS,
   );
 }
 

@@ -6,7 +6,6 @@
  * mutation (createSubscription, grantCredits, adjustCredits, refundCharge, setSubscriptionStatus)
  * replays instead of running twice.
  */
-import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../src/db/database.js";
@@ -124,7 +123,6 @@ describe.each(BACKENDS)("Idempotency-Key on admin mutations on %s", (backend) =>
       now,
       expiresAt: new Date(now.getTime() + 60_000),
       staleBefore: new Date(now.getTime() - 60_000),
-      claimId: randomUUID(),
     });
 
     const retry = await send(GRANT, { input }, key);
