@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { BadUserInputError, isUserInputError } from "../../src/errors/errors.js";
 import type { ProviderCallOptions } from "../../src/providers/providers.js";
@@ -23,6 +24,21 @@ describe("hash helpers", () => {
     expect(values.every((v: number) => v >= 3 && v <= 7)).toBe(true);
     expect(new Set(values).size).toBeGreaterThan(1);
     expect(new HashStream("seed").hex(12)).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it("read SHA-256 digests as documented, so a simulated answer never changes between versions", () => {
+    const sha256 = (text: string) => createHash("sha256").update(text);
+    expect(seedOf("Mutation.searchLeads", { limit: 4, query: "bench 4" })).toBe(
+      sha256('Mutation.searchLeads\n{"limit":4,"query":"bench 4"}').digest("hex"),
+    );
+    // Block n of a stream is sha256(seed ":" n), read as big-endian 32-bit words; a fork's seed is sha256(seed "/" label).
+    const stream = new HashStream("seed");
+    const words = (digest: Buffer) => Array.from({ length: 8 }, (_, i) => digest.readUInt32BE(i * 4));
+    expect(Array.from({ length: 16 }, () => stream.nextUint32())).toEqual([
+      ...words(sha256("seed:0").digest()),
+      ...words(sha256("seed:1").digest()),
+    ]);
+    expect(new HashStream("seed").fork("found").nextUint32()).toBe(sha256(`${sha256("seed/found").digest("hex")}:0`).digest().readUInt32BE(0));
   });
 });
 
