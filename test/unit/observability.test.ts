@@ -14,7 +14,7 @@ import { metricsObserver } from "../../src/observability/metrics-observer.js";
 import type { NewAlert } from "../../src/observability/alerts/alert.js";
 import { AlertService } from "../../src/observability/alerts/alert-service.js";
 import { alertsObserver } from "../../src/observability/alerts/alerts-observer.js";
-import { formatDuration, SpikeDetector } from "../../src/observability/alerts/spike-detector.js";
+import { formatDuration, MAX_CHECKS_RUNNING, SpikeDetector } from "../../src/observability/alerts/spike-detector.js";
 import { isUsageSpike } from "../../src/observability/alerts/usage-window.js";
 import { WebhookNotifier } from "../../src/observability/alerts/webhook-notifier.js";
 import { FakeClock } from "../helpers/observability-clock.js";
@@ -179,6 +179,8 @@ describe("spike rule", () => {
 });
 
 describe("spike check scheduling", () => {
+  const CHECK_SETTINGS = { windowMs: 300_000, baselineMs: 86_400_000, factor: 5, minCredits: 100, checkDelayMs: 1_000 };
+
   /** A detector whose check only counts, and can be held open to simulate a slow query. */
   function countingDetector(clock: FakeClock) {
     const alerts = new AlertService({ db: {} as Database, logger: silent, clock });
@@ -197,7 +199,7 @@ describe("spike check scheduling", () => {
       clock,
       alerts,
       logger: silent,
-      settings: { windowMs: 300_000, baselineMs: 86_400_000, factor: 5, minCredits: 100, checkDelayMs: 1_000 },
+      settings: CHECK_SETTINGS,
     });
     return {
       detector,
@@ -240,6 +242,44 @@ describe("spike check scheduling", () => {
     clock.advance(1_000);
     await alerts.flush();
     expect(checks).toEqual([SUB, SUB]);
+  });
+
+  it("runs at most MAX_CHECKS_RUNNING checks at once, the others in the order they fell due", async () => {
+    const clock = new FakeClock();
+    const alerts = new AlertService({ db: {} as Database, logger: silent, clock });
+    const started: string[] = [];
+    const finish: (() => void)[] = [];
+    let running = 0;
+    let mostRunning = 0;
+    class SlowDetector extends SpikeDetector {
+      override async check(subscriptionId: string) {
+        started.push(subscriptionId);
+        mostRunning = Math.max(mostRunning, ++running);
+        await new Promise<void>((resolve) => finish.push(resolve));
+        running--;
+        return undefined;
+      }
+    }
+    const detector = new SlowDetector({
+      db: {} as Database,
+      clock,
+      alerts,
+      logger: silent,
+      settings: CHECK_SETTINGS,
+    });
+    // Subscriptions charged together fall due together.
+    const subscriptions = Array.from({ length: 7 }, (_, i) => `sub-${i}`);
+    for (const id of subscriptions) detector.noteCharge(id);
+    clock.advance(1_000);
+    expect(started).toEqual(subscriptions.slice(0, MAX_CHECKS_RUNNING));
+    while (started.length < subscriptions.length || finish.length > 0) {
+      finish.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await alerts.flush();
+    expect(started).toEqual(subscriptions);
+    expect(mostRunning).toBe(MAX_CHECKS_RUNNING);
+    expect(detector.pendingChecks).toBe(0);
   });
 
   it("cancels scheduled checks on close", () => {
