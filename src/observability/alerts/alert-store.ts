@@ -3,7 +3,7 @@
  * caller's clock, the same clock the spike detector measures windows with.
  */
 import { sql } from "drizzle-orm";
-import { queryRows, type Database, type DbOrTx } from "../../db/database.js";
+import { queryRows, type DbOrTx } from "../../db/database.js";
 import type { AlertKind, AlertRecord, NewAlert } from "./alert.js";
 
 export interface AlertRow {
@@ -43,29 +43,26 @@ export async function insertAlert(db: DbOrTx, alert: NewAlert & { id: string; cr
 
 /**
  * Stores a USAGE_SPIKE alert unless the subscription already has one raised after `since`: at most
- * one per subscription per window. The check and the insert run under a transaction-scoped advisory
- * lock on the subscription, so two instances detecting the same spike at once still store one alert
- * (a plain "insert … where not exists" would let both through under READ COMMITTED). The lock is
- * taken only when a spike was detected, which is rare, and is released at commit, so it is safe
- * through a transaction-mode pooler. Returns undefined when an alert of this window already exists.
+ * one per subscription per window. `credit_alert_spike_once` (drizzle/0014_spike_alert_function.sql)
+ * checks and inserts under a transaction-scoped advisory lock on the subscription, so two instances
+ * detecting the same spike at once still store one alert (a plain "insert … where not exists" would
+ * let both through under READ COMMITTED); one statement, so it holds a pool connection for one round
+ * trip, and the lock is released at its commit, so it is safe through a transaction-mode pooler.
+ * Returns undefined when an alert of this window already exists.
  */
 export async function insertSpikeAlertOncePerWindow(
-  db: Database,
+  db: DbOrTx,
   alert: NewAlert & { id: string; createdAt: Date; subscriptionId: string },
   since: Date,
 ): Promise<AlertRecord | undefined> {
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${"credit_alerts:USAGE_SPIKE:" + alert.subscriptionId}))`);
-    const existing = await queryRows<{ one: number }>(
-      tx,
-      sql`select 1 as one from credit_alerts
-           where subscription_id = ${alert.subscriptionId}::uuid and kind = 'USAGE_SPIKE'
-             and created_at > ${since.toISOString()}::timestamptz
-           limit 1`,
-    );
-    if (existing.length > 0) return undefined;
-    return insertAlert(tx, alert);
-  });
+  const rows = await queryRows<AlertRow>(
+    db,
+    sql`select ${ALERT_COLUMNS}
+          from credit_alert_spike_once(${alert.id}::uuid, ${alert.subscriptionId}::uuid, ${alert.message},
+                                       ${JSON.stringify(alert.details)}::jsonb, ${alert.createdAt.toISOString()}::timestamptz,
+                                       ${since.toISOString()}::timestamptz)`,
+  );
+  return rows[0] ? alertFromRow(rows[0]) : undefined;
 }
 
 export interface AlertPageRequest {
