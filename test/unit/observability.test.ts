@@ -181,25 +181,26 @@ describe("spike rule", () => {
 describe("spike check scheduling", () => {
   const CHECK_SETTINGS = { windowMs: 300_000, baselineMs: 86_400_000, factor: 5, minCredits: 100, checkDelayMs: 1_000 };
 
-  /** A detector whose check only counts, and can be held open to simulate a slow query. */
-  function countingDetector(clock: FakeClock) {
+  /** A detector whose check is `check` instead of reading the database. */
+  function detectorChecking(clock: FakeClock, check: (subscriptionId: string) => Promise<void>) {
     const alerts = new AlertService({ db: {} as Database, logger: silent, clock });
-    const checks: string[] = [];
-    let release: (() => void) | undefined;
-    let hold = false;
-    class CountingDetector extends SpikeDetector {
+    class StubDetector extends SpikeDetector {
       override async check(subscriptionId: string) {
-        checks.push(subscriptionId);
-        if (hold) await new Promise<void>((resolve) => (release = resolve));
+        await check(subscriptionId);
         return undefined;
       }
     }
-    const detector = new CountingDetector({
-      db: {} as Database,
-      clock,
-      alerts,
-      logger: silent,
-      settings: CHECK_SETTINGS,
+    return { alerts, detector: new StubDetector({ db: {} as Database, clock, alerts, logger: silent, settings: CHECK_SETTINGS }) };
+  }
+
+  /** A detector whose check only counts, and can be held open to simulate a slow query. */
+  function countingDetector(clock: FakeClock) {
+    const checks: string[] = [];
+    let release: (() => void) | undefined;
+    let hold = false;
+    const { alerts, detector } = detectorChecking(clock, async (subscriptionId) => {
+      checks.push(subscriptionId);
+      if (hold) await new Promise<void>((resolve) => (release = resolve));
     });
     return {
       detector,
@@ -246,26 +247,15 @@ describe("spike check scheduling", () => {
 
   it("runs at most MAX_CHECKS_RUNNING checks at once, the others in the order they fell due", async () => {
     const clock = new FakeClock();
-    const alerts = new AlertService({ db: {} as Database, logger: silent, clock });
     const started: string[] = [];
     const finish: (() => void)[] = [];
     let running = 0;
     let mostRunning = 0;
-    class SlowDetector extends SpikeDetector {
-      override async check(subscriptionId: string) {
-        started.push(subscriptionId);
-        mostRunning = Math.max(mostRunning, ++running);
-        await new Promise<void>((resolve) => finish.push(resolve));
-        running--;
-        return undefined;
-      }
-    }
-    const detector = new SlowDetector({
-      db: {} as Database,
-      clock,
-      alerts,
-      logger: silent,
-      settings: CHECK_SETTINGS,
+    const { alerts, detector } = detectorChecking(clock, async (subscriptionId) => {
+      started.push(subscriptionId);
+      mostRunning = Math.max(mostRunning, ++running);
+      await new Promise<void>((resolve) => finish.push(resolve));
+      running--;
     });
     // Subscriptions charged together fall due together.
     const subscriptions = Array.from({ length: 7 }, (_, i) => `sub-${i}`);
