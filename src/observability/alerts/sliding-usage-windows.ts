@@ -67,11 +67,6 @@ export class SlidingUsageWindows {
     private readonly settings: UsageWindowSettings,
   ) {}
 
-  /** Subscriptions whose sums are kept (for tests). */
-  get size(): number {
-    return this.tracked.size;
-  }
-
   /** The subscription's credits in the last window and in the baseline before it, as of `nowMs`. */
   async read(subscriptionId: string, nowMs: number): Promise<UsageWindow> {
     const { windowMs: window, baselineMs: baseline } = this.settings;
@@ -120,11 +115,6 @@ export class SlidingUsageWindows {
     const recentCredits = sums.recent + read.tail - read.head;
     const baselineCredits = sums.baseline + read.head - read.baselineHead;
     return { recentCredits, baselineCredits, baselineAveragePerWindow: baselineCredits / (baseline / window) };
-  }
-
-  /** Stops keeping a subscription's sums (its next check reads both windows). */
-  forget(subscriptionId: string): void {
-    this.tracked.delete(subscriptionId);
   }
 
   private remember(subscriptionId: string, sums: TrackedSums): void {
