@@ -30,7 +30,6 @@ import { createContextFactory } from "./request-context.js";
 import type { AppServices } from "./services.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import { createRateLimiting } from "../ratelimit/create-rate-limiting.js";
-import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
 import { runGrantMaintenance } from "../grants/maintenance.js";
 import { createCorsPolicy } from "../http/cors.js";
 import { RequestLimiter } from "../http/request-limit.js";
@@ -93,14 +92,6 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
   const rateLimiter: RateLimitGate = rateLimiting.gate;
 
-  const idempotency = createDatabaseIdempotencyGate({
-    db: database.db,
-    ttlMs: config.IDEMPOTENCY_TTL,
-    staleAfterMs: config.CHARGE_SETTLE_TIMEOUT,
-    maxResultBytes: config.IDEMPOTENCY_MAX_RESULT_BYTES,
-    clock: options.clock,
-    logger,
-  });
   // The credits core, built from its public entry like any host's (docs/library.md). This server's
   // context already carries the credits state (its resolvers share the request's loaders), so it is
   // passed as `request`. Holds and settlements are coalesced into batch statements, the subscription
@@ -112,7 +103,12 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     meters: Object.fromEntries(METERS),
     request: contextIsRequest,
     rateLimit: { gate: rateLimiter },
-    idempotency: { gate: idempotency },
+    // The library builds the gate, so that claims record the instance lease its holds are taken under.
+    idempotency: {
+      ttlMs: config.IDEMPOTENCY_TTL,
+      staleAfterMs: config.CHARGE_SETTLE_TIMEOUT,
+      maxResultBytes: config.IDEMPOTENCY_MAX_RESULT_BYTES,
+    },
     logger,
     observers: observability.observers,
     ledger: { maxBatch: config.CHARGE_BATCH_MAX, maxInFlight: config.CHARGE_BATCH_IN_FLIGHT },

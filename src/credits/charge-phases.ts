@@ -21,7 +21,7 @@ import {
 } from "../errors/errors.js";
 import { requireViewer, type CreditsRequest as RequestContext } from "./credits-request.js";
 import type { ChargeLedger } from "../ledger/charge-ledger.js";
-import { groupTotal, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
+import { groupTotal, LeaseChangedError, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
 import type { Settlement } from "../ledger/settle.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import type { RateLimitPass } from "../ratelimit/rate-limiter.js";
@@ -267,6 +267,8 @@ async function hold(
       requestId: ctx.requestId,
       authorize: authorizeInHold,
       actorIsAdmin: viewer.isAdmin,
+      // The calls that are held are the ones whose keys were claimed, in the same order.
+      requiredLease: taken.claims[requests.length]?.requiredLease,
     });
   });
   const started = performance.now();
@@ -276,6 +278,9 @@ async function hold(
   } catch (err) {
     for (const r of requests) {
       deps.observer.transactionFailed({ requestId: ctx.requestId, operation: r.operation, stage: "hold", subscriptionId: r.subscriptionId, creditType: r.creditType, actorId: viewer.id, amount: r.amount, error: err });
+    }
+    if (err instanceof LeaseChangedError) {
+      throw new InternalError("This server lost its instance lease before the hold: nothing was charged; retry the request", { cause: err });
     }
     throw new InternalError("The hold failed on the database", { cause: err });
   }

@@ -31,6 +31,13 @@ export interface DatabaseIdempotencyGateOptions {
   staleAfterMs: number;
   /** Largest stored outcome in JSON bytes (IDEMPOTENCY_MAX_RESULT_BYTES); a larger result is recorded as too large. */
   maxResultBytes?: number;
+  /**
+   * The instance lease the charge ledger holds under (src/recovery/instance-lease.ts). A claim records
+   * it, and the call's holds are taken under it only (HoldRequest.requiredLease): once it has expired
+   * and none of the call's holds stands, a retry takes the key over without waiting for
+   * `staleAfterMs`. None: claims are taken over only as described above.
+   */
+  instanceId?: () => Promise<string>;
   /** Injectable for tests; the wall clock by default. */
   clock?: () => Date;
   logger?: Logger;
@@ -59,7 +66,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
   const clock = options.clock ?? (() => new Date());
   const log = options.logger?.child({ component: "idempotency" });
 
-  function firstClaim(scope: KeyScope, claimedAt: Date): FirstClaim {
+  function firstClaim(scope: KeyScope, claimedAt: Date, requiredLease: string | undefined): FirstClaim {
     const store = async (outcome: StoredOutcome, charge: ChargeRecord) => {
       const stored = await storeOutcome(scope, claimedAt, outcome, storedCharge(charge));
       if (!stored) {
@@ -69,6 +76,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
     };
     return {
       kind: "first",
+      requiredLease,
       complete: (result, charge) => store(boundedResult(result ?? null, maxResultBytes), charge),
       completeWithError: (error, charge) => store({ kind: "error", message: error.message, extensions: replayableExtensions(error) }, charge),
       abandon: async () => {
@@ -112,6 +120,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       const scope: KeyScope = { actorId: requireViewer(ctx).id, key, fieldPath };
       const hash = requestHash(field.coordinate, args);
       try {
+        const instanceId = options.instanceId ? await options.instanceId() : undefined;
         for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
           const now = clock();
           const claimed = await claimKey(db, scope, {
@@ -121,8 +130,9 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
             staleBefore: new Date(now.getTime() - staleAfterMs),
             // Recorded so a stale claim is taken over only once this request's charges are refunded.
             requestId: ctx.requestId,
+            instanceId,
           });
-          if (claimed) return firstClaim(scope, now);
+          if (claimed) return firstClaim(scope, now, instanceId);
 
           const existing = await readKey(db, scope);
           if (!existing) continue; // released between our two statements: claim again

@@ -18,6 +18,11 @@ import type { ChargeRecord } from "../credits/charge-collector.js";
 
 export interface FirstClaim {
   kind: "first";
+  /**
+   * The instance lease the claim was made under: the call's holds must be taken under it
+   * (HoldRequest.requiredLease), since a retry may take the key over once it has expired.
+   */
+  requiredLease?: string;
   /** The field succeeded: store its result and charge for retries. */
   complete(result: unknown, charge: ChargeRecord): Promise<void>;
   /** The resolver refused the caller's input and the charge stands: store the error and the charge for retries. */

@@ -5,9 +5,12 @@
  * inserts and the other finds its row. The conflicting row is taken over only when it has expired,
  * or when it is PENDING, no DEBIT of the request that claimed it stands unrefunded, and either one
  * held since the claim was refunded (its process died and the recovery pass refunded its hold once
- * its instance's lease expired, seconds later) or the claim is older than the settle timeout (it
- * died before it held anything): running the call again then cannot charge twice. A claim whose charge stands (its
- * outcome was never stored) keeps answering CONFLICT until the key expires.
+ * its instance's lease expired, seconds later), or the instance lease the claim was made under has
+ * expired (credit_claim_abandoned, drizzle/0015_lease_bound_claims.sql: the call's holds are taken
+ * under that lease only, so it can hold nothing more; this covers a call that died before it held
+ * anything), or the claim is older than the settle timeout: running the call again then cannot
+ * charge twice. A claim whose charge stands (its outcome was never stored) keeps answering CONFLICT
+ * until the key expires.
  *
  * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
  * the claim they made, so a call that outlived its claim cannot overwrite its successor's.
@@ -41,7 +44,7 @@ export interface StoredKey {
 export async function claimKey(
   db: DbOrTx,
   scope: KeyScope,
-  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string },
+  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; instanceId?: string },
 ): Promise<boolean> {
   const claimId = randomUUID();
   const rows = await retryOnLostConnection(() => claimStatement(db, scope, { ...claim, claimId }), LOST_CONNECTION_RETRY_DELAYS_MS);
@@ -51,22 +54,26 @@ export async function claimKey(
 function claimStatement(
   db: DbOrTx,
   scope: KeyScope,
-  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; claimId: string },
+  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; instanceId?: string; claimId: string },
 ): Promise<{ claimed: number }[]> {
   return queryRows<{ claimed: number }>(
     db,
     sql`
-      insert into idempotency_keys as k (actor_id, key, field_path, request_hash, state, created_at, expires_at, request_id, claim_id)
+      insert into idempotency_keys as k
+        (actor_id, key, field_path, request_hash, state, created_at, expires_at, request_id, claim_id, instance_id, claimed_at)
       values (${scope.actorId}, ${scope.key}, ${scope.fieldPath}, ${claim.requestHash}, 'PENDING',
               ${claim.now.toISOString()}::timestamptz, ${claim.expiresAt.toISOString()}::timestamptz, ${claim.requestId ?? null},
-              ${claim.claimId}::uuid)
+              ${claim.claimId}::uuid, ${claim.instanceId ?? null}::uuid, now())
       on conflict (actor_id, key, field_path) do update
          set request_hash = excluded.request_hash, state = 'PENDING', result = null, charge = null,
              created_at = excluded.created_at, expires_at = excluded.expires_at, request_id = excluded.request_id,
-             claim_id = excluded.claim_id
+             claim_id = excluded.claim_id, instance_id = excluded.instance_id, claimed_at = excluded.claimed_at
        where k.expires_at <= ${claim.now.toISOString()}::timestamptz
           -- This very claim, sent again after its answer was lost.
           or (k.state = 'PENDING' and k.claim_id = ${claim.claimId}::uuid)
+          -- Its instance's lease expired and none of its holds stands (checked after the holds still
+          -- running under that lease have finished).
+          or (k.state = 'PENDING' and credit_claim_abandoned(k.instance_id, k.claimed_at, k.request_id))
           or (k.state = 'PENDING'
               and (k.created_at <= ${claim.staleBefore.toISOString()}::timestamptz
                    or exists (select 1 from credit_ledger d

@@ -18,7 +18,7 @@ import { sqlState } from "../db/errors.js";
 import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 import type { ChargeLedger } from "./charge-ledger.js";
 import { Coalescer } from "./coalescer.js";
-import { holdGroups, type HoldGroup, type HoldOutcome } from "./hold.js";
+import { holdGroups, LEASE_EXPIRED_SQLSTATE, LeaseChangedError, type HoldGroup, type HoldOutcome } from "./hold.js";
 import { createSettlementBatcher } from "./settlement-batcher.js";
 
 export interface CoalescingChargeLedgerOptions {
@@ -30,6 +30,8 @@ export interface CoalescingChargeLedgerOptions {
   maxInFlight?: number;
   /** The lease every hold is recorded under (src/recovery/instance-lease.ts); none: holds carry no instance. */
   instanceId?: () => Promise<string>;
+  /** The database refused a hold statement because this lease has expired: the next `instanceId()` must take a new one. */
+  leaseExpired?: (instanceId: string) => void;
 }
 
 export interface CoalescingChargeLedger extends ChargeLedger {
@@ -43,7 +45,10 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
     maxInFlight: options.maxInFlight ?? 2,
     keysOf: (group) => [...new Set(group.map((r) => `${r.subscriptionId}\u0000${r.creditType}`))],
     run: (batch) =>
-      holdIsolatingFailures({ db, delaysMs: options.holdRetryDelaysMs ?? HOLD_RETRY_DELAYS_MS, currentInstanceId: options.instanceId }, batch),
+      holdIsolatingFailures(
+        { db, delaysMs: options.holdRetryDelaysMs ?? HOLD_RETRY_DELAYS_MS, currentInstanceId: options.instanceId, leaseExpired: options.leaseExpired },
+        batch,
+      ),
   });
   // Settlements are cheaper statements than holds; they get as many at once.
   const settlements = createSettlementBatcher(db, { maxInFlight: options.maxInFlight ?? 2 });
@@ -75,6 +80,7 @@ interface HoldTarget {
   db: Database;
   delaysMs: readonly number[];
   currentInstanceId: (() => Promise<string>) | undefined;
+  leaseExpired: ((instanceId: string) => void) | undefined;
 }
 
 /**
@@ -113,27 +119,48 @@ async function holdIsolatingFailures(target: HoldTarget, batch: HoldGroup[]): Pr
  * (a first attempt still running finishes first), and the ledger's key (subscription, entry id)
  * refuses a second insert of the same hold. A statement the database refused for what it holds
  * (bad data, a constraint, an exception) is not retried here: it would be refused again. One rolled
- * back by a deadlock or a serialization failure is.
+ * back by a deadlock or a serialization failure is, and so is one refused because the instance's
+ * lease had expired (nothing was held): at once, under a new lease.
  */
 async function holdRecoveringUnknownCommits(
   target: HoldTarget,
   groups: HoldGroup[],
   onAnswerLost: () => void,
   sentBefore = false,
-): Promise<HoldOutcome[][]> {
+): Promise<(HoldOutcome[] | Failed)[]> {
   for (let attempt = 0; ; attempt++) {
+    // Asked on every attempt, and retried like the statement: the lease is renewed on the same
+    // database, through the same outages, as the hold, so a renewal that lost its connection must
+    // not fail a whole batch; and a lease lost meanwhile is replaced before a hold is recorded under it.
+    let instanceId: string | null = null;
     try {
-      // Asked on every attempt, and retried like the statement: the lease is renewed on the same
-      // database, through the same outages, as the hold, so a renewal that lost its connection must
-      // not fail a whole batch; and a lease lost meanwhile is replaced before a hold is recorded under it.
-      const instanceId = target.currentInstanceId ? await target.currentInstanceId() : null;
-      return await holdGroups(target.db, groups, instanceId, { retry: sentBefore || attempt > 0 });
+      instanceId = target.currentInstanceId ? await target.currentInstanceId() : null;
+      return await holdUnderLease(target.db, groups, instanceId, { retry: sentBefore || attempt > 0 });
     } catch (err) {
-      if (refusedForItsContent(err) || attempt >= target.delaysMs.length) throw err;
+      if (attempt >= target.delaysMs.length) throw err;
+      if (instanceId !== null && sqlState(err) === LEASE_EXPIRED_SQLSTATE) {
+        target.leaseExpired?.(instanceId);
+        continue;
+      }
+      if (refusedForItsContent(err)) throw err;
       onAnswerLost();
       await sleep(target.delaysMs[attempt]);
     }
   }
+}
+
+/** One hold statement for the groups this lease may hold; a group bound to another lease fails by itself. */
+async function holdUnderLease(
+  db: Database,
+  groups: HoldGroup[],
+  instanceId: string | null,
+  options: { retry: boolean },
+): Promise<(HoldOutcome[] | Failed)[]> {
+  const boundElsewhere = groups.map((group) => group.some((r) => r.requiredLease !== undefined && r.requiredLease !== instanceId));
+  const sendable = groups.filter((_, i) => !boundElsewhere[i]);
+  const outcomes = sendable.length > 0 ? await holdGroups(db, sendable, instanceId, options) : [];
+  let next = 0;
+  return groups.map((_, i) => (boundElsewhere[i] ? { failed: new LeaseChangedError() } : outcomes[next++]));
 }
 
 /**

@@ -24,6 +24,13 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
 
+/**
+ * SQLSTATE of a hold statement refused because the lease it was sent under has expired
+ * (credit_lease_guard, drizzle/0015_lease_bound_claims.sql): nothing was held; the server takes a new
+ * lease and sends it again.
+ */
+export const LEASE_EXPIRED_SQLSTATE = "CL001";
+
 export interface HoldRequest {
   subscriptionId: string;
   creditType: string;
@@ -40,6 +47,24 @@ export interface HoldRequest {
   authorize: boolean;
   /** Only read when `authorize`: an admin may spend any subscription's credits. */
   actorIsAdmin: boolean;
+  /**
+   * The instance lease the call's Idempotency-Key was claimed under: held under that lease or not at
+   * all (src/ledger/coalescing-charge-ledger.ts, LeaseChangedError). Undefined: any lease.
+   */
+  requiredLease?: string;
+}
+
+/**
+ * A call whose Idempotency-Key was claimed under one lease holds under that lease only
+ * (HoldRequest.requiredLease): once it has expired, a retry may take the key over
+ * (drizzle/0015_lease_bound_claims.sql), so a hold under the instance's next lease could charge the
+ * key twice. Such a call fails instead, charged nothing, and its key is released.
+ */
+export class LeaseChangedError extends Error {
+  override name = "LeaseChangedError";
+  constructor() {
+    super("the instance lease this call's Idempotency-Key was claimed under expired before its hold; nothing was held");
+  }
 }
 
 /** One operation's holds: granted all together, or none. */
@@ -84,7 +109,8 @@ interface HoldRecord {
 /**
  * Runs one hold statement for `groups`; returns each group's outcomes, hold by hold. `instanceId` is
  * the holding instance's lease (src/recovery/instance-lease.ts): once it expires, the recovery pass
- * refunds these holds if they are still open. Without one (tools, tests) only CHARGE_SETTLE_TIMEOUT does.
+ * refunds these holds if they are still open; the statement is refused (LEASE_EXPIRED_SQLSTATE) if it
+ * has expired already. Without one (tools, tests) only CHARGE_SETTLE_TIMEOUT refunds them.
  * `retry`: the same groups (same entry ids) were sent before and the answer was lost; groups that
  * committed then are answered as granted from their ledger entries instead of being held twice.
  */
@@ -127,15 +153,19 @@ export async function holdGroups(
   // The statement is the database function of drizzle/0010_charge_functions.sql: its plans are
   // cached per session, which a statement sent as text cannot have through a transaction-mode pooler.
   const column = <K extends keyof HoldRecord>(key: K) => sql.param(records.map((r) => r[key]));
+  // credit_lease_guard (drizzle/0015_lease_bound_claims.sql) runs first, credit_hold taking the
+  // lease from it: it refuses the statement when the lease has expired, and holds a lock that an
+  // Idempotency-Key takeover waits for, so no hold of a dead call commits after a retry took its key.
   const rows = await queryRows<OutcomeRow>(
     db,
-    sql`select * from credit_hold(
+    sql`select h.* from credit_lease_guard(${instanceId}::uuid) as lease(instance_id)
+        cross join lateral credit_hold(
           ${column("g")}::integer[], ${column("bi")}::integer[], ${column("amount")}::integer[], ${column("entry_id")}::uuid[],
           ${column("operation")}::text[], ${column("estimated")}::integer[], ${column("actor_id")}::text[],
           ${column("actor_is_admin")}::boolean[], ${column("admin_override")}::boolean[], ${column("request_id")}::text[],
           ${column("authorize")}::boolean[],
           ${sql.param(keys.map((k) => k.subscriptionId))}::uuid[], ${sql.param(keys.map((k) => k.creditType))}::text[],
-          ${instanceId}::uuid, ${options.retry === true})`,
+          lease.instance_id, ${options.retry === true}) as h`,
   );
 
   const byOrd = new Map(rows.map((row) => [Number(row.ord), row]));

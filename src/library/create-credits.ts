@@ -37,7 +37,7 @@ import { formatErrorsPlugin } from "./format-errors-plugin.js";
 import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
 import { migrateCredits } from "./migrations.js";
 import { requestStates, type ContextReaders } from "./request-state.js";
-import { startInstanceLease } from "../recovery/instance-lease.js";
+import { startInstanceLease, type InstanceLease } from "../recovery/instance-lease.js";
 
 /** A credit type: its name, or its name and a description. */
 export type CreditTypeOption = string | { name: string; description?: string };
@@ -145,12 +145,13 @@ async function openDatabase(database: string | DatabaseHandle, logger: Logger, m
   return { handle, owned: true };
 }
 
-function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle, logger: Logger): IdempotencyGate | undefined {
+function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle, lease: InstanceLease, logger: Logger): IdempotencyGate | undefined {
   const setting = options.idempotency;
   if (setting === false) return undefined;
   if (setting && "gate" in setting) return setting.gate;
   return createDatabaseIdempotencyGate({
     db: handle.db,
+    instanceId: () => lease.current(),
     ttlMs: setting?.ttlMs ?? 86_400_000,
     staleAfterMs: setting?.staleAfterMs ?? SETTLE_TIMEOUT_MS,
     maxResultBytes: setting?.maxResultBytes,
@@ -192,12 +193,16 @@ export async function createCredits<TContext extends object = Record<string, unk
     logger.error({ err }, "a charge observer failed"),
   );
   const lease = startInstanceLease({ db: handle.db, ttlMs: options.lease?.ttlMs ?? LEASE_TTL_MS, logger });
-  const ledger = createCoalescingChargeLedger(handle.db, { ...options.ledger, instanceId: () => lease.current() });
+  const ledger = createCoalescingChargeLedger(handle.db, {
+    ...options.ledger,
+    instanceId: () => lease.current(),
+    leaseExpired: (id) => lease.expired(id),
+  });
   let rateLimiting: RateLimiting | undefined;
   const rateLimiter: RateLimitGate = {
     checkMetered: (...args) => (options.rateLimit && "gate" in options.rateLimit ? options.rateLimit.gate : (rateLimiting?.gate ?? NO_RATE_LIMIT)).checkMetered(...args),
   };
-  const deps: ChargeDeps = { ledger, rateLimiter, observer, idempotency: idempotencyGateOf(options, handle, logger) };
+  const deps: ChargeDeps = { ledger, rateLimiter, observer, idempotency: idempotencyGateOf(options, handle, lease, logger) };
   const wrap = createChargeWrapper(deps, requestOf);
 
   let meteredFields: MeteredField[] = [];

@@ -23,6 +23,11 @@ const RENEWAL_RETRY_MS = 500;
 export interface InstanceLease {
   /** The id of a lease this instance surely holds; renews it, or takes a new one, first when needed. */
   current(): Promise<string>;
+  /**
+   * The database found lease `id` expired (a hold statement was refused under it): it is no longer
+   * trusted, and the next `current()` renews it or, as it has expired, takes a new one.
+   */
+  expired(id: string): void;
   /** Stops renewing (the row expires by itself; the holds of a clean close are all settled). */
   stop(): Promise<void>;
 }
@@ -91,6 +96,9 @@ export function startInstanceLease(options: InstanceLeaseOptions): InstanceLease
     async current() {
       if (id !== undefined && performance.now() < trustedUntil) return id;
       return renew();
+    },
+    expired(expiredId) {
+      if (expiredId === id) trustedUntil = 0;
     },
     async stop() {
       stopped = true;

@@ -123,11 +123,16 @@ describe.each(BACKENDS)("instance leases on %s", (backend) => {
     const sub = await fundedSubscription(database, "lease-owner", { ai: 20 });
     const lease = startInstanceLease({ db, ttlMs: 60_000, logger: silent });
     const liveLedger = createCoalescingChargeLedger(db, { instanceId: () => lease.current() });
-    const ghostLedger = createCoalescingChargeLedger(db, { instanceId: async () => randomUUID() });
+    // An instance whose lease row is gone (deleted a day after it expired): its hold was taken while
+    // the row was live (a hold under an expired or missing lease is refused).
+    const ghostLease = randomUUID();
+    await db.execute(sql`insert into instance_leases (id, expires_at) values (${ghostLease}::uuid, now() + interval '1 minute')`);
+    const ghostLedger = createCoalescingChargeLedger(db, { instanceId: async () => ghostLease });
     try {
       const [live] = await liveLedger.hold([request(sub)]);
       const [ghost] = await ghostLedger.hold([request(sub)]);
       expect(live.ok && ghost.ok).toBe(true);
+      await db.execute(sql`delete from instance_leases where id = ${ghostLease}::uuid`);
 
       const events: RefundedEvent[] = [];
       const observer = observerCollecting(events);

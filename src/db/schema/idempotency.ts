@@ -19,6 +19,15 @@ export const idempotencyKeys = pgTable(
      * lost finds its own row by it (request ids can be the caller's, and are not unique).
      */
     claimId: uuid("claim_id"),
+    /**
+     * The instance lease (instance_leases) a metered call's claim was made under: its holds are taken
+     * under that lease only, so once the lease has expired and none of them stands, the claim is
+     * abandoned and a retry takes it over (drizzle/0015_lease_bound_claims.sql). Null for admin
+     * mutations, whose write and completion commit together.
+     */
+    instanceId: uuid("instance_id"),
+    /** When the claim was made by the database's clock (created_at is the server's): the call's holds came later. */
+    claimedAt: timestamp("claimed_at", { withTimezone: true, mode: "date" }),
     state: text("state").$type<"PENDING" | "DONE">().notNull().default("PENDING"),
     result: jsonb("result"),
     charge: jsonb("charge"),
