@@ -18,7 +18,7 @@ import { ESTIMATORS } from "../credits/estimators/registry.js";
 import { METERS } from "../credits/meters/registry.js";
 import { buildBaseSchema } from "../graphql/build-schema.js";
 import { formatError } from "../graphql/format-error.js";
-import { refuseNulVariablesPlugin, requestValidationRules } from "../graphql/validation/index.js";
+import { refuseHttpSubscriptionsPlugin, refuseNulVariablesPlugin, requestDocumentChecks } from "../graphql/validation/index.js";
 import type { RequestContext } from "../graphql/context.js";
 import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer } from "../http/http-server.js";
 import { createLogger } from "../observability/logger.js";
@@ -98,6 +98,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   // check folded into the hold: one round trip per batch instead of three per call ("Performance").
   const credits = await createCredits<RequestContext>({
     database,
+    // Already migrated: by connectDatabase above, or by whoever passed options.database.
+    migrate: false,
     creditTypes: CREDIT_TYPES,
     estimators: Object.fromEntries(ESTIMATORS),
     meters: Object.fromEntries(METERS),
@@ -139,8 +141,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     schema,
   };
 
-  const validationRules = requestValidationRules(
+  const documentChecks = requestDocumentChecks(
     {
+      maxTokens: config.MAX_DOCUMENT_TOKENS,
       maxDepth: config.MAX_QUERY_DEPTH,
       maxAliases: config.MAX_ALIASES,
       maxDirectives: config.MAX_DIRECTIVES,
@@ -148,8 +151,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     },
     meteredFields,
   );
-  // creditPreview validates documents with the same rules, so it never prices what a run would refuse.
-  services.validationRules = validationRules;
+  const { validationRules } = documentChecks;
+  // creditPreview parses and validates documents with the same limits, so it never prices what a run would refuse.
+  services.documentChecks = documentChecks;
 
   // creditBalanceChanged: the ledger trigger's notifications, fanned out over graphql-ws (attached to
   // the HTTP server below; its drain plugin closes the sockets when Apollo stops).
@@ -169,7 +173,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     formatError,
     includeStacktraceInErrorResponses: false,
     // A document's lexical tokens are limited before graphql builds its tree (MAX_DOCUMENT_TOKENS).
-    parseOptions: { maxTokens: config.MAX_DOCUMENT_TOKENS },
+    parseOptions: documentChecks.parseOptions,
     introspection: config.NODE_ENV !== "production",
     // With introspection off, "Did you mean …" hints would still leak the schema's field names.
     hideSchemaDetailsFromClientErrors: config.NODE_ENV === "production",
@@ -184,6 +188,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       observability.graphqlPlugin<RequestContext>(),
       // Text with NUL characters is refused before anything runs (PostgreSQL cannot store it).
       refuseNulVariablesPlugin<RequestContext>(),
+      // A subscription sent over HTTP is refused (400) before it runs: subscriptions are served over graphql-ws.
+      refuseHttpSubscriptionsPlugin<RequestContext>(),
       // Apollo installs its cache-control plugin unless told otherwise. Nothing here sets cache hints
       // (every answer depends on the caller and on live balances), and the plugin's per-field hook
       // makes Apollo wrap every resolver of the schema: a cost on every field of every request.
@@ -240,6 +246,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     context: contextFactory,
     formatError,
     validationRules,
+    parseOptions: documentChecks.parseOptions,
     maxBufferedBytes: config.LIVE_MAX_BUFFERED_BYTES,
     maxPayloadBytes: config.MAX_BODY_BYTES,
     production: config.NODE_ENV === "production",

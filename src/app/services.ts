@@ -2,7 +2,7 @@
  * The application's long-lived services, built once at start and handed to every request through
  * the context. Resolvers reach the database, providers and configuration only through here.
  */
-import type { GraphQLSchema, ValidationRule } from "graphql";
+import type { GraphQLSchema } from "graphql";
 import type { Logger } from "pino";
 import type { Config } from "../config/config.js";
 import type { Database, DatabaseHandle } from "../db/database.js";
@@ -11,6 +11,7 @@ import type { ChargeObserver } from "../credits/charge-observer.js";
 import type { AlertService } from "../observability/alerts/alert-service.js";
 import type { OperationProviders } from "../providers/providers.js";
 import type { LiveBalance } from "../live/live-balance.js";
+import type { DocumentChecks } from "../graphql/validation/index.js";
 
 export interface AppServices {
   readonly config: Config;
@@ -27,6 +28,6 @@ export interface AppServices {
   readonly meteredFields: readonly MeteredField[];
   /** The executable schema, once built (creditPreview validates documents against it). */
   schema?: GraphQLSchema;
-  /** The server's validation rules beyond graphql's own (operation limits); previews apply them too. */
-  validationRules?: readonly ValidationRule[];
+  /** How requests are parsed and validated beyond graphql's defaults (operation limits); previews apply them too. */
+  documentChecks?: DocumentChecks;
 }

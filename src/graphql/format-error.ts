@@ -6,6 +6,7 @@
 import { unwrapResolverError } from "@apollo/server/errors";
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import { isErrorCode } from "../errors/codes.js";
+import { tooManyTokensMessage } from "./validation/document-tokens.js";
 
 /** Apollo's own codes for a request that is wrong before anything runs. */
 const CLIENT_REQUEST_CODES = new Set([
@@ -42,16 +43,10 @@ function failedInsideParser(code: string, error: unknown): boolean {
   return false;
 }
 
-/** graphql's parse maxTokens refusal ("Document contains more that N tokens"), said so a client knows what to do. */
-const TOO_MANY_TOKENS = /^Syntax Error: Document contains more (?:that|than) (\d+) tokens/;
-
 function clientMessage(code: string, message: string, error: unknown): string {
   if (failedInsideParser(code, error)) return TOO_DEEP_TO_PARSE;
-  const tokens = TOO_MANY_TOKENS.exec(message);
-  if (tokens) {
-    return `The document has more than ${tokens[1]} lexical tokens (MAX_DOCUMENT_TOKENS): put large inputs in variables, or split the operation.`;
-  }
-  return CLEARER_MESSAGES[message] ?? message;
+  // graphql's parse maxTokens refusal, said as creditPreview says it (document-tokens.ts).
+  return tooManyTokensMessage(message) ?? CLEARER_MESSAGES[message] ?? message;
 }
 
 /** Apollo's message for an automatic persisted query whose sha256Hash is not the hash of its query. */

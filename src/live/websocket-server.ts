@@ -2,19 +2,26 @@
  * graphql-ws on the HTTP server's own port and path (/graphql), as Apollo Server documents it:
  * a `ws` WebSocketServer on the http.Server, graphql-ws's useServer, and a drain plugin that closes
  * the sockets when Apollo stops. Authentication is the connection_init payload
- * `{ "authorization": "Bearer <JWT>" }`; a missing or bad token closes the socket with 4401. Each
- * operation gets the same context an HTTP request gets. A client that does not read is closed with
- * 1013 rather than buffered for: when its socket's unsent bytes pass `maxBufferedBytes`, or when one
- * of its subscriptions falls the hub's queue bound behind.
+ * `{ "authorization": "Bearer <JWT>" }`; a missing, malformed or bad one closes the socket with 4401.
+ * Each operation gets its own requestId and the same context an HTTP request gets, is checked as
+ * Apollo checks an HTTP request (a bad one is an `error` message for that operation alone; the socket
+ * stays open), and its errors are formatted and logged as HTTP's are, each carrying the requestId.
+ * Only subscriptions are served: queries and mutations belong to HTTP, where Apollo's plugins run. A
+ * client that does not read is closed with 1013 rather than buffered for: when its socket's unsent
+ * bytes pass `maxBufferedBytes`, or when one of its subscriptions falls the hub's queue bound behind.
  */
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { ApolloServerPlugin, BaseContext } from "@apollo/server";
-import { specifiedRules, validate, type GraphQLFormattedError, type GraphQLSchema, type ValidationRule } from "graphql";
-import { useServer } from "graphql-ws/use/ws";
+import { GraphQLError, specifiedRules, type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema, type ParseOptions, type ValidationRule } from "graphql";
+import type { Context as SocketContext, SubscribePayload } from "graphql-ws";
+import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
-import { requestIdFrom } from "../http/request-id.js";
+import { UnauthenticatedError } from "../errors/errors.js";
+import { formatOperationErrors } from "./operation-errors.js";
+import { checkOperation, type CheckedOperation, type OperationChecks } from "./operation-request.js";
 import { SlowConsumerError } from "./subscriber-queue.js";
 
 /** Close codes a client can act on (graphql-ws's own: 4400-4499). */
@@ -37,6 +44,8 @@ export interface LiveSocketOptions<Ctx> {
   context: (req: IncomingMessage, requestId: string) => Promise<Ctx>;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   validationRules?: readonly ValidationRule[];
+  /** How documents are parsed: HTTP's parseOptions (the MAX_DOCUMENT_TOKENS limit), so the socket refuses what HTTP refuses. */
+  parseOptions?: ParseOptions;
   maxBufferedBytes: number;
   maxPayloadBytes: number;
   production: boolean;
@@ -51,15 +60,53 @@ export interface LiveSocketServer {
   drainPlugin<T extends BaseContext>(): ApolloServerPlugin<T>;
 }
 
+/** One subscribe message, from its arrival to its last message. */
+interface OperationState {
+  /** The operation's own id, in its context, its logs and every error it sends. */
+  requestId: string;
+  operationName: string | undefined;
+}
+
 /** What this server keeps on graphql-ws's per-connection `extra` besides the socket and request. */
 type ConnectionState = {
   /** "Bearer <JWT>" from connection_init, once verified. */
   authorization: string;
+  /** The connection's running operations, by graphql-ws operation id: their errors need their requestId. */
+  operations: Map<string, OperationState>;
 };
+
+type LiveContext = SocketContext<Record<string, unknown> | undefined, Extra & Partial<ConnectionState>>;
 
 /** The upgrade request as the context factory reads it, with the connection's token as its Authorization header. */
 function requestWithAuthorization(request: IncomingMessage, authorization: string): IncomingMessage {
   return { headers: { ...request.headers, authorization }, socket: request.socket } as IncomingMessage;
+}
+
+/**
+ * The token of connection_init's `{ authorization: "Bearer <JWT>" }`. Anything else (no payload, no
+ * authorization, not a string, no "Bearer ", "Bearer " alone) is UNAUTHENTICATED: bearerToken throws
+ * for a malformed header, and that must close the socket with 4401 like a bad token, not escape
+ * graphql-ws's handler (which closes with 4500 and prints a stack).
+ */
+function connectionToken(params: Record<string, unknown> | undefined): string {
+  const raw = params?.authorization;
+  const token = bearerToken(typeof raw === "string" ? raw : undefined);
+  if (!token) throw new UnauthenticatedError();
+  return token;
+}
+
+/** What the log says about a refused connection: the verifier's message names the problem, never the token. */
+function refusalReason(err: unknown): string {
+  return err instanceof UnauthenticatedError ? err.message : "token verification failed";
+}
+
+function operationsOf(ctx: LiveContext): Map<string, OperationState> {
+  return (ctx.extra.operations ??= new Map());
+}
+
+/** The operation's state, or a new one for an operation graphql-ws reports on that this server never saw start. */
+function operationOf(ctx: LiveContext, id: string): OperationState {
+  return operationsOf(ctx).get(id) ?? { requestId: randomUUID(), operationName: undefined };
 }
 
 /**
@@ -79,7 +126,51 @@ function dropSlowConnection(ctx: { extra: { socket: { close(code: number, reason
 export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSocketServer {
   const log = options.logger.child({ component: "live" });
   const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path, maxPayload: options.maxPayloadBytes });
-  const rules = [...specifiedRules, ...(options.validationRules ?? [])];
+  const checks: OperationChecks = {
+    schema: options.schema,
+    rules: [...specifiedRules, ...(options.validationRules ?? [])],
+    parseOptions: options.parseOptions,
+    // As Apollo's hideSchemaDetailsFromClientErrors, which create-app sets in production.
+    hideSuggestions: options.production,
+  };
+
+  const formatErrors = (operation: OperationState, errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
+    formatOperationErrors(errors, { ...operation, logger: log, formatError: options.formatError });
+
+  /** graphql-ws's execution arguments for a checked operation, with the context an HTTP request gets. */
+  async function executionArgs(ctx: LiveContext, checked: CheckedOperation, requestId: string): Promise<ExecutionArgs> {
+    const request = requestWithAuthorization(ctx.extra.request, ctx.extra.authorization ?? "");
+    return {
+      schema: options.schema,
+      document: checked.document,
+      operationName: checked.operationName,
+      variableValues: checked.variableValues,
+      contextValue: await options.context(request, requestId),
+    };
+  }
+
+  /**
+   * Checks a subscribe message and builds its execution arguments, under a requestId of its own.
+   * Every failure is returned as errors, never thrown: graphql-ws then sends them as an `error`
+   * message for this operation alone (through onError, which formats them), where a throw would close
+   * the whole socket with 4500, ending its other subscriptions, and print a stack.
+   */
+  async function startOperation(ctx: LiveContext, id: string, payload: SubscribePayload): Promise<ExecutionArgs | readonly GraphQLError[]> {
+    const operation: OperationState = { requestId: randomUUID(), operationName: payload.operationName ?? undefined };
+    operationsOf(ctx).set(id, operation);
+    let result: ExecutionArgs | readonly GraphQLError[];
+    try {
+      const checked = checkOperation(payload, checks);
+      result = Array.isArray(checked) ? checked : await executionArgs(ctx, checked, operation.requestId);
+    } catch (err) {
+      // Our failure, not the client's: onError masks it as INTERNAL_SERVER_ERROR and logs it at error.
+      result = [new GraphQLError("could not start the operation", { originalError: err instanceof Error ? err : new Error(String(err)) })];
+    }
+    // A client that completed the operation meanwhile hears nothing more of it (graphql-ws calls
+    // neither onError nor onComplete), so it is forgotten here.
+    if (!(id in ctx.subscriptions)) operationsOf(ctx).delete(id);
+    return result;
+  }
 
   const cleanup = useServer<Record<string, unknown> | undefined, ConnectionState>(
     {
@@ -88,36 +179,35 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
       // graphql-ws closes a socket whose connection_init has not been handled within 3 s by default
       // (4408); a busy instance taking a reconnect wave of many clients needs longer.
       connectionInitWaitTimeout: 15_000,
-      validate: (schema, document) => validate(schema, document, rules),
       async onConnect(ctx) {
-        const raw = ctx.connectionParams?.authorization;
-        const token = bearerToken(typeof raw === "string" ? raw : undefined);
         try {
-          if (!token) throw new Error("no token");
+          const token = connectionToken(ctx.connectionParams);
           await options.verify(token);
-        } catch {
-          log.info({ event: "live.unauthorized", hadToken: Boolean(token) }, "live-balance connection refused: missing or bad token");
+          ctx.extra.authorization = `Bearer ${token}`;
+          return true;
+        } catch (err) {
+          // A client's mistake: one line at info, no stack (DESIGN.md, "Errors").
+          const hadToken = typeof ctx.connectionParams?.authorization === "string" && ctx.connectionParams.authorization.length > 0;
+          log.info({ event: "live.unauthorized", hadToken, reason: refusalReason(err) }, "live-balance connection refused: missing or bad token");
           ctx.extra.socket.close(CLOSE_UNAUTHORIZED, "Unauthorized: send { authorization: \"Bearer <JWT>\" } in connection_init");
           return false;
         }
-        ctx.extra.authorization = `Bearer ${token}`;
-        return true;
       },
-      context: (ctx) =>
-        options.context(
-          requestWithAuthorization(ctx.extra.request, ctx.extra.authorization ?? ""),
-          requestIdFrom(ctx.extra.request.headers["x-request-id"]),
-        ) as Promise<Record<string, unknown>>,
+      onSubscribe: (ctx, id, payload) => startOperation(ctx, id, payload),
       // A subscriber that fell too far behind (its events queued in the hub: graphql-ws waits for each
       // send to be written before taking the next) ends with SlowConsumerError: the connection as a
       // whole is too slow, so it is closed rather than left with a subscription silently gone.
-      onError(ctx, _id, _payload, errors) {
-        if (!errors.some((e) => e.originalError instanceof SlowConsumerError)) return undefined;
-        log.warn({ event: "live.slow_consumer", queued: true }, "closing a live-balance socket that does not read its events");
-        dropSlowConnection(ctx);
-        return undefined;
+      onError(ctx, id, _payload, errors) {
+        const operation = operationOf(ctx, id);
+        operationsOf(ctx).delete(id);
+        if (errors.some((e) => e.originalError instanceof SlowConsumerError)) {
+          log.warn({ event: "live.slow_consumer", queued: true, requestId: operation.requestId }, "closing a live-balance socket that does not read its events");
+          dropSlowConnection(ctx);
+          return undefined;
+        }
+        return formatErrors(operation, errors);
       },
-      onNext(ctx, _id, _payload, _args, result) {
+      onNext(ctx, id, _payload, _args, result) {
         const socket = ctx.extra.socket;
         if (socket.bufferedAmount > options.maxBufferedBytes) {
           log.warn({ event: "live.slow_consumer", bufferedBytes: socket.bufferedAmount }, "closing a live-balance socket that does not read its events");
@@ -125,7 +215,10 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           dropSlowConnection(ctx);
         }
         if (!result.errors) return undefined;
-        return { ...result, errors: result.errors.map((e) => options.formatError(e.toJSON(), e)) };
+        return { ...result, errors: formatErrors(operationOf(ctx, id), result.errors) };
+      },
+      onComplete(ctx, id) {
+        operationsOf(ctx).delete(id);
       },
     },
     wsServer,

@@ -40,6 +40,11 @@ function aiAliases(count: number, from = 0): string {
   return Array.from({ length: count }, (_, i) => `a${from + i}: runAiTask(subscriptionId: $s, input: { prompt: "x" }) { output }`).join("\n");
 }
 
+/** `{ a0: __typename a1: __typename … }`: 3 lexical tokens an alias, 2 more for the braces. */
+function typenameAliases(count: number): string {
+  return `{ ${Array.from({ length: count }, (_, i) => `a${i}: __typename`).join(" ")} }`;
+}
+
 function seen(res: { status: number; body: any }): Seen {
   const error = res.body?.errors?.[0];
   return {
@@ -181,20 +186,62 @@ describe.each(BACKENDS)("operation limits on %s", (backend) => {
     expect(refused.body.errors![0].message).toMatch(/selects 21 metered fields; at most 20/);
   });
 
-  it("50 aliases are answered, 51 refused", async () => {
+  it("creditPreview holds a previewed document to every operation limit, as a request: tokens, depth, aliases, directives, metered fields", async () => {
+    const owner = `preview-every-limit-${backend}`;
+    const token = await userToken(owner);
+    const subscriptionId = await fundedSubscription(database, owner, { ai: 100 });
+    const preview = `query($i: CreditPreviewInput!) { creditPreview(input: $i) { totals { type amount } } }`;
+    const over: [string, string][] = [
+      // Three tokens an alias: just over the token limit (the audit's document, previewed with 200 before).
+      [`MAX_DOCUMENT_TOKENS (${server.config.MAX_DOCUMENT_TOKENS})`, typenameAliases(Math.ceil(server.config.MAX_DOCUMENT_TOKENS / 3))],
+      ["MAX_QUERY_DEPTH", depthQuery(13)],
+      ["MAX_ALIASES", `{ ${Array.from({ length: 51 }, (_, i) => `t${i}: creditTypes { name }`).join(" ")} }`],
+      ["MAX_ALIASES (__typename)", typenameAliases(51)],
+      ["MAX_DIRECTIVES", `{ ${Array.from({ length: 51 }, (_, i) => `t${i}: creditTypes @include(if: true) { name }`).join(" ")} }`],
+      ["MAX_METERED_FIELDS", `mutation ($s: ID!) { ${aiAliases(21)} }`],
+    ];
+    for (const [limit, document] of over) {
+      const variables = { s: subscriptionId };
+      const direct = await server.gql(document, variables, { token });
+      const previewed = await server.gql(preview, { i: { subscriptionId, query: document, variables } }, { token });
+      seenHere[`preview over ${limit}`] = seen(previewed);
+      expect(direct.status, `${limit}, sent`).toBe(400);
+      expect(previewed.status, `${limit}, previewed`).toBe(400);
+      expect(previewed.body.errors![0].extensions.code, limit).toBe("BAD_USER_INPUT");
+      // The preview says what the request would be told (a validation message after "The document is not valid: ").
+      expect(previewed.body.errors![0].message, limit).toContain(direct.body.errors![0].message);
+      expect(previewed.body.data, limit).toBeNull();
+    }
+    expect(await aiBalance(subscriptionId)).toBe(100);
+  });
+
+  it("50 aliases are answered, 51 refused, __typename aliases counted like any other", async () => {
     const aliases = (n: number) => Array.from({ length: n }, (_, i) => `t${i}: creditTypes { name }`).join(" ");
     const fifty = await server.gql(`{ ${aliases(50)} }`);
     const fiftyOne = await server.gql(`{ ${aliases(51)} }`);
     const typenames = await server.gql(`{ ${aliases(50)} ${Array.from({ length: 20 }, (_, i) => `n${i}: __typename`).join(" ")} }`);
+    const fiftyTypenames = await server.gql(typenameAliases(50));
+    // The audit's document: 3,000 aliases of a field that costs no resolver, answered 200 with a 47 KB body before.
+    const manyTypenames = await server.gql(typenameAliases(3000));
     seenHere["aliases 50"] = seen(fifty);
     seenHere["aliases 51"] = seen(fiftyOne);
     seenHere["aliases 50 + 20 __typename"] = seen(typenames);
+    seenHere["aliases 50 __typename"] = seen(fiftyTypenames);
+    seenHere["aliases 3000 __typename"] = seen(manyTypenames);
     expect(fifty.status).toBe(200);
     expect(Object.keys(fifty.body.data)).toHaveLength(50);
     expect(fiftyOne.status).toBe(400);
     expect(fiftyOne.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
     expect(fiftyOne.body.errors![0].message).toBe("Aliases limit of 50 exceeded, found 51. Simplify the operation or split it into several requests.");
-    expect(typenames.status).toBe(200);
+    expect(typenames.status).toBe(400);
+    expect(typenames.body.errors![0].message).toBe("Aliases limit of 50 exceeded, found 70. Simplify the operation or split it into several requests.");
+    expect(fiftyTypenames.status).toBe(200);
+    expect(Object.keys(fiftyTypenames.body.data)).toHaveLength(50);
+    expect(manyTypenames.status).toBe(400);
+    expect(manyTypenames.body.errors![0]).toMatchObject({
+      message: "Aliases limit of 50 exceeded, found 3000. Simplify the operation or split it into several requests.",
+      extensions: { code: "BAD_USER_INPUT" },
+    });
   });
 
   it("50 directives are answered, 51 refused", async () => {

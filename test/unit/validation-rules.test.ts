@@ -99,11 +99,15 @@ describe("operationLimitRules (GraphQL Armor, as configured)", () => {
     expect(check(`{ __schema { types { fields { type { ofType { name } } } } } }`)).toEqual([]);
   });
 
-  it("refuses aliases over the limit; __typename aliases are free", () => {
-    expect(check(`{ a: free b: free t1: __typename t2: __typename t3: __typename }`)).toEqual([]);
+  it("refuses aliases over the limit, __typename aliases counted like any other", () => {
+    expect(check(`{ a: free b: free __typename }`)).toEqual([]);
     expect(check(`{ a: free b: free c: free }`)).toEqual([
       "Aliases limit of 2 exceeded, found 3. Simplify the operation or split it into several requests.",
     ]);
+    expect(check(`{ t1: __typename t2: __typename t3: __typename }`)).toEqual([
+      "Aliases limit of 2 exceeded, found 3. Simplify the operation or split it into several requests.",
+    ]);
+    expect(check(`{ a: free ...F } fragment F on Query { t1: __typename t2: __typename }`)).toEqual([expect.stringMatching(/found 3\./)]);
   });
 
   it("refuses directives over the limit", () => {

@@ -13,9 +13,10 @@ import {
   type DocumentNode,
   type GraphQLSchema,
   type OperationDefinitionNode,
-  type ValidationRule,
 } from "graphql";
 import { BadUserInputError } from "../../errors/errors.js";
+import type { DocumentChecks } from "../../graphql/validation/index.js";
+import { tooManyTokensMessage } from "../../graphql/validation/document-tokens.js";
 import type { MeteredField } from "../metered-field.js";
 import type { Price } from "../pricing.js";
 import { findMeteredFields, indexMeteredFields, type MeteredFieldIndex, type MeteredFieldOccurrence } from "./field-walker.js";
@@ -71,6 +72,15 @@ class PreparedDocument {
 /** A refusal is kept as its message: each request gets its own fresh error object. */
 type CachedDocument = { ok: true; prepared: PreparedDocument } | { ok: false; problem: string };
 
+/** No limits beyond graphql's own (a schema previewed outside the server, as unit tests do). */
+const GRAPHQL_CHECKS_ONLY: DocumentChecks = { parseOptions: {}, validationRules: [] };
+
+/** Why a document does not parse; the token limit in the words a request would get (document-tokens.ts). */
+function parseProblem(err: unknown): string {
+  if (!(err instanceof GraphQLError)) return "The document does not parse: it is not a GraphQL document";
+  return tooManyTokensMessage(err.message) ?? `The document does not parse: ${err.message}`;
+}
+
 /** Lists validation messages as one line, the first few only: enough to fix the document, never a wall of text. */
 function describeErrors(errors: readonly GraphQLError[]): string {
   const shown = errors.slice(0, 5).map((e) => e.message);
@@ -92,8 +102,8 @@ export class PreviewDocumentCache {
   constructor(
     private readonly schema: GraphQLSchema,
     meteredFields: readonly MeteredField[],
-    /** The server's own extra rules (depth, aliases, metered fields …): a preview refuses what a run would refuse. */
-    private readonly extraRules: readonly ValidationRule[] = [],
+    /** The server's own parse options and rules (tokens, depth, aliases, metered fields …): a preview refuses what a run would refuse. */
+    private readonly checks: DocumentChecks = GRAPHQL_CHECKS_ONLY,
   ) {
     this.metered = indexMeteredFields(meteredFields);
   }
@@ -116,12 +126,11 @@ export class PreviewDocumentCache {
   private prepare(query: string): CachedDocument {
     let document: DocumentNode;
     try {
-      document = parse(query);
+      document = parse(query, this.checks.parseOptions);
     } catch (err) {
-      const reason = err instanceof GraphQLError ? err.message : "it is not a GraphQL document";
-      return { ok: false, problem: `The document does not parse: ${reason}` };
+      return { ok: false, problem: parseProblem(err) };
     }
-    const errors = validate(this.schema, document, [...specifiedRules, ...this.extraRules]);
+    const errors = validate(this.schema, document, [...specifiedRules, ...this.checks.validationRules]);
     if (errors.length > 0) {
       return { ok: false, problem: `The document is not valid: ${describeErrors(errors)}` };
     }
@@ -135,11 +144,11 @@ const cachesBySchema = new WeakMap<GraphQLSchema, PreviewDocumentCache>();
 export function previewDocumentCache(
   schema: GraphQLSchema,
   meteredFields: readonly MeteredField[],
-  extraRules: readonly ValidationRule[] = [],
+  checks: DocumentChecks = GRAPHQL_CHECKS_ONLY,
 ): PreviewDocumentCache {
   let cache = cachesBySchema.get(schema);
   if (!cache) {
-    cache = new PreviewDocumentCache(schema, meteredFields, extraRules);
+    cache = new PreviewDocumentCache(schema, meteredFields, checks);
     cachesBySchema.set(schema, cache);
   }
   return cache;

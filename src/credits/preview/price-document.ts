@@ -12,8 +12,9 @@
  * subscription previews it. Only successful prices are kept: a refusal is computed afresh each time,
  * so its message is always the mutation's own.
  */
-import { GraphQLError, Kind, getArgumentValues, getVariableValues, type GraphQLSchema, type ValidationRule } from "graphql";
+import { GraphQLError, Kind, getArgumentValues, getVariableValues, type GraphQLSchema } from "graphql";
 import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
+import type { DocumentChecks } from "../../graphql/validation/index.js";
 import type { MeteredField } from "../metered-field.js";
 import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs, type Price } from "../pricing.js";
 import { previewDocumentCache } from "./document-cache.js";
@@ -86,14 +87,16 @@ function memoisedPrice(memo: LRUCache<string, Price>, occurrence: MeteredFieldOc
 /**
  * Prices the document's operation field by field, in document order. Throws BAD_USER_INPUT for a
  * document, variables or arguments the server would refuse, FORBIDDEN for a non-admin creditAmount.
+ * `checks` are the server's own parse options and validation rules (its operation limits), so the
+ * document is held to what a request would be held to.
  */
 export function priceDocument(
   schema: GraphQLSchema,
   meteredFields: readonly MeteredField[],
   request: PriceDocumentRequest,
-  validationRules: readonly ValidationRule[] = [],
+  checks?: DocumentChecks,
 ): PricedField[] {
-  const cache = previewDocumentCache(schema, meteredFields, validationRules);
+  const cache = previewDocumentCache(schema, meteredFields, checks);
   const plan = cache.plan(request.query, request.operationName);
 
   const coerced = getVariableValues(schema, plan.operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 5 });

@@ -14,7 +14,7 @@ import { maxMeteredFieldsRule } from "./max-metered-fields.js";
 export interface OperationLimits {
   /** Deepest field nesting allowed (fragments do not add depth; `__schema` introspection is exempt). */
   maxDepth: number;
-  /** Aliases allowed in one operation (`__typename` aliases are free). */
+  /** Aliases allowed in one operation, `__typename` aliases included. */
   maxAliases: number;
   /** Directive uses allowed in one operation. */
   maxDirectives: number;
@@ -42,7 +42,10 @@ const reportRejection = {
 export function operationLimitRules(limits: OperationLimits, meteredFields: readonly MeteredField[]): ValidationRule[] {
   return [
     maxDepthRule({ ...reportRejection, n: limits.maxDepth, flattenFragments: true, ignoreIntrospection: true }),
-    maxAliasesRule({ ...reportRejection, n: limits.maxAliases }),
+    // Armor lets `__typename` aliases through uncounted by default (allowList: ["__typename"]); they
+    // cost no resolver, but thousands of them still cost parsing, validation and a response of
+    // thousands of keys. Every alias counts here, as MAX_ALIASES promises.
+    maxAliasesRule({ ...reportRejection, n: limits.maxAliases, allowList: [] }),
     maxDirectivesRule({ ...reportRejection, n: limits.maxDirectives }),
     maxMeteredFieldsRule({
       meteredCoordinates: new Set(meteredFields.map((field) => field.coordinate)),

@@ -1,0 +1,43 @@
+/**
+ * Refuses a subscription operation sent over HTTP. Subscriptions (creditBalanceChanged) run over
+ * WebSocket with graphql-ws on the same /graphql path (DESIGN.md, "Live balance"); Apollo Server
+ * serves only HTTP, and given a subscription it would run the root field's resolver once as if it
+ * were a query, with no event: a TypeError, masked as a 500. Sending one here is the client's
+ * mistake, so it is answered 400 BAD_USER_INPUT with what to do instead (DESIGN.md, "Errors").
+ *
+ * A plugin, not a validation rule: the WebSocket server validates with the same rules, and there a
+ * subscription is exactly what is wanted. Apollo calls didResolveOperation once the document is
+ * parsed and validated and its operation chosen, before anything executes, so no resolver runs.
+ */
+import type { ApolloServerPlugin } from "@apollo/server";
+import type { OperationDefinitionNode } from "graphql";
+import type { Logger } from "pino";
+import { BadUserInputError } from "../../errors/errors.js";
+
+export const SUBSCRIPTION_OVER_HTTP =
+  "Subscriptions are not served over HTTP: open a WebSocket to /graphql with the graphql-ws protocol " +
+  "(graphql-transport-ws) and subscribe there.";
+
+function isSubscription(operation: OperationDefinitionNode | undefined): boolean {
+  return operation?.operation === "subscription";
+}
+
+/** The request's logger, as the server's context carries it. */
+interface WithLogger {
+  readonly logger: Logger;
+}
+
+export function refuseHttpSubscriptionsPlugin<Ctx extends WithLogger>(): ApolloServerPlugin<Ctx> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, operationName, contextValue }) {
+          if (!isSubscription(operation)) return;
+          // A client's mistake: one line at info, no stack, like other refused requests.
+          contextValue.logger.info({ reason: "SUBSCRIPTION_OVER_HTTP", operationName }, "client error");
+          throw new BadUserInputError(SUBSCRIPTION_OVER_HTTP);
+        },
+      };
+    },
+  };
+}
