@@ -15,6 +15,11 @@
  *
  * Use, around the write of any mutation (the write must use the handle it is given):
  *   const { value, replayed } = await idempotentMutation(ctx, info, (db) => changeCredits(db, change));
+ *
+ * A retry gets the first call's response, so what is stored must be the whole answer. When the value
+ * has nested fields that field resolvers read from the database (a subscription's balances, a
+ * balance's threshold), pass `freeze`: with a key, it reads them in the write's transaction into the
+ * stored value (src/admin/frozen-answer.ts), and a replay answers them as the first call did.
  */
 import { getArgumentValues, type GraphQLResolveInfo } from "graphql";
 import type { DbOrTx } from "../db/database.js";
@@ -35,11 +40,15 @@ const CLAIM_ATTEMPTS = 3;
 
 const STILL_RUNNING = "A request with this Idempotency-Key is still being processed: retry once it has finished";
 
+/** Adds to a mutation's value, in its transaction, what its field resolvers would otherwise read later. */
+export type Freeze<T> = (tx: DbOrTx, value: T) => Promise<T>;
+
 /** Runs `write` once per Idempotency-Key (in a transaction then); without the header, just runs it on the database. */
 export async function idempotentMutation<T>(
   ctx: RequestContext,
   info: GraphQLResolveInfo,
   write: (db: DbOrTx) => Promise<T>,
+  freeze?: Freeze<T>,
 ): Promise<MutationOutcome<T>> {
   const db = ctx.services.db;
   if (ctx.idempotencyKey === undefined) return { value: await write(db), replayed: false };
@@ -57,7 +66,7 @@ export async function idempotentMutation<T>(
         staleBefore: new Date(now.getTime() - CHARGE_SETTLE_TIMEOUT),
       }),
     );
-    if (claimed) return { value: await runClaimed(ctx, scope, now, write), replayed: false };
+    if (claimed) return { value: await runClaimed(ctx, scope, now, write, freeze), replayed: false };
 
     const existing = await keyStore(() => readKey(db, scope));
     if (!existing) continue; // released between our two statements: claim again
@@ -81,11 +90,19 @@ async function keyStore<T>(statement: () => Promise<T>): Promise<T> {
 }
 
 /** The write and the key's completion, committed together; the claim released when they fail. */
-async function runClaimed<T>(ctx: RequestContext, scope: KeyScope, claimedAt: Date, write: (db: DbOrTx) => Promise<T>): Promise<T> {
+async function runClaimed<T>(
+  ctx: RequestContext,
+  scope: KeyScope,
+  claimedAt: Date,
+  write: (db: DbOrTx) => Promise<T>,
+  freeze: Freeze<T> | undefined,
+): Promise<T> {
   const db = ctx.services.db;
   try {
     return await db.transaction(async (tx) => {
-      const value = await write(tx);
+      const written = await write(tx);
+      // The answer the first call gives is the one every replay gives: read in this transaction, stored with the key.
+      const value = freeze ? await freeze(tx, written) : written;
       const stored = await completeKey(tx, scope, claimedAt, { result: { kind: "result", value: encodeValue(value) }, charge: null });
       // A retry took the claim over (this call outlived CHARGE_SETTLE_TIMEOUT): its run stands, this one rolls back.
       if (!stored) throw new ConflictError(STILL_RUNNING);

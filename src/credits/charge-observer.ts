@@ -46,7 +46,10 @@ export interface RefundedEvent extends ChargeFacts {
   entryId: string;
   refunded: number;
   remaining: number;
+  /** As the REFUND entry records it. */
   reason: string;
+  /** A system error's cause, for the log only: the ledger's reason never names it. */
+  error?: unknown;
 }
 
 export interface RefusedEvent {

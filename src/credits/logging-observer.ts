@@ -13,7 +13,8 @@ export function loggingObserver(logger: Logger): ChargeObserver {
     settled: (e) => log.info({ event: e.released > 0 ? "credits.released" : "credits.settled", ...e }, "credits settled"),
     meterFailed: (e) =>
       log.warn({ event: "credits.meter_failed", ...e, error: errorSummary(e.error) }, "meter failed; the call settles at its hold"),
-    refunded: (e) => log.info({ event: "credits.refunded", ...e }, "credits refunded"),
+    refunded: ({ error, ...e }) =>
+      log.info({ event: "credits.refunded", ...e, ...(error === undefined ? {} : { error: errorSummary(error) }) }, "credits refunded"),
     refused: (e) => log.info({ event: "credits.refused", ...e }, "metered call refused"),
     estimatorFallback: (e) =>
       log.warn({ event: "credits.estimator_fallback", ...e, error: errorSummary(e.error) }, "estimator failed; fallback price used"),

@@ -225,7 +225,8 @@ describe.each(BACKENDS)("Idempotency-Key on admin mutations on %s", (backend) =>
     expect(first.body.data.setLowBalanceThreshold).toEqual({ type: "ai", lowBalanceThreshold: 20 });
     expectOk(await send(SET_THRESHOLD, { input: { subscriptionId: sub, type: "ai", lowBalance: 5 } }, newKey("threshold")));
     const replayed = await send(SET_THRESHOLD, { input: { subscriptionId: sub, type: "ai", lowBalance: 20 } }, key);
-    expect(replayed.body.data.setLowBalanceThreshold.type).toBe("ai");
+    // The first call's answer (20), not the threshold set since (5).
+    expect(replayed.body).toEqual(first.body);
     const stored = await queryRows<{ low_balance: number }>(
       database.db,
       sql`select low_balance from credit_balance_thresholds where subscription_id = ${sub}::uuid and credit_type = 'ai'`,
@@ -233,6 +234,39 @@ describe.each(BACKENDS)("Idempotency-Key on admin mutations on %s", (backend) =>
     expect(Number(stored[0].low_balance)).toBe(5);
     const conflicting = await send(SET_THRESHOLD, { input: { subscriptionId: sub, type: "ai", lowBalance: 7 } }, key);
     expect(conflicting.body.errors?.[0].extensions?.code).toBe("BAD_USER_INPUT");
+  });
+
+  it("a replay answers what the first call answered, nested balances, thresholds and grants included, though they changed since", async () => {
+    const held = "held lowBalanceThreshold";
+    const balances = `balances { type balance updatedAt ${held} }`;
+    const grants = "grants(includeSpent: true) { id amount remaining } currentPeriodEnd";
+    const create = `mutation ($input: CreateSubscriptionInput!) { createSubscription(input: $input) { id status ${balances} ${grants} } }`;
+    const setStatus = `mutation ($id: ID!, $status: SubscriptionStatus!, $reason: String!) {
+      setSubscriptionStatus(id: $id, status: $status, reason: $reason) { id status statusReason ${balances} ${grants} } }`;
+    const setThreshold = `mutation ($input: LowBalanceThresholdInput!) { setLowBalanceThreshold(input: $input) { type balance updatedAt ${held} } }`;
+
+    const createKey = newKey("create-snapshot");
+    const createInput = { ownerId: "idem-snapshot-owner", plan: "pro", initialCredits: [{ type: "ai", amount: 30 }] };
+    const created = await send(create, { input: createInput }, createKey);
+    expectOk(created);
+    const sub = created.body.data.createSubscription.id as string;
+    const thresholdKey = newKey("threshold-snapshot");
+    const thresholdInput = { subscriptionId: sub, type: "ai", lowBalance: 10 };
+    const thresholdSet = await send(setThreshold, { input: thresholdInput }, thresholdKey);
+    expectOk(thresholdSet);
+    const suspendKey = newKey("suspend-snapshot");
+    const suspendArgs = { id: sub, status: "SUSPENDED", reason: "snapshot check" };
+    const suspended = await send(setStatus, suspendArgs, suspendKey);
+    expectOk(suspended);
+
+    // Everything those answers showed changes afterwards: balance, grants, threshold.
+    expectOk(await send(GRANT, { input: { subscriptionId: sub, type: "ai", amount: 7, reason: "later grant" } }));
+    expectOk(await send(setThreshold, { input: { subscriptionId: sub, type: "ai", lowBalance: 25 } }));
+
+    expect((await send(create, { input: createInput }, createKey)).body).toEqual(created.body);
+    expect((await send(setThreshold, { input: thresholdInput }, thresholdKey)).body).toEqual(thresholdSet.body);
+    expect((await send(setStatus, suspendArgs, suspendKey)).body).toEqual(suspended.body);
+    expect(await balance(sub, "ai")).toBe(37);
   });
 
   it("without the header, two calls are two grants (unchanged), and the ledger audits clean", async () => {

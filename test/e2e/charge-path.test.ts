@@ -252,6 +252,13 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     const entries = await ledgerEntries(database, sub);
     const refund = entries.at(-1)!;
     expect(refund).toMatchObject({ kind: "REFUND", amount: 1, refund_of: charge.entryId, balance_after: before.balances.ai });
+    // The ledger a client reads says why in plain words: no error class or message (those are in the log).
+    const ledger = await server.gql(
+      `query ($s: ID!) { creditLedger(subscriptionId: $s, filter: { kinds: [REFUND] }, first: 1) { edges { node { refundOf reason } } } }`,
+      { s: sub },
+      { token: owner },
+    );
+    expect(ledger.body.data.creditLedger.edges).toEqual([{ node: { refundOf: charge.entryId, reason: "system error" } }]);
   });
 
   it("a user-input error from the resolver keeps the charge", async () => {

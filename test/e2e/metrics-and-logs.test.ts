@@ -164,8 +164,10 @@ describe.each(BACKENDS)("metrics and audit logs on %s", (backend) => {
       expect.objectContaining({ subscriptionId, operation: "Mutation.searchLeads", creditType: "leads", charged: 7 }),
     ]);
     expect(event("credits.refunded", `refund-${backend}`)).toEqual([
-      expect.objectContaining({ subscriptionId, operation: "Mutation.searchLeads", creditType: "leads", refunded: 7 }),
+      expect.objectContaining({ subscriptionId, operation: "Mutation.searchLeads", creditType: "leads", refunded: 7, reason: "system error" }),
     ]);
+    // The ledger's reason names no error; the log line still says which error it was.
+    expect(event("credits.refunded", `refund-${backend}`)[0].error).toMatchObject({ type: "Error", message: expect.any(String) });
     expect(event("credits.refused", `refuse-${backend}`)).toEqual([
       expect.objectContaining({ subscriptionId, operation: "Mutation.runAiTask", creditType: "ai", code: "INSUFFICIENT_CREDITS", required: 4, available: 2 }),
     ]);

@@ -64,7 +64,7 @@ describe("metrics observer", () => {
     observer.charged(charged({ charged: 3 }));
     observer.charged(charged({ charged: 5 }));
     observer.charged(charged({ charged: 7, creditType: "leads", operation: "Mutation.searchLeads" }));
-    observer.refunded({ ...charged(), refunded: 5, reason: "system error: Error" });
+    observer.refunded({ ...charged(), refunded: 5, reason: "system error" });
 
     expect(await value(metrics.charged, { type: "ai", operation: "Mutation.runAiTask" })).toBe(8);
     expect(await value(metrics.charged, { type: "leads", operation: "Mutation.searchLeads" })).toBe(7);

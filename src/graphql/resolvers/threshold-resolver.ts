@@ -5,6 +5,7 @@
 import DataLoader from "dataloader";
 import type { GraphQLResolveInfo } from "graphql";
 import { Arg, Ctx, FieldResolver, Info, Int, Mutation, Resolver, Root } from "type-graphql";
+import { freezeBalance } from "../../admin/frozen-answer.js";
 import { idempotentMutation } from "../../admin/idempotent-mutation.js";
 import { requireCreditType } from "../../admin/admin-input.js";
 import { BadUserInputError, NotFoundError } from "../../errors/errors.js";
@@ -47,18 +48,26 @@ export async function applyLowBalanceThreshold(
   }
   const subscription = await loadReadableSubscription(ctx, input.subscriptionId);
   const lowBalance = input.lowBalance === 0 ? null : input.lowBalance;
-  const { value: balance, replayed } = await idempotentMutation(ctx, info, async (db) => {
-    await writeLowBalanceThreshold(db, { subscriptionId: subscription.id, creditType: type, lowBalance });
-    const row = (await balancesOfSubscriptions(db, [subscription.id])).find((b) => b.creditType === type);
-    if (!row) throw new NotFoundError(`Subscription ${subscription.id} has no ${type} balance`);
-    return { balance: row.balance, updatedAt: row.updatedAt };
-  });
+  const { value: balance, replayed } = await idempotentMutation(
+    ctx,
+    info,
+    async (db) => {
+      await writeLowBalanceThreshold(db, { subscriptionId: subscription.id, creditType: type, lowBalance });
+      const row = (await balancesOfSubscriptions(db, [subscription.id])).find((b) => b.creditType === type);
+      if (!row) throw new NotFoundError(`Subscription ${subscription.id} has no ${type} balance`);
+      return { type, balance: row.balance, updatedAt: row.updatedAt, subscriptionId: subscription.id };
+    },
+    // A replay shows the threshold this call set, not one set since.
+    freezeBalance,
+  );
   if (!replayed) ctx.logger.info(
     { component: "live", event: "live.threshold_set", actorId: ctx.viewer?.id, subscriptionId: subscription.id, creditType: type, lowBalance },
     lowBalance === null ? "low-balance notification turned off" : "low-balance threshold set",
   );
   thresholdLoader(ctx).clear(subscription.id);
-  return { type, balance: balance.balance, updatedAt: new Date(balance.updatedAt), subscriptionId: subscription.id };
+  // The arguments name the balance (a replay's are the first call's); a key stored before answers were
+  // frozen holds only { balance, updatedAt }.
+  return { ...balance, type, subscriptionId: subscription.id };
 }
 
 @Resolver(() => CreditBalance)
@@ -74,6 +83,7 @@ export class ThresholdResolver {
 
   @FieldResolver(() => Int, { nullable: true, description: "Low-balance notification threshold; null when off." })
   async lowBalanceThreshold(@Root() balance: CreditBalance, @Ctx() ctx: RequestContext): Promise<number | null> {
+    if (balance.frozen) return balance.frozen.lowBalanceThreshold;
     if (!balance.subscriptionId) return null;
     return (await thresholdLoader(ctx).load(balance.subscriptionId)).get(balance.type) ?? null;
   }

@@ -67,6 +67,7 @@ export class SubscriptionResolver {
 
   @FieldResolver(() => [CreditBalance], { description: "One balance per credit type." })
   async balances(@Root() subscription: BillingSubscription, @Ctx() ctx: RequestContext): Promise<CreditBalance[]> {
+    if (subscription.frozen) return subscription.frozen.balances;
     const rows = await ctx.loaders.balances.load(subscription.id);
     return rows.map((r) => ({ type: r.creditType, balance: r.balance, updatedAt: r.updatedAt, subscriptionId: r.subscriptionId }));
   }

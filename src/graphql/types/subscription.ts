@@ -1,5 +1,26 @@
 import { Field, ID, Int, ObjectType } from "type-graphql";
 import { SubscriptionStatus } from "./enums.js";
+import type { CreditGrant } from "./grants.js";
+
+/**
+ * What a balance's field resolvers answered when an idempotent mutation returned it, read in the
+ * mutation's transaction and stored with its result (src/admin/frozen-answer.ts): a replay answers
+ * these, not the current data.
+ */
+export interface FrozenBalanceFields {
+  lowBalanceThreshold: number | null;
+  held: number;
+}
+
+/** The same for a subscription's field resolvers (each balance carries its own FrozenBalanceFields). */
+export interface FrozenSubscriptionFields {
+  balances: CreditBalance[];
+  /** Every grant, spent and expired ones included, in spending order (`grants(includeSpent: true)`). */
+  grants: CreditGrant[];
+  /** The grants that could still be spent then (`grants`). */
+  spendableGrants: CreditGrant[];
+  currentPeriodEnd: Date | null;
+}
 
 @ObjectType({ description: "One balance of a subscription: the credits of one type." })
 export class CreditBalance {
@@ -16,6 +37,9 @@ export class CreditBalance {
 
   /** Whose balance this is (not a GraphQL field): lets field resolvers find the balance's settings and holds. */
   subscriptionId?: string;
+
+  /** Set on an idempotent mutation's answer (not a GraphQL field): the field resolvers answer from it. */
+  frozen?: FrozenBalanceFields;
 }
 
 @ObjectType({ description: "A customer's subscription: the owner of credit balances." })
@@ -39,6 +63,9 @@ export class BillingSubscription {
 
   @Field(() => Date, { description: "When the subscription was opened." })
   createdAt!: Date;
+
+  /** Set on an idempotent mutation's answer (not a GraphQL field): the field resolvers answer from it. */
+  frozen?: FrozenSubscriptionFields;
 }
 
 @ObjectType("Viewer", { description: "The authenticated caller." })
