@@ -63,3 +63,25 @@ export function validateInitialCredits(
     return { type: credit.type, amount: credit.amount };
   });
 }
+
+/**
+ * A new subscription's starting credits and its plan's first allowance land on the same balances, in
+ * the transaction that opens it: refused here when together they pass the largest balance, as a
+ * grant of that much would be, instead of failing in the database.
+ */
+export function requireRoomForFirstPeriod(
+  initialCredits: readonly { type: string; amount: number }[],
+  plan: { readonly allowances: readonly { type: string; allowance: number }[] } | undefined,
+  maxBalance: number,
+): void {
+  for (const { type, allowance } of plan?.allowances ?? []) {
+    const initial = initialCredits.find((credit) => credit.type === type)?.amount ?? 0;
+    if (initial + allowance > maxBalance) {
+      const index = initialCredits.findIndex((credit) => credit.type === type);
+      throw new BadUserInputError(
+        `initialCredits of ${type} (${initial}) plus the plan's allowance of ${allowance} would pass the largest balance, ${maxBalance}`,
+        `initialCredits[${index}].amount`,
+      );
+    }
+  }
+}

@@ -10,6 +10,8 @@ import type { LedgerEntryRecord } from "../ledger/entry.js";
 
 /** The largest balance a balance row holds (PostgreSQL integer). */
 export const MAX_BALANCE = 2_147_483_647;
+/** Why a change below the largest balance can still be refused: held credits come back to it. */
+export const HELD_COUNT = "(credits held by calls still running count: they come back when the calls settle)";
 
 export async function changeCredits(
   db: DbOrTx,
@@ -29,7 +31,7 @@ export async function changeCredits(
         );
       case SQLSTATE.NUMERIC_OUT_OF_RANGE:
         throw new BadUserInputError(
-          `A change of ${change.delta} would take the ${change.creditType} balance above the largest balance, ${MAX_BALANCE}`,
+          `A change of ${change.delta} would take the ${change.creditType} balance above the largest balance, ${MAX_BALANCE} ${HELD_COUNT}`,
           change.kind === "GRANT" ? "amount" : "delta",
         );
       // The balance row's foreign key: the subscription went away between the check and the write.

@@ -3,7 +3,7 @@ import type { DbOrTx } from "../db/database.js";
 import { BadUserInputError, ConflictError, NotFoundError } from "../errors/errors.js";
 import type { LedgerEntryRecord } from "../ledger/entry.js";
 import { refundDebit, type RefundChargeRequest } from "../ledger/refund-charge.js";
-import { MAX_BALANCE } from "./change-credits.js";
+import { HELD_COUNT, MAX_BALANCE } from "./change-credits.js";
 
 export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Promise<LedgerEntryRecord> {
   const outcome = await refundDebit(db, request);
@@ -24,6 +24,6 @@ export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Pr
         "amount",
       );
     case "overflow":
-      throw new BadUserInputError(`The refund would take the balance above the largest balance, ${MAX_BALANCE}`, "amount");
+      throw new BadUserInputError(`The refund would take the balance above the largest balance, ${MAX_BALANCE} ${HELD_COUNT}`, "amount");
   }
 }

@@ -455,8 +455,14 @@ export function settledCost(held: number, actual: number): number {
   return Math.min(held, Math.max(1, Math.min(actual, held)));
 }
 
-/** What became of a held call once the operation's result is known. */
-type Verdict = { stands: true; cost: number; actual: number | null } | { stands: false; reason: string };
+/**
+ * What became of a held call once the operation's result is known. A refund's `reason` is written to
+ * the ledger, which clients read: plain words only. `error` (a system error's cause) goes to the log.
+ */
+type Verdict = { stands: true; cost: number; actual: number | null } | { stands: false; reason: string; error?: unknown };
+
+/** The ledger's reason for a refunded system error: no error class or message (DESIGN.md, "Errors"). */
+const SYSTEM_ERROR_REASON = "system error";
 
 /**
  * 8. Settle every hold of the request in one statement, once its result is known. `delivered` says
@@ -480,15 +486,31 @@ export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, deliv
     return;
   }
   calls.forEach((held, i) => recordSettlement(deps, ctx, held, verdicts[i], outcomes[i]));
+  await rereadBalancesRefundedElsewhere(ctx, calls.filter((_, i) => !outcomes[i].settled));
+}
+
+/**
+ * A hold the recovery pass refunded before this request settled it (the call overran
+ * CHARGE_SETTLE_TIMEOUT): its credits came back in a statement of the pass, which told this request
+ * nothing, so the balance it reports is read afresh. Rare; a failed read keeps the hold's figure.
+ */
+async function rereadBalancesRefundedElsewhere(ctx: RequestContext, calls: HeldCall[]): Promise<void> {
+  if (calls.length === 0) return;
+  await Promise.all(
+    calls.map(async ({ charge }) => {
+      const balances = await ctx.loaders.balances.clear(charge.subscriptionId).load(charge.subscriptionId).catch(() => undefined);
+      const now = balances?.find((b) => b.creditType === charge.type);
+      if (!now) return;
+      charge.remaining = now.balance;
+      ctx.charges.noteBalance(charge.subscriptionId, charge.type, now.balance);
+    }),
+  );
 }
 
 function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delivered: (path: string[]) => boolean): Verdict {
   const outcome = held.outcome;
   if (!outcome) return { stands: false, reason: "not run: the operation stopped before this field" };
-  if (outcome.kind === "system-error") {
-    const cause = outcome.error;
-    return { stands: false, reason: `system error: ${cause instanceof Error ? cause.name : "unknown"}` };
-  }
+  if (outcome.kind === "system-error") return { stands: false, reason: SYSTEM_ERROR_REASON, error: outcome.error };
   // A user-input error the resolver raised on purpose: the hold stands as the cost.
   if (outcome.kind === "user-error") return { stands: true, cost: held.charge.charged, actual: null };
   if (!delivered(held.call.path)) return { stands: false, reason: "result not delivered" };
@@ -561,7 +583,7 @@ function recordSettlement(
   if (!verdict.stands) {
     charge.refunded = returned;
     charge.cost = charge.charged - charge.released - charge.refunded;
-    deps.observer.refunded({ ...facts, entryId: charge.entryId, refunded: returned, remaining: charge.remaining, reason: verdict.reason });
+    deps.observer.refunded({ ...facts, entryId: charge.entryId, refunded: returned, remaining: charge.remaining, reason: verdict.reason, error: verdict.error });
     return;
   }
   charge.actual = verdict.actual;

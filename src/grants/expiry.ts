@@ -13,12 +13,20 @@ export interface ExpiryReport {
   balances: number;
   /** EXPIRATION entries written. */
   expired: number;
+  /** Balances whose expiry failed: left for the next pass, after the others were expired. */
+  failed: number;
 }
+
+/** Told of each balance whose expiry failed (the pass logs it). */
+export type ExpiryFailure = (balance: { subscriptionId: string; creditType: string }, error: unknown) => void;
 
 const DEFAULT_BATCH = 100;
 
-/** Balances with an expired grant that still has credits (and is not a PLAN grant waiting for its renewal). */
-async function dueBalances(db: DbOrTx, limit: number): Promise<{ subscription_id: string; credit_type: string }[]> {
+/**
+ * Balances with an expired grant that still has credits (and is not a PLAN grant waiting for its
+ * renewal), but for those whose expiry failed earlier in this pass.
+ */
+async function dueBalances(db: DbOrTx, limit: number, failed: readonly string[]): Promise<{ subscription_id: string; credit_type: string }[]> {
   return queryRows(
     db,
     sql`select distinct g.subscription_id, g.credit_type
@@ -26,21 +34,30 @@ async function dueBalances(db: DbOrTx, limit: number): Promise<{ subscription_id
          where not g.exhausted and g.expires_at <= now()
            and not (g.category = 'PLAN' and exists (
                  select 1 from plan_periods p where p.subscription_id = g.subscription_id and p.period_end <= g.expires_at))
+           and (g.subscription_id::text || '/' || g.credit_type) <> all(${sql.param(failed)}::text[])
          limit ${limit}`,
   );
 }
 
-export async function expireDueGrants(db: DbOrTx, batchSize = DEFAULT_BATCH): Promise<ExpiryReport> {
-  const report: ExpiryReport = { balances: 0, expired: 0 };
+/** Expires every due balance; one whose expiry fails is reported and passed over until the next pass. */
+export async function expireDueGrants(db: DbOrTx, batchSize = DEFAULT_BATCH, onFailure: ExpiryFailure = () => {}): Promise<ExpiryReport> {
+  const report: ExpiryReport = { balances: 0, expired: 0, failed: 0 };
+  const failed: string[] = [];
   for (;;) {
-    const due = await dueBalances(db, batchSize);
+    const due = await dueBalances(db, batchSize, failed);
     for (const balance of due) {
-      const [row] = await queryRows<{ n: number }>(
-        db,
-        sql`select credit_expire_grants(${balance.subscription_id}::uuid, ${balance.credit_type}) as n`,
-      );
-      report.balances++;
-      report.expired += Number(row.n);
+      try {
+        const [row] = await queryRows<{ n: number }>(
+          db,
+          sql`select credit_expire_grants(${balance.subscription_id}::uuid, ${balance.credit_type}) as n`,
+        );
+        report.balances++;
+        report.expired += Number(row.n);
+      } catch (err) {
+        failed.push(`${balance.subscription_id}/${balance.credit_type}`);
+        report.failed++;
+        onFailure({ subscriptionId: balance.subscription_id, creditType: balance.credit_type }, err);
+      }
     }
     if (due.length < batchSize) return report;
   }

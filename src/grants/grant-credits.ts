@@ -35,7 +35,9 @@ export async function grantWithTerms(db: DbOrTx, change: BalanceChange, terms: G
         returning subscription_id, credit_type, balance
       )
       insert into credit_ledger (subscription_id, id, credit_type, kind, amount, balance_after, actor_id, reason, request_id, draws)
-      select subscription_id, ${entryId}::uuid, credit_type, 'GRANT', ${change.delta}::int, balance, ${change.actorId}, ${change.reason},
+      -- Credits added must leave room for the held ones to come back (drizzle/0016_balance_room.sql).
+      select subscription_id, ${entryId}::uuid, credit_type, 'GRANT', ${change.delta}::int,
+             credit_assert_room(subscription_id, credit_type, balance), ${change.actorId}, ${change.reason},
              ${change.requestId},
              credit_grants_create(subscription_id, credit_type, ${change.delta}::int, ${entryId}::uuid, ${change.reason},
                                   ${terms.category}, ${terms.priority}::int, ${expiresAt}::timestamptz)

@@ -21,10 +21,16 @@ export async function runGrantMaintenance(options: {
   plans: readonly PlanDefinition[];
   logger: Logger;
 }): Promise<GrantMaintenanceReport> {
-  const renewal = await renewDuePeriods(options.db, options.plans);
-  const expiry = await expireDueGrants(options.db);
-  const report = { renewal, expiry };
   const log = options.logger.child({ component: "recovery" });
-  if (renewal.renewed + renewal.closed + expiry.expired > 0) log.info({ event: "grants.maintenance", ...report }, "plans renewed and grants expired");
+  const renewal = await renewDuePeriods(options.db, options.plans, (subscriptionId, err) =>
+    log.error({ event: "plans.renewal_failed", subscriptionId, err }, "plan renewal failed: retried next pass"),
+  );
+  const expiry = await expireDueGrants(options.db, undefined, (balance, err) =>
+    log.error({ event: "grants.expiry_failed", ...balance, err }, "grant expiry failed: retried next pass"),
+  );
+  const report = { renewal, expiry };
+  if (renewal.renewed + renewal.closed + renewal.failed + expiry.expired + expiry.failed > 0) {
+    log.info({ event: "grants.maintenance", ...report }, "plans renewed and grants expired");
+  }
   return report;
 }

@@ -42,7 +42,10 @@ export async function changeBalance(db: DbOrTx, change: BalanceChange): Promise<
         select * from updated union all select * from inserted
       )
       insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, actor_id, reason, request_id)
-      select subscription_id, credit_type, ${change.kind}, ${change.delta}::int, balance, ${change.actorId}, ${change.reason},
+      select subscription_id, credit_type, ${change.kind}, ${change.delta}::int,
+             -- Credits added must leave room for the held ones to come back (drizzle/0016_balance_room.sql).
+             case when ${change.delta}::int > 0 then credit_assert_room(subscription_id, credit_type, balance) else balance end,
+             ${change.actorId}, ${change.reason},
              ${change.requestId}
         from changed
       returning ${sql.raw(LEDGER_RETURNING)}`,

@@ -89,7 +89,9 @@ export async function refundDebit(db: DbOrTx, request: RefundChargeRequest): Pro
         )
         insert into credit_ledger
           (subscription_id, credit_type, kind, amount, balance_after, operation, actor_id, reason, refund_of, request_id)
-        select c.subscription_id, c.credit_type, 'REFUND', ${amount}::int, c.balance, d.operation, ${request.actorId},
+        -- The refund must leave room for the balance's held credits to come back (drizzle/0016_balance_room.sql).
+        select c.subscription_id, c.credit_type, 'REFUND', ${amount}::int,
+               credit_assert_room(c.subscription_id, c.credit_type, c.balance), d.operation, ${request.actorId},
                ${request.reason}, d.id, ${request.requestId}
           from credited c
           join credit_ledger d on d.subscription_id = c.subscription_id and d.id = ${request.entryId}::uuid

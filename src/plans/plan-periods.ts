@@ -44,7 +44,12 @@ export interface RenewalReport {
   renewed: number;
   /** Subscriptions cancelled, or whose plan the configuration no longer knows: their period is closed, nothing more is granted. */
   closed: number;
+  /** Subscriptions whose renewal failed: left for the next pass, after the others were renewed. */
+  failed: number;
 }
+
+/** Told of each subscription whose renewal failed (the pass logs it). */
+export type RenewalFailure = (subscriptionId: string, error: unknown) => void;
 
 interface PeriodRow {
   subscription_id: string;
@@ -56,27 +61,40 @@ interface PeriodRow {
   status: string;
 }
 
-/** Renews every period that has ended, oldest first, until none is due. */
-export async function renewDuePeriods(db: Database, plans: readonly PlanDefinition[]): Promise<RenewalReport> {
-  const report: RenewalReport = { renewed: 0, closed: 0 };
+/**
+ * Renews every period that has ended, oldest first, until none is due. A subscription whose renewal
+ * fails is reported and passed over until the next pass, so it never holds up the others' renewals.
+ */
+export async function renewDuePeriods(db: Database, plans: readonly PlanDefinition[], onFailure: RenewalFailure = () => {}): Promise<RenewalReport> {
+  const report: RenewalReport = { renewed: 0, closed: 0, failed: 0 };
+  const failed: string[] = [];
   for (;;) {
     const due = await queryRows<{ subscription_id: string }>(
       db,
-      sql`select subscription_id from plan_periods where period_end <= now() order by period_end limit ${DUE_BATCH}`,
+      sql`select subscription_id from plan_periods
+           where period_end <= now() and subscription_id <> all(${sql.param(failed)}::uuid[])
+           order by period_end limit ${DUE_BATCH}`,
     );
     let progressed = false;
     for (const { subscription_id } of due) {
-      const outcome = await renewSubscription(db, subscription_id, plans);
-      report.renewed += outcome.renewed;
-      report.closed += outcome.closed;
-      progressed ||= outcome.renewed + outcome.closed > 0;
+      try {
+        const outcome = await renewSubscription(db, subscription_id, plans);
+        report.renewed += outcome.renewed;
+        report.closed += outcome.closed;
+        progressed ||= outcome.renewed + outcome.closed > 0;
+      } catch (err) {
+        failed.push(subscription_id);
+        report.failed++;
+        progressed = true;
+        onFailure(subscription_id, err);
+      }
     }
     // Rows another instance holds are skipped; it renews them.
     if (due.length < DUE_BATCH || !progressed) return report;
   }
 }
 
-async function renewSubscription(db: Database, subscriptionId: string, plans: readonly PlanDefinition[]): Promise<RenewalReport> {
+async function renewSubscription(db: Database, subscriptionId: string, plans: readonly PlanDefinition[]): Promise<Omit<RenewalReport, "failed">> {
   return db.transaction(async (tx) => {
     const [row] = await queryRows<PeriodRow>(
       tx,

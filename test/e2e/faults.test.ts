@@ -121,6 +121,9 @@ describe.each(BACKENDS)("charge-path faults on %s", (backend) => {
       expect(late).toMatchObject({ subscriptionId: sub, charged: 1, entryId: res.body.extensions!.credits.charges[0].entryId });
       expect(await ledgerKinds(database.db, sub)).toEqual(["GRANT", "DEBIT", "REFUND"]);
       expect(await balance(database.db, sub)).toBe(10);
+      // The response tells the truth: the call cost nothing, and the balance is the one after the refund.
+      expect(res.body.extensions!.credits.charges[0]).toMatchObject({ charged: 1, refunded: 1, cost: 0, remaining: 10 });
+      expect(res.body.extensions!.credits.remaining).toEqual({ [sub]: { ai: 10 } });
       expect((await recoverNow(database.db)).refunded).toBe(0);
       expect((await auditLedger(database.db)).ok).toBe(true);
     } finally {

@@ -170,4 +170,53 @@ describe.each(BACKENDS)("grants on %s", (backend) => {
     const other = await server.gql(STATE, { id: sub }, { token: await userToken("someone-else") });
     expect(other.body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
   });
+
+  it("refuses an unknown credit type in grants(type:) with 400, as every other type argument does", async () => {
+    const sub = await newSubscription();
+    const res = await server.gql(`query ($id: ID!) { subscription(id: $id) { grants(type: "gold") { id } } }`, { id: sub }, { token: ADMIN });
+    expect(res.status).toBe(400);
+    expect(res.body.errors![0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "type" });
+    expect(res.body.errors![0].message).toMatch(/gold/);
+  });
+});
+
+describe.each(BACKENDS)("creditPreview before the expiry pass on %s", (backend) => {
+  let database: TestDatabase;
+  let server: TestServer;
+  let ADMIN: string;
+
+  beforeAll(async () => {
+    ADMIN = await adminToken("grants-admin");
+    database = await createTestDatabase(backend);
+    // No expiry pass during the test: expired credits stay in the balance row.
+    server = await startTestServer({ database, env: { RECOVERY_INTERVAL: "1h" } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.dispose();
+  });
+
+  it("does not count credits that have expired: it says insufficient exactly when the hold refuses", async () => {
+    const sub = (await server.gql<any>(CREATE, { ownerId: OWNER }, { token: ADMIN })).body.data.createSubscription.id as string;
+    const grant = (amount: number, extra: Record<string, unknown> = {}) =>
+      server.gql(GRANT, { input: { subscriptionId: sub, type: "ai", amount, reason: "test", ...extra } }, { token: ADMIN });
+    await grant(2);
+    await grant(10, { category: "PROMOTIONAL", priority: 10, expiresAt: new Date(Date.now() + 500).toISOString() });
+    await new Promise((r) => setTimeout(r, 700));
+
+    const preview = (creditAmount: number) =>
+      server.gql<any>(
+        `query ($i: CreditPreviewInput!) { creditPreview(input: $i) { totals { type amount } balances { type balance } sufficient } }`,
+        { i: { subscriptionId: sub, query: `mutation { runAiTask(subscriptionId: "${sub}", input: { prompt: "hi" }, creditAmount: ${creditAmount}) { __typename } }` } },
+        { token: ADMIN },
+      );
+    const tooMuch = (await preview(3)).body.data.creditPreview;
+    expect(tooMuch).toEqual({ totals: [{ type: "ai", amount: 3 }], balances: [{ type: "ai", balance: 2 }], sufficient: false });
+    const refused = await server.gql(RUN_AI, { sub, amount: 3 }, { token: ADMIN });
+    expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: "INSUFFICIENT_CREDITS", required: 3, available: 2 });
+
+    expect((await preview(2)).body.data.creditPreview.sufficient).toBe(true);
+    const ran = await server.gql(RUN_AI, { sub, amount: 2 }, { token: ADMIN });
+    expect(ran.body.errors).toBeUndefined();
+  });
 });

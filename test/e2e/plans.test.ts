@@ -77,6 +77,23 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
     ]);
   });
 
+  it("refuses starting credits that the plan's first allowance would take past the largest balance (400, not 500)", async () => {
+    await start();
+    const open = (amount: number) =>
+      server!.gql(
+        `mutation ($amount: Int!) { createSubscription(input: { ownerId: "plan-owner", plan: "five", initialCredits: [{ type: "ai", amount: $amount }] }) { id } }`,
+        { amount },
+        { token: admin },
+      );
+    const refused = await open(2_147_483_647 - 9);
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors![0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "initialCredits[0].amount" });
+    expect(refused.body.errors![0].message).toMatch(/plus the plan's allowance of 10 would pass the largest balance/);
+    const opened = await open(2_147_483_647 - 10);
+    expect(opened.status).toBe(200);
+    await expectAuditClean();
+  });
+
   it("grants the allowance at once; crossing the period rolls 3 of 6 unused over and expires the other 3", async () => {
     await start({ RECOVERY_INTERVAL: "500ms" });
     const before = Date.now();

@@ -15,6 +15,11 @@ import type { SubscriptionRecord } from "../../subscriptions/subscription-store.
 export interface SubscriptionSnapshot {
   subscription: SubscriptionRecord;
   balances: BalanceRecord[];
+  /**
+   * Per credit type, credits of grants that have expired but that the expiry pass has not removed
+   * from the balance yet: no hold may spend them. Empty nearly always.
+   */
+  expiredUnswept: Map<string, number>;
 }
 
 /** Reads in flight at once; the rest of the queue waits for one of them. */
@@ -31,10 +36,13 @@ interface Waiter {
 type SubscriptionJson = [string, string, string, SubscriptionRecord["status"], string | null, string, string];
 /** A balance as the read returns it (JSON): [subscription id, credit type, balance, updated at]. */
 type BalanceJson = [subscriptionId: string, creditType: string, balance: number, updatedAt: string];
+/** Expired credits still in a balance, as the read returns them (JSON): [subscription id, credit type, credits]. */
+type ExpiredJson = [subscriptionId: string, creditType: string, expired: number];
 
 /**
- * One statement for a batch: `credit_preview_snapshots($1)` (drizzle/0011_preview_snapshots.sql)
- * answers one JSON value, [subscriptions, balances] (each list null when empty), which the driver
+ * One statement for a batch: `credit_preview_snapshots($1)` (drizzle/0011_preview_snapshots.sql,
+ * 0016_balance_room.sql) answers one JSON value, [subscriptions, balances, expired credits still in a
+ * balance] (each list null when empty), which the driver
  * parses natively: no row per subscription or balance to parse and map. Ids must be well-formed
  * UUIDs, none repeated.
  *
@@ -53,15 +61,22 @@ export async function readSubscriptionSnapshots(db: DbOrTx, ids: readonly string
   );
   // PGlite and node-postgres both parse json columns; a driver that did not would hand back text.
   const parsed = typeof row?.snapshots === "string" ? JSON.parse(row.snapshots) : row?.snapshots;
-  const [subscriptions, balances] = (parsed ?? [null, null]) as [SubscriptionJson[] | null, BalanceJson[] | null];
+  const [subscriptions, balances, expired] = (parsed ?? [null, null, null]) as [
+    SubscriptionJson[] | null,
+    BalanceJson[] | null,
+    ExpiredJson[] | null | undefined,
+  ];
   const found = new Map<string, SubscriptionSnapshot>();
   for (const [id, ownerId, plan, status, statusReason, createdAt, updatedAt] of subscriptions ?? []) {
     const subscription = { id, ownerId, plan, status, statusReason, createdAt: new Date(createdAt), updatedAt: new Date(updatedAt) };
-    found.set(id, { subscription: subscription satisfies Required<SubscriptionRecord>, balances: [] });
+    found.set(id, { subscription: subscription satisfies Required<SubscriptionRecord>, balances: [], expiredUnswept: new Map() });
   }
   // In credit-type order already: each subscription's list keeps it.
   for (const [subscriptionId, creditType, balance, updatedAt] of balances ?? []) {
     found.get(subscriptionId)?.balances.push({ subscriptionId, creditType, balance, updatedAt: new Date(updatedAt) });
+  }
+  for (const [subscriptionId, creditType, credits] of expired ?? []) {
+    found.get(subscriptionId)?.expiredUnswept.set(creditType, credits);
   }
   return found;
 }

@@ -11,15 +11,17 @@ import {
   requireCreditType,
   requireName,
   requireReason,
+  requireRoomForFirstPeriod,
   requireWellFormedId,
   validateInitialCredits,
 } from "../../admin/admin-input.js";
-import { changeCredits } from "../../admin/change-credits.js";
+import { changeCredits, MAX_BALANCE } from "../../admin/change-credits.js";
+import { freezeSubscription } from "../../admin/frozen-answer.js";
 import { idempotentMutation } from "../../admin/idempotent-mutation.js";
 import { refundCharge } from "../../admin/refund.js";
 import { BadUserInputError, CreditsError, InternalError, NotFoundError } from "../../errors/errors.js";
 import type { LedgerEntryRecord } from "../../ledger/entry.js";
-import { openSubscription, setSubscriptionStatus } from "../../subscriptions/subscription-store.js";
+import { openSubscription, setSubscriptionStatus, type SubscriptionRecord } from "../../subscriptions/subscription-store.js";
 import type { RequestContext } from "../context.js";
 import { toLedgerEntry } from "../mappers/ledger-entry.js";
 import { AdjustCreditsInput, CreateSubscriptionInput, GrantCreditsInput, RefundChargeInput } from "../types/admin-inputs.js";
@@ -38,6 +40,18 @@ import { findPlan } from "../../plans/plan-config.js";
 async function requireSubscription(ctx: RequestContext, id: string): Promise<void> {
   requireWellFormedId(id, "Subscription");
   if (!(await ctx.loaders.subscription.load(id))) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
+}
+
+/** A subscription mutation's stored value: the row, and with an Idempotency-Key what its nested fields showed (frozen-answer.ts). */
+type AnsweredSubscription = SubscriptionRecord & Pick<BillingSubscription, "frozen">;
+
+/**
+ * The field's answer from a subscription mutation's value. The request's loader gets the plain row:
+ * the frozen fields belong to this field's answer, not to other fields that read the subscription.
+ */
+function answerSubscription(ctx: RequestContext, { frozen, ...row }: AnsweredSubscription): BillingSubscription {
+  ctx.loaders.subscription.prime(row.id, row);
+  return { ...toBillingSubscription(row), frozen };
 }
 
 /** One structured log line per admin change, with who did it and why. */
@@ -75,19 +89,18 @@ export class AdminResolver {
     const ownerId = requireName(input.ownerId, "ownerId");
     const plan = requireName(input.plan, "plan");
     const initialCredits = validateInitialCredits(input.initialCredits);
-    const { value: subscription, replayed } = await idempotentMutation(ctx, info, (db) =>
-      openSubscription(db, {
-        ownerId,
-        plan,
-        initialCredits,
-        actorId: admin.id,
-        requestId: ctx.requestId,
-        planDefinition: findPlan(ctx.services.config.plans, plan),
-      }),
+    const planDefinition = findPlan(ctx.services.config.plans, plan);
+    requireRoomForFirstPeriod(initialCredits, planDefinition, MAX_BALANCE);
+    const { value: answered, replayed } = await idempotentMutation<AnsweredSubscription>(
+      ctx,
+      info,
+      (db) => openSubscription(db, { ownerId, plan, initialCredits, actorId: admin.id, requestId: ctx.requestId, planDefinition }),
+      // A replay shows the balances and grants the subscription was opened with, not today's.
+      freezeSubscription,
     );
-    ctx.loaders.subscription.prime(subscription.id, subscription);
+    const subscription = answerSubscription(ctx, answered);
     if (!replayed) logAdminChange(ctx, "admin.subscription_created", { subscriptionId: subscription.id, ownerId, plan, initialCredits }, "subscription opened");
-    return toBillingSubscription(subscription);
+    return subscription;
   }
 
   @Mutation(() => BillingSubscription, {
@@ -103,14 +116,20 @@ export class AdminResolver {
     requireAdmin(ctx, "change a subscription's status");
     requireWellFormedId(id, "Subscription");
     const why = requireReason(reason);
-    const { value: row, replayed } = await idempotentMutation(ctx, info, async (db) => {
-      const changed = await setSubscriptionStatus(db, id, status, why);
-      if (!changed) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
-      return changed;
-    });
-    ctx.loaders.subscription.clear(id).prime(id, row);
+    const { value: answered, replayed } = await idempotentMutation<AnsweredSubscription>(
+      ctx,
+      info,
+      async (db) => {
+        const changed = await setSubscriptionStatus(db, id, status, why);
+        if (!changed) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
+        return changed;
+      },
+      freezeSubscription,
+    );
+    ctx.loaders.subscription.clear(id);
+    const subscription = answerSubscription(ctx, answered);
     if (!replayed) logAdminChange(ctx, "admin.subscription_status", { subscriptionId: id, status, reason: why }, "subscription status changed");
-    return toBillingSubscription(row);
+    return subscription;
   }
 
   @Mutation(() => LedgerEntry, { description: "Admin only: adds credits to a balance." })

@@ -4,6 +4,7 @@
  * request's DataLoaders, so a list of subscriptions or a ledger page costs one query per field.
  */
 import { Arg, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
+import { requireCreditType } from "../../admin/admin-input.js";
 import type { GrantRecord } from "../../grants/grant-store.js";
 import type { PlanDefinition } from "../../plans/plan-config.js";
 import type { RequestContext } from "../context.js";
@@ -12,7 +13,7 @@ import { CreditGrant, GrantDraw, Plan } from "../types/grants.js";
 import { LedgerEntry } from "../types/ledger.js";
 import { BillingSubscription } from "../types/subscription.js";
 
-function toCreditGrant(record: GrantRecord): CreditGrant {
+export function toCreditGrant(record: GrantRecord): CreditGrant {
   return {
     id: record.id,
     subscriptionId: record.subscriptionId,
@@ -36,6 +37,13 @@ export function toPlan(plan: PlanDefinition): Plan {
   };
 }
 
+/** A subscription's grants: as an idempotent mutation answered them (src/admin/frozen-answer.ts), else as they are now. */
+async function grantsOf(subscription: BillingSubscription, ctx: RequestContext, includeSpent: boolean): Promise<CreditGrant[]> {
+  if (subscription.frozen) return includeSpent ? subscription.frozen.grants : subscription.frozen.spendableGrants;
+  const loader = includeSpent ? ctx.loaders.grants.all : ctx.loaders.grants.spendable;
+  return (await loader.load(subscription.id)).map(toCreditGrant);
+}
+
 @Resolver(() => BillingSubscription)
 export class SubscriptionGrantsResolver {
   @FieldResolver(() => [CreditGrant], {
@@ -48,13 +56,14 @@ export class SubscriptionGrantsResolver {
     @Arg("includeSpent", () => Boolean, { nullable: true, defaultValue: false, description: "Also list empty and expired grants." })
     includeSpent?: boolean | null,
   ): Promise<CreditGrant[]> {
-    const loader = includeSpent ? ctx.loaders.grants.all : ctx.loaders.grants.spendable;
-    const grants = await loader.load(subscription.id);
-    return grants.filter((g) => type === undefined || type === null || g.creditType === type).map(toCreditGrant);
+    if (type !== undefined && type !== null) requireCreditType(type, "type");
+    const grants = await grantsOf(subscription, ctx, includeSpent ?? false);
+    return grants.filter((g) => type === undefined || type === null || g.type === type);
   }
 
   @FieldResolver(() => Date, { nullable: true, description: "End of the current plan period; null when the plan grants nothing." })
   async currentPeriodEnd(@Root() subscription: BillingSubscription, @Ctx() ctx: RequestContext): Promise<Date | null> {
+    if (subscription.frozen) return subscription.frozen.currentPeriodEnd;
     return ctx.loaders.grants.periodEnd.load(subscription.id);
   }
 }

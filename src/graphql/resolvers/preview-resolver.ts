@@ -35,7 +35,7 @@ export class PreviewResolver {
         variables: input.variables,
         operationName: input.operationName,
         callerIsAdmin: viewer.isAdmin,
-      }, ctx.services.validationRules);
+      }, ctx.services.documentChecks);
     } catch (err) {
       documentError = err;
     }
@@ -55,16 +55,22 @@ export class PreviewResolver {
     // A subscription holds a balance of a handful of types at most: a search beats building a map.
     const held = found?.balances ?? [];
     const balanceOf = (type: string) => held.find((b) => b.creditType === type);
+    // What a hold could spend: the balance less the credits of grants that have expired but that the
+    // expiry pass has not removed yet (docs/grants.md), so the preview answers as the hold would.
+    const available = (type: string) => {
+      const balance = balanceOf(type);
+      return balance ? balance.balance - (found?.expiredUnswept.get(type) ?? 0) : undefined;
+    };
     return {
       subscriptionId,
       items,
       totals,
       balances: totals.flatMap(({ type }) => {
         const balance = balanceOf(type);
-        return balance ? [{ type, balance: balance.balance, updatedAt: balance.updatedAt, subscriptionId }] : [];
+        return balance ? [{ type, balance: available(type)!, updatedAt: balance.updatedAt, subscriptionId }] : [];
       }),
       // A type the subscription holds no balance of counts as 0 available.
-      sufficient: totals.every(({ type, amount }) => amount <= (balanceOf(type)?.balance ?? 0)),
+      sufficient: totals.every(({ type, amount }) => amount <= (available(type) ?? 0)),
     };
   }
 }
