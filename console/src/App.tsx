@@ -1,8 +1,19 @@
-/** The console's shell: sign-in, the caller (viewer), navigation, and the page of the current path. */
-import { useEffect, useMemo, useState } from "react";
-import { ViewerDocument } from "./generated/graphql";
+/**
+ * The console's shell: sign-in, the caller (viewer), navigation, and the page of the current path.
+ *
+ * A session ends (back to sign-in, saying why) on Sign out, and on any UNAUTHENTICATED answer: an
+ * HTTP request's (api/client.ts reports it to api/session.ts) or the live socket's 4401 close
+ * (live/connection.ts). When the token says it expires, the server is asked again then, so an open
+ * page does not outlive its token. A sign-in link opened in a tab already showing the console only
+ * changes the fragment: it is adopted on `hashchange`.
+ */
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { SessionDocument, ViewerDocument } from "./generated/graphql";
 import { useQuery } from "./api/hooks";
-import { adoptTokenFromAddress, clearToken, storeToken } from "./api/token";
+import { request } from "./api/client";
+import { onUnauthenticated } from "./api/session";
+import { adoptTokenFromAddress, clearToken, currentToken, normaliseToken, storeToken, takeTokenFromAddress, tokenExpiry } from "./api/token";
+import { closeLive } from "./live/connection";
 import { ErrorBanner } from "./components/ErrorBanner";
 import { SubscriptionCards } from "./components/SubscriptionCards";
 import { LedgerTable } from "./components/LedgerTable";
@@ -13,9 +24,45 @@ import { AdminHome } from "./pages/AdminHome";
 import { AdminStats } from "./pages/AdminStats";
 import { navigate, usePath } from "./router";
 
+/** setTimeout's longest delay (about 24.8 days); a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** A token past its expiry that the server still accepted (clocks differ) is asked about again after this. */
+const RECHECK_MS = 15_000;
+
 export function App() {
   const [token, setToken] = useState(adoptTokenFromAddress);
   const [problem, setProblem] = useState<string>();
+
+  const signOut = useCallback((why?: string) => {
+    clearToken();
+    closeLive();
+    setProblem(why);
+    setToken(null);
+  }, []);
+
+  // Any UNAUTHENTICATED answer about the signed-in token ends the session with the server's reason.
+  useEffect(
+    () =>
+      onUnauthenticated((reason, rejected) => {
+        if (rejected !== null && rejected === currentToken()) signOut(reason);
+      }),
+    [signOut],
+  );
+
+  // A sign-in link (/console#token=…) opened in this tab: a fragment-only navigation, no reload.
+  useEffect(() => {
+    const adopt = () => {
+      const before = currentToken();
+      const adopted = takeTokenFromAddress();
+      if (!adopted || adopted === before) return;
+      closeLive();
+      setProblem(undefined);
+      setToken(adopted);
+    };
+    window.addEventListener("hashchange", adopt);
+    return () => window.removeEventListener("hashchange", adopt);
+  }, []);
+
   if (!token) {
     return (
       <SignIn
@@ -23,35 +70,51 @@ export function App() {
         onToken={(t) => {
           storeToken(t);
           setProblem(undefined);
-          setToken(t);
+          setToken(normaliseToken(t));
         }}
       />
     );
   }
-  return (
-    <SignedIn
-      key={token}
-      onSignOut={(why) => {
-        clearToken();
-        setProblem(why);
-        setToken(null);
-      }}
-    />
-  );
+  return <SignedIn key={token} token={token} onSignOut={signOut} />;
 }
 
-function SignedIn({ onSignOut }: { onSignOut: (why?: string) => void }) {
+/** Asks the server again when the token says it expires: its UNAUTHENTICATED answer signs out. */
+function useExpiryCheck(token: string): void {
+  useEffect(() => {
+    const expiry = tokenExpiry(token);
+    if (expiry === undefined) return;
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const schedule = (ms: number) => {
+      if (!stopped) timer = setTimeout(() => void check(), Math.min(Math.max(ms, 0), MAX_TIMER_MS));
+    };
+    const check = async () => {
+      const wait = expiry - Date.now();
+      if (wait > 0) return schedule(wait + 250);
+      try {
+        await request(SessionDocument, {});
+      } catch {
+        // UNAUTHENTICATED was reported (and signs out); another failure is asked again below.
+      }
+      schedule(RECHECK_MS);
+    };
+    // Already past it here (the server answers the viewer query anyway): ask later, not twice now.
+    schedule(expiry > Date.now() ? expiry - Date.now() + 250 : RECHECK_MS);
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [token]);
+}
+
+function SignedIn({ token, onSignOut }: { token: string; onSignOut: (why?: string) => void }) {
   const path = usePath();
   const { data, error, refetch } = useQuery(ViewerDocument, {});
   const types = useMemo(() => data?.creditTypes.map((t) => t.name) ?? [], [data]);
+  useExpiryCheck(token);
 
-  // A bad or expired token: back to sign-in, saying why.
-  const rejected = error?.code === "UNAUTHENTICATED" ? error.message : undefined;
-  useEffect(() => {
-    if (rejected) onSignOut(rejected);
-  }, [rejected, onSignOut]);
-
-  if (rejected) return null;
+  // A bad or expired token: the session is ending (App signs out, with the server's reason).
+  if (error?.code === "UNAUTHENTICATED") return null;
   if (!data) {
     // Not signed in yet (loading, or the server refused for another reason): the shell, and why.
     return (
@@ -69,24 +132,29 @@ function SignedIn({ onSignOut }: { onSignOut: (why?: string) => void }) {
   }
   const { viewer } = data;
 
-  const link = (to: string, label: string) => (
-    <a
-      href={`/console${to}`}
-      className={(to === "/" ? path === "/" : path.startsWith(to)) ? "active" : ""}
-      onClick={(e) => {
-        e.preventDefault();
-        navigate(to);
-      }}
-    >
-      {label}
-    </a>
-  );
+  const link = (to: string, label: string) => {
+    const active = to === "/" ? path === "/" : path.startsWith(to);
+    return (
+      <a
+        href={`/console${to}`}
+        className={active ? "active" : ""}
+        aria-current={active ? "page" : undefined}
+        onClick={(e) => {
+          e.preventDefault();
+          navigate(to);
+        }}
+      >
+        {label}
+      </a>
+    );
+  };
+
 
   return (
     <div className="app">
       <header className="top">
         <span className="brand">graphql-credits</span>
-        <nav>
+        <nav aria-label="Console">
           {link("/", viewer.isAdmin ? "Subscriptions" : "My subscriptions")}
           {viewer.isAdmin ? link("/ledger", "Ledger") : null}
           {viewer.isAdmin ? link("/stats", "Stats") : null}

@@ -11,13 +11,20 @@
  *
  * A server of its own with a tiny REQUEST_LIMIT shows a 429 with its retry time.
  *
+ * The session and the live connection: a token that expires on an open page, an UNAUTHENTICATED
+ * answer to any request and the live socket's 4401 close each return to sign-in with the server's
+ * reason and close the socket; a sign-in link opened in a tab already showing the console is
+ * adopted. Live balances on the customer's list, `held` kept fresh by live events (a slow call made
+ * with SIMULATE_FAILURES' "slow"), the sign-in page and tabs for keyboards and screen readers,
+ * amounts checked in the form, and a phone-width layout that never scrolls sideways.
+ *
  * CONSOLE_SCREENSHOTS=1 saves screenshots of the main pages to docs/ (see docs/console.md).
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { mintToken } from "../../src/auth/mint.js";
 import { DEMO_USER_ID } from "../../src/app/dev-seed.js";
 import { chromiumAvailable, launchChromium, watchProblems, type PageProblems } from "../helpers/browser.js";
@@ -26,6 +33,8 @@ import { spawnServer, type SpawnedServer } from "../helpers/spawn-server.js";
 import { postGraphQL } from "../helpers/test-app.js";
 
 const CONSOLE_LOAD_BUDGET_MS = 2_000;
+/** How long a call made with `x-simulate-failure: slow` runs (its credits held meanwhile). */
+const SLOW_CALL_MS = 5_000;
 const SCREENSHOTS = process.env.CONSOLE_SCREENSHOTS === "1";
 const available = chromiumAvailable();
 
@@ -45,9 +54,9 @@ describe.skipIf(!available)("the console in chromium", () => {
     postGraphQL(`${server.url}/graphql`, query, variables, { token, headers });
 
   /** A page in a fresh context (no cache, no session storage), watched for problems. */
-  async function freshPage(): Promise<Page> {
+  async function freshPage(viewport = { width: 1360, height: 900 }): Promise<Page> {
     await context?.close();
-    context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    context = await browser.newContext({ viewport });
     const page = await context.newPage();
     // The browser's own start (a renderer process for the new context) is not the console's load time.
     await page.goto("about:blank");
@@ -68,6 +77,25 @@ describe.skipIf(!available)("the console in chromium", () => {
     return res.body.data.creditLedger.edges.map((e: { node: { id: string; kind: string; type: string } }) => e.node);
   }
 
+  /** A sign-in link to a page of the console: `/console<path>#token=<token>`. */
+  const linkTo = (path: string, token: string) => `${server.url}/console${path === "/" ? "" : path}#token=${token}`;
+
+  /** The page's WebSockets, and how many of them have closed. */
+  function watchSockets(page: Page): { opened: number; closed: number; sent: string[] } {
+    const sockets = { opened: 0, closed: 0, sent: [] as string[] };
+    page.on("websocket", (ws) => {
+      sockets.opened++;
+      ws.on("framesent", (frame) => void sockets.sent.push(String(frame.payload)));
+      ws.on("close", () => void sockets.closed++);
+    });
+    return sockets;
+  }
+
+  async function heldOf(subscriptionId: string, type: string): Promise<number> {
+    const res = await gql(`query ($id: ID!) { subscription(id: $id) { balances { type held } } }`, { id: subscriptionId }, admin);
+    return res.body.data.subscription.balances.find((b: { type: string }) => b.type === type)?.held ?? 0;
+  }
+
   async function balanceOf(subscriptionId: string, type: string): Promise<number> {
     const res = await gql(`query ($id: ID!) { subscription(id: $id) { balances { type balance } } }`, { id: subscriptionId }, admin);
     return res.body.data.subscription.balances.find((b: { type: string }) => b.type === type).balance;
@@ -78,7 +106,8 @@ describe.skipIf(!available)("the console in chromium", () => {
     const history = await seedConsoleHistory(join(dataDir, "pglite"));
     demoSubscription = history.demoSubscription;
     Object.assign(customers, history.customers);
-    server = await spawnServer({ PGLITE_DIR: join(dataDir, "pglite") }, 120_000);
+    // SIMULATE_FAILURES lets a test make a slow call (x-simulate-failure: slow) to watch its hold.
+    server = await spawnServer({ PGLITE_DIR: join(dataDir, "pglite"), SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: String(SLOW_CALL_MS) }, 120_000);
     const banner = server.output();
     userLink = /Console \(user\):\s+(\S+)/.exec(banner)![1].replace("http://localhost", "http://127.0.0.1");
     adminLink = /Console \(admin\):\s+(\S+)/.exec(banner)![1].replace("http://localhost", "http://127.0.0.1");
@@ -203,11 +232,13 @@ describe.skipIf(!available)("the console in chromium", () => {
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
   });
 
-  it("speaks graphql-ws as DESIGN.md says: the token in connection_init, one subscription per page", async () => {
+  it("speaks graphql-ws as DESIGN.md says: the token in connection_init, one subscription per followed subscription, shared by the list and its page", async () => {
     // /graphql's WebSocket played by the test, to read what the console sends and push an event.
     const page = await freshPage();
     const received: { type: string; payload?: any; id?: string }[] = [];
+    let connections = 0;
     await page.routeWebSocket(/\/graphql$/, (ws) => {
+      connections++;
       ws.onMessage((text) => {
         const message = JSON.parse(String(text));
         received.push(message);
@@ -219,13 +250,21 @@ describe.skipIf(!available)("the console in chromium", () => {
       });
     });
     await page.goto(userLink);
-    await page.getByTestId("subscription-row").first().click();
+    // The customer's list is live: its subscription followed, the pushed balance shown.
+    const row = page.getByTestId("subscription-row").first();
+    await expect.poll(() => row.getByTestId("balance-ai").textContent()).toBe("777");
+    expect(await row.locator(".live-dot.on").textContent()).toContain("live");
+    await row.click();
+    await page.getByTestId("subscription-page").waitFor();
     await expect.poll(() => page.getByTestId("balance-ai").textContent()).toBe("777");
     expect(await page.locator(".live-dot.on").textContent()).toContain("live");
 
     const token = new URL(userLink).hash.slice("#token=".length);
     expect(received.find((m) => m.type === "connection_init")?.payload).toEqual({ authorization: `Bearer ${token}` });
+    // One connection, and the list's subscription kept for the page rather than completed and sent again.
+    expect(connections).toBe(1);
     expect(received.filter((m) => m.type === "subscribe")).toHaveLength(1);
+    expect(received.filter((m) => m.type === "complete")).toHaveLength(0);
     const subscribe = received.find((m) => m.type === "subscribe")!;
     expect(subscribe.payload.query).toContain("creditBalanceChanged(subscriptionId: $subscriptionId)");
     expect(subscribe.payload.variables).toEqual({ subscriptionId: demoSubscription });
@@ -380,5 +419,285 @@ describe.skipIf(!available)("the console in chromium", () => {
     await page.getByTestId("token-input").fill(admin);
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => page.getByTestId("viewer").textContent()).toContain("browser-admin");
+  });
+
+  describe("the session ends on any UNAUTHENTICATED answer, back to sign-in with the server's reason, the live socket closed", () => {
+    it("a token that expires on an open page, with nothing clicked", async () => {
+      const page = await freshPage();
+      problems!.expect(/HTTP 401|status of 401/);
+      const sockets = watchSockets(page);
+      const short = await mintToken({ sub: "customer-beta", expiresIn: "8s" });
+      await page.goto(linkTo(`/subscriptions/${customers["customer-beta"]}`, short));
+      await page.getByTestId("subscription-page").waitFor();
+      await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+      expect(sockets.opened).toBe(1);
+
+      // At its expiry the console asks the server again, and signs out with its answer.
+      await expect.poll(() => page.getByTestId("signin-problem").textContent(), { timeout: 15_000 }).toBe("Token expired: sign in again");
+      expect(await page.getByTestId("subscription-page").count()).toBe(0);
+      expect(await page.evaluate(() => sessionStorage.getItem("graphql-credits.token"))).toBeNull();
+      await expect.poll(() => sockets.closed).toBe(1);
+      // The sign-in page has the focus on its (labelled) token field, to paste a new one.
+      expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("token-input");
+    });
+
+    it("an UNAUTHENTICATED answer to one panel's request, instead of a Retry that cannot succeed", async () => {
+      const page = await freshPage();
+      problems!.expect(/HTTP 401|status of 401/);
+      const sockets = watchSockets(page);
+      const beta = await mintToken({ sub: "customer-beta" });
+      // The ledger's request is refused as a revoked token would be; the rest reaches the server.
+      await page.route("**/graphql", async (route) => {
+        if (!route.request().postData()?.includes("query Ledger")) return route.continue();
+        await route.fulfill({
+          status: 401,
+          contentType: "application/json",
+          body: JSON.stringify({ errors: [{ message: "Token revoked: sign in again", extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } }] }),
+        });
+      });
+      await page.goto(linkTo(`/subscriptions/${customers["customer-beta"]}`, beta));
+      await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+      await page.getByTestId("tab-ledger").click();
+      await expect.poll(() => page.getByTestId("signin-problem").textContent()).toBe("Token revoked: sign in again");
+      expect(await page.getByRole("button", { name: "Retry" }).count()).toBe(0);
+      expect(await page.evaluate(() => sessionStorage.getItem("graphql-credits.token"))).toBeNull();
+      await expect.poll(() => sockets.closed).toBe(sockets.opened);
+      expect(sockets.opened).toBe(1);
+    });
+
+    it("the live socket closed with 4401", async () => {
+      const page = await freshPage();
+      const beta = await mintToken({ sub: "customer-beta" });
+      let closedWith4401 = 0;
+      await page.routeWebSocket(/\/graphql$/, (ws) => {
+        ws.onMessage((text) => {
+          if (JSON.parse(String(text)).type !== "connection_init") return;
+          closedWith4401++;
+          void ws.close({ code: 4401, reason: "Unauthorized: token revoked" });
+        });
+      });
+      await page.goto(linkTo(`/subscriptions/${customers["customer-beta"]}`, beta));
+      // The server's HTTP answer still takes the token here, so the close's own reason is shown.
+      await expect.poll(() => page.getByTestId("signin-problem").textContent()).toBe("Unauthorized: token revoked");
+      expect(await page.evaluate(() => sessionStorage.getItem("graphql-credits.token"))).toBeNull();
+      // Not retried: a refused token does not become good by reconnecting.
+      await page.waitForTimeout(500);
+      expect(closedWith4401).toBe(1);
+    });
+  });
+
+  it("adopts a sign-in link opened in a tab already showing the console (a fragment-only navigation)", async () => {
+    const page = await freshPage();
+    const sockets = watchSockets(page);
+    await page.goto(`${server.url}/console`);
+    await page.getByTestId("signin").waitFor();
+    await page.goto(userLink); // same document: only the fragment changes
+    await expect.poll(() => page.getByTestId("viewer").textContent()).toBe(DEMO_USER_ID);
+    expect(page.url()).toBe(`${server.url}/console`);
+    expect(await page.evaluate(() => sessionStorage.getItem("graphql-credits.token"))).toBe(new URL(userLink).hash.slice("#token=".length));
+    await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+
+    // Another link while signed in: the other session, on a new live connection.
+    await page.goto(adminLink);
+    await expect.poll(() => page.getByTestId("viewer").textContent()).toContain("demo-admin");
+    expect(page.url()).toBe(`${server.url}/console`);
+    await page.getByTestId("subscriptions").waitFor();
+    await expect.poll(() => sockets.closed).toBe(1);
+  });
+
+  it("the customer's list of subscriptions is live, over the one connection its subscription pages use", async () => {
+    const page = await freshPage();
+    const sockets = watchSockets(page);
+    const beta = await mintToken({ sub: "customer-beta" });
+    await page.goto(linkTo("/", beta));
+    const row = page.getByTestId("subscription-row");
+    await row.waitFor();
+    expect(await row.getAttribute("data-owner")).toBe("customer-beta");
+    await expect.poll(() => row.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+    await expect.poll(() => row.getByTestId("balance-leads").textContent()).toBe(String(await balanceOf(customers["customer-beta"], "leads")));
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 9));
+
+    const grant = await gql(
+      `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { balanceAfter } }`,
+      { input: { subscriptionId: customers["customer-beta"], type: "leads", amount: 30, reason: "Loyalty bonus" } },
+      admin,
+    );
+    await expect.poll(() => row.getByTestId("balance-leads").textContent(), { timeout: 10_000 }).toBe(String(grant.body.data.grantCredits.balanceAfter));
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(9);
+
+    await row.click();
+    await page.getByTestId("subscription-page").waitFor();
+    await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+    expect(sockets.opened).toBe(1);
+    expect(sockets.sent.filter((frame) => frame.includes('"subscribe"'))).toHaveLength(1);
+  });
+
+  it("keeps a balance's held credits fresh from live events: shown while a slow call runs, gone once it settles", async () => {
+    const page = await freshPage();
+    const beta = await mintToken({ sub: "customer-beta" });
+    const subscription = customers["customer-beta"];
+    await gql(
+      `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { balanceAfter } }`,
+      { input: { subscriptionId: subscription, type: "skiptrace", amount: 5, reason: "Trial" } },
+      admin,
+    );
+    await page.goto(linkTo(`/subscriptions/${subscription}`, beta));
+    await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+    expect(await page.getByTestId("held-leads").count()).toBe(0);
+
+    // A call that runs SLOW_CALL_MS, holding its estimate (40 leads) meanwhile.
+    const started = Date.now();
+    const call = gql(
+      `mutation ($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "slow roofers", limit: 40 }) { total } }`,
+      { s: subscription },
+      beta,
+      { "x-simulate-failure": "slow" },
+    );
+    await expect.poll(() => page.getByTestId("held-leads").textContent(), { timeout: SLOW_CALL_MS - 1_000 }).toBe("40 held by running calls");
+    expect(Date.now() - started).toBeLessThan(SLOW_CALL_MS);
+    expect(await heldOf(subscription, "leads")).toBe(40);
+    // A page loaded during the call shows it too, and sees it settle without a reload.
+    await page.reload();
+    await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+    expect(await page.getByTestId("held-leads").textContent()).toBe("40 held by running calls");
+
+    const result = await call;
+    expect(result.body.errors).toBeUndefined();
+    expect(await heldOf(subscription, "leads")).toBe(0);
+    await expect.poll(() => page.getByTestId("held-leads").count(), { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => page.getByTestId("balance-leads").textContent()).toBe(String(await balanceOf(subscription, "leads")));
+
+    // A call that costs exactly what it held settles without a ledger entry, so without an event:
+    // the held credits go all the same (read again while any are held).
+    const trace = gql(
+      `mutation ($s: ID!) { skipTrace(subscriptionId: $s, input: { records: [{ firstName: "Ada", lastName: "Byron", address: "1 Main St" }] }) { matches { recordIndex } } }`,
+      { s: subscription },
+      beta,
+      { "x-simulate-failure": "slow" },
+    );
+    await expect.poll(() => page.getByTestId("held-skiptrace").textContent(), { timeout: SLOW_CALL_MS - 1_000 }).toBe("1 held by running calls");
+    const traced = await trace;
+    expect(traced.body.errors).toBeUndefined();
+    expect(traced.body.extensions.credits.charges[0]).toMatchObject({ estimated: 1, cost: 1, released: 0 });
+    await expect.poll(() => page.getByTestId("held-skiptrace").count(), { timeout: 10_000 }).toBe(0);
+  });
+
+  it("is usable from the keyboard and by screen readers: a labelled, focused sign-in field, and tabs as a tablist", async () => {
+    const page = await freshPage();
+    await page.goto(`${server.url}/console`);
+    const field = page.getByLabel("Token (JWT)");
+    await field.waitFor();
+    expect(await field.getAttribute("data-testid")).toBe("token-input");
+    // Focused on arrival: type (or paste), Tab to Sign in, Enter.
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("token-input");
+    await page.keyboard.type(new URL(userLink).hash.slice("#token=".length));
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await page.getByTestId("subscription-row").first().click();
+
+    const tablist = page.getByRole("tablist", { name: "Subscription details" });
+    await tablist.waitFor();
+    expect(await tablist.getByRole("tab").allTextContents()).toEqual(["usage", "ledger", "alerts", "calculator"]);
+    const selected = () => tablist.getByRole("tab", { selected: true }).textContent();
+    expect(await selected()).toBe("usage");
+    // Only the selected tab is in the Tab order; the arrow keys move the selection, and the focus with it.
+    expect(await tablist.getByRole("tab").evaluateAll((tabs) => tabs.map((t) => (t as HTMLElement).tabIndex))).toEqual([0, -1, -1, -1]);
+    await tablist.getByRole("tab", { selected: true }).focus();
+    await page.keyboard.press("ArrowRight");
+    await expect.poll(selected).toBe("ledger");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("aria-selected"))).toBe("true");
+    await page.getByRole("tabpanel", { name: /ledger/i }).getByTestId("ledger").waitFor();
+    await page.keyboard.press("End");
+    await expect.poll(selected).toBe("calculator");
+    await page.keyboard.press("ArrowRight"); // wraps around
+    await expect.poll(selected).toBe("usage");
+    await page.getByRole("tabpanel", { name: /usage/i }).getByTestId("usage").waitFor();
+  });
+
+  it("checks amounts in the form before sending, saying what to type", async () => {
+    const page = await freshPage();
+    const mutations: string[] = [];
+    page.on("request", (request) => {
+      const body = request.postData() ?? "";
+      if (request.method() === "POST" && /grantCredits|adjustCredits|refundCharge|createSubscription/.test(body)) mutations.push(body);
+    });
+    const adminToken = new URL(adminLink).hash.slice("#token=".length);
+    await page.goto(linkTo(`/subscriptions/${customers["customer-beta"]}`, adminToken));
+    await page.getByTestId("admin-actions").waitFor();
+    const amount = page.getByTestId("action-amount");
+    const problem = page.getByTestId("action-amount-problem");
+
+    await page.getByTestId("action-adjust").click();
+    await amount.fill("abc");
+    await page.getByTestId("action-reason").fill("Typo test");
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => problem.textContent()).toMatch(/^Delta must be a whole number other than 0, .*negative \(e\.g\. -25\) takes them away\.$/);
+    expect(await problem.getAttribute("role")).toBe("alert");
+    expect(await amount.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("action-amount");
+    for (const text of ["1.5", "0", "99999999999"]) {
+      await amount.fill(text);
+      await page.getByTestId("action-submit").click();
+      expect(await problem.count()).toBe(1);
+    }
+
+    await page.getByTestId("action-grant").click();
+    await amount.fill("-5");
+    await page.getByTestId("action-reason").fill("Typo test");
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => problem.textContent()).toMatch(/^Credits must be a whole number from 1 to 2,147,483,647, e\.g\. 100\.$/);
+
+    await page.getByTestId("action-refund").click();
+    await amount.fill("lots");
+    await page.getByTestId("action-reason").fill("Typo test");
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => problem.textContent()).toMatch(/or empty to refund all that is left/);
+
+    // Opening a subscription: the starting credits likewise.
+    await page.getByRole("link", { name: "Subscriptions" }).click();
+    const form = page.getByTestId("create-subscription");
+    await form.getByLabel("Owner id").fill("customer-gamma");
+    await page.getByTestId("create-credits-leads").fill("abc");
+    await form.getByRole("button", { name: "Open" }).click();
+    await expect.poll(() => page.getByTestId("create-credits-problem").textContent()).toMatch(/^leads credits must be a whole number from 0/);
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("create-credits-leads");
+
+    expect(mutations).toEqual([]);
+  });
+
+  it("fits a phone's width: the header wraps, wide tables scroll inside their panel, the page never sideways", async () => {
+    const width = 390;
+    const page = await freshPage({ width, height: 844 });
+    const adminToken = new URL(adminLink).hash.slice("#token=".length);
+    const pageWidth = () => page.evaluate(() => document.documentElement.scrollWidth);
+    /** The header's controls are all on screen. */
+    const headerOnScreen = async () => {
+      for (const control of [page.getByRole("link", { name: "Alerts" }), page.getByTestId("viewer"), page.getByRole("button", { name: "Sign out" })]) {
+        const box = (await control.boundingBox())!;
+        expect(box.x).toBeGreaterThanOrEqual(0);
+        expect(box.x + box.width).toBeLessThanOrEqual(width);
+      }
+    };
+    /** The table scrolls inside its own region, wider than it. */
+    const scrollsInside = (region: Locator) => region.evaluate((el) => el.scrollWidth > el.clientWidth && el.clientWidth <= window.innerWidth);
+
+    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, adminToken));
+    await page.locator('[data-testid="chart-per-day"] .recharts-bar-rectangle').first().waitFor();
+    await expect.poll(() => page.getByTestId("usage-row").count()).toBeGreaterThan(0);
+    expect(await pageWidth()).toBeLessThanOrEqual(width);
+    await headerOnScreen();
+    expect(await scrollsInside(page.getByRole("region", { name: "Usage per operation" }))).toBe(true);
+
+    await page.getByTestId("tab-ledger").click();
+    await expect.poll(() => page.getByTestId("ledger-row").count()).toBe(20);
+    expect(await pageWidth()).toBeLessThanOrEqual(width);
+    expect(await scrollsInside(page.getByRole("region", { name: "Ledger entries" }))).toBe(true);
+
+    for (const link of ["Ledger", "Stats", "Subscriptions"]) {
+      await page.getByRole("link", { name: link }).click();
+      await page.waitForTimeout(300);
+      expect(await pageWidth(), link).toBeLessThanOrEqual(width);
+      await headerOnScreen();
+    }
   });
 });

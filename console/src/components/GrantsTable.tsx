@@ -12,34 +12,36 @@ export function GrantsTable({ grants }: { grants: Grant[] }) {
         {grants.length} grant{grants.length === 1 ? "" : "s"} with credits left, in the order they are spent
         {grants.some((g) => g.expiresAt) ? ` · next expiry ${fmtTime(grants.filter((g) => g.expiresAt).map((g) => g.expiresAt!).sort()[0])}` : ""}
       </summary>
-      <table>
-        <thead>
-          <tr>
-            <th>Type</th>
-            <th>Category</th>
-            <th className="num">Remaining</th>
-            <th className="num">Of</th>
-            <th className="num">Priority</th>
-            <th>Expires</th>
-            <th>Reason</th>
-          </tr>
-        </thead>
-        <tbody>
-          {grants.map((g) => (
-            <tr key={g.id} data-testid="grant-row">
-              <td>{g.type}</td>
-              <td>
-                <span className="tag">{g.category}</span>
-              </td>
-              <td className="num">{fmtInt(g.remaining)}</td>
-              <td className="num">{fmtInt(g.amount)}</td>
-              <td className="num">{g.priority}</td>
-              <td className="small nowrap">{g.expiresAt ? fmtTime(g.expiresAt) : "never"}</td>
-              <td className="small">{g.reason ?? ""}</td>
+      <div className="table-scroll" tabIndex={0} role="region" aria-label="Grants">
+        <table>
+          <thead>
+            <tr>
+              <th>Type</th>
+              <th>Category</th>
+              <th className="num">Remaining</th>
+              <th className="num">Of</th>
+              <th className="num">Priority</th>
+              <th>Expires</th>
+              <th>Reason</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {grants.map((g) => (
+              <tr key={g.id} data-testid="grant-row">
+                <td>{g.type}</td>
+                <td>
+                  <span className="tag">{g.category}</span>
+                </td>
+                <td className="num">{fmtInt(g.remaining)}</td>
+                <td className="num">{fmtInt(g.amount)}</td>
+                <td className="num">{g.priority}</td>
+                <td className="small nowrap">{g.expiresAt ? fmtTime(g.expiresAt) : "never"}</td>
+                <td className="small">{g.reason ?? ""}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </details>
   );
 }

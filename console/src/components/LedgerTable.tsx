@@ -88,62 +88,64 @@ export function LedgerTable({
         </button>
       </div>
       <ErrorBanner error={error} onRetry={() => void refetch()} />
-      <table className={loading ? "loading" : ""}>
-        <thead>
-          <tr>
-            <th>When</th>
-            {subscriptionId ? null : <th>Subscription</th>}
-            <th>Type</th>
-            <th>Kind</th>
-            <th className="num">Amount</th>
-            <th className="num">Balance after</th>
-            <th>Operation</th>
-            <th>Actor</th>
-            <th>Reason</th>
-          </tr>
-        </thead>
-        <tbody>
-          {page?.edges.map(({ node }) => (
-            <tr key={node.id} data-testid="ledger-row" data-kind={node.kind}>
-              <td className="nowrap">{fmtTime(node.createdAt)}</td>
-              {subscriptionId ? null : (
-                <td>
-                  <a href={`/console/subscriptions/${node.subscriptionId}`} onClick={(e) => (e.preventDefault(), navigate(`/subscriptions/${node.subscriptionId}`))}>
-                    {shortId(node.subscriptionId)}
-                  </a>
-                </td>
-              )}
-              <td>{node.type}</td>
-              <td>
-                <span className={`kind kind-${node.kind.toLowerCase()}`}>{node.kind}</span>
-                {node.adminOverride ? <span className="tag">override</span> : null}
-              </td>
-              <td className={`num ${node.amount < 0 ? "neg" : "pos"}`}>{node.amount > 0 ? `+${fmtInt(node.amount)}` : fmtInt(node.amount)}</td>
-              <td className="num">{fmtInt(node.balanceAfter)}</td>
-              <td className="mono small">
-                {node.operation ?? ""}
-                {node.estimated !== null && node.estimated !== undefined && node.kind === "DEBIT" ? <span className="muted"> (est. {node.estimated})</span> : null}
-              </td>
-              <td className="small">{node.actorId ?? ""}</td>
-              <td className="small" title={node.id}>
-                {node.reason ?? ""}
-                {onRefund && node.kind === "DEBIT" ? (
-                  <button type="button" className="link small" onClick={() => onRefund(node.id)} data-testid="ledger-refund">
-                    refund…
-                  </button>
-                ) : null}
-              </td>
-            </tr>
-          ))}
-          {page && page.edges.length === 0 ? (
+      <div className="table-scroll" tabIndex={0} role="region" aria-label="Ledger entries">
+        <table className={loading ? "loading" : ""}>
+          <thead>
             <tr>
-              <td colSpan={9} className="muted">
-                No entries.
-              </td>
+              <th>When</th>
+              {subscriptionId ? null : <th>Subscription</th>}
+              <th>Type</th>
+              <th>Kind</th>
+              <th className="num">Amount</th>
+              <th className="num">Balance after</th>
+              <th>Operation</th>
+              <th>Actor</th>
+              <th>Reason</th>
             </tr>
-          ) : null}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {page?.edges.map(({ node }) => (
+              <tr key={node.id} data-testid="ledger-row" data-kind={node.kind}>
+                <td className="nowrap">{fmtTime(node.createdAt)}</td>
+                {subscriptionId ? null : (
+                  <td>
+                    <a href={`/console/subscriptions/${node.subscriptionId}`} onClick={(e) => (e.preventDefault(), navigate(`/subscriptions/${node.subscriptionId}`))}>
+                      {shortId(node.subscriptionId)}
+                    </a>
+                  </td>
+                )}
+                <td>{node.type}</td>
+                <td>
+                  <span className={`kind kind-${node.kind.toLowerCase()}`}>{node.kind}</span>
+                  {node.adminOverride ? <span className="tag">override</span> : null}
+                </td>
+                <td className={`num ${node.amount < 0 ? "neg" : "pos"}`}>{node.amount > 0 ? `+${fmtInt(node.amount)}` : fmtInt(node.amount)}</td>
+                <td className="num">{fmtInt(node.balanceAfter)}</td>
+                <td className="mono small">
+                  {node.operation ?? ""}
+                  {node.estimated !== null && node.estimated !== undefined && node.kind === "DEBIT" ? <span className="muted"> (est. {node.estimated})</span> : null}
+                </td>
+                <td className="small">{node.actorId ?? ""}</td>
+                <td className="small" title={node.id}>
+                  {node.reason ?? ""}
+                  {onRefund && node.kind === "DEBIT" ? (
+                    <button type="button" className="link small" onClick={() => onRefund(node.id)} data-testid="ledger-refund">
+                      refund…
+                    </button>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+            {page && page.edges.length === 0 ? (
+              <tr>
+                <td colSpan={9} className="muted">
+                  No entries.
+                </td>
+              </tr>
+            ) : null}
+          </tbody>
+        </table>
+      </div>
     </section>
   );
 }

@@ -1,5 +1,9 @@
-/** A customer's own subscriptions, each with its balances; a card opens the subscription. */
+/**
+ * A customer's own subscriptions, each with its balances, live (each followed over the console's
+ * one graphql-ws connection, see live/useLiveBalances.ts); a card opens the subscription.
+ */
 import type { SubscriptionSummaryFragment } from "../generated/graphql";
+import { serverHasLiveBalances, useLiveBalances } from "../live/useLiveBalances";
 import { navigate } from "../router";
 import { BalanceCards } from "./BalanceCards";
 import { fmtTime } from "./format";
@@ -11,32 +15,33 @@ export function SubscriptionCards({ subscriptions, types }: { subscriptions: Sub
   return (
     <div>
       {subscriptions.map((s) => (
-        <section
-          key={s.id}
-          className="panel clickable"
-          onClick={() => navigate(`/subscriptions/${s.id}`)}
-          data-testid="subscription-row"
-          data-owner={s.ownerId}
-        >
-          <div className="page-head">
-            <div>
-              <h2>
-                <a href={`/console/subscriptions/${s.id}`} className="mono" onClick={(e) => e.preventDefault()}>
-                  {s.id}
-                </a>
-              </h2>
-              <span className="muted">
-                plan {s.plan} · opened {fmtTime(s.createdAt)}
-              </span>
-            </div>
-            <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ?? ""}>
-              {s.status}
-            </span>
-          </div>
-          <BalanceCards balances={s.balances} types={types} />
-          <span className="link">Usage, ledger, alerts and cost calculator →</span>
-        </section>
+        <SubscriptionCard key={s.id} subscription={s} types={types} />
       ))}
     </div>
+  );
+}
+
+function SubscriptionCard({ subscription: s, types }: { subscription: SubscriptionSummaryFragment; types: readonly string[] }) {
+  const { balances, live } = useLiveBalances(s.id, s.balances);
+  return (
+    <section className="panel clickable" onClick={() => navigate(`/subscriptions/${s.id}`)} data-testid="subscription-row" data-owner={s.ownerId} data-id={s.id}>
+      <div className="page-head">
+        <div>
+          <h2>
+            <a href={`/console/subscriptions/${s.id}`} className="mono" onClick={(e) => e.preventDefault()}>
+              {s.id}
+            </a>
+          </h2>
+          <span className="muted">
+            plan {s.plan} · opened {fmtTime(s.createdAt)}
+          </span>
+        </div>
+        <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ?? ""}>
+          {s.status}
+        </span>
+      </div>
+      <BalanceCards balances={balances ?? s.balances} types={types} live={serverHasLiveBalances() ? live : undefined} />
+      <span className="link">Usage, ledger, alerts and cost calculator →</span>
+    </section>
   );
 }

@@ -5,52 +5,54 @@ import { fmtInt, fmtTime } from "./format";
 
 export function SubscriptionTable({ subscriptions, types }: { subscriptions: SubscriptionSummaryFragment[]; types: readonly string[] }) {
   return (
-    <table data-testid="subscriptions">
-      <thead>
-        <tr>
-          <th>Subscription</th>
-          <th>Owner</th>
-          <th>Plan</th>
-          <th>Status</th>
-          {types.map((t) => (
-            <th key={t} className="num">
-              {t}
-            </th>
-          ))}
-          <th>Opened</th>
-        </tr>
-      </thead>
-      <tbody>
-        {subscriptions.map((s) => (
-          <tr key={s.id} className="clickable" onClick={() => navigate(`/subscriptions/${s.id}`)} data-testid="subscription-row" data-owner={s.ownerId}>
-            <td>
-              <a href={`/console/subscriptions/${s.id}`} className="mono" onClick={(e) => e.preventDefault()}>
-                {s.id.slice(0, 8)}…
-              </a>
-            </td>
-            <td>{s.ownerId}</td>
-            <td>{s.plan}</td>
-            <td>
-              <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ?? ""}>
-                {s.status}
-              </span>
-            </td>
-            {types.map((t) => (
-              <td key={t} className="num">
-                {fmtInt(s.balances.find((b) => b.type === t)?.balance ?? 0)}
-              </td>
-            ))}
-            <td className="small nowrap">{fmtTime(s.createdAt)}</td>
-          </tr>
-        ))}
-        {subscriptions.length === 0 ? (
+    <div className="table-scroll" tabIndex={0} role="region" aria-label="Subscriptions">
+      <table data-testid="subscriptions">
+        <thead>
           <tr>
-            <td colSpan={5 + types.length} className="muted">
-              No subscriptions.
-            </td>
+            <th>Subscription</th>
+            <th>Owner</th>
+            <th>Plan</th>
+            <th>Status</th>
+            {types.map((t) => (
+              <th key={t} className="num">
+                {t}
+              </th>
+            ))}
+            <th>Opened</th>
           </tr>
-        ) : null}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {subscriptions.map((s) => (
+            <tr key={s.id} className="clickable" onClick={() => navigate(`/subscriptions/${s.id}`)} data-testid="subscription-row" data-owner={s.ownerId}>
+              <td>
+                <a href={`/console/subscriptions/${s.id}`} className="mono" onClick={(e) => e.preventDefault()}>
+                  {s.id.slice(0, 8)}…
+                </a>
+              </td>
+              <td>{s.ownerId}</td>
+              <td>{s.plan}</td>
+              <td>
+                <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ?? ""}>
+                  {s.status}
+                </span>
+              </td>
+              {types.map((t) => (
+                <td key={t} className="num">
+                  {fmtInt(s.balances.find((b) => b.type === t)?.balance ?? 0)}
+                </td>
+              ))}
+              <td className="small nowrap">{fmtTime(s.createdAt)}</td>
+            </tr>
+          ))}
+          {subscriptions.length === 0 ? (
+            <tr>
+              <td colSpan={5 + types.length} className="muted">
+                No subscriptions.
+              </td>
+            </tr>
+          ) : null}
+        </tbody>
+      </table>
+    </div>
   );
 }

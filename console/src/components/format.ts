@@ -25,3 +25,18 @@ export function colourOf(type: string, types: readonly string[]): string {
   const index = types.indexOf(type);
   return PALETTE[(index >= 0 ? index : types.length) % PALETTE.length];
 }
+
+/** GraphQL's Int: a whole number the server can take at all. */
+export const MAX_INT = 2_147_483_647;
+
+/**
+ * A whole number typed into a form ("100", "-25", "+40", spaces around allowed), or undefined when
+ * the text is not one or is outside GraphQL's Int. Checked before sending: Number("abc") would be
+ * sent as null, and the server's answer would be about variables, not about the field.
+ */
+export function parseWholeNumber(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (!/^[+-]?\d+$/.test(trimmed)) return undefined;
+  const n = Number(trimmed);
+  return n >= -MAX_INT - 1 && n <= MAX_INT ? n : undefined;
+}

@@ -252,6 +252,11 @@ export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 
 export type ViewerQuery = { viewer: { id: string, isAdmin: boolean, subscriptions: Array<{ id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> }> }, creditTypes: Array<{ name: string, description: string }> };
 
+export type SessionQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type SessionQuery = { viewer: { id: string } };
+
 export type SubscriptionSummaryFragment = { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> };
 
 export type BalanceFragment = { type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number };
@@ -649,3 +654,10 @@ fragment Balance on CreditBalance {
   lowBalanceThreshold
   held
 }`) as unknown as TypedDocumentString<ViewerQuery, ViewerQueryVariables>;
+export const SessionDocument = new TypedDocumentString(`
+    query Session {
+  viewer {
+    id
+  }
+}
+    `) as unknown as TypedDocumentString<SessionQuery, SessionQueryVariables>;

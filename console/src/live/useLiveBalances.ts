@@ -1,24 +1,29 @@
 /**
- * Live balances of one subscription. The whole live-balance wiring of the console is this file.
+ * Live balances of one subscription, wherever they are shown (the customer's list of
+ * subscriptions, a subscription's page).
  *
- * - Over graphql-ws (`creditBalanceChanged` on /graphql, console/src/graphql/live.graphql) when the
- *   server's schema has it: the server says so in index.html (<meta name="graphql-credits-live">,
- *   written by src/console/console-route.ts from the served schema), so a server without it never
- *   sees a WebSocket attempt (and the browser logs no failed connection). The token goes in
- *   connection_init as { authorization: "Bearer <JWT>" }.
- * - Refetched after each of the console's own mutations anyway (`refresh`), so a grant shows at once
- *   even before its event arrives.
+ * - Pushed over the console's one graphql-ws connection (./connection.ts: `creditBalanceChanged`),
+ *   when the server's schema has it. A pushed balance shows at once.
+ * - Each push also reads the subscription's balances again (`Balances`, coalesced: a burst of
+ *   events reads once), since an event carries the balance but not `held` (credits taken by calls
+ *   still running).
+ * - While credits are held, read again every HELD_POLL_MS as well: a call that costs exactly what
+ *   it held settles without a ledger entry, so without an event.
+ * - Read again after each of the console's own mutations anyway (`refresh`), so a grant shows at
+ *   once even before its event arrives.
  */
-import { useCallback, useEffect, useMemo, useState } from "react";
-import type { BalanceChangedSubscription, BalanceFragment } from "../generated/graphql";
-import { BalanceChangedDocument, BalancesDocument } from "../generated/graphql";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import type { BalanceFragment } from "../generated/graphql";
+import { BalancesDocument } from "../generated/graphql";
 import { request } from "../api/client";
-import { currentToken } from "../api/token";
+import { followBalances } from "./connection";
 
-/** True when the server announced the live-balance subscription in the page it served. */
-export function serverHasLiveBalances(): boolean {
-  return document.querySelector('meta[name="graphql-credits-live"]')?.getAttribute("content") === "creditBalanceChanged";
-}
+export { serverHasLiveBalances } from "./connection";
+
+/** A burst of events (or events and a poll) within this reads the balances once. */
+const REFRESH_DELAY_MS = 200;
+/** While credits are held, the balances are read again this often. */
+const HELD_POLL_MS = 3_000;
 
 /** The latest pushed balance of each type, with the time of the entry that made it. */
 type Pushed = Record<string, { balance: number; at: string }>;
@@ -49,49 +54,72 @@ export function useLiveBalances(subscriptionId: string, initial: BalanceFragment
   useEffect(() => setSnapshot(initial), [initial]);
   const balances = useMemo(() => merge(snapshot, pushed), [snapshot, pushed]);
 
+  // Answers can come back out of order (a mutation's refresh and an event's): the latest read wins.
+  const latest = useRef(0);
   const refresh = useCallback(async () => {
+    const ticket = ++latest.current;
     const data = await request(BalancesDocument, { id: subscriptionId });
-    setSnapshot(data.subscription.balances);
+    if (ticket === latest.current) setSnapshot(data.subscription.balances);
   }, [subscriptionId]);
 
-  const enabled = useMemo(serverHasLiveBalances, []);
+  // One read at a time, coalescing what asks for one meanwhile; nothing after unmounting.
+  const refreshSoon = useRef<() => void>(() => undefined);
   useEffect(() => {
-    if (!enabled) return;
-    let disposed = false;
-    let dispose: (() => void) | undefined;
-    void import("graphql-ws").then(({ createClient }) => {
-      if (disposed) return;
-      const url = new URL("/graphql", window.location.href);
-      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-      const client = createClient({
-        url: url.toString(),
-        connectionParams: () => ({ authorization: `Bearer ${currentToken() ?? ""}` }),
-        retryAttempts: 5,
-      });
-      const unsubscribe = client.subscribe<BalanceChangedSubscription>(
-        { query: BalanceChangedDocument.toString(), variables: { subscriptionId } },
-        {
-          next: ({ data }) => {
-            const event = data?.creditBalanceChanged;
-            if (!event) return;
-            setLive(true);
-            setPushed((current) => ({ ...current, [event.type]: { balance: event.balance, at: event.lastEntry.createdAt } }));
-          },
-          error: () => setLive(false),
-          complete: () => setLive(false),
-        },
-      );
-      client.on("connected", () => setLive(true));
-      dispose = () => {
-        unsubscribe();
-        void client.dispose();
-      };
-    });
-    return () => {
-      disposed = true;
-      dispose?.();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let running = false;
+    let again = false;
+    let stopped = false;
+    const soon = () => {
+      if (stopped) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      if (timer !== undefined) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        running = true;
+        refresh()
+          // UNAUTHENTICATED signs out (api/session.ts); any other failure waits for the next event.
+          .catch(() => undefined)
+          .finally(() => {
+            running = false;
+            if (again) {
+              again = false;
+              soon();
+            }
+          });
+      }, REFRESH_DELAY_MS);
     };
-  }, [enabled, subscriptionId]);
+    refreshSoon.current = soon;
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      refreshSoon.current = () => undefined;
+    };
+  }, [refresh]);
+
+  useEffect(
+    () =>
+      followBalances(subscriptionId, {
+        event: (event, replayed) => {
+          setPushed((current) => ({ ...current, [event.type]: { balance: event.balance, at: event.lastEntry.createdAt } }));
+          // A replayed event is older than this component: its own query has (or will have) held.
+          if (!replayed) refreshSoon.current();
+        },
+        live: setLive,
+      }),
+    [subscriptionId],
+  );
+
+  const holding = balances?.some((b) => b.held > 0) ?? false;
+  useEffect(() => {
+    if (!holding) return;
+    const timer = setInterval(() => {
+      if (document.visibilityState !== "hidden") refreshSoon.current();
+    }, HELD_POLL_MS);
+    return () => clearInterval(timer);
+  }, [holding]);
 
   return { balances, live, refresh };
 }

@@ -1,10 +1,18 @@
 /** The admin's start page: search subscriptions (the newest listed on arrival) and open new ones. */
-import { useState, type FormEvent } from "react";
+import { useRef, useState, type FormEvent } from "react";
 import { CreateSubscriptionDocument, SearchSubscriptionsDocument, type SubscriptionStatus } from "../generated/graphql";
 import { useDebounced, useIdempotentAction, useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { SubscriptionTable } from "../components/SubscriptionTable";
 import { navigate } from "../router";
+import { MAX_INT, fmtInt, parseWholeNumber } from "../components/format";
+
+/** What is wrong with a starting amount typed for a credit type (empty is none); undefined when fine. */
+function creditsProblem(type: string, text: string): string | undefined {
+  if (text.trim() === "") return undefined;
+  const n = parseWholeNumber(text);
+  return n === undefined || n < 0 ? `${type} credits must be a whole number from 0 to ${fmtInt(MAX_INT)}, e.g. 500, or empty for none.` : undefined;
+}
 
 export function AdminHome({ types }: { types: readonly string[] }) {
   const [search, setSearch] = useState("");
@@ -65,16 +73,23 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
   const [plan, setPlan] = useState("starter");
   const [credits, setCredits] = useState<Record<string, string>>({});
   const create = useIdempotentAction(CreateSubscriptionDocument);
+  const form = useRef<HTMLFormElement>(null);
+  const problems = types.map((type) => ({ type, problem: creditsProblem(type, credits[type] ?? "") })).filter((p) => p.problem);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    const initialCredits = types.map((type) => ({ type, amount: Number(credits[type] || 0) })).filter((c) => c.amount !== 0);
+    if (problems.length > 0) {
+      // Nothing is sent: the first field in error gets the focus, its message says what to type.
+      form.current?.querySelector<HTMLInputElement>('[aria-invalid="true"]')?.focus();
+      return;
+    }
+    const initialCredits = types.map((type) => ({ type, amount: parseWholeNumber(credits[type] ?? "") ?? 0 })).filter((c) => c.amount !== 0);
     const result = await create.run({ input: { ownerId: ownerId.trim(), plan: plan.trim(), initialCredits } });
     if (result) navigate(`/subscriptions/${result.createSubscription.id}`);
   }
 
   return (
-    <form className="panel" onSubmit={(e) => void submit(e)} data-testid="create-subscription">
+    <form className="panel" onSubmit={(e) => void submit(e)} data-testid="create-subscription" ref={form}>
       <h2>Open a subscription</h2>
       <div className="toolbar">
         <label>
@@ -88,13 +103,27 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
         {types.map((t) => (
           <label key={t}>
             {t} credits
-            <input value={credits[t] ?? ""} onChange={(e) => (setCredits({ ...credits, [t]: e.target.value }), create.reset())} inputMode="numeric" size={6} placeholder="0" />
+            <input
+              value={credits[t] ?? ""}
+              onChange={(e) => (setCredits({ ...credits, [t]: e.target.value }), create.reset())}
+              inputMode="numeric"
+              size={6}
+              placeholder="0"
+              aria-invalid={creditsProblem(t, credits[t] ?? "") ? true : undefined}
+              aria-describedby={creditsProblem(t, credits[t] ?? "") ? `create-credits-problem-${t}` : undefined}
+              data-testid={`create-credits-${t}`}
+            />
           </label>
         ))}
         <button type="submit" className="primary" disabled={create.pending || !ownerId.trim()}>
           {create.pending ? "Opening…" : "Open"}
         </button>
       </div>
+      {problems.map((p) => (
+        <div key={p.type} className="error field-problem" role="alert" id={`create-credits-problem-${p.type}`} data-testid="create-credits-problem">
+          {p.problem}
+        </div>
+      ))}
       <ErrorBanner error={create.error} />
     </form>
   );

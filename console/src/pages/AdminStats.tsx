@@ -28,31 +28,33 @@ export function AdminStats({ types }: { types: readonly string[] }) {
           <section className="panel">
             <h2>Estimator accuracy per operation</h2>
             <p className="muted small">cost ÷ held: 100% when calls cost what was held; lower when metered settlement released part of the hold or a refund returned it.</p>
-            <table data-testid="accuracy">
-              <thead>
-                <tr>
-                  <th>Operation</th>
-                  <th className="num">Calls</th>
-                  <th className="num">Held</th>
-                  <th className="num">Cost</th>
-                  <th className="num">Cost ÷ held</th>
-                </tr>
-              </thead>
-              <tbody>
-                {data.perOperation.map((b) => {
-                  const held = b.estimated;
-                  return (
-                    <tr key={b.key}>
-                      <td className="mono small">{b.key || "(none)"}</td>
-                      <td className="num">{fmtInt(b.calls)}</td>
-                      <td className="num">{fmtInt(held)}</td>
-                      <td className="num">{fmtInt(b.credits)}</td>
-                      <td className="num">{held === 0 ? "–" : `${Math.round((100 * b.credits) / held)}%`}</td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
+            <div className="table-scroll" tabIndex={0} role="region" aria-label="Estimator accuracy per operation">
+              <table data-testid="accuracy">
+                <thead>
+                  <tr>
+                    <th>Operation</th>
+                    <th className="num">Calls</th>
+                    <th className="num">Held</th>
+                    <th className="num">Cost</th>
+                    <th className="num">Cost ÷ held</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.perOperation.map((b) => {
+                    const held = b.estimated;
+                    return (
+                      <tr key={b.key}>
+                        <td className="mono small">{b.key || "(none)"}</td>
+                        <td className="num">{fmtInt(b.calls)}</td>
+                        <td className="num">{fmtInt(held)}</td>
+                        <td className="num">{fmtInt(b.credits)}</td>
+                        <td className="num">{held === 0 ? "–" : `${Math.round((100 * b.credits) / held)}%`}</td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
           </section>
         </>
       ) : null}

@@ -63,26 +63,28 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
               <p className={preview.sufficient ? "ok" : "warn"}>
                 {preview.sufficient ? "The balance covers it." : "Not enough credits: this operation would be refused (402)."}
               </p>
-              <table>
-                <thead>
-                  <tr>
-                    <th>Field</th>
-                    <th>Type</th>
-                    <th className="num">Holds</th>
-                    <th>Priced by</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {preview.items.map((item) => (
-                    <tr key={item.path.join(".")}>
-                      <td className="mono small">{item.path.join(".")}</td>
-                      <td>{item.type}</td>
-                      <td className="num">{fmtInt(item.amount)}</td>
-                      <td className="small">{item.estimator ?? "fixed price"}{item.fallback ? " (fallback)" : ""}</td>
+              <div className="table-scroll" tabIndex={0} role="region" aria-label="What each field would hold">
+                <table>
+                  <thead>
+                    <tr>
+                      <th>Field</th>
+                      <th>Type</th>
+                      <th className="num">Holds</th>
+                      <th>Priced by</th>
                     </tr>
-                  ))}
-                </tbody>
-              </table>
+                  </thead>
+                  <tbody>
+                    {preview.items.map((item) => (
+                      <tr key={item.path.join(".")}>
+                        <td className="mono small">{item.path.join(".")}</td>
+                        <td>{item.type}</td>
+                        <td className="num">{fmtInt(item.amount)}</td>
+                        <td className="small">{item.estimator ?? "fixed price"}{item.fallback ? " (fallback)" : ""}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
               <p>
                 Total:{" "}
                 {preview.totals.map((t) => (

@@ -1,4 +1,8 @@
-/** Sign-in: paste a token (or open /console#token=<JWT>, which App adopts before this page shows). */
+/**
+ * Sign-in: paste a token (or open /console#token=<JWT>, which App adopts before this page shows, or
+ * on `hashchange` in a tab already showing it). The token field is labelled and has the focus on
+ * arrival; after a refused or expired token, the server's reason is announced above it.
+ */
 import { useState, type FormEvent } from "react";
 
 export function SignIn({ onToken, problem }: { onToken: (token: string) => void; problem?: string }) {
@@ -8,21 +12,37 @@ export function SignIn({ onToken, problem }: { onToken: (token: string) => void;
     if (token.trim()) onToken(token.trim());
   }
   return (
-    <form className="panel signin" onSubmit={submit} data-testid="signin">
-      <h1>graphql-credits console</h1>
-      <p>Paste a token (JWT) to sign in. It is kept in this tab's session storage only.</p>
-      {problem ? (
-        <div className="error" role="alert">
-          {problem}
-        </div>
-      ) : null}
-      <textarea rows={4} value={token} onChange={(e) => setToken(e.target.value)} placeholder="eyJhbGciOi…" spellCheck={false} data-testid="token-input" />
-      <button type="submit" className="primary" disabled={!token.trim()}>
-        Sign in
-      </button>
-      <p className="muted small">
-        In development mode the server's start banner prints console links that sign in the demo user and admin.
-      </p>
-    </form>
+    <main>
+      <form className="panel signin" onSubmit={submit} data-testid="signin" aria-labelledby="signin-title">
+        <h1 id="signin-title">graphql-credits console</h1>
+        <p id="signin-help">Paste a token (JWT) to sign in. It is kept in this tab's session storage only.</p>
+        {problem ? (
+          <div className="error" role="alert" id="signin-problem" data-testid="signin-problem">
+            {problem}
+          </div>
+        ) : null}
+        <label htmlFor="signin-token" className="block">
+          Token (JWT)
+          <textarea
+            id="signin-token"
+            rows={4}
+            value={token}
+            onChange={(e) => setToken(e.target.value)}
+            placeholder="eyJhbGciOi…"
+            spellCheck={false}
+            autoComplete="off"
+            autoFocus
+            aria-describedby={problem ? "signin-help signin-problem" : "signin-help"}
+            data-testid="token-input"
+          />
+        </label>
+        <button type="submit" className="primary" disabled={!token.trim()}>
+          Sign in
+        </button>
+        <p className="muted small">
+          In development mode the server's start banner prints console links that sign in the demo user and admin.
+        </p>
+      </form>
+    </main>
   );
 }

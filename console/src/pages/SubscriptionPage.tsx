@@ -7,6 +7,7 @@ import { BalanceCards } from "../components/BalanceCards";
 import { LedgerTable } from "../components/LedgerTable";
 import { AlertsList } from "../components/AlertsList";
 import { GrantsTable } from "../components/GrantsTable";
+import { TabPanel, Tabs } from "../components/Tabs";
 import { fmtTime } from "../components/format";
 import { useLiveBalances } from "../live/useLiveBalances";
 import { UsagePanel } from "./UsagePanel";
@@ -58,24 +59,20 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
         </div>
       ) : null}
       {isAdmin ? <AdminActions subscription={subscription} types={types} onChanged={(m) => void changed(m)} refundEntryId={refundPick} /> : null}
-      <nav className="tabs">
-        {TABS.map((t) => (
-          <button key={t} type="button" className={t === tab ? "active" : ""} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
-            {t}
-          </button>
-        ))}
-      </nav>
-      {tab === "usage" ? <UsagePanel subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
-      {tab === "ledger" ? (
-        <LedgerTable
-          subscriptionId={id}
-          types={types}
-          reloadKey={reloadKey}
-          onRefund={isAdmin ? (entryId) => (setRefundPick({ id: entryId }), window.scrollTo({ top: 0, behavior: "smooth" })) : undefined}
-        />
-      ) : null}
-      {tab === "alerts" ? <AlertsList subscriptionId={id} /> : null}
-      {tab === "calculator" ? <Calculator subscriptionId={id} /> : null}
+      <Tabs label="Subscription details" idPrefix="details" testIdPrefix="tab" tabs={TABS} selected={tab} onSelect={setTab} />
+      <TabPanel idPrefix="details" selected={tab}>
+        {tab === "usage" ? <UsagePanel subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
+        {tab === "ledger" ? (
+          <LedgerTable
+            subscriptionId={id}
+            types={types}
+            reloadKey={reloadKey}
+            onRefund={isAdmin ? (entryId) => (setRefundPick({ id: entryId }), window.scrollTo({ top: 0, behavior: "smooth" })) : undefined}
+          />
+        ) : null}
+        {tab === "alerts" ? <AlertsList subscriptionId={id} /> : null}
+        {tab === "calculator" ? <Calculator subscriptionId={id} /> : null}
+      </TabPanel>
     </div>
   );
 }

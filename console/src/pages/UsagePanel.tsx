@@ -19,39 +19,41 @@ export function UsagePanel({ subscriptionId, types, reloadKey }: { subscriptionI
             <CreditsPerDayChart buckets={data.perDay} types={types} from={FROM} timeZone={timeZone} />
             <OperationCostChart buckets={data.perOperation} />
           </div>
-          <table>
-            <thead>
-              <tr>
-                <th>Operation</th>
-                <th className="num">Calls</th>
-                <th className="num">Held</th>
-                <th className="num">Released</th>
-                <th className="num">Refunded</th>
-                <th className="num">Cost</th>
-                <th className="num">Avg / call</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.perOperation.map((b) => (
-                <tr key={b.key} data-testid="usage-row">
-                  <td className="mono small">{b.key || "(none)"}</td>
-                  <td className="num">{fmtInt(b.calls)}</td>
-                  <td className="num">{fmtInt(b.estimated)}</td>
-                  <td className="num">{fmtInt(b.released)}</td>
-                  <td className="num">{fmtInt(b.refunded)}</td>
-                  <td className="num">{fmtInt(b.credits)}</td>
-                  <td className="num">{b.averageCredits.toFixed(1)}</td>
-                </tr>
-              ))}
-              {data.perOperation.length === 0 ? (
+          <div className="table-scroll" tabIndex={0} role="region" aria-label="Usage per operation">
+            <table>
+              <thead>
                 <tr>
-                  <td colSpan={6} className="muted">
-                    No metered calls in the last 30 days.
-                  </td>
+                  <th>Operation</th>
+                  <th className="num">Calls</th>
+                  <th className="num">Held</th>
+                  <th className="num">Released</th>
+                  <th className="num">Refunded</th>
+                  <th className="num">Cost</th>
+                  <th className="num">Avg / call</th>
                 </tr>
-              ) : null}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {data.perOperation.map((b) => (
+                  <tr key={b.key} data-testid="usage-row">
+                    <td className="mono small">{b.key || "(none)"}</td>
+                    <td className="num">{fmtInt(b.calls)}</td>
+                    <td className="num">{fmtInt(b.estimated)}</td>
+                    <td className="num">{fmtInt(b.released)}</td>
+                    <td className="num">{fmtInt(b.refunded)}</td>
+                    <td className="num">{fmtInt(b.credits)}</td>
+                    <td className="num">{b.averageCredits.toFixed(1)}</td>
+                  </tr>
+                ))}
+                {data.perOperation.length === 0 ? (
+                  <tr>
+                    <td colSpan={7} className="muted">
+                      No metered calls in the last 30 days.
+                    </td>
+                  </tr>
+                ) : null}
+              </tbody>
+            </table>
+          </div>
         </>
       ) : null}
     </section>
