@@ -6,7 +6,7 @@
  */
 import type { ApolloServerPlugin } from "@apollo/server";
 import type { GraphQLSchema } from "graphql";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { z } from "zod";
 import { createChargeWrapper } from "../credits/charge-wrapper.js";
 import type { ChargeDeps } from "../credits/charge-phases.js";
@@ -24,8 +24,8 @@ import { createDatabaseIdempotencyGate } from "../idempotency/database-idempoten
 import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
 import { createCoalescingChargeLedger } from "../ledger/coalescing-charge-ledger.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
-import { createRateLimiting, type RateLimiting } from "../ratelimit/create-rate-limiting.js";
-import { parseDurationMs } from "../util/duration.js";
+import { RATE_LIMIT_DIRECTIVE_SDL } from "../ratelimit/rate-limit-directive.js";
+import { createLogger } from "../observability/logger.js";
 import { creditsExtensionPlugin } from "../graphql/plugins/credits-extension-plugin.js";
 import { errorsPlugin } from "../graphql/plugins/errors-plugin.js";
 import { runRecoveryPass } from "../recovery/recovery-pass.js";
@@ -36,8 +36,10 @@ import { composePlugins } from "./compose-plugins.js";
 import { formatErrorsPlugin } from "./format-errors-plugin.js";
 import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
 import { migrateCredits } from "./migrations.js";
-import { requestStates, type ContextReaders } from "./request-state.js";
+import { DEFAULT_UNAUTHENTICATED_MESSAGE, requestStates, type ContextReaders } from "./request-state.js";
 import { startInstanceLease, type InstanceLease } from "../recovery/instance-lease.js";
+import { addCreditAmountArgument } from "./credit-amount-argument.js";
+import { createLibraryRateLimits, type LibraryRateLimits, type RateLimitSettings } from "./rate-limits.js";
 
 /** A credit type: its name, or its name and a description. */
 export type CreditTypeOption = string | { name: string; description?: string };
@@ -49,10 +51,15 @@ export type MeterOption = ((args: any, result: any) => number) | Meter;
 export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContext>> {
   /**
    * The database: a PostgreSQL URL ("postgres://…"), a PGlite data directory ("./data", or
-   * "memory://" for nothing kept), or an open handle. Opened databases are migrated and closed by close().
+   * "memory://" for nothing kept), or an open handle ({ db, kind, ping, close }, see DatabaseHandle).
+   * Every one is migrated at start (an open handle unless `migrate: false`); only what createCredits
+   * opened itself is closed by close().
    */
   database: string | DatabaseHandle;
-  /** Apply the migrations to an open handle too (a URL or directory is always migrated). Default false. */
+  /**
+   * Apply the migrations to an open handle (a URL or directory is always migrated). Default true;
+   * false when the host migrates it itself (migrateCredits, or drizzle's migrator on the package's drizzle/).
+   */
   migrate?: boolean;
   creditTypes: readonly CreditTypeOption[];
   estimators?: Readonly<Record<string, EstimatorOption>>;
@@ -62,12 +69,26 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
    * does): used instead of the readers (caller, subscription …) and the state kept by the library.
    */
   request?: RequestOf;
-  /** Rate limit of metered fields: a default rule ("60/1m", per caller per field, in memory), or a gate of your own. None by default. */
-  rateLimit?: { default: string } | { gate: RateLimitGate };
-  /** Idempotency-Key handling of metered mutations (needs `idempotencyKey`): on by default, keys kept `ttlMs` (24 h). */
+  /**
+   * Rate limits, per caller (DESIGN.md, "Rate limits"). By default `@rateLimit` is honoured and every
+   * @credits field without one gets "60/1m" (the server's RATE_LIMIT_DEFAULT), counted in memory.
+   * `{ default: "10/1s" }` changes that default, `{ default: false }` drops it (`@rateLimit` still
+   * holds), `redisUrl` shares the counts between instances; `false` turns every limit off; `{ gate }`
+   * replaces the limiter of metered fields (then `@rateLimit` on other fields is the host's).
+   */
+  rateLimit?: false | RateLimitSettings | { gate: RateLimitGate };
+  /**
+   * Idempotency-Key handling of metered mutations: on by default, keys kept `ttlMs` (24 h). The key is
+   * the request's `Idempotency-Key` header, or what `idempotencyKey(ctx)` returns when given.
+   */
   idempotency?: false | { ttlMs?: number; staleAfterMs?: number; maxResultBytes?: number } | { gate: IdempotencyGate };
-  /** pino logger for holds, settlements, refunds and refusals (silent by default). */
+  /**
+   * pino logger: one line per hold, settlement, refund and refusal at info, unexpected errors (masked
+   * for the client) with their detail at error. Default: JSON lines at "warn" and above to stderr.
+   */
   logger?: Logger;
+  /** The message of UNAUTHENTICATED when a metered field is called without a caller (say how your clients sign in). */
+  unauthenticatedMessage?: string;
   /** Further observers of charge events (metrics, alerts). */
   observers?: ChargeObserver[];
   /** Hold and settlement coalescing (defaults: 100 per statement, 2 statements in flight). */
@@ -90,11 +111,12 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
 }
 
 export interface Credits<TContext extends object> {
-  /** `directive @credits(…)`: add it to your SDL typeDefs. */
+  /** `directive @credits(…)` and `directive @rateLimit(…)`: add them to your SDL typeDefs. */
   readonly typeDefs: string;
   /**
    * Wraps every @credits field of the schema (after attaching `resolvers`, for a schema built from SDL
-   * with graphql's buildSchema). Validates each directive now: a bad one throws, naming the field.
+   * with graphql's buildSchema), adds `creditAmount: Int` (the admin's price) to each that lacks it,
+   * and limits the fields with `@rateLimit`. Validates each directive now: a bad one throws, naming the field.
    */
   transform(schema: GraphQLSchema, resolvers?: ResolverMap): GraphQLSchema;
   /** The metered fields of the last transformed schema. */
@@ -110,6 +132,11 @@ export interface Credits<TContext extends object> {
   migrate(): Promise<void>;
   /** Stops the recovery timer and the rate-limit store; closes the database when it opened it. */
   close(): Promise<void>;
+}
+
+/** The library's default logger: errors and warnings, as JSON lines on stderr (pass your own pino logger for more). */
+function defaultLogger(): Logger {
+  return createLogger("warn", process.stderr);
 }
 
 /** The longest a hold may stay open on a live instance (a hung call), as CHARGE_SETTLE_TIMEOUT's default. */
@@ -136,6 +163,9 @@ function toMeters(options: Readonly<Record<string, MeterOption>> = {}): Map<stri
 }
 
 async function openDatabase(database: string | DatabaseHandle, logger: Logger, migrate: boolean): Promise<{ handle: DatabaseHandle; owned: boolean }> {
+  if (database === undefined || database === null || (typeof database !== "string" && typeof database.db !== "object")) {
+    throw new Error("createCredits: `database` is a postgres:// URL, a PGlite directory (\"memory://\" keeps nothing) or an open handle { db, kind, ping, close }");
+  }
   if (typeof database !== "string") {
     if (migrate) await migrateCredits(database);
     return { handle: database, owned: false };
@@ -160,35 +190,26 @@ function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle
   });
 }
 
-function memoryRateLimiting(rule: string, schema: GraphQLSchema, logger: Logger, clock?: () => Date): RateLimiting {
-  const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(rule);
-  const windowMs = match ? parseDurationMs(match[2]) : undefined;
-  if (!match || !windowMs) throw new Error(`createCredits: rateLimit.default "${rule}" is not "<max>/<window>", e.g. "60/1m"`);
-  return createRateLimiting({
-    config: {
-      RATE_LIMIT_DEFAULT: { max: Number(match[1]), window: match[2], windowMs },
-      RATE_LIMIT_ON_STORE_ERROR: "closed",
-      RATE_LIMIT_KEY_PREFIX: "credits:rl:",
-      RATE_LIMIT_STORE_TIMEOUT: 500,
-    },
-    logger,
-    schema,
-    now: clock ? () => clock().getTime() : undefined,
-  });
-}
-
 const NO_RATE_LIMIT: RateLimitGate = { checkMetered: async () => undefined };
 
 export async function createCredits<TContext extends object = Record<string, unknown>>(options: CreditsOptions<TContext>): Promise<Credits<TContext>> {
-  const logger = options.logger ?? pino({ level: "silent" });
+  const logger = options.logger ?? defaultLogger();
   const creditTypes = creditTypeNames(options.creditTypes);
   const directiveOptions = { creditTypes: new Set(creditTypes), estimators: toEstimators(options.estimators), meters: toMeters(options.meters) };
   if (!options.request && !options.caller) throw new Error("createCredits: say how to find the caller (options.caller)");
 
-  const { handle, owned } = await openDatabase(options.database, logger, options.migrate ?? false);
+  const { handle, owned } = await openDatabase(options.database, logger, options.migrate ?? true);
   // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
   await backfillBalances(handle.db, creditTypes);
-  const requestOf: RequestOf = options.request ?? requestStates(options as ContextReaders<TContext>, handle.db, logger);
+  // The HTTP headers of each request, noted by the plugin when the request starts (Idempotency-Key).
+  const headersOf = new WeakMap<object, { get(name: string): string | undefined }>();
+  const requestOf: RequestOf =
+    options.request ??
+    requestStates(options as ContextReaders<TContext>, handle.db, logger, {
+      header: (context, name) => headersOf.get(context)?.get(name),
+      idempotencyHeader: options.idempotency !== false,
+      unauthenticatedMessage: options.unauthenticatedMessage ?? DEFAULT_UNAUTHENTICATED_MESSAGE,
+    });
   const observer = composeObservers([loggingObserver(logger), ...(options.observers ?? [])], (err) =>
     logger.error({ err }, "a charge observer failed"),
   );
@@ -198,10 +219,13 @@ export async function createCredits<TContext extends object = Record<string, unk
     instanceId: () => lease.current(),
     leaseExpired: (id) => lease.expired(id),
   });
-  let rateLimiting: RateLimiting | undefined;
-  const rateLimiter: RateLimitGate = {
-    checkMetered: (...args) => (options.rateLimit && "gate" in options.rateLimit ? options.rateLimit.gate : (rateLimiting?.gate ?? NO_RATE_LIMIT)).checkMetered(...args),
-  };
+  const rateLimitOption = options.rateLimit ?? {};
+  const rateLimits: LibraryRateLimits | undefined =
+    rateLimitOption === false || "gate" in rateLimitOption
+      ? undefined
+      : createLibraryRateLimits(rateLimitOption, { logger, requestOf, now: options.clock ? () => options.clock!().getTime() : undefined });
+  const rateLimiter: RateLimitGate =
+    rateLimitOption !== false && "gate" in rateLimitOption ? rateLimitOption.gate : (rateLimits?.gate ?? NO_RATE_LIMIT);
   const deps: ChargeDeps = { ledger, rateLimiter, observer, idempotency: idempotencyGateOf(options, handle, lease, logger) };
   const wrap = createChargeWrapper(deps, requestOf);
 
@@ -235,21 +259,25 @@ export async function createCredits<TContext extends object = Record<string, unk
         });
 
   return {
-    typeDefs: CREDITS_DIRECTIVE_SDL,
+    typeDefs: `${CREDITS_DIRECTIVE_SDL}\n${RATE_LIMIT_DIRECTIVE_SDL}`,
     transform(base, resolvers) {
-      const schema = resolvers ? attachResolvers(base, resolvers) : base;
+      const schema = addCreditAmountArgument(resolvers ? attachResolvers(base, resolvers) : base);
       meteredFields = readMeteredFields(schema, directiveOptions);
       charges = createOperationCharges(deps, meteredFields);
-      if (options.rateLimit && "default" in options.rateLimit && !rateLimiting) {
-        rateLimiting = memoryRateLimiting(options.rateLimit.default, schema, logger, options.clock);
-      }
+      rateLimits?.readRules(schema);
       const metered = creditsDirectiveTransformer({ ...directiveOptions, wrap })(schema);
-      return rateLimiting ? rateLimiting.transform(metered) : metered;
+      return rateLimits ? rateLimits.transform(metered) : metered;
     },
     get meteredFields() {
       return meteredFields;
     },
     plugin: composePlugins<TContext>([
+      {
+        // Before anything reads the request's state: its headers, for what the host's context does not carry.
+        async requestDidStart({ request, contextValue }) {
+          if (request.http) headersOf.set(contextValue, request.http.headers);
+        },
+      },
       creditsExtensionPlugin<TContext>(operationCharges, requestOf),
       formatErrorsPlugin<TContext>(),
       errorsPlugin<TContext>(requestOf),
@@ -261,7 +289,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     async close() {
       await recovery?.stop();
       await lease.stop();
-      await rateLimiting?.close();
+      await rateLimits?.close();
       if (owned) await handle.close();
     },
   };

@@ -24,6 +24,10 @@ export type { DatabaseHandle } from "../db/database.js";
 export type { LedgerEntryRecord } from "../ledger/entry.js";
 export type { SubscriptionRecord } from "../subscriptions/subscription-store.js";
 export { CREDITS_DIRECTIVE_SDL, creditsDirective } from "../credits/credits-directive.js";
+export { RATE_LIMIT_DIRECTIVE_SDL, rateLimitDirective } from "../ratelimit/rate-limit-directive.js";
+export type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
+export { DEFAULT_RATE_LIMIT, type RateLimitSettings } from "./rate-limits.js";
+export { DEFAULT_UNAUTHENTICATED_MESSAGE } from "./request-state.js";
 export {
   CreditsError,
   UnauthenticatedError,

@@ -578,7 +578,7 @@ describe.skipIf(!available)("the console in chromium", () => {
     await expect.poll(() => page.getByTestId("held-skiptrace").textContent(), { timeout: SLOW_CALL_MS - 1_000 }).toBe("1 held by running calls");
     const traced = await trace;
     expect(traced.body.errors).toBeUndefined();
-    expect(traced.body.extensions.credits.charges[0]).toMatchObject({ estimated: 1, cost: 1, released: 0 });
+    expect(traced.body.extensions!.credits.charges[0]).toMatchObject({ estimated: 1, cost: 1, released: 0 });
     await expect.poll(() => page.getByTestId("held-skiptrace").count(), { timeout: 10_000 }).toBe(0);
   });
 

@@ -7,6 +7,7 @@ import { ApolloServer } from "@apollo/server";
 import { buildSchema } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCredits, type Credits } from "../../src/library/index.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 
 interface HostContext {
@@ -66,6 +67,8 @@ describe.each(BACKENDS)("createCredits on %s", (backend) => {
       subscription: (ctx) => ctx.sub,
       rateLimit: { default: "5/1m" },
       recovery: false,
+      // The masked errors these cases provoke are logged on purpose (library-defaults.test.ts checks that).
+      logger: createLogger("silent"),
     });
     server = new ApolloServer<HostContext>({ schema: credits.transform(buildSchema(SDL(credits.typeDefs)), resolvers), plugins: [credits.plugin] });
     sub = (await credits.admin.createSubscription({ ownerId: "ann", initialCredits: { calls: 10 } })).id;

@@ -3,7 +3,9 @@
  * tarball is installed into an empty project beside only @apollo/server and graphql, and the server
  * in docs/library.md (the code block itself, extracted from the doc, not a copy) runs on PGlite.
  * Proves: a metered call is held and settled at its metered cost, extensions.credits is present,
- * a short balance answers 402, a system error is refunded and masked, no caller answers 401.
+ * a short balance answers 402, a system error is refunded, masked and logged, no caller answers 401,
+ * a retry with the same Idempotency-Key header replays, and `creditAmount` exists on every metered
+ * field (refused to a non-admin) without the example declaring it.
  *
  * Slow (pack, install, PGlite start): it runs in `npm test` and CI with generous timeouts.
  */
@@ -38,10 +40,10 @@ describe("graphql-credits packed, installed and run as docs/library.md shows", (
   let subscriptionId: string;
   let output = "";
 
-  async function gql(query: string, user: string | null = "alice"): Promise<Answer> {
+  async function gql(query: string, user: string | null = "alice", headers: Record<string, string> = {}): Promise<Answer> {
     const res = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", ...(user ? { "x-user-id": user } : {}) },
+      headers: { "content-type": "application/json", ...(user ? { "x-user-id": user } : {}), ...headers },
       body: JSON.stringify({ query }),
     });
     return { status: res.status, body: (await res.json()) as Answer["body"] };
@@ -126,6 +128,29 @@ describe("graphql-credits packed, installed and run as docs/library.md shows", (
     expect(body.errors![0].extensions).not.toHaveProperty("stacktrace");
     expect(typeof body.errors![0].extensions.requestId).toBe("string");
     expect(body.extensions!.credits.charges[0]).toMatchObject({ type: "search", charged: 1, refunded: 1, cost: 0, remaining: 2 });
+    // The detail goes to the log (stderr, the default logger), never to the client.
+    await expect.poll(() => output, { timeout: 5_000 }).toContain("search provider unavailable");
+  });
+
+  it("replays a retry with the same Idempotency-Key header instead of charging it again", async () => {
+    const query = `mutation { complete(subscriptionId: "${subscriptionId}", prompt: "again", maxTokens: 500) { text } }`;
+    const first = await gql(query, "alice", { "idempotency-key": "pack-retry-1" });
+    expect(first.status).toBe(200);
+    const cost = first.body.extensions!.credits.charges[0].cost as number;
+    const remaining = first.body.extensions!.credits.charges[0].remaining as number;
+    const retry = await gql(query, "alice", { "idempotency-key": "pack-retry-1" });
+    expect(retry.body.data).toEqual(first.body.data);
+    expect(retry.body.extensions!.credits.charges[0]).toMatchObject({ replayed: true, cost });
+    // Charged once: a new key is a new call, paid from where the first one left the balance.
+    const next = await gql(query, "alice", { "idempotency-key": "pack-retry-2" });
+    expect(next.body.extensions!.credits.charges[0]).toMatchObject({ cost, remaining: remaining - cost });
+  });
+
+  it("takes the admin's creditAmount on every metered field, refusing it to anyone else (403)", async () => {
+    const { status, body } = await gql(`mutation { search(subscriptionId: "${subscriptionId}", term: "x", creditAmount: 0) }`);
+    expect(status).toBe(403);
+    expect(body.errors![0].extensions.code).toBe("FORBIDDEN");
+    expect(body.errors![0].message).toMatch(/creditAmount is for admins only/);
   });
 
   it("answers 401 UNAUTHENTICATED to a metered call without a caller, and 403 to another owner", async () => {
