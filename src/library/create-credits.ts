@@ -134,6 +134,15 @@ export interface Credits<TContext extends object> {
   close(): Promise<void>;
 }
 
+/** Notes each HTTP request's headers, before anything reads the request's state, for what the host's context does not carry. */
+function noteRequestHeaders<TContext extends object>(headersOf: WeakMap<object, { get(name: string): string | undefined }>): ApolloServerPlugin<TContext> {
+  return {
+    async requestDidStart({ request, contextValue }) {
+      if (request.http) headersOf.set(contextValue, request.http.headers);
+    },
+  };
+}
+
 /** The library's default logger: errors and warnings, as JSON lines on stderr (pass your own pino logger for more). */
 function defaultLogger(): Logger {
   return createLogger("warn", process.stderr);
@@ -203,6 +212,7 @@ export async function createCredits<TContext extends object = Record<string, unk
   await backfillBalances(handle.db, creditTypes);
   // The HTTP headers of each request, noted by the plugin when the request starts (Idempotency-Key).
   const headersOf = new WeakMap<object, { get(name: string): string | undefined }>();
+  const readsHeaders = !options.request && options.idempotency !== false && !options.idempotencyKey;
   const requestOf: RequestOf =
     options.request ??
     requestStates(options as ContextReaders<TContext>, handle.db, logger, {
@@ -272,12 +282,9 @@ export async function createCredits<TContext extends object = Record<string, unk
       return meteredFields;
     },
     plugin: composePlugins<TContext>([
-      {
-        // Before anything reads the request's state: its headers, for what the host's context does not carry.
-        async requestDidStart({ request, contextValue }) {
-          if (request.http) headersOf.set(contextValue, request.http.headers);
-        },
-      },
+      // Only when the library builds the request's state and reads a header for it: a host that
+      // brings its own state (this server) pays nothing per request for it.
+      ...(readsHeaders ? [noteRequestHeaders<TContext>(headersOf)] : []),
       creditsExtensionPlugin<TContext>(operationCharges, requestOf),
       formatErrorsPlugin<TContext>(),
       errorsPlugin<TContext>(requestOf),

@@ -18,6 +18,8 @@ export const SUBSCRIPTION_OVER_HTTP =
   "Subscriptions are not served over HTTP: open a WebSocket to /graphql with the graphql-ws protocol " +
   "(graphql-transport-ws) and subscribe there.";
 
+const SUBSCRIPTION_WORD = /\bsubscription\b/;
+
 function isSubscription(operation: OperationDefinitionNode | undefined): boolean {
   return operation?.operation === "subscription";
 }
@@ -29,7 +31,11 @@ interface WithLogger {
 
 export function refuseHttpSubscriptionsPlugin<Ctx extends WithLogger>(): ApolloServerPlugin<Ctx> {
   return {
-    async requestDidStart() {
+    async requestDidStart({ request }) {
+      // A document without the word "subscription" (subscriptionId does not count) holds none: such
+      // requests, nearly all, get no listener at all. A persisted query sent by hash alone has no
+      // text yet, so it is looked at.
+      if (request.query !== undefined && !SUBSCRIPTION_WORD.test(request.query)) return;
       return {
         async didResolveOperation({ operation, operationName, contextValue }) {
           if (!isSubscription(operation)) return;
