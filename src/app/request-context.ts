@@ -2,7 +2,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Viewer } from "../auth/viewer.js";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
-import { UnauthenticatedError } from "../errors/errors.js";
+import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { ChargeCollector } from "../credits/charge-collector.js";
 import { createLoaders } from "../graphql/loaders.js";
 import type { RequestContext } from "../graphql/context.js";
@@ -19,12 +19,13 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createContextFactory(services: AppServices, verify: TokenVerifier) {
   return async (req: IncomingMessage, requestId: string): Promise<RequestContext> => {
     let viewer: Viewer | undefined;
-    let authError: UnauthenticatedError | undefined;
+    let authError: UnauthenticatedError | InternalError | undefined;
     try {
       const token = bearerToken(header(req, "authorization"));
       if (token) viewer = await verify(token);
     } catch (err) {
-      authError = err instanceof UnauthenticatedError ? err : new UnauthenticatedError("Invalid token");
+      // The verifier's own answers (a bad token, or a key set it could not read) stand; anything else is a bad token.
+      authError = err instanceof UnauthenticatedError || err instanceof InternalError ? err : new UnauthenticatedError("Invalid token");
     }
     const simulate = services.config.SIMULATE_FAILURES ? header(req, "x-simulate-failure") : undefined;
     return {

@@ -5,7 +5,7 @@
  * nothing about the key.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
-import { UnauthenticatedError } from "../errors/errors.js";
+import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { DEVELOPMENT_JWT_SECRET } from "./dev-secret.js";
 import { hasControlCharacter, isWellFormedText } from "../util/text.js";
 import { isAdminClaims, type Viewer } from "./viewer.js";
@@ -45,15 +45,20 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       throw new UnauthenticatedError("Invalid token: not a JWT");
     }
     let payload: JWTPayload;
+    let viaKeySet = false;
     try {
       if (alg === "HS256" && hasSecret) {
         ({ payload } = await jwtVerify(token, secret, { ...claimChecks, algorithms: ["HS256"] }));
       } else if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && jwks) {
+        viaKeySet = true;
         ({ payload } = await jwtVerify(token, jwks, { ...claimChecks, algorithms: ASYMMETRIC_ALGORITHMS }));
       } else {
         throw new UnauthenticatedError(`Invalid token: algorithm ${alg ?? "none"} is not accepted`);
       }
     } catch (err) {
+      if (viaKeySet && isKeySetFailure(err)) {
+        throw new InternalError("The token could not be checked: the key set at JWT_JWKS_URL could not be read", { cause: err });
+      }
       throw toUnauthenticated(err);
     }
     if (typeof payload.sub !== "string" || payload.sub.length === 0) {
@@ -83,6 +88,20 @@ const UNEXPIRING_TOKEN_CACHE_MS = 10 * 60_000;
 /** Until when a verified token may be answered from the cache: its expiry, if it has one. */
 function cachedUntilMs(exp: number | undefined): number {
   return exp === undefined ? Date.now() + UNEXPIRING_TOKEN_CACHE_MS : exp * 1000;
+}
+
+/**
+ * The key set at JWT_JWKS_URL could not be read (down, too slow, not a key set): the token may be
+ * perfectly good, so this is the server's fault, not the client's. Answered as an internal error
+ * (masked 500, logged with its cause), never as "Invalid token", which would send the user to sign
+ * in again for nothing.
+ */
+function isKeySetFailure(err: unknown): boolean {
+  if (err instanceof UnauthenticatedError) return false;
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || err instanceof errors.JWKSMultipleMatchingKeys) return true;
+  // Errors of the token itself are jose's subclasses; jose's base JOSEError (an HTTP status other
+  // than 200 from the key set) and anything that is not jose's (fetch failed) come from reading it.
+  return !(err instanceof errors.JOSEError) || err.constructor === errors.JOSEError;
 }
 
 function toUnauthenticated(err: unknown): UnauthenticatedError {

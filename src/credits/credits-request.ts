@@ -7,7 +7,7 @@
 import type { GraphQLResolveInfo } from "graphql";
 import type { Logger } from "pino";
 import type { Viewer } from "../auth/viewer.js";
-import { UnauthenticatedError } from "../errors/errors.js";
+import { type InternalError, UnauthenticatedError } from "../errors/errors.js";
 import type { ChargeCollector } from "./charge-collector.js";
 import type { RequestLoaders } from "../graphql/loaders.js";
 
@@ -15,8 +15,8 @@ export interface CreditsRequest {
   readonly requestId: string;
   /** The caller, when the request carried valid credentials. */
   readonly viewer: Viewer | undefined;
-  /** Set when the request carried credentials that failed verification: metered fields raise it. */
-  readonly authError?: UnauthenticatedError | undefined;
+  /** Set when the request carried credentials that failed verification (or could not be checked): metered fields raise it. */
+  readonly authError?: UnauthenticatedError | InternalError | undefined;
   /** Where the call came from: the anonymous rate-limit key. */
   readonly clientAddress?: string;
   readonly loaders: RequestLoaders;

@@ -4,7 +4,7 @@
  */
 import type { Logger } from "pino";
 import type { Viewer } from "../auth/viewer.js";
-import { UnauthenticatedError } from "../errors/errors.js";
+import { type InternalError, UnauthenticatedError } from "../errors/errors.js";
 import type { ChargeCollector } from "../credits/charge-collector.js";
 import type { SimulatedFailure } from "../providers/providers.js";
 import type { RequestLoaders } from "./loaders.js";
@@ -15,8 +15,11 @@ export interface RequestContext extends CreditsRequest {
   readonly requestId: string;
   /** Set when the request carried a valid token. */
   readonly viewer: Viewer | undefined;
-  /** Set when the request carried a token that failed verification: fields that need a caller raise it. */
-  readonly authError: UnauthenticatedError | undefined;
+  /**
+   * Set when the request carried a token that failed verification (or, InternalError, that could not
+   * be checked because the key set was unreadable): fields that need a caller raise it.
+   */
+  readonly authError: UnauthenticatedError | InternalError | undefined;
   readonly clientAddress: string;
   readonly loaders: RequestLoaders;
   readonly charges: ChargeCollector;

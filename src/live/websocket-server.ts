@@ -19,13 +19,15 @@ import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
-import { UnauthenticatedError } from "../errors/errors.js";
+import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { formatOperationErrors } from "./operation-errors.js";
 import { checkOperation, type CheckedOperation, type OperationChecks } from "./operation-request.js";
 import { SlowConsumerError } from "./subscriber-queue.js";
 
 /** Close codes a client can act on (graphql-ws's own: 4400-4499). */
 export const CLOSE_UNAUTHORIZED = 4401;
+/** graphql-ws's close code for a failure on the server's side. */
+export const CLOSE_INTERNAL_ERROR = 4500;
 /** "Try again later": the client read too slowly and its events were dropped. */
 export const CLOSE_SLOW_CONSUMER = 1013;
 /**
@@ -186,6 +188,12 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           ctx.extra.authorization = `Bearer ${token}`;
           return true;
         } catch (err) {
+          if (err instanceof InternalError) {
+            // Our fault (the key set could not be read), not the token's: the client may retry as is.
+            log.error({ event: "live.auth_unavailable", err: err.cause ?? err }, "live-balance connection refused: the token could not be checked");
+            ctx.extra.socket.close(CLOSE_INTERNAL_ERROR, "Internal error: the token could not be checked; try again");
+            return false;
+          }
           // A client's mistake: one line at info, no stack (DESIGN.md, "Errors").
           const hadToken = typeof ctx.connectionParams?.authorization === "string" && ctx.connectionParams.authorization.length > 0;
           log.info({ event: "live.unauthorized", hadToken, reason: refusalReason(err) }, "live-balance connection refused: missing or bad token");

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTokenVerifier, bearerToken } from "../../src/auth/verifier.js";
 import { mintToken } from "../../src/auth/mint.js";
 import { DEVELOPMENT_JWT_SECRET } from "../../src/auth/dev-secret.js";
-import { UnauthenticatedError } from "../../src/errors/errors.js";
+import { InternalError, UnauthenticatedError } from "../../src/errors/errors.js";
 
 const SECRET = "unit-test-secret-of-enough-length-123456";
 const key = (s: string) => new TextEncoder().encode(s);
@@ -160,6 +160,31 @@ describe("RS256 and ES256 through a JWKS URL", () => {
   it("refuses HS256 when only a JWKS is configured (no algorithm confusion)", async () => {
     const verify = createTokenVerifier({ jwksUrl, cacheSize: 0 });
     await rejection(verify(await mintToken({ sub: "u" })));
+  });
+
+  it("answers a key set it cannot read as the server's failure, not as a bad token", async () => {
+    const failing = createServer((_req, res) => {
+      res.writeHead(503, { "content-type": "text/plain" });
+      res.end("down for maintenance");
+    });
+    await new Promise<void>((resolve) => failing.listen(0, "127.0.0.1", resolve));
+    const down = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/jwks.json`;
+    // A port nothing listens on: the fetch itself fails.
+    const closed = `http://127.0.0.1:${(failing.address() as AddressInfo).port + 1}/jwks.json`;
+    try {
+      for (const url of [down, closed]) {
+        const verify = createTokenVerifier({ jwksUrl: url, cacheSize: 0 });
+        const err = await verify(await sign("RS256", "rsa-1", keys.rsa)).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, url).toBeInstanceOf(InternalError);
+        expect((err as InternalError).extensions.code).toBe("INTERNAL_SERVER_ERROR");
+        expect((err as InternalError).message).toMatch(/key set at JWT_JWKS_URL could not be read/);
+      }
+    } finally {
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+    }
   });
 });
 
