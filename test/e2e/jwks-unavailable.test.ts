@@ -7,13 +7,13 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { MASKED_MESSAGE } from "../../src/graphql/format-error.js";
 import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
 import { startTestServer, type TestServer } from "../helpers/test-app.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 
 const VIEWER = `{ viewer { id } }`;
 
@@ -24,7 +24,8 @@ describe("a key set that cannot be read", () => {
   let server: TestServer;
   let token: string;
   let stranger: string;
-  const lines: Record<string, any>[] = [];
+  const captured = captureLogLines();
+  const lines = captured.lines;
 
   beforeAll(async () => {
     const { publicKey, privateKey } = await generateKeyPair("RS256");
@@ -45,12 +46,7 @@ describe("a key set that cannot be read", () => {
     token = await sign(privateKey);
     stranger = await sign(other.privateKey);
     database = await createPgliteDatabase();
-    const logDestination = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const logDestination = captured.destination;
     server = await startTestServer({
       database,
       env: { JWT_JWKS_URL: `http://127.0.0.1:${(keySet.address() as AddressInfo).port}/jwks.json`, LOG_LEVEL: "info" },

@@ -5,7 +5,6 @@
  * log"). graphql-js wraps its own "Cannot return null" in a located error whose originalError is set,
  * so the errors plugin logs it; this guards that path.
  */
-import { Writable } from "node:stream";
 import { Mutation, Resolver } from "type-graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../../src/app/create-app.js";
@@ -13,6 +12,7 @@ import { loadConfig } from "../../src/config/config.js";
 import { MASKED_MESSAGE } from "../../src/graphql/format-error.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { postGraphQL } from "../helpers/test-app.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 
 @Resolver()
 class BrokenResolver {
@@ -25,15 +25,11 @@ class BrokenResolver {
 describe("an execution error graphql-js raises itself", () => {
   let app: App;
   let url: string;
-  const lines: Record<string, any>[] = [];
+  const captured = captureLogLines();
+  const lines = captured.lines;
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const sink = captured.destination;
     const config = loadConfig({ NODE_ENV: "test", LOG_LEVEL: "info", PGLITE_DIR: "memory://" });
     app = await createApp(config, { logger: createLogger("info", sink), resolvers: [BrokenResolver] });
     url = await app.listen(0, "127.0.0.1");

@@ -5,28 +5,24 @@
  * request id, before any resolver runs, and logged at info without a stack (DESIGN.md, "Errors").
  * It used to run creditBalanceChanged's resolver with no event and answer a masked 500.
  */
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 
 const SUBSCRIBE = `subscription Live($s: ID!) { creditBalanceChanged(subscriptionId: $s) { balance } }`;
 
 describe("a subscription operation over HTTP", () => {
   let database: TestDatabase;
   let server: TestServer;
-  const lines: Record<string, any>[] = [];
+  const captured = captureLogLines();
+  const lines = captured.lines;
   let subscriptionId: string;
   let token: string;
 
   beforeAll(async () => {
     database = await createPgliteDatabase();
-    const logDestination = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const logDestination = captured.destination;
     server = await startTestServer({ database, env: { LOG_LEVEL: "info" }, logDestination });
     token = await userToken("http-subscriber");
     subscriptionId = await fundedSubscription(database, "http-subscriber", { ai: 10 });

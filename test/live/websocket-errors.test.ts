@@ -12,7 +12,6 @@
  * - only subscriptions are served: a query or mutation over the socket would run outside Apollo's
  *   plugins (a metered mutation was held and never settled), so it is refused.
  */
-import { Writable } from "node:stream";
 import { buildSchema, GraphQLError, specifiedRules } from "graphql";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
@@ -22,6 +21,7 @@ import { checkOperation, type OperationChecks } from "../../src/live/operation-r
 import { createLogger } from "../../src/observability/logger.js";
 import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 
 const BALANCE_CHANGED = `subscription ($s: ID!, $t: [String!]) { creditBalanceChanged(subscriptionId: $s, types: $t) { balance } }`;
 const GRANT = `mutation ($s: ID!) { grantCredits(input: { subscriptionId: $s, type: "leads", amount: 1, reason: "ws-errors" }) { id } }`;
@@ -102,7 +102,8 @@ function withoutRequestId(error: { message: string; locations?: unknown; extensi
 describe("errors over graphql-ws", () => {
   let database: TestDatabase;
   let server: TestServer;
-  const lines: Record<string, any>[] = [];
+  const captured = captureLogLines();
+  const lines = captured.lines;
   const sockets: RawSocket[] = [];
   let subscriptionId: string;
   let ownerToken: string;
@@ -130,12 +131,7 @@ describe("errors over graphql-ws", () => {
 
   beforeAll(async () => {
     database = await createPgliteDatabase();
-    const logDestination = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const logDestination = captured.destination;
     server = await startTestServer({ database, env: { LOG_LEVEL: "info", RATE_LIMIT_DEFAULT: "100000/1m" }, logDestination });
     ownerToken = await userToken("ws-errors-owner");
     subscriptionId = await fundedSubscription(database, "ws-errors-owner", { leads: 50 });

@@ -6,6 +6,7 @@ import { createTokenVerifier, bearerToken } from "../../src/auth/verifier.js";
 import { mintToken } from "../../src/auth/mint.js";
 import { DEVELOPMENT_JWT_SECRET } from "../../src/auth/dev-secret.js";
 import { InternalError, UnauthenticatedError } from "../../src/errors/errors.js";
+import { closedPort } from "../helpers/closed-port.js";
 
 const SECRET = "unit-test-secret-of-enough-length-123456";
 const key = (s: string) => new TextEncoder().encode(s);
@@ -170,7 +171,7 @@ describe("RS256 and ES256 through a JWKS URL", () => {
     await new Promise<void>((resolve) => failing.listen(0, "127.0.0.1", resolve));
     const down = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/jwks.json`;
     // A port nothing listens on: the fetch itself fails.
-    const closed = `http://127.0.0.1:${(failing.address() as AddressInfo).port + 1}/jwks.json`;
+    const closed = `http://127.0.0.1:${await closedPort()}/jwks.json`;
     try {
       for (const url of [down, closed]) {
         const verify = createTokenVerifier({ jwksUrl: url, cacheSize: 0 });
