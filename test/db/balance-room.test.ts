@@ -9,7 +9,6 @@
  * - a settlement whose release goes back into a grant that expired meanwhile reports the balance
  *   after the EXPIRATION that follows it.
  */
-import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows, type Database } from "../../src/db/database.js";
@@ -18,12 +17,13 @@ import { auditLedgerAndGrants } from "../../src/grants/grant-audit.js";
 import { grantWithTerms } from "../../src/grants/grant-credits.js";
 import { expireDueGrants } from "../../src/grants/expiry.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
-import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import { runLedgerCommand } from "../../src/ledger/charge-ledger.js";
 import { refundDebit } from "../../src/ledger/refund-charge.js";
 import { loadPlans } from "../../src/plans/plan-config.js";
 import { renewDuePeriods } from "../../src/plans/plan-periods.js";
 import { openSubscription } from "../../src/subscriptions/subscription-store.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { holdOne, postHold } from "../helpers/ledger-commands.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 
 const MAX = 2_147_483_647;
@@ -57,29 +57,25 @@ describe.each(BACKENDS)("room for held credits on %s", (backend) => {
   afterAll(() => database?.dispose());
 
   async function holdAi(subscriptionId: string, amount: number): Promise<string> {
-    const ledger = createCoalescingChargeLedger(database.db);
-    const [outcome] = await ledger.hold([
-      {
-        subscriptionId,
-        creditType: "ai",
-        amount,
-        operation: "Mutation.test",
-        estimated: amount,
-        actorId: "tester",
-        adminOverride: false,
-        requestId: "test",
-        entryId: randomUUID(),
-        authorize: false,
-        actorIsAdmin: false,
-      },
-    ]);
+    const outcome = await holdOne(database.db, {
+      subscriptionId,
+      creditType: "ai",
+      amount,
+      operation: "Mutation.test",
+      estimated: amount,
+      actorId: "tester",
+      adminOverride: false,
+      requestId: "test",
+    });
     if (!outcome.ok) throw new Error(`hold refused: ${JSON.stringify(outcome)}`);
     return outcome.entryId;
   }
 
   async function release(subscriptionId: string, entryId: string, amount: number) {
-    const ledger = createCoalescingChargeLedger(database.db);
-    const [outcome] = await ledger.settle([{ kind: "release", subscriptionId, entryId, amount, actorId: null, requestId: null }]);
+    const [outcome] = await runLedgerCommand(database.db, {
+      kind: "settle",
+      settlements: [{ kind: "release", subscriptionId, entryId, amount, actorId: null, requestId: null }],
+    });
     return outcome;
   }
 
@@ -108,7 +104,7 @@ describe.each(BACKENDS)("room for held credits on %s", (backend) => {
   it("an admin refund leaves room for the balance's held credits too", async () => {
     const sub = await fundedSubscription(database, "room-owner", { ai: 100 });
     const settledDebit = await holdAi(sub, 10);
-    await release(sub, settledDebit, 0); // posted: the call cost 10
+    expect(await postHold(database.db, sub, settledDebit)).toBe(true); // the call cost 10
     await holdAi(sub, 20); // 70 left, 20 held
     await changeBalance(database.db, change(sub, MAX - 70 - 20 - 5)); // room for 5 more
     expect(await refundDebit(database.db, { entryId: settledDebit, amount: 6, actorId: "admin", reason: "r", requestId: "test" })).toEqual({
