@@ -2,7 +2,8 @@
  * graphql-ws on the HTTP server's own port and path (/graphql), as Apollo Server documents it:
  * a `ws` WebSocketServer on the http.Server, graphql-ws's useServer, and a drain plugin that closes
  * the sockets when Apollo stops. Authentication is the connection_init payload
- * `{ "authorization": "Bearer <JWT>" }`; a missing, malformed or bad one closes the socket with 4401.
+ * `{ "authorization": "Bearer <JWT>" }`; a missing, malformed or bad one closes the socket with 4401,
+ * and so does the token's expiry on a connection opened with it.
  * Each operation gets its own requestId and the same context an HTTP request gets, is checked as
  * Apollo checks an HTTP request (a bad one is an `error` message for that operation alone; the socket
  * stays open), and its errors are formatted and logged as HTTP's are, each carrying the requestId.
@@ -23,6 +24,7 @@ import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { formatOperationErrors } from "./operation-errors.js";
 import { checkOperation, type CheckedOperation, type OperationChecks } from "./operation-request.js";
 import { SlowConsumerError } from "./subscriber-queue.js";
+import { closeWhenTokenExpires } from "./token-expiry.js";
 
 /** Close codes a client can act on (graphql-ws's own: 4400-4499). */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -186,6 +188,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           const token = connectionToken(ctx.connectionParams);
           await options.verify(token);
           ctx.extra.authorization = `Bearer ${token}`;
+          closeWhenTokenExpires(ctx.extra.socket, token, CLOSE_UNAUTHORIZED);
           return true;
         } catch (err) {
           if (err instanceof InternalError) {

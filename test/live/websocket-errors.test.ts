@@ -3,6 +3,7 @@
  * (DESIGN.md, "Errors", "Authentication", "Live balance"):
  * - a missing, malformed or bad authorization in connection_init closes the socket with 4401, logged
  *   at info without a stack (it used to close 4500 and print a stack for "<JWT>" without "Bearer ");
+ *   so does the expiry of the token a connection was opened with (it used to stay open for good);
  * - a syntax or validation error, or a variable graphql cannot coerce, is an `error` message for that
  *   subscription only, BAD_USER_INPUT with the same message and extensions as over HTTP, and the
  *   socket and its other subscriptions live on (a syntax error used to close the socket with 4500;
@@ -15,6 +16,7 @@
 import { buildSchema, GraphQLError, specifiedRules } from "graphql";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
+import { mintToken } from "../../src/auth/mint.js";
 import { formatError } from "../../src/graphql/format-error.js";
 import { formatOperationErrors } from "../../src/live/operation-errors.js";
 import { checkOperation, type OperationChecks } from "../../src/live/operation-request.js";
@@ -167,6 +169,23 @@ describe("errors over graphql-ws", () => {
     it("accepts 'Bearer <JWT>'", async () => {
       await openAsOwner();
     });
+
+    it("closes a connection with 4401 when the token it was opened with expires, and not before", async () => {
+      // Signed now, expiring in 2 s (a JWT's exp has whole seconds): the socket is accepted, then ends at exp.
+      const shortLived = await mintToken({ sub: "ws-errors-owner", expiresIn: "2s" });
+      const expiresAt = (JSON.parse(Buffer.from(shortLived.split(".")[1]!, "base64url").toString()) as { exp: number }).exp * 1000;
+      const longLived = await openAsOwner();
+      const socket = open({ authorization: `Bearer ${shortLived}` });
+      await socket.ready;
+      expect(socket.isOpen()).toBe(true);
+      socket.subscribe("live", BALANCE_CHANGED, { s: subscriptionId, t: ["leads"] });
+
+      const closed = await socket.closed;
+      expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+      expect(closed).toEqual({ code: 4401, reason: expect.stringMatching(/token expired/) });
+      // Only that connection: the one opened with a token valid for 30 days stays open.
+      expect(longLived.isOpen()).toBe(true);
+    }, 15_000);
   });
 
   describe("a request that is wrong before it runs", () => {
