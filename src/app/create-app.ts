@@ -218,6 +218,13 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     audience: config.JWT_AUDIENCE,
   });
   const contextFactory = createContextFactory(services, verify);
+  // REQUEST_LIMIT: one limiter for both transports, so HTTP requests and WebSocket subscribes add up.
+  const admitRequest = requestLimitGate(
+    new RequestLimiter(config.REQUEST_LIMIT, clock ? () => clock().getTime() : undefined),
+    verify,
+    `${config.REQUEST_LIMIT.max} requests per ${config.REQUEST_LIMIT.window}`,
+    () => edgeMetrics.requestsLimited.inc(),
+  );
   const http = createHttpServer({
     apollo,
     context: contextFactory,
@@ -230,12 +237,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     maxBodyBytes: config.MAX_BODY_BYTES,
     logger,
     cors: createCorsPolicy({ origins: config.CORS_ORIGINS, allowLocalhost: config.devMode && config.NODE_ENV !== "production" }),
-    admit: requestLimitGate(
-      new RequestLimiter(config.REQUEST_LIMIT, clock ? () => clock().getTime() : undefined),
-      verify,
-      `${config.REQUEST_LIMIT.max} requests per ${config.REQUEST_LIMIT.window}`,
-      () => edgeMetrics.requestsLimited.inc(),
-    ),
+    admit: admitRequest,
   });
 
   liveSocket = attachLiveSocket({
@@ -247,6 +249,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     formatError,
     validationRules,
     parseOptions: documentChecks.parseOptions,
+    admit: admitRequest,
     maxBufferedBytes: config.LIVE_MAX_BUFFERED_BYTES,
     maxPayloadBytes: config.MAX_BODY_BYTES,
     production: config.NODE_ENV === "production",

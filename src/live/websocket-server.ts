@@ -20,7 +20,8 @@ import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
-import { InternalError, UnauthenticatedError } from "../errors/errors.js";
+import { InternalError, RateLimitedError, UnauthenticatedError } from "../errors/errors.js";
+import type { RequestGate } from "../http/request-limit-gate.js";
 import { formatOperationErrors } from "./operation-errors.js";
 import { checkOperation, type CheckedOperation, type OperationChecks } from "./operation-request.js";
 import { SlowConsumerError } from "./subscriber-queue.js";
@@ -50,6 +51,11 @@ export interface LiveSocketOptions<Ctx> {
   validationRules?: readonly ValidationRule[];
   /** How documents are parsed: HTTP's parseOptions (the MAX_DOCUMENT_TOKENS limit), so the socket refuses what HTTP refuses. */
   parseOptions?: ParseOptions;
+  /**
+   * REQUEST_LIMIT's gate, as HTTP runs it before reading a request: every `subscribe` counts against
+   * its caller (the token's subject), so a socket is no way around the per-caller limit.
+   */
+  admit?: RequestGate;
   maxBufferedBytes: number;
   maxPayloadBytes: number;
   production: boolean;
@@ -153,6 +159,13 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     };
   }
 
+  /** REQUEST_LIMIT for one `subscribe`: a refusal is RATE_LIMITED for that operation alone, before it is parsed. */
+  async function admitOperation(ctx: LiveContext): Promise<GraphQLError | undefined> {
+    if (!options.admit) return undefined;
+    const refusal = await options.admit(requestWithAuthorization(ctx.extra.request, ctx.extra.authorization ?? ""));
+    return refusal ? new RateLimitedError(refusal.message, refusal.retryAfterSeconds) : undefined;
+  }
+
   /**
    * Checks a subscribe message and builds its execution arguments, under a requestId of its own.
    * Every failure is returned as errors, never thrown: graphql-ws then sends them as an `error`
@@ -164,6 +177,8 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     operationsOf(ctx).set(id, operation);
     let result: ExecutionArgs | readonly GraphQLError[];
     try {
+      const refusal = await admitOperation(ctx);
+      if (refusal) return [refusal];
       const checked = checkOperation(payload, checks);
       result = Array.isArray(checked) ? checked : await executionArgs(ctx, checked, operation.requestId);
     } catch (err) {

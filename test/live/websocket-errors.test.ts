@@ -10,6 +10,7 @@
  *   a bad variable was a masked INTERNAL_SERVER_ERROR);
  * - every error of an operation carries that operation's requestId, as HTTP errors do, and an
  *   unexpected one is masked and logged at error with it;
+ * - every `subscribe` counts against REQUEST_LIMIT with the caller's HTTP requests (it did not count);
  * - only subscriptions are served: a query or mutation over the socket would run outside Apollo's
  *   plugins (a metered mutation was held and never settled), so it is refused.
  */
@@ -336,6 +337,51 @@ describe("errors over graphql-ws", () => {
       ]);
       expect(written).toEqual([expect.objectContaining({ level: 50, requestId: "req-1", err: expect.objectContaining({ message: "connection to server at 10.0.0.5 was lost" }) })]);
     });
+  });
+});
+
+describe("REQUEST_LIMIT over graphql-ws", () => {
+  let database: TestDatabase;
+  let server: TestServer;
+  const sockets: RawSocket[] = [];
+
+  beforeAll(async () => {
+    database = await createPgliteDatabase();
+    server = await startTestServer({ database, env: { REQUEST_LIMIT: "3/1m" } });
+  }, 120_000);
+  afterAll(async () => {
+    for (const socket of sockets) socket.close();
+    await server?.close();
+    await database?.dispose();
+  });
+
+  it("counts every subscribe against its caller with HTTP's requests, refusing the one past the limit as RATE_LIMITED for that operation alone", async () => {
+    const owner = "ws-limited-owner";
+    const token = await userToken(owner);
+    const subscriptionId = await fundedSubscription(database, owner, { leads: 10 });
+    // Two HTTP requests and one subscribe make the caller's three.
+    for (let i = 0; i < 2; i++) expect((await server.gql("{ viewer { id } }", {}, { token })).status).toBe(200);
+    const socket = rawSocket(server.url, { authorization: `Bearer ${token}` });
+    sockets.push(socket);
+    await socket.ready;
+    socket.subscribe("first", BALANCE_CHANGED, { s: subscriptionId, t: ["leads"] });
+    socket.subscribe("second", BALANCE_CHANGED, { s: subscriptionId, t: ["leads"] });
+
+    const refused = await socket.waitFor((m) => m.id === "second");
+    expect(refused.type).toBe("error");
+    expect(refused.payload).toEqual([
+      {
+        message: expect.stringMatching(/^Too many requests: at most 3 requests per 1m per caller; try again in \d+ s$/),
+        extensions: { code: "RATE_LIMITED", retryAfterSeconds: expect.any(Number), requestId: expect.stringMatching(UUID) },
+      },
+    ]);
+    // The socket and the subscription within the limit live on: an admin's grant reaches it.
+    const granted = await server.gql(GRANT, { s: subscriptionId }, { token: await adminToken() });
+    expect(granted.body.errors).toBeUndefined();
+    await socket.waitFor((m) => m.id === "first" && m.type === "next" && m.payload.data?.creditBalanceChanged.balance === 11);
+    expect(socket.isOpen()).toBe(true);
+    // And the caller's next HTTP request is over the limit too: one count for both transports.
+    expect((await server.gql("{ viewer { id } }", {}, { token })).status).toBe(429);
   });
 });
 
