@@ -75,6 +75,10 @@ export class ChargeCollector {
     if (!this.meteredFieldRan) return undefined;
     const remaining: Record<string, Record<string, number>> = {};
     for (const [subscriptionId, types] of this.remaining) remaining[subscriptionId] = Object.fromEntries(types);
-    return { charges: this.charges.map((c) => ({ ...c })), remaining };
+    // A charge's `remaining` is the balance after the LAST change this request made to it (DESIGN.md),
+    // not after its own settlement: in an operation of several fields on one balance, every charge
+    // reports what the top-level `remaining` reports.
+    const charges = this.charges.map((c) => ({ ...c, remaining: remaining[c.subscriptionId]?.[c.type] ?? c.remaining }));
+    return { charges, remaining };
   }
 }

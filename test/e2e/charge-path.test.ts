@@ -185,6 +185,14 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     expect(res.body.extensions!.credits.remaining).toEqual({
       [sub]: { leads: before.balances.leads - Math.max(1, found) - mlsCost, skiptrace: before.balances.skiptrace - 4 },
     });
+    // Each charge's remaining is the balance after the LAST change the request made to it: `a`'s is
+    // the leads balance after `b` settled too (it used to be the balance after `a`'s own settlement).
+    const after = await ledgerState(database, sub);
+    expect(charges.map((c: { path: string[]; remaining: number }) => [c.path[0], c.remaining])).toEqual([
+      ["a", after.balances.leads],
+      ["b", after.balances.leads],
+      ["c", after.balances.skiptrace],
+    ]);
   });
 
   describe("refusals move nothing", () => {
