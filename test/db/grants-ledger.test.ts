@@ -105,6 +105,20 @@ describe.each(BACKENDS)("grants in the ledger statements on %s", (backend) => {
     expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
   });
 
+  it("a hold refuses a balance whose every grant has expired, before the expiry pass has run (it used to spend them)", async () => {
+    const ledger = createCoalescingChargeLedger(database.db);
+    const sub = await fundedSubscription(database, "grants-owner", {});
+    await addGrant(database.db, sub, 5, { category: "PROMOTIONAL", expiresAt: new Date(Date.now() + 500) });
+    await sleep(600);
+    // 5 in the balance row, all of them expired, and no unexpired grant at all: nothing may be held.
+    expect(await aiBalance(database.db, sub)).toBe(5);
+    expect(await holdOne(ledger, hold(sub, 3))).toEqual({ ok: false, reason: "insufficient", available: 0 });
+    expect(await aiBalance(database.db, sub)).toBe(5);
+    expect(await expireDueGrants(database.db)).toEqual({ balances: 1, expired: 1, failed: 0 });
+    expect(await aiBalance(database.db, sub)).toBe(0);
+    expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+  });
+
   it("a debit across grants is given back in reverse draw order, part by part", async () => {
     const ledger = createCoalescingChargeLedger(database.db);
     const sub = await fundedSubscription(database, "grants-owner", {});
