@@ -92,6 +92,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
   const rateLimiter: RateLimitGate = rateLimiting.gate;
 
+  // The first pass that completes also starts the periods of subscriptions on plans this
+  // configuration knows and the last one may not have (plans only change with a restart).
+  let missingPeriodsStarted = false;
+  const grantMaintenancePass = async (): Promise<void> => {
+    await runGrantMaintenance({ db: database.db, plans: config.plans, logger, startMissingPeriods: !missingPeriodsStarted });
+    missingPeriodsStarted = true;
+  };
+
   // The credits core, built from its public entry like any host's (docs/library.md). This server's
   // context already carries the credits state (its resolvers share the request's loaders), so it is
   // passed as `request`. Holds and settlements are coalesced into batch statements, the subscription
@@ -120,7 +128,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       settleTimeoutMs: config.CHARGE_SETTLE_TIMEOUT,
       batchSize: config.RECOVERY_BATCH_SIZE,
       // Plan renewals and grant expiry ride on the same pass (src/grants/maintenance.ts).
-      afterPass: () => runGrantMaintenance({ db: database.db, plans: config.plans, logger }),
+      afterPass: () => grantMaintenancePass(),
     },
     // Every hold records this instance's lease, so another instance refunds them soon after it dies.
     lease: { ttlMs: config.INSTANCE_LEASE_TTL },

@@ -7,6 +7,8 @@
  * LOCKED, and re-read under the lock, so one instance renews a boundary and another skips it.
  * Periods missed while no instance ran are renewed one after another, in order, up to
  * MAX_PERIODS_PER_TRANSACTION per transaction (the pass comes straight back for the rest).
+ * A subscription left without a period (its plan unknown to the configuration, or cancelled) starts
+ * a new first one when its plan is configured again or it is reactivated (startMissingPeriods).
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type Database, type DbOrTx } from "../db/database.js";
@@ -37,6 +39,61 @@ export async function startFirstPeriod(tx: DbOrTx, subscriptionId: string, plan:
     );
   }
   return end;
+}
+
+/**
+ * Starts a first period, now, for each subscription on a configured plan that has none and is not
+ * cancelled (or for `onlySubscriptionId` alone). A subscription is without a period when its plan was
+ * unknown to the configuration when it was opened or when its period ended (renewal closed it), or
+ * when it was cancelled; once the plan is configured again, or the subscription is reactivated, its
+ * plan grants again from the next start or the reactivation, instead of never again. Each start is
+ * one transaction under the subscription's row lock, rechecked there, so instances starting together
+ * start it once. Returns how many periods were started.
+ */
+export async function startMissingPeriods(
+  db: DbOrTx,
+  plans: readonly PlanDefinition[],
+  options: { onlySubscriptionId?: string; onFailure?: RenewalFailure } = {},
+): Promise<number> {
+  if (plans.length === 0) return 0;
+  const names = plans.map((p) => p.name);
+  const only = options.onlySubscriptionId ? sql`and s.id = ${options.onlySubscriptionId}::uuid` : sql``;
+  const failed: string[] = [];
+  let started = 0;
+  for (;;) {
+    const missing = await queryRows<{ id: string; plan: string }>(
+      db,
+      sql`select s.id, s.plan from billing_subscriptions s
+           where s.plan = any(${sql.param(names)}::text[]) and s.status <> 'CANCELLED' ${only}
+             and not exists (select 1 from plan_periods p where p.subscription_id = s.id)
+             and s.id <> all(${sql.param(failed)}::uuid[])
+           order by s.created_at, s.id limit ${DUE_BATCH}`,
+    );
+    for (const { id, plan } of missing) {
+      try {
+        if (await startPeriodIfMissing(db, id, findPlan(plans, plan)!)) started++;
+      } catch (err) {
+        failed.push(id);
+        options.onFailure?.(id, err);
+      }
+    }
+    if (missing.length < DUE_BATCH) return started;
+  }
+}
+
+async function startPeriodIfMissing(db: DbOrTx, subscriptionId: string, plan: PlanDefinition): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [still] = await queryRows<{ id: string }>(
+      tx,
+      sql`select s.id from billing_subscriptions s
+           where s.id = ${subscriptionId}::uuid and s.status <> 'CANCELLED'
+             and not exists (select 1 from plan_periods p where p.subscription_id = s.id)
+             for update of s skip locked`,
+    );
+    if (!still) return false;
+    await startFirstPeriod(tx, subscriptionId, plan);
+    return true;
+  });
 }
 
 export interface RenewalReport {

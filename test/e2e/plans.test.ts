@@ -3,7 +3,8 @@
  * Query.plans; a subscription on a plan gets its allowance at once and `currentPeriodEnd`; crossing
  * a period rolls over up to rolloverMax of the unused plan credits and expires the rest; periods
  * missed while no instance ran are renewed in order by the first pass of the next start; a plan the
- * configuration does not know grants nothing.
+ * configuration does not know grants nothing, until a configuration knows it; a cancelled
+ * subscription stops renewing, and starts a new period when reactivated.
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -187,6 +188,16 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
       ["EXPIRATION", -10],
     ]);
     await expectAuditClean();
+
+    // Reactivated, it is on its plan again: a new first period starts at once (it used to stay
+    // without a period, and without plan credits, for good).
+    const reactivated = await call<{ setSubscriptionStatus: { currentPeriodEnd: string | null; balances: { type: string; balance: number }[] } }>(
+      `mutation ($id: ID!) { setSubscriptionStatus(id: $id, status: ACTIVE, reason: "back") { currentPeriodEnd balances { type balance } } }`,
+      { id: created.id },
+    );
+    expect(new Date(reactivated.setSubscriptionStatus.currentPeriodEnd!).getTime()).toBeGreaterThan(Date.now());
+    expect(ai(reactivated.setSubscriptionStatus.balances)).toBe(10);
+    await expectAuditClean();
   }, 30_000);
 
   it("a plan the configuration does not know grants nothing and has no period", async () => {
@@ -195,5 +206,21 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
     expect(created.currentPeriodEnd).toBeNull();
     expect(ai(created.balances)).toBe(0);
     expect(await ledger(created.id)).toEqual([]);
-  });
+
+    // Once a configuration knows the plan (a plan added, or one that had left it back again), the
+    // first pass of the next start starts its first period (it used to grant nothing for good).
+    const enterprise = { name: "enterprise", period: "1h", allowances: { ai: { allowance: 7 } } };
+    await start({ PLANS: JSON.stringify([...JSON.parse(PLANS), enterprise]) });
+    await expect
+      .poll(async () => (await call<{ subscription: any }>(STATE, { id: created.id })).subscription.currentPeriodEnd, { timeout: 10_000, interval: 100 })
+      .not.toBeNull();
+    const state = (await call<{ subscription: any }>(STATE, { id: created.id })).subscription;
+    expect(ai(state.balances)).toBe(7);
+    expect(state.grants).toEqual([{ category: "PLAN", amount: 7, remaining: 7, expiresAt: state.currentPeriodEnd }]);
+    // A second start finds nothing missing: still one period, one grant.
+    await start({ PLANS: JSON.stringify([...JSON.parse(PLANS), enterprise]) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await ledger(created.id)).map((e) => [e.kind, e.amount])).toEqual([["GRANT", 7]]);
+    await expectAuditClean();
+  }, 30_000);
 });

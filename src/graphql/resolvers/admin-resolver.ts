@@ -35,6 +35,7 @@ import { grantWithTerms } from "../../grants/grant-credits.js";
 import { validateGrantTerms } from "../../grants/grant-input.js";
 import { auditLedgerAndGrants } from "../../grants/grant-audit.js";
 import { findPlan } from "../../plans/plan-config.js";
+import { startMissingPeriods } from "../../plans/plan-periods.js";
 
 /** NOT_FOUND unless the subscription exists; read through the request's loader. */
 async function requireSubscription(ctx: RequestContext, id: string): Promise<void> {
@@ -122,6 +123,8 @@ export class AdminResolver {
       async (db) => {
         const changed = await setSubscriptionStatus(db, id, status, why);
         if (!changed) throw new NotFoundError(`Subscription ${quoteId(id)} does not exist`);
+        // A cancelled subscription's plan period was closed at its end: reactivated, it starts a new one.
+        if (status !== SubscriptionStatus.CANCELLED) await startMissingPeriods(db, ctx.services.config.plans, { onlySubscriptionId: id });
         return changed;
       },
       freezeSubscription,
