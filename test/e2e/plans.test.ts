@@ -121,13 +121,21 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
       { category: "PLAN", amount: 3, remaining: 3, expiresAt: state.currentPeriodEnd },
       { category: "PLAN", amount: 10, remaining: 10, expiresAt: state.currentPeriodEnd },
     ]);
+    // The new period's grants go in before the old period's credits go out, so the balance (6, then
+    // 9, 19, 16, 13) never passed through 0: the renewal raised no alert. (Out first, it went 6, 3,
+    // 0, 3, 13, and every renewal stored, logged and pushed BALANCE_DEPLETED then BALANCE_RECOVERED.)
     const renewal = (await ledger(created.id)).slice(-4);
     expect(renewal.map((e) => [e.kind, e.amount])).toEqual([
-      ["ADJUSTMENT", -3],
-      ["EXPIRATION", -3],
       ["GRANT", 3],
       ["GRANT", 10],
+      ["ADJUSTMENT", -3],
+      ["EXPIRATION", -3],
     ]);
+    const alerts = await call<{ creditAlerts: { edges: { node: { kind: string } }[] } }>(
+      `query ($id: ID!) { creditAlerts(subscriptionId: $id) { edges { node { kind } } } }`,
+      { id: created.id },
+    );
+    expect(alerts.creditAlerts.edges).toEqual([]);
     await expectAuditClean();
   }, 30_000);
 
@@ -161,12 +169,12 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
     expect(renewals).toBeGreaterThanOrEqual(3);
     expect(ends).toEqual(Array.from({ length: renewals + 1 }, (_, i) => firstEnd + i * 1_000));
     const entries = (await ledger(created.id)).filter((e) => e.credit_type === "ai");
-    // Creation grant, the debit, then per period: rollover out, expiry, rollover in, allowance.
+    // Creation grant, the debit, then per period: rollover in, allowance, rollover out, expiry.
     expect(entries.map((e) => [e.kind, e.amount])).toEqual([
       ["GRANT", 10],
       ["DEBIT", -4],
-      ["ADJUSTMENT", -3], ["EXPIRATION", -3], ["GRANT", 3], ["GRANT", 10],
-      ...Array.from({ length: renewals - 1 }, () => [["ADJUSTMENT", -3], ["EXPIRATION", -10], ["GRANT", 3], ["GRANT", 10]]).flat(),
+      ["GRANT", 3], ["GRANT", 10], ["ADJUSTMENT", -3], ["EXPIRATION", -3],
+      ...Array.from({ length: renewals - 1 }, () => [["GRANT", 3], ["GRANT", 10], ["ADJUSTMENT", -3], ["EXPIRATION", -10]]).flat(),
     ]);
     const state = (await call<{ subscription: any }>(STATE, { id: created.id })).subscription;
     expect(ai(state.balances)).toBe(13);
