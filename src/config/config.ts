@@ -185,11 +185,15 @@ export const MIN_PRODUCTION_SECRET_LENGTH = 32;
  */
 function productionProblems(raw: RawConfig): string[] {
   if (raw.NODE_ENV !== "production") return [];
+  const problems: string[] = [];
   if (!raw.JWT_SECRET && !raw.JWT_JWKS_URL) {
-    return ["JWT_SECRET or JWT_JWKS_URL: one is required with NODE_ENV=production (development mode and its public secret are refused)"];
+    problems.push("JWT_SECRET or JWT_JWKS_URL: one is required with NODE_ENV=production (development mode and its public secret are refused)");
+  } else if (raw.JWT_SECRET && raw.JWT_SECRET.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    problems.push(`JWT_SECRET: must be at least ${MIN_PRODUCTION_SECRET_LENGTH} characters with NODE_ENV=production`);
   }
-  if (raw.JWT_SECRET && raw.JWT_SECRET.length < MIN_PRODUCTION_SECRET_LENGTH) {
-    return [`JWT_SECRET: must be at least ${MIN_PRODUCTION_SECRET_LENGTH} characters with NODE_ENV=production`];
+  // A receiver cannot tell unsigned alerts from forged ones.
+  if (raw.ALERT_WEBHOOK_URL && !raw.ALERT_WEBHOOK_SECRET) {
+    problems.push("ALERT_WEBHOOK_SECRET: required with ALERT_WEBHOOK_URL and NODE_ENV=production (alert webhooks are signed with it)");
   }
-  return [];
+  return problems;
 }
