@@ -3,12 +3,12 @@
  * the notification listener (every committed ledger statement, on whichever instance it ran); only
  * balances someone here subscribes to are kept.
  *
- * Coalescing is a leading-edge throttle on the entries' commit time (their `createdAt`, stamped by
+ * Coalescing is a leading-edge throttle on the entries' time (their `createdAt`, stamped by
  * the database): a change whose entry is at least the push interval newer than the last one pushed
  * for its balance goes out at once; changes closer together than that wait, folded into one event
  * (the latest balance and entry, the number of entries folded in, the last threshold crossing among
  * them), until the interval after the last pushed entry has passed on the database's clock. Measured
- * on commit time rather than on when this instance pushed, a folded change waits only for what is
+ * on the entries' time rather than on when this instance pushed, a folded change waits only for what is
  * left of the interval since the entry before it was made, not for the whole interval again after
  * that entry's delivery: a call's hold and, some ms later, its settlement reach the client within the
  * interval of the settlement's commit. Changes that arrive together (one read of the notification

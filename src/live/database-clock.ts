@@ -1,6 +1,6 @@
 /**
  * The database's time as far as this instance can tell. The hub spaces a balance's events by the
- * commit time of their entries (`createdAt`, stamped by the database), so it needs "now" on that
+ * time of their entries (`createdAt`, stamped by the database), so it needs "now" on that
  * clock, while its own is Date.now(): the two machines' clocks may differ. Each reading is a
  * database time stamp together with a local time no earlier than the moment it was taken (a change
  * that has just arrived, stamped when its entry was made; the relay's query, stamped while it ran),
