@@ -61,6 +61,11 @@ export class ChargeCollector {
     this.noteBalance(charge.subscriptionId, charge.type, charge.remaining);
   }
 
+  /** True when this request already noted a balance of the subscription's credit type. */
+  knowsBalance(subscriptionId: string, type: string): boolean {
+    return this.remaining.get(subscriptionId)?.has(type) ?? false;
+  }
+
   /** The latest known balance of a subscription's credit type after this request's changes. */
   noteBalance(subscriptionId: string, type: string, balance: number): void {
     let types = this.remaining.get(subscriptionId);

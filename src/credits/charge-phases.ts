@@ -111,6 +111,7 @@ export async function chargeCalls(deps: ChargeDeps, ctx: RequestContext, calls: 
     if (err instanceof Refusal) {
       const callAt = (path: string[]) => calls.find((c) => c.path.join(".") === path.join(".")) ?? calls[0];
       for (const refused of err.refused) reportRefusal(deps, ctx, refused.error, callAt(refused.path));
+      await noteBalancesOfRefusedGroup(ctx, calls);
       return { ok: false, refused: err.refused };
     }
     throw err;
@@ -367,6 +368,30 @@ function holdRefusals(
   if (short.length > 0) return short;
   // Cannot happen (a group is refused only for one of the reasons above); said plainly if it does.
   throw new InternalError("The hold was refused without a reason");
+}
+
+/**
+ * A refused group adds no charge, but `remaining` still shows the balances it would have spent from
+ * (DESIGN.md, "`extensions.credits`"). A hold's 402 notes what its statement saw; a group refused
+ * before the hold (403 for a suspended subscription or a creditAmount, 429, 409, 400) has them read
+ * here, one read per subscription, for the subscriptions the caller may see (its own; any, for an
+ * admin), never for a stranger's. A read that fails leaves them out: the refusal stands either way.
+ */
+async function noteBalancesOfRefusedGroup(ctx: RequestContext, calls: MeteredCall[]): Promise<void> {
+  const viewer = ctx.authError ? undefined : ctx.viewer;
+  if (!viewer) return;
+  await Promise.all(
+    calls.map(async (call) => {
+      const subscriptionId = call.args.subscriptionId;
+      const type = call.field.creditType;
+      if (typeof subscriptionId !== "string" || !isUuid(subscriptionId) || ctx.charges.knowsBalance(subscriptionId, type)) return;
+      const subscription = await ctx.loaders.subscription.load(subscriptionId).catch(() => undefined);
+      if (!subscription || (subscription.ownerId !== viewer.id && !viewer.isAdmin)) return;
+      const balances = await ctx.loaders.balances.load(subscriptionId).catch(() => undefined);
+      const balance = balances?.find((b) => b.creditType === type);
+      if (balance && !ctx.charges.knowsBalance(subscriptionId, type)) ctx.charges.noteBalance(subscriptionId, type, balance.balance);
+    }),
+  );
 }
 
 function chargeRecord(call: MeteredCall, price: Price, request: HoldRequest, remaining: number): ChargeRecord {

@@ -241,6 +241,18 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
       expect([res.status, res.body.errors![0].extensions.code]).toEqual([403, "FORBIDDEN"]);
       expect(res.body.errors![0].message).toMatch(/SUSPENDED/);
       expect(await ledgerState(database, suspended)).toEqual(before);
+      // Refused before the hold, it still shows the owner the balance it would have spent from.
+      expect(res.body.extensions!.credits).toEqual({ charges: [], remaining: { [suspended]: { ai: 5 } } });
+    });
+
+    it("a refusal before the hold shows the caller's balance (403 for a creditAmount), never a stranger's", async () => {
+      const { balances } = await ledgerState(database, sub);
+      const overridden = await server.gql(RUN_AI, { s: sub, input: { prompt: "hi" }, amount: 0 }, { token: owner });
+      expect([overridden.status, overridden.body.errors![0].extensions.code]).toEqual([403, "FORBIDDEN"]);
+      expect(overridden.body.extensions!.credits).toEqual({ charges: [], remaining: { [sub]: { ai: balances.ai } } });
+      const strangers = await server.gql(RUN_AI, { s: sub, input: { prompt: "hi" } }, { token: stranger });
+      expect([strangers.status, strangers.body.errors![0].extensions.code]).toEqual([403, "FORBIDDEN"]);
+      expect(strangers.body.extensions!.credits).toEqual({ charges: [], remaining: {} });
     });
   });
 

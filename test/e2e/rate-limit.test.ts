@@ -81,7 +81,8 @@ describe.each(BACKENDS)("rate limits on one instance (memory store) on %s", (bac
     expect(response.status).toBe(429);
     expect(response.body.data).toBeNull();
     expect(response.body.errors!.map((e) => [e.path, e.extensions.code])).toEqual([[["a10"], "RATE_LIMITED"]]);
-    expect(response.body.extensions!.credits.charges).toEqual([]);
+    // No charge, but the balance it would have spent from, as a 402 shows it.
+    expect(response.body.extensions!.credits).toEqual({ charges: [], remaining: { [subscriptionId]: { ai: 100 } } });
     expect((await ledgerState(database, subscriptionId)).balances.ai).toBe(100);
     // Nothing of this caller's window was used: ten aliases fit in one operation.
     const ten = await server.gql(`mutation($s: ID!) { ${aliases.slice(0, 10).join("\n")} }`, { s: subscriptionId }, { token: await userToken("alias-user") });
