@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { HeaderMap, type ApolloServer } from "@apollo/server";
 import type { Logger } from "pino";
 import type { CorsPolicy } from "./cors.js";
-import { BodyTooLargeError, readBody } from "./read-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, readBody } from "./read-body.js";
 import type { RequestGate, RequestRefusal } from "./request-limit-gate.js";
 import { requestIdFrom } from "./request-id.js";
 
@@ -104,6 +104,10 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
         if (err instanceof BodyTooLargeError) {
           sendRequestError(res, 413, `Request body too large: the limit is ${err.limit} bytes`, requestId);
           req.resume();
+          return;
+        }
+        if (err instanceof BodyNotUtf8Error) {
+          sendRequestError(res, 400, err.message, requestId);
           return;
         }
         throw err;

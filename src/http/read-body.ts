@@ -1,4 +1,8 @@
-/** Reads a request body up to a byte limit; larger bodies are refused before they are buffered whole. */
+/**
+ * Reads a request body up to a byte limit; larger bodies are refused before they are buffered whole.
+ * The body must be UTF-8 (JSON's encoding): bytes that are not are refused, never replaced with
+ * U+FFFD, which would run (and charge) a call with text the client never sent.
+ */
 import type { IncomingMessage } from "node:http";
 
 export class BodyTooLargeError extends Error {
@@ -6,6 +10,14 @@ export class BodyTooLargeError extends Error {
     super(`Request body is larger than ${limit} bytes`);
   }
 }
+
+export class BodyNotUtf8Error extends Error {
+  constructor() {
+    super("The request body is not valid UTF-8: send JSON encoded as UTF-8");
+  }
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers["content-length"]);
@@ -17,5 +29,9 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
     if (size > limit) throw new BodyTooLargeError(limit);
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  try {
+    return UTF8.decode(Buffer.concat(chunks));
+  } catch {
+    throw new BodyNotUtf8Error();
+  }
 }

@@ -118,6 +118,42 @@ describe("edge safety over HTTP", () => {
     });
   });
 
+  describe("request bodies", () => {
+    it("refuses a body that is not valid UTF-8 (400), instead of running and charging a call with U+FFFD in place of its bytes", async () => {
+      const owner = "utf8-owner";
+      const subscriptionId = await fundedSubscription(database, owner, { ai: 10 });
+      const json = JSON.stringify({ query: AI.replace('"hi"', '"PROMPT"'), variables: { s: subscriptionId } });
+      const [head, tail] = json.split("PROMPT");
+      const body = Buffer.concat([Buffer.from(head), Buffer.from([0xff, 0xc3, 0x28]), Buffer.from(tail)]);
+      const res = await fetch(`${server.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await userToken(owner)}` },
+        body,
+      });
+      expect(res.status).toBe(400);
+      const answer = (await res.json()) as { errors: { message: string; extensions: Record<string, unknown> }[] };
+      expect(answer.errors).toEqual([
+        {
+          message: "The request body is not valid UTF-8: send JSON encoded as UTF-8",
+          extensions: { code: "BAD_USER_INPUT", requestId: res.headers.get("x-request-id") },
+        },
+      ]);
+      const [balance] = await queryRows<{ balance: number }>(
+        database.db,
+        sql`select balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = 'ai'`,
+      );
+      expect(Number(balance.balance)).toBe(10);
+      // The same call in valid UTF-8 (a byte-order mark before it is allowed) runs.
+      const valid = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${head}hé${tail}`)]);
+      const ok = await fetch(`${server.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await userToken(owner)}` },
+        body: valid,
+      });
+      expect(ok.status).toBe(200);
+    });
+  });
+
   describe("identity and ids (item 5, issue 14 item 3)", () => {
     it("refuses a token whose sub holds a lone surrogate or a control character (401)", async () => {
       const subscriptionId = await fundedSubscription(database, "eve\ufffd", { ai: 10 });
