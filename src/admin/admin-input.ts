@@ -6,6 +6,7 @@ import { BadUserInputError, NotFoundError } from "../errors/errors.js";
 import { CREDIT_TYPES, isCreditType } from "../credits/credit-types.js";
 import { isUuid } from "../util/uuid.js";
 import { quoteId } from "../util/quote-id.js";
+import { hasControlCharacter } from "../util/text.js";
 
 /** Longest owner id and plan name accepted. */
 export const MAX_NAME_LENGTH = 200;
@@ -31,6 +32,9 @@ export function requireName(value: string, field: string): string {
   if (trimmed.length > MAX_NAME_LENGTH) {
     throw new BadUserInputError(`${field} is too long: at most ${MAX_NAME_LENGTH} characters`, field);
   }
+  // An owner id is a token's `sub`, which may not hold control characters (401): a subscription
+  // opened for one could never be used by anyone.
+  if (hasControlCharacter(trimmed)) throw new BadUserInputError(`${field} must not contain control characters`, field);
   return trimmed;
 }
 

@@ -160,6 +160,8 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
         ["not an admin", create(good, owner), "FORBIDDEN", /admin/i],
         ["blank ownerId", create({ ...good, ownerId: "  " }), "BAD_USER_INPUT", /ownerId/],
         ["long ownerId", create({ ...good, ownerId: "o".repeat(201) }), "BAD_USER_INPUT", /ownerId.*200/],
+        // A token's sub may not hold one (401), so such a subscription could never be used.
+        ["an ownerId with a control character", create({ ...good, ownerId: "bob\u0007" }), "BAD_USER_INPUT", /ownerId must not contain control characters/],
         ["empty plan", create({ ...good, plan: "" }), "BAD_USER_INPUT", /plan/],
         ["long plan", create({ ...good, plan: "p".repeat(201) }), "BAD_USER_INPUT", /plan/],
         ["unknown type", create({ ...good, initialCredits: [{ type: "gold", amount: 1 }] }), "BAD_USER_INPUT", /Unknown credit type "gold"/],
