@@ -237,7 +237,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     apollo,
     context: contextFactory,
     routes: {
-      "GET /health": healthRoute(database, rateLimiting.store),
+      "GET /health": healthRoute(database, rateLimiting.store, () => live.channelState),
       "GET /metrics": requireBearer(config.METRICS_TOKEN, observability.metricsRoute),
     },
     // The console (console/dist, built at start by main.ts) from the same port as the API.

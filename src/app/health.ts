@@ -2,10 +2,13 @@
  * GET /health: 200 when the database answers within a second or two, 503 when it does not. It also
  * says whether the rate-limit store (Redis) answers: `"rateLimitStore": "up" | "down"`, with
  * `"status": "degraded"` (still 200: the server serves, but metered calls are refused or unlimited
- * per RATE_LIMIT_ON_STORE_ERROR) when it does not (DESIGN.md, "Observability").
+ * per RATE_LIMIT_ON_STORE_ERROR) when it does not (DESIGN.md, "Observability"); and whether the
+ * live balance's notification session hears notifications: `"liveBalance": "up" | "down" |
+ * "unknown"` (src/live/channel-probe.ts), "down" being degraded too (subscribers get no events).
  */
 import type { DatabaseHandle } from "../db/database.js";
 import type { RouteHandler } from "../http/http-server.js";
+import type { ChannelState } from "../live/channel-probe.js";
 
 const PING_TIMEOUT_MS = 2_000;
 
@@ -31,14 +34,25 @@ async function answers(ping: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
-export function healthRoute(database: DatabaseHandle, rateLimitStore: PingableStore = {}): RouteHandler {
+export function healthRoute(
+  database: DatabaseHandle,
+  rateLimitStore: PingableStore = {},
+  liveChannel: () => ChannelState = () => "up",
+): RouteHandler {
   return async ({ res, requestId }) => {
     const storePing = rateLimitStore.ping?.bind(rateLimitStore);
     const [ok, storeUp] = await Promise.all([answers(() => database.ping()), storePing ? answers(storePing) : true]);
-    const status = !ok ? "unavailable" : storeUp ? "ok" : "degraded";
+    const liveBalance = liveChannel();
+    const status = !ok ? "unavailable" : storeUp && liveBalance !== "down" ? "ok" : "degraded";
     res.writeHead(ok ? 200 : 503, { "content-type": "application/json; charset=utf-8", "x-request-id": requestId });
     res.end(
-      JSON.stringify({ status, database: ok ? "up" : "down", backend: database.kind, rateLimitStore: storeUp ? "up" : "down" }),
+      JSON.stringify({
+        status,
+        database: ok ? "up" : "down",
+        backend: database.kind,
+        rateLimitStore: storeUp ? "up" : "down",
+        liveBalance,
+      }),
     );
   };
 }

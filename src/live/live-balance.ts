@@ -6,6 +6,7 @@
  * stored logged and posted once (claimed by one instance).
  */
 import DataLoader from "dataloader";
+import { sql } from "drizzle-orm";
 import { LRUCache } from "lru-cache";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
@@ -14,6 +15,7 @@ import type { LedgerEntryRecord } from "../ledger/entry.js";
 import type { AlertService } from "../observability/alerts/alert-service.js";
 import { BALANCE_CHANNEL, parseBalanceNotification, type EntryRef } from "./balance-change.js";
 import { BalanceHub, type BalanceEvent } from "./balance-hub.js";
+import { ChannelProbe, type ChannelState } from "./channel-probe.js";
 import { DatabaseClock } from "./database-clock.js";
 import { claimUnannouncedAlerts, currentBalances, ledgerEntriesByIds } from "./live-store.js";
 import { createInProcessListener, createPostgresListener, type NotificationListener } from "./notification-listener.js";
@@ -38,6 +40,8 @@ export interface LiveBalance {
   readonly subscriberCount: number;
   /** Counts a socket closed for not reading its events. */
   slowConsumerDropped(): void;
+  /** Whether the notification session hears notifications ("down": subscribers get no events; src/live/channel-probe.ts). */
+  readonly channelState: ChannelState;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -59,6 +63,11 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
   const subscribersGauge = new Gauge({ name: "live_balance_subscribers", help: "creditBalanceChanged subscriptions open on this instance.", registers });
   const slowDrops = new Counter({ name: "live_balance_slow_consumers_total", help: "Live-balance subscribers dropped for not reading their events.", registers });
   const badNotifications = new Counter({ name: "live_balance_bad_notifications_total", help: "Balance notifications that could not be read.", registers });
+  const unheardProbes = new Counter({
+    name: "live_balance_unheard_probes_total",
+    help: "Probe notifications the notification session did not hear (a LISTEN through a transaction-mode pooler hears nothing).",
+    registers,
+  });
 
   // The hub spaces events by the database's clock; the relay reads it every tick.
   const clock = new DatabaseClock();
@@ -108,7 +117,26 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
       });
   }
 
+  // PostgreSQL only: PGlite's listen() is in process and cannot miss what its own database sends.
+  const probe = options.database.listen
+    ? undefined
+    : new ChannelProbe({
+        send: async (payload) => {
+          await db.execute(sql`select pg_notify(${BALANCE_CHANNEL}, ${payload})`);
+        },
+        onUnheard: (reason) => {
+          unheardProbes.inc();
+          log.error(
+            { event: "live.notifications_unheard", reason },
+            "the live-balance session hears no notifications, so creditBalanceChanged subscribers get no events: " +
+              "if DATABASE_DIRECT_URL (or, unset, DATABASE_URL) is a transaction-mode pooler, point DATABASE_DIRECT_URL at a direct connection",
+          );
+        },
+        onRestored: () => log.info({ event: "live.notifications_heard" }, "the live-balance session hears notifications again"),
+      });
+
   function onNotification(payload: string): void {
+    if (probe?.heard(payload)) return;
     let changes;
     try {
       changes = parseBalanceNotification(payload);
@@ -122,6 +150,7 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
   }
 
   async function onConnected(afterLoss: boolean): Promise<void> {
+    probe?.probe();
     // Alerts stored while no instance was listening are announced now.
     announceAlerts();
     if (!afterLoss) return;
@@ -144,12 +173,16 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
       return hub.subscriberCount;
     },
     slowConsumerDropped: () => slowDrops.inc(),
+    get channelState(): ChannelState {
+      return probe ? probe.channelState : "up";
+    },
     async start() {
       await listener.start();
       relay = startNotificationRelay({ db, intervalMs: RELAY_INTERVAL_MS, logger: log, clock });
     },
     async close() {
       closed = true;
+      probe?.close();
       await relay?.stop();
       hub.close();
       await listener.close();

@@ -139,6 +139,32 @@ describe.runIf(pgbouncer)("through PgBouncer in transaction mode", () => {
     } finally {
       await live.dispose();
     }
+    // Its session heard the probe it sent itself at start: /health says so.
+    expect(await (await fetch(`${server.url}/health`)).json()).toMatchObject({ status: "ok", liveBalance: "up" });
+  }, 60_000);
+
+  it("says so when the LISTEN session goes through the pooler too (no DATABASE_DIRECT_URL): logged at error, /health degraded", async () => {
+    // LISTEN through a transaction-mode pooler succeeds and then hears nothing: subscribers of such
+    // an instance used to get no event at all, with nothing logged and /health "ok".
+    const lines: Record<string, unknown>[] = [];
+    const logDestination = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const pooledOnly = await startTestServer({
+      database: undefined,
+      env: { DATABASE_URL: bouncer.urlFor(directUrl), DATABASE_POOL_SIZE: "2", LOG_LEVEL: "info" },
+      logDestination,
+    });
+    try {
+      await expect
+        .poll(async () => (await (await fetch(`${pooledOnly.url}/health`)).json()).liveBalance, { timeout: 15_000, interval: 250 })
+        .toBe("down");
+      expect(await (await fetch(`${pooledOnly.url}/health`)).json()).toMatchObject({ status: "degraded", database: "up", liveBalance: "down" });
+      expect(lines.filter((line) => line.event === "live.notifications_unheard")).toEqual([
+        expect.objectContaining({ level: 50, msg: expect.stringMatching(/point DATABASE_DIRECT_URL at a direct connection/) }),
+      ]);
+      expect(await (await fetch(`${pooledOnly.url}/metrics`)).text()).toMatch(/live_balance_unheard_probes_total 1\b/);
+    } finally {
+      await pooledOnly.close();
+    }
   }, 60_000);
 
   it("runs every admin operation", async () => {
