@@ -26,7 +26,8 @@ export async function changeCredits(
       // The balance CHECK (or the ledger's balance_after CHECK): the change would go below zero.
       case SQLSTATE.CHECK_VIOLATION:
         throw new BadUserInputError(
-          `A change of ${change.delta} would take the ${change.creditType} balance below zero: balances are never negative`,
+          `A change of ${change.delta} would take the ${change.creditType} balance below zero: balances are never negative, ` +
+            `and credits of grants that have expired count for nothing, even before the expiry pass removes them`,
           "delta",
         );
       case SQLSTATE.NUMERIC_OUT_OF_RANGE:

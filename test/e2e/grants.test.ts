@@ -215,6 +215,17 @@ describe.each(BACKENDS)("creditPreview before the expiry pass on %s", (backend) 
     const refused = await server.gql(RUN_AI, { sub, amount: 3 }, { token: ADMIN });
     expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: "INSUFFICIENT_CREDITS", required: 3, available: 2 });
 
+    // An adjustment counts the same credits, and its refusal says why the balance shown is not spendable.
+    const adjusted = await server.gql<any>(
+      `mutation ($input: AdjustCreditsInput!) { adjustCredits(input: $input) { id } }`,
+      { input: { subscriptionId: sub, type: "ai", delta: -3, reason: "test" } },
+      { token: ADMIN },
+    );
+    expect(adjusted.body.errors?.[0]).toMatchObject({
+      message: expect.stringMatching(/would take the ai balance below zero: .*credits of grants that have expired count for nothing/),
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+
     expect((await preview(2)).body.data.creditPreview.sufficient).toBe(true);
     const ran = await server.gql(RUN_AI, { sub, amount: 2 }, { token: ADMIN });
     expect(ran.body.errors).toBeUndefined();
