@@ -30,12 +30,18 @@ import { DEMO_USER_ID } from "../../src/app/dev-seed.js";
 import { chromiumAvailable, launchChromium, watchProblems, type PageProblems } from "../helpers/browser.js";
 import { seedConsoleHistory } from "../helpers/console-history.js";
 import { spawnServer, type SpawnedServer } from "../helpers/spawn-server.js";
+import { freePort } from "../helpers/closed-port.js";
 import { postGraphQL } from "../helpers/test-app.js";
 
 const CONSOLE_LOAD_BUDGET_MS = 2_000;
 /** How long a call made with `x-simulate-failure: slow` runs (its credits held meanwhile). */
 const SLOW_CALL_MS = 5_000;
 const SCREENSHOTS = process.env.CONSOLE_SCREENSHOTS === "1";
+/** The plans the tested server is configured with (the console offers them when opening a subscription). */
+const PLANS = JSON.stringify([
+  { name: "team", period: "30d", allowances: { leads: { allowance: 200 } } },
+  { name: "basic", period: "1mo", allowances: { ai: { allowance: 100 } } },
+]);
 const available = chromiumAvailable();
 
 describe.skipIf(!available)("the console in chromium", () => {
@@ -72,9 +78,9 @@ describe.skipIf(!available)("the console in chromium", () => {
   }
 
   /** The subscription's ledger entries through the API, newest first. */
-  async function ledgerOf(subscriptionId: string): Promise<{ id: string; kind: string; type: string }[]> {
-    const res = await gql(`query ($s: ID) { creditLedger(subscriptionId: $s, first: 1000) { edges { node { id kind type } } } }`, { s: subscriptionId }, admin);
-    return res.body.data.creditLedger.edges.map((e: { node: { id: string; kind: string; type: string } }) => e.node);
+  async function ledgerOf(subscriptionId: string): Promise<{ id: string; kind: string; type: string; amount: number }[]> {
+    const res = await gql(`query ($s: ID) { creditLedger(subscriptionId: $s, first: 1000) { edges { node { id kind type amount } } } }`, { s: subscriptionId }, admin);
+    return res.body.data.creditLedger.edges.map((e: { node: { id: string; kind: string; type: string; amount: number } }) => e.node);
   }
 
   /** A sign-in link to a page of the console: `/console<path>#token=<token>`. */
@@ -107,7 +113,11 @@ describe.skipIf(!available)("the console in chromium", () => {
     demoSubscription = history.demoSubscription;
     Object.assign(customers, history.customers);
     // SIMULATE_FAILURES lets a test make a slow call (x-simulate-failure: slow) to watch its hold.
-    server = await spawnServer({ PGLITE_DIR: join(dataDir, "pglite"), SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: String(SLOW_CALL_MS) }, 120_000);
+    // PLANS names plans no seeded subscription is on (they are on "demo" and "pro"), for the plan picker.
+    server = await spawnServer(
+      { PGLITE_DIR: join(dataDir, "pglite"), SIMULATE_FAILURES: "1", SIMULATE_SLOW_MS: String(SLOW_CALL_MS), PLANS },
+      120_000,
+    );
     const banner = server.output();
     userLink = /Console \(user\):\s+(\S+)/.exec(banner)![1].replace("http://localhost", "http://127.0.0.1");
     adminLink = /Console \(admin\):\s+(\S+)/.exec(banner)![1].replace("http://localhost", "http://127.0.0.1");
@@ -356,7 +366,8 @@ describe.skipIf(!available)("the console in chromium", () => {
     await page.getByTestId("action-reason").fill("Goodwill: slow answer");
     await page.getByTestId("action-submit").click();
     await expect.poll(() => page.getByTestId(`balance-${type}`).textContent()).toBe(String(before + 1));
-    expect(await page.getByTestId("notice").textContent()).toBe("Refunded the charge: Goodwill: slow answer");
+    // The message names what was refunded, and to which subscription.
+    expect(await page.getByTestId("notice").textContent()).toBe(`Refunded 1 ${type} to subscription ${demoSubscription} (owner ${DEMO_USER_ID}): Goodwill: slow answer`);
     await expect.poll(() => page.locator('[data-testid="ledger-row"]').first().getAttribute("data-kind")).toBe("REFUND");
   });
 
@@ -382,18 +393,21 @@ describe.skipIf(!available)("the console in chromium", () => {
   });
 
   it("shows a 429 as the server's message with its retry time, never a blank page", async () => {
-    // A server of its own with a request limit of 2 a minute per caller.
+    // A server of its own with a request limit of 2 a minute per caller. A page load costs a request
+    // for its list and one for each live subscribe (they count too), so it is reloaded until refused.
     const limited = await spawnServer({ PGLITE_DIR: "memory://", REQUEST_LIMIT: "2/1m", CONSOLE_BUILD: "off" }, 120_000);
     try {
       const link = /Console \(user\):\s+(\S+)/.exec(limited.output())![1].replace("http://localhost", "http://127.0.0.1");
       const page = await freshPage();
       problems!.expect(/HTTP 429|status of 429/);
       await page.goto(link);
-      await page.getByTestId("subscription-row").first().waitFor();
-      await page.reload();
-      await page.getByTestId("subscription-row").first().waitFor();
-      await page.reload();
-      const alert = page.getByRole("alert");
+      const alert = page.getByRole("alert").and(page.locator("[data-code]"));
+      const rows = page.getByTestId("subscription-row");
+      await rows.or(alert).first().waitFor();
+      for (let reloads = 0; reloads < 3 && (await alert.count()) === 0; reloads++) {
+        await page.reload();
+        await rows.or(alert).first().waitFor();
+      }
       await alert.waitFor();
       expect(await alert.getAttribute("data-code")).toBe("RATE_LIMITED");
       // The server's own words say when; the console adds its "Retry in N s." only when they do not.
@@ -699,5 +713,320 @@ describe.skipIf(!available)("the console in chromium", () => {
       expect(await pageWidth(), link).toBeLessThanOrEqual(width);
       await headerOnScreen();
     }
+  });
+
+  describe("live balances survive a lost connection", () => {
+    it("keeps reconnecting after closes graphql-ws gives up on (1013, then 4500), says so meanwhile, resubscribes and reads the balances again", async () => {
+      // /graphql's WebSocket played by the test: the first connection is closed with 1013 (slow
+      // consumer), the second with 4500 (graphql-ws treats it as final), the third stays up.
+      const page = await freshPage();
+      problems!.expect(/WebSocket/);
+      const beta = await mintToken({ sub: "customer-beta" });
+      const subscription = customers["customer-beta"];
+      const connections: { subscribes: number; close: (code: number) => Promise<void> }[] = [];
+      await page.routeWebSocket(/\/graphql$/, (ws) => {
+        const connection = { subscribes: 0, close: (code: number) => ws.close({ code, reason: "test" }) };
+        connections.push(connection);
+        const number = connections.length;
+        ws.onMessage((text) => {
+          const message = JSON.parse(String(text));
+          if (message.type === "connection_init") {
+            if (number === 2) void ws.close({ code: 4500, reason: "Internal error" });
+            else ws.send(JSON.stringify({ type: "connection_ack" }));
+          }
+          if (message.type === "subscribe") connection.subscribes++;
+        });
+      });
+      const balanceReads: number[] = [];
+      page.on("request", (request) => {
+        if (request.method() === "POST" && request.postData()?.includes("query Balances")) balanceReads.push(Date.now());
+      });
+      await page.goto(linkTo(`/subscriptions/${subscription}`, beta));
+      const state = page.getByTestId("live-state");
+      await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("live");
+      expect(connections[0].subscribes).toBe(1);
+
+      // Lost: the page says so (never silently stale), and keeps trying.
+      await connections[0].close(1013);
+      await expect.poll(() => state.getAttribute("data-state"), { timeout: 2_000 }).toBe("reconnecting");
+      expect(await state.textContent()).toMatch(/reconnecting/);
+      await expect.poll(() => connections.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+      // The 4500 close does not end it either: a third connection, with the subscription sent again.
+      await expect.poll(() => connections.length, { timeout: 20_000 }).toBe(3);
+      const lostAt = Date.now();
+      await expect.poll(() => connections[2].subscribes, { timeout: 20_000 }).toBe(1);
+      await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("live");
+      // Events were missed while it was down: the balances are read again once it is back.
+      await expect.poll(() => balanceReads.filter((at) => at >= lostAt).length, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
+      expect(await page.getByTestId("balance-leads").textContent()).toBe(String(await balanceOf(subscription, "leads")));
+    });
+
+    it("comes back by itself after the server restarts, and shows a change made meanwhile without a reload", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "console-restart-"));
+      const port = String(await freePort());
+      const env = { PGLITE_DIR: join(dir, "pglite"), CONSOLE_BUILD: "off", PORT: port };
+      let restarted: SpawnedServer | undefined;
+      const first = await spawnServer(env, 120_000);
+      try {
+        const link = /Console \(user\):\s+(\S+)/.exec(first.output())![1].replace("http://localhost", "http://127.0.0.1");
+        const subscription = /Demo subscription: (\S+)/.exec(first.output())![1];
+        const page = await freshPage();
+        // The browser reports the refused connections while the server is down.
+        problems!.expect(/WebSocket|ERR_CONNECTION_REFUSED/);
+        await page.goto(link.replace(/\/console#/, `/console/subscriptions/${subscription}#`));
+        const state = page.getByTestId("live-state");
+        await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("live");
+        await page.evaluate(() => ((window as unknown as { marker: number }).marker = 5));
+
+        first.child.kill("SIGTERM");
+        await first.exited;
+        await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("reconnecting");
+        await page.waitForTimeout(3_000); // down for a while: graphql-ws alone gave up after a few tries here
+        restarted = await spawnServer(env, 120_000);
+        const url = `http://127.0.0.1:${port}/graphql`;
+        const granted = await postGraphQL(
+          url,
+          `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { balanceAfter } }`,
+          { input: { subscriptionId: subscription, type: "leads", amount: 11, reason: "While the page was reconnecting" } },
+          { token: admin },
+        );
+        const expected = String(granted.body.data.grantCredits.balanceAfter);
+        await expect.poll(() => state.getAttribute("data-state"), { timeout: 30_000 }).toBe("live");
+        await expect.poll(() => page.getByTestId("balance-leads").textContent(), { timeout: 5_000 }).toBe(expected);
+        // And pushed again from then on.
+        const again = await postGraphQL(
+          url,
+          `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { balanceAfter } }`,
+          { input: { subscriptionId: subscription, type: "leads", amount: 2, reason: "After the restart" } },
+          { token: admin },
+        );
+        await expect.poll(() => page.getByTestId("balance-leads").textContent(), { timeout: 10_000 }).toBe(String(again.body.data.grantCredits.balanceAfter));
+        expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(5);
+      } finally {
+        await context?.close();
+        context = undefined;
+        for (const s of [first, restarted]) {
+          if (s && s.child.exitCode === null) {
+            s.child.kill("SIGTERM");
+            await s.exited;
+          }
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 120_000);
+  });
+
+  it("keeps the grants in step with the live balances: a charge and a grant made elsewhere, and an expiry that passes", async () => {
+    const page = await freshPage();
+    const beta = await mintToken({ sub: "customer-beta" });
+    const subscription = customers["customer-beta"];
+    await page.goto(linkTo(`/subscriptions/${subscription}`, beta));
+    await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
+    await page.getByTestId("grants").locator("summary").click();
+    /** The leads grants' remaining credits, summed as the grants panel shows them. */
+    const leadsInGrants = () =>
+      page.getByTestId("grant-row").evaluateAll((rows) =>
+        rows.filter((r) => r.children[0].textContent === "leads").reduce((sum, r) => sum + Number(r.children[2].textContent!.replace(/,/g, "")), 0),
+      );
+    await expect.poll(leadsInGrants).toBe(await balanceOf(subscription, "leads"));
+
+    // A charge made elsewhere (a metered call through the API): the card and the grants move together.
+    const call = await gql(`mutation ($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "plumbers", limit: 3 }) { total } }`, { s: subscription }, beta);
+    expect(call.body.errors).toBeUndefined();
+    const after = await balanceOf(subscription, "leads");
+    await expect.poll(() => page.getByTestId("balance-leads").textContent(), { timeout: 10_000 }).toBe(String(after));
+    await expect.poll(leadsInGrants, { timeout: 5_000 }).toBe(after);
+
+    // A promotional grant made elsewhere, expiring in a few seconds: listed, then gone once it expires.
+    const expiresAt = new Date(Date.now() + 6_000).toISOString();
+    const grant = await gql(
+      `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { balanceAfter } }`,
+      { input: { subscriptionId: subscription, type: "ai", amount: 5, reason: "Short promo", category: "PROMOTIONAL", priority: 10, expiresAt } },
+      admin,
+    );
+    expect(grant.body.errors).toBeUndefined();
+    const promo = page.getByTestId("grant-row").filter({ hasText: "Short promo" });
+    await expect.poll(() => promo.count(), { timeout: 5_000 }).toBe(1);
+    expect(await page.getByTestId("next-expiry").count()).toBe(1);
+    await expect.poll(() => promo.count(), { timeout: 10_000 }).toBe(0);
+    // No "next expiry" in the past.
+    expect(await page.getByTestId("next-expiry").count()).toBe(0);
+  });
+
+  it("an admin can refund only this subscription's charges from its page, and a new action clears the last one's message", async () => {
+    const page = await freshPage();
+    problems!.expect(/HTTP 400|status of 400/);
+    const refunds: string[] = [];
+    page.on("request", (request) => {
+      if (request.method() === "POST" && request.postData()?.includes("refundCharge")) refunds.push(request.postData()!);
+    });
+    // A charge of the demo subscription, pasted on customer-beta's page: refused in the form, saying
+    // why, nothing refunded.
+    // An older charge of a few credits (the newest may have been refunded by another test).
+    const debit = (await ledgerOf(demoSubscription)).filter((e) => e.kind === "DEBIT" && Math.abs(e.amount) >= 3)[2];
+    const demoBefore = await balanceOf(demoSubscription, debit.type);
+    const adminToken = new URL(adminLink).hash.slice("#token=".length);
+    await page.goto(linkTo(`/subscriptions/${customers["customer-beta"]}`, adminToken));
+    await page.getByTestId("admin-actions").waitFor();
+    page.setDefaultTimeout(10_000);
+    await page.getByTestId("action-refund").click();
+    await page.getByTestId("action-entry").fill(debit.id);
+    await page.getByTestId("action-amount").fill("");
+    await page.getByTestId("action-reason").fill("Wrong page refund");
+    await page.getByTestId("action-submit").click();
+    const refusal = page.getByTestId("admin-actions").getByRole("alert");
+    await expect.poll(() => refusal.textContent(), { timeout: 5_000 }).toContain(`is not a charge (DEBIT entry) of subscription ${customers["customer-beta"]}`);
+    expect(refunds).toEqual([]);
+    expect(await balanceOf(demoSubscription, debit.type)).toBe(demoBefore);
+
+    // On its own subscription's page: refunded, the message naming the amount and the subscription.
+    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, adminToken));
+    await page.getByTestId("admin-actions").waitFor();
+    await page.getByTestId("action-refund").click();
+    await page.getByTestId("action-entry").fill(debit.id);
+    await page.getByTestId("action-amount").fill("1");
+    await page.getByTestId("action-reason").fill("Partial goodwill");
+    await page.getByTestId("action-submit").click();
+    await expect
+      .poll(() => page.getByTestId("notice").textContent(), { timeout: 5_000 })
+      .toBe(`Refunded 1 ${debit.type} to subscription ${demoSubscription} (owner ${DEMO_USER_ID}): Partial goodwill`);
+    expect(await refusal.count()).toBe(0);
+
+    // Too much now: the server's refusal, and no "Refunded" message left next to it.
+    await page.getByTestId("action-amount").fill("100000");
+    await page.getByTestId("action-reason").fill("Too much");
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => refusal.textContent(), { timeout: 5_000 }).toMatch(/HTTP 400/);
+    expect(await page.getByTestId("notice").count()).toBe(0);
+  });
+
+  it("an admin opens a subscription on one of the server's plans, picked from a list (an unknown name warned about)", async () => {
+    const page = await freshPage();
+    await page.goto(adminLink);
+    const plan = page.getByTestId("create-plan");
+    await plan.waitFor();
+    // The configured plans, the first by default, and "other…".
+    expect(await plan.locator("option").allTextContents()).toEqual(["team: 200 leads every 30d", "basic: 100 ai every 1mo", "other…"]);
+    await expect.poll(() => plan.inputValue()).toBe("team");
+
+    await plan.selectOption({ label: "other…" });
+    await page.getByTestId("create-plan-name").fill("teams");
+    await expect.poll(() => page.getByTestId("create-plan-warning").textContent()).toMatch(/“teams” is not one of this server's plans \(team, basic\).*no plan credits/);
+    await plan.selectOption("basic");
+    expect(await page.getByTestId("create-plan-warning").count()).toBe(0);
+
+    const form = page.getByTestId("create-subscription");
+    await form.getByLabel("Owner id").fill("customer-delta");
+    await form.getByRole("button", { name: "Open" }).click();
+    await page.getByTestId("subscription-page").waitFor();
+    const id = page.url().split("/").pop()!;
+    const res = await gql(`query ($id: ID!) { subscription(id: $id) { plan grants { category type amount } } }`, { id }, admin);
+    expect(res.body.data.subscription.plan).toBe("basic");
+    expect(res.body.data.subscription.grants).toContainEqual({ category: "PLAN", type: "ai", amount: 100 });
+  });
+
+  it("an admin grants promotional, expiring credits with a priority, each term checked in the form first", async () => {
+    const page = await freshPage();
+    const grants: string[] = [];
+    page.on("request", (request) => {
+      if (request.method() === "POST" && request.postData()?.includes("grantCredits")) grants.push(request.postData()!);
+    });
+    const subscription = customers["customer-alpha"];
+    const adminToken = new URL(adminLink).hash.slice("#token=".length);
+    await page.goto(linkTo(`/subscriptions/${subscription}`, adminToken));
+    await page.getByTestId("admin-actions").waitFor();
+    expect(await page.getByTestId("action-priority").inputValue()).toBe("50");
+    expect(await page.getByTestId("action-category").inputValue()).toBe("PAID");
+
+    await page.getByTestId("action-type").selectOption("skiptrace");
+    await page.getByTestId("action-amount").fill("7");
+    await page.getByTestId("action-reason").fill("Spring promo");
+    await page.getByTestId("action-category").selectOption("PROMOTIONAL");
+    await page.getByTestId("action-priority").fill("101");
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => page.getByTestId("action-priority-problem").textContent()).toMatch(/^Priority must be a whole number from 0 to 100/);
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("action-priority");
+    await page.getByTestId("action-priority").fill("10");
+    await page.getByTestId("action-expiry").fill("2001-01-01T10:00");
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => page.getByTestId("action-expiry-problem").textContent()).toMatch(/^Expiry must be in the future/);
+    expect(grants).toEqual([]);
+
+    const local = "2031-06-15T09:30";
+    await page.getByTestId("action-expiry").fill(local);
+    await page.getByTestId("action-submit").click();
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/^Granted 7 skiptrace \(PROMOTIONAL, priority 10, expiring .*\): Spring promo$/);
+    const expectedExpiry = await page.evaluate((text) => new Date(text).toISOString(), local);
+    const res = await gql(`query ($id: ID!) { subscription(id: $id) { grants(type: "skiptrace") { category priority expiresAt amount reason } } }`, { id: subscription }, admin);
+    expect(res.body.data.subscription.grants).toContainEqual({ category: "PROMOTIONAL", priority: 10, expiresAt: expectedExpiry, amount: 7, reason: "Spring promo" });
+  });
+
+  it("prices one operation of a document that has several, named in the calculator", async () => {
+    const page = await freshPage();
+    problems!.expect(/HTTP 400|status of 400/);
+    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, new URL(userLink).hash.slice("#token=".length)));
+    await page.getByTestId("tab-calculator").click();
+    await page.getByTestId("calc-query").fill(
+      `mutation A { searchLeads(subscriptionId: "${demoSubscription}", input: { query: "roofers", limit: 7 }) { total } }\n` +
+        `mutation B { searchLeads(subscriptionId: "${demoSubscription}", input: { query: "roofers", limit: 12 }) { total } }`,
+    );
+    await page.getByTestId("calc-run").click();
+    await expect.poll(() => page.getByTestId("calculator").getByRole("alert").textContent()).toMatch(/operationName/);
+    await page.getByTestId("calc-operation-name").fill("B");
+    await page.getByTestId("calc-run").click();
+    await expect.poll(() => page.getByTestId("calc-total-leads").textContent()).toBe("12 leads");
+    expect(await page.getByTestId("calculator").getByRole("alert").count()).toBe(0);
+  });
+
+  it("signs in with Enter in the token field, and marks a balance below its low-balance threshold", async () => {
+    const page = await freshPage();
+    const subscription = customers["customer-beta"];
+    const leads = await balanceOf(subscription, "leads");
+    const threshold = await gql(
+      `mutation ($input: LowBalanceThresholdInput!) { setLowBalanceThreshold(input: $input) { lowBalanceThreshold } }`,
+      { input: { subscriptionId: subscription, type: "leads", lowBalance: leads + 1 } },
+      admin,
+    );
+    expect(threshold.body.errors).toBeUndefined();
+    await page.goto(`${server.url}/console`);
+    await page.getByTestId("token-input").waitFor();
+    await page.keyboard.type(await mintToken({ sub: "customer-beta" }));
+    await page.keyboard.press("Enter");
+    const row = page.getByTestId("subscription-row");
+    await row.waitFor();
+    await expect.poll(() => row.getByTestId("low-leads").textContent()).toBe(`▲ low: below its alert threshold of ${leads + 1}`);
+    expect(await row.locator('.card[data-type="leads"]').getAttribute("data-low")).toBe("true");
+    expect(await row.getByTestId("low-ai").count()).toBe(0);
+  });
+
+  it("at a phone's width, long alert details wrap inside the alerts lists: the page never scrolls sideways", async () => {
+    const width = 390;
+    const subscription = customers["customer-beta"];
+    const beta = await mintToken({ sub: "customer-beta" });
+    // An alert with details: the leads balance crosses below its threshold.
+    const leads = await balanceOf(subscription, "leads");
+    await gql(
+      `mutation ($input: LowBalanceThresholdInput!) { setLowBalanceThreshold(input: $input) { lowBalanceThreshold } }`,
+      { input: { subscriptionId: subscription, type: "leads", lowBalance: leads - 1 } },
+      admin,
+    );
+    const call = await gql(`mutation ($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "painters", limit: 3 }) { total } }`, { s: subscription }, beta);
+    expect(call.body.errors).toBeUndefined();
+    const alertsOf = async () =>
+      (await gql(`query ($s: ID) { creditAlerts(subscriptionId: $s, first: 50) { edges { node { kind details } } } }`, { s: subscription }, admin)).body.data
+        .creditAlerts.edges as { node: { details: unknown } }[];
+    await expect.poll(async () => (await alertsOf()).filter((e) => JSON.stringify(e.node.details ?? "").length > 60).length, { timeout: 10_000 }).toBeGreaterThan(0);
+
+    const page = await freshPage({ width, height: 844 });
+    const pageWidth = () => page.evaluate(() => document.documentElement.scrollWidth);
+    await page.goto(linkTo(`/subscriptions/${subscription}`, beta));
+    await page.getByTestId("tab-alerts").click();
+    await page.locator('[data-testid="alerts"] li code').first().waitFor();
+    expect(await pageWidth()).toBeLessThanOrEqual(width);
+
+    const adminToken = new URL(adminLink).hash.slice("#token=".length);
+    await page.goto(linkTo("/alerts", adminToken));
+    await page.locator('[data-testid="alerts"] li code').first().waitFor();
+    expect(await pageWidth()).toBeLessThanOrEqual(width);
   });
 });

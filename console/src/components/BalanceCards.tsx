@@ -1,29 +1,48 @@
 /**
  * A subscription's balances, one card per credit type, with what running calls hold and the
- * low-balance threshold when one is set.
+ * low-balance threshold when one is set (a balance below it is marked), and whether they are live:
+ * a lost live connection says so ("reconnecting…") rather than leaving the figures silently stale.
  */
 import type { BalanceFragment } from "../generated/graphql";
+import type { LiveState } from "../live/connection";
 import { colourOf, fmtInt, fmtTime } from "./format";
 
-export function BalanceCards({ balances, types, live }: { balances: BalanceFragment[]; types: readonly string[]; live?: boolean }) {
+const LIVE_LABELS: Record<LiveState, { text: string; title: string }> = {
+  live: { text: "● live", title: "Pushed live by the server" },
+  connecting: { text: "connecting…", title: "Connecting to the server for live balances" },
+  reconnecting: {
+    text: "○ reconnecting… balances may be behind",
+    title: "The live connection was lost: trying again, and reading the balances again once it is back",
+  },
+  off: { text: "refreshed after each change", title: "Refreshed after every change made here" },
+};
+
+export function BalanceCards({ balances, types, live }: { balances: BalanceFragment[]; types: readonly string[]; live?: LiveState }) {
   return (
     <div className="cards" data-testid="balances">
       {balances.map((b) => {
+        const low = typeof b.lowBalanceThreshold === "number" && b.lowBalanceThreshold > 0 && b.balance < b.lowBalanceThreshold;
         return (
-          <div className="card balance" key={b.type} data-type={b.type} style={{ borderTopColor: colourOf(b.type, types) }}>
+          <div className={`card balance${low ? " low" : ""}`} key={b.type} data-type={b.type} data-low={low || undefined} style={{ borderTopColor: low ? undefined : colourOf(b.type, types) }}>
             <div className="label">{b.type}</div>
             <div className="figure" data-testid={`balance-${b.type}`}>
               {fmtInt(b.balance)}
             </div>
             {b.held > 0 ? <div className="muted" data-testid={`held-${b.type}`}>{fmtInt(b.held)} held by running calls</div> : null}
-            {typeof b.lowBalanceThreshold === "number" ? <div className="muted">alert below {fmtInt(b.lowBalanceThreshold)}</div> : null}
+            {low ? (
+              <div className="warn small" data-testid={`low-${b.type}`}>
+                ▲ low: below its alert threshold of {fmtInt(b.lowBalanceThreshold!)}
+              </div>
+            ) : typeof b.lowBalanceThreshold === "number" ? (
+              <div className="muted small">alert below {fmtInt(b.lowBalanceThreshold)}</div>
+            ) : null}
             <div className="muted small">updated {fmtTime(b.updatedAt)}</div>
           </div>
         );
       })}
       {live !== undefined ? (
-        <div className={`live-dot ${live ? "on" : ""}`} title={live ? "Pushed live by the server" : "Refreshed after every change made here"}>
-          {live ? "● live" : "refreshed after each change"}
+        <div className={`live-dot ${live === "live" ? "on" : live === "reconnecting" ? "down" : ""}`} title={LIVE_LABELS[live].title} role="status" data-testid="live-state" data-state={live}>
+          {LIVE_LABELS[live].text}
         </div>
       ) : null}
     </div>

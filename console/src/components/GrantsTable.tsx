@@ -1,16 +1,41 @@
-/** The grants a subscription's balances are made of, in the order they are spent, with their expiry. */
-import type { SubscriptionDetailQuery } from "../generated/graphql";
+/**
+ * The grants a subscription's balances are made of, in the order they are spent, with their expiry.
+ * A grant whose expiry has passed is no longer shown (nor its expiry as the "next" one), even before
+ * the server's sweep writes the EXPIRATION: at that moment `onExpired` asks for the grants again.
+ */
+import { useEffect, useState } from "react";
+import type { GrantFragment } from "../generated/graphql";
 import { fmtInt, fmtTime } from "./format";
 
-type Grant = SubscriptionDetailQuery["subscription"]["grants"][number];
+/** The grants not yet expired at `now`. */
+function current(grants: GrantFragment[], now: number): GrantFragment[] {
+  return grants.filter((g) => !g.expiresAt || Date.parse(g.expiresAt) > now);
+}
 
-export function GrantsTable({ grants }: { grants: Grant[] }) {
+export function GrantsTable({ grants: all, onExpired }: { grants: GrantFragment[]; onExpired?: () => void }) {
+  const [now, setNow] = useState(() => Date.now());
+  const grants = current(all, now);
+  const expiries = grants.filter((g) => g.expiresAt).map((g) => g.expiresAt!).sort();
+  const nextExpiry = expiries[0];
+
+  // Wake up when the next expiry passes: hide that grant and read the grants again.
+  useEffect(() => {
+    if (!nextExpiry) return;
+    // setTimeout's longest wait is about 24.8 days; a later expiry is looked at again then.
+    const wait = Math.min(Date.parse(nextExpiry) - Date.now() + 50, 2 ** 31 - 1);
+    const timer = setTimeout(() => {
+      setNow(Date.now());
+      onExpired?.();
+    }, Math.max(0, wait));
+    return () => clearTimeout(timer);
+  }, [nextExpiry, onExpired]);
+
   if (grants.length === 0) return null;
   return (
     <details className="panel grants" data-testid="grants">
       <summary>
         {grants.length} grant{grants.length === 1 ? "" : "s"} with credits left, in the order they are spent
-        {grants.some((g) => g.expiresAt) ? ` · next expiry ${fmtTime(grants.filter((g) => g.expiresAt).map((g) => g.expiresAt!).sort()[0])}` : ""}
+        {nextExpiry ? <span data-testid="next-expiry"> · next expiry {fmtTime(nextExpiry)}</span> : ""}
       </summary>
       <div className="table-scroll" tabIndex={0} role="region" aria-label="Grants">
         <table>

@@ -170,7 +170,21 @@ export type RefundChargeMutationVariables = Exact<{
 }>;
 
 
-export type RefundChargeMutation = { refundCharge: { id: string, amount: number, balanceAfter: number } };
+export type RefundChargeMutation = { refundCharge: { id: string, subscriptionId: string, type: string, amount: number, balanceAfter: number } };
+
+export type SubscriptionDebitsQueryVariables = Exact<{
+  subscriptionId: string | number;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type SubscriptionDebitsQuery = { creditLedger: { edges: Array<{ node: { id: string, type: string, amount: number } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+
+export type PlansQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type PlansQuery = { plans: Array<{ name: string, period: string, allowances: Array<{ type: string, amount: number }> }> };
 
 export type SetSubscriptionStatusMutationVariables = Exact<{
   id: string | number;
@@ -202,6 +216,15 @@ export type SubscriptionDetailQueryVariables = Exact<{
 
 
 export type SubscriptionDetailQuery = { subscription: { id: string, ownerId: string, plan: string, status: SubscriptionStatus, statusReason: string | null, createdAt: string, grants: Array<{ id: string, type: string, category: GrantCategory, amount: number, remaining: number, priority: number, expiresAt: string | null, reason: string | null }>, balances: Array<{ type: string, balance: number, updatedAt: string, lowBalanceThreshold: number | null, held: number }> } };
+
+export type GrantFragment = { id: string, type: string, category: GrantCategory, amount: number, remaining: number, priority: number, expiresAt: string | null, reason: string | null };
+
+export type SubscriptionGrantsQueryVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type SubscriptionGrantsQuery = { subscription: { id: string, grants: Array<{ id: string, type: string, category: GrantCategory, amount: number, remaining: number, priority: number, expiresAt: string | null, reason: string | null }> } };
 
 export type BalancesQueryVariables = Exact<{
   id: string | number;
@@ -279,6 +302,18 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
+export const GrantFragmentDoc = new TypedDocumentString(`
+    fragment Grant on CreditGrant {
+  id
+  type
+  category
+  amount
+  remaining
+  priority
+  expiresAt
+  reason
+}
+    `, {"fragmentName":"Grant"}) as unknown as TypedDocumentString<GrantFragment, unknown>;
 export const UsageFragmentDoc = new TypedDocumentString(`
     fragment Usage on UsageBucket {
   key
@@ -398,11 +433,47 @@ export const RefundChargeDocument = new TypedDocumentString(`
     mutation RefundCharge($input: RefundChargeInput!) {
   refundCharge(input: $input) {
     id
+    subscriptionId
+    type
     amount
     balanceAfter
   }
 }
     `) as unknown as TypedDocumentString<RefundChargeMutation, RefundChargeMutationVariables>;
+export const SubscriptionDebitsDocument = new TypedDocumentString(`
+    query SubscriptionDebits($subscriptionId: ID!, $first: Int, $after: String) {
+  creditLedger(
+    subscriptionId: $subscriptionId
+    filter: {kinds: [DEBIT]}
+    first: $first
+    after: $after
+  ) {
+    edges {
+      node {
+        id
+        type
+        amount
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<SubscriptionDebitsQuery, SubscriptionDebitsQueryVariables>;
+export const PlansDocument = new TypedDocumentString(`
+    query Plans {
+  plans {
+    name
+    period
+    allowances {
+      type
+      amount
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<PlansQuery, PlansQueryVariables>;
 export const SetSubscriptionStatusDocument = new TypedDocumentString(`
     mutation SetSubscriptionStatus($id: ID!, $status: SubscriptionStatus!, $reason: String!) {
   setSubscriptionStatus(id: $id, status: $status, reason: $reason) {
@@ -457,18 +528,21 @@ export const SubscriptionDetailDocument = new TypedDocumentString(`
   subscription(id: $id) {
     ...SubscriptionSummary
     grants {
-      id
-      type
-      category
-      amount
-      remaining
-      priority
-      expiresAt
-      reason
+      ...Grant
     }
   }
 }
-    fragment SubscriptionSummary on BillingSubscription {
+    fragment Grant on CreditGrant {
+  id
+  type
+  category
+  amount
+  remaining
+  priority
+  expiresAt
+  reason
+}
+fragment SubscriptionSummary on BillingSubscription {
   id
   ownerId
   plan
@@ -486,6 +560,25 @@ fragment Balance on CreditBalance {
   lowBalanceThreshold
   held
 }`) as unknown as TypedDocumentString<SubscriptionDetailQuery, SubscriptionDetailQueryVariables>;
+export const SubscriptionGrantsDocument = new TypedDocumentString(`
+    query SubscriptionGrants($id: ID!) {
+  subscription(id: $id) {
+    id
+    grants {
+      ...Grant
+    }
+  }
+}
+    fragment Grant on CreditGrant {
+  id
+  type
+  category
+  amount
+  remaining
+  priority
+  expiresAt
+  reason
+}`) as unknown as TypedDocumentString<SubscriptionGrantsQuery, SubscriptionGrantsQueryVariables>;
 export const BalancesDocument = new TypedDocumentString(`
     query Balances($id: ID!) {
   subscription(id: $id) {

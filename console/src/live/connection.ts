@@ -11,9 +11,17 @@
  * - Lazy: connected with the first follower, closed a moment after the last one leaves; a
  *   subscription followed again within LINGER_MS (moving from the list to a subscription's page)
  *   is kept rather than completed and sent again.
+ * - Never gives up while signed in: a server restart or deploy drops the socket for seconds, and a
+ *   page left open must not show stale balances for good. graphql-ws reconnects a dropped socket
+ *   (1001, 1006, 1012, 1013 "try again later"…) without limit, waiting longer each time (up to
+ *   RETRY_MAX_MS), and sends every running subscription again. A close it treats as final (4500,
+ *   4400…) or a stream the server completed is started again here, with the same backoff. Followers
+ *   see "reconnecting" meanwhile, and "live" again once it is back (and then read the balances
+ *   again: events were missed while it was down).
  * - A 4401 close (the server refused the token) ends the session: the reason is asked of the server
  *   over HTTP (whose answer says why, e.g. "Token expired: sign in again"), and the app signs out
- *   (api/session.ts), closing this connection with closeLive().
+ *   (api/session.ts), closing this connection with closeLive(). It is never retried. A stream the
+ *   server refused with GraphQL errors (e.g. FORBIDDEN) is not retried either: it cannot succeed.
  */
 import type { Client } from "graphql-ws";
 import type { BalanceChangedSubscription } from "../generated/graphql";
@@ -26,6 +34,22 @@ import { currentToken } from "../api/token";
 export const CLOSE_UNAUTHORIZED = 4401;
 /** How long a subscription nobody follows any more is kept, for a page that follows it next. */
 const LINGER_MS = 1_000;
+/** The first reconnection waits this long, each next one twice as long, up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 15_000;
+
+/**
+ * What a follower shows: "connecting" (the first connection), "live" (pushed now), "reconnecting"
+ * (the connection was lost and is being made again: the balances may be behind), "off" (not
+ * pushed: the server refused this subscription).
+ */
+export type LiveState = "connecting" | "live" | "reconnecting" | "off";
+
+/** How long to wait before the retry after `failures` failed attempts, with some jitter so that pages do not come back at once. */
+export function retryDelay(failures: number): number {
+  const base = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.max(0, failures));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
 
 export type BalanceEvent = BalanceChangedSubscription["creditBalanceChanged"];
 
@@ -36,8 +60,8 @@ export interface Follower {
    * been answered before it).
    */
   event(event: BalanceEvent, replayed: boolean): void;
-  /** Whether changes are being pushed now (connected, and the subscription running). */
-  live(live: boolean): void;
+  /** Whether changes are being pushed now (connected, and the subscription running), or why not. */
+  state(state: LiveState): void;
 }
 
 /** True when the server announced the live-balance subscription in the page it served. */
@@ -49,15 +73,30 @@ interface Stream {
   followers: Set<Follower>;
   /** The latest event of each credit type. */
   latest: Map<string, BalanceEvent>;
-  /** The subscription ended (an error, or the server completed it): a new follower starts it again. */
+  /** The server refused the subscription (GraphQL errors): not retried; a new follower starts it again. */
   ended: boolean;
+  /** Waiting to start the subscription again after it failed or the server completed it. */
+  retry?: ReturnType<typeof setTimeout>;
+  /** Failed starts since the last event, for the backoff. */
+  failures: number;
+  /** Stopped here (nobody follows it, or signed out): its completion is not a failure. */
+  stopped: boolean;
   stop?: () => void;
   linger?: ReturnType<typeof setTimeout>;
+}
+
+/** A graphql-ws close event (as opposed to GraphQL errors or an Error). */
+function closeCodeOf(error: unknown): number | undefined {
+  return typeof error === "object" && error !== null && "code" in error && typeof (error as { code: unknown }).code === "number"
+    ? (error as { code: number }).code
+    : undefined;
 }
 
 class LiveSession {
   private closed = false;
   private connected = false;
+  /** The connection was lost at least once while something was followed: not connected is "reconnecting". */
+  private dropped = false;
   private client: Client | undefined;
   private readonly ready: Promise<Client | undefined>;
   private readonly streams = new Map<string, Stream>();
@@ -70,11 +109,14 @@ class LiveSession {
       this.client = createClient({
         url: url.toString(),
         connectionParams: () => ({ authorization: `Bearer ${this.token}` }),
-        retryAttempts: 5,
+        // Without limit while signed in (closeLive() disposes of the client); 4401 is final in graphql-ws.
+        retryAttempts: Infinity,
+        retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, retryDelay(retries))),
         lazyCloseTimeout: LINGER_MS,
         on: {
           connected: () => this.setConnected(true),
           closed: (event) => {
+            if (this.streams.size > 0) this.dropped = true;
             this.setConnected(false);
             const close = event as { code?: number; reason?: string };
             if (!this.closed && close.code === CLOSE_UNAUTHORIZED) void this.refused(close.reason);
@@ -92,13 +134,13 @@ class LiveSession {
       stream = undefined;
     }
     if (!stream) {
-      stream = { followers: new Set(), latest: new Map(), ended: false };
+      stream = { followers: new Set(), latest: new Map(), ended: false, failures: 0, stopped: false };
       this.streams.set(subscriptionId, stream);
       this.start(subscriptionId, stream);
     }
     clearTimeout(stream.linger);
     stream.followers.add(follower);
-    follower.live(this.connected && !stream.ended);
+    follower.state(this.stateOf(stream));
     for (const event of stream.latest.values()) follower.event(event, true);
     const joined = stream;
     return () => {
@@ -107,6 +149,8 @@ class LiveSession {
       clearTimeout(joined.linger);
       joined.linger = setTimeout(() => {
         if (joined.followers.size > 0) return;
+        joined.stopped = true;
+        clearTimeout(joined.retry);
         joined.stop?.();
         if (this.streams.get(subscriptionId) === joined) this.streams.delete(subscriptionId);
       }, LINGER_MS);
@@ -118,8 +162,10 @@ class LiveSession {
     this.closed = true;
     for (const stream of this.streams.values()) {
       clearTimeout(stream.linger);
+      clearTimeout(stream.retry);
+      stream.stopped = true;
       stream.stop?.();
-      for (const follower of stream.followers) follower.live(false);
+      for (const follower of stream.followers) follower.state("off");
     }
     this.streams.clear();
     this.connected = false;
@@ -128,10 +174,27 @@ class LiveSession {
 
   private start(subscriptionId: string, stream: Stream): void {
     void this.ready.then((client) => {
-      if (!client || this.closed || this.streams.get(subscriptionId) !== stream) return;
-      const end = () => {
-        stream.ended = true;
-        for (const follower of stream.followers) follower.live(false);
+      if (!client || this.closed || stream.stopped || this.streams.get(subscriptionId) !== stream) return;
+      let finished = false;
+      const finish = (error: unknown) => {
+        if (finished || this.closed || stream.stopped || this.streams.get(subscriptionId) !== stream) return;
+        finished = true;
+        stream.stop = undefined;
+        const code = closeCodeOf(error);
+        if (code === CLOSE_UNAUTHORIZED) return; // the session ends (refused()); a retry cannot succeed
+        if (Array.isArray(error)) {
+          // The server refused this subscription (GraphQL errors): the same request would be refused again.
+          stream.ended = true;
+        } else {
+          // A lost connection graphql-ws gave up on (4500…), or the server completed the stream (a
+          // shutdown): start it again, later each time.
+          if (code !== undefined) this.dropped = true;
+          stream.retry = setTimeout(() => {
+            stream.retry = undefined;
+            this.start(subscriptionId, stream);
+          }, retryDelay(stream.failures++));
+        }
+        this.notify();
       };
       stream.stop = client.subscribe<BalanceChangedSubscription>(
         { query: BalanceChangedDocument.toString(), variables: { subscriptionId } },
@@ -139,22 +202,37 @@ class LiveSession {
           next: ({ data }) => {
             const event = data?.creditBalanceChanged;
             if (!event) return;
+            stream.failures = 0;
             stream.latest.set(event.type, event);
             for (const follower of stream.followers) follower.event(event, false);
           },
-          error: end,
-          complete: end,
+          error: finish,
+          complete: () => finish(undefined),
         },
       );
+      this.notify();
     });
+  }
+
+  private stateOf(stream: Stream): LiveState {
+    if (this.closed || stream.ended) return "off";
+    if (this.connected && stream.retry === undefined && stream.stop) return "live";
+    return this.dropped || stream.failures > 0 ? "reconnecting" : "connecting";
+  }
+
+  /** Tells every follower its stream's state (after any change of the connection or of a stream). */
+  private notify(): void {
+    if (this.closed) return;
+    for (const stream of this.streams.values()) {
+      const state = this.stateOf(stream);
+      for (const follower of stream.followers) follower.state(state);
+    }
   }
 
   private setConnected(connected: boolean): void {
     if (this.closed) return;
     this.connected = connected;
-    for (const stream of this.streams.values()) {
-      for (const follower of stream.followers) follower.live(connected && !stream.ended);
-    }
+    this.notify();
   }
 
   /** The server closed the socket with 4401: ask it why over HTTP, and end the session either way. */

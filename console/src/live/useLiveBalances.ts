@@ -11,14 +11,17 @@
  *   it held settles without a ledger entry, so without an event.
  * - Read again after each of the console's own mutations anyway (`refresh`), so a grant shows at
  *   once even before its event arrives.
+ * - Read again when the connection is back after it was lost ("reconnecting" to "live"): the events
+ *   of the meantime were missed. `changes` counts pushed events and reconnections, for what else on
+ *   the page is made of the balances (the grants) to be read again too.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { BalanceFragment } from "../generated/graphql";
 import { BalancesDocument } from "../generated/graphql";
 import { request } from "../api/client";
-import { followBalances } from "./connection";
+import { followBalances, type LiveState } from "./connection";
 
-export { serverHasLiveBalances } from "./connection";
+export { serverHasLiveBalances, type LiveState } from "./connection";
 
 /** A burst of events (or events and a poll) within this reads the balances once. */
 const REFRESH_DELAY_MS = 200;
@@ -41,8 +44,10 @@ function merge(snapshot: BalanceFragment[] | undefined, pushed: Pushed): Balance
 
 export interface LiveBalances {
   balances: BalanceFragment[] | undefined;
-  /** True while pushed over a WebSocket. */
-  live: boolean;
+  /** "live" while pushed over a WebSocket; "reconnecting" while that connection is being made again. */
+  live: LiveState;
+  /** Counts the changes pushed (and reconnections, after which some may have been missed). */
+  changes: number;
   /** Reads the balances again (after a mutation of the console's own). */
   refresh: () => Promise<void>;
 }
@@ -50,7 +55,8 @@ export interface LiveBalances {
 export function useLiveBalances(subscriptionId: string, initial: BalanceFragment[] | undefined): LiveBalances {
   const [snapshot, setSnapshot] = useState(initial);
   const [pushed, setPushed] = useState<Pushed>({});
-  const [live, setLive] = useState(false);
+  const [live, setLive] = useState<LiveState>("off");
+  const [changes, setChanges] = useState(0);
   useEffect(() => setSnapshot(initial), [initial]);
   const balances = useMemo(() => merge(snapshot, pushed), [snapshot, pushed]);
 
@@ -99,18 +105,28 @@ export function useLiveBalances(subscriptionId: string, initial: BalanceFragment
     };
   }, [refresh]);
 
-  useEffect(
-    () =>
-      followBalances(subscriptionId, {
-        event: (event, replayed) => {
-          setPushed((current) => ({ ...current, [event.type]: { balance: event.balance, at: event.lastEntry.createdAt } }));
-          // A replayed event is older than this component: its own query has (or will have) held.
-          if (!replayed) refreshSoon.current();
-        },
-        live: setLive,
-      }),
-    [subscriptionId],
-  );
+  useEffect(() => {
+    let previous: LiveState = "off";
+    return followBalances(subscriptionId, {
+      event: (event, replayed) => {
+        setPushed((current) => ({ ...current, [event.type]: { balance: event.balance, at: event.lastEntry.createdAt } }));
+        // A replayed event is older than this component: its own query has (or will have) held.
+        if (!replayed) {
+          refreshSoon.current();
+          setChanges((n) => n + 1);
+        }
+      },
+      state: (state) => {
+        // Back after a loss: whatever changed meanwhile was not pushed, so read it.
+        if (previous === "reconnecting" && state === "live") {
+          refreshSoon.current();
+          setChanges((n) => n + 1);
+        }
+        previous = state;
+        setLive(state);
+      },
+    });
+  }, [subscriptionId]);
 
   const holding = balances?.some((b) => b.held > 0) ?? false;
   useEffect(() => {
@@ -121,5 +137,5 @@ export function useLiveBalances(subscriptionId: string, initial: BalanceFragment
     return () => clearInterval(timer);
   }, [holding]);
 
-  return { balances, live, refresh };
+  return { balances, live, changes, refresh };
 }

@@ -3,20 +3,27 @@
  * each with a required reason and its own Idempotency-Key (see useIdempotentAction), so a double
  * click or a retry after a lost answer acts once. `onChanged` refreshes the balances and lists.
  * Amounts are checked in the form before anything is sent (a whole number, in range), with a
- * message next to the field saying what to type.
+ * message next to the field saying what to type; so are a grant's terms (category, priority 0–100,
+ * an expiry in the future). A refund is only sent for a charge of this subscription (refundCheck.ts).
+ * A new action clears the last one's messages (`onStarted`), so a success and a new error never
+ * show side by side.
  */
-import { useEffect, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import {
   AdjustCreditsDocument,
   GrantCreditsDocument,
   RefundChargeDocument,
   SetSubscriptionStatusDocument,
+  type GrantCategory,
   type SubscriptionSummaryFragment,
 } from "../generated/graphql";
+import { ApiError } from "../api/client";
 import { useIdempotentAction } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { TabPanel, Tabs } from "../components/Tabs";
 import { MAX_INT, fmtInt, parseWholeNumber } from "../components/format";
+import { DEFAULT_PRIORITY, GRANT_CATEGORIES, parseExpiry, priorityProblem } from "./grantTerms";
+import { findDebit } from "./refundCheck";
 
 type Kind = "grant" | "adjust" | "refund" | "status";
 const KINDS: Kind[] = ["grant", "adjust", "refund", "status"];
@@ -39,11 +46,14 @@ function amountProblem(kind: Kind, text: string): string | undefined {
 export function AdminActions({
   subscription,
   types,
+  onStarted,
   onChanged,
   refundEntryId,
 }: {
   subscription: SubscriptionSummaryFragment;
   types: readonly string[];
+  /** An action is about to be sent: the last one's message no longer applies. */
+  onStarted?: () => void;
   onChanged: (message: string) => void;
   /** A debit picked in the ledger ("refund…"): the form switches to refunding it. */
   refundEntryId?: { id: string };
@@ -53,6 +63,12 @@ export function AdminActions({
   const [amount, setAmount] = useState("100");
   const [entryId, setEntryId] = useState("");
   const [reason, setReason] = useState("");
+  const [category, setCategory] = useState<GrantCategory>("PAID");
+  const [priority, setPriority] = useState(DEFAULT_PRIORITY);
+  const [expiry, setExpiry] = useState("");
+  // The refund's entry is not a charge of this subscription (or could not be looked up).
+  const [entryError, setEntryError] = useState<ApiError>();
+  const [checking, setChecking] = useState(false);
   const grant = useIdempotentAction(GrantCreditsDocument);
   const adjust = useIdempotentAction(AdjustCreditsDocument);
   const refund = useIdempotentAction(RefundChargeDocument);
@@ -65,6 +81,12 @@ export function AdminActions({
   const amountInput = useRef<HTMLInputElement>(null);
   const problem = kind === "status" ? undefined : amountProblem(kind, amount);
   const showProblem = problem !== undefined && (tried || amount.trim() !== "");
+  const priorityInput = useRef<HTMLInputElement>(null);
+  const expiryInput = useRef<HTMLInputElement>(null);
+  const priorityWrong = kind === "grant" ? priorityProblem(priority) : undefined;
+  const expiryWrong = kind === "grant" ? parseExpiry(expiry).problem : undefined;
+  const pending = action.pending || checking;
+  const busy = useRef(false);
 
   useEffect(() => {
     if (!refundEntryId) return;
@@ -72,36 +94,95 @@ export function AdminActions({
     setEntryId(refundEntryId.id);
     setAmount("");
     setTried(false);
+    setEntryError(undefined);
     refund.reset();
   }, [refundEntryId, refund.reset]);
 
   /** A changed form is a new intended action: its first send gets a new key. */
   const edit = (set: (v: string) => void) => (value: string) => {
     set(value);
+    setEntryError(undefined);
     action.reset();
   };
 
+  /** Is the refund's entry a charge of this subscription? Says why not, where the form is. */
+  const checkRefund = useCallback(
+    async (id: string): Promise<boolean> => {
+      setChecking(true);
+      try {
+        if (await findDebit(subscription.id, id)) return true;
+        setEntryError(
+          new ApiError(
+            `Entry ${id} is not a charge (DEBIT entry) of subscription ${subscription.id} (owner ${subscription.ownerId}): nothing was refunded. To refund another subscription's charge, open that subscription.`,
+            "NOT_THIS_SUBSCRIPTION",
+            0,
+          ),
+        );
+        return false;
+      } catch (err) {
+        setEntryError(err instanceof ApiError ? err : new ApiError(String(err), "CLIENT_ERROR", 0));
+        return false;
+      } finally {
+        setChecking(false);
+      }
+    },
+    [subscription.id, subscription.ownerId],
+  );
+
   async function submit(event: FormEvent) {
     event.preventDefault();
-    if (problem) {
-      // Nothing is sent: the message says what to type, and the field has the focus.
+    // A double click acts once: the refund's check runs before the action's own in-flight guard.
+    if (busy.current) return;
+    busy.current = true;
+    try {
+      await send();
+    } finally {
+      busy.current = false;
+    }
+  }
+
+  async function send() {
+    onStarted?.();
+    setEntryError(undefined);
+    if (problem || priorityWrong || expiryWrong) {
+      // Nothing is sent: the message says what to type, and the (first) field in error has the focus.
       setTried(true);
-      amountInput.current?.focus();
+      (problem ? amountInput : priorityWrong ? priorityInput : expiryInput).current?.focus();
       return;
     }
     const n = parseWholeNumber(amount) ?? 0;
     let done: unknown;
-    if (kind === "grant") done = await grant.run({ input: { subscriptionId: subscription.id, type, amount: n, reason } });
-    if (kind === "adjust") done = await adjust.run({ input: { subscriptionId: subscription.id, type, delta: n, reason } });
-    if (kind === "refund") done = await refund.run({ input: { entryId: entryId.trim(), amount: amount.trim() ? n : undefined, reason } });
-    if (kind === "status") done = await status.run({ id: subscription.id, status: nextStatus, reason });
+    let what = "";
+    if (kind === "grant") {
+      const terms = { category, priority: parseWholeNumber(priority) ?? 50, expiresAt: parseExpiry(expiry).expiresAt };
+      done = await grant.run({ input: { subscriptionId: subscription.id, type, amount: n, reason, ...terms } });
+      // The terms are named when they are not the defaults (PAID, priority 50, never expiring).
+      const named = [
+        ...(category !== "PAID" ? [category] : []),
+        ...(terms.priority !== 50 ? [`priority ${terms.priority}`] : []),
+        ...(terms.expiresAt ? [`expiring ${new Date(terms.expiresAt).toLocaleString("en-GB")}`] : []),
+      ];
+      what = `Granted ${fmtInt(n)} ${type}${named.length ? ` (${named.join(", ")})` : ""}`;
+    }
+    if (kind === "adjust") {
+      done = await adjust.run({ input: { subscriptionId: subscription.id, type, delta: n, reason } });
+      what = `Adjusted ${type} by ${n}`;
+    }
+    if (kind === "refund") {
+      const id = entryId.trim();
+      if (!(await checkRefund(id))) return;
+      const result = await refund.run({ input: { entryId: id, amount: amount.trim() ? n : undefined, reason } });
+      done = result;
+      if (result) {
+        const entry = result.refundCharge;
+        what = `Refunded ${fmtInt(Math.abs(entry.amount))} ${entry.type} to subscription ${entry.subscriptionId} (owner ${subscription.ownerId})`;
+      }
+    }
+    if (kind === "status") {
+      done = await status.run({ id: subscription.id, status: nextStatus, reason });
+      what = nextStatus === "ACTIVE" ? "Reactivated" : "Suspended";
+    }
     if (done) {
-      const what = {
-        grant: `Granted ${n} ${type}`,
-        adjust: `Adjusted ${type} by ${n}`,
-        refund: "Refunded the charge",
-        status: nextStatus === "ACTIVE" ? "Reactivated" : "Suspended",
-      }[kind];
       setReason("");
       setTried(false);
       onChanged(`${what}: ${reason}`);
@@ -117,7 +198,7 @@ export function AdminActions({
         className="small-tabs"
         tabs={KINDS}
         selected={kind}
-        onSelect={(k) => (setKind(k), setTried(false))}
+        onSelect={(k) => (setKind(k), setTried(false), setEntryError(undefined))}
         title={(k) => (k === "status" ? (subscription.status === "ACTIVE" ? "suspend" : "reactivate") : k)}
       />
       <TabPanel idPrefix="change" selected={kind}>
@@ -135,7 +216,14 @@ export function AdminActions({
           {kind === "refund" ? (
             <label>
               Debit entry id
-              <input value={entryId} onChange={(e) => edit(setEntryId)(e.target.value)} placeholder="ledger entry of the charge" size={38} />
+              <input
+                value={entryId}
+                onChange={(e) => edit(setEntryId)(e.target.value)}
+                placeholder="ledger entry of the charge"
+                size={38}
+                required
+                data-testid="action-entry"
+              />
             </label>
           ) : null}
           {kind !== "status" ? (
@@ -153,12 +241,50 @@ export function AdminActions({
               />
             </label>
           ) : null}
+          {kind === "grant" ? (
+            <>
+              <label>
+                Category
+                <select value={category} onChange={(e) => edit((v) => setCategory(v as GrantCategory))(e.target.value)} data-testid="action-category">
+                  {GRANT_CATEGORIES.map((c) => (
+                    <option key={c}>{c}</option>
+                  ))}
+                </select>
+              </label>
+              <label>
+                Priority (0–100)
+                <input
+                  ref={priorityInput}
+                  value={priority}
+                  onChange={(e) => edit(setPriority)(e.target.value)}
+                  inputMode="numeric"
+                  size={4}
+                  title="Lower is spent first"
+                  aria-invalid={priorityWrong ? true : undefined}
+                  aria-describedby={priorityWrong ? "action-priority-problem" : undefined}
+                  data-testid="action-priority"
+                />
+              </label>
+              <label>
+                Expires (empty: never)
+                <input
+                  ref={expiryInput}
+                  type="datetime-local"
+                  value={expiry}
+                  onChange={(e) => edit(setExpiry)(e.target.value)}
+                  aria-invalid={tried && expiryWrong ? true : undefined}
+                  aria-describedby={tried && expiryWrong ? "action-expiry-problem" : undefined}
+                  data-testid="action-expiry"
+                />
+              </label>
+            </>
+          ) : null}
           <label className="grow">
             Reason (required)
             <input value={reason} onChange={(e) => edit(setReason)(e.target.value)} placeholder="why: kept in the ledger" required data-testid="action-reason" />
           </label>
-          <button type="submit" className={kind === "status" && nextStatus === "SUSPENDED" ? "danger" : "primary"} disabled={action.pending || !reason.trim()} data-testid="action-submit">
-            {action.pending ? "Sending…" : kind === "status" ? (nextStatus === "ACTIVE" ? "Reactivate" : "Suspend") : kind[0].toUpperCase() + kind.slice(1)}
+          <button type="submit" className={kind === "status" && nextStatus === "SUSPENDED" ? "danger" : "primary"} disabled={pending || !reason.trim()} data-testid="action-submit">
+            {checking ? "Checking…" : action.pending ? "Sending…" : kind === "status" ? (nextStatus === "ACTIVE" ? "Reactivate" : "Suspend") : kind[0].toUpperCase() + kind.slice(1)}
           </button>
         </div>
         {showProblem ? (
@@ -166,6 +292,17 @@ export function AdminActions({
             {problem}
           </div>
         ) : null}
+        {priorityWrong ? (
+          <div className="error field-problem" role="alert" id="action-priority-problem" data-testid="action-priority-problem">
+            {priorityWrong}
+          </div>
+        ) : null}
+        {tried && expiryWrong ? (
+          <div className="error field-problem" role="alert" id="action-expiry-problem" data-testid="action-expiry-problem">
+            {expiryWrong}
+          </div>
+        ) : null}
+        {kind === "refund" ? <ErrorBanner error={entryError} /> : null}
         <ErrorBanner error={action.error} />
       </TabPanel>
     </form>

@@ -1,11 +1,15 @@
-/** The admin's start page: search subscriptions (the newest listed on arrival) and open new ones. */
-import { useRef, useState, type FormEvent } from "react";
+/**
+ * The admin's start page: search subscriptions (the newest listed on arrival) and open new ones, on
+ * one of the server's configured plans (PlanPicker).
+ */
+import { useCallback, useRef, useState, type FormEvent } from "react";
 import { CreateSubscriptionDocument, SearchSubscriptionsDocument, type SubscriptionStatus } from "../generated/graphql";
 import { useDebounced, useIdempotentAction, useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { SubscriptionTable } from "../components/SubscriptionTable";
 import { navigate } from "../router";
 import { MAX_INT, fmtInt, parseWholeNumber } from "../components/format";
+import { PlanPicker } from "./PlanPicker";
 
 /** What is wrong with a starting amount typed for a credit type (empty is none); undefined when fine. */
 function creditsProblem(type: string, text: string): string | undefined {
@@ -70,10 +74,12 @@ export function AdminHome({ types }: { types: readonly string[] }) {
 
 function CreateSubscription({ types }: { types: readonly string[] }) {
   const [ownerId, setOwnerId] = useState("");
-  const [plan, setPlan] = useState("starter");
+  // Empty until the server's plans are known: PlanPicker then picks the first.
+  const [plan, setPlan] = useState("");
   const [credits, setCredits] = useState<Record<string, string>>({});
   const create = useIdempotentAction(CreateSubscriptionDocument);
   const form = useRef<HTMLFormElement>(null);
+  const pickPlan = useCallback((name: string) => (setPlan(name), create.reset()), [create.reset]);
   const problems = types.map((type) => ({ type, problem: creditsProblem(type, credits[type] ?? "") })).filter((p) => p.problem);
 
   async function submit(event: FormEvent) {
@@ -96,10 +102,7 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
           Owner id
           <input value={ownerId} onChange={(e) => (setOwnerId(e.target.value), create.reset())} required placeholder="user id (token subject)" />
         </label>
-        <label>
-          Plan
-          <input value={plan} onChange={(e) => (setPlan(e.target.value), create.reset())} required size={10} />
-        </label>
+        <PlanPicker plan={plan} onChange={pickPlan} />
         {types.map((t) => (
           <label key={t}>
             {t} credits
@@ -115,7 +118,7 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
             />
           </label>
         ))}
-        <button type="submit" className="primary" disabled={create.pending || !ownerId.trim()}>
+        <button type="submit" className="primary" disabled={create.pending || !ownerId.trim() || !plan.trim()}>
           {create.pending ? "Opening…" : "Open"}
         </button>
       </div>

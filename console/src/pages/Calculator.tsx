@@ -1,4 +1,8 @@
-/** The cost calculator: paste an operation (and its variables), see what it would hold, over creditPreview. */
+/**
+ * The cost calculator: paste an operation (and its variables), see what it would hold, over
+ * creditPreview. A document with several operations names the one to price (operationName), as the
+ * server asks.
+ */
 import { useState } from "react";
 import { PreviewDocument, type PreviewQuery } from "../generated/graphql";
 import { ApiError, request } from "../api/client";
@@ -13,6 +17,7 @@ const EXAMPLE = `mutation {
 export function Calculator({ subscriptionId }: { subscriptionId: string }) {
   const [query, setQuery] = useState(EXAMPLE.replaceAll("$SUBSCRIPTION", subscriptionId));
   const [variables, setVariables] = useState("");
+  const [operationName, setOperationName] = useState("");
   const [result, setResult] = useState<PreviewQuery>();
   const [error, setError] = useState<ApiError>();
   const [pending, setPending] = useState(false);
@@ -30,7 +35,7 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
     }
     setPending(true);
     try {
-      setResult(await request(PreviewDocument, { input: { subscriptionId, query, variables: parsed } }));
+      setResult(await request(PreviewDocument, { input: { subscriptionId, query, variables: parsed, operationName: operationName.trim() || undefined } }));
     } catch (err) {
       setResult(undefined);
       setError(err instanceof ApiError ? err : new ApiError(String(err), "CLIENT_ERROR", 0));
@@ -51,6 +56,10 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
           <label className="block">
             Variables (JSON, optional)
             <textarea rows={2} value={variables} onChange={(e) => setVariables(e.target.value)} spellCheck={false} />
+          </label>
+          <label className="block">
+            Operation name (when the document has several)
+            <input value={operationName} onChange={(e) => setOperationName(e.target.value)} spellCheck={false} placeholder="e.g. SearchRoofers" data-testid="calc-operation-name" />
           </label>
           <button type="button" className="primary" onClick={() => void price()} disabled={pending} data-testid="calc-run">
             {pending ? "Pricing…" : "What would it hold?"}

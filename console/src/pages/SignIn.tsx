@@ -1,15 +1,21 @@
 /**
  * Sign-in: paste a token (or open /console#token=<JWT>, which App adopts before this page shows, or
  * on `hashchange` in a tab already showing it). The token field is labelled and has the focus on
- * arrival; after a refused or expired token, the server's reason is announced above it.
+ * arrival; after a refused or expired token, the server's reason is announced above it. Enter in it
+ * signs in (a token is one line: there is nothing to break).
  */
-import { useState, type FormEvent } from "react";
+import { useState, type FormEvent, type KeyboardEvent } from "react";
 
 export function SignIn({ onToken, problem }: { onToken: (token: string) => void; problem?: string }) {
   const [token, setToken] = useState("");
   function submit(event: FormEvent) {
     event.preventDefault();
     if (token.trim()) onToken(token.trim());
+  }
+  function enter(event: KeyboardEvent<HTMLTextAreaElement>) {
+    if (event.key !== "Enter" || event.shiftKey || event.nativeEvent.isComposing) return;
+    event.preventDefault();
+    event.currentTarget.form?.requestSubmit();
   }
   return (
     <main>
@@ -28,6 +34,7 @@ export function SignIn({ onToken, problem }: { onToken: (token: string) => void;
             rows={4}
             value={token}
             onChange={(e) => setToken(e.target.value)}
+            onKeyDown={enter}
             placeholder="eyJhbGciOi…"
             spellCheck={false}
             autoComplete="off"

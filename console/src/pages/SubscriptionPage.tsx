@@ -1,4 +1,7 @@
-/** One subscription: live balances, admin actions, and tabs for usage, ledger, alerts and the cost calculator. */
+/**
+ * One subscription: live balances (and the grants they are made of, read again as they change),
+ * admin actions, and tabs for usage, ledger, alerts and the cost calculator.
+ */
 import { useState } from "react";
 import { SubscriptionDetailDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
@@ -10,17 +13,21 @@ import { GrantsTable } from "../components/GrantsTable";
 import { TabPanel, Tabs } from "../components/Tabs";
 import { fmtTime } from "../components/format";
 import { useLiveBalances } from "../live/useLiveBalances";
+import { useLiveGrants } from "../live/useLiveGrants";
 import { UsagePanel } from "./UsagePanel";
 import { Calculator } from "./Calculator";
 import { AdminActions } from "./AdminActions";
 
 type Tab = "usage" | "ledger" | "alerts" | "calculator";
 const TABS: Tab[] = ["usage", "ledger", "alerts", "calculator"];
+/** One empty list while loading, so the grants are not reset at each render. */
+const NO_GRANTS: never[] = [];
 
 export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: boolean; types: readonly string[] }) {
   const { data, error, refetch } = useQuery(SubscriptionDetailDocument, { id });
   const subscription = data?.subscription;
-  const { balances, live, refresh } = useLiveBalances(id, subscription?.balances);
+  const { balances, live, changes, refresh } = useLiveBalances(id, subscription?.balances);
+  const grants = useLiveGrants(id, subscription?.grants ?? NO_GRANTS, changes);
   const [tab, setTab] = useState<Tab>("usage");
   const [reloadKey, setReloadKey] = useState(0);
   const [notice, setNotice] = useState<string>();
@@ -52,13 +59,13 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
         </div>
       </header>
       {balances ? <BalanceCards balances={balances} types={types} live={live} /> : null}
-      <GrantsTable grants={subscription.grants} />
+      <GrantsTable grants={grants.grants} onExpired={grants.expired} />
       {notice ? (
         <div className="notice" data-testid="notice">
           {notice}
         </div>
       ) : null}
-      {isAdmin ? <AdminActions subscription={subscription} types={types} onChanged={(m) => void changed(m)} refundEntryId={refundPick} /> : null}
+      {isAdmin ? <AdminActions subscription={subscription} types={types} onStarted={() => setNotice(undefined)} onChanged={(m) => void changed(m)} refundEntryId={refundPick} /> : null}
       <Tabs label="Subscription details" idPrefix="details" testIdPrefix="tab" tabs={TABS} selected={tab} onSelect={setTab} />
       <TabPanel idPrefix="details" selected={tab}>
         {tab === "usage" ? <UsagePanel subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
