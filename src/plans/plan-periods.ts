@@ -58,7 +58,9 @@ export async function startMissingPeriods(
   if (plans.length === 0) return 0;
   const names = plans.map((p) => p.name);
   const only = options.onlySubscriptionId ? sql`and s.id = ${options.onlySubscriptionId}::uuid` : sql``;
-  const failed: string[] = [];
+  // Subscriptions not started by this call (failed, or locked by another instance that starts them):
+  // never read again by it, so it ends.
+  const passedOver: string[] = [];
   let started = 0;
   for (;;) {
     const missing = await queryRows<{ id: string; plan: string }>(
@@ -66,14 +68,15 @@ export async function startMissingPeriods(
       sql`select s.id, s.plan from billing_subscriptions s
            where s.plan = any(${sql.param(names)}::text[]) and s.status <> 'CANCELLED' ${only}
              and not exists (select 1 from plan_periods p where p.subscription_id = s.id)
-             and s.id <> all(${sql.param(failed)}::uuid[])
+             and s.id <> all(${sql.param(passedOver)}::uuid[])
            order by s.created_at, s.id limit ${DUE_BATCH}`,
     );
     for (const { id, plan } of missing) {
       try {
         if (await startPeriodIfMissing(db, id, findPlan(plans, plan)!)) started++;
+        else passedOver.push(id);
       } catch (err) {
-        failed.push(id);
+        passedOver.push(id);
         options.onFailure?.(id, err);
       }
     }
