@@ -761,6 +761,34 @@ describe.skipIf(!available)("the console in chromium", () => {
       expect(await page.getByTestId("balance-leads").textContent()).toBe(String(await balanceOf(subscription, "leads")));
     });
 
+    it("sends a subscribe refused as RATE_LIMITED again once its retryAfterSeconds have passed, reconnecting meanwhile", async () => {
+      // REQUEST_LIMIT counts subscribes: a refused one is an `error` message with RATE_LIMITED, which
+      // used to leave the page without live balances for good. The socket is played by the test.
+      const page = await freshPage();
+      const beta = await mintToken({ sub: "customer-beta" });
+      const subscription = customers["customer-beta"];
+      const subscribes: number[] = [];
+      await page.routeWebSocket(/\/graphql$/, (ws) => {
+        ws.onMessage((text) => {
+          const message = JSON.parse(String(text));
+          if (message.type === "connection_init") ws.send(JSON.stringify({ type: "connection_ack" }));
+          if (message.type !== "subscribe") return;
+          subscribes.push(Date.now());
+          if (subscribes.length === 1) {
+            const refusal = { message: "Too many requests: try again in 2 s", extensions: { code: "RATE_LIMITED", retryAfterSeconds: 2 } };
+            ws.send(JSON.stringify({ id: message.id, type: "error", payload: [refusal] }));
+          }
+        });
+      });
+      await page.goto(linkTo(`/subscriptions/${subscription}`, beta));
+      const state = page.getByTestId("live-state");
+      await expect.poll(() => subscribes.length, { timeout: 5_000 }).toBe(1);
+      await expect.poll(() => state.getAttribute("data-state"), { timeout: 2_000 }).toBe("reconnecting");
+      await expect.poll(() => subscribes.length, { timeout: 5_000 }).toBe(2);
+      expect(subscribes[1] - subscribes[0]).toBeGreaterThanOrEqual(1_900);
+      await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("live");
+    });
+
     it("comes back by itself after the server restarts, and shows a change made meanwhile without a reload", async () => {
       const dir = mkdtempSync(join(tmpdir(), "console-restart-"));
       const port = String(await freePort());

@@ -21,7 +21,9 @@
  * - A 4401 close (the server refused the token) ends the session: the reason is asked of the server
  *   over HTTP (whose answer says why, e.g. "Token expired: sign in again"), and the app signs out
  *   (api/session.ts), closing this connection with closeLive(). It is never retried. A stream the
- *   server refused with GraphQL errors (e.g. FORBIDDEN) is not retried either: it cannot succeed.
+ *   server refused with GraphQL errors (e.g. FORBIDDEN) is not retried either: it cannot succeed;
+ *   one refused as RATE_LIMITED (subscribes count against REQUEST_LIMIT) is sent again when the
+ *   error's retryAfterSeconds have passed.
  */
 import type { Client } from "graphql-ws";
 import type { BalanceChangedSubscription } from "../generated/graphql";
@@ -83,6 +85,17 @@ interface Stream {
   stopped: boolean;
   stop?: () => void;
   linger?: ReturnType<typeof setTimeout>;
+}
+
+/** Seconds to wait when the server refused a subscribe as RATE_LIMITED (GraphQL errors), else undefined. */
+function rateLimitedFor(error: unknown): number | undefined {
+  if (!Array.isArray(error)) return undefined;
+  const limited = error.find((e: { extensions?: { code?: unknown } }) => e?.extensions?.code === "RATE_LIMITED") as
+    | { extensions: { retryAfterSeconds?: unknown } }
+    | undefined;
+  if (!limited) return undefined;
+  const seconds = Number(limited.extensions.retryAfterSeconds);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 120) : 1;
 }
 
 /** A graphql-ws close event (as opposed to GraphQL errors or an Error). */
@@ -182,7 +195,16 @@ class LiveSession {
         stream.stop = undefined;
         const code = closeCodeOf(error);
         if (code === CLOSE_UNAUTHORIZED) return; // the session ends (refused()); a retry cannot succeed
-        if (Array.isArray(error)) {
+        const retryAfter = rateLimitedFor(error);
+        if (retryAfter !== undefined) {
+          // Over the caller's request limit (REQUEST_LIMIT counts subscribes): the same request
+          // succeeds once the limit allows it, so it is sent again then, shown as reconnecting.
+          stream.failures++;
+          stream.retry = setTimeout(() => {
+            stream.retry = undefined;
+            this.start(subscriptionId, stream);
+          }, retryAfter * 1000);
+        } else if (Array.isArray(error)) {
           // The server refused this subscription (GraphQL errors): the same request would be refused again.
           stream.ended = true;
         } else {
