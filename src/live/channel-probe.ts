@@ -9,7 +9,7 @@
  * (another session, as the ledger trigger's relay does) and waits for its own session to hear it. A
  * probe not heard within the timeout is logged at error with what to do, counted, and reported by
  * /health (`"liveBalance": "down"`, status degraded); one heard later, or after the next reconnect,
- * sets it right.
+ * sets it right. A lost session is "down" too, until it is back and its probe heard.
  */
 import { randomUUID } from "node:crypto";
 
@@ -32,6 +32,8 @@ export class ChannelProbe {
   private state: ChannelState = "unknown";
   private expected: string | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** The last probe was reported unheard: hearing one again is worth saying. */
+  private reportedUnheard = false;
 
   constructor(private readonly options: ChannelProbeOptions) {}
 
@@ -50,13 +52,21 @@ export class ChannelProbe {
     this.options.send(payload).catch((err: unknown) => this.unheard(`the probe could not be sent: ${err instanceof Error ? err.message : String(err)}`));
   }
 
+  /** The listening session was lost: nothing is heard until it is back and a new probe is heard. */
+  lost(): void {
+    clearTimeout(this.timer);
+    this.expected = undefined;
+    this.state = "down";
+  }
+
   /** Takes a notification's payload; true when it was a probe (this instance's or another's), which carries no change. */
   heard(payload: string): boolean {
     if (!payload.startsWith(PROBE_PREFIX)) return false;
     if (payload === this.expected) {
       clearTimeout(this.timer);
       this.expected = undefined;
-      if (this.state === "down") this.options.onRestored();
+      if (this.reportedUnheard) this.options.onRestored();
+      this.reportedUnheard = false;
       this.state = "up";
     }
     return true;
@@ -71,6 +81,7 @@ export class ChannelProbe {
     if (this.expected === undefined) return;
     clearTimeout(this.timer);
     this.state = "down";
+    this.reportedUnheard = true;
     this.options.onUnheard(reason);
   }
 }

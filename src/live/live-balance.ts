@@ -161,7 +161,11 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
     }
   }
 
-  const events = { notification: onNotification, connected: (afterLoss: boolean) => void onConnected(afterLoss) };
+  const events = {
+    notification: onNotification,
+    connected: (afterLoss: boolean) => void onConnected(afterLoss),
+    disconnected: () => probe?.lost(),
+  };
   const listener: NotificationListener = options.database.listen
     ? createInProcessListener(options.database.listen.bind(options.database), BALANCE_CHANNEL, events)
     : createPostgresListener({ url: requireUrl(options), channel: BALANCE_CHANNEL, logger: log }, events);

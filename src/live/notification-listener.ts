@@ -12,6 +12,8 @@ export interface ListenerEvents {
   notification(payload: string): void;
   /** The channel is (again) heard; `afterLoss` when notifications may have been missed before it. */
   connected(afterLoss: boolean): void;
+  /** The session was lost: nothing is heard until `connected` again. */
+  disconnected?(): void;
 }
 
 export interface NotificationListener {
@@ -49,6 +51,7 @@ export function createPostgresListener(
     attempt.on("end", () => {
       if (client === attempt) {
         client = undefined;
+        events.disconnected?.();
         scheduleReconnect();
       }
     });

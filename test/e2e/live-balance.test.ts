@@ -5,13 +5,16 @@
  * nothing else, a bad or missing token closes the socket with 4401.
  */
 import { sql } from "drizzle-orm";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "../../src/db/database.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { holdGroups } from "../../src/ledger/hold.js";
 import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { liveClient, type LiveClient } from "../helpers/live-client.js";
+import { TEST_DATABASE_URL } from "../helpers/services.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
 
 const BALANCE_CHANGED = `subscription ($s: ID!, $types: [String!]) {
@@ -149,6 +152,30 @@ describe.each(BACKENDS)("creditBalanceChanged on %s", (backend) => {
     const res = await writer.gql(SEARCH_LEADS, { s: subscriptionId }, { token: await userToken("live-owner-4") });
     const remaining = res.body.extensions?.credits.remaining[subscriptionId].leads;
     await sub.waitFor((r) => r.data?.creditBalanceChanged.balance === remaining && r.data.creditBalanceChanged.entries > 0);
+  });
+
+  // PGlite has no session to lose.
+  if (backend === "postgres") it("says liveBalance down in /health while its session is lost and cannot come back, up once it hears again", { timeout: 60_000 }, async () => {
+    const health = async () => (await (await fetch(`${reader.url}/health`)).json()) as { status: string; liveBalance: string };
+    await expect.poll(async () => (await health()).liveBalance, { timeout: 10_000 }).toBe("up");
+    const [{ name }] = await queryRows<{ name: string }>(database.db, sql`select current_database() as name`);
+    // New connections refused, then every LISTEN session cut: it cannot listen again for now. (It
+    // used to say "up" all along, while its subscribers heard nothing.)
+    // A database cannot close itself to connections: said from the server's default database.
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    const allowConnections = (allow: boolean) => admin.query(`alter database "${name}" allow_connections ${allow}`);
+    await allowConnections(false);
+    try {
+      await database.db.execute(sql`select pg_terminate_backend(pid) from pg_stat_activity
+                                      where datname = current_database() and query ilike 'listen %'`);
+      await expect.poll(health, { timeout: 10_000 }).toMatchObject({ status: "degraded", liveBalance: "down" });
+    } finally {
+      await allowConnections(true);
+      await admin.end();
+    }
+    await expect.poll(async () => (await health()).liveBalance, { timeout: 20_000 }).toBe("up");
+    expect((await health()).status).toBe("ok");
   });
 
   it("closes a connection without a valid token with 4401", { timeout: 30_000 }, async () => {
