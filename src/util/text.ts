@@ -16,8 +16,8 @@ export function isWellFormedText(text: string): boolean {
   return text.isWellFormed();
 }
 
-/** C0 controls and DEL: never part of a user id. */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+/** Unicode's control characters (C0, DEL and C1, e.g. U+0085 NEXT LINE): never part of a user id. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function hasControlCharacter(text: string): boolean {
   return CONTROL_CHARACTER.test(text);
