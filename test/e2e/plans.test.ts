@@ -139,6 +139,33 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
     await expectAuditClean();
   }, 30_000);
 
+  it("a balance below its low-balance threshold before and after each renewal raises no alert at renewals", async () => {
+    await start({ RECOVERY_INTERVAL: "300ms" });
+    const created = (await call<{ createSubscription: any }>(CREATE, { plan: "quick" })).createSubscription;
+    await call(`mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { id } }`, {
+      input: { subscriptionId: created.id, type: "ai", amount: 5, reason: "paid top-up" },
+    });
+    const spend = await server!.gql(RUN_AI, { sub: created.id, amount: 4 }, { token: admin });
+    expect(spend.body.errors).toBeUndefined();
+    // 11 now (6 unused plan credits, 5 paid), and 18 after each renewal: both below 20.
+    await call(`mutation ($input: LowBalanceThresholdInput!) { setLowBalanceThreshold(input: $input) { lowBalance: lowBalanceThreshold } }`, {
+      input: { subscriptionId: created.id, type: "ai", lowBalance: 20 },
+    });
+    await expect
+      .poll(async () => (await ledger(created.id)).filter((e) => e.credit_type === "ai" && e.kind === "EXPIRATION").length, { timeout: 10_000, interval: 200 })
+      .toBeGreaterThanOrEqual(2);
+    expect(ai((await call<{ subscription: any }>(STATE, { id: created.id })).subscription.balances)).toBe(18);
+    // With the new period granted first, each renewal went 11, 14, 24, 21, 18 (then 18, 21, 31, 28,
+    // 18): up past 20 and back under it, a LOW_BALANCE (and then BALANCE_RECOVERED) at every renewal.
+    // Taken out first, it stays under 20 and never reaches 0 (the paid credits stay).
+    const alerts = await call<{ creditAlerts: { edges: { node: { kind: string } }[] } }>(
+      `query ($id: ID!) { creditAlerts(subscriptionId: $id) { edges { node { kind } } } }`,
+      { id: created.id },
+    );
+    expect(alerts.creditAlerts.edges).toEqual([]);
+    await expectAuditClean();
+  }, 30_000);
+
   it("renews, in order, the three periods missed while no instance ran, at the next start", async () => {
     await start();
     const created = (await call<{ createSubscription: any }>(CREATE, { plan: "quick" })).createSubscription;
