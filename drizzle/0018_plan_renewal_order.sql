@@ -1,16 +1,37 @@
 -- ---------------------------------------------------------------------------------------------
--- credit_plan_renew (0005_grants.sql) once more, with one change: the new period's grants
--- (rollover, allowance) are written before the ended period's plan credits are taken out (rollover
--- adjustment, expiration), instead of after.
+-- credit_plan_renew (0005_grants.sql) once more: the order of its grants and removals now depends
+-- on the balance's low-balance threshold.
 --
--- Each of those ledger inserts is a statement of its own, and the live-balance trigger
--- (0012_balance_change_payload.sql) finds threshold crossings statement by statement. Taking the old
--- credits out first took a balance made only of unused plan credits down to 0 between the
--- statements of one renewal: every renewal of such a subscription raised BALANCE_DEPLETED and then
--- BALANCE_RECOVERED (stored, logged, pushed and sent to the webhook), though no client could ever
--- see that balance. Granting first, the balance goes up, then down to where it ends, and only a
--- real crossing (the renewed balance below the threshold, or back at or above it) is announced.
+-- Threshold crossings are found statement by statement (0012_balance_change_payload.sql), and a
+-- renewal is several statements: the new period's grants (rollover, allowance) and the ended
+-- period's credits going out (rollover adjustment, expiration). Any order passes through a balance
+-- that is neither where it starts nor where it ends:
+--   - out first (0005), a balance of only unused plan credits fell to 0 in between, raising
+--     BALANCE_DEPLETED and BALANCE_RECOVERED at every renewal;
+--   - grants first, it rises above both ends, which raises LOW_BALANCE and
+--     BALANCE_RECOVERED at every renewal when the threshold lies between them: a balance below its
+--     threshold before and after the renewal.
+-- So: grants first, unless the balance is below its threshold both before and after; then out
+-- first, so that it stays below the threshold throughout. What is left: a balance of only plan
+-- credits that is below its threshold before and after still passes through 0 on the way
+-- (BALANCE_DEPLETED once per renewal, and no recovery, since it stays below the threshold).
 -- ---------------------------------------------------------------------------------------------
+
+-- The new period's PLAN grants: up to rolloverMax of the unused credits, and the allowance.
+CREATE OR REPLACE FUNCTION credit_plan_renewal_grants(
+  p_subscription uuid, p_type text, p_rolled integer, p_allowance integer, p_new_end timestamptz, p_plan text
+) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF p_rolled > 0 THEN
+    PERFORM credit_plan_grant(p_subscription, p_type, p_rolled, p_new_end, 'plan ' || p_plan || ': rollover');
+  END IF;
+  IF p_allowance > 0 THEN
+    PERFORM credit_plan_grant(p_subscription, p_type, p_allowance, p_new_end, 'plan ' || p_plan || ': allowance');
+  END IF;
+END;
+$$;
+--> statement-breakpoint
 
 CREATE OR REPLACE FUNCTION credit_plan_renew(
   p_subscription uuid, p_type text, p_old_end timestamptz, p_new_end timestamptz,
@@ -25,20 +46,23 @@ DECLARE
   take integer;
   draws jsonb := '[]'::jsonb;
   balance_now integer;
+  start_balance integer;
+  low integer;
+  grants_first boolean;
 BEGIN
   INSERT INTO credit_balances (subscription_id, credit_type, balance) VALUES (p_subscription, p_type, 0)
   ON CONFLICT (subscription_id, credit_type) DO NOTHING;
-  PERFORM 1 FROM credit_balances WHERE subscription_id = p_subscription AND credit_type = p_type FOR UPDATE;
+  SELECT b.balance INTO start_balance FROM credit_balances b
+   WHERE b.subscription_id = p_subscription AND b.credit_type = p_type FOR UPDATE;
   SELECT coalesce(sum(remaining), 0) INTO unused FROM credit_grants
    WHERE subscription_id = p_subscription AND credit_type = p_type AND category = 'PLAN' AND NOT exhausted AND expires_at = p_old_end;
   rolled := least(unused, greatest(p_rollover_max, 0));
-  -- The new period's grants first, then the ended period's credits out: the balance never passes
-  -- below both where it started and where it ends, so no threshold is crossed on the way.
-  IF rolled > 0 THEN
-    PERFORM credit_plan_grant(p_subscription, p_type, rolled, p_new_end, 'plan ' || p_plan || ': rollover');
-  END IF;
-  IF p_allowance > 0 THEN
-    PERFORM credit_plan_grant(p_subscription, p_type, p_allowance, p_new_end, 'plan ' || p_plan || ': allowance');
+  -- Which way round (header above): grants first, unless the balance is below its threshold both
+  -- before and after the renewal.
+  low := (SELECT t.low_balance FROM credit_balance_thresholds t WHERE t.subscription_id = p_subscription AND t.credit_type = p_type);
+  grants_first := low IS NULL OR start_balance >= low OR start_balance - unused + rolled + greatest(p_allowance, 0) >= low;
+  IF grants_first THEN
+    PERFORM credit_plan_renewal_grants(p_subscription, p_type, rolled, p_allowance, p_new_end, p_plan);
   END IF;
   IF rolled > 0 THEN
     need := rolled;
@@ -68,5 +92,8 @@ BEGIN
     VALUES (p_subscription, p_type, 'EXPIRATION', -g.remaining, balance_now, 'plan period ended',
             jsonb_build_array(jsonb_build_object('grantId', g.id, 'amount', g.remaining)));
   END LOOP;
+  IF NOT grants_first THEN
+    PERFORM credit_plan_renewal_grants(p_subscription, p_type, rolled, p_allowance, p_new_end, p_plan);
+  END IF;
 END;
 $$;
