@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { buildSchema, isObjectType, type GraphQLSchema } from "graphql";
+import { buildSchema, isEnumType, isInputObjectType, isInterfaceType, isObjectType, type GraphQLSchema } from "graphql";
 import { describe, expect, it } from "vitest";
 import { buildBaseSchema, printSchemaSdl } from "../../src/graphql/build-schema.js";
 
@@ -16,7 +16,35 @@ function plannedByNext(line: string, next: GraphQLSchema): boolean {
   return field !== undefined && String(field.type) === match[3];
 }
 
+/** Every type, field, argument and enum value of a schema without a description (root types aside). */
+function undescribed(schema: GraphQLSchema): string[] {
+  const roots = new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]);
+  const missing: string[] = [];
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (type.name.startsWith("__")) continue;
+    if (!type.description && !roots.has(type as never)) missing.push(type.name);
+    if (isObjectType(type) || isInterfaceType(type) || isInputObjectType(type)) {
+      for (const field of Object.values(type.getFields())) {
+        if (!field.description) missing.push(`${type.name}.${field.name}`);
+        for (const arg of "args" in field ? field.args : []) {
+          if (!arg.description) missing.push(`${type.name}.${field.name}(${arg.name})`);
+        }
+      }
+    }
+    if (isEnumType(type)) {
+      for (const value of type.getValues()) if (!value.description) missing.push(`${type.name}.${value.name}`);
+    }
+  }
+  return missing;
+}
+
 describe("emitted schema", () => {
+  // ORIGIN.md: "Document all credit-related fields in your schema and docs"; clients read them in
+  // GraphiQL and codegen's output.
+  it("describes every type, field, argument and enum value", () => {
+    expect(undescribed(buildBaseSchema())).toEqual([]);
+  });
+
   it("schema/schema.graphql is what the code emits (run `npm run schema:emit` after changing the schema)", () => {
     const committed = readFileSync("schema/schema.graphql", "utf8");
     expect(printSchemaSdl(buildBaseSchema())).toBe(committed);

@@ -9,6 +9,11 @@ export enum SubscriptionStatus {
 registerEnumType(SubscriptionStatus, {
   name: "SubscriptionStatus",
   description: "Lifecycle of a subscription. Only ACTIVE subscriptions can spend credits.",
+  valuesConfig: {
+    ACTIVE: { description: "Can spend credits." },
+    SUSPENDED: { description: "Paused by an admin: its calls are refused (FORBIDDEN) until it is made ACTIVE again." },
+    CANCELLED: { description: "Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it." },
+  },
 });
 
 export enum LedgerKind {
@@ -23,6 +28,10 @@ registerEnumType(LedgerKind, {
   name: "LedgerKind",
   description: "What kind of change a ledger entry records.",
   valuesConfig: {
+    GRANT: { description: "Adds credits as a new grant (an admin grant, a plan period, a rollover, a subscription's initial credits)." },
+    DEBIT: { description: "Holds a metered call's price before it runs (negative); its RELEASE or REFUND entries return part or all of it." },
+    REFUND: { description: "Returns a hold, or part of a settled debit: a system error, a result that never reached the client, an expired hold, or an admin's refundCharge." },
+    ADJUSTMENT: { description: "An admin's correction: positive adds a grant, negative draws like a debit." },
     RELEASE: { description: "Returns the unused part of a debit's hold after the call settled at its actual cost." },
     EXPIRATION: { description: "Removes what was left of a grant when it expired." },
   },
@@ -50,7 +59,17 @@ export enum UsageGroupBy {
   USER = "USER",
   SUBSCRIPTION = "SUBSCRIPTION",
 }
-registerEnumType(UsageGroupBy, { name: "UsageGroupBy", description: "How usage is grouped." });
+registerEnumType(UsageGroupBy, {
+  name: "UsageGroupBy",
+  description: "How usage is grouped.",
+  valuesConfig: {
+    OPERATION: { description: "By metered operation, e.g. Mutation.runAiTask." },
+    TYPE: { description: "By credit type." },
+    DAY: { description: "By calendar day in the query's timeZone (UTC by default)." },
+    USER: { description: "By the calling user (token subject)." },
+    SUBSCRIPTION: { description: "By subscription." },
+  },
+});
 
 export enum CreditAlertKind {
   USAGE_SPIKE = "USAGE_SPIKE",
@@ -60,10 +79,28 @@ export enum CreditAlertKind {
   BALANCE_DEPLETED = "BALANCE_DEPLETED",
   BALANCE_RECOVERED = "BALANCE_RECOVERED",
 }
-registerEnumType(CreditAlertKind, { name: "CreditAlertKind", description: "What an alert is about." });
+registerEnumType(CreditAlertKind, {
+  name: "CreditAlertKind",
+  description: "What an alert is about.",
+  valuesConfig: {
+    USAGE_SPIKE: { description: "A subscription's credits in the last window exceeded a multiple of its trailing average." },
+    ESTIMATE_MISMATCH: { description: "A call's metered actual cost exceeded its hold (it was charged the hold)." },
+    FAILED_TRANSACTION: { description: "A hold, settlement or refund failed on the database, or a hold outlived CHARGE_SETTLE_TIMEOUT." },
+    LOW_BALANCE: { description: "A change took a balance from at or above its low-balance threshold to below it." },
+    BALANCE_DEPLETED: { description: "A change took a balance to 0." },
+    BALANCE_RECOVERED: { description: "After LOW_BALANCE or BALANCE_DEPLETED, a change brought the balance back to or above its threshold (above 0 when none is set)." },
+  },
+});
 
 export enum AiModel {
   SMALL = "SMALL",
   LARGE = "LARGE",
 }
-registerEnumType(AiModel, { name: "AiModel", description: "AI model size; LARGE costs five times as much." });
+registerEnumType(AiModel, {
+  name: "AiModel",
+  description: "AI model size; LARGE costs five times as much.",
+  valuesConfig: {
+    SMALL: { description: "The default model: 1 credit per 1,000 tokens (prompt and output)." },
+    LARGE: { description: "The large model: 5 credits per 1,000 tokens." },
+  },
+});

@@ -10,6 +10,11 @@ export enum BalanceThresholdCrossing {
 registerEnumType(BalanceThresholdCrossing, {
   name: "BalanceThresholdCrossing",
   description: "A balance crossing its low-balance threshold, reaching 0, or coming back.",
+  valuesConfig: {
+    LOW_BALANCE: { description: "The change took the balance from at or above its threshold to below it." },
+    BALANCE_DEPLETED: { description: "The change took the balance to 0." },
+    BALANCE_RECOVERED: { description: "The change brought the balance back to or above its threshold (above 0 when none is set)." },
+  },
 });
 
 @ObjectType({ description: "The latest state of one balance after one or more ledger entries." })
