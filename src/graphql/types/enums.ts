@@ -71,6 +71,16 @@ registerEnumType(UsageGroupBy, {
   },
 });
 
+/** The three alerts a balance's threshold raises; also the values of the live event's `threshold`. */
+export const THRESHOLD_CROSSING_DESCRIPTIONS = {
+  LOW_BALANCE: { description: "A change took a balance from at or above its low-balance threshold to below it." },
+  BALANCE_DEPLETED: { description: "A change took a balance to 0." },
+  BALANCE_RECOVERED: {
+    description:
+      "After LOW_BALANCE or BALANCE_DEPLETED, a change brought the balance back to or above its threshold (above 0 when none is set).",
+  },
+} as const;
+
 export enum CreditAlertKind {
   USAGE_SPIKE = "USAGE_SPIKE",
   ESTIMATE_MISMATCH = "ESTIMATE_MISMATCH",
@@ -86,9 +96,7 @@ registerEnumType(CreditAlertKind, {
     USAGE_SPIKE: { description: "A subscription's credits in the last window exceeded a multiple of its trailing average." },
     ESTIMATE_MISMATCH: { description: "A call's metered actual cost exceeded its hold (it was charged the hold)." },
     FAILED_TRANSACTION: { description: "A hold, settlement or refund failed on the database, or a hold outlived CHARGE_SETTLE_TIMEOUT." },
-    LOW_BALANCE: { description: "A change took a balance from at or above its low-balance threshold to below it." },
-    BALANCE_DEPLETED: { description: "A change took a balance to 0." },
-    BALANCE_RECOVERED: { description: "After LOW_BALANCE or BALANCE_DEPLETED, a change brought the balance back to or above its threshold (above 0 when none is set)." },
+    ...THRESHOLD_CROSSING_DESCRIPTIONS,
   },
 });
 

@@ -1,5 +1,6 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from "type-graphql";
 import type { EntryRef } from "../../live/balance-change.js";
+import { THRESHOLD_CROSSING_DESCRIPTIONS } from "./enums.js";
 import { LedgerEntry } from "./ledger.js";
 
 export enum BalanceThresholdCrossing {
@@ -10,11 +11,7 @@ export enum BalanceThresholdCrossing {
 registerEnumType(BalanceThresholdCrossing, {
   name: "BalanceThresholdCrossing",
   description: "A balance crossing its low-balance threshold, reaching 0, or coming back.",
-  valuesConfig: {
-    LOW_BALANCE: { description: "The change took the balance from at or above its threshold to below it." },
-    BALANCE_DEPLETED: { description: "The change took the balance to 0." },
-    BALANCE_RECOVERED: { description: "The change brought the balance back to or above its threshold (above 0 when none is set)." },
-  },
+  valuesConfig: THRESHOLD_CROSSING_DESCRIPTIONS,
 });
 
 @ObjectType({ description: "The latest state of one balance after one or more ledger entries." })
