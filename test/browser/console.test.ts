@@ -804,6 +804,9 @@ describe.skipIf(!available)("the console in chromium", () => {
         await page.goto(link.replace(/\/console#/, `/console/subscriptions/${subscription}#`));
         const state = page.getByTestId("live-state");
         await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("live");
+        // The page has all it loads (the chart library is fetched when the usage arrives): a server
+        // stopped in the middle of that download would fail the page, not the live feed under test.
+        await page.getByTestId("chart-per-day").waitFor();
         await page.evaluate(() => ((window as unknown as { marker: number }).marker = 5));
 
         first.child.kill("SIGTERM");

@@ -1,14 +1,47 @@
-/** Alerts, newest first, in pages: one subscription's (owners and admins) or all (admins). */
-import { useState } from "react";
+/**
+ * Alerts, newest first, in pages: one subscription's (owners and admins) or all (admins).
+ *
+ * Live: the list is read again (at most once every ALERTS_REFRESH_MS) on each live balance event of
+ * the subscription shown, or, on the admin's page of every alert, of the subscriptions whose alerts
+ * are listed (up to MAX_FOLLOWED of them), so a balance crossing its threshold (its event carries
+ * `threshold`, and its alert is written with the change) shows its LOW_BALANCE, BALANCE_DEPLETED or
+ * BALANCE_RECOVERED alert without a reload. Alerts of subscriptions not listed there are found by a
+ * read every ALERTS_POLL_MS while the newest page is on screen.
+ */
+import { useEffect, useMemo, useState } from "react";
 import { AlertsDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
+import { useLiveRefresh } from "../live/useLiveRefresh";
 import { ErrorBanner } from "./ErrorBanner";
 import { fmtTime, shortId } from "./format";
+
+/** At most one read of the alerts this often, however many events arrive. */
+export const ALERTS_REFRESH_MS = 1_000;
+/** The admin's page of every alert follows the live balances of at most this many listed subscriptions. */
+const MAX_FOLLOWED = 10;
+/** The admin's page of every alert (its newest page) is read again this often anyway. */
+const ALERTS_POLL_MS = 30_000;
 
 export function AlertsList({ subscriptionId }: { subscriptionId?: string }) {
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const { data, error, refetch } = useQuery(AlertsDocument, { subscriptionId, first: 20, after: cursors[cursors.length - 1] });
   const page = data?.creditAlerts;
+  const newest = cursors.length === 1;
+  const followed = useMemo(() => {
+    if (subscriptionId) return [subscriptionId];
+    // Every alert: new ones show on the newest page, so older pages follow nothing.
+    if (!newest) return [];
+    const listed = page?.edges.map((e) => e.node.subscriptionId).filter((id): id is string => !!id) ?? [];
+    return [...new Set(listed)].slice(0, MAX_FOLLOWED);
+  }, [subscriptionId, newest, page]);
+  useLiveRefresh(followed, () => void refetch(), ALERTS_REFRESH_MS);
+  useEffect(() => {
+    if (subscriptionId || !newest) return;
+    const timer = setInterval(() => {
+      if (document.visibilityState !== "hidden") void refetch();
+    }, ALERTS_POLL_MS);
+    return () => clearInterval(timer);
+  }, [subscriptionId, newest, refetch]);
   return (
     <section className="panel" data-testid="alerts">
       <ErrorBanner error={error} onRetry={() => void refetch()} />

@@ -1,13 +1,16 @@
 /**
  * A ledger, newest first, with filters (type, kinds, operation) and cursor pages. One subscription's,
- * or every subscription's for an admin (no subscriptionId).
+ * or every subscription's for an admin (no subscriptionId). The operation filter takes the full name
+ * (`Mutation.lookupPhones`) or the short one in any case (`lookupPhones`, `LookupPhones`), mapped to
+ * the full name with the server's creditCatalog (./operations.ts), whose operations it suggests.
  */
-import { useState } from "react";
+import { useId, useState } from "react";
 import { LedgerDocument, type LedgerFilter, type LedgerKind } from "../generated/graphql";
 import { useDebounced, useQuery } from "../api/hooks";
 import { ErrorBanner } from "./ErrorBanner";
 import { fmtInt, fmtTime, shortId } from "./format";
 import { navigate } from "../router";
+import { resolveOperation, useKnownOperations } from "./operations";
 
 // Every kind the schema has: a kind added to LedgerKind fails the type check here until listed.
 const KINDS = ["GRANT", "DEBIT", "RELEASE", "REFUND", "ADJUSTMENT", "EXPIRATION"] as const satisfies readonly LedgerKind[];
@@ -34,7 +37,12 @@ export function LedgerTable({
   // Cursors of the pages before this one (a stack), and this page's.
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const after = cursors[cursors.length - 1];
-  const operationFilter = useDebounced(operation.trim());
+  const knownOperations = useKnownOperations();
+  const operationTyped = useDebounced(operation.trim());
+  const resolved = resolveOperation(operationTyped, knownOperations);
+  const operationFilter = resolved.operation;
+  const operationsListId = useId();
+  const operationHintId = useId();
   const filter: LedgerFilter = {
     ...(type ? { type } : {}),
     ...(kind ? { kinds: [kind as LedgerKind] } : {}),
@@ -71,8 +79,26 @@ export function LedgerTable({
         </label>
         <label>
           Operation
-          <input value={operation} placeholder="Mutation.runAiTask" onChange={(e) => (setOperation(e.target.value), resetPages())} />
+          <input
+            value={operation}
+            placeholder="runAiTask"
+            list={operationsListId}
+            aria-describedby={operationFilter && operationFilter !== operationTyped ? operationHintId : undefined}
+            onChange={(e) => (setOperation(e.target.value), resetPages())}
+            data-testid="ledger-operation"
+          />
+          <datalist id={operationsListId}>
+            {knownOperations.map((op) => (
+              <option key={op} value={op} />
+            ))}
+          </datalist>
         </label>
+        {operationFilter && operationFilter !== operationTyped ? (
+          <span className="muted small" id={operationHintId} data-testid="ledger-operation-resolved">
+            = <span className="mono">{operationFilter}</span>
+            {resolved.others.length ? ` (for ${resolved.others.join(", ")}, type its full name)` : null}
+          </span>
+        ) : null}
         <span className="spacer" />
         <span className="muted">page {cursors.length}</span>
         <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors(cursors.slice(0, -1))} data-testid="ledger-newer">

@@ -16,6 +16,15 @@ export type AdjustCreditsInput = {
   type: string;
 };
 
+/** A balance crossing its low-balance threshold, reaching 0, or coming back. */
+export type BalanceThresholdCrossing =
+  /** A change took a balance to 0. */
+  | 'BALANCE_DEPLETED'
+  /** After LOW_BALANCE or BALANCE_DEPLETED, a change brought the balance back to or above its threshold (above 0 when none is set). */
+  | 'BALANCE_RECOVERED'
+  /** A change took a balance from at or above its low-balance threshold to below it. */
+  | 'LOW_BALANCE';
+
 /** A new subscription. */
 export type CreateSubscriptionInput = {
   /** Starting credits, each written as a GRANT entry. */
@@ -28,11 +37,17 @@ export type CreateSubscriptionInput = {
 
 /** What an alert is about. */
 export type CreditAlertKind =
+  /** A change took a balance to 0. */
   | 'BALANCE_DEPLETED'
+  /** After LOW_BALANCE or BALANCE_DEPLETED, a change brought the balance back to or above its threshold (above 0 when none is set). */
   | 'BALANCE_RECOVERED'
+  /** A call's metered actual cost exceeded its hold (it was charged the hold). */
   | 'ESTIMATE_MISMATCH'
+  /** A hold, settlement or refund failed on the database, or a hold outlived CHARGE_SETTLE_TIMEOUT. */
   | 'FAILED_TRANSACTION'
+  /** A change took a balance from at or above its low-balance threshold to below it. */
   | 'LOW_BALANCE'
+  /** A subscription's credits in the last window exceeded a multiple of its trailing average. */
   | 'USAGE_SPIKE';
 
 /** A number of credits of one type. */
@@ -98,11 +113,15 @@ export type LedgerFilter = {
 
 /** What kind of change a ledger entry records. */
 export type LedgerKind =
+  /** An admin's correction: positive adds a grant, negative draws like a debit. */
   | 'ADJUSTMENT'
+  /** Holds a metered call's price before it runs (negative); its RELEASE or REFUND entries return part or all of it. */
   | 'DEBIT'
   /** Removes what was left of a grant when it expired. */
   | 'EXPIRATION'
+  /** Adds credits as a new grant (an admin grant, a plan period, a rollover, a subscription's initial credits). */
   | 'GRANT'
+  /** Returns a hold, or part of a settled debit: a system error, a result that never reached the client, an expired hold, or an admin's refundCharge. */
   | 'REFUND'
   /** Returns the unused part of a debit's hold after the call settled at its actual cost. */
   | 'RELEASE';
@@ -131,8 +150,11 @@ export type SubscriptionFilter = {
 
 /** Lifecycle of a subscription. Only ACTIVE subscriptions can spend credits. */
 export type SubscriptionStatus =
+  /** Can spend credits. */
   | 'ACTIVE'
+  /** Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it. */
   | 'CANCELLED'
+  /** Paused by an admin: its calls are refused (FORBIDDEN) until it is made ACTIVE again. */
   | 'SUSPENDED';
 
 export type SearchSubscriptionsQueryVariables = Exact<{
@@ -208,7 +230,7 @@ export type BalanceChangedSubscriptionVariables = Exact<{
 }>;
 
 
-export type BalanceChangedSubscription = { creditBalanceChanged: { subscriptionId: string, type: string, balance: number, entries: number, lastEntry: { createdAt: string } } };
+export type BalanceChangedSubscription = { creditBalanceChanged: { subscriptionId: string, type: string, balance: number, entries: number, threshold: BalanceThresholdCrossing | null, lastEntry: { createdAt: string } } };
 
 export type SubscriptionDetailQueryVariables = Exact<{
   id: string | number;
@@ -253,6 +275,11 @@ export type LedgerQueryVariables = Exact<{
 
 
 export type LedgerQuery = { creditLedger: { edges: Array<{ cursor: string, node: { id: string, subscriptionId: string, type: string, kind: LedgerKind, amount: number, balanceAfter: number, operation: string | null, estimated: number | null, actorId: string | null, adminOverride: boolean, reason: string | null, refundOf: string | null, requestId: string | null, createdAt: string } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+
+export type OperationCatalogQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type OperationCatalogQuery = { creditCatalog: Array<{ operation: string }> };
 
 export type AlertsQueryVariables = Exact<{
   subscriptionId?: string | number | null | undefined;
@@ -520,6 +547,7 @@ export const BalanceChangedDocument = new TypedDocumentString(`
     lastEntry {
       createdAt
     }
+    threshold
   }
 }
     `) as unknown as TypedDocumentString<BalanceChangedSubscription, BalanceChangedSubscriptionVariables>;
@@ -658,6 +686,13 @@ export const LedgerDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<LedgerQuery, LedgerQueryVariables>;
+export const OperationCatalogDocument = new TypedDocumentString(`
+    query OperationCatalog {
+  creditCatalog {
+    operation
+  }
+}
+    `) as unknown as TypedDocumentString<OperationCatalogQuery, OperationCatalogQueryVariables>;
 export const AlertsDocument = new TypedDocumentString(`
     query Alerts($subscriptionId: ID, $first: Int, $after: String) {
   creditAlerts(subscriptionId: $subscriptionId, first: $first, after: $after) {

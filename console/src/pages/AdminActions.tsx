@@ -6,7 +6,8 @@
  * message next to the field saying what to type; so are a grant's terms (category, priority 0–100,
  * an expiry in the future). A refund is only sent for a charge of this subscription (refundCheck.ts).
  * A new action clears the last one's messages (`onStarted`), so a success and a new error never
- * show side by side.
+ * show side by side. A refusal takes the focus the submit button lost while it was disabled (a
+ * mouse click), so keyboard and screen-reader users land on what went wrong (components/focus.ts).
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import {
@@ -22,6 +23,7 @@ import { useIdempotentAction } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { TabPanel, Tabs } from "../components/Tabs";
 import { MAX_INT, fmtInt, parseWholeNumber } from "../components/format";
+import { takeLostFocus } from "../components/focus";
 import { DEFAULT_PRIORITY, GRANT_CATEGORIES, parseExpiry, priorityProblem } from "./grantTerms";
 import { findDebit } from "./refundCheck";
 
@@ -87,6 +89,11 @@ export function AdminActions({
   const expiryWrong = kind === "grant" ? parseExpiry(expiry).problem : undefined;
   const pending = action.pending || checking;
   const busy = useRef(false);
+  const form = useRef<HTMLFormElement>(null);
+  const failure = kind === "refund" ? (entryError ?? action.error) : action.error;
+  useEffect(() => {
+    if (failure) takeLostFocus(form.current?.querySelector<HTMLElement>('.error[role="alert"]:not(.field-problem)'));
+  }, [failure]);
 
   useEffect(() => {
     if (!refundEntryId) return;
@@ -190,7 +197,7 @@ export function AdminActions({
   }
 
   return (
-    <form className="panel admin-actions" onSubmit={(e) => void submit(e)} data-testid="admin-actions" aria-label="Change this subscription">
+    <form className="panel admin-actions" onSubmit={(e) => void submit(e)} ref={form} data-testid="admin-actions" aria-label="Change this subscription">
       <Tabs
         label="Change"
         idPrefix="change"

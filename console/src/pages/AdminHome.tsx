@@ -2,7 +2,7 @@
  * The admin's start page: search subscriptions (the newest listed on arrival) and open new ones, on
  * one of the server's configured plans (PlanPicker).
  */
-import { useCallback, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { CreateSubscriptionDocument, SearchSubscriptionsDocument, type SubscriptionStatus } from "../generated/graphql";
 import { useDebounced, useIdempotentAction, useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
@@ -10,6 +10,7 @@ import { SubscriptionTable } from "../components/SubscriptionTable";
 import { navigate } from "../router";
 import { MAX_INT, fmtInt, parseWholeNumber } from "../components/format";
 import { PlanPicker } from "./PlanPicker";
+import { takeLostFocus } from "../components/focus";
 
 /** What is wrong with a starting amount typed for a credit type (empty is none); undefined when fine. */
 function creditsProblem(type: string, text: string): string | undefined {
@@ -81,6 +82,10 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
   const form = useRef<HTMLFormElement>(null);
   const pickPlan = useCallback((name: string) => (setPlan(name), create.reset()), [create.reset]);
   const problems = types.map((type) => ({ type, problem: creditsProblem(type, credits[type] ?? "") })).filter((p) => p.problem);
+  // A refusal takes the focus the (disabled while sending) Open button lost on a mouse click.
+  useEffect(() => {
+    if (create.error) takeLostFocus([...(form.current?.querySelectorAll<HTMLElement>('.error[role="alert"]:not(.field-problem)') ?? [])].pop());
+  }, [create.error]);
 
   async function submit(event: FormEvent) {
     event.preventDefault();

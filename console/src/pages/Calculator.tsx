@@ -3,11 +3,12 @@
  * creditPreview. A document with several operations names the one to price (operationName), as the
  * server asks.
  */
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { PreviewDocument, type PreviewQuery } from "../generated/graphql";
 import { ApiError, request } from "../api/client";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { fmtInt } from "../components/format";
+import { takeLostFocus } from "../components/focus";
 
 const EXAMPLE = `mutation {
   runAiTask(subscriptionId: "$SUBSCRIPTION", input: { prompt: "Summarise our Q3 pipeline", maxTokens: 1500 }) { output }
@@ -21,6 +22,11 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
   const [result, setResult] = useState<PreviewQuery>();
   const [error, setError] = useState<ApiError>();
   const [pending, setPending] = useState(false);
+  // The button, disabled while pricing, lost the focus on a mouse click: it gets it back once enabled.
+  const run = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (!pending) takeLostFocus(run.current);
+  }, [pending]);
 
   async function price() {
     setError(undefined);
@@ -61,7 +67,7 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
             Operation name (when the document has several)
             <input value={operationName} onChange={(e) => setOperationName(e.target.value)} spellCheck={false} placeholder="e.g. SearchRoofers" data-testid="calc-operation-name" />
           </label>
-          <button type="button" className="primary" onClick={() => void price()} disabled={pending} data-testid="calc-run">
+          <button type="button" className="primary" onClick={() => void price()} disabled={pending} ref={run} data-testid="calc-run">
             {pending ? "Pricing…" : "What would it hold?"}
           </button>
           <ErrorBanner error={error} />

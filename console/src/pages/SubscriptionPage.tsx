@@ -2,7 +2,7 @@
  * One subscription: live balances (and the grants they are made of, read again as they change),
  * admin actions, and tabs for usage, ledger, alerts and the cost calculator.
  */
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { SubscriptionDetailDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
@@ -12,6 +12,7 @@ import { AlertsList } from "../components/AlertsList";
 import { GrantsTable } from "../components/GrantsTable";
 import { TabPanel, Tabs } from "../components/Tabs";
 import { fmtTime } from "../components/format";
+import { takeLostFocus } from "../components/focus";
 import { useLiveBalances } from "../live/useLiveBalances";
 import { useLiveGrants } from "../live/useLiveGrants";
 import { UsagePanel } from "./UsagePanel";
@@ -33,6 +34,11 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
   const [notice, setNotice] = useState<string>();
   // A fresh object per pick, so picking the same debit twice still fills the form again.
   const [refundPick, setRefundPick] = useState<{ id: string }>();
+  // An action's message takes the focus its (now disabled) submit button lost on a mouse click.
+  const noticeRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (notice) takeLostFocus(noticeRef.current);
+  }, [notice]);
 
   async function changed(message: string) {
     setNotice(message);
@@ -61,7 +67,7 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
       {balances ? <BalanceCards balances={balances} types={types} live={live} /> : null}
       <GrantsTable grants={grants.grants} onExpired={grants.expired} />
       {notice ? (
-        <div className="notice" data-testid="notice">
+        <div className="notice" role="status" tabIndex={-1} ref={noticeRef} data-testid="notice">
           {notice}
         </div>
       ) : null}

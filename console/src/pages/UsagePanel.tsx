@@ -1,15 +1,23 @@
-/** A subscription's usage over the last 30 days: credits per day by type, and per operation held vs cost. */
+/**
+ * A subscription's usage over the last 30 days: credits per day by type, and per operation held vs
+ * cost. Live: read again on the subscription's live balance events (a charge, a release, a refund),
+ * at most once every USAGE_REFRESH_MS, so the charts follow its calls without a reload.
+ */
 import { SubscriptionUsageDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
+import { useLiveRefresh } from "../live/useLiveRefresh";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { browserTimeZone, daysAgo, fmtInt } from "../components/format";
 import { CreditsPerDayChart, OperationCostChart } from "../charts/LazyCharts";
 
 const FROM = daysAgo(29);
+/** At most one read of the usage this often, however many events arrive. */
+export const USAGE_REFRESH_MS = 2_000;
 
 export function UsagePanel({ subscriptionId, types, reloadKey }: { subscriptionId: string; types: readonly string[]; reloadKey: number }) {
   const timeZone = browserTimeZone();
   const { data, error, refetch } = useQuery(SubscriptionUsageDocument, { subscriptionId, from: FROM, timeZone }, { reloadKey });
+  useLiveRefresh([subscriptionId], () => void refetch(), USAGE_REFRESH_MS);
   return (
     <section className="panel" data-testid="usage">
       <ErrorBanner error={error} onRetry={() => void refetch()} />
