@@ -603,8 +603,12 @@ function recordSettlement(
   const returned = outcome.returned ?? (verdict.stands ? charge.charged - verdict.cost : charge.charged);
   if (outcome.balanceAfter !== undefined) charge.remaining = outcome.balanceAfter;
   else charge.remaining += returned;
-  ctx.charges.noteBalance(charge.subscriptionId, charge.type, charge.remaining);
-  if (returned > 0) ctx.loaders.balances.clear(charge.subscriptionId);
+  // A settlement that returned nothing changed no balance: what it knows is its own hold's figure,
+  // older than another field's release in the same statement, so it is not the request's latest.
+  if (returned > 0) {
+    ctx.charges.noteBalance(charge.subscriptionId, charge.type, charge.remaining);
+    ctx.loaders.balances.clear(charge.subscriptionId);
+  }
   if (!verdict.stands) {
     charge.refunded = returned;
     charge.cost = charge.charged - charge.released - charge.refunded;

@@ -195,6 +195,29 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
     ]);
   });
 
+  it("reports the balance after a first field's release when a later field on the same balance releases nothing", async () => {
+    // Found by an outside audit: `b` settles without an entry, and its settlement noted the balance
+    // of its own hold (before `a`'s release) as the request's last.
+    const query = await queryFinding(server, owner, sub, 12);
+    const res = await server.gql(
+      `mutation($s: ID!, $q: String!) {
+        a: searchLeads(subscriptionId: $s, input: { query: $q, limit: 50 }) { leads { name } }
+        b: harvestDomain(subscriptionId: $s, input: { domain: "example.com", sources: ["bing"], limit: 10 }) { hosts }
+      }`,
+      { s: sub, q: query },
+      { token: owner },
+    );
+    expect(res.status).toBe(200);
+    const { charges, remaining } = res.body.extensions!.credits;
+    expect(charges.map((c: { path: string[]; released: number; cost: number }) => [c.path[0], c.released, c.cost])).toEqual([
+      ["a", 38, 12],
+      ["b", 0, 1],
+    ]);
+    const after = await ledgerState(database, sub);
+    expect(remaining[sub].leads).toBe(after.balances.leads);
+    expect(charges.map((c: { remaining: number }) => c.remaining)).toEqual([after.balances.leads, after.balances.leads]);
+  });
+
   describe("refusals move nothing", () => {
     const cases: [string, () => Promise<{ token?: string; vars: Record<string, unknown>; headers?: Record<string, string> }>, number, string][] = [
       ["no token", async () => ({ vars: { s: sub, input: { prompt: "hi" } } }), 401, "UNAUTHENTICATED"],
