@@ -246,6 +246,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     logger,
     cors: createCorsPolicy({ origins: config.CORS_ORIGINS, allowLocalhost: config.devMode && config.NODE_ENV !== "production" }),
     admit: admitRequest,
+    // The client went away while its calls settled or its response was written: they are refunded.
+    undelivered: (context) => credits.responseNotDelivered(context),
   });
 
   liveSocket = attachLiveSocket({

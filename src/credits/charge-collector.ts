@@ -45,6 +45,11 @@ export class ChargeCollector {
   readonly held: HeldCall[] = [];
   /** Holds made before the operation ran, by response path ("a.b"): the fields find theirs here. */
   readonly upfront = new Map<string, HeldCall>();
+  /**
+   * Calls settled at a cost whose result only this response carries (no Idempotency-Key kept it for
+   * a retry): refunded if the response never reaches the client (charge-phases.ts, step 9).
+   */
+  readonly paidForDelivery: HeldCall[] = [];
 
   /** Called as soon as a metered field is charged or refused, so the extension appears either way. */
   markMeteredField(): void {

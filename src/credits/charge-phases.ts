@@ -514,6 +514,43 @@ export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, deliv
   await rereadBalancesRefundedElsewhere(ctx, calls.filter((_, i) => !outcomes[i].settled));
 }
 
+/** The ledger's reason for a call refunded because its result did not reach the client. */
+const NOT_DELIVERED_REASON = "result not delivered";
+
+/**
+ * 9. The response never reached the client although its calls were settled as delivered: the client
+ * went away while they settled or while the response was written. Each call that cost something is
+ * refunded whole (DESIGN.md: callers pay only for results they receive), one refund per call; the
+ * response is gone, so nothing reports them but the ledger, the log and the metrics. A refund that
+ * fails is logged and counted: the call then stays charged.
+ */
+export async function refundUndelivered(deps: ChargeDeps, ctx: RequestContext): Promise<void> {
+  const calls = ctx.charges.paidForDelivery.splice(0);
+  await Promise.all(calls.map((held) => refundNotDelivered(deps, ctx, held)));
+}
+
+async function refundNotDelivered(deps: ChargeDeps, ctx: RequestContext, held: HeldCall): Promise<void> {
+  const charge = held.charge;
+  const facts = chargeFacts(ctx, charge);
+  const request = { entryId: charge.entryId, amount: charge.cost, actorId: null, reason: NOT_DELIVERED_REASON, requestId: ctx.requestId };
+  let outcome;
+  try {
+    outcome = await deps.ledger.refund(request);
+  } catch (err) {
+    deps.observer.transactionFailed({ ...facts, stage: "refund", entryId: charge.entryId, amount: charge.cost, error: err });
+    return;
+  }
+  if (!outcome.ok) {
+    // An admin refunded the call in the meantime: what it has left is no longer its cost.
+    ctx.logger.warn({ component: "credits", entryId: charge.entryId, outcome: outcome.reason }, "an undelivered result's refund was refused");
+    return;
+  }
+  charge.refunded += charge.cost;
+  charge.cost = 0;
+  charge.remaining = outcome.entry.balanceAfter;
+  deps.observer.refunded({ ...facts, entryId: charge.entryId, refunded: outcome.entry.amount, remaining: charge.remaining, reason: NOT_DELIVERED_REASON });
+}
+
 /**
  * A hold the recovery pass refunded before this request settled it (the call overran
  * CHARGE_SETTLE_TIMEOUT): its credits came back in a statement of the pass, which told this request
@@ -538,7 +575,7 @@ function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delive
   if (outcome.kind === "system-error") return { stands: false, reason: SYSTEM_ERROR_REASON, error: outcome.error };
   // A user-input error the resolver raised on purpose: the hold stands as the cost.
   if (outcome.kind === "user-error") return { stands: true, cost: held.charge.charged, actual: null };
-  if (!delivered(held.call.path)) return { stands: false, reason: "result not delivered" };
+  if (!delivered(held.call.path)) return { stands: false, reason: NOT_DELIVERED_REASON };
   if (held.price.adminOverride || !held.call.field.meter) return { stands: true, cost: held.charge.charged, actual: null };
   const actual = measure(deps, ctx, held, outcome.result);
   if (actual === undefined) return { stands: true, cost: held.charge.charged, actual: null };
@@ -618,6 +655,8 @@ function recordSettlement(
   charge.actual = verdict.actual;
   charge.released = returned;
   charge.cost = charge.charged - charge.released - charge.refunded;
+  // A stored outcome reaches the client on a retry with its key, delivered or not this time.
+  if (charge.cost > 0 && !held.claim) ctx.charges.paidForDelivery.push(held);
   deps.observer.settled({ ...facts, entryId: charge.entryId, charged: charge.charged, estimated: charge.estimated, actual: verdict.actual, cost: charge.cost, released: charge.released });
   if (verdict.actual !== null && verdict.actual > charge.charged) {
     deps.observer.actualCostMismatch({ ...facts, entryId: charge.entryId, charged: charge.charged, actual: verdict.actual });

@@ -9,7 +9,9 @@
  *
  * After execution, every hold of the request settles in one statement: a field whose value is not
  * in the response (nulled through a non-null parent by a sibling's error, never reached) or whose
- * client went away is refunded whole.
+ * client went away is refunded whole. A response that then still does not reach the client (it went
+ * away while the holds settled or the response was written) has its settled calls refunded after
+ * (`undelivered`, called by the HTTP layer).
  */
 import {
   getArgumentValues,
@@ -20,7 +22,7 @@ import {
 } from "graphql";
 import type { CreditsRequest as RequestContext } from "./credits-request.js";
 import { NORMALISED_ID_NAMES, normaliseId } from "../graphql/normalise-ids.js";
-import { chargeCalls, settleRequest, type ChargeDeps, type MeteredCall, type RefusedCall } from "./charge-phases.js";
+import { chargeCalls, refundUndelivered, settleRequest, type ChargeDeps, type MeteredCall, type RefusedCall } from "./charge-phases.js";
 import type { MeteredField } from "./metered-field.js";
 import { withSubscriptionOf } from "./charge-wrapper.js";
 import { findMeteredFields, indexMeteredFields, runningFields, type MeteredFieldOccurrence } from "./preview/field-walker.js";
@@ -30,6 +32,8 @@ export interface OperationCharges {
   holdOperation(request: OperationRequest): Promise<RefusedCall[] | undefined>;
   /** Settles every hold of the request; `data` is the response's data as it will be sent. */
   settle(ctx: RequestContext, data: unknown): Promise<void>;
+  /** The settled response never reached the client: refunds what its calls cost. */
+  undelivered(ctx: RequestContext): Promise<void>;
 }
 
 export interface OperationRequest {
@@ -71,6 +75,7 @@ export function createOperationCharges(deps: ChargeDeps, meteredFields: readonly
       return undefined;
     },
     settle: (ctx, data) => settleRequest(deps, ctx, (path) => !ctx.clientGone?.() && valueAt(data, path) != null),
+    undelivered: (ctx) => refundUndelivered(deps, ctx),
   };
 }
 

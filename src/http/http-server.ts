@@ -34,6 +34,8 @@ export interface HttpServerOptions<Ctx extends object> {
   cors?: CorsPolicy;
   /** Runs before a GraphQL request's body is read (REQUEST_LIMIT); a refusal is answered as is. */
   admit?: RequestGate;
+  /** A GraphQL response that ran never reached the client (its connection closed before the response was written out). */
+  undelivered?: (context: Ctx) => Promise<void>;
 }
 
 export interface RunningHttpServer {
@@ -44,6 +46,21 @@ export interface RunningHttpServer {
 }
 
 export const GRAPHQL_PATH = "/graphql";
+
+/**
+ * Resolves once the response has been handed to the operating system whole (true), or its connection
+ * closed before that (false). What happens to the bytes after is TCP's: a client that closes in the
+ * instant the response is on its way is not seen here. (A response ended after its connection closed
+ * also reads as finished: the caller checks the connection before writing.)
+ */
+function writtenOut(res: ServerResponse): Promise<boolean> {
+  if (res.writableFinished) return Promise.resolve(true);
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    res.once("finish", () => resolve(true));
+    res.once("close", () => resolve(res.writableFinished));
+  });
+}
 
 function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "x-request-id": requestId });
@@ -129,19 +146,24 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
     }
     const url = new URL(req.url ?? "/", "http://localhost");
+    let context: Ctx | undefined;
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: (req.method ?? "GET").toUpperCase(), headers, search: url.search, body },
-      context: () => options.context(req, requestId),
+      context: async () => (context = await options.context(req, requestId)),
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.setHeader("x-request-id", requestId);
     res.statusCode = response.status ?? 200;
+    // Read before writing: a response ended on a closed connection counts as finished.
+    const clientGoneBeforeWrite = res.destroyed || req.socket.destroyed;
     if (response.body.kind === "complete") {
       res.end(res.statusCode >= 400 ? withRequestId(response.body.string, requestId) : response.body.string);
-      return;
+    } else {
+      for await (const chunk of response.body.asyncIterator) res.write(chunk);
+      res.end();
     }
-    for await (const chunk of response.body.asyncIterator) res.write(chunk);
-    res.end();
+    if (context === undefined || !options.undelivered) return;
+    if (clientGoneBeforeWrite || !(await writtenOut(res))) await options.undelivered(context);
   }
 
   const prefixes = Object.entries(options.prefixRoutes ?? {});

@@ -48,11 +48,16 @@ export async function runLedgerCommand<C extends LedgerCommand>(db: DbOrTx, comm
   throw new Error(`unknown ledger command ${(command as { kind: string }).kind}`);
 }
 
-/** The two commands the charge path runs on every metered call, coalesced across requests in production. */
+/**
+ * The commands the charge path runs: on every metered call a hold and a settlement, coalesced across
+ * requests in production; rarely, a refund of a settled call whose response never reached the client.
+ */
 export interface ChargeLedger {
   /** Holds one operation's group of holds; one outcome per hold, in order. */
   hold(group: HoldGroup): Promise<HoldOutcome[]>;
   /** Settles one operation's holds; one outcome per settlement, in order. */
   settle(settlements: readonly Settlement[]): Promise<SettlementOutcome[]>;
+  /** Refunds what a settled debit has left (one statement, not coalesced: it is rare). */
+  refund(request: RefundChargeRequest): Promise<RefundChargeOutcome>;
 }
 

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Database } from "../db/database.js";
 import { sqlState } from "../db/errors.js";
 import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
-import type { ChargeLedger } from "./charge-ledger.js";
+import { runLedgerCommand, type ChargeLedger } from "./charge-ledger.js";
 import { Coalescer } from "./coalescer.js";
 import { holdGroups, LEASE_EXPIRED_SQLSTATE, LeaseChangedError, type HoldGroup, type HoldOutcome } from "./hold.js";
 import { createSettlementBatcher } from "./settlement-batcher.js";
@@ -61,6 +61,7 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
       return outcome;
     },
     settle: (items) => settlements.settle(items),
+    refund: (request) => runLedgerCommand(db, { kind: "refund", request }),
     async idle() {
       await holds.idle();
       await settlements.idle();

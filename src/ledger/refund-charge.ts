@@ -22,7 +22,8 @@ export interface RefundChargeRequest {
   entryId: string;
   /** Credits to return (> 0); undefined refunds all the debit has left. */
   amount: number | undefined;
-  actorId: string;
+  /** The admin who refunds; null for the charge path's own refund of a result it could not deliver. */
+  actorId: string | null;
   reason: string;
   requestId: string;
 }

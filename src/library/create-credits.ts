@@ -128,6 +128,15 @@ export interface Credits<TContext extends object> {
   readonly database: DatabaseHandle;
   /** The charge observer (the logger's and `observers`), for a host that reports charges of its own (admin refunds). */
   readonly observer: ChargeObserver;
+  /**
+   * Tell it when a response whose operation ran never reached the client: its connection closed
+   * before the response was written out (for example `res.on("close")` without `res.writableFinished`
+   * in node:http or Express). Each call the response paid for is refunded whole, unless an
+   * Idempotency-Key kept its result for a retry. The charge path already refunds the calls of a
+   * client that went away before settlement (the `clientGone` option); this covers the last
+   * milliseconds, while the calls settle and the response is written.
+   */
+  responseNotDelivered(context: TContext): Promise<void>;
   /** Applies the migrations again (idempotent). */
   migrate(): Promise<void>;
   /** Stops the recovery timer and the rate-limit store; closes the database when it opened it. */
@@ -244,6 +253,7 @@ export async function createCredits<TContext extends object = Record<string, unk
   const operationCharges: OperationCharges = {
     holdOperation: (request) => (charges ? charges.holdOperation(request) : Promise.resolve(undefined)),
     settle: (ctx, data) => (charges ? charges.settle(ctx, data) : Promise.resolve()),
+    undelivered: (ctx) => (charges ? charges.undelivered(ctx) : Promise.resolve()),
   };
 
   const recovery: RecoveryScheduler | undefined =
@@ -292,6 +302,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     admin: createAdminOperations(handle.db, creditTypes),
     database: handle,
     observer,
+    responseNotDelivered: async (context) => operationCharges.undelivered(await requestOf(context)),
     migrate: () => migrateCredits(handle),
     async close() {
       await recovery?.stop();

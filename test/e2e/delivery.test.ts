@@ -9,18 +9,54 @@ import { createApp, type App } from "../../src/app/create-app.js";
 import { loadConfig } from "../../src/config/config.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLogger } from "../../src/observability/logger.js";
-import type { OperationProviders, PhoneLookupRequest, ProviderCallOptions } from "../../src/providers/providers.js";
+import pg from "pg";
+import type { LeadSearchRequest, PhoneLookupRequest, ProviderCallOptions } from "../../src/providers/providers.js";
 import { SimulatedProviders } from "../../src/providers/simulated/simulated-providers.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { ledgerEntries, ledgerState } from "../helpers/ledger-state.js";
 import { fundedSubscription, postGraphQL, userToken } from "../helpers/test-app.js";
 
-/** The simulators, except that looking up the phone "+15555550999" fails on the provider's side. */
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; fire: () => void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((resolve) => (fire = resolve));
+  return { promise, fire };
+}
+
+/**
+ * The simulators, except that looking up the phone "+15555550999" fails on the provider's side, and
+ * a lead search for "gated" says it started and waits to be let go.
+ */
 class OneFailingPhone extends SimulatedProviders {
+  gate = { started: signal(), release: signal() };
+
   override async lookupPhones(req: PhoneLookupRequest, options: ProviderCallOptions) {
     if (req.phones.includes("+15555550999")) throw new Error("carrier API down");
     return super.lookupPhones(req, options);
   }
+
+  override async searchLeads(req: LeadSearchRequest, options: ProviderCallOptions) {
+    if (req.query === "gated") {
+      this.gate.started.fire();
+      await this.gate.release.promise;
+    }
+    return super.searchLeads(req, options);
+  }
+}
+
+/** Sends a request on its own connection; `hangUp` closes it without reading an answer. */
+function rawRequest(url: string, token: string, body: string): { hangUp: () => void; answered: Promise<boolean> } {
+  const target = new URL(url);
+  let req: ReturnType<typeof request>;
+  const answered = new Promise<boolean>((resolve) => {
+    req = request(
+      { host: target.hostname, port: target.port, path: target.pathname, method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${token}` } },
+      () => resolve(true),
+    );
+    req.on("error", () => resolve(false));
+    req.end(body);
+  });
+  return { hangUp: () => req.destroy(), answered };
 }
 
 const THREE = `mutation($s: ID!, $third: String!) {
@@ -34,6 +70,7 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
   let app: App;
   let url: string;
   let token: string;
+  let providers: OneFailingPhone;
 
   beforeAll(async () => {
     database = await createTestDatabase(backend);
@@ -44,7 +81,7 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
       SIMULATE_FAILURES: "1",
       SIMULATE_SLOW_MS: "1500",
     });
-    const providers: OperationProviders = new OneFailingPhone();
+    providers = new OneFailingPhone();
     app = await createApp(config, { database, logger: createLogger(config.LOG_LEVEL), providers });
     url = await app.listen(0, "127.0.0.1");
     token = await userToken("deliver-owner");
@@ -113,5 +150,51 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
       ["REFUND", 5],
     ]);
     expect((await ledgerState(database, sub)).balances.leads).toBe(10);
+  });
+
+  // The window between the settlement's verdict (client still there) and the response's write: here
+  // the settlement statement waits on a row lock taken by the test while the client hangs up. Found by
+  // an outside audit: a client closing in those milliseconds paid for a result it never received.
+  // A second connection takes the lock: PostgreSQL only (PGlite has one).
+  if (backend === "postgres") it("a client that goes away while its call settles is refunded after the settlement", async () => {
+    const sub = await fundedSubscription(database, "deliver-owner", { leads: 10 });
+    const call = rawRequest(
+      `${url}/graphql`,
+      token,
+      JSON.stringify({ query: `mutation($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "gated", limit: 5 }) { total } }`, variables: { s: sub } }),
+    );
+    await providers.gate.started.promise;
+    const blocker = new pg.Client({ connectionString: database.url });
+    await blocker.connect();
+    try {
+      await blocker.query("begin");
+      // The call's pending mark: the settlement must delete it, so it waits for this transaction.
+      const locked = await blocker.query("select 1 from pending_charges where subscription_id = $1 for update", [sub]);
+      expect(locked.rowCount).toBe(1);
+      providers.gate.release.fire();
+      await new Promise((r) => setTimeout(r, 300)); // the resolver returns; the settlement waits on the lock
+      call.hangUp();
+      await new Promise((r) => setTimeout(r, 300)); // the server sees the connection close
+      await blocker.query("commit");
+    } finally {
+      await blocker.end();
+    }
+    expect(await call.answered).toBe(false);
+    let entries = await ledgerEntries(database, sub);
+    for (let i = 0; i < 40 && !entries.some((e) => e.kind === "REFUND"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      entries = await ledgerEntries(database, sub);
+    }
+    const debit = entries.find((e) => e.kind === "DEBIT")!;
+    const released = entries.filter((e) => e.kind === "RELEASE").reduce((sum, e) => sum + e.amount, 0);
+    const refund = entries.find((e) => e.kind === "REFUND");
+    expect(debit.amount).toBe(-5);
+    expect(refund?.amount).toBe(5 - released);
+    const reader = new pg.Client({ connectionString: database.url });
+    await reader.connect();
+    const reason = await reader.query("select reason from credit_ledger where id = $1", [refund!.id]).finally(() => reader.end());
+    expect(reason.rows[0].reason).toBe("result not delivered");
+    expect((await ledgerState(database, sub)).balances.leads).toBe(10);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
 });
