@@ -18,6 +18,7 @@ import type { ChargeRecord } from "../credits/charge-collector.js";
 import type { FirstClaim, IdempotencyClaim, IdempotencyGate } from "./idempotency-gate.js";
 import { parseIdempotencyKey } from "./idempotency-key.js";
 import { requestHash } from "./request-hash.js";
+import { debitReturns } from "../ledger/debit-returns.js";
 import { claimKey, completeKey, readKey, releaseKey, type KeyScope } from "./idempotency-store.js";
 
 export interface DatabaseIdempotencyGateOptions {
@@ -145,7 +146,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
           if (existing.state === "PENDING") {
             throw new ConflictError("A request with this Idempotency-Key is still being processed: retry once it has finished");
           }
-          return replay(existing.result as StoredOutcome, existing.charge as ChargeRecord);
+          return replay(existing.result as StoredOutcome, await chargeAsLedgerHasIt(db, existing.charge as ChargeRecord));
         }
         throw new ConflictError("A request with this Idempotency-Key is still being processed: retry once it has finished");
       } catch (err) {
@@ -153,6 +154,32 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
         throw new InternalError("The idempotency key store failed", { cause: err });
       }
     },
+  };
+}
+
+/**
+ * The stored charge as the ledger has it now, keys in extensions.credits' order (jsonb keeps its
+ * own). What a call finally cost can change after its outcome was stored: the recovery pass refunds
+ * it when its settlement never committed (its instance died), an admin refunds it. A replay reports
+ * the ledger, never a cost the ledger has given back.
+ */
+async function chargeAsLedgerHasIt(db: Database, stored: ChargeRecord): Promise<ChargeRecord> {
+  const { released, refunded } = await debitReturns(db, stored.subscriptionId, stored.entryId);
+  return {
+    path: stored.path,
+    operation: stored.operation,
+    subscriptionId: stored.subscriptionId,
+    type: stored.type,
+    estimated: stored.estimated,
+    charged: stored.charged,
+    actual: stored.actual,
+    released,
+    refunded,
+    cost: stored.charged - released - refunded,
+    remaining: stored.remaining,
+    entryId: stored.entryId,
+    adminOverride: stored.adminOverride,
+    fallback: stored.fallback,
   };
 }
 

@@ -16,7 +16,22 @@ import type { FirstClaim, ReplayClaim } from "../../src/idempotency/idempotency-
 import { createLogger } from "../../src/observability/logger.js";
 
 const field = { coordinate: "Mutation.runAiTask" } as MeteredField;
-const charge = { path: ["runAiTask"], operation: "Mutation.runAiTask", charged: 2, refunded: 0 } as unknown as ChargeRecord;
+const charge: ChargeRecord = {
+  path: ["runAiTask"],
+  operation: "Mutation.runAiTask",
+  subscriptionId: "00000000-0000-4000-8000-000000000001",
+  type: "ai",
+  estimated: 2,
+  charged: 2,
+  actual: null,
+  released: 0,
+  refunded: 0,
+  cost: 2,
+  remaining: 8,
+  entryId: "00000000-0000-4000-8000-000000000002",
+  adminOverride: false,
+  fallback: false,
+};
 
 function context(key: string): RequestContext {
   return { requestId: `req-${key}`, viewer: { id: "store-owner", isAdmin: false }, authError: undefined, idempotencyKey: key } as unknown as RequestContext;

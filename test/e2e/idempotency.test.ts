@@ -94,6 +94,32 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     expect(await balanceOf(database, sub)).toBe(9);
   });
 
+  it("a replay reports the charge as the ledger has it now, keys in DESIGN.md's order (a refund since the first call counts)", async () => {
+    // Found by an outside audit: after a crash, the recovery pass refunded a call whose outcome was
+    // already stored, and every retry replayed "cost 18" for a debit the ledger had refunded whole.
+    // An admin's refund since the first call is the same case without the crash.
+    const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
+    const k = key("refunded-since");
+    const first = await run(sub, k);
+    const charge = first.body.extensions!.credits.charges[0];
+    expect(charge).toMatchObject({ charged: 1, cost: 1, refunded: 0 });
+    const refund = await server.gql(
+      `mutation($id: ID!) { refundCharge(input: { entryId: $id, reason: "goodwill" }) { amount } }`,
+      { id: charge.entryId },
+      { token: await adminToken() },
+    );
+    expect(refund.body.data.refundCharge.amount).toBe(1);
+
+    const retry = await run(sub, k);
+    const replayed = retry.body.extensions!.credits.charges[0];
+    expect(replayed).toMatchObject({ charged: 1, released: 0, refunded: 1, cost: 0, replayed: true, entryId: charge.entryId });
+    expect(Object.keys(replayed)).toEqual([...Object.keys(charge), "replayed"]);
+    expect(Object.keys(charge)).toEqual([
+      "path", "operation", "subscriptionId", "type", "estimated", "charged", "actual", "released", "refunded", "cost", "remaining", "entryId", "adminOverride", "fallback",
+    ]);
+    expect(await balanceOf(database, sub)).toBe(10);
+  });
+
   it("concurrent duplicates: exactly one runs, the others get CONFLICT (409) and nothing is charged twice", async () => {
     const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
     const k = key("concurrent");
