@@ -103,6 +103,7 @@ export async function chargeCalls(deps: ChargeDeps, ctx: RequestContext, calls: 
     await admit(deps, ctx, calls, viewer, foldAuthorization, taken);
     const replays = await claimIdempotencyKeys(deps, ctx, calls, taken);
     const prices = calls.map((call, i) => price(deps, ctx, call, validArgs[i]));
+    await refuseTotalsNoBalanceHolds(ctx, calls, viewer, prices, replays, foldAuthorization);
     const held = await hold(deps, ctx, calls, viewer, validArgs, prices, replays, foldAuthorization, taken);
     ctx.charges.held.push(...held);
     return { ok: true, held };
@@ -237,6 +238,47 @@ function price(deps: ChargeDeps, ctx: RequestContext, call: MeteredCall, validAr
     });
   }
   return price;
+}
+
+/** The largest balance the database holds (PostgreSQL's integer). */
+const LARGEST_BALANCE = 2_147_483_647;
+
+/**
+ * 6, before the statement: a group whose total of one balance is more than any balance can hold
+ * (several large admin prices, or a host's estimator) is refused as INSUFFICIENT_CREDITS with that
+ * total, as the hold would refuse it, without sending a sum the database's integers cannot take.
+ * Rare: the checks the hold statement would have folded in, and the balance, are read for it.
+ */
+async function refuseTotalsNoBalanceHolds(
+  ctx: RequestContext,
+  calls: MeteredCall[],
+  viewer: Viewer,
+  prices: Price[],
+  replays: (ReplayClaim | undefined)[],
+  authorizationFolded: boolean,
+): Promise<void> {
+  const totals = new Map<string, { call: MeteredCall; total: number }>();
+  calls.forEach((call, i) => {
+    if (replays[i]) return;
+    const key = `${call.args.subscriptionId as string}\u0000${call.field.creditType}`;
+    const entry = totals.get(key) ?? { call, total: 0 };
+    entry.total += prices[i].charged;
+    totals.set(key, entry);
+  });
+  const tooLarge = [...totals.values()].filter((t) => t.total > LARGEST_BALANCE);
+  if (tooLarge.length === 0) return;
+  if (authorizationFolded) await authorize(ctx, calls, viewer);
+  const refused = await Promise.all(
+    tooLarge.map(async ({ call, total }) => {
+      const subscriptionId = call.args.subscriptionId as string;
+      const balances = await ctx.loaders.balances.load(subscriptionId);
+      const available = balances?.find((b) => b.creditType === call.field.creditType)?.balance ?? 0;
+      ctx.charges.noteBalance(subscriptionId, call.field.creditType, available);
+      const error = new InsufficientCreditsError({ creditType: call.field.creditType, required: total, available, subscriptionId });
+      return { error, path: call.path };
+    }),
+  );
+  throw new Refusal(refused);
 }
 
 /** 6. Hold the group's prices in one statement (replays are not held again): all or nothing. */

@@ -256,6 +256,26 @@ describe.each(BACKENDS)("charge path over HTTP on %s", (backend) => {
       expect(res.body.extensions!.credits).toEqual({ charges: [], remaining: { [sub]: { ai: balances.ai } } });
     });
 
+    it("an operation whose total of one type passes the largest balance is refused 402 with that total, nothing held", async () => {
+      // Found by an outside audit: two admin prices of 2,000,000,000 (each a valid Int) summed past
+      // PostgreSQL's integer in the hold statement: 500.
+      const before = await ledgerState(database, sub);
+      const res = await server.gql(
+        `mutation($s: ID!) {
+          a: runAiTask(subscriptionId: $s, input: { prompt: "hi" }, creditAmount: 2000000000) { tokensUsed }
+          b: runAiTask(subscriptionId: $s, input: { prompt: "hi" }, creditAmount: 2000000000) { tokensUsed }
+        }`,
+        { s: sub },
+        { token: admin },
+      );
+      expect(res.status).toBe(402);
+      expect(res.body.errors).toHaveLength(1);
+      expect(res.body.errors![0]).toMatchObject({
+        extensions: { code: "INSUFFICIENT_CREDITS", creditType: "ai", required: 4000000000, available: before.balances.ai, subscriptionId: sub },
+      });
+      expect(await ledgerState(database, sub)).toEqual(before);
+    });
+
     it("an inactive subscription cannot spend", async () => {
       const suspended = await fundedSubscription(database, "owner", { ai: 5 });
       await setSubscriptionStatus(database.db, suspended, "SUSPENDED", "test");
