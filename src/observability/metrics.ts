@@ -111,7 +111,8 @@ export function createCreditMetrics(): CreditMetrics {
     }),
     cost: new Counter({
       name: "credits_cost_total",
-      help: "Credits settled calls finally cost (held minus released), by credit type and operation.",
+      help:
+        "Credits calls cost when they settled (held minus released), by credit type and operation; a refund after settlement (an admin's, a response not delivered) counts in credits_refunded_total only.",
       labelNames: ["type", "operation"],
       registers,
     }),

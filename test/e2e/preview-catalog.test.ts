@@ -68,7 +68,9 @@ describe("credit catalog (public)", () => {
       expect(entry.amount).toBe(use.amount ?? null);
       expect(entry.estimator).toBe(use.estimator ?? null);
       // The description says what the field does and how the estimator prices it.
-      expect(entry.description).toContain(ESTIMATORS.get(entry.estimator!)!.description);
+      expect(entry.description).toContain(`Holds ${ESTIMATORS.get(entry.estimator!)!.description}.`);
+      // Sentences, each ended (they ran together: "… asked for) Settles at …").
+      expect(entry.description).not.toMatch(/[^.] [A-Z][a-z]+ at /);
     }
     expect(catalog.find((c) => c.operation === "Mutation.runAiTask")).toMatchObject({ type: "ai", estimator: "ai", amount: null });
     expect(catalog.find((c) => c.operation === "Mutation.lookupPhones")).toMatchObject({ type: "skiptrace", estimator: "phone" });

@@ -19,7 +19,7 @@ export class CatalogResolver {
       amount: f.amount ?? null,
       estimator: f.estimator?.name ?? null,
       meter: f.meter?.name ?? null,
-      description: [f.description, f.estimator?.description, f.meter && `Settles at ${f.meter.description}.`].filter(Boolean).join(" ") || null,
+      description: [f.description, f.estimator && `Holds ${f.estimator.description}.`, f.meter && `Settles at ${f.meter.description}.`].filter(Boolean).join(" ") || null,
     }));
   }
 }
