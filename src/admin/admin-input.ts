@@ -6,9 +6,9 @@ import { BadUserInputError, NotFoundError } from "../errors/errors.js";
 import { CREDIT_TYPES, isCreditType } from "../credits/credit-types.js";
 import { isUuid } from "../util/uuid.js";
 import { quoteId } from "../util/quote-id.js";
-import { hasControlCharacter } from "../util/text.js";
+import { hasControlCharacter, PADDED_USER_ID, userIdProblem } from "../util/text.js";
 
-/** Longest owner id and plan name accepted. */
+/** Longest plan name accepted. A user id's bound is the token subject's, MAX_USER_ID_LENGTH (src/util/text.ts). */
 export const MAX_NAME_LENGTH = 200;
 /** Longest reason accepted; a reason is a note for people reading the ledger, not a document. */
 export const MAX_REASON_LENGTH = 1000;
@@ -25,17 +25,28 @@ export function requireReason(reason: string, field = "reason"): string {
   return trimmed;
 }
 
-/** An owner id or plan name: not blank, at most MAX_NAME_LENGTH characters. Returns it trimmed. */
+/** A plan name: not blank, at most MAX_NAME_LENGTH characters, no control characters. Returns it trimmed. */
 export function requireName(value: string, field: string): string {
   const trimmed = value.trim();
   if (trimmed === "") throw new BadUserInputError(`${field} must not be empty`, field);
   if (trimmed.length > MAX_NAME_LENGTH) {
     throw new BadUserInputError(`${field} is too long: at most ${MAX_NAME_LENGTH} characters`, field);
   }
-  // An owner id is a token's `sub`, which may not hold control characters (401): a subscription
-  // opened for one could never be used by anyone.
   if (hasControlCharacter(trimmed)) throw new BadUserInputError(`${field} must not contain control characters`, field);
   return trimmed;
+}
+
+/**
+ * A user id naming a subscription's owner: a token's `sub`, under the very rule the token verifier
+ * applies (userIdProblem), so every owner can sign in and every subject that signs in can be an
+ * owner. Kept verbatim, never trimmed: " bob " would silently become "bob", another user, so white
+ * space at either end is refused instead.
+ */
+export function requireUserId(value: string, field: string): string {
+  const problem = userIdProblem(value);
+  if (!problem) return value;
+  const what = problem === PADDED_USER_ID ? `${problem}: give the user id exactly as its token's sub has it` : problem;
+  throw new BadUserInputError(`${field} ${what}`, field);
 }
 
 export function requireCreditType(type: string, field = "type"): string {

@@ -1,13 +1,15 @@
 /**
  * Verifies bearer tokens with jose: HS256 with JWT_SECRET (Supabase's project JWT secret works as
- * is) and RS256/ES256 through JWT_JWKS_URL. Issuer and audience are checked when configured; `sub`
- * and `exp` are required. Any failure is UNAUTHENTICATED with a message that says what to fix and
- * nothing about the key.
+ * is) and RS256/ES256 through JWT_JWKS_URL. Issuer and audience are checked when configured, `exp`
+ * when present; `sub` is required and must be a user id by the rule createSubscription's ownerId
+ * follows too (src/util/text.ts). Any failure is UNAUTHENTICATED with a message that says what is
+ * wrong (an expired token, one not valid yet, which claim) and nothing about the key; the same words
+ * close a refused WebSocket, so they stay short.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { DEVELOPMENT_JWT_SECRET } from "./dev-secret.js";
-import { hasControlCharacter, isWellFormedText } from "../util/text.js";
+import { userIdProblem } from "../util/text.js";
 import { isAdminClaims, type Viewer } from "./viewer.js";
 
 export interface VerifierOptions {
@@ -38,7 +40,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const cache = new VerifiedTokenCache(options.cacheSize ?? 10_000);
 
   async function verifyUncached(token: string): Promise<{ viewer: Viewer; expiresAtMs: number }> {
-    let alg: string | undefined;
+    // A header is the client's JSON: its alg may be anything, not only a string.
+    let alg: unknown;
     try {
       alg = decodeProtectedHeader(token).alg;
     } catch {
@@ -49,11 +52,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     try {
       if (alg === "HS256" && hasSecret) {
         ({ payload } = await jwtVerify(token, secret, { ...claimChecks, algorithms: ["HS256"] }));
-      } else if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && jwks) {
+      } else if (typeof alg === "string" && ASYMMETRIC_ALGORITHMS.includes(alg) && jwks) {
         viaKeySet = true;
         ({ payload } = await jwtVerify(token, jwks, { ...claimChecks, algorithms: ASYMMETRIC_ALGORITHMS }));
       } else {
-        throw new UnauthenticatedError(`Invalid token: algorithm ${alg ?? "none"} is not accepted`);
+        throw new UnauthenticatedError(`Invalid token: algorithm ${shownAlgorithm(alg)} is not accepted; this server accepts ${acceptedAlgorithms(hasSecret, Boolean(jwks))}`);
       }
     } catch (err) {
       if (viaKeySet && isKeySetFailure(err)) {
@@ -61,15 +64,14 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       }
       throw toUnauthenticated(err);
     }
-    if (typeof payload.sub !== "string" || payload.sub.length === 0) {
-      throw new UnauthenticatedError("Invalid token: the sub claim is missing");
-    }
-    // A subject becomes owner and actor ids in the database: control characters (NUL above all,
-    // which PostgreSQL refuses in text), an unpaired surrogate (stored as U+FFFD, so "eve\ud800"
-    // would read "eve\ufffd"'s subscriptions) or an absurd length are a bad token, not a server error.
-    if (payload.sub.length > 255 || hasControlCharacter(payload.sub) || !isWellFormedText(payload.sub)) {
-      throw new UnauthenticatedError("Invalid token: the sub claim is not a valid user id");
-    }
+    if (typeof payload.sub !== "string") throw new UnauthenticatedError("Invalid token: the sub claim must be a string user id");
+    // A subject is the user id: owner and actor ids in the database, under the same rule as the
+    // ownerId an admin opens a subscription for (src/util/text.ts). Control characters (NUL above
+    // all, which PostgreSQL refuses in text), an unpaired surrogate (stored as U+FFFD, so "eve\ud800"
+    // would read "eve\ufffd"'s subscriptions), an absurd length, a blank id or one with white space
+    // at an end (no subscription could ever be opened for it) are a bad token, not a server error.
+    const problem = userIdProblem(payload.sub);
+    if (problem) throw new UnauthenticatedError(`Invalid token: the sub claim is not a valid user id: it ${problem}`);
     return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, expiresAtMs: cachedUntilMs(payload.exp) };
   }
 
@@ -107,13 +109,40 @@ function isKeySetFailure(err: unknown): boolean {
 function toUnauthenticated(err: unknown): UnauthenticatedError {
   if (err instanceof UnauthenticatedError) return err;
   if (err instanceof errors.JWTExpired) return new UnauthenticatedError("Token expired: sign in again");
-  if (err instanceof errors.JWTClaimValidationFailed) {
-    return new UnauthenticatedError(`Invalid token: the ${err.claim} claim is missing or not accepted`);
-  }
+  if (err instanceof errors.JWTClaimValidationFailed) return new UnauthenticatedError(claimMessage(err.claim, err.reason));
   if (err instanceof errors.JWSSignatureVerificationFailed) return new UnauthenticatedError("Invalid token: bad signature");
   if (err instanceof errors.JOSEAlgNotAllowed) return new UnauthenticatedError("Invalid token: algorithm not accepted");
   if (err instanceof errors.JWKSNoMatchingKey) return new UnauthenticatedError("Invalid token: signed by an unknown key");
   return new UnauthenticatedError("Invalid token");
+}
+
+/**
+ * What is wrong with a claim jose refused, and what to do. Kept short: the same words end a
+ * WebSocket with 4401, whose close reason holds 123 bytes.
+ */
+function claimMessage(claim: string, reason: string): string {
+  if (reason === "missing") return `Invalid token: the ${claim} claim is missing`;
+  if (reason === "invalid") return `Invalid token: the ${claim} claim must be a number (seconds since 1970)`;
+  switch (claim) {
+    case "nbf":
+      return "Token not valid yet: its nbf is in the future; retry then, or check the clocks";
+    case "iss":
+      return "Invalid token: the iss claim names an issuer this server does not accept";
+    case "aud":
+      return "Invalid token: the aud claim does not name this server's audience";
+    default:
+      return `Invalid token: the ${claim} claim is not accepted`;
+  }
+}
+
+/** A header's `alg` as a message may show it: a short name, never an object or a long string. */
+function shownAlgorithm(alg: unknown): string {
+  if (alg === undefined) return "none";
+  return typeof alg === "string" && /^[A-Za-z0-9+_-]{1,20}$/.test(alg) ? alg : "(not a known name)";
+}
+
+function acceptedAlgorithms(hasSecret: boolean, hasKeySet: boolean): string {
+  return [...(hasSecret ? ["HS256"] : []), ...(hasKeySet ? ASYMMETRIC_ALGORITHMS : [])].join(", ");
 }
 
 /**

@@ -1,35 +1,84 @@
 /**
  * `npm run token -- --sub <id> [--admin] [--expires 30d]`: prints a token for development mode
- * (or for JWT_SECRET when it is set, so a deployment's operator can mint a test token).
+ * (or for JWT_SECRET when it is set, so a deployment's operator can mint a test token, signed with
+ * JWT_ISSUER and JWT_AUDIENCE when those are set too). `--help` prints the usage; a mistake in the
+ * arguments is one line on stderr and exit code 2, never a stack.
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../config/config.js";
+import { ConfigError, loadConfig } from "../config/config.js";
 import { mintToken } from "../auth/mint.js";
+import { userIdProblem } from "../util/text.js";
 
-const { values } = parseArgs({
-  options: {
-    sub: { type: "string" },
-    admin: { type: "boolean", default: false },
-    expires: { type: "string", default: "30d" },
-  },
-});
+const USAGE = `usage: npm run token -- --sub <user id> [--admin] [--expires 30d]
 
-if (!values.sub) {
-  console.error("usage: npm run token -- --sub <user id> [--admin] [--expires 30d]");
+Prints a signed token (HS256) for the server's development secret, or for JWT_SECRET when it is set
+(with JWT_ISSUER and JWT_AUDIENCE when those are set).
+
+Options:
+  --sub <user id>    the token's subject: the user id (required)
+  --admin            make the token an admin's (app_metadata.role: "admin")
+  --expires <time>   how long the token is valid: 30d (the default), 12h, 15m, 60s, …
+  -h, --help         print this help and exit`;
+
+/** One line on stderr and exit code 2: how a command says its arguments were wrong. */
+function refuse(message: string): never {
+  console.error(`${message} (npm run token -- --help for usage)`);
   process.exit(2);
 }
-const config = loadConfig();
+
+let values: { sub?: string; admin: boolean; expires: string; help: boolean };
+try {
+  ({ values } = parseArgs({
+    options: {
+      sub: { type: "string" },
+      admin: { type: "boolean", default: false },
+      expires: { type: "string", default: "30d" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }));
+} catch (err) {
+  // parseArgs' message is already one line ("Unknown option '--bogus'"); its stack is for no one.
+  refuse(err instanceof Error ? err.message.split("\n")[0]! : String(err));
+}
+
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (values.sub === undefined) {
+  console.error(USAGE);
+  process.exit(2);
+}
+// The server's own rule for a user id (the token's sub): a token it would refuse is not minted.
+const problem = userIdProblem(values.sub);
+if (problem) refuse(`--sub ${problem}`);
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) refuse(`Invalid configuration: ${err.problems.join("; ")}`);
+  throw err;
+}
 if (config.JWT_JWKS_URL && !config.JWT_SECRET) {
   console.error("JWT_JWKS_URL is set: tokens come from your identity provider, not from this command.");
   process.exit(2);
 }
-console.log(
-  await mintToken({
+let token: string;
+try {
+  token = await mintToken({
     sub: values.sub,
     admin: values.admin,
     secret: config.JWT_SECRET,
     expiresIn: values.expires,
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
-  }),
-);
+  });
+} catch (err) {
+  // jose refuses a time it cannot read ("Invalid time period format").
+  if (err instanceof TypeError) refuse(`--expires ${JSON.stringify(values.expires)} is not a time: use e.g. 30d, 12h, 15m or 60s`);
+  throw err;
+}
+console.log(token);

@@ -32,7 +32,8 @@ export function closeWhenTokenExpires(socket: ClosableSocket, token: string, cod
   const wait = (): void => {
     const left = expiresAt - now();
     if (left <= 0) {
-      socket.close(code, "Unauthorized: the token expired; connect again with a new token");
+      // The words HTTP uses for an expired token, and what to do here (well within a close reason's 123 bytes).
+      socket.close(code, "Token expired: sign in again, then reconnect with the new token");
       return;
     }
     timer = setTimeout(wait, Math.min(left, LONGEST_TIMER_MS));

@@ -3,7 +3,8 @@
  * a `ws` WebSocketServer on the http.Server, graphql-ws's useServer, and a drain plugin that closes
  * the sockets when Apollo stops. Authentication is the connection_init payload
  * `{ "authorization": "Bearer <JWT>" }`; a missing, malformed or bad one closes the socket with 4401,
- * and so does the token's expiry on a connection opened with it.
+ * and so does the token's expiry on a connection opened with it. The close reason says what HTTP
+ * would say of the same token ("Token expired: sign in again").
  * Each operation gets its own requestId and the same context an HTTP request gets, is checked as
  * Apollo checks an HTTP request (a bad one is an `error` message for that operation alone; the socket
  * stays open), and its errors are formatted and logged as HTTP's are, each carrying the requestId.
@@ -92,6 +93,15 @@ function requestWithAuthorization(request: IncomingMessage, authorization: strin
   return { headers: { ...request.headers, authorization }, socket: request.socket } as IncomingMessage;
 }
 
+const SEND_AUTHORIZATION = 'Unauthorized: send { authorization: "Bearer <JWT>" } in connection_init';
+
+/** connection_init held no usable `authorization`: the client is told how to send it. */
+class MissingConnectionTokenError extends UnauthenticatedError {
+  constructor() {
+    super(SEND_AUTHORIZATION);
+  }
+}
+
 /**
  * The token of connection_init's `{ authorization: "Bearer <JWT>" }`. Anything else (no payload, no
  * authorization, not a string, no "Bearer ", "Bearer " alone) is UNAUTHENTICATED: bearerToken throws
@@ -100,9 +110,38 @@ function requestWithAuthorization(request: IncomingMessage, authorization: strin
  */
 function connectionToken(params: Record<string, unknown> | undefined): string {
   const raw = params?.authorization;
-  const token = bearerToken(typeof raw === "string" ? raw : undefined);
-  if (!token) throw new UnauthenticatedError();
+  let token: string | undefined;
+  try {
+    token = bearerToken(typeof raw === "string" ? raw : undefined);
+  } catch {
+    throw new MissingConnectionTokenError();
+  }
+  if (!token) throw new MissingConnectionTokenError();
   return token;
+}
+
+/** The most a WebSocket close reason may hold (RFC 6455: a control frame's 125 bytes less the code's 2). */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * Why the socket is closed with 4401, in the words HTTP would use for the same token ("Token
+ * expired: sign in again"), so a client that did send a token learns what is wrong with it; only a
+ * connection_init without one is told how to send it. Cut to the close reason's 123 bytes.
+ */
+function unauthorizedCloseReason(err: unknown): string {
+  const reason = err instanceof UnauthenticatedError && !(err instanceof MissingConnectionTokenError) ? err.message : SEND_AUTHORIZATION;
+  return fitCloseReason(reason);
+}
+
+/** `reason` within MAX_CLOSE_REASON_BYTES of UTF-8, cut at a character boundary with an ellipsis. */
+function fitCloseReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  let cut = "";
+  for (const char of reason) {
+    if (Buffer.byteLength(cut + char) > MAX_CLOSE_REASON_BYTES - Buffer.byteLength("…")) break;
+    cut += char;
+  }
+  return `${cut}…`;
 }
 
 /** What the log says about a refused connection: the verifier's message names the problem, never the token. */
@@ -215,7 +254,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           // A client's mistake: one line at info, no stack (DESIGN.md, "Errors").
           const hadToken = typeof ctx.connectionParams?.authorization === "string" && ctx.connectionParams.authorization.length > 0;
           log.info({ event: "live.unauthorized", hadToken, reason: refusalReason(err) }, "live-balance connection refused: missing or bad token");
-          ctx.extra.socket.close(CLOSE_UNAUTHORIZED, "Unauthorized: send { authorization: \"Bearer <JWT>\" } in connection_init");
+          ctx.extra.socket.close(CLOSE_UNAUTHORIZED, unauthorizedCloseReason(err));
           return false;
         }
       },

@@ -123,8 +123,10 @@ describe.each(BACKENDS)("the console's API on %s", (backend) => {
       [null, 1001, undefined],
       [null, undefined, "not a cursor"],
       [null, undefined, foreignCursor],
-      [{ search: "x".repeat(201) }, undefined, undefined],
-      [{ ownerId: "y".repeat(201) }, undefined, undefined],
+      // Longer than any user id (255 characters, src/util/text.ts).
+      [{ search: "x".repeat(256) }, undefined, undefined],
+      [{ ownerId: "y".repeat(256) }, undefined, undefined],
+      [{ plan: "z".repeat(201) }, undefined, undefined],
     ] as const) {
       const res = await search(filter, first, after);
       expect(res.body.errors?.[0].extensions.code, JSON.stringify({ filter, first, after })).toBe("BAD_USER_INPUT");

@@ -12,6 +12,7 @@ import {
   requireName,
   requireReason,
   requireRoomForFirstPeriod,
+  requireUserId,
   requireWellFormedId,
   validateInitialCredits,
 } from "../../admin/admin-input.js";
@@ -87,7 +88,7 @@ export class AdminResolver {
     @Info() info: GraphQLResolveInfo,
   ): Promise<BillingSubscription> {
     const admin = requireAdmin(ctx, "open subscriptions");
-    const ownerId = requireName(input.ownerId, "ownerId");
+    const ownerId = requireUserId(input.ownerId, "ownerId");
     const plan = requireName(input.plan, "plan");
     const initialCredits = validateInitialCredits(input.initialCredits);
     const planDefinition = findPlan(ctx.services.config.plans, plan);

@@ -4,6 +4,7 @@ import { requireAdmin } from "../../admin/require-admin.js";
 import { MAX_NAME_LENGTH } from "../../admin/admin-input.js";
 import { BadUserInputError } from "../../errors/errors.js";
 import { searchSubscriptions, type SubscriptionSearch } from "../../subscriptions/subscription-search.js";
+import { MAX_USER_ID_LENGTH } from "../../util/text.js";
 import { isUuid } from "../../util/uuid.js";
 import type { RequestContext } from "../context.js";
 import { BillingSubscriptionConnection, SubscriptionFilter } from "../types/subscription-list.js";
@@ -25,21 +26,26 @@ function parseSubscriptionCursor(after: string | null | undefined): string | und
   return id.toLowerCase();
 }
 
-/** A filter's text: trimmed; blank means "no condition"; too long is BAD_USER_INPUT. */
-function filterText(value: string | null | undefined, field: string): string | undefined {
+/**
+ * A filter's text: trimmed; blank means "no condition"; longer than `max` is BAD_USER_INPUT. A search
+ * stays forgiving of a pasted space: no user id starts or ends with white space (src/util/text.ts),
+ * so trimming an owner filter can only find the id that was meant.
+ */
+function filterText(value: string | null | undefined, field: string, max: number): string | undefined {
   const trimmed = value?.trim();
   if (!trimmed) return undefined;
-  if (trimmed.length > MAX_NAME_LENGTH) throw new BadUserInputError(`${field} is too long: at most ${MAX_NAME_LENGTH} characters`, field);
+  if (trimmed.length > max) throw new BadUserInputError(`${field} is too long: at most ${max} characters`, field);
   return trimmed;
 }
 
 function searchOf(filter: SubscriptionFilter | null): Omit<SubscriptionSearch, "first" | "afterId"> {
   if (!filter) return {};
   return {
-    ownerId: filterText(filter.ownerId, "filter.ownerId"),
+    // Owner ids are user ids: any id a subscription can have (up to MAX_USER_ID_LENGTH) can be looked for.
+    ownerId: filterText(filter.ownerId, "filter.ownerId", MAX_USER_ID_LENGTH),
     status: filter.status ?? undefined,
-    plan: filterText(filter.plan, "filter.plan"),
-    prefix: filterText(filter.search, "filter.search"),
+    plan: filterText(filter.plan, "filter.plan", MAX_NAME_LENGTH),
+    prefix: filterText(filter.search, "filter.search", MAX_USER_ID_LENGTH),
   };
 }
 
