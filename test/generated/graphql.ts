@@ -6,7 +6,9 @@ export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' |
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
 /** AI model size; LARGE costs five times as much. */
 export type AiModel =
+  /** The large model: 5 credits per 1,000 tokens. */
   | 'LARGE'
+  /** The default model: 1 credit per 1,000 tokens (prompt and output). */
   | 'SMALL';
 
 /** An AI task. */
@@ -67,11 +69,15 @@ export type LedgerFilter = {
 
 /** What kind of change a ledger entry records. */
 export type LedgerKind =
+  /** An admin's correction: positive adds a grant, negative draws like a debit. */
   | 'ADJUSTMENT'
+  /** Holds a metered call's price before it runs (negative); its RELEASE or REFUND entries return part or all of it. */
   | 'DEBIT'
   /** Removes what was left of a grant when it expired. */
   | 'EXPIRATION'
+  /** Adds credits as a new grant (an admin grant, a plan period, a rollover, a subscription's initial credits). */
   | 'GRANT'
+  /** Returns a hold, or part of a settled debit: a system error, a result that never reached the client, an expired hold, or an admin's refundCharge. */
   | 'REFUND'
   /** Returns the unused part of a debit's hold after the call settled at its actual cost. */
   | 'RELEASE';
@@ -130,16 +136,24 @@ export type SubscriptionFilter = {
 
 /** Lifecycle of a subscription. Only ACTIVE subscriptions can spend credits. */
 export type SubscriptionStatus =
+  /** Can spend credits. */
   | 'ACTIVE'
+  /** Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it. */
   | 'CANCELLED'
+  /** Paused by an admin: its calls are refused (FORBIDDEN) until it is made ACTIVE again. */
   | 'SUSPENDED';
 
 /** How usage is grouped. */
 export type UsageGroupBy =
+  /** By calendar day in the query's timeZone (UTC by default). */
   | 'DAY'
+  /** By metered operation, e.g. Mutation.runAiTask. */
   | 'OPERATION'
+  /** By subscription. */
   | 'SUBSCRIPTION'
+  /** By credit type. */
   | 'TYPE'
+  /** By the calling user (token subject). */
   | 'USER';
 
 export type CreditTypesQueryVariables = Exact<{ [key: string]: never; }>;
