@@ -50,6 +50,8 @@ export class ChargeCollector {
    * a retry): refunded if the response never reaches the client (charge-phases.ts, step 9).
    */
   readonly paidForDelivery: HeldCall[] = [];
+  /** Set once the host said the response will not reach the client: calls settling after are refunded. */
+  responseLost = false;
 
   /** Called as soon as a metered field is charged or refused, so the extension appears either way. */
   markMeteredField(): void {

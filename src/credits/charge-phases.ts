@@ -567,6 +567,8 @@ const NOT_DELIVERED_REASON = "result not delivered";
  * fails is logged and counted: the call then stays charged.
  */
 export async function refundUndelivered(deps: ChargeDeps, ctx: RequestContext): Promise<void> {
+  // Told before the calls settle (a host's connection closed mid-call): they settle as undelivered.
+  ctx.charges.responseLost = true;
   const calls = ctx.charges.paidForDelivery.splice(0);
   await Promise.all(calls.map((held) => refundNotDelivered(deps, ctx, held)));
 }

@@ -36,6 +36,22 @@ export type RequestOf = (context: unknown) => CreditsRequest | Promise<CreditsRe
 /** A context that is itself a CreditsRequest (this server's). */
 export const contextIsRequest: RequestOf = (context) => context as CreditsRequest;
 
+/**
+ * credits.plugin notes each request it serves (when the operation is about to be held) on the request's
+ * charge collector: a field charged in a request it did not serve would be held and never settled (an
+ * Apollo Server without the plugin). A symbol, so the collector's own shape and code are untouched;
+ * one property write per request.
+ */
+const SERVED_BY_PLUGIN = Symbol("graphql-credits: served by credits.plugin");
+
+export function markServedByPlugin(ctx: CreditsRequest): void {
+  (ctx.charges as unknown as Record<symbol, boolean>)[SERVED_BY_PLUGIN] = true;
+}
+
+export function servedByPlugin(ctx: CreditsRequest): boolean {
+  return (ctx.charges as unknown as Record<symbol, boolean | undefined>)[SERVED_BY_PLUGIN] === true;
+}
+
 /** The caller, or UNAUTHENTICATED (the credentials' own problem when they had one). */
 export function requireViewer(ctx: CreditsRequest): Viewer {
   if (ctx.authError) throw ctx.authError;

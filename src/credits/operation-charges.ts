@@ -74,7 +74,7 @@ export function createOperationCharges(deps: ChargeDeps, meteredFields: readonly
       for (const held of outcome.held) ctx.charges.upfront.set(held.call.path.join("."), held);
       return undefined;
     },
-    settle: (ctx, data) => settleRequest(deps, ctx, (path) => !ctx.clientGone?.() && valueAt(data, path) != null),
+    settle: (ctx, data) => settleRequest(deps, ctx, (path) => !ctx.charges.responseLost && !ctx.clientGone?.() && valueAt(data, path) != null),
     undelivered: (ctx) => refundUndelivered(deps, ctx),
   };
 }

@@ -1,8 +1,9 @@
 /**
  * Opens the configured database and brings its schema up to date: node-postgres when DATABASE_URL is
  * set, else embedded PGlite in PGLITE_DIR ("memory://" keeps nothing). Migrations from drizzle/ are
- * applied at every start; on PostgreSQL in one transaction under a transaction-scoped advisory lock,
- * so instances starting together do not race, also through a transaction-mode pooler (migrate-postgres.ts).
+ * applied at every start, in one transaction under a transaction-scoped advisory lock, so instances
+ * starting together do not race, also through a transaction-mode pooler; they are recorded in the
+ * credits core's own table, drizzle.__graphql_credits_migrations (migrate-postgres.ts).
  */
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -10,7 +11,7 @@ import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import * as schema from "./schema/index.js";
 import type { Database, DatabaseHandle } from "./database.js";
-import { migratePostgres } from "./migrate-postgres.js";
+import { applyMigrations } from "./migrate-postgres.js";
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
 
@@ -40,7 +41,7 @@ async function connectPostgres(url: string, options: ConnectOptions): Promise<Da
   const migrationPool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000 });
   migrationPool.on("error", (err) => options.logger?.warn({ err: { message: err.message } }, "database connection lost"));
   try {
-    await migratePostgres(drizzle(migrationPool, { schema }) as unknown as Database, MIGRATIONS_FOLDER);
+    await applyMigrations(drizzle(migrationPool, { schema }) as unknown as Database, MIGRATIONS_FOLDER);
   } catch (err) {
     await pool.end();
     throw err;
@@ -61,14 +62,19 @@ async function connectPostgres(url: string, options: ConnectOptions): Promise<Da
 async function connectPglite(options: ConnectOptions): Promise<DatabaseHandle> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
-  const { migrate } = await import("drizzle-orm/pglite/migrator");
 
   const dir = options.pgliteDir ?? "./.data/pglite";
-  if (!dir.startsWith("memory://")) mkdirSync(dir, { recursive: true });
+  // PGlite takes a path, "file://<path>" or "memory://".
+  if (!dir.startsWith("memory://")) mkdirSync(dir.startsWith("file://") ? dir.slice("file://".length) : dir, { recursive: true });
   const client = new PGlite(dir);
   await client.waitReady;
   const db = drizzle(client, { schema });
-  await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+  try {
+    await applyMigrations(db as unknown as Database, MIGRATIONS_FOLDER);
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
 
   return {
     db: db as unknown as Database,

@@ -1,7 +1,8 @@
 /**
  * One Apollo plugin out of several, so a host adds the credits core with one entry in `plugins`.
  * Each request hook runs the parts in order (willSendResponse: settle, then format, then status);
- * responseForOperation answers with the first part that answers.
+ * responseForOperation answers with the first part that answers. invalidRequestWasReceived (a request
+ * refused before it starts) runs every part's, in order.
  */
 import type { ApolloServerPlugin, GraphQLRequestListener } from "@apollo/server";
 
@@ -11,6 +12,9 @@ export function composePlugins<TContext extends object>(parts: ApolloServerPlugi
   return {
     async serverWillStart(service) {
       for (const part of parts) await part.serverWillStart?.(service);
+    },
+    async invalidRequestWasReceived(request) {
+      for (const part of parts) await part.invalidRequestWasReceived?.(request);
     },
     async requestDidStart(requestContext) {
       const listeners: Listener<TContext>[] = [];

@@ -12,13 +12,14 @@ import { createChargeWrapper } from "../credits/charge-wrapper.js";
 import type { ChargeDeps } from "../credits/charge-phases.js";
 import { composeObservers, type ChargeObserver } from "../credits/charge-observer.js";
 import { CREDITS_DIRECTIVE_SDL, creditsDirectiveTransformer, readMeteredFields } from "../credits/credits-directive.js";
-import type { RequestOf } from "../credits/credits-request.js";
+import { markServedByPlugin, type RequestOf } from "../credits/credits-request.js";
 import type { Estimator } from "../credits/estimators/estimator.js";
 import type { Meter } from "../credits/meters/meter.js";
 import type { MeteredField } from "../credits/metered-field.js";
 import { loggingObserver } from "../credits/logging-observer.js";
 import { createOperationCharges, type OperationCharges } from "../credits/operation-charges.js";
-import { connectDatabase } from "../db/connect.js";
+import { connectDatabase, MIGRATIONS_FOLDER } from "../db/connect.js";
+import { migrationState } from "../db/migrate-postgres.js";
 import type { DatabaseHandle } from "../db/database.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
 import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
@@ -33,7 +34,7 @@ import { startRecoveryScheduler, type RecoveryScheduler } from "../recovery/reco
 import { backfillBalances } from "../subscriptions/balance-backfill.js";
 import { attachResolvers, type ResolverMap } from "./attach-resolvers.js";
 import { composePlugins } from "./compose-plugins.js";
-import { formatErrorsPlugin } from "./format-errors-plugin.js";
+import { formatErrorsPlugin, requestErrorsPlugin } from "./format-errors-plugin.js";
 import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
 import { migrateCredits } from "./migrations.js";
 import { DEFAULT_UNAUTHENTICATED_MESSAGE, requestStates, type ContextReaders } from "./request-state.js";
@@ -58,7 +59,9 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
   database: string | DatabaseHandle;
   /**
    * Apply the migrations to an open handle (a URL or directory is always migrated). Default true;
-   * false when the host migrates it itself (migrateCredits, or drizzle's migrator on the package's drizzle/).
+   * false when the host migrates it itself (migrateCredits before createCredits, or drizzle's migrator on
+   * the package's drizzle/ with migrationsSchema MIGRATIONS_SCHEMA and migrationsTable MIGRATIONS_TABLE).
+   * A database without the credits tables is then refused at start, saying to run the migrations.
    */
   migrate?: boolean;
   creditTypes: readonly CreditTypeOption[];
@@ -129,12 +132,11 @@ export interface Credits<TContext extends object> {
   /** The charge observer (the logger's and `observers`), for a host that reports charges of its own (admin refunds). */
   readonly observer: ChargeObserver;
   /**
-   * Tell it when a response whose operation ran never reached the client: its connection closed
-   * before the response was written out (for example `res.on("close")` without `res.writableFinished`
-   * in node:http or Express). Each call the response paid for is refunded whole, unless an
-   * Idempotency-Key kept its result for a retry. The charge path already refunds the calls of a
-   * client that went away before settlement (the `clientGone` option); this covers the last
-   * milliseconds, while the calls settle and the response is written.
+   * Tell it when a request's response will never reach the client: its connection closed before
+   * the response was written out (for example `res.on("close")` without `res.writableFinished` in
+   * node:http or Express). Calls that settle after are refunded as undelivered; calls already settled
+   * are refunded whole, unless an Idempotency-Key kept their result for a retry. Safe to call at any
+   * time during the request, more than once.
    */
   responseNotDelivered(context: TContext): Promise<void>;
   /** Applies the migrations again (idempotent). */
@@ -161,23 +163,97 @@ function defaultLogger(): Logger {
 const SETTLE_TIMEOUT_MS = 3_600_000;
 const LEASE_TTL_MS = 15_000;
 
-function creditTypeNames(types: readonly CreditTypeOption[]): string[] {
-  const names = types.map((t) => (typeof t === "string" ? t : t.name));
+/** A value as an option's error message names it: `5 (a number)`, `"x" (a string)`, `an array` … */
+function described(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "missing";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return `${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (a string)`;
+  if (typeof value === "object") return "an object";
+  return `${String(value)} (a ${typeof value})`;
+}
+
+function creditTypeNames(types: unknown): string[] {
+  if (!Array.isArray(types)) {
+    throw new Error(`createCredits: \`creditTypes\` is ${described(types)}: give an array of credit type names, e.g. creditTypes: ["ai", "search"] (or { name, description })`);
+  }
+  const names = types.map((t: unknown, i) => {
+    const name = typeof t === "string" ? t : t !== null && typeof t === "object" ? (t as { name?: unknown }).name : undefined;
+    if (typeof name !== "string" || name.length === 0) throw new Error(`createCredits: creditTypes[${i}] is ${described(t)}: give a name, or { name, description }`);
+    return name;
+  });
   if (names.length === 0) throw new Error("createCredits: name at least one credit type");
   return names;
 }
 
-function toEstimators(options: Readonly<Record<string, EstimatorOption>> = {}): Map<string, Estimator> {
+/** The named entries of `estimators` or `meters`, which must be a plain object of them. */
+function namedEntries(option: "estimators" | "meters", value: unknown): [string, unknown][] {
+  if (value === undefined) return [];
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    const example = option === "estimators" ? "{ perItem: (args) => args.n }" : "{ items: (args, result) => result.length }";
+    throw new Error(`createCredits: \`${option}\` is ${described(value)}: give an object of them by name, e.g. ${option}: ${example}`);
+  }
+  return Object.entries(value);
+}
+
+const isFunction = (value: unknown): value is (...args: any[]) => unknown => typeof value === "function";
+
+/** Estimators by name; a mistaken one is a startup error naming it (DESIGN.md, convention 1), never one per request. */
+function toEstimators(option: unknown): Map<string, Estimator> {
   return new Map(
-    Object.entries(options).map(([name, e]) => [
-      name,
-      typeof e === "function" ? { name, description: name, args: z.any(), estimate: e } : e,
-    ]),
+    namedEntries("estimators", option).map(([name, e]): [string, Estimator] => {
+      if (isFunction(e)) return [name, { name, description: name, args: z.any(), estimate: e as Estimator["estimate"] }];
+      const said = `createCredits: estimators.${name}`;
+      if (e === null || typeof e !== "object") throw new Error(`${said} is ${described(e)}: give a function (args) => credits, or an Estimator { estimate(args), args }`);
+      const estimator = e as Partial<Estimator>;
+      if (!isFunction(estimator.estimate)) throw new Error(`${said} has no estimate(args) function: give a function (args) => credits, or an Estimator { estimate(args), args }`);
+      if (estimator.args !== undefined && !isFunction((estimator.args as { safeParse?: unknown } | null)?.safeParse)) {
+        throw new Error(`${said}.args is not a zod schema: give the schema of the field's arguments (z.object({ … })), or leave it out`);
+      }
+      if (estimator.args !== undefined) return [name, e as Estimator];
+      // No schema: any arguments, as for a plain function (the object itself is called, `this` kept).
+      const estimate = (args: unknown) => estimator.estimate!(args);
+      return [name, { name: estimator.name ?? name, description: estimator.description ?? name, args: z.any(), estimate }];
+    }),
   );
 }
 
-function toMeters(options: Readonly<Record<string, MeterOption>> = {}): Map<string, Meter> {
-  return new Map(Object.entries(options).map(([name, m]) => [name, typeof m === "function" ? { name, description: name, measure: m } : m]));
+function toMeters(option: unknown): Map<string, Meter> {
+  return new Map(
+    namedEntries("meters", option).map(([name, m]): [string, Meter] => {
+      if (isFunction(m)) return [name, { name, description: name, measure: m as Meter["measure"] }];
+      const said = `createCredits: meters.${name}`;
+      if (m === null || typeof m !== "object") throw new Error(`${said} is ${described(m)}: give a function (args, result) => credits, or a Meter { measure(args, result) }`);
+      if (!isFunction((m as Partial<Meter>).measure)) throw new Error(`${said} has no measure(args, result) function: give a function (args, result) => credits, or a Meter { measure(args, result) }`);
+      return [name, m as Meter];
+    }),
+  );
+}
+
+const READERS = ["caller", "subscription", "requestId", "idempotencyKey", "clientAddress", "clientGone", "request"] as const;
+
+/** Every context reader given is a function of the host's context. */
+function checkReaders(options: Record<string, unknown>): void {
+  for (const reader of READERS) {
+    const value = options[reader];
+    if (value !== undefined && !isFunction(value)) {
+      throw new Error(`createCredits: \`${reader}\` is ${described(value)}: give a function of your GraphQL context, e.g. ${reader}: (ctx) => …`);
+    }
+  }
+}
+
+/** A database string: a PostgreSQL URL, or what PGlite opens (a directory, "file://<dir>", "memory://"). */
+function databaseLocation(database: string): { databaseUrl: string } | { pgliteDir: string } {
+  if (/^postgres(ql)?:\/\//i.test(database)) return { databaseUrl: database };
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(database)?.[1].toLowerCase();
+  if (database.trim() === "" || (scheme !== undefined && scheme !== "memory" && scheme !== "file")) {
+    // Only the scheme: a URL may carry a password.
+    const given = database.trim() === "" ? "an empty string" : `a ${scheme}:// URL`;
+    throw new Error(
+      `createCredits: \`database\` is ${given}: give a postgres:// (or postgresql://) URL, a PGlite data directory ("./data"), "memory://", or an open handle { db, kind, ping, close }`,
+    );
+  }
+  return { pgliteDir: database };
 }
 
 async function openDatabase(database: string | DatabaseHandle, logger: Logger, migrate: boolean): Promise<{ handle: DatabaseHandle; owned: boolean }> {
@@ -186,11 +262,27 @@ async function openDatabase(database: string | DatabaseHandle, logger: Logger, m
   }
   if (typeof database !== "string") {
     if (migrate) await migrateCredits(database);
+    else await checkMigrated(database, logger);
     return { handle: database, owned: false };
   }
-  const isUrl = /^postgres(ql)?:\/\//.test(database);
-  const handle = await connectDatabase(isUrl ? { databaseUrl: database, logger } : { pgliteDir: database, logger });
+  const handle = await connectDatabase({ ...databaseLocation(database), logger });
   return { handle, owned: true };
+}
+
+/** `migrate: false`: the host migrates. Two cheap queries say whether it did, before anything fails on a missing table. */
+async function checkMigrated(handle: DatabaseHandle, logger: Logger): Promise<void> {
+  const state = await migrationState(handle.db, MIGRATIONS_FOLDER);
+  if (!state.tables) {
+    throw new Error(
+      "createCredits: the database is not migrated (it has no credits tables) and `migrate: false` was given: run `await migrateCredits(handle)` before createCredits, or leave `migrate` on",
+    );
+  }
+  if (state.pending) {
+    logger.warn(
+      { event: "credits.migrations_pending", pending: state.pending },
+      `createCredits: ${state.pending} credits migration(s) of this version are not applied (migrate: false): run \`await migrateCredits(handle)\``,
+    );
+  }
 }
 
 function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle, lease: InstanceLease, logger: Logger): IdempotencyGate | undefined {
@@ -211,10 +303,13 @@ function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle
 const NO_RATE_LIMIT: RateLimitGate = { checkMetered: async () => undefined };
 
 export async function createCredits<TContext extends object = Record<string, unknown>>(options: CreditsOptions<TContext>): Promise<Credits<TContext>> {
+  if (options === null || typeof options !== "object") throw new Error("createCredits: pass the options object (docs/library.md, \"Options\")");
   const logger = options.logger ?? defaultLogger();
+  // Mistaken options fail here, at start, naming the option (hosts in JavaScript get no type checks).
   const creditTypes = creditTypeNames(options.creditTypes);
   const directiveOptions = { creditTypes: new Set(creditTypes), estimators: toEstimators(options.estimators), meters: toMeters(options.meters) };
   if (!options.request && !options.caller) throw new Error("createCredits: say how to find the caller (options.caller)");
+  checkReaders(options as unknown as Record<string, unknown>);
 
   const { handle, owned } = await openDatabase(options.database, logger, options.migrate ?? true);
   // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
@@ -246,12 +341,18 @@ export async function createCredits<TContext extends object = Record<string, unk
   const rateLimiter: RateLimitGate =
     rateLimitOption !== false && "gate" in rateLimitOption ? rateLimitOption.gate : (rateLimits?.gate ?? NO_RATE_LIMIT);
   const deps: ChargeDeps = { ledger, rateLimiter, observer, idempotency: idempotencyGateOf(options, handle, lease, logger) };
-  const wrap = createChargeWrapper(deps, requestOf);
+  // Refuses a metered call in a request the plugin did not serve: an Apollo Server without
+  // `plugins: [credits.plugin]` would hold it and never settle it.
+  const wrap = createChargeWrapper(deps, requestOf, { requirePlugin: true });
 
   let meteredFields: MeteredField[] = [];
   let charges: OperationCharges | undefined;
   const operationCharges: OperationCharges = {
-    holdOperation: (request) => (charges ? charges.holdOperation(request) : Promise.resolve(undefined)),
+    // Called by the plugin for every operation before it runs: the request is noted as served by it.
+    holdOperation: (request) => {
+      markServedByPlugin(request.ctx);
+      return charges ? charges.holdOperation(request) : Promise.resolve(undefined);
+    },
     settle: (ctx, data) => (charges ? charges.settle(ctx, data) : Promise.resolve()),
     undelivered: (ctx) => (charges ? charges.undelivered(ctx) : Promise.resolve()),
   };
@@ -297,6 +398,8 @@ export async function createCredits<TContext extends object = Record<string, unk
       ...(readsHeaders ? [noteRequestHeaders<TContext>(headersOf)] : []),
       creditsExtensionPlugin<TContext>(operationCharges, requestOf),
       formatErrorsPlugin<TContext>(),
+      // Requests Apollo refuses before any plugin hook runs (a body like {"query": 5}): BAD_USER_INPUT.
+      requestErrorsPlugin<TContext>(logger),
       errorsPlugin<TContext>(requestOf),
     ]),
     admin: createAdminOperations(handle.db, creditTypes),

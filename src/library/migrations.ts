@@ -1,19 +1,19 @@
 /**
  * The ledger's migrations (drizzle/ in the package), for a host that opens its own database handle:
  * createCredits applies them itself when it opens the database from a URL or a PGlite directory.
+ * They are recorded in their own table, drizzle.__graphql_credits_migrations, never in drizzle's
+ * default drizzle.__drizzle_migrations, which stays the host's (src/db/migrate-postgres.ts).
  */
 import { MIGRATIONS_FOLDER } from "../db/connect.js";
 import type { DatabaseHandle } from "../db/database.js";
-import { migratePostgres } from "../db/migrate-postgres.js";
+import { applyMigrations, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from "../db/migrate-postgres.js";
 
-export { MIGRATIONS_FOLDER };
+export { MIGRATIONS_FOLDER, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE };
 
-/** Brings the credits tables of an open handle up to date (idempotent; PostgreSQL under an advisory lock). */
+/**
+ * Brings the credits tables of an open handle up to date: idempotent, in one transaction under an
+ * advisory lock (instances starting together do not race), recorded in drizzle.__graphql_credits_migrations.
+ */
 export async function migrateCredits(handle: DatabaseHandle): Promise<void> {
-  if (handle.kind === "postgres") {
-    await migratePostgres(handle.db, MIGRATIONS_FOLDER);
-    return;
-  }
-  const { migrate } = await import("drizzle-orm/pglite/migrator");
-  await migrate(handle.db as unknown as Parameters<typeof migrate>[0], { migrationsFolder: MIGRATIONS_FOLDER });
+  await applyMigrations(handle.db, MIGRATIONS_FOLDER);
 }

@@ -11,12 +11,16 @@ import type { Viewer } from "../auth/viewer.js";
 import { ChargeCollector } from "../credits/charge-collector.js";
 import type { CreditsRequest, RequestOf } from "../credits/credits-request.js";
 import type { Database } from "../db/database.js";
-import { UnauthenticatedError } from "../errors/errors.js";
+import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { createLoaders } from "../graphql/loaders.js";
 
 /** How the credits core reads the host's context. Every function is optional but `caller`. */
 export interface ContextReaders<TContext> {
-  /** The caller ({ id, isAdmin }), or undefined when anonymous. Throwing means the credentials were bad (UNAUTHENTICATED). */
+  /**
+   * The caller ({ id, isAdmin }), or undefined when anonymous (UNAUTHENTICATED). Throw the package's
+   * UnauthenticatedError when the credentials are bad (UNAUTHENTICATED with its message); any other
+   * throw, here or in another reader, is a bug of the host: logged at error, answered INTERNAL_SERVER_ERROR.
+   */
   caller(context: TContext): Viewer | undefined | Promise<Viewer | undefined>;
   /** The subscription to charge when a metered field has no subscriptionId argument. */
   subscription?(context: TContext): string | undefined;
@@ -46,35 +50,78 @@ export interface RequestStateDefaults {
   unauthenticatedMessage: string;
 }
 
+/** The names of the host's context readers, as its options call them (in logs). */
+type ReaderName = "caller" | "subscription" | "requestId" | "idempotencyKey" | "clientAddress" | "clientGone";
+
+/** Logged at error when a reader of the host throws: a bug in the host, whose metered calls answer INTERNAL_SERVER_ERROR. */
+function readerThrew(reader: ReaderName): string {
+  const outcome = reader === "clientGone" ? "taken as: the client is still there" : "its metered calls answer INTERNAL_SERVER_ERROR";
+  return `the host's ${reader}(ctx) threw: a bug in the ${reader} option given to createCredits (${outcome})`;
+}
+
 export function requestStates<TContext>(readers: ContextReaders<TContext>, db: Database, logger: Logger, defaults: RequestStateDefaults): RequestOf {
   const states = new WeakMap<object, Promise<CreditsRequest>>();
   const create = async (context: TContext): Promise<CreditsRequest> => {
+    // A reader that throws is the host's bug, not the client's: logged with its error, and the
+    // request's metered calls answer INTERNAL_SERVER_ERROR (masked), never "bad credentials".
+    const failures: { reader: ReaderName; err: unknown }[] = [];
+    const read = <T>(reader: ReaderName, fn: () => T): T | undefined => {
+      try {
+        return fn();
+      } catch (err) {
+        failures.push({ reader, err });
+        return undefined;
+      }
+    };
+    const requestId = read("requestId", () => readers.requestId?.(context)) ?? randomUUID();
+    const requestLogger = logger.child({ requestId });
     let viewer: Viewer | undefined;
-    let authError: UnauthenticatedError | undefined;
+    let authError: UnauthenticatedError | InternalError | undefined;
     try {
       viewer = await readers.caller(context);
     } catch (err) {
-      authError = err instanceof UnauthenticatedError ? err : new UnauthenticatedError("Invalid credentials: sign in again");
+      // The host's own UnauthenticatedError says the credentials were bad, in its words.
+      if (err instanceof UnauthenticatedError) authError = err;
+      else failures.push({ reader: "caller", err });
+    }
+    const subscriptionId = read("subscription", () => readers.subscription?.(context));
+    const clientAddress = read("clientAddress", () => readers.clientAddress?.(context)) ?? "unknown";
+    // Validated where it is used, as the server's header is (1 to 255 printable ASCII characters, else BAD_USER_INPUT).
+    const idempotencyKey = readers.idempotencyKey
+      ? read("idempotencyKey", () => readers.idempotencyKey!(context))
+      : defaults.idempotencyHeader
+        ? defaults.header(context as object, "idempotency-key")
+        : undefined;
+    for (const { reader, err } of failures) requestLogger.error({ err }, readerThrew(reader));
+    if (failures.length > 0) {
+      viewer = undefined;
+      authError = new InternalError(`the host's ${failures[0].reader}(ctx) threw`, { cause: failures[0].err });
     }
     // No caller: metered fields answer UNAUTHENTICATED in the host's words, not this server's (Bearer tokens).
     if (!viewer && !authError) authError = new UnauthenticatedError(defaults.unauthenticatedMessage);
-    const requestId = readers.requestId?.(context) ?? randomUUID();
+    let clientGoneFailed = false;
     return {
       requestId,
       viewer,
       authError,
-      clientAddress: readers.clientAddress?.(context) ?? "unknown",
-      subscriptionId: readers.subscription?.(context),
+      clientAddress,
+      subscriptionId,
       loaders: createLoaders(db),
       charges: new ChargeCollector(),
-      logger: logger.child({ requestId }),
-      // Validated where it is used, as the server's header is (1 to 255 printable ASCII characters, else BAD_USER_INPUT).
-      idempotencyKey: readers.idempotencyKey
-        ? readers.idempotencyKey(context)
-        : defaults.idempotencyHeader
-          ? defaults.header(context as object, "idempotency-key")
-          : undefined,
-      clientGone: readers.clientGone ? () => readers.clientGone!(context) : undefined,
+      logger: requestLogger,
+      idempotencyKey,
+      // Asked while the request's calls settle: a throw there is logged (once) and taken as "still here".
+      clientGone: readers.clientGone
+        ? () => {
+            try {
+              return readers.clientGone!(context);
+            } catch (err) {
+              if (!clientGoneFailed) requestLogger.error({ err }, readerThrew("clientGone"));
+              clientGoneFailed = true;
+              return false;
+            }
+          }
+        : undefined,
     };
   };
   return (context) => {

@@ -80,7 +80,7 @@ describe.runIf(pgbouncer)("through PgBouncer in transaction mode", () => {
     ]);
     await second.close();
     pooled = first;
-    const applied = await directQuery<{ n: number }>(directUrl, `select count(*)::int as n from drizzle.__drizzle_migrations`);
+    const applied = await directQuery<{ n: number }>(directUrl, `select count(*)::int as n from drizzle.__graphql_credits_migrations`);
     expect(applied[0].n).toBeGreaterThan(0);
     const locks = await directQuery<{ n: number }>(
       directUrl,
