@@ -247,7 +247,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     cors: createCorsPolicy({ origins: config.CORS_ORIGINS, allowLocalhost: config.devMode && config.NODE_ENV !== "production" }),
     admit: admitRequest,
     // The client went away while its calls settled or its response was written: they are refunded.
-    undelivered: (context) => credits.responseNotDelivered(context),
+    delivery: {
+      paysForDelivery: (context) => context.charges.paidForDelivery.length > 0,
+      undelivered: (context) => credits.responseNotDelivered(context),
+    },
   });
 
   liveSocket = attachLiveSocket({

@@ -34,8 +34,12 @@ export interface HttpServerOptions<Ctx extends object> {
   cors?: CorsPolicy;
   /** Runs before a GraphQL request's body is read (REQUEST_LIMIT); a refusal is answered as is. */
   admit?: RequestGate;
-  /** A GraphQL response that ran never reached the client (its connection closed before the response was written out). */
-  undelivered?: (context: Ctx) => Promise<void>;
+  /**
+   * A GraphQL response never reached the client (its connection closed before the response was
+   * written out): `paysForDelivery` says whether this request's response must be watched for that
+   * (most carry nothing to refund and cost nothing to watch), `undelivered` is then called.
+   */
+  delivery?: { paysForDelivery: (context: Ctx) => boolean; undelivered: (context: Ctx) => Promise<void> };
 }
 
 export interface RunningHttpServer {
@@ -162,8 +166,8 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       for await (const chunk of response.body.asyncIterator) res.write(chunk);
       res.end();
     }
-    if (context === undefined || !options.undelivered) return;
-    if (clientGoneBeforeWrite || !(await writtenOut(res))) await options.undelivered(context);
+    if (context === undefined || !options.delivery?.paysForDelivery(context)) return;
+    if (clientGoneBeforeWrite || !(await writtenOut(res))) await options.delivery.undelivered(context);
   }
 
   const prefixes = Object.entries(options.prefixRoutes ?? {});
