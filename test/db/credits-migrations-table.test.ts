@@ -27,7 +27,7 @@ import { connectDatabase, MIGRATIONS_FOLDER } from "../../src/db/connect.js";
 import { queryRows, type Database } from "../../src/db/database.js";
 import { createCredits, type DatabaseHandle } from "../../src/library/index.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { BACKENDS, type BackendName } from "../helpers/databases.js";
+import { adminQuery, BACKENDS, type BackendName } from "../helpers/databases.js";
 import { TEST_DATABASE_URL } from "../helpers/services.js";
 
 const CREDITS_TABLE = "drizzle.__graphql_credits_migrations";
@@ -61,15 +61,6 @@ function creditsMigrationsUpTo(count: number): string {
   return folder;
 }
 
-async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 /** An empty database, opened by the host with drizzle, and its own drizzle migrator (the default table). */
 interface HostDatabase {

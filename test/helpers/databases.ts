@@ -17,7 +17,8 @@ export interface TestDatabase extends DatabaseHandle {
   dispose(): Promise<void>;
 }
 
-async function adminQuery(text: string): Promise<void> {
+/** Runs one statement on the server's maintenance database (create and drop databases). */
+export async function adminQuery(text: string): Promise<void> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   try {
