@@ -3,6 +3,8 @@
  * created fresh (and dropped afterwards), so test files can run in parallel without sharing rows.
  */
 import { randomBytes } from "node:crypto";
+import { PGlite } from "@electric-sql/pglite";
+import { drizzle } from "drizzle-orm/pglite";
 import pg from "pg";
 import { connectDatabase } from "../../src/db/connect.js";
 import type { DatabaseHandle } from "../../src/db/database.js";
@@ -42,6 +44,20 @@ export async function createPostgresDatabase(poolSize = 20): Promise<TestDatabas
       await handle.close();
       await adminQuery(`drop database if exists ${name} with (force)`);
     },
+  };
+}
+
+/**
+ * An in-memory PGlite database opened the way a library host opens its own (docs/library.md, "Your
+ * own database handle"): not migrated; the caller closes it.
+ */
+export function unmigratedPgliteHandle(): DatabaseHandle {
+  const client = new PGlite();
+  return {
+    db: drizzle(client) as unknown as DatabaseHandle["db"],
+    kind: "pglite",
+    ping: async () => void (await client.query("select 1")),
+    close: () => client.close(),
   };
 }
 

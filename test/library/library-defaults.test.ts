@@ -11,12 +11,10 @@
 import { randomBytes } from "node:crypto";
 import { ApolloServer, HeaderMap } from "@apollo/server";
 import { startStandaloneServer } from "@apollo/server/standalone";
-import { PGlite } from "@electric-sql/pglite";
-import { drizzle } from "drizzle-orm/pglite";
 import { buildSchema, getNamedType, GraphQLObjectType } from "graphql";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createCredits, type Credits, type CreditsOptions, type DatabaseHandle } from "../../src/library/index.js";
-import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
+import { createCredits, type Credits, type CreditsOptions } from "../../src/library/index.js";
+import { createPgliteDatabase, unmigratedPgliteHandle, type TestDatabase } from "../helpers/databases.js";
 import { redisAvailable, TEST_REDIS_URL } from "../helpers/services.js";
 
 interface Ctx {
@@ -282,13 +280,7 @@ describe("the default logger", () => {
 
 describe("an open database handle", () => {
   it("is migrated by createCredits unless migrate: false", async () => {
-    const client = new PGlite();
-    const handle: DatabaseHandle = {
-      db: drizzle(client) as unknown as DatabaseHandle["db"],
-      kind: "pglite",
-      ping: async () => void (await client.query("select 1")),
-      close: () => client.close(),
-    };
+    const handle = unmigratedPgliteHandle();
     try {
       await expect(createCredits({ database: handle, migrate: false, creditTypes: ["calls"], caller, recovery: false })).rejects.toThrow();
       const credits = await createCredits({ database: handle, creditTypes: ["calls"], caller, recovery: false, rateLimit: false });
@@ -298,7 +290,7 @@ describe("an open database handle", () => {
       // Not closed by createCredits: the host opened it.
       await handle.ping();
     } finally {
-      await client.close();
+      await handle.close();
     }
   }, 120_000);
 });

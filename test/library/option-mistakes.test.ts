@@ -5,11 +5,10 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
-import { drizzle } from "drizzle-orm/pglite";
 import { afterAll, describe, expect, it } from "vitest";
-import { createCredits, type CreditsOptions, type DatabaseHandle } from "../../src/library/index.js";
+import { createCredits, type CreditsOptions } from "../../src/library/index.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { unmigratedPgliteHandle } from "../helpers/databases.js";
 
 const caller = () => undefined;
 const base = { database: "memory://", creditTypes: ["calls"], caller, recovery: false, logger: createLogger("silent") } as const;
@@ -48,19 +47,13 @@ describe("createCredits' options", () => {
   });
 
   it("says to run the migrations when migrate: false is given an unmigrated database", async () => {
-    const client = new PGlite();
-    const handle: DatabaseHandle = {
-      db: drizzle(client) as unknown as DatabaseHandle["db"],
-      kind: "pglite",
-      ping: async () => void (await client.query("select 1")),
-      close: () => client.close(),
-    };
+    const handle = unmigratedPgliteHandle();
     try {
       const refused = start({ database: handle, migrate: false });
       await expect(refused).rejects.toThrow(/createCredits: .*not migrated.*migrateCredits\(handle\)/);
       await expect(refused).rejects.not.toThrow(/relation|Failed query/);
     } finally {
-      await client.close();
+      await handle.close();
     }
   }, 120_000);
 });
