@@ -236,8 +236,8 @@ describe("theharvester estimator", () => {
     expect(rejection("theharvester", { domain: "example.com" })).toBe("input.sources is required.");
   });
 
-  it("lowercases and trims the domain", () => {
-    expect(parse("theharvester", { domain: " Mail.Example.COM ", sources: ["otx"] }).data?.input.domain).toBe(
+  it("lowercases the domain", () => {
+    expect(parse("theharvester", { domain: "Mail.Example.COM", sources: ["otx"] }).data?.input.domain).toBe(
       "mail.example.com",
     );
   });
@@ -265,7 +265,13 @@ describe("theharvester estimator", () => {
       "http://example.com": "input.domain may only contain letters, digits, hyphens and dots",
       [`${"a".repeat(64)}.com`]: "input.domain has a label longer than 63 characters",
       [`${"a.".repeat(126)}ab`]: "input.domain must be at most 253 characters.",
-      "10.0.0.1": "input.domain must be a domain name, not an IP address.",
+      "10.0.0.1": 'input.domain must end in a top-level domain with a letter (".1" is all digits, as in an IP address).',
+      "example.123": 'input.domain must end in a top-level domain with a letter (".123" is all digits',
+      // Refused, not trimmed: the caller learns that its input carries more than it meant to send.
+      " example.com": "input.domain must not start or end with white space.",
+      "example.com ": "input.domain must not start or end with white space.",
+      "example.com\n": "input.domain must not start or end with white space.",
+      "\texample.com": "input.domain must not start or end with white space.",
     };
     for (const [domain, message] of Object.entries(cases)) {
       expect(rejection("theharvester", { domain, sources: ["bing"] }), domain).toContain(message);

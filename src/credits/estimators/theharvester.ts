@@ -29,11 +29,14 @@ const KNOWN_SOURCES: ReadonlySet<string> = new Set(HARVEST_SOURCES);
 const LABEL_CHARS = /^[a-z0-9-]+$/;
 
 /**
- * Why `domain` (already trimmed and lowercased) is not a host name we can harvest, or null when it
- * is one. A reason per rule, because "invalid domain" alone does not tell the user what to fix.
+ * Why `domain` (already lowercased) is not a host name we can harvest, or null when it is one. A
+ * reason per rule, because "invalid domain" alone does not tell the user what to fix. White space
+ * is refused rather than trimmed, as for every other identifier the API takes: " example.com" is
+ * not a host name, and the caller should learn that its input carries more than it meant to send.
  */
 export function hostNameProblem(domain: string): string | null {
   if (domain.length === 0) return "must not be empty";
+  if (domain.trim() !== domain) return "must not start or end with white space";
   if (domain.length > 253) return "must be at most 253 characters";
   const labels = domain.split(".");
   if (labels.length < 2) return "must be a host name with at least one dot, e.g. example.com";
@@ -43,14 +46,14 @@ export function hostNameProblem(domain: string): string | null {
     if (!LABEL_CHARS.test(label)) return `may only contain letters, digits, hyphens and dots (bad label "${label}")`;
     if (label.startsWith("-") || label.endsWith("-")) return `has a label that starts or ends with a hyphen ("${label}")`;
   }
-  // An all-digit last label is an IPv4 address, not a domain to harvest.
-  if (/^[0-9]+$/.test(labels[labels.length - 1])) return "must be a domain name, not an IP address";
+  // An all-digit last label is what an IPv4 address ends with; no top-level domain is all digits.
+  const last = labels[labels.length - 1];
+  if (/^[0-9]+$/.test(last)) return `must end in a top-level domain with a letter (".${last}" is all digits, as in an IP address)`;
   return null;
 }
 
 const domain = z
   .string(expects("a string"))
-  .trim()
   .toLowerCase()
   .refine((value: string): boolean => hostNameProblem(value) === null, {
     error: (issue): string => `${issuePath(issue)} ${hostNameProblem(String(issue.input)) ?? "is not a valid host name"}`,
