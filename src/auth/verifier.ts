@@ -2,7 +2,7 @@
  * Verifies bearer tokens with jose: HS256 with JWT_SECRET (Supabase's project JWT secret works as
  * is) and RS256/ES256 through JWT_JWKS_URL. Issuer and audience are checked when configured, `exp`
  * when present; `sub` is required and must be a user id by the rule createSubscription's ownerId
- * follows too (src/util/text.ts). Any failure is UNAUTHENTICATED with a message that says what is
+ * follows too (src/util/text.ts), except on Supabase's service key, which has none (below). Any failure is UNAUTHENTICATED with a message that says what is
  * wrong (an expired token, one not valid yet, which claim) and nothing about the key; the same words
  * close a refused WebSocket, so they stay short.
  */
@@ -35,7 +35,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     // `exp` is checked when present but not required: DESIGN.md refuses "no, bad or expired" tokens,
     // and PostgREST (Supabase's own API) accepts a token without one. Which tokens expire is the
     // issuer's choice; every identity provider we target sets `exp`.
-    requiredClaims: ["sub"],
+    // `sub` is required too, but checked below: Supabase's service key is a valid token without one.
   };
   const cache = new VerifiedTokenCache(options.cacheSize ?? 10_000);
 
@@ -64,6 +64,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       }
       throw toUnauthenticated(err);
     }
+    if (payload.sub === undefined && payload.role === "service_role") return serviceKeyCaller(payload);
+    if (payload.sub === undefined) throw new UnauthenticatedError("Invalid token: the sub claim is missing");
     if (typeof payload.sub !== "string") throw new UnauthenticatedError("Invalid token: the sub claim must be a string user id");
     // A subject is the user id: owner and actor ids in the database, under the same rule as the
     // ownerId an admin opens a subscription for (src/util/text.ts). Control characters (NUL above
@@ -82,6 +84,18 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     cache.set(token, viewer, expiresAtMs);
     return viewer;
   };
+}
+
+/**
+ * The caller id of Supabase's service key: a token of `role: service_role` (plus `iss`, `ref`, `iat`,
+ * `exp`) that names no user, since it is the project's own backend. It is an admin; what it does is
+ * recorded in the ledger under this actor id, which no user id can be mistaken for in the ledger's
+ * meaning (a user whose token says `sub: "service_role"` is still told apart by `isAdmin`).
+ */
+export const SERVICE_KEY_CALLER_ID = "service_role";
+
+function serviceKeyCaller(payload: JWTPayload): { viewer: Viewer; expiresAtMs: number } {
+  return { viewer: { id: SERVICE_KEY_CALLER_ID, isAdmin: true }, expiresAtMs: cachedUntilMs(payload.exp) };
 }
 
 /** A token without `exp` is verified again after this long, so the cache never keeps it for good. */

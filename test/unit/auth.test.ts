@@ -68,6 +68,20 @@ describe("HS256 tokens", () => {
   it("refuses a missing sub", async () => {
     const noSub = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(key(SECRET));
     expect((await rejection(verify(noSub))).message).toMatch(/sub/);
+    // Only Supabase's service key may leave it out: another role without a sub is still refused.
+    const userWithoutSub = await new SignJWT({ role: "authenticated" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(key(SECRET));
+    expect((await rejection(verify(userWithoutSub))).message).toBe("Invalid token: the sub claim is missing");
+  });
+
+  it("accepts Supabase's service key, which names no user, as an admin caller", async () => {
+    // What Supabase signs for a project's service_role key: no sub (https://supabase.com/docs/guides/api/api-keys).
+    const now = Math.floor(Date.now() / 1000);
+    const serviceKey = await new SignJWT({ iss: "supabase", ref: "abcdefghijklmnop", role: "service_role", iat: now, exp: now + 3600 })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .sign(key(SECRET));
+    expect(await verify(serviceKey)).toEqual({ id: "service_role", isAdmin: true });
+    const expired = await new SignJWT({ role: "service_role", exp: now - 10 }).setProtectedHeader({ alg: "HS256" }).sign(key(SECRET));
+    expect((await rejection(verify(expired))).message).toBe("Token expired: sign in again");
   });
 
   it("accepts a token without exp (as PostgREST does), and enforces exp when it is there", async () => {
