@@ -67,16 +67,25 @@ export class RequestLimiter {
   }
 
   /**
-   * When one more request would fit: at the end of the current window if the current count alone
-   * fills the limit, else when enough of the previous window has slid out.
+   * When one more request fits, so that a client which waits exactly this long is admitted: either
+   * later in the current window, once enough of the previous window has slid out, or in the next
+   * window, where this window's count becomes the previous one and slides out in turn.
    */
   private retryAfterMs(window: CallerWindow, now: number): number {
     const { max, windowMs } = this.spec;
     const windowEnd = window.start + windowMs;
-    if (window.current + 1 > max || window.previous === 0) return Math.max(1, windowEnd - now);
-    // previous × (1 − (t − start)/window) + current + 1 ≤ max  ⇔  t ≥ start + window × (1 − (max − current − 1)/previous)
-    const fitsAt = window.start + windowMs * (1 - (max - window.current - 1) / window.previous);
-    return Math.max(1, Math.ceil(Math.min(fitsAt, windowEnd) - now));
+    let fitsAt: number;
+    if (window.current + 1 <= max && window.previous > 0) {
+      // previous × (1 − (t − start)/W) + current + 1 ≤ max  ⇔  t ≥ start + W × (1 − (max − current − 1)/previous);
+      // at the window's end at the latest, where the count becomes current (≤ max − 1) + 1.
+      fitsAt = Math.min(windowEnd, window.start + windowMs * (1 - (max - window.current - 1) / window.previous));
+    } else {
+      // This window alone is full. In the next one: current × (1 − (t − end)/W) + 1 ≤ max
+      // ⇔ t ≥ end + W × (1 − (max − 1)/current). Waiting only for the window's end, as this did
+      // before, was refused again for W/max more (3 s of 20/1m): the full window still counted whole.
+      fitsAt = windowEnd + windowMs * (1 - (max - 1) / window.current);
+    }
+    return Math.max(1, Math.ceil(fitsAt - now));
   }
 
   private sweep(currentStart: number): void {

@@ -41,10 +41,38 @@ describe("RequestLimiter", () => {
     const limiter = new RequestLimiter({ max: 3, windowMs: 60_000 }, () => now);
     expect([1, 2, 3].map(() => limiter.take("a").allowed)).toEqual([true, true, true]);
     const refused = limiter.take("a");
-    expect(refused).toEqual({ allowed: false, retryAfterMs: 60_000 });
+    // The window ends in 60 s, but its 3 still count whole then and slide out over the next window:
+    // one more fits once a third of them has (3 × (1 − 20/60) + 1 = 3).
+    expect(refused).toEqual({ allowed: false, retryAfterMs: 80_000 });
     expect(limiter.take("b").allowed).toBe(true);
     now += 30_000;
-    expect(limiter.take("a")).toEqual({ allowed: false, retryAfterMs: 30_000 });
+    expect(limiter.take("a")).toEqual({ allowed: false, retryAfterMs: 50_000 });
+  });
+
+  it("admits a caller that waits exactly its Retry-After, and not a millisecond sooner", () => {
+    // Found by an outside audit: with 20/1m, a client that waited the promised time was refused
+    // again for 2-3 s. Checked over many traffic shapes: bursts at random moments of the windows.
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    for (const spec of [{ max: 20, windowMs: 60_000 }, { max: 3, windowMs: 60_000 }, { max: 1, windowMs: 1_000 }, { max: 50, windowMs: 10_000 }]) {
+      for (let trial = 0; trial < 200; trial++) {
+        let now = Math.floor(random() * 10 * spec.windowMs);
+        const limiter = new RequestLimiter(spec, () => now);
+        let refusal: { allowed: false; retryAfterMs: number } | undefined;
+        while (refusal === undefined) {
+          const verdict = limiter.take("c");
+          if (!verdict.allowed) refusal = verdict;
+          else now += Math.floor((random() * spec.windowMs) / spec.max / 2); // on average 4 × the allowed rate
+        }
+        const refusedAt = now;
+        if (refusal.retryAfterMs > 1) {
+          now = refusedAt + refusal.retryAfterMs - 1;
+          expect(limiter.take("c").allowed, `${JSON.stringify(spec)} trial ${trial}: sooner`).toBe(false);
+        }
+        now = refusedAt + refusal.retryAfterMs;
+        expect(limiter.take("c").allowed, `${JSON.stringify(spec)} trial ${trial}: after ${refusal.retryAfterMs} ms`).toBe(true);
+      }
+    }
   });
 
   it("slides: the previous window's count weighs by its overlap", () => {
