@@ -20,7 +20,7 @@ export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Pr
       throw new BadUserInputError(
         outcome.left === 0
           ? `Debit ${id} has nothing left to refund: it is fully refunded`
-          : `Debit ${id} has only ${outcome.left} credits left to refund`,
+          : `Debit ${id} has only ${outcome.left} ${outcome.left === 1 ? "credit" : "credits"} left to refund`,
         "amount",
       );
     case "overflow":

@@ -5,5 +5,7 @@
 const MAX_SHOWN = 64;
 
 export function quoteId(id: string): string {
+  // An empty id shown as nothing read "Subscription  does not exist".
+  if (id.length === 0) return '""';
   return id.length <= MAX_SHOWN ? id : `${id.slice(0, MAX_SHOWN)}… (${id.length} characters)`;
 }

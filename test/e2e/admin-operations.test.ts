@@ -281,6 +281,7 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
         ["empty reason", grant({ reason: "" }), "BAD_USER_INPUT", /reason/],
         ["blank reason", grant({ reason: "   " }), "BAD_USER_INPUT", /reason/],
         ["malformed id", grant({ subscriptionId: "123" }), "NOT_FOUND", /Subscription 123 does not exist/],
+        ["empty id", grant({ subscriptionId: "" }), "NOT_FOUND", /^Subscription "" does not exist$/],
         ["unknown id", grant({ subscriptionId: UNKNOWN_ID }), "NOT_FOUND"],
         ["balance overflow", grant({ amount: MAX_INT }), "BAD_USER_INPUT", /largest balance/],
       ]);
@@ -358,9 +359,14 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
       const over = await asAdmin(REFUND, { input: { entryId: debit, amount: 4, reason: "r" } });
       expectError(over, "BAD_USER_INPUT", new RegExp(`Debit ${debit} has only 3 credits left to refund`));
 
+      const allButOne = await asAdmin(REFUND, { input: { entryId: debit, amount: 2, reason: "most of the rest" } });
+      expect(allButOne.body.errors).toBeUndefined();
+      const overByOne = await asAdmin(REFUND, { input: { entryId: debit, amount: 2, reason: "r" } });
+      expectError(overByOne, "BAD_USER_INPUT", new RegExp(`Debit ${debit} has only 1 credit left to refund`));
+
       const rest = await asAdmin(REFUND, { input: { entryId: debit, reason: "the rest" } });
       expect(rest.body.errors).toBeUndefined();
-      expect(rest.body.data.refundCharge).toMatchObject({ amount: 3, balanceAfter: 20, refundOf: debit });
+      expect(rest.body.data.refundCharge).toMatchObject({ amount: 1, balanceAfter: 20, refundOf: debit });
 
       const again = await asAdmin(REFUND, { input: { entryId: debit, reason: "once more" } });
       expectError(again, "BAD_USER_INPUT", /nothing left to refund/);
