@@ -37,10 +37,15 @@ const planSchema = z.object({
     }
     return period;
   }),
-  allowances: z.record(
-    z.string().refine((type) => CREDIT_TYPE_NAMES.has(type), { message: `must be a credit type: ${[...CREDIT_TYPE_NAMES].join(", ")}` }),
-    z.object({ allowance: credits, rolloverMax: credits.default(0) }),
-  ),
+  // Keys checked after the record, not by a key schema: zod reports a refused key only as
+  // "Invalid key in record", without the message that names the known types.
+  allowances: z.record(z.string(), z.object({ allowance: credits, rolloverMax: credits.default(0) })).superRefine((allowances, ctx) => {
+    for (const type of Object.keys(allowances)) {
+      if (!CREDIT_TYPE_NAMES.has(type)) {
+        ctx.addIssue({ code: "custom", path: [type], message: `"${type}" is not a credit type: use one of ${[...CREDIT_TYPE_NAMES].join(", ")}` });
+      }
+    }
+  }),
 });
 
 const plansSchema = z.array(planSchema).superRefine((plans, ctx) => {

@@ -38,7 +38,7 @@ describe("plan configuration", () => {
     [{ PLANS: "not json" }, /PLANS: not valid JSON/],
     [{ PLANS: JSON.stringify([{ name: "x", period: "fortnight", allowances: {} }]) }, /PLANS\.0\.period/],
     [{ PLANS: JSON.stringify([{ name: "x", period: "500ms", allowances: {} }]) }, /PLANS\.0\.period/],
-    [{ PLANS: JSON.stringify([{ name: "x", period: "1mo", allowances: { gold: { allowance: 1 } } }]) }, /PLANS\.0\.allowances\.gold/],
+    [{ PLANS: JSON.stringify([{ name: "x", period: "1mo", allowances: { gold: { allowance: 1 } } }]) }, /PLANS\.0\.allowances\.gold: "gold" is not a credit type: use one of ai, leads, skiptrace/],
     [{ PLANS: JSON.stringify([{ name: "x", period: "1mo", allowances: { ai: { allowance: -1 } } }]) }, /PLANS\.0\.allowances\.ai\.allowance/],
     [{ PLANS: JSON.stringify([...PRO, ...PRO]) }, /defined twice/],
     [{ PLANS: "[]", PLANS_FILE: "/tmp/x.json" }, /not both/],
