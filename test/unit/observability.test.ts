@@ -367,6 +367,32 @@ describe("alert webhook", () => {
     expect(failures).toBe(0);
   });
 
+  it("takes a redirect for a failed delivery: not followed, retried, logged with the alert it is about", async () => {
+    // Found by an outside audit: a 302 was followed as a GET without body or signature, and counted as delivered.
+    const requests: { method?: string; url?: string }[] = [];
+    server = createServer((req, res) => {
+      requests.push({ method: req.method, url: req.url });
+      req.resume();
+      req.on("end", () => {
+        if (req.url === "/hooks") res.writeHead(302, { location: "/elsewhere" });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    const { logger, lines } = capturingLogger();
+    let failures = 0;
+    const webhook = new WebhookNotifier({ url, logger, retry: { attempts: 3, baseDelayMs: 2 }, onFailure: () => failures++ });
+    webhook.send({ id: "a5", kind: "LOW_BALANCE", subscriptionId: SUB, message: "low" });
+    await webhook.close(10_000);
+    expect(requests).toEqual([1, 2, 3].map(() => ({ method: "POST", url: "/hooks" })));
+    expect(failures).toBe(1);
+    expect(lines.find((l) => l.event === "alerts.webhook_failed")).toMatchObject({
+      problem: expect.stringMatching(/^HTTP 302 \(a redirect, not followed/),
+      alert: { id: "a5", kind: "LOW_BALANCE", subscriptionId: SUB },
+    });
+  });
+
   it("stops retrying when closed", async () => {
     const { url, bodies, received } = await receiver([500]);
     const webhook = new WebhookNotifier({ url, logger: silent, retry: { attempts: 5, baseDelayMs: 60_000 } });

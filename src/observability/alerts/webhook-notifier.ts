@@ -25,6 +25,17 @@ export function describeFailure(err: unknown): string {
   return `${err.name}: ${err.message}${causeText ? ` (${causeText})` : ""}`;
 }
 
+/** Which alert a log line is about: an operator looks it up in creditAlerts by id. */
+interface AlertNamed {
+  id?: unknown;
+  kind?: unknown;
+  subscriptionId?: unknown;
+}
+
+function alertNamed(payload: Record<string, unknown>): AlertNamed {
+  return { id: payload.id, kind: payload.kind, subscriptionId: payload.subscriptionId };
+}
+
 export interface WebhookRetryPolicy {
   /** Attempts in all, the first included. */
   attempts: number;
@@ -65,12 +76,13 @@ export class WebhookNotifier {
   /** Starts delivering `payload` in the background. */
   send(payload: Record<string, unknown>): void {
     if (this.stop.signal.aborted) return;
+    const alert = alertNamed(payload);
     if (this.inFlight.size >= MAX_IN_FLIGHT) {
-      this.options.logger.warn({ event: "alerts.webhook_dropped", target: this.target }, "too many alert webhook deliveries in flight; alert not posted");
+      this.options.logger.warn({ event: "alerts.webhook_dropped", target: this.target, alert }, "too many alert webhook deliveries in flight; alert not posted");
       this.options.onFailure?.();
       return;
     }
-    const delivery = this.deliver(JSON.stringify(payload)).finally(() => this.inFlight.delete(delivery));
+    const delivery = this.deliver(JSON.stringify(payload), alert).finally(() => this.inFlight.delete(delivery));
     this.inFlight.add(delivery);
   }
 
@@ -94,7 +106,7 @@ export class WebhookNotifier {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  private async deliver(body: string): Promise<void> {
+  private async deliver(body: string, alert: AlertNamed): Promise<void> {
     const { attempts, baseDelayMs, factor, timeoutMs } = this.retry;
     let problem = "";
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -107,6 +119,9 @@ export class WebhookNotifier {
           method: "POST",
           headers,
           body,
+          // A redirect is not followed: fetch would follow a 302 with a GET, without the body or
+          // the signature, and take the answer to that as the delivery. It is a failed one.
+          redirect: "manual",
           signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(timeoutMs)]),
         });
         await res.body?.cancel().catch(() => undefined);
@@ -114,14 +129,14 @@ export class WebhookNotifier {
         // Any answer but 2xx is a failed delivery and is retried (DESIGN.md, "Observability"): a
         // receiver that answers 401 or 404 while it is being deployed or rotating its secret would
         // otherwise lose the alert for good.
-        problem = `HTTP ${res.status}`;
+        problem = res.status >= 300 && res.status < 400 ? `HTTP ${res.status} (a redirect, not followed: point ALERT_WEBHOOK_URL at where it leads)` : `HTTP ${res.status}`;
       } catch (err) {
         problem = describeFailure(err);
       }
       if (attempt < attempts) await this.wait(baseDelayMs * factor ** (attempt - 1));
     }
     this.options.logger.error(
-      { event: "alerts.webhook_failed", target: this.target, problem, stopped: this.stop.signal.aborted },
+      { event: "alerts.webhook_failed", target: this.target, alert, problem, stopped: this.stop.signal.aborted },
       "alert webhook delivery failed",
     );
     this.options.onFailure?.();
