@@ -17,6 +17,14 @@ import type { WebhookNotifier } from "./webhook-notifier.js";
 /** Stores in flight at once; beyond this (a database outage during a failure storm) alerts are only logged. */
 const MAX_PENDING_STORES = 1_000;
 
+/**
+ * When an alert could not be stored, it is stored again after these waits (about two minutes in
+ * all): the failures that raise FAILED_TRANSACTION alerts are often a database outage, and the
+ * alert that says so must still be in creditAlerts once the database is back. It is logged and
+ * posted at once all the same; only the stored copy waits.
+ */
+const STORE_RETRY_DELAYS_MS = [1_000, 2_000, 5_000, 10_000, 30_000, 60_000];
+
 export interface AlertServiceDeps {
   db: Database;
   logger: Logger;
@@ -27,7 +35,10 @@ export interface AlertServiceDeps {
 
 export class AlertService {
   private readonly pending = new Set<Promise<unknown>>();
+  /** Alerts waiting to be stored again, by id: their next attempt's timer. */
+  private readonly storeRetries = new Map<string, NodeJS.Timeout>();
   private readonly log: Logger;
+  private closed = false;
 
   constructor(private readonly deps: AlertServiceDeps) {
     this.log = deps.logger.child({ component: "alerts" });
@@ -44,7 +55,38 @@ export class AlertService {
     this.track(async () => {
       const stored = await this.store(candidate, () => insertAlert(this.deps.db, candidate));
       this.announce(stored ?? candidate, stored !== undefined);
+      if (stored === undefined) this.storeLater(candidate, 0);
     });
+  }
+
+  /** Alerts not stored yet, waiting for their next attempt (for tests and close()). */
+  get waitingToBeStored(): number {
+    return this.storeRetries.size;
+  }
+
+  /**
+   * Tries to store an alert again after the `attempt`-th wait; the insert is idempotent by the
+   * alert's id. Bounded like the stores in flight, and given up at close().
+   */
+  private storeLater(candidate: NewAlert & { id: string; createdAt: Date }, attempt: number): void {
+    const delay = STORE_RETRY_DELAYS_MS[attempt];
+    if (this.closed || delay === undefined || this.storeRetries.size >= MAX_PENDING_STORES) {
+      this.log.error({ event: "alerts.store_abandoned", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 1 }, "alert never stored: it was logged and posted only");
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.storeRetries.delete(candidate.id);
+      this.track(async () => {
+        try {
+          await insertAlert(this.deps.db, candidate);
+          this.log.info({ event: "alerts.stored_late", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 2 }, "alert stored after the database came back");
+        } catch {
+          this.storeLater(candidate, attempt + 1);
+        }
+      });
+    }, delay);
+    timer.unref();
+    this.storeRetries.set(candidate.id, timer);
   }
 
   /**
@@ -82,8 +124,14 @@ export class AlertService {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  /** Finishes stores in flight, then gives webhook deliveries a moment and stops them. */
+  /** Finishes stores in flight, gives up the ones waiting to be retried, then gives webhook deliveries a moment and stops them. */
   async close(webhookGraceMs?: number): Promise<void> {
+    this.closed = true;
+    for (const timer of this.storeRetries.values()) clearTimeout(timer);
+    if (this.storeRetries.size > 0) {
+      this.log.error({ event: "alerts.store_abandoned", alerts: [...this.storeRetries.keys()] }, "shutting down with alerts never stored: they were logged and posted only");
+      this.storeRetries.clear();
+    }
     await this.flush();
     await this.deps.webhook?.close(webhookGraceMs);
   }
@@ -99,7 +147,7 @@ export class AlertService {
     } catch (err) {
       this.log.error(
         { event: "alerts.store_failed", kind: candidate.kind, subscriptionId: candidate.subscriptionId, err: { type: errorName(err), sqlState: sqlState(err) } },
-        "could not store an alert; it is logged and posted only",
+        "could not store an alert; it is logged and posted now, and stored again later",
       );
       return undefined;
     }

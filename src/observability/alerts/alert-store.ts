@@ -30,13 +30,22 @@ export function alertFromRow(row: AlertRow): AlertRecord {
   };
 }
 
+/**
+ * Stores an alert under the id it was raised with. Safe to send again: a retry after a connection
+ * lost at the commit finds the row the first attempt wrote instead of storing the alert twice.
+ */
 export async function insertAlert(db: DbOrTx, alert: NewAlert & { id: string; createdAt: Date }): Promise<AlertRecord> {
   const rows = await queryRows<AlertRow>(
     db,
-    sql`insert into credit_alerts (id, subscription_id, kind, message, details, created_at)
-        values (${alert.id}::uuid, ${alert.subscriptionId}::uuid, ${alert.kind}, ${alert.message},
-                ${JSON.stringify(alert.details)}::jsonb, ${alert.createdAt.toISOString()}::timestamptz)
-        returning ${ALERT_COLUMNS}`,
+    sql`with inserted as (
+          insert into credit_alerts (id, subscription_id, kind, message, details, created_at)
+          values (${alert.id}::uuid, ${alert.subscriptionId}::uuid, ${alert.kind}, ${alert.message},
+                  ${JSON.stringify(alert.details)}::jsonb, ${alert.createdAt.toISOString()}::timestamptz)
+          on conflict (id) do nothing
+          returning ${ALERT_COLUMNS})
+        select ${ALERT_COLUMNS} from inserted
+        union all
+        select ${ALERT_COLUMNS} from credit_alerts where id = ${alert.id}::uuid and not exists (select 1 from inserted)`,
   );
   return alertFromRow(rows[0]);
 }
