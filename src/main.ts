@@ -1,11 +1,15 @@
 /**
  * `npm start`: loads the configuration, starts the server, prints the start banner, and stops
- * gracefully on SIGTERM/SIGINT (in-flight requests finish, the pool closes).
+ * gracefully on SIGTERM/SIGINT (in-flight requests finish, the pool closes). A database that cannot
+ * be opened stops the start with one log line naming DATABASE_URL (or PGLITE_DIR) and the cause.
  */
 import "reflect-metadata";
 import { ConfigError, loadConfig, type Config } from "./config/config.js";
+import { databaseStartFailure } from "./config/database-failure.js";
+import { connectDatabase } from "./db/connect.js";
+import type { DatabaseHandle } from "./db/database.js";
 import { createLogger } from "./observability/logger.js";
-import { createApp } from "./app/create-app.js";
+import { createApp, type App } from "./app/create-app.js";
 import { DEMO_ADMIN_ID, DEMO_USER_ID, ensureDemoSubscription } from "./app/dev-seed.js";
 import { mintToken } from "./auth/mint.js";
 import { ensureConsoleBuilt } from "./console/build-console.js";
@@ -31,7 +35,32 @@ if (config.devMode) {
 // Built before the server listens (never in the request path), so the banner's console links work at once.
 if (config.CONSOLE_BUILD === "auto") await ensureConsoleBuilt(logger);
 
-const app = await createApp(config, { logger });
+// Opened here, not by createApp, so that a database that cannot be reached or opened stops the start
+// with one line naming the variable, its host and port and the cause, instead of a driver's stack.
+let database: DatabaseHandle;
+try {
+  database = await connectDatabase({
+    databaseUrl: config.DATABASE_URL,
+    poolSize: config.DATABASE_POOL_SIZE,
+    pgliteDir: config.PGLITE_DIR,
+    logger,
+  });
+} catch (err) {
+  const failure = databaseStartFailure({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR }, err);
+  logger.fatal(
+    { event: "start.database_failed", variable: failure.variable, target: failure.target, cause: failure.cause },
+    failure.message,
+  );
+  process.exit(1);
+}
+
+let app: App;
+try {
+  app = await createApp(config, { logger, database });
+} catch (err) {
+  await database.close().catch(() => undefined);
+  throw err;
+}
 const url = await app.listen();
 
 if (config.devMode) {
@@ -68,6 +97,7 @@ async function shutdown(signal: string): Promise<void> {
   logger.info({ signal }, "shutting down: finishing in-flight requests");
   try {
     await app.close();
+    await database.close();
     logger.info("stopped");
     process.exit(0);
   } catch (err) {

@@ -1,5 +1,5 @@
 /**
- * GET /health: 200 when the database answers within a second or two, 503 when it does not. It also
+ * GET (and HEAD) /health: 200 when the database answers within a second or two, 503 when it does not. It also
  * says whether the rate-limit store (Redis) answers: `"rateLimitStore": "up" | "down"`, with
  * `"status": "degraded"` (still 200: the server serves, but metered calls are refused or unlimited
  * per RATE_LIMIT_ON_STORE_ERROR) when it does not (DESIGN.md, "Observability"); and whether the
@@ -44,15 +44,19 @@ export function healthRoute(
     const [ok, storeUp] = await Promise.all([answers(() => database.ping()), storePing ? answers(storePing) : true]);
     const liveBalance = liveChannel();
     const status = !ok ? "unavailable" : storeUp && liveBalance !== "down" ? "ok" : "degraded";
-    res.writeHead(ok ? 200 : 503, { "content-type": "application/json; charset=utf-8", "x-request-id": requestId });
-    res.end(
-      JSON.stringify({
-        status,
-        database: ok ? "up" : "down",
-        backend: database.kind,
-        rateLimitStore: storeUp ? "up" : "down",
-        liveBalance,
-      }),
-    );
+    const body = JSON.stringify({
+      status,
+      database: ok ? "up" : "down",
+      backend: database.kind,
+      rateLimitStore: storeUp ? "up" : "down",
+      liveBalance,
+    });
+    // Content-Length set here, so that HEAD (answered by this route, without the body) says it too.
+    res.writeHead(ok ? 200 : 503, {
+      "content-type": "application/json; charset=utf-8",
+      "content-length": Buffer.byteLength(body),
+      "x-request-id": requestId,
+    });
+    res.end(body);
   };
 }

@@ -57,6 +57,21 @@ const corsOrigins = optionalText.transform((text, ctx): readonly string[] | "*" 
   return origins;
 });
 
+/** An http: or https: URL (a webhook, a key set): other schemes (ftp:, file:) would be accepted by z.url and fail later. */
+const httpUrl = (name: string) =>
+  optionalText.pipe(z.url({ protocol: /^https?$/, message: `${name} must be an http:// or https:// URL` }).optional());
+
+/**
+ * PGlite's data directory: a path, "file://<path>" or "memory://". An empty one (`PGLITE_DIR=`) is
+ * refused here rather than failing at start as `mkdir ''`.
+ */
+const pgliteDir = z
+  .string()
+  .default("./.data/pglite")
+  .refine((dir) => dir.trim() !== "" && dir.trim() !== "file://", {
+    message: 'PGLITE_DIR must be a directory path (or "memory://" to keep nothing), not empty',
+  });
+
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 export const configSchema = z.object({
@@ -74,9 +89,9 @@ export const configSchema = z.object({
   DATABASE_DIRECT_URL: optionalText.pipe(
     z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_DIRECT_URL must start with postgres:// or postgresql://").optional(),
   ),
-  PGLITE_DIR: z.string().default("./.data/pglite"),
+  PGLITE_DIR: pgliteDir,
   JWT_SECRET: optionalText,
-  JWT_JWKS_URL: optionalText.pipe(z.url({ message: "JWT_JWKS_URL must be a URL" }).optional()),
+  JWT_JWKS_URL: httpUrl("JWT_JWKS_URL"),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
   REDIS_URL: optionalText.pipe(
@@ -105,7 +120,7 @@ export const configSchema = z.object({
   ALERT_SPIKE_FACTOR: z.coerce.number().positive().default(5),
   ALERT_SPIKE_BASELINE: duration("ALERT_SPIKE_BASELINE", "24h"),
   ALERT_SPIKE_MIN_CREDITS: z.coerce.number().int().min(0).default(100),
-  ALERT_WEBHOOK_URL: optionalText.pipe(z.url({ message: "ALERT_WEBHOOK_URL must be a URL" }).optional()),
+  ALERT_WEBHOOK_URL: httpUrl("ALERT_WEBHOOK_URL"),
   /** Signs every alert webhook (x-credits-signature, HMAC-SHA256); required with ALERT_WEBHOOK_URL in production. */
   ALERT_WEBHOOK_SECRET: optionalText,
   /** creditBalanceChanged: changes of one balance closer together than this are pushed as one event. */

@@ -24,7 +24,10 @@ export interface HttpServerOptions<Ctx extends object> {
   apollo: ApolloServer<Ctx>;
   /** Builds the GraphQL context of one request. */
   context: (req: IncomingMessage, requestId: string) => Promise<Ctx>;
-  /** Other routes by path, e.g. "GET /health". */
+  /**
+   * Other routes by method and path, e.g. "GET /health". A GET route answers HEAD too (headers, no
+   * body); any other method on such a path gets 405 with `Allow`.
+   */
   routes: Record<string, RouteHandler>;
   /** Routes for a whole subtree, any method: "/console" answers /console and every /console/… path. */
   prefixRoutes?: Record<string, RouteHandler>;
@@ -69,6 +72,18 @@ function writtenOut(res: ServerResponse): Promise<boolean> {
 function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "x-request-id": requestId });
   res.end(JSON.stringify(body));
+}
+
+/** 405 for a plain route's path (/health, /metrics) asked with a method it does not answer, with Allow. */
+function sendMethodNotAllowed(res: ServerResponse, method: string, path: string, allowed: string[], requestId: string): void {
+  const body = `${method} is not allowed on ${path}: use ${allowed.join(" or ")}.\n`;
+  res.writeHead(405, {
+    allow: allowed.join(", "),
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "x-request-id": requestId,
+  });
+  res.end(body);
 }
 
 /** A response for a request that never reached GraphQL (bad body, too large): same error shape as GraphQL's. */
@@ -170,6 +185,19 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
     if (clientGoneBeforeWrite || !(await writtenOut(res))) await options.delivery.undelivered(context);
   }
 
+  /** A plain route ("GET /health"); HEAD is answered by the GET route (node:http sends its headers, not its body). */
+  const plainRoute = (method: string, path: string): RouteHandler | undefined =>
+    options.routes[`${method} ${path}`] ?? (method === "HEAD" ? options.routes[`GET ${path}`] : undefined);
+  /** The methods a plain route's path answers (HEAD wherever GET is), for 405's Allow; empty for other paths. */
+  const allowedMethods = (path: string): string[] => {
+    const methods = Object.keys(options.routes)
+      .map((key) => key.split(" "))
+      .filter(([, routePath]) => routePath === path)
+      .map(([method]) => method);
+    if (methods.includes("GET") && !methods.includes("HEAD")) methods.splice(methods.indexOf("GET") + 1, 0, "HEAD");
+    return methods;
+  };
+
   const prefixes = Object.entries(options.prefixRoutes ?? {});
   const prefixRoute = (path: string) => prefixes.find(([prefix]) => path === prefix || path.startsWith(`${prefix}/`))?.[1];
 
@@ -188,9 +216,12 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
         options.cors.apply(req, res);
       }
       const path = (req.url ?? "/").split("?")[0];
-      const route = options.routes[`${req.method} ${path}`];
+      const route = plainRoute(req.method ?? "GET", path);
+      const allowed = route ? [] : allowedMethods(path);
       if (route) {
         await route({ req, res, requestId });
+      } else if (allowed.length > 0) {
+        sendMethodNotAllowed(res, req.method ?? "", path, allowed, requestId);
       } else if (path === GRAPHQL_PATH) {
         await handleGraphQL(req, res, requestId);
       } else {

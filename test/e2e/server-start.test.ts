@@ -1,7 +1,8 @@
 /**
  * The README's first command as a user meets it: the entry point starts with no configuration on
  * the embedded database, prints a banner with a demo subscription and tokens that work, refuses a
- * bad setting by name, and stops gracefully on SIGTERM while a request is in flight.
+ * bad setting by name (a database it cannot open too, in one log line), and stops gracefully on
+ * SIGTERM while a request is in flight.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { postGraphQL } from "../helpers/test-app.js";
 import { spawnServer } from "../helpers/spawn-server.js";
+import { closedPort } from "../helpers/closed-port.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "gc-start-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -94,5 +96,43 @@ describe("npm start", () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/PORT: /);
     expect(run.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+
+  /** Runs src/main.ts to its end (it is expected to stop at start) with `env` over this process's. */
+  function runToExit(env: Record<string, string>) {
+    return spawnSync(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      env: { ...process.env, HOST: "127.0.0.1", PORT: "0", CONSOLE_BUILD: "off", LOG_LEVEL: "info", ...env },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+  }
+
+  // An outside audit: PGLITE_DIR='' crashed with "ENOENT: mkdir ''" and a stack trace, naming no variable.
+  it("refuses an empty PGLITE_DIR, naming it, without a stack trace", () => {
+    const run = runToExit({ PGLITE_DIR: "" });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/^Invalid configuration:\n {2}PGLITE_DIR: /);
+    expect(run.stderr + run.stdout).not.toMatch(/ENOENT|\n\s+at /);
+  });
+
+  // An outside audit: an unreachable DATABASE_URL killed the process with pg-pool's raw ECONNREFUSED stack.
+  it("stops with one log line naming DATABASE_URL, its host and port and the cause, when the database cannot be reached", async () => {
+    const port = await closedPort();
+    const run = runToExit({ DATABASE_URL: `postgres://postgres:hunter2-pw@127.0.0.1:${port}/x`, DATABASE_DIRECT_URL: "" });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toBe("");
+    const lines = run.stdout.trim().split("\n").map((line) => JSON.parse(line) as { level: number; msg: string; variable?: string });
+    const fatal = lines.filter((line) => line.level >= 50);
+    expect(fatal).toEqual([
+      expect.objectContaining({
+        level: 60,
+        event: "start.database_failed",
+        variable: "DATABASE_URL",
+        target: `127.0.0.1:${port}/x`,
+        cause: "connection refused",
+        msg: `DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:${port}/x (connection refused)`,
+      }),
+    ]);
+    expect(run.stdout).not.toMatch(/hunter2|\n\s+at /);
   });
 });

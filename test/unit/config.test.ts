@@ -76,6 +76,33 @@ describe("configuration", () => {
     expect(problems[0].startsWith(`${name}:`)).toBe(true);
   });
 
+  // An outside audit: PGLITE_DIR='' crashed at start with `ENOENT: mkdir ''` and a stack trace.
+  it.each(["", "   ", "file://"])("refuses PGLITE_DIR=%o by name", (dir) => {
+    expect(configProblems({ PGLITE_DIR: dir })).toEqual([
+      'PGLITE_DIR: PGLITE_DIR must be a directory path (or "memory://" to keep nothing), not empty',
+    ]);
+  });
+
+  it("takes PGLITE_DIR as a path, a file:// path or memory://", () => {
+    for (const dir of ["./.data/x", "/tmp/x", "file:///tmp/x", "memory://"]) expect(loadConfig({ PGLITE_DIR: dir }).PGLITE_DIR).toBe(dir);
+  });
+
+  // An outside audit: ftp: URLs were accepted for both while "not a url" was refused.
+  it.each([
+    ["ALERT_WEBHOOK_URL", "ftp://x/y"],
+    ["ALERT_WEBHOOK_URL", "file:///etc/passwd"],
+    ["JWT_JWKS_URL", "ftp://id.example/jwks.json"],
+    ["JWT_JWKS_URL", "ws://id.example/jwks.json"],
+    ["JWT_JWKS_URL", "not a url"],
+  ])("accepts only http: and https: for %s (refuses %o)", (name, value) => {
+    expect(configProblems({ [name]: value })).toEqual([`${name}: ${name} must be an http:// or https:// URL`]);
+  });
+
+  it("accepts http: and https: URLs for ALERT_WEBHOOK_URL and JWT_JWKS_URL", () => {
+    const config = loadConfig({ ALERT_WEBHOOK_URL: "http://hooks.internal:8080/alerts", JWT_JWKS_URL: "https://id.example/.well-known/jwks.json" });
+    expect(config).toMatchObject({ ALERT_WEBHOOK_URL: "http://hooks.internal:8080/alerts", JWT_JWKS_URL: "https://id.example/.well-known/jwks.json" });
+  });
+
   it("reports every bad variable at once", () => {
     expect(configProblems({ PORT: "x", LOG_LEVEL: "y" }).map((p) => p.split(":")[0]).sort()).toEqual(["LOG_LEVEL", "PORT"]);
   });
