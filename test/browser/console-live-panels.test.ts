@@ -213,7 +213,7 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
     await page.getByTestId("action-amount").fill("10");
     await page.getByTestId("action-reason").fill("Goodwill");
     await page.getByTestId("action-submit").click();
-    await expect.poll(() => page.getByTestId("notice").textContent()).toContain("Granted 10 ai: Goodwill");
+    await expect.poll(() => page.getByTestId("notice").textContent()).toContain("Granted 10 credits (ai): Goodwill");
     await expect.poll(focused).toMatch(/^(notice|action-submit)$/);
     expect(await page.getByTestId("notice").getAttribute("role")).toBe("status");
 

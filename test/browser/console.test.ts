@@ -219,8 +219,8 @@ describe.skipIf(!available)("the console in chromium", () => {
     await page.getByTestId("tab-calculator").click();
     await page.getByTestId("calc-run").click();
     await page.getByTestId("calc-result").waitFor();
-    expect(await page.getByTestId("calc-total-leads").textContent()).toBe("25 leads");
-    expect(await page.getByTestId("calc-total-ai").textContent()).toMatch(/^\d+ ai$/);
+    expect(await page.getByTestId("calc-total-leads").textContent()).toBe("25 credits (leads)");
+    expect(await page.getByTestId("calc-total-ai").textContent()).toMatch(/^\d+ credits? \(ai\)$/);
     await screenshot(page, "calculator");
   });
 
@@ -325,7 +325,7 @@ describe.skipIf(!available)("the console in chromium", () => {
       .toContainEqual(["leads", "PAID", "100", "100", "50", "never", "Invoice 2041 paid"]);
     await page.getByTestId("tab-ledger").click();
     await expect.poll(() => page.locator('[data-testid="ledger-row"][data-kind="GRANT"]').count()).toBe(2);
-    expect(await page.getByTestId("notice").textContent()).toContain("Granted 100 leads: Invoice 2041 paid");
+    expect(await page.getByTestId("notice").textContent()).toContain("Granted 100 credits (leads): Invoice 2041 paid");
     await screenshot(page, "admin-subscription");
 
     // A refused change: the server's message in place, the page (and its balances) still there.
@@ -357,7 +357,8 @@ describe.skipIf(!available)("the console in chromium", () => {
     await expect.poll(() => page.getByTestId("subscription-row").count()).toBe(1);
     await page.getByTestId("subscription-row").click();
     await page.getByTestId("tab-ledger").click();
-    const debit = page.locator('[data-testid="ledger-row"][data-kind="DEBIT"]').first();
+    // A debit with credits left to refund: only those offer "refund…".
+    const debit = page.locator('[data-testid="ledger-row"][data-kind="DEBIT"]:has([data-testid="ledger-refund"])').first();
     await debit.waitFor();
     const type = (await debit.locator("td").nth(1).textContent())!;
     const before = await balanceOf(demoSubscription, type);
@@ -367,7 +368,7 @@ describe.skipIf(!available)("the console in chromium", () => {
     await page.getByTestId("action-submit").click();
     await expect.poll(() => page.getByTestId(`balance-${type}`).textContent()).toBe(String(before + 1));
     // The message names what was refunded, and to which subscription.
-    expect(await page.getByTestId("notice").textContent()).toBe(`Refunded 1 ${type} to subscription ${demoSubscription} (owner ${DEMO_USER_ID}): Goodwill: slow answer`);
+    expect(await page.getByTestId("notice").textContent()).toBe(`Refunded 1 credit (${type}) to subscription ${demoSubscription} (owner ${DEMO_USER_ID}): Goodwill: slow answer`);
     await expect.poll(() => page.locator('[data-testid="ledger-row"]').first().getAttribute("data-kind")).toBe("REFUND");
   });
 
@@ -920,7 +921,7 @@ describe.skipIf(!available)("the console in chromium", () => {
     await page.getByTestId("action-submit").click();
     await expect
       .poll(() => page.getByTestId("notice").textContent(), { timeout: 5_000 })
-      .toBe(`Refunded 1 ${debit.type} to subscription ${demoSubscription} (owner ${DEMO_USER_ID}): Partial goodwill`);
+      .toBe(`Refunded 1 credit (${debit.type}) to subscription ${demoSubscription} (owner ${DEMO_USER_ID}): Partial goodwill`);
     expect(await refusal.count()).toBe(0);
 
     // Too much now: the server's refusal, and no "Refunded" message left next to it.
@@ -937,7 +938,7 @@ describe.skipIf(!available)("the console in chromium", () => {
     const plan = page.getByTestId("create-plan");
     await plan.waitFor();
     // The configured plans, the first by default, and "other…".
-    expect(await plan.locator("option").allTextContents()).toEqual(["team: 200 leads every 30d", "basic: 100 ai every 1mo", "other…"]);
+    expect(await plan.locator("option").allTextContents()).toEqual(["team: 200 credits (leads) every 30d", "basic: 100 credits (ai) every 1mo", "other…"]);
     await expect.poll(() => plan.inputValue()).toBe("team");
 
     await plan.selectOption({ label: "other…" });
@@ -986,7 +987,7 @@ describe.skipIf(!available)("the console in chromium", () => {
     const local = "2031-06-15T09:30";
     await page.getByTestId("action-expiry").fill(local);
     await page.getByTestId("action-submit").click();
-    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/^Granted 7 skiptrace \(PROMOTIONAL, priority 10, expiring .*\): Spring promo$/);
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/^Granted 7 credits \(skiptrace\) \(PROMOTIONAL, priority 10, expiring .*\): Spring promo$/);
     const expectedExpiry = await page.evaluate((text) => new Date(text).toISOString(), local);
     const res = await gql(`query ($id: ID!) { subscription(id: $id) { grants(type: "skiptrace") { category priority expiresAt amount reason } } }`, { id: subscription }, admin);
     expect(res.body.data.subscription.grants).toContainEqual({ category: "PROMOTIONAL", priority: 10, expiresAt: expectedExpiry, amount: 7, reason: "Spring promo" });
@@ -1005,7 +1006,7 @@ describe.skipIf(!available)("the console in chromium", () => {
     await expect.poll(() => page.getByTestId("calculator").getByRole("alert").textContent()).toMatch(/operationName/);
     await page.getByTestId("calc-operation-name").fill("B");
     await page.getByTestId("calc-run").click();
-    await expect.poll(() => page.getByTestId("calc-total-leads").textContent()).toBe("12 leads");
+    await expect.poll(() => page.getByTestId("calc-total-leads").textContent()).toBe("12 credits (leads)");
     expect(await page.getByTestId("calculator").getByRole("alert").count()).toBe(0);
   });
 

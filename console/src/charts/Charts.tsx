@@ -4,7 +4,7 @@
  */
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import type { UsageFragment } from "../generated/graphql";
-import { colourOf } from "../components/format";
+import { colourOf, fmtDay } from "../components/format";
 
 /** Every calendar day from `fromIso` to today, as YYYY-MM-DD in `timeZone`. */
 function daysSince(fromIso: string, timeZone: string): string[] {
@@ -31,9 +31,10 @@ export function CreditsPerDayChart({ buckets, types, from, timeZone }: { buckets
       <ResponsiveContainer width="100%" height={240}>
         <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -16 }}>
           <CartesianGrid strokeDasharray="3 3" vertical={false} />
-          <XAxis dataKey="day" tickFormatter={(d: string) => d.slice(5)} fontSize={11} />
+          {/* Days as every date the console prints: "02 Dec" on the axis, "02 Dec 2026" in the tooltip. */}
+          <XAxis dataKey="day" tickFormatter={(d: string) => fmtDay(d, false)} fontSize={11} />
           <YAxis allowDecimals={false} fontSize={11} />
-          <Tooltip />
+          <Tooltip labelFormatter={(d) => fmtDay(String(d))} />
           <Legend />
           {types.map((t) => (
             <Bar key={t} dataKey={t} stackId="credits" fill={colourOf(t, types)} isAnimationActive={false} maxBarSize={36} />
@@ -46,9 +47,26 @@ export function CreditsPerDayChart({ buckets, types, from, timeZone }: { buckets
 
 const shortOperation = (op: string) => op.replace(/^(Mutation|Query)\./, "") || "(none)";
 
-/** Per operation: what was held (the estimate) against what the calls cost (settled at the metered actual). */
-export function OperationCostChart({ buckets, title = "Per operation: held (estimate) vs cost" }: { buckets: UsageFragment[]; title?: string }) {
-  const data = buckets.map((b) => ({ operation: shortOperation(b.key), held: b.estimated, cost: b.credits, calls: b.calls }));
+/**
+ * Per operation: what was held (the estimate) against what the calls cost (net of releases and
+ * refunds), or with `actual: "settled"` against what they settled at (held less released, refunds
+ * not counted: the estimator's accuracy).
+ */
+export function OperationCostChart({
+  buckets,
+  title = "Per operation: held (estimate) vs cost",
+  actual = "cost",
+}: {
+  buckets: UsageFragment[];
+  title?: string;
+  actual?: "cost" | "settled";
+}) {
+  const data = buckets.map((b) => ({
+    operation: shortOperation(b.key),
+    held: b.estimated,
+    cost: actual === "settled" ? b.estimated - b.released : b.credits,
+    calls: b.calls,
+  }));
   return (
     <figure className="chart" data-testid="chart-per-operation">
       <figcaption>{title}</figcaption>
@@ -60,19 +78,45 @@ export function OperationCostChart({ buckets, title = "Per operation: held (esti
           <Tooltip />
           <Legend />
           <Bar dataKey="held" name="held (estimate)" fill="#9db4ff" isAnimationActive={false} maxBarSize={36} />
-          <Bar dataKey="cost" name="cost" fill="#4f7cff" isAnimationActive={false} maxBarSize={36} />
+          <Bar dataKey="cost" name={actual === "settled" ? "settled (actual)" : "cost"} fill="#4f7cff" isAnimationActive={false} maxBarSize={36} />
         </BarChart>
       </ResponsiveContainer>
     </figure>
   );
 }
 
-/** A horizontal bar chart of the largest groups by credits (top operations, top subscriptions). */
-export function TopChart({ buckets, title, label, testId }: { buckets: UsageFragment[]; title: string; label: (key: string) => string; testId: string }) {
-  const data = [...buckets]
-    .sort((a, b) => b.credits - a.credits)
-    .slice(0, 8)
-    .map((b) => ({ name: label(b.key), credits: b.credits, calls: b.calls }));
+/**
+ * A horizontal bar chart of the largest groups by credits (top operations, top subscriptions), from
+ * buckets split by credit type (thenBy: TYPE): each group's bar is coloured by its type as the other
+ * charts are, stacked when a group spends several types, with a legend of the types shown.
+ */
+export function TopChart({
+  buckets,
+  types,
+  title,
+  label,
+  testId,
+}: {
+  buckets: UsageFragment[];
+  types: readonly string[];
+  title: string;
+  label: (key: string) => string;
+  testId: string;
+}) {
+  // One row per group; a type's credits under `type:<name>` (type names are data: "name" could be one).
+  const groups = new Map<string, { name: string; total: number; byType: Record<string, number> }>();
+  for (const b of buckets) {
+    const group = groups.get(b.key) ?? { name: label(b.key), total: 0, byType: {} };
+    const type = b.subKey ?? "credits";
+    group.byType[type] = (group.byType[type] ?? 0) + b.credits;
+    group.total += b.credits;
+    groups.set(b.key, group);
+  }
+  const top = [...groups.values()].sort((a, b) => b.total - a.total).slice(0, 8);
+  const data = top.map((g) => ({ name: g.name, ...Object.fromEntries(Object.entries(g.byType).map(([t, credits]) => [`type:${t}`, credits])) }));
+  // The types these bars spend, in the console's order of types (so the legend reads as the others do).
+  const present = new Set(top.flatMap((g) => Object.keys(g.byType).filter((t) => g.byType[t] > 0)));
+  const shown = [...types.filter((t) => present.has(t)), ...[...present].filter((t) => !types.includes(t)).sort()];
   return (
     <figure className="chart" data-testid={testId}>
       <figcaption>{title}</figcaption>
@@ -82,7 +126,10 @@ export function TopChart({ buckets, title, label, testId }: { buckets: UsageFrag
           <XAxis type="number" allowDecimals={false} fontSize={11} />
           <YAxis type="category" dataKey="name" width={110} fontSize={11} />
           <Tooltip />
-          <Bar dataKey="credits" fill="#22a06b" isAnimationActive={false} maxBarSize={36} />
+          <Legend />
+          {shown.map((t) => (
+            <Bar key={t} dataKey={`type:${t}`} name={t} stackId="credits" fill={colourOf(t, types)} isAnimationActive={false} maxBarSize={36} />
+          ))}
         </BarChart>
       </ResponsiveContainer>
     </figure>

@@ -3,14 +3,16 @@
  * or every subscription's for an admin (no subscriptionId). The operation filter takes the full name
  * (`Mutation.lookupPhones`) or the short one in any case (`lookupPhones`, `LookupPhones`), mapped to
  * the full name with the server's creditCatalog (./operations.ts), whose operations it suggests.
+ * For admins, a debit with credits left to refund offers "refund…" (./debitsLeft.ts).
  */
 import { useId, useState } from "react";
 import { LedgerDocument, type LedgerFilter, type LedgerKind } from "../generated/graphql";
 import { useDebounced, useQuery } from "../api/hooks";
 import { ErrorBanner } from "./ErrorBanner";
-import { fmtInt, fmtTime, shortId } from "./format";
+import { fmtCreditCount, fmtInt, fmtTime, shortId } from "./format";
 import { navigate } from "../router";
 import { resolveOperation, useKnownOperations } from "./operations";
+import { refundOffered, useDebitsLeft } from "./debitsLeft";
 
 // Every kind the schema has: a kind added to LedgerKind fails the type check here until listed.
 const KINDS = ["GRANT", "DEBIT", "RELEASE", "REFUND", "ADJUSTMENT", "EXPIRATION"] as const satisfies readonly LedgerKind[];
@@ -28,7 +30,7 @@ export function LedgerTable({
   subscriptionId?: string;
   types: readonly string[];
   reloadKey?: number;
-  /** Given (to admins): a DEBIT row offers to refund that charge. */
+  /** Given (to admins): a DEBIT row with credits left to refund offers to refund that charge. */
   onRefund?: (entryId: string) => void;
 }) {
   const [type, setType] = useState("");
@@ -55,6 +57,8 @@ export function LedgerTable({
   );
   const resetPages = () => setCursors([undefined]);
   const page = data?.creditLedger;
+  const debits = onRefund ? (page?.edges.filter((e) => e.node.kind === "DEBIT").map(({ node }) => ({ id: node.id, amount: node.amount, createdAt: node.createdAt })) ?? []) : [];
+  const debitsLeft = useDebitsLeft(onRefund ? subscriptionId : undefined, debits, reloadKey);
 
   return (
     <section className="panel" data-testid="ledger">
@@ -154,8 +158,14 @@ export function LedgerTable({
                 <td className="small">{node.actorId ?? ""}</td>
                 <td className="small" title={node.id}>
                   {node.reason ?? ""}
-                  {onRefund && node.kind === "DEBIT" ? (
-                    <button type="button" className="link small" onClick={() => onRefund(node.id)} data-testid="ledger-refund">
+                  {onRefund && node.kind === "DEBIT" && refundOffered(debitsLeft, node.id) ? (
+                    <button
+                      type="button"
+                      className="link small"
+                      onClick={() => onRefund(node.id)}
+                      title={debitsLeft instanceof Map ? `${fmtCreditCount(debitsLeft.get(node.id) ?? 0)} left to refund` : undefined}
+                      data-testid="ledger-refund"
+                    >
                       refund…
                     </button>
                   ) : null}

@@ -1,10 +1,33 @@
 /** Shared display helpers. */
 export const fmtInt = (n: number) => n.toLocaleString("en-US");
 
+/**
+ * The one format of every instant the console prints (tables, messages): day first, the month in
+ * letters, so it reads the same in every locale ("02 Dec 2026, 02:17:00", the browser's local time).
+ * Only a native date input keeps the browser's own format.
+ */
 export function fmtTime(iso: string): string {
   const d = new Date(iso);
   return d.toLocaleString("en-GB", { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
+
+/** A calendar day (YYYY-MM-DD, as usage buckets key them) in the same format: "02 Dec 2026", or "02 Dec" without the year. */
+export function fmtDay(day: string, withYear = true): string {
+  const at = new Date(`${day}T00:00:00Z`);
+  if (Number.isNaN(at.getTime())) return day;
+  return at.toLocaleDateString("en-GB", { timeZone: "UTC", day: "2-digit", month: "short", ...(withYear ? { year: "numeric" } : {}) });
+}
+
+/**
+ * A count of credits of one type, in a sentence: "1 credit (leads)", "25 credits (leads)". Type
+ * names are data ("leads", "ai"), so the noun is "credit", pluralised by the count.
+ */
+export function fmtCredits(n: number, type: string): string {
+  return `${fmtCreditCount(n)} (${type})`;
+}
+
+/** "1 credit", "500 credits". */
+export const fmtCreditCount = (n: number) => `${fmtInt(n)} credit${Math.abs(n) === 1 ? "" : "s"}`;
 
 export const shortId = (id: string) => id.slice(0, 8);
 

@@ -223,7 +223,17 @@ export type StatsQueryVariables = Exact<{
 }>;
 
 
-export type StatsQuery = { perDay: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perOperation: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perSubscription: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }> };
+export type StatsQuery = { perDay: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perOperation: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perOperationByType: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }>, perSubscriptionByType: Array<{ key: string, subKey: string | null, calls: number, estimated: number, credits: number, released: number, refunded: number, averageCredits: number }> };
+
+export type DebitReturnsQueryVariables = Exact<{
+  subscriptionId: string | number;
+  from?: string | null | undefined;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type DebitReturnsQuery = { creditLedger: { edges: Array<{ node: { refundOf: string | null, amount: number } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
 
 export type BalanceChangedSubscriptionVariables = Exact<{
   subscriptionId: string | number;
@@ -523,7 +533,14 @@ export const StatsDocument = new TypedDocumentString(`
   perOperation: creditStats(groupBy: OPERATION, from: $from) {
     ...Usage
   }
-  perSubscription: creditStats(groupBy: SUBSCRIPTION, from: $from) {
+  perOperationByType: creditStats(groupBy: OPERATION, thenBy: TYPE, from: $from) {
+    ...Usage
+  }
+  perSubscriptionByType: creditStats(
+    groupBy: SUBSCRIPTION
+    thenBy: TYPE
+    from: $from
+  ) {
     ...Usage
   }
 }
@@ -537,6 +554,27 @@ export const StatsDocument = new TypedDocumentString(`
   refunded
   averageCredits
 }`) as unknown as TypedDocumentString<StatsQuery, StatsQueryVariables>;
+export const DebitReturnsDocument = new TypedDocumentString(`
+    query DebitReturns($subscriptionId: ID!, $from: DateTimeISO, $first: Int, $after: String) {
+  creditLedger(
+    subscriptionId: $subscriptionId
+    filter: {kinds: [REFUND, RELEASE], from: $from}
+    first: $first
+    after: $after
+  ) {
+    edges {
+      node {
+        refundOf
+        amount
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<DebitReturnsQuery, DebitReturnsQueryVariables>;
 export const BalanceChangedDocument = new TypedDocumentString(`
     subscription BalanceChanged($subscriptionId: ID!) {
   creditBalanceChanged(subscriptionId: $subscriptionId) {

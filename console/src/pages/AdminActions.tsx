@@ -6,8 +6,10 @@
  * message next to the field saying what to type; so are a grant's terms (category, priority 0–100,
  * an expiry in the future). A refund is only sent for a charge of this subscription (refundCheck.ts).
  * A new action clears the last one's messages (`onStarted`), so a success and a new error never
- * show side by side. A refusal takes the focus the submit button lost while it was disabled (a
- * mouse click), so keyboard and screen-reader users land on what went wrong (components/focus.ts).
+ * show side by side. Each tab keeps its own amount and reason (an adjustment's -3 is not carried to
+ * the Refund tab, where it would be an error), so a field's problem shows on its own tab only. A
+ * refusal takes the focus the submit button lost while it was disabled (a mouse click), so keyboard
+ * and screen-reader users land on what went wrong (components/focus.ts).
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import {
@@ -22,13 +24,16 @@ import { ApiError } from "../api/client";
 import { useIdempotentAction } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { TabPanel, Tabs } from "../components/Tabs";
-import { MAX_INT, fmtInt, parseWholeNumber } from "../components/format";
+import { MAX_INT, fmtCredits, fmtInt, fmtTime, parseWholeNumber } from "../components/format";
 import { takeLostFocus } from "../components/focus";
 import { DEFAULT_PRIORITY, GRANT_CATEGORIES, parseExpiry, priorityProblem } from "./grantTerms";
 import { findDebit } from "./refundCheck";
 
 type Kind = "grant" | "adjust" | "refund" | "status";
 const KINDS: Kind[] = ["grant", "adjust", "refund", "status"];
+/** Each tab's own amount (none for status), as first shown. */
+const FIRST_AMOUNTS: Record<Kind, string> = { grant: "100", adjust: "", refund: "", status: "" };
+const NO_REASONS: Record<Kind, string> = { grant: "", adjust: "", refund: "", status: "" };
 
 /** What is wrong with the amount typed for this action, as what to type instead; undefined when it is fine. */
 function amountProblem(kind: Kind, text: string): string | undefined {
@@ -62,9 +67,14 @@ export function AdminActions({
 }) {
   const [kind, setKind] = useState<Kind>("grant");
   const [type, setType] = useState(types[0] ?? "");
-  const [amount, setAmount] = useState("100");
+  // Each tab has its own amount and reason: what was typed on one is never checked on another.
+  const [amounts, setAmounts] = useState(FIRST_AMOUNTS);
+  const [reasons, setReasons] = useState(NO_REASONS);
+  const amount = amounts[kind];
+  const reason = reasons[kind];
+  const setAmount = (value: string) => setAmounts((all) => ({ ...all, [kind]: value }));
+  const setReason = (value: string) => setReasons((all) => ({ ...all, [kind]: value }));
   const [entryId, setEntryId] = useState("");
-  const [reason, setReason] = useState("");
   const [category, setCategory] = useState<GrantCategory>("PAID");
   const [priority, setPriority] = useState(DEFAULT_PRIORITY);
   const [expiry, setExpiry] = useState("");
@@ -99,7 +109,7 @@ export function AdminActions({
     if (!refundEntryId) return;
     setKind("refund");
     setEntryId(refundEntryId.id);
-    setAmount("");
+    setAmounts((all) => ({ ...all, refund: "" }));
     setTried(false);
     setEntryError(undefined);
     refund.reset();
@@ -158,6 +168,8 @@ export function AdminActions({
       return;
     }
     const n = parseWholeNumber(amount) ?? 0;
+    // The tab this action was sent from (its reason is cleared once done, whatever tab shows then).
+    const sent = kind;
     let done: unknown;
     let what = "";
     if (kind === "grant") {
@@ -167,13 +179,14 @@ export function AdminActions({
       const named = [
         ...(category !== "PAID" ? [category] : []),
         ...(terms.priority !== 50 ? [`priority ${terms.priority}`] : []),
-        ...(terms.expiresAt ? [`expiring ${new Date(terms.expiresAt).toLocaleString("en-GB")}`] : []),
+        // The grants table's format: one format for every date the console prints.
+        ...(terms.expiresAt ? [`expiring ${fmtTime(terms.expiresAt)}`] : []),
       ];
-      what = `Granted ${fmtInt(n)} ${type}${named.length ? ` (${named.join(", ")})` : ""}`;
+      what = `Granted ${fmtCredits(n, type)}${named.length ? ` (${named.join(", ")})` : ""}`;
     }
     if (kind === "adjust") {
       done = await adjust.run({ input: { subscriptionId: subscription.id, type, delta: n, reason } });
-      what = `Adjusted ${type} by ${n}`;
+      what = `Adjusted by ${n > 0 ? "+" : ""}${fmtCredits(n, type)}`;
     }
     if (kind === "refund") {
       const id = entryId.trim();
@@ -182,7 +195,7 @@ export function AdminActions({
       done = result;
       if (result) {
         const entry = result.refundCharge;
-        what = `Refunded ${fmtInt(Math.abs(entry.amount))} ${entry.type} to subscription ${entry.subscriptionId} (owner ${subscription.ownerId})`;
+        what = `Refunded ${fmtCredits(Math.abs(entry.amount), entry.type)} to subscription ${entry.subscriptionId} (owner ${subscription.ownerId})`;
       }
     }
     if (kind === "status") {
@@ -190,7 +203,7 @@ export function AdminActions({
       what = nextStatus === "ACTIVE" ? "Reactivated" : "Suspended";
     }
     if (done) {
-      setReason("");
+      setReasons((all) => ({ ...all, [sent]: "" }));
       setTried(false);
       onChanged(`${what}: ${reason}`);
     }

@@ -7,13 +7,22 @@ import { useEffect, useRef, useState } from "react";
 import { PreviewDocument, type PreviewQuery } from "../generated/graphql";
 import { ApiError, request } from "../api/client";
 import { ErrorBanner } from "../components/ErrorBanner";
-import { fmtInt } from "../components/format";
+import { fmtCreditCount, fmtCredits, fmtInt } from "../components/format";
 import { takeLostFocus } from "../components/focus";
 
 const EXAMPLE = `mutation {
   runAiTask(subscriptionId: "$SUBSCRIPTION", input: { prompt: "Summarise our Q3 pipeline", maxTokens: 1500 }) { output }
   searchLeads(subscriptionId: "$SUBSCRIPTION", input: { query: "roofers in Austin", limit: 25 }) { total }
 }`;
+
+/** Per credit type the preview's totals do not cover: what the operation needs and what the balance has. */
+function shortfalls(preview: Pick<PreviewQuery["creditPreview"], "totals" | "balances">): { type: string; needs: number; available: number }[] {
+  return preview.totals.flatMap(({ type, amount }) => {
+    // A type the subscription holds no balance of has none available (as the server counts it).
+    const available = preview.balances.find((b) => b.type === type)?.balance ?? 0;
+    return amount > available ? [{ type, needs: amount, available }] : [];
+  });
+}
 
 export function Calculator({ subscriptionId }: { subscriptionId: string }) {
   const [query, setQuery] = useState(EXAMPLE.replaceAll("$SUBSCRIPTION", subscriptionId));
@@ -78,6 +87,15 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
               <p className={preview.sufficient ? "ok" : "warn"}>
                 {preview.sufficient ? "The balance covers it." : "Not enough credits: this operation would be refused (402)."}
               </p>
+              {preview.sufficient ? null : (
+                <ul className="warn shortfalls">
+                  {shortfalls(preview).map((s) => (
+                    <li key={s.type} data-testid="calc-shortfall" data-type={s.type}>
+                      {s.type} needs {fmtCreditCount(s.needs)}, {fmtInt(s.available)} available
+                    </li>
+                  ))}
+                </ul>
+              )}
               <div className="table-scroll" tabIndex={0} role="region" aria-label="What each field would hold">
                 <table>
                   <thead>
@@ -104,7 +122,7 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
                 Total:{" "}
                 {preview.totals.map((t) => (
                   <span key={t.type} className="tag" data-testid={`calc-total-${t.type}`}>
-                    {fmtInt(t.amount)} {t.type}
+                    {fmtCredits(t.amount, t.type)}
                   </span>
                 ))}
                 {preview.totals.length === 0 ? <span className="muted">nothing metered</span> : null}

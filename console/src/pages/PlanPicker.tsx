@@ -8,14 +8,15 @@ import { useEffect, useState } from "react";
 import { PlansDocument, type PlansQuery } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { fmtCredits } from "../components/format";
 
 const OTHER = "\u0000other";
 
 type Plan = PlansQuery["plans"][number];
 
-/** "1,000 ai, 50 leads every 1mo": what a plan grants. */
+/** "1,000 credits (ai), 50 credits (leads) every 1mo": what a plan grants. */
 function describe(plan: Plan): string {
-  const grants = plan.allowances.map((a) => `${a.amount.toLocaleString("en-US")} ${a.type}`).join(", ");
+  const grants = plan.allowances.map((a) => fmtCredits(a.amount, a.type)).join(", ");
   return grants ? `${grants} every ${plan.period}` : "grants nothing";
 }
 

@@ -2,16 +2,23 @@
  * Sign-in: paste a token (or open /console#token=<JWT>, which App adopts before this page shows, or
  * on `hashchange` in a tab already showing it). The token field is labelled and has the focus on
  * arrival; after a refused or expired token, the server's reason is announced above it. Enter in it
- * signs in (a token is one line: there is nothing to break).
+ * signs in (a token is one line: there is nothing to break). Enter (or Sign in) with the field empty
+ * or blank says to paste a token, and leaves the focus in the field.
  */
-import { useState, type FormEvent, type KeyboardEvent } from "react";
+import { useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 
 export function SignIn({ onToken, problem }: { onToken: (token: string) => void; problem?: string }) {
   const [token, setToken] = useState("");
+  // Submitted with nothing in the field: said so, until something is typed.
+  const [empty, setEmpty] = useState(false);
+  const field = useRef<HTMLTextAreaElement>(null);
   function submit(event: FormEvent) {
     event.preventDefault();
-    if (token.trim()) onToken(token.trim());
+    if (token.trim()) return onToken(token.trim());
+    setEmpty(true);
+    field.current?.focus();
   }
+  const describedBy = ["signin-help", ...(problem ? ["signin-problem"] : []), ...(empty ? ["signin-empty"] : [])].join(" ");
   function enter(event: KeyboardEvent<HTMLTextAreaElement>) {
     if (event.key !== "Enter" || event.shiftKey || event.nativeEvent.isComposing) return;
     event.preventDefault();
@@ -27,23 +34,30 @@ export function SignIn({ onToken, problem }: { onToken: (token: string) => void;
             {problem}
           </div>
         ) : null}
+        {empty ? (
+          <div className="error" role="alert" id="signin-empty" data-testid="signin-empty">
+            Paste a token to sign in: the field is empty.
+          </div>
+        ) : null}
         <label htmlFor="signin-token" className="block">
           Token (JWT)
           <textarea
             id="signin-token"
             rows={4}
+            ref={field}
             value={token}
-            onChange={(e) => setToken(e.target.value)}
+            onChange={(e) => (setToken(e.target.value), setEmpty(false))}
             onKeyDown={enter}
             placeholder="eyJhbGciOi…"
             spellCheck={false}
             autoComplete="off"
             autoFocus
-            aria-describedby={problem ? "signin-help signin-problem" : "signin-help"}
+            aria-describedby={describedBy}
+            aria-invalid={empty || undefined}
             data-testid="token-input"
           />
         </label>
-        <button type="submit" className="primary" disabled={!token.trim()}>
+        <button type="submit" className="primary">
           Sign in
         </button>
         <p className="muted small">
