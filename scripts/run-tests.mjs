@@ -1,34 +1,66 @@
 #!/usr/bin/env node
 // `npm test`: runs the whole vitest suite, then prints the closing line CI reads:
 //   "N passed, N failed, N skipped"
-// vitest prints no such line itself, so it is derived from vitest's JSON report.
+// vitest prints no such line itself, so it is derived from vitest's JSON reports.
+//
+// The whole suite runs in two passes:
+//   1. every file but the load-sensitive ones, two files at a time. Vitest's default on a two-core
+//      machine is one at a time (CPUs - 1), but most files wait on servers, sockets and PostgreSQL
+//      rather than compute, so two at a time takes far less wall time;
+//   2. the load-sensitive files alone, one at a time: the benchmark smoke run (its own server,
+//      PgBouncer and a 50-connection pool: beside another file it can meet PostgreSQL's connection
+//      limit) and the console's browser tests (a page-load budget).
+// With arguments (`npm test -- test/unit/x.test.ts`), they are passed to one vitest run as given.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
 
-// One report per run, so runs started side by side do not read each other's counts.
-const report = `test-results/vitest-${process.pid}.json`;
-mkdirSync("test-results", { recursive: true });
-const run = spawnSync(
-  process.execPath,
-  ["node_modules/vitest/vitest.mjs", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)],
-  { stdio: "inherit" },
-);
+/** Files that run alone, after the rest (globs relative to the project). */
+const ALONE = ["test/bench/**", "test/browser/**"];
+/** Files run at once in the first pass; TEST_WORKERS overrides it. */
+const WORKERS = process.env.TEST_WORKERS ?? "2";
 
-let passed = 0;
-let failed = 0;
-let skipped = 0;
-if (existsSync(report)) {
+mkdirSync("test-results", { recursive: true });
+
+/** One vitest run, reported to its own JSON file (so runs side by side do not read each other's). */
+function vitest(name, args) {
+  const report = `test-results/vitest-${process.pid}-${name}.json`;
+  const run = spawnSync(
+    process.execPath,
+    ["node_modules/vitest/vitest.mjs", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...args],
+    { stdio: "inherit" },
+  );
+  return { report, status: run.status };
+}
+
+/** The counts of one run; a run that wrote no report, or failed with nothing failed in it, counts one failure. */
+function countsOf({ report, status }) {
+  const counts = { passed: 0, failed: 0, skipped: 0 };
+  if (!existsSync(report)) return { ...counts, failed: 1 };
   const json = JSON.parse(readFileSync(report, "utf8"));
-  passed = json.numPassedTests ?? 0;
-  failed = (json.numFailedTests ?? 0) + (json.numRuntimeErrorTestSuites ?? 0);
-  skipped = (json.numPendingTests ?? 0) + (json.numTodoTests ?? 0);
+  counts.passed = json.numPassedTests ?? 0;
+  counts.failed = (json.numFailedTests ?? 0) + (json.numRuntimeErrorTestSuites ?? 0);
+  counts.skipped = (json.numPendingTests ?? 0) + (json.numTodoTests ?? 0);
   // A file that fails to load has no tests to count; count it as a failure so it cannot pass silently.
   for (const file of json.testResults ?? []) {
-    if (file.status === "failed" && (file.assertionResults ?? []).length === 0) failed++;
+    if (file.status === "failed" && (file.assertionResults ?? []).length === 0) counts.failed++;
   }
-} else {
-  failed = 1;
+  if (status !== 0 && counts.failed === 0) counts.failed = 1;
+  return counts;
 }
-if (run.status !== 0 && failed === 0) failed = 1;
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(failed > 0 || run.status !== 0 ? 1 : 0);
+
+const given = process.argv.slice(2);
+const runs = given.length > 0
+  ? [vitest("given", given)]
+  : [
+      vitest("shared", [`--maxWorkers=${WORKERS}`, ...ALONE.map((glob) => `--exclude=${glob}`)]),
+      vitest("alone", ["--maxWorkers=1", ...ALONE.map((glob) => glob.replace("/**", "/"))]),
+    ];
+
+const total = { passed: 0, failed: 0, skipped: 0 };
+for (const counts of runs.map(countsOf)) {
+  total.passed += counts.passed;
+  total.failed += counts.failed;
+  total.skipped += counts.skipped;
+}
+console.log(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+process.exit(total.failed > 0 ? 1 : 0);

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { postgresAvailable, REQUIRE_SERVICES, TEST_DATABASE_URL } from "../helpers/services.js";
 import { requirePgBouncer } from "../helpers/pgbouncer.js";
 
@@ -16,12 +16,22 @@ import { requirePgBouncer } from "../helpers/pgbouncer.js";
 const pooled = postgresAvailable && requirePgBouncer(REQUIRE_SERVICES) !== undefined;
 const SCENARIOS = ["noop", "bare-sql", "metered", "metered-three", "metered-live", "metered-hot", "preview", "raw-debit", ...(pooled ? ["metered-pooled"] : [])];
 
+/**
+ * The bench runs this file started and that have not exited. A test that times out leaves its bench
+ * running (vitest does not know the child): with its server, PgBouncer and 90 database connections it
+ * starved the runs after it, which then timed out too. afterEach interrupts them (SIGINT: the bench
+ * stops its servers and drops its database, as on Ctrl-C).
+ */
+const running = new Set<ReturnType<typeof spawn>>();
+
 function runQuickBench(out: string, extra: string[] = []): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", "--quick", "--out", out, ...extra], {
       env: { ...process.env, BENCH_DATABASE_URL: TEST_DATABASE_URL },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    running.add(child);
+    child.once("exit", () => running.delete(child));
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -33,8 +43,23 @@ function runQuickBench(out: string, extra: string[] = []): Promise<{ code: numbe
 describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
   const dir = mkdtempSync(join(tmpdir(), "bench-quick-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await Promise.all(
+      [...running].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            child.once("exit", () => resolve());
+            child.kill("SIGINT");
+            setTimeout(() => {
+              child.kill("SIGKILL");
+              resolve();
+            }, 15_000).unref();
+          }),
+      ),
+    );
+  });
 
-  it("completes and writes well-formed results to --out", { timeout: 120_000 }, async () => {
+  it("completes and writes well-formed results to --out", { timeout: 240_000 }, async () => {
     const out = join(dir, "results.json");
     const { code, output } = await runQuickBench(out);
     expect(code, output).toBe(0);
@@ -94,7 +119,7 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
     expect(results.integrity.debits).toBeGreaterThan(0);
   });
 
-  it("--grants-per-balance 5 runs the metered loads on five grants per balance and leaves a clean ledger", { timeout: 120_000 }, async () => {
+  it("--grants-per-balance 5 runs the metered loads on five grants per balance and leaves a clean ledger", { timeout: 180_000 }, async () => {
     const out = join(dir, "results-grants.json");
     const { code, output } = await runQuickBench(out, ["--grants-per-balance", "5", "--only", "bare-sql,metered,metered-hot"]);
     expect(code, output).toBe(0);
