@@ -22,7 +22,8 @@ export function createEdgeMetrics(registry: Registry): EdgeMetrics {
     }),
     rateLimitStoreFailures: new Counter({
       name: "rate_limit_store_failures_total",
-      help: "Rate-limit checks the store (memory or Redis) failed to answer; not counted as rate limited calls.",
+      help:
+        "Rate-limit checks the store (memory or Redis) failed to answer. Apart from real limits: a call refused for it (RATE_LIMIT_ON_STORE_ERROR=closed) also counts in credits_refused_total{code=\"RATE_LIMITED\"}, the answer its caller got.",
       labelNames: ["store"],
       registers,
     }),
