@@ -13,6 +13,7 @@
  * A lone request still goes to the database at once: batching only ever gathers what is waiting.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
 import { sqlState } from "../db/errors.js";
 import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
@@ -32,11 +33,15 @@ export interface CoalescingChargeLedgerOptions {
   instanceId?: () => Promise<string>;
   /** The database refused a hold statement because this lease has expired: the next `instanceId()` must take a new one. */
   leaseExpired?: (instanceId: string) => void;
+  /** Where settlements written late (after a database outage), or given up, are logged. */
+  logger?: Logger;
 }
 
 export interface CoalescingChargeLedger extends ChargeLedger {
   /** Resolves once every hold and settlement asked for so far is done. */
   idle(): Promise<void>;
+  /** Stops trying, in the background, the settlements a database outage kept from being written. */
+  close(): void;
 }
 
 export function createCoalescingChargeLedger(db: Database, options: CoalescingChargeLedgerOptions = {}): CoalescingChargeLedger {
@@ -51,7 +56,7 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
       ),
   });
   // Settlements are cheaper statements than holds; they get as many at once.
-  const settlements = createSettlementBatcher(db, { maxInFlight: options.maxInFlight ?? 2 });
+  const settlements = createSettlementBatcher(db, { maxInFlight: options.maxInFlight ?? 2, logger: options.logger });
 
   return {
     async hold(group) {
@@ -66,6 +71,7 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
       await holds.idle();
       await settlements.idle();
     },
+    close: () => settlements.close(),
   };
 }
 

@@ -5,6 +5,7 @@
  * sees one statement per batch instead of one per request.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
 import type { DbOrTx } from "../db/database.js";
 import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
 import { Coalescer } from "./coalescer.js";
@@ -17,6 +18,10 @@ export interface SettlementBatcherOptions {
   maxInFlight?: number;
   /** Pauses before each further attempt of a statement that failed (default SETTLE_RETRY_DELAYS_MS). */
   retryDelaysMs?: readonly number[];
+  /** Pauses before each attempt in the background once those have failed too (default SETTLE_LATER_DELAYS_MS). */
+  laterDelaysMs?: readonly number[];
+  /** Where settling late, or giving up, is logged. */
+  logger?: Logger;
 }
 
 /**
@@ -28,6 +33,17 @@ export interface SettlementBatcherOptions {
  */
 export const SETTLE_RETRY_DELAYS_MS: readonly number[] = LOST_CONNECTION_RETRY_DELAYS_MS;
 
+/**
+ * A settlement statement that still fails after every retry (the database away for more than a few
+ * seconds) is tried again in the background after each of these pauses, about 25 minutes in all.
+ * The request has answered by then, reporting the hold as the cost. Without this, the holds stayed
+ * pending until CHARGE_SETTLE_TIMEOUT (an hour by default), showed as held all that time, and were
+ * then refunded whole: calls that succeeded, and whose results were delivered, ended up free.
+ * Settling late is safe: a hold is settled only while its pending mark exists, so if the recovery
+ * pass refunded it first (the instance died, or the timeout passed), the late statement does nothing.
+ */
+export const SETTLE_LATER_DELAYS_MS: readonly number[] = [5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 300_000, 300_000, 300_000, 300_000];
+
 export interface SettlementBatcher {
   /**
    * Settles one operation's holds (in one statement, with whatever other operations' settlements
@@ -35,18 +51,29 @@ export interface SettlementBatcher {
    * pass) settled that hold first.
    */
   settle(settlements: readonly Settlement[]): Promise<SettlementOutcome[]>;
-  /** Resolves once every settle asked for so far is done. */
+  /** Resolves once every settle asked for so far is done (background attempts excepted). */
   idle(): Promise<void>;
+  /** Settlements waiting in the background for the database to come back (for tests). */
+  readonly waitingToSettle: number;
+  /** Stops the background attempts: what they had not settled, the recovery pass refunds. */
+  close(): void;
 }
 
 export function createSettlementBatcher(db: DbOrTx, options: SettlementBatcherOptions = {}): SettlementBatcher {
   const retryDelaysMs = options.retryDelaysMs ?? SETTLE_RETRY_DELAYS_MS;
+  const later = new LateSettlements(db, options.laterDelaysMs ?? SETTLE_LATER_DELAYS_MS, options.logger);
   const coalescer = new Coalescer<readonly Settlement[], SettlementOutcome[]>({
     maxBatch: options.maxBatch ?? 500,
     maxInFlight: options.maxInFlight ?? 2,
     async run(operations) {
       const batch = operations.flat();
-      const outcomes = await settleWithRetries(db, batch, retryDelaysMs);
+      let outcomes: SettlementOutcome[];
+      try {
+        outcomes = await settleWithRetries(db, batch, retryDelaysMs);
+      } catch (err) {
+        later.add(batch);
+        throw err;
+      }
       let next = 0;
       return operations.map((operation) => outcomes.slice(next, (next += operation.length)));
     },
@@ -54,7 +81,78 @@ export function createSettlementBatcher(db: DbOrTx, options: SettlementBatcherOp
   return {
     settle: (settlements) => (settlements.length === 0 ? Promise.resolve([]) : coalescer.submit(settlements)),
     idle: () => coalescer.idle(),
+    get waitingToSettle() {
+      return later.size;
+    },
+    close: () => later.close(),
   };
+}
+
+/** Most settlements kept for a later attempt; beyond it they are left to the recovery pass (bounded memory in a long outage). */
+const MAX_WAITING_TO_SETTLE = 100_000;
+
+/** Settlement statements that failed every retry, tried again in the background (SETTLE_LATER_DELAYS_MS). */
+class LateSettlements {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private waiting = 0;
+  private closed = false;
+
+  constructor(
+    private readonly db: DbOrTx,
+    private readonly delaysMs: readonly number[],
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  get size(): number {
+    return this.waiting;
+  }
+
+  add(batch: readonly Settlement[]): void {
+    if (this.closed || this.waiting + batch.length > MAX_WAITING_TO_SETTLE) {
+      this.logger?.error({ event: "charge.settle_abandoned", holds: batch.length }, "settlements not kept for a later attempt; the recovery pass refunds these holds");
+      return;
+    }
+    this.waiting += batch.length;
+    this.attemptAfter(batch, 0);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    if (this.waiting > 0) {
+      this.logger?.warn({ event: "charge.settle_abandoned", holds: this.waiting }, "stopping with settlements not written; the recovery pass refunds these holds");
+    }
+    this.waiting = 0;
+  }
+
+  private attemptAfter(batch: readonly Settlement[], attempt: number): void {
+    const delay = this.delaysMs[attempt];
+    if (delay === undefined || this.closed) {
+      this.done(batch);
+      this.logger?.error({ event: "charge.settle_abandoned", holds: batch.length, attempts: attempt }, "settlements never written; the recovery pass refunds these holds");
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      settleHolds(this.db, batch).then(
+        (outcomes) => {
+          this.done(batch);
+          const settled = outcomes.filter((o) => o.settled).length;
+          this.logger?.info({ event: "charge.settled_late", holds: batch.length, settled, attempts: attempt + 1 }, "settled holds after the database came back");
+        },
+        () => {
+          if (!this.closed) this.attemptAfter(batch, attempt + 1);
+        },
+      );
+    }, delay);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private done(batch: readonly Settlement[]): void {
+    this.waiting = Math.max(0, this.waiting - batch.length);
+  }
 }
 
 /**

@@ -332,6 +332,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     ...options.ledger,
     instanceId: () => lease.current(),
     leaseExpired: (id) => lease.expired(id),
+    logger,
   });
   const rateLimitOption = options.rateLimit ?? {};
   const rateLimits: LibraryRateLimits | undefined =
@@ -408,6 +409,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     responseNotDelivered: async (context) => operationCharges.undelivered(await requestOf(context)),
     migrate: () => migrateCredits(handle),
     async close() {
+      ledger.close();
       await recovery?.stop();
       await lease.stop();
       await rateLimits?.close();

@@ -104,6 +104,67 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
     expect(await pendingCount()).toBe(0);
   });
 
+  /** A pending debit of 3 credits, and the settlement that releases 2 of them (the call cost 1). */
+  async function releasingSettlement() {
+    const outcome = await holdOne(database.db, {
+      subscriptionId,
+      creditType: "ai",
+      amount: 3,
+      operation: "Mutation.runAiTask",
+      estimated: 3,
+      actorId: "settle-owner",
+      adminOverride: false,
+      requestId: "settle-late",
+    });
+    if (!outcome.ok) throw new Error("debit refused");
+    return { kind: "release" as const, subscriptionId, entryId: outcome.entryId, amount: 2, actorId: null, requestId: "settle-late" };
+  }
+
+  const returnsOf = (entryId: string) =>
+    queryRows<{ kind: string; amount: number }>(database.db, sql`select kind, amount from credit_ledger where refund_of = ${entryId}::uuid order by created_at`);
+
+  async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > until) throw new Error("timed out");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it("a settlement that failed every retry is written in the background once the database answers: the call costs what it measured, not nothing", async () => {
+    // Found by an outside audit: a database away for longer than the retries left the hold pending
+    // until CHARGE_SETTLE_TIMEOUT (an hour), then the recovery pass refunded a delivered result whole.
+    const settlement = await releasingSettlement();
+    const batcher = createSettlementBatcher(flaky(database.db, "before", 6), { ...QUICK_RETRIES, laterDelaysMs: [20, 20, 20] });
+    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    expect(batcher.waitingToSettle).toBe(1);
+    // The first background attempt fails too (the sixth failure); the second writes it.
+    await eventually(async () => batcher.waitingToSettle === 0);
+    expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "RELEASE", amount: 2 }]);
+    expect(await pendingCount()).toBe(0);
+  });
+
+  it("a late settlement does nothing to a hold the recovery pass refunded first", async () => {
+    const settlement = await releasingSettlement();
+    const batcher = createSettlementBatcher(flaky(database.db, "before", 5), { ...QUICK_RETRIES, laterDelaysMs: [300] });
+    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    await voidHold(database.db, { subscriptionId, entryId: settlement.entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });
+    await eventually(async () => batcher.waitingToSettle === 0);
+    expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "REFUND", amount: 3 }]);
+  });
+
+  it("close() stops the background attempts and leaves the hold to the recovery pass", async () => {
+    const settlement = await releasingSettlement();
+    const batcher = createSettlementBatcher(flaky(database.db, "before", 5), { ...QUICK_RETRIES, laterDelaysMs: [200] });
+    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    batcher.close();
+    expect(batcher.waitingToSettle).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await returnsOf(settlement.entryId)).toEqual([]);
+    expect(await pendingCount()).toBe(1);
+    await voidHold(database.db, { subscriptionId, entryId: settlement.entryId, reason: "test: clean up", actorId: null, requestId: null });
+  });
+
   it("a charge the recovery pass refunded meanwhile is still reported as not settled", async () => {
     const entryId = await pendingDebit();
     await voidHold(database.db, { subscriptionId, entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });

@@ -22,8 +22,8 @@ function errorFacts(err: unknown): { errorType: string; sqlState?: string } {
 /** What happens to the money after each kind of failure (see the charge wrapper and the recovery pass). */
 const AFTERMATH: Record<"hold" | "refund" | "settle", string> = {
   hold: "nothing was charged",
-  refund: "the charge stays pending and the recovery pass retries the refund",
-  settle: "the charge stays pending and the recovery pass will refund it",
+  refund: "the charge stays pending: the refund is tried again in the background, and the recovery pass refunds it if that fails too",
+  settle: "the charge stays pending: the settlement is tried again in the background once the database answers, and the recovery pass refunds it if that never happens",
 };
 
 export function alertsObserver(alerts: AlertService, spikes: SpikeDetector): ChargeObserver {
