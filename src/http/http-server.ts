@@ -217,13 +217,13 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       }
       const path = (req.url ?? "/").split("?")[0];
       const route = plainRoute(req.method ?? "GET", path);
-      const allowed = route ? [] : allowedMethods(path);
       if (route) {
         await route({ req, res, requestId });
-      } else if (allowed.length > 0) {
-        sendMethodNotAllowed(res, req.method ?? "", path, allowed, requestId);
       } else if (path === GRAPHQL_PATH) {
+        // Before the 405 check, which no GraphQL request needs: no plain route is on this path.
         await handleGraphQL(req, res, requestId);
+      } else if (allowedMethods(path).length > 0) {
+        sendMethodNotAllowed(res, req.method ?? "", path, allowedMethods(path), requestId);
       } else {
         const subtree = prefixRoute(path);
         if (subtree) await subtree({ req, res, requestId });

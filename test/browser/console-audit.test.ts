@@ -256,6 +256,8 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
     await debit.waitFor({ timeout: 10_000 });
     const type = (await debit.locator("td").nth(1).textContent())!;
     await debit.getByTestId("ledger-refund").click();
+    // The form takes the picked debit on its next render (and empties the amount): fill it after that.
+    await expect.poll(() => page.getByTestId("action-entry").inputValue()).not.toBe("");
     await page.getByTestId("action-amount").fill("1");
     await page.getByTestId("action-reason").fill("Goodwill");
     await page.getByTestId("action-submit").click();

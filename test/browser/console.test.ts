@@ -363,6 +363,8 @@ describe.skipIf(!available)("the console in chromium", () => {
     const type = (await debit.locator("td").nth(1).textContent())!;
     const before = await balanceOf(demoSubscription, type);
     await debit.getByTestId("ledger-refund").click();
+    // The form takes the picked debit on its next render (and empties the amount): fill it after that.
+    await expect.poll(() => page.getByTestId("action-entry").inputValue()).not.toBe("");
     await page.getByTestId("action-amount").fill("1");
     await page.getByTestId("action-reason").fill("Goodwill: slow answer");
     await page.getByTestId("action-submit").click();
