@@ -17,16 +17,11 @@
  * Any console error, uncaught exception, failed request or HTTP error status the test did not ask
  * for fails it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { mintToken } from "../../src/auth/mint.js";
+import type { Page } from "playwright-core";
 import { DEMO_USER_ID } from "../../src/app/dev-seed.js";
-import { chromiumAvailable, launchChromium, watchProblems, type PageProblems } from "../helpers/browser.js";
-import { spawnServer, type SpawnedServer } from "../helpers/spawn-server.js";
-import { postGraphQL } from "../helpers/test-app.js";
+import { chromiumAvailable } from "../helpers/browser.js";
+import { startConsoleSession, type ConsoleSession } from "../helpers/console-session.js";
 
 const available = chromiumAvailable();
 
@@ -40,99 +35,62 @@ interface Bucket {
 }
 
 describe.skipIf(!available)("the console after the audit, in chromium", () => {
-  let server: SpawnedServer;
-  let browser: Browser;
-  let dataDir: string | undefined;
-  let demoSubscription: string;
-  let admin: string;
-  let user: string;
-  let context: BrowserContext | undefined;
-  let problems: PageProblems | undefined;
-
-  const gql = (query: string, variables: Record<string, unknown>, token: string) => postGraphQL(`${server.url}/graphql`, query, variables, { token });
-
-  async function freshPage(): Promise<Page> {
-    await context?.close();
-    context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
-    const page = await context.newPage();
-    await page.goto("about:blank");
-    problems = watchProblems(page);
-    return page;
-  }
-
-  /** A sign-in link to a page of the console. */
-  const linkTo = (path: string, token: string) => `${server.url}/console${path === "/" ? "" : path}#token=${token}`;
-
-  async function balanceOf(type: string): Promise<number> {
-    const res = await gql(`query ($id: ID!) { subscription(id: $id) { balances { type balance } } }`, { id: demoSubscription }, admin);
-    return res.body.data.subscription.balances.find((b: { type: string }) => b.type === type).balance;
-  }
+  let session: ConsoleSession;
 
   /** A lead search made through the API by the demo user; its DEBIT entry's id. */
   async function searchLeads(query: string, limit = 3): Promise<string> {
-    const res = await gql(
+    const res = await session.gql(
       `mutation ($s: ID!, $q: String!, $l: Int) { searchLeads(subscriptionId: $s, input: { query: $q, limit: $l }) { total } }`,
-      { s: demoSubscription, q: query, l: limit },
-      user,
+      { s: session.demoSubscription, q: query, l: limit },
+      session.user,
     );
     expect(res.body.errors).toBeUndefined();
-    const ledger = await gql(
+    const ledger = await session.gql(
       `query ($s: ID) { creditLedger(subscriptionId: $s, filter: { kinds: [DEBIT], operation: "Mutation.searchLeads" }, first: 1) { edges { node { id } } } }`,
-      { s: demoSubscription },
-      admin,
+      { s: session.demoSubscription },
+      session.admin,
     );
     return ledger.body.data.creditLedger.edges[0].node.id;
   }
 
   async function refundCharge(entryId: string, amount?: number): Promise<void> {
-    const res = await gql(
+    const res = await session.gql(
       `mutation ($input: RefundChargeInput!) { refundCharge(input: $input) { id } }`,
       { input: { entryId, amount, reason: "Audit test refund" } },
-      admin,
+      session.admin,
     );
     expect(res.body.errors).toBeUndefined();
   }
 
   async function statsPerOperation(): Promise<Bucket[]> {
-    const res = await gql(`{ creditStats(groupBy: OPERATION) { key calls estimated released refunded credits } }`, {}, admin);
+    const res = await session.gql(`{ creditStats(groupBy: OPERATION) { key calls estimated released refunded credits } }`, {}, session.admin);
     expect(res.body.errors).toBeUndefined();
     return res.body.data.creditStats;
   }
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "console-audit-"));
-    server = await spawnServer({ PGLITE_DIR: join(dataDir, "pglite"), RATE_LIMIT_DEFAULT: "1000/1m" }, 120_000);
-    demoSubscription = /Demo subscription: (\S+)/.exec(server.output())![1];
-    admin = await mintToken({ sub: "browser-admin", admin: true });
-    user = await mintToken({ sub: DEMO_USER_ID });
-    browser = await launchChromium();
+    session = await startConsoleSession("console-audit");
     // Calls of each credit type, for the usage and the stats.
     await searchLeads("roofers");
-    const ai = await gql(`mutation ($s: ID!) { runAiTask(subscriptionId: $s, input: { prompt: "Summarise", maxTokens: 300 }) { output } }`, { s: demoSubscription }, user);
+    const ai = await session.gql(`mutation ($s: ID!) { runAiTask(subscriptionId: $s, input: { prompt: "Summarise", maxTokens: 300 }) { output } }`, { s: session.demoSubscription }, session.user);
     expect(ai.body.errors).toBeUndefined();
-    const trace = await gql(
+    const trace = await session.gql(
       `mutation ($s: ID!) { skipTrace(subscriptionId: $s, input: { records: [{ firstName: "Ada", lastName: "Lovelace", address: "1 Main St" }] }) { matches { recordIndex } } }`,
-      { s: demoSubscription },
-      user,
+      { s: session.demoSubscription },
+      session.user,
     );
     expect(trace.body.errors).toBeUndefined();
   }, 300_000);
 
   afterEach(() => {
-    expect(problems?.list ?? []).toEqual([]);
+    expect(session.problems?.list ?? []).toEqual([]);
   });
 
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    server?.child.kill("SIGTERM");
-    await server?.exited;
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => session?.close());
 
   it("1. prints a grant's expiry in one format, the message as the grants table, and chart days as '02 Dec'", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, admin));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.admin));
     await page.getByTestId("admin-actions").waitFor();
     await page.getByTestId("action-type").selectOption("ai");
     await page.getByTestId("action-amount").fill("3");
@@ -162,13 +120,13 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
   });
 
   it("2. the calculator's refusal says what each short type needs and what is available", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, user));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.user));
     await page.getByTestId("tab-calculator").click();
-    await page.getByTestId("calc-query").fill(`mutation { searchLeads(subscriptionId: "${demoSubscription}", input: { query: "roofers", limit: 500 }) { total } }`);
+    await page.getByTestId("calc-query").fill(`mutation { searchLeads(subscriptionId: "${session.demoSubscription}", input: { query: "roofers", limit: 500 }) { total } }`);
     await page.getByTestId("calc-run").click();
     await page.getByTestId("calc-result").waitFor();
-    const leads = await balanceOf("leads");
+    const leads = await session.balanceOf(session.demoSubscription, "leads");
     expect(leads).toBeLessThan(500);
     await expect.poll(() => page.getByTestId("calc-result").textContent()).toContain("would be refused (402)");
     expect(await page.getByTestId("calc-shortfall").count()).toBe(1);
@@ -181,8 +139,8 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
     await refundCharge(refunded);
     const open = await searchLeads("painters");
 
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, admin));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.admin));
     await page.getByTestId("tab-ledger").click();
     const row = (id: string) => page.locator(`[data-testid="ledger-row"]:has(td[title="${id}"])`);
     await row(refunded).waitFor();
@@ -193,8 +151,8 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
   });
 
   it("4. the admin form's tabs each have their own amount: an adjustment's -3 is no refund error", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, admin));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.admin));
     await page.getByTestId("admin-actions").waitFor();
     // A problem on one tab is not carried to the next.
     await page.getByTestId("action-amount").fill("abc");
@@ -217,8 +175,8 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
   });
 
   it("5. Enter on the sign-in page with no token says to paste one, and the focus stays on the field", async () => {
-    const page = await freshPage();
-    await page.goto(`${server.url}/console`);
+    const page = await session.freshPage();
+    await page.goto(`${session.server.url}/console`);
     await page.getByTestId("token-input").waitFor();
     const focused = () => page.evaluate(() => document.activeElement?.getAttribute("data-testid"));
     await expect.poll(focused).toBe("token-input");
@@ -237,8 +195,8 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
   });
 
   it("6. credit counts in sentences: '1 credit (ai)', '2 credits (ai)'", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, admin));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.admin));
     await page.getByTestId("admin-actions").waitFor();
     await page.getByTestId("action-type").selectOption("ai");
     await page.getByTestId("action-amount").fill("1");
@@ -263,12 +221,12 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
     await page.getByTestId("action-submit").click();
     await expect
       .poll(() => page.getByTestId("notice").textContent())
-      .toBe(`Refunded 1 credit (${type}) to subscription ${demoSubscription} (owner ${DEMO_USER_ID}): Goodwill`);
+      .toBe(`Refunded 1 credit (${type}) to subscription ${session.demoSubscription} (owner ${DEMO_USER_ID}): Goodwill`);
   });
 
   it("7. the Stats page colours top operations and subscriptions by credit type, with a legend", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo("/stats", admin));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo("/stats", session.admin));
     for (const chart of ["chart-per-day", "chart-top-operations", "chart-top-subscriptions"]) {
       await page.locator(`[data-testid="${chart}"] .recharts-bar-rectangle`).first().waitFor();
     }
@@ -301,8 +259,8 @@ describe.skipIf(!available)("the console after the audit, in chromium", () => {
     // Not what cost ÷ held would say, with the refunds in it.
     expect(Math.round((100 * leads.credits) / leads.estimated)).not.toBe(accuracy);
 
-    const page = await freshPage();
-    await page.goto(linkTo("/stats", admin));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo("/stats", session.admin));
     const row = page.locator('[data-testid="accuracy"] tbody tr:has(td:text-is("Mutation.searchLeads"))');
     await row.waitFor();
     expect(await row.locator("td").last().textContent()).toBe(`${accuracy}%`);

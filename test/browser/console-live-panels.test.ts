@@ -14,62 +14,31 @@
  * Any console error, uncaught exception, failed request or HTTP error status the test did not ask
  * for fails it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { mintToken } from "../../src/auth/mint.js";
+import type { Page } from "playwright-core";
 import { DEMO_USER_ID } from "../../src/app/dev-seed.js";
-import { chromiumAvailable, launchChromium, watchProblems, type PageProblems } from "../helpers/browser.js";
-import { spawnServer, type SpawnedServer } from "../helpers/spawn-server.js";
-import { postGraphQL } from "../helpers/test-app.js";
+import { chromiumAvailable } from "../helpers/browser.js";
+import { startConsoleSession, type ConsoleSession } from "../helpers/console-session.js";
 import { documentText } from "../helpers/typed-gql.js";
 import { SearchLeadsDocument, SkipTraceDocument } from "../generated/graphql.js";
 
 const available = chromiumAvailable();
 
 describe.skipIf(!available)("the console's live panels and operation filter in chromium", () => {
-  let server: SpawnedServer;
-  let browser: Browser;
-  let dataDir: string | undefined;
-  let demoSubscription: string;
-  let admin: string;
-  let user: string;
-  let context: BrowserContext | undefined;
-  let problems: PageProblems | undefined;
-
-  const gql = (query: string, variables: Record<string, unknown>, token: string) => postGraphQL(`${server.url}/graphql`, query, variables, { token });
-
-  async function freshPage(): Promise<Page> {
-    await context?.close();
-    context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
-    const page = await context.newPage();
-    await page.goto("about:blank");
-    problems = watchProblems(page);
-    return page;
-  }
-
-  /** A sign-in link to a page of the console. */
-  const linkTo = (path: string, token: string) => `${server.url}/console${path === "/" ? "" : path}#token=${token}`;
-
-  async function balanceOf(subscriptionId: string, type: string): Promise<number> {
-    const res = await gql(`query ($id: ID!) { subscription(id: $id) { balances { type balance } } }`, { id: subscriptionId }, admin);
-    return res.body.data.subscription.balances.find((b: { type: string }) => b.type === type).balance;
-  }
+  let session: ConsoleSession;
 
   /** A metered call made through the API by the demo user, not through the page. */
   async function searchLeads(query: string): Promise<void> {
-    const res = await gql(documentText(SearchLeadsDocument), { subscriptionId: demoSubscription, input: { query, limit: 3 } }, user);
+    const res = await session.gql(documentText(SearchLeadsDocument), { subscriptionId: session.demoSubscription, input: { query, limit: 3 } }, session.user);
     expect(res.body.errors).toBeUndefined();
   }
 
   /** The ids of the demo subscription's entries of one operation, newest first, as the API has them. */
   async function entriesOf(operation: string): Promise<string[]> {
-    const res = await gql(
+    const res = await session.gql(
       `query ($s: ID, $f: LedgerFilter) { creditLedger(subscriptionId: $s, filter: $f, first: 20) { edges { node { id } } } }`,
-      { s: demoSubscription, f: { operation } },
-      admin,
+      { s: session.demoSubscription, f: { operation } },
+      session.admin,
     );
     return res.body.data.creditLedger.edges.map((e: { node: { id: string } }) => e.node.id);
   }
@@ -79,33 +48,22 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
   const marked = (page: Page) => page.evaluate(() => (window as unknown as { marker?: number }).marker);
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "console-live-"));
-    server = await spawnServer({ PGLITE_DIR: join(dataDir, "pglite"), RATE_LIMIT_DEFAULT: "1000/1m" }, 120_000);
-    demoSubscription = /Demo subscription: (\S+)/.exec(server.output())![1];
-    admin = await mintToken({ sub: "browser-admin", admin: true });
-    user = await mintToken({ sub: DEMO_USER_ID });
-    browser = await launchChromium();
+    session = await startConsoleSession("console-live");
   }, 300_000);
 
   afterEach(() => {
-    expect(problems?.list ?? []).toEqual([]);
+    expect(session.problems?.list ?? []).toEqual([]);
   });
 
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    server?.child.kill("SIGTERM");
-    await server?.exited;
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => session?.close());
 
   it("filters the ledger by an operation's short name, in any case, as well as by its full name", async () => {
     await searchLeads("roofers");
     await searchLeads("plumbers");
-    const trace = await gql(
+    const trace = await session.gql(
       documentText(SkipTraceDocument),
-      { subscriptionId: demoSubscription, input: { records: [{ firstName: "Ada", lastName: "Lovelace", address: "1 Main St" }] } },
-      user,
+      { subscriptionId: session.demoSubscription, input: { records: [{ firstName: "Ada", lastName: "Lovelace", address: "1 Main St" }] } },
+      session.user,
     );
     expect(trace.body.errors).toBeUndefined();
     const leads = await entriesOf("Mutation.searchLeads");
@@ -113,8 +71,8 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
     expect(leads.length).toBeGreaterThanOrEqual(2);
     expect(traces.length).toBeGreaterThanOrEqual(1);
 
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, user));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.user));
     await page.getByTestId("tab-ledger").click();
     await page.getByTestId("ledger-row").first().waitFor();
     const rowIds = () => page.getByTestId("ledger-row").evaluateAll((trs) => trs.map((tr) => tr.lastElementChild!.getAttribute("title")));
@@ -131,19 +89,19 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
   });
 
   it("a subscription's Alerts tab shows a threshold crossing's alert without a reload", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, user));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.user));
     await page.getByTestId("tab-alerts").click();
     await page.getByTestId("alerts").getByText("No alerts for this subscription.").waitFor();
     await expect.poll(() => page.locator(".live-dot.on").count(), { timeout: 5_000 }).toBe(1);
     await mark(page);
 
     // The leads balance falls below its threshold through the API: the crossing's alert appears.
-    const leads = await balanceOf(demoSubscription, "leads");
-    const threshold = await gql(
+    const leads = await session.balanceOf(session.demoSubscription, "leads");
+    const threshold = await session.gql(
       `mutation ($input: LowBalanceThresholdInput!) { setLowBalanceThreshold(input: $input) { lowBalanceThreshold } }`,
-      { input: { subscriptionId: demoSubscription, type: "leads", lowBalance: leads } },
-      admin,
+      { input: { subscriptionId: session.demoSubscription, type: "leads", lowBalance: leads } },
+      session.admin,
     );
     expect(threshold.body.errors).toBeUndefined();
     await searchLeads("painters");
@@ -154,21 +112,21 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
 
   it("the admin's Alerts page shows a listed subscription's new alert (its recovery) without a reload", async () => {
     // The LOW_BALANCE alert of the test above is listed; a grant back above the threshold recovers it.
-    const listed = await gql(`query ($s: ID) { creditAlerts(subscriptionId: $s) { edges { node { kind } } } }`, { s: demoSubscription }, admin);
+    const listed = await session.gql(`query ($s: ID) { creditAlerts(subscriptionId: $s) { edges { node { kind } } } }`, { s: session.demoSubscription }, session.admin);
     expect(listed.body.data.creditAlerts.edges.map((e: { node: { kind: string } }) => e.node.kind)).toEqual(["LOW_BALANCE"]);
-    const page = await freshPage();
+    const page = await session.freshPage();
     const subscribes: string[] = [];
     page.on("websocket", (ws) => ws.on("framesent", (frame) => void (String(frame.payload).includes('"subscribe"') && subscribes.push(String(frame.payload)))));
-    await page.goto(linkTo("/alerts", admin));
+    await page.goto(session.linkTo("/alerts", session.admin));
     await page.locator('[data-testid="alerts"] li[data-kind="LOW_BALANCE"]').waitFor();
     // Let the page follow the balances of the subscriptions it lists (the subscribe sent, and taken).
-    for (let waited = 0; waited < 5_000 && !subscribes.some((s) => s.includes(demoSubscription)); waited += 100) await page.waitForTimeout(100);
+    for (let waited = 0; waited < 5_000 && !subscribes.some((s) => s.includes(session.demoSubscription)); waited += 100) await page.waitForTimeout(100);
     await page.waitForTimeout(500);
     await mark(page);
-    const grant = await gql(
+    const grant = await session.gql(
       `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { balanceAfter } }`,
-      { input: { subscriptionId: demoSubscription, type: "leads", amount: 50, reason: "Top-up" } },
-      admin,
+      { input: { subscriptionId: session.demoSubscription, type: "leads", amount: 50, reason: "Top-up" } },
+      session.admin,
     );
     expect(grant.body.errors).toBeUndefined();
     await expect.poll(() => page.locator('[data-testid="alerts"] li[data-kind="BALANCE_RECOVERED"]').count(), { timeout: 10_000 }).toBe(1);
@@ -176,8 +134,8 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
   });
 
   it("a subscription's usage follows its charges without a reload", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, user));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.user));
     const callsOf = (operation: string) =>
       page
         .getByTestId("usage-row")
@@ -193,10 +151,10 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
     await searchLeads("electricians");
     await expect.poll(() => callsOf("Mutation.searchLeads"), { timeout: 10_000 }).toBe(before + 1);
     // A new operation gets its row.
-    const phones = await gql(
+    const phones = await session.gql(
       `mutation ($s: ID!) { lookupPhones(subscriptionId: $s, input: { phones: ["+15550100"] }) { results { phone } } }`,
-      { s: demoSubscription },
-      user,
+      { s: session.demoSubscription },
+      session.user,
     );
     expect(phones.body.errors).toBeUndefined();
     await expect.poll(() => callsOf("Mutation.lookupPhones"), { timeout: 10_000 }).toBe(1);
@@ -204,8 +162,8 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
   });
 
   it("after a mouse click on an admin action, the focus is on its result, not lost to the page", async () => {
-    const page = await freshPage();
-    await page.goto(linkTo(`/subscriptions/${demoSubscription}`, admin));
+    const page = await session.freshPage();
+    await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.admin));
     await page.getByTestId("admin-actions").waitFor();
     const focused = () => page.evaluate(() => document.activeElement?.getAttribute("data-testid") ?? document.activeElement?.tagName);
 
@@ -218,7 +176,7 @@ describe.skipIf(!available)("the console's live panels and operation filter in c
     expect(await page.getByTestId("notice").getAttribute("role")).toBe("status");
 
     // A refusal: the focus is on the server's message, which says why.
-    problems!.expect(/HTTP 400|status of 400/);
+    session.problems!.expect(/HTTP 400|status of 400/);
     await page.getByTestId("action-adjust").click();
     await page.getByTestId("action-type").selectOption("leads");
     await page.getByTestId("action-amount").fill("-100000");

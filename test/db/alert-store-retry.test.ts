@@ -5,7 +5,6 @@
  * reached creditAlerts.
  */
 import { randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
@@ -14,16 +13,11 @@ import { createLogger } from "../../src/observability/logger.js";
 import { AlertService } from "../../src/observability/alerts/alert-service.js";
 import { insertAlert, listAlerts } from "../../src/observability/alerts/alert-store.js";
 import { FakeClock } from "../helpers/observability-clock.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 
 function capturingLogger() {
-  const lines: Record<string, any>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split("\n")) if (line.trim()) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: createLogger("info", stream), lines };
+  const { lines, destination } = captureLogLines();
+  return { logger: createLogger("info", destination), lines };
 }
 
 /** The database, but its first `failures` statements fail as a terminated connection does. */
