@@ -19,7 +19,7 @@ import type { FirstClaim, IdempotencyClaim, IdempotencyGate } from "./idempotenc
 import { parseIdempotencyKey } from "./idempotency-key.js";
 import { requestHash } from "./request-hash.js";
 import { debitReturns } from "../ledger/debit-returns.js";
-import { claimKey, completeKey, readKey, releaseKey, type KeyScope } from "./idempotency-store.js";
+import { claimFinishedUnrecorded, claimKey, completeKey, readKey, releaseKey, type KeyScope } from "./idempotency-store.js";
 
 export interface DatabaseIdempotencyGateOptions {
   db: Database;
@@ -144,6 +144,8 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
             );
           }
           if (existing.state === "PENDING") {
+            // Finished and charged, its outcome lost with the database: answered as a result not kept.
+            if (await claimFinishedUnrecorded(db, scope)) throw notKeptError();
             throw new ConflictError("A request with this Idempotency-Key is still being processed: retry once it has finished");
           }
           return replay(existing.result as StoredOutcome, await chargeAsLedgerHasIt(db, existing.charge as ChargeRecord));
@@ -189,15 +191,17 @@ function boundedResult(value: unknown, maxBytes: number): StoredOutcome {
   return bytes > maxBytes ? { kind: "too-large", bytes, limit: maxBytes } : { kind: "result", value };
 }
 
+/** A retry of a call that ran and was charged once, but whose result could not be stored. */
+function notKeptError(): BadUserInputError {
+  return new BadUserInputError(
+    "The result of the request made with this Idempotency-Key could not be stored, so it was not kept: " +
+      "it ran and was charged once, and is not replayed. Send a new Idempotency-Key to run it again.",
+    "Idempotency-Key",
+  );
+}
+
 function replay(outcome: StoredOutcome, charge: ChargeRecord): IdempotencyClaim {
-  if (outcome.kind === "not-kept") {
-    const error = new BadUserInputError(
-      "The result of the request made with this Idempotency-Key could not be stored, so it was not kept: " +
-        "it ran and was charged once, and is not replayed. Send a new Idempotency-Key to run it again.",
-      "Idempotency-Key",
-    );
-    return { kind: "replay", result: undefined, charge, error };
-  }
+  if (outcome.kind === "not-kept") return { kind: "replay", result: undefined, charge, error: notKeptError() };
   if (outcome.kind === "too-large") {
     const error = new BadUserInputError(
       `The result of the request made with this Idempotency-Key was ${outcome.bytes} bytes, more than the ${outcome.limit} kept for replay: ` +

@@ -9,8 +9,8 @@
  * expired (credit_claim_abandoned, drizzle/0015_lease_bound_claims.sql: the call's holds are taken
  * under that lease only, so it can hold nothing more; this covers a call that died before it held
  * anything), or the claim is older than the settle timeout: running the call again then cannot
- * charge twice. A claim whose charge stands (its outcome was never stored) keeps answering CONFLICT
- * until the key expires.
+ * charge twice. A claim whose charge stands (its outcome was never stored) is never taken over; once
+ * its call has settled, its retries are told the result was not kept (claimFinishedUnrecorded).
  *
  * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
  * the claim they made, so a call that outlived its claim cannot overwrite its successor's.
@@ -107,6 +107,32 @@ export async function readKey(db: DbOrTx, scope: KeyScope): Promise<StoredKey | 
   if (rows.length === 0) return undefined;
   const row = rows[0];
   return { requestHash: row.request_hash, state: row.state, result: row.result, charge: row.charge };
+}
+
+/**
+ * True when the PENDING claim's call has finished and was charged, but its outcome was never stored:
+ * none of the DEBITs its request made since the claim is still pending, and one stands unrefunded.
+ * That happens when the database went away as the call ended (the store and its not-kept fallback
+ * both failed) and the settlement was written later, in the background. Its retries must not get
+ * CONFLICT until the key expires: the call is not running, and it is not run again either.
+ */
+export async function claimFinishedUnrecorded(db: DbOrTx, scope: KeyScope): Promise<boolean> {
+  const rows = await retryOnLostConnection(() =>
+    queryRows<{ pending: boolean | null; standing: boolean | null }>(
+      db,
+      sql`select bool_or(p.entry_id is not null) as pending,
+                 bool_or(p.entry_id is null
+                         and not exists (select 1 from credit_ledger r
+                                          where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND')) as standing
+            from idempotency_keys k
+            join credit_ledger d on d.request_id = k.request_id and d.kind = 'DEBIT'
+                                and d.created_at >= coalesce(k.claimed_at, k.created_at)
+            left join pending_charges p on p.subscription_id = d.subscription_id and p.entry_id = d.id
+           where k.actor_id = ${scope.actorId} and k.key = ${scope.key} and k.field_path = ${scope.fieldPath}
+             and k.state = 'PENDING'`,
+    ),
+  );
+  return rows[0]?.pending === false && rows[0]?.standing === true;
 }
 
 /** Stores the outcome of the claim made at `claimedAt`; false when that claim was lost (taken over after a stall). */

@@ -140,6 +140,15 @@ class LateSettlements {
           this.done(batch);
           const settled = outcomes.filter((o) => o.settled).length;
           this.logger?.info({ event: "charge.settled_late", holds: batch.length, settled, attempts: attempt + 1 }, "settled holds after the database came back");
+          // Refunded first by the recovery pass (the outage outlasted this instance's lease): calls
+          // that succeeded run for free, as a late success after a recovery refund does.
+          const refundedFirst = batch.filter((settlement, i) => settlement.kind !== "void" && !outcomes[i].settled);
+          if (refundedFirst.length > 0) {
+            this.logger?.error(
+              { event: "credits.late_settlement", entryIds: refundedFirst.map((s) => s.entryId), requestIds: [...new Set(refundedFirst.map((s) => s.requestId))] },
+              "the recovery pass refunded these holds before their late settlement: the calls are not charged",
+            );
+          }
         },
         () => {
           if (!this.closed) this.attemptAfter(batch, attempt + 1);

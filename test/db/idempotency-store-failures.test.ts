@@ -14,6 +14,8 @@ import type { RequestContext } from "../../src/graphql/context.js";
 import { createDatabaseIdempotencyGate } from "../../src/idempotency/database-idempotency-gate.js";
 import type { FirstClaim, ReplayClaim } from "../../src/idempotency/idempotency-gate.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { fundedSubscription } from "../helpers/test-app.js";
+import { holdOne, postHold } from "../helpers/ledger-commands.js";
 
 const field = { coordinate: "Mutation.runAiTask" } as MeteredField;
 const charge: ChargeRecord = {
@@ -119,6 +121,36 @@ describe.each(BACKENDS)("storing idempotent outcomes that fail on %s", (backend)
     await (claim as FirstClaim).complete({ output: "once" }, charge);
     const replayed = (await gate(database.db).begin(field, { prompt: "d" }, context("claim-lost"), "runAiTask")) as ReplayClaim;
     expect(replayed).toMatchObject({ kind: "replay", result: { output: "once" } });
+  });
+
+  it("a call settled after its outcome could not be stored: retries get CONFLICT while it holds, then BAD_USER_INPUT, not CONFLICT until the key expires", async () => {
+    // Found by an outside audit: the database away as a call ended, both the outcome and its
+    // not-kept record failed, the settlement was written later in the background, and every retry
+    // answered 409 "still being processed" for a call long finished.
+    const subscriptionId = await fundedSubscription(database, "store-owner", { ai: 10 });
+    const ctx = context("settled-unrecorded");
+    const claim = (await gate(database.db).begin(field, { prompt: "c" }, ctx, "runAiTask")) as FirstClaim;
+    expect(claim.kind).toBe("first");
+    const hold = await holdOne(database.db, {
+      subscriptionId,
+      creditType: "ai",
+      amount: 2,
+      operation: "Mutation.runAiTask",
+      estimated: 2,
+      actorId: "store-owner",
+      adminOverride: false,
+      requestId: ctx.requestId,
+    });
+    if (!hold.ok) throw new Error("hold refused");
+    const retry = () => gate(database.db).begin(field, { prompt: "c" }, ctx, "runAiTask");
+    // Still holding: the call may be running.
+    await expect(retry()).rejects.toMatchObject({ extensions: { code: "CONFLICT" } });
+    // Settled, the outcome never stored (claim.complete never ran): finished, charged once, not kept.
+    expect(await postHold(database.db, subscriptionId, hold.entryId)).toBe(true);
+    await expect(retry()).rejects.toMatchObject({
+      extensions: { code: "BAD_USER_INPUT" },
+      message: expect.stringMatching(/could not be stored, so it was not kept: it ran and was charged once/),
+    });
   });
 
   it("a result the database refuses completes the key as not kept: a retry gets BAD_USER_INPUT and is not run", async () => {

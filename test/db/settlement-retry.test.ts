@@ -11,6 +11,8 @@ import { createSettlementBatcher, type SettlementBatcher } from "../../src/ledge
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { awayFor } from "../helpers/unreachable-database.js";
+import { captureLogLines } from "../helpers/log-lines.js";
+import { createLogger } from "../../src/observability/logger.js";
 
 /**
  * The real database, but its first `failures` statements fail: before running (`before`) or after
@@ -146,11 +148,15 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
 
   it("a late settlement does nothing to a hold the recovery pass refunded first", async () => {
     const settlement = await releasingSettlement();
-    const batcher = createSettlementBatcher(flaky(database.db, "before", 5), { ...QUICK_RETRIES, laterDelaysMs: [300] });
+    const { lines, destination } = captureLogLines();
+    const logger = createLogger("info", destination);
+    const batcher = createSettlementBatcher(flaky(database.db, "before", 5), { ...QUICK_RETRIES, laterDelaysMs: [300], logger });
     await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
     await voidHold(database.db, { subscriptionId, entryId: settlement.entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });
     await eventually(async () => batcher.waitingToSettle === 0);
     expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "REFUND", amount: 3 }]);
+    // Said as a late success after a recovery refund is: the call is not charged.
+    expect(lines.find((l) => l.event === "credits.late_settlement")).toMatchObject({ level: 50, entryIds: [settlement.entryId] });
   });
 
   it("close() stops the background attempts and leaves the hold to the recovery pass", async () => {
