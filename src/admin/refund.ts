@@ -19,7 +19,7 @@ export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Pr
     case "exceeds":
       throw new BadUserInputError(
         outcome.left === 0
-          ? `Debit ${id} has nothing left to refund: it is fully refunded`
+          ? `Debit ${id} has nothing left to refund: what it held has all been released or refunded`
           : `Debit ${id} has only ${outcome.left} ${outcome.left === 1 ? "credit" : "credits"} left to refund`,
         "amount",
       );

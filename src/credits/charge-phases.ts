@@ -545,9 +545,13 @@ export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, deliv
   try {
     outcomes = await deps.ledger.settle(settlements);
   } catch (err) {
-    // The holds stay pending; the recovery pass refunds them. The caller already has its result.
+    // The holds stay pending: the ledger settles them in the background once the database answers
+    // (the recovery pass refunds them if it never does). The caller already has its result, and the
+    // hold as its cost for now; what the meter measured is reported all the same.
     calls.forEach((held, i) => {
-      const stage = verdicts[i].stands ? "settle" : "refund";
+      const verdict = verdicts[i];
+      if (verdict.stands) held.charge.actual = verdict.actual;
+      const stage = verdict.stands ? "settle" : "refund";
       deps.observer.transactionFailed({ ...chargeFacts(ctx, held.charge), stage, entryId: held.charge.entryId, amount: held.charge.charged, error: err });
     });
     return;

@@ -5,7 +5,7 @@
 const MAX_SHOWN = 64;
 
 export function quoteId(id: string): string {
-  // An empty id shown as nothing read "Subscription  does not exist".
-  if (id.length === 0) return '""';
+  // An empty or padded id shown as is read "Subscription  does not exist": quoted, its white space shows.
+  if (id.length === 0 || id.trim() !== id) return JSON.stringify(id.length <= MAX_SHOWN ? id : id.slice(0, MAX_SHOWN));
   return id.length <= MAX_SHOWN ? id : `${id.slice(0, MAX_SHOWN)}… (${id.length} characters)`;
 }

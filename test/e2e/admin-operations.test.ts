@@ -282,6 +282,7 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
         ["blank reason", grant({ reason: "   " }), "BAD_USER_INPUT", /reason/],
         ["malformed id", grant({ subscriptionId: "123" }), "NOT_FOUND", /Subscription 123 does not exist/],
         ["empty id", grant({ subscriptionId: "" }), "NOT_FOUND", /^Subscription "" does not exist$/],
+        ["blank id", grant({ subscriptionId: " " }), "NOT_FOUND", /^Subscription " " does not exist$/],
         ["unknown id", grant({ subscriptionId: UNKNOWN_ID }), "NOT_FOUND"],
         ["balance overflow", grant({ amount: MAX_INT }), "BAD_USER_INPUT", /largest balance/],
       ]);

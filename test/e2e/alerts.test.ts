@@ -113,7 +113,7 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     viewer: Viewer;
     ledger?: ChargeLedger;
     resolve: (ctx: RequestContext, info: GraphQLResolveInfo) => unknown;
-  }): Promise<{ result?: unknown; error?: unknown }> {
+  }): Promise<{ result?: unknown; error?: unknown; credits?: ReturnType<ChargeCollector["toExtension"]> }> {
     const field = app.services.meteredFields.find((f) => f.coordinate === "Mutation.skipTrace")!;
     const deps = {
       ledger: options.ledger ?? createCoalescingChargeLedger(app.services.db),
@@ -136,14 +136,15 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     const info = { path: { prev: undefined, key: "skipTrace", typename: "Mutation" } } as unknown as GraphQLResolveInfo;
     const args = { subscriptionId: options.subscriptionId, input: { records: [{ firstName: "Ada", lastName: "Lovelace", address: "1 Main St" }] } };
     const resolver = wrap(field, (_src, _args, c, i) => options.resolve(c as RequestContext, i));
+    let outcome: { result?: unknown; error?: unknown };
     try {
-      return { result: await resolver(undefined, args, ctx, info) };
+      outcome = { result: await resolver(undefined, args, ctx, info) };
     } catch (error) {
-      return { error };
-    } finally {
-      // Settled as the server's plugin does once the result is known (here: always delivered).
-      await settleRequest(deps, ctx, () => true);
+      outcome = { error };
     }
+    // Settled as the server's plugin does once the result is known (here: always delivered).
+    await settleRequest(deps, ctx, () => true);
+    return { ...outcome, credits: ctx.charges.toExtension() };
   }
 
   beforeAll(async () => {
@@ -268,6 +269,28 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     expect(retried).toEqual([500, 200]);
     const posted = receiver.posts.find((p) => p.body.id === estimate.id)!.body;
     expect(posted).toMatchObject({ id: estimate.id, kind: "ESTIMATE_MISMATCH", subscriptionId, message: estimate.message, details: estimate.details });
+  });
+
+  it("a settlement that fails reports the hold as the cost for now, and what the meter measured", async () => {
+    // Found by an outside audit: `actual` was null although the call's result had been metered.
+    const owner = "alerts-settle-owner";
+    const subscriptionId = await fundedSubscription(database, owner, { skiptrace: 50 });
+    const ledger = createCoalescingChargeLedger(app.services.db);
+    const settleFails: ChargeLedger = {
+      ...ledger,
+      settle: async () => {
+        throw Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" });
+      },
+    };
+    const call = await runMetered({ subscriptionId, viewer: { id: owner, isAdmin: false } as Viewer, ledger: settleFails, resolve: () => ({ matches: [] }) });
+    expect(call.error).toBeUndefined();
+    expect(call.credits?.charges[0]).toMatchObject({ charged: 1, actual: 0, released: 0, refunded: 0, cost: 1 });
+    await app.services.alerts!.flush();
+    const [settleFailure] = (await alertsOf(subscriptionId)).edges.map((e) => e.node);
+    expect(settleFailure).toMatchObject({ kind: "FAILED_TRANSACTION", details: { stage: "settle" } });
+    expect(settleFailure.message).toMatch(/tried again in the background/);
+    // The hold is still pending: settled here as the background would, once the database answers.
+    await ledger.settle([{ kind: "post", subscriptionId, entryId: call.credits!.charges[0].entryId, actorId: null, requestId: null }]);
   });
 
   it("pages through alerts newest first with opaque cursors", async () => {
