@@ -11,6 +11,7 @@ import {
   GraphQLNonNull,
   GraphQLString,
   defaultFieldResolver,
+  getNamedType,
   type GraphQLFieldConfig,
   type GraphQLFieldResolver,
   type GraphQLSchema,
@@ -54,6 +55,11 @@ export interface CreditsDirectiveOptions {
   creditTypes: ReadonlySet<string>;
   estimators: ReadonlyMap<string, Estimator>;
   meters: ReadonlyMap<string, Meter>;
+  /**
+   * The host names the subscription to charge from its context (a library host's `subscription(ctx)`
+   * or its own request state): a metered field may then go without a subscriptionId argument.
+   */
+  subscriptionFromContext?: boolean;
 }
 
 export class CreditsDirectiveError extends Error {
@@ -107,6 +113,16 @@ function readMeteredField(
   }
   if (estimator === undefined && (amount === undefined || amount === null)) {
     throw new CreditsDirectiveError(`${coordinate}: @credits needs an amount or an estimator`);
+  }
+  // The charge path reads the balance to charge from this argument: without it every call would be
+  // refused at run time ("needs a subscriptionId"), so the field could never be called.
+  const subscriptionIdArg = fieldConfig.args?.subscriptionId;
+  const argType = subscriptionIdArg ? getNamedType(subscriptionIdArg.type).name : undefined;
+  if (argType !== "ID" && argType !== "String" && !(argType === undefined && options.subscriptionFromContext)) {
+    throw new CreditsDirectiveError(
+      `${coordinate}: a field with @credits needs a subscriptionId argument (ID!), the subscription whose balance it charges` +
+        (argType ? `; it has one of type ${argType}` : ""),
+    );
   }
   return {
     coordinate,

@@ -307,7 +307,12 @@ export async function createCredits<TContext extends object = Record<string, unk
   const logger = options.logger ?? defaultLogger();
   // Mistaken options fail here, at start, naming the option (hosts in JavaScript get no type checks).
   const creditTypes = creditTypeNames(options.creditTypes);
-  const directiveOptions = { creditTypes: new Set(creditTypes), estimators: toEstimators(options.estimators), meters: toMeters(options.meters) };
+  const directiveOptions = {
+    creditTypes: new Set(creditTypes),
+    estimators: toEstimators(options.estimators),
+    meters: toMeters(options.meters),
+    subscriptionFromContext: options.request !== undefined || (options as { subscription?: unknown }).subscription !== undefined,
+  };
   if (!options.request && !options.caller) throw new Error("createCredits: say how to find the caller (options.caller)");
   checkReaders(options as unknown as Record<string, unknown>);
 

@@ -10,6 +10,7 @@ import { composeObservers } from "../../src/credits/charge-observer.js";
 import { CREDIT_TYPE_NAMES } from "../../src/credits/credit-types.js";
 import { CREDITS_DIRECTIVE_SDL, CreditsDirectiveError, creditsDirectiveTransformer, readMeteredFields } from "../../src/credits/credits-directive.js";
 import { ESTIMATORS } from "../../src/credits/estimators/registry.js";
+import { buildBaseSchema } from "../../src/graphql/build-schema.js";
 import { METERS } from "../../src/credits/meters/registry.js";
 import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
 import { settleRequest, type ChargeDeps } from "../../src/credits/charge-phases.js";
@@ -55,6 +56,26 @@ describe("@credits validation at schema build time", () => {
     expect(() => readMeteredFields(schema, options)).toThrow(message);
     const wrap = createChargeWrapper({} as never);
     expect(() => creditsDirectiveTransformer({ ...options, wrap })(schema)).toThrow(message);
+  });
+
+  it("refuses a metered field without a subscriptionId argument, unless the host names the subscription from its context", () => {
+    // Found by an outside audit: such a field started, was listed in creditCatalog, and answered
+    // every call 400 "needs a subscriptionId": it could never be called.
+    const withoutArgument = buildSchema(`${CREDITS_DIRECTIVE_SDL}
+      type Query { ok: Boolean }
+      type Mutation { translate(text: String!): String @credits(type: "ai", amount: 1) }`);
+    expect(() => readMeteredFields(withoutArgument, options)).toThrow(
+      /Mutation\.translate: a field with @credits needs a subscriptionId argument \(ID!\)/,
+    );
+    expect(readMeteredFields(withoutArgument, { ...options, subscriptionFromContext: true })).toHaveLength(1);
+    const wrongType = buildSchema(`${CREDITS_DIRECTIVE_SDL}
+      type Query { ok: Boolean }
+      type Mutation { translate(subscriptionId: Int!, text: String!): String @credits(type: "ai", amount: 1) }`);
+    expect(() => readMeteredFields(wrongType, { ...options, subscriptionFromContext: true })).toThrow(/it has one of type Int/);
+  });
+
+  it("every @credits use of the server's own schema is valid as at start (what npm run schema:emit checks)", () => {
+    expect(readMeteredFields(buildBaseSchema(), options).map((f) => f.coordinate)).toContain("Mutation.runAiTask");
   });
 });
 

@@ -32,7 +32,7 @@ interface Answer {
 }
 
 const SDL = (typeDefs: string) => `${typeDefs}
-  type Item { name: String!, price: Int @credits(type: "calls", amount: 1) }
+  type Item { name: String!, price(subscriptionId: ID): Int @credits(type: "calls", amount: 1) }
   type Query { hello: String, items(subscriptionId: ID!): [Item!]! }
   type Mutation { work(subscriptionId: ID!, n: Int!): Int! @credits(type: "calls", amount: 2) }`;
 const RESOLVERS = {
