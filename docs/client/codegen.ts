@@ -1,8 +1,18 @@
 /**
  * @graphql-codegen config for a frontend or Node client of graphql-credits (copy it into the client's
- * repository as codegen.ts). It reads the schema from a running server (or its committed
- * schema/schema.graphql), types the client's own operations, and maps the scalars as the server
- * sends them. Subscriptions (creditBalanceChanged) are typed like queries.
+ * repository as codegen.ts, and its operations, e.g. docs/client/credits.graphql, under src/). It reads
+ * the schema from a running server (or its committed schema/schema.graphql: CREDITS_SCHEMA=path), types
+ * the client's own operations, and maps the scalars as the server sends them. Subscriptions
+ * (creditBalanceChanged) are typed like queries.
+ *
+ * The client needs: npm install -D @graphql-codegen/cli @graphql-codegen/typescript-operations
+ * @graphql-codegen/typed-document-node, and npm install graphql @graphql-typed-document-node/core.
+ *
+ * No "typescript" plugin: typescript-operations already emits the enums and inputs the operations use
+ * (as string literals here), and with "typescript" beside it both emit `BalanceThresholdCrossing` and
+ * `LedgerKind`, which does not compile (TS2567). The server's own codegen.ts uses the same two plugins.
+ * test/unit/client-docs.test.ts generates with this file and type-checks the result and
+ * docs/client/example.ts.
  */
 import type { CodegenConfig } from "@graphql-codegen/cli";
 
@@ -12,11 +22,12 @@ const config: CodegenConfig = {
   documents: ["src/**/*.graphql"],
   generates: {
     "src/generated/credits.ts": {
-      plugins: ["typescript", "typescript-operations", "typed-document-node"],
+      plugins: ["typescript-operations", "typed-document-node"],
       config: {
         enumType: "string-literal",
         useTypeImports: true,
-        // The same mapping graphql-credits exports as CREDITS_SCALARS (src/client/credits-extension.ts).
+        // The same mapping graphql-credits exports as CREDITS_SCALARS (`import { CREDITS_SCALARS } from
+        // "graphql-credits/client"`, src/client/credits-extension.ts).
         scalars: { DateTimeISO: "string", JSONObject: "Record<string, unknown>", SafeInt: "number" },
       },
     },
