@@ -32,6 +32,8 @@ export interface Measurement {
   push?: PushFigures;
   /** metered-live only: the server's RSS at the end of the run, subscribers connected. */
   rssMb?: number;
+  /** metered-live only: its RSS right after full collections, subscribers still connected: what they keep. */
+  rssCollectedMb?: number;
 }
 
 /**

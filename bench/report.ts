@@ -35,6 +35,7 @@ export interface ScenarioSummary {
     heldBack?: { events: number; p99Ms: number };
   };
   rssMb?: number;
+  rssCollectedMb?: number;
 }
 
 export interface SoakReport {
@@ -135,6 +136,7 @@ export function summarise(runs: Run[], descriptions: Record<string, string>): Re
         ...splitMedians(pushes),
       };
       byScenario[name].rssMb = median(mine.map((r) => r.rssMb ?? 0));
+      byScenario[name].rssCollectedMb = median(mine.map((r) => r.rssCollectedMb ?? 0));
     }
   }
   return byScenario;
@@ -229,7 +231,9 @@ export function ratioTable(ratios: Ratios, soak: SoakReport | undefined, summari
   }
   if (summaries["metered-live"]?.rssMb !== undefined) {
     const live = summaries["metered-live"];
-    lines.push(`| server RSS with ${live.push?.subscribers} live subscribers (MB); push p50 (ms) | ${fmt(live.rssMb, 0)}; ${fmt(live.push?.p50Ms, 0)} | reported | – |`);
+    lines.push(
+      `| server RSS with ${live.push?.subscribers} live subscribers (MB): at the end of the load; after full collections; push p50 (ms) | ${fmt(live.rssMb, 0)}; ${fmt(live.rssCollectedMb, 0)}; ${fmt(live.push?.p50Ms, 0)} | reported | – |`,
+    );
     const { atOnce, heldBack } = live.push ?? {};
     if (atOnce && heldBack) {
       lines.push(

@@ -165,8 +165,12 @@ async function buildScenarios(
           // Events of the last changes are still on their way: let them arrive before reading the figures.
           await new Promise((resolve) => setTimeout(resolve, 500));
           const push = live.figures();
+          const rssMb = server.rssMb();
+          // The RSS at the end of the load is where V8's heap saw stood; after full collections, with
+          // the subscribers still connected, it is what they and the server really keep.
+          const { rssMb: rssCollectedMb } = await server.collectGarbage();
           // A subscriber that lost its subscription makes the run invalid, like a failed request.
-          return { ...m, failures: m.failures + push.errors, push, rssMb: server.rssMb() };
+          return { ...m, failures: m.failures + push.errors, push, rssMb, rssCollectedMb };
         } finally {
           await live.close();
         }

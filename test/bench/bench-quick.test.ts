@@ -113,6 +113,7 @@ describe.skipIf(!postgresAvailable)("npm run bench -- --quick", () => {
     expect(live.push.atOnce.events + live.push.heldBack.events).toBe(live.push.events);
     expect(live.push.atOnce.p99Ms).toBeGreaterThanOrEqual(0);
     expect(live.rssMb).toBeGreaterThan(0);
+    expect(live.rssCollectedMb).toBeGreaterThan(0);
 
     // The load left the ledger consistent and every charge settled.
     expect(results.integrity).toMatchObject({ auditMismatches: 0, pendingCharges: 0 });
