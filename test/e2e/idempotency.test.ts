@@ -222,7 +222,7 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     expect(rows).toEqual([{ state: "DONE" }]);
   });
 
-  it("a stale PENDING key whose charge still stands is not taken over (no second DEBIT); once that charge is refunded it is", async () => {
+  it("a stale PENDING key whose charge still stands is not taken over (no second DEBIT: the result was not kept); once that charge is refunded it is", async () => {
     const sub = await fundedSubscription(database, "idem-owner", { ai: 10 });
     const k = key("stale-charged");
     expect((await run(sub, k)).status).toBe(200);
@@ -232,9 +232,12 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
            where key = ${k}`,
     );
     const retry = await run(sub, k);
-    // The old code took the key over and ran the call again: a second DEBIT for one key.
-    expect(retry.status).toBe(409);
-    expect(retry.body.errors![0].extensions.code).toBe("CONFLICT");
+    // The old code took the key over and ran the call again: a second DEBIT for one key. Its call
+    // has finished (its DEBIT is settled, not pending): the retry is told the result was not kept,
+    // not CONFLICT, which it got until the key expired before this round's eleventh session.
+    expect(retry.status).toBe(400);
+    expect(retry.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+    expect(retry.body.errors![0].message).toMatch(/could not be stored, so it was not kept: it ran and was charged once/);
     const debits = await queryRows<{ id: string }>(database.db, sql`select id from credit_ledger where subscription_id = ${sub}::uuid and kind = 'DEBIT'`);
     expect(debits).toHaveLength(1);
     expect(await balanceOf(database, sub)).toBe(9);
