@@ -135,28 +135,34 @@ class LateSettlements {
     }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      settleHolds(this.db, batch).then(
-        (outcomes) => {
-          this.done(batch);
-          const settled = outcomes.filter((o) => o.settled).length;
-          this.logger?.info({ event: "charge.settled_late", holds: batch.length, settled, attempts: attempt + 1 }, "settled holds after the database came back");
-          // Refunded first by the recovery pass (the outage outlasted this instance's lease): calls
-          // that succeeded run for free, as a late success after a recovery refund does.
-          const refundedFirst = batch.filter((settlement, i) => settlement.kind !== "void" && !outcomes[i].settled);
-          if (refundedFirst.length > 0) {
-            this.logger?.error(
-              { event: "credits.late_settlement", entryIds: refundedFirst.map((s) => s.entryId), requestIds: [...new Set(refundedFirst.map((s) => s.requestId))] },
-              "the recovery pass refunded these holds before their late settlement: the calls are not charged",
-            );
-          }
-        },
-        () => {
-          if (!this.closed) this.attemptAfter(batch, attempt + 1);
-        },
-      );
+      this.attempt(batch, attempt).catch(() => {
+        if (!this.closed) this.attemptAfter(batch, attempt + 1);
+      });
     }, delay);
     timer.unref();
     this.timers.add(timer);
+  }
+
+  /** One late attempt; rejects when the database still does not answer. */
+  private async attempt(batch: readonly Settlement[], attempt: number): Promise<void> {
+    const outcomes = await settleHolds(this.db, batch);
+    // Not settled now: an earlier attempt committed unseen (ours), or the recovery pass refunded
+    // the hold first (the outage outlasted this instance's lease). Only the ledger tells which.
+    const notSettled = batch.filter((settlement, i) => settlement.kind !== "void" && !outcomes[i].settled);
+    const refunded = notSettled.length > 0 ? await refundedEntries(this.db, notSettled) : new Set<string>();
+    this.done(batch);
+    const refundedFirst = notSettled.filter((settlement) => refunded.has(settlement.entryId));
+    this.logger?.info(
+      { event: "charge.settled_late", holds: batch.length, refundedFirst: refundedFirst.length, attempts: attempt + 1 },
+      "settled holds after the database came back",
+    );
+    if (refundedFirst.length > 0) {
+      // Calls that succeeded run for free, as a late success after a recovery refund does.
+      this.logger?.error(
+        { event: "credits.late_settlement", entryIds: refundedFirst.map((s) => s.entryId), requestIds: [...new Set(refundedFirst.map((s) => s.requestId))] },
+        "the recovery pass refunded these holds before their late settlement: the calls are not charged",
+      );
+    }
   }
 
   private done(batch: readonly Settlement[]): void {

@@ -53,7 +53,7 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
 
   beforeAll(async () => {
     database = await createTestDatabase(backend);
-    subscriptionId = await fundedSubscription(database, "settle-owner", { ai: 10 });
+    subscriptionId = await fundedSubscription(database, "settle-owner", { ai: 100 });
   });
   afterAll(() => database?.dispose());
 
@@ -157,6 +157,31 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
     expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "REFUND", amount: 3 }]);
     // Said as a late success after a recovery refund is: the call is not charged.
     expect(lines.find((l) => l.event === "credits.late_settlement")).toMatchObject({ level: 50, entryIds: [settlement.entryId] });
+  });
+
+  it("a late attempt that committed but lost its answer is not taken for a recovery refund", async () => {
+    const settlement = await releasingSettlement();
+    const { lines, destination } = captureLogLines();
+    // Five statements lost after committing nothing (they fail before), then one lost after it committed.
+    let calls = 0;
+    const db = new Proxy(database.db, {
+      get(target, prop, receiver) {
+        if (prop !== "execute") return Reflect.get(target, prop, receiver);
+        return async (query: unknown) => {
+          calls++;
+          if (calls <= 5) throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "57P01" });
+          const result = await (target.execute as (q: unknown) => Promise<unknown>)(query);
+          if (calls === 6) throw new Error("Connection terminated unexpectedly");
+          return result;
+        };
+      },
+    });
+    const batcher = createSettlementBatcher(db, { ...QUICK_RETRIES, laterDelaysMs: [20, 20], logger: createLogger("info", destination) });
+    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    await eventually(async () => batcher.waitingToSettle === 0);
+    expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "RELEASE", amount: 2 }]);
+    expect(lines.find((l) => l.event === "credits.late_settlement")).toBeUndefined();
+    expect(lines.find((l) => l.event === "charge.settled_late")).toMatchObject({ refundedFirst: 0, attempts: 2 });
   });
 
   it("close() stops the background attempts and leaves the hold to the recovery pass", async () => {
