@@ -5,9 +5,10 @@
  * typed client", and docs/client/example.ts show both).
  *
  * Published as `graphql-credits/client` (package.json "exports", built by `npm run build:lib`). It
- * imports nothing, so it can also be copied into a client as it is. The server's own records
- * (ChargeRecord and CreditsExtension in src/credits/charge-collector.ts) are checked to be exactly
- * these types by test/unit/client-docs.test.ts, so the client's view cannot drift from what is sent.
+ * imports nothing, so it can also be copied into a client as it is. The server records its charges
+ * in these very types (src/credits/charge-collector.ts re-exports them as ChargeRecord and
+ * CreditsExtension), so the client's view cannot drift from what is sent; test/unit/client-docs.test.ts
+ * checks the built package says so too.
  */
 
 /** One charge of a metered field, as `extensions.credits.charges` reports it. */

@@ -5,37 +5,13 @@
  */
 import type { HeldCall } from "./charge-phases.js";
 
-/** One charge as extensions.credits reports it (DESIGN.md, "`extensions.credits`"), keys in that order. */
-export interface ChargeRecord {
-  path: string[];
-  operation: string;
-  subscriptionId: string;
-  type: string;
-  /** The estimator's (or fixed amount's) price. */
-  estimated: number;
-  /** What was held: the estimate, or the admin's creditAmount. */
-  charged: number;
-  /** What the meter measured, before the floor of 1 and the cap at the hold; null without a meter. */
-  actual: number | null;
-  /** Returned by the RELEASE entry after settling at the actual cost. */
-  released: number;
-  /** Returned by a REFUND (system error, result not delivered). */
-  refunded: number;
-  /** charged − released − refunded: what the call finally costs. */
-  cost: number;
-  /** The balance after the last change this request made to it. */
-  remaining: number;
-  entryId: string;
-  adminOverride: boolean;
-  fallback: boolean;
-  /** Present (true) only on a charge replayed from an Idempotency-Key. */
-  replayed?: boolean;
-}
-
-export interface CreditsExtension {
-  charges: ChargeRecord[];
-  remaining: Record<string, Record<string, number>>;
-}
+/**
+ * One charge as extensions.credits reports it (DESIGN.md, "`extensions.credits`"), keys in that
+ * order, and the extension itself: the types clients import from `graphql-credits/client`
+ * (src/client/credits-extension.ts), defined there once so the server sends what clients are told.
+ */
+export type { CreditCharge as ChargeRecord, CreditsExtension } from "../client/credits-extension.js";
+import type { CreditCharge as ChargeRecord, CreditsExtension } from "../client/credits-extension.js";
 
 export class ChargeCollector {
   private readonly charges: ChargeRecord[] = [];
