@@ -32,6 +32,9 @@ export interface BenchOptions {
   serverEnv: Record<string, string>;
 }
 
+/** Every scenario, in the order a round runs them (neighbours are compared, so they run side by side). */
+export const SCENARIO_NAMES = ["bare-sql", "metered", "metered-three", "metered-live", "metered-hot", "metered-pooled", "noop", "preview", "raw-debit"] as const;
+
 export const DEFAULT_OUT = "bench/results.json";
 export const DEFAULT_README = "bench/README.md";
 
@@ -45,6 +48,17 @@ const USAGE = `npm run bench -- [--quick] [--out file] [--readme file] [--profil
   BENCH_DATABASE_URL  PostgreSQL server to create a fresh bench_<random> database on
                       (default postgres://postgres@127.0.0.1:5432/test)
   BENCH_SERVER_<NAME> passed to the server as <NAME>, e.g. BENCH_SERVER_CHARGE_BATCH_IN_FLIGHT=1`;
+
+/** --only's scenarios; an unknown name is refused rather than silently measuring nothing. */
+function onlyScenarios(list: string | undefined): string[] | undefined {
+  if (list === undefined) return undefined;
+  const names = list.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((name) => !(SCENARIO_NAMES as readonly string[]).includes(name));
+  if (unknown.length > 0 || names.length === 0) {
+    throw new BenchUsageError(`--only takes scenario names, comma-separated: ${SCENARIO_NAMES.join(", ")}${unknown.length ? ` (not known: ${unknown.join(", ")})` : ""}\n${USAGE}`);
+  }
+  return names;
+}
 
 export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
   const flags = new Map<string, string | true>();
@@ -87,7 +101,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     readme,
     databaseUrl: env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
     profileDir: text("profile") ? resolve(text("profile") as string) : undefined,
-    only: text("only")?.split(",").map((s) => s.trim()).filter(Boolean),
+    only: onlyScenarios(text("only")),
     connections: number("connections", 50),
     durationSeconds: number("duration", quick ? 3 : 10),
     warmupSeconds: quick ? 1 : 3,

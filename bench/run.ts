@@ -24,7 +24,7 @@ import {
   type IntegrityReport,
 } from "./database.js";
 import { httpScenarios, loadScenario, probeScenario, type HttpScenario, type Measurement } from "./http-scenarios.js";
-import { BenchUsageError, DEFAULT_OUT, parseBenchOptions, type BenchOptions } from "./options.js";
+import { BenchUsageError, DEFAULT_OUT, SCENARIO_NAMES, parseBenchOptions, type BenchOptions } from "./options.js";
 import { captureDebitStatement, cleanUpRawDebits, loadRawDebit, rawDebitPool, type StatementTemplate } from "./raw-debit.js";
 import {
   GOALS,
@@ -51,7 +51,7 @@ const JWT_SECRET = "bench-secret-of-at-least-32-characters";
 const RAW = "raw-debit";
 const POOLED = "metered-pooled";
 const LIVE = "metered-live";
-const RUN_ORDER = ["bare-sql", "metered", "metered-three", LIVE, "metered-hot", POOLED, "noop", "preview", RAW];
+const RUN_ORDER: readonly string[] = SCENARIO_NAMES;
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
@@ -152,8 +152,9 @@ async function buildScenarios(
       });
     }
   }
-  const metered = scenarios.find((s) => s.name === "metered");
-  if (wanted(LIVE) && metered) {
+  if (wanted(LIVE)) {
+    // The metered load itself, whether or not `metered` is measured too (--only metered-live).
+    const meteredLoad = httpScenarios(data, tokens).find((s) => s.name === "metered") as HttpScenario;
     scenarios.push({
       name: LIVE,
       description: `the metered mutation with ${data.subscriptions.length} creditBalanceChanged subscribers (graphql-ws) on the subscriptions it charges`,
@@ -161,7 +162,7 @@ async function buildScenarios(
         const live = await connectLiveSubscribers(server.url, data.subscriptions, tokens);
         try {
           live.record();
-          const m = await metered.measure(seconds);
+          const m = await loadScenario(server.url, meteredLoad, options.connections, seconds);
           // Events of the last changes are still on their way: let them arrive before reading the figures.
           await new Promise((resolve) => setTimeout(resolve, 500));
           const push = live.figures();
