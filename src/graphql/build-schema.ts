@@ -8,6 +8,7 @@ import { printSchemaWithDirectives } from "@graphql-tools/utils";
 import { buildSchemaSync, type BuildSchemaOptions } from "type-graphql";
 import { creditsDirective } from "../credits/credits-directive.js";
 import { rateLimitDirective } from "../ratelimit/rate-limit-directive.js";
+import { DateTimeIsoScalar } from "./date-time-scalar.js";
 import { RESOLVERS } from "./resolvers/index.js";
 
 /**
@@ -39,6 +40,8 @@ export function buildBaseSchema(extraResolvers: readonly Function[] = []): Graph
     validate: false,
     emitSchemaFile: false,
     pubSub: SUBSCRIBE_OPTION_ONLY,
+    // Dates before year 1 refused as bad input (date-time-scalar.ts), not left to PostgreSQL.
+    scalarsMap: [{ type: Date, scalar: DateTimeIsoScalar }],
   });
 }
 

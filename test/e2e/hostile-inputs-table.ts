@@ -224,6 +224,13 @@ export function hostileCases(): HostileCase[] {
   add(W, "ledger cursor that is not one", (f) => ({ query: LEDGER, variables: { s: f.target, after: "garbage-cursor" } }), bad(), { needs: ["Query.creditLedger"] });
   add(W, "usage from is not a date", (f) => ({ query: USAGE, variables: { s: f.target, from: "yesterday" } }), bad(), { needs: ["Query.creditUsage"] });
   add(W, "usage from is year 99999", (f) => ({ query: USAGE, variables: { s: f.target, from: "99999-01-01T00:00:00Z" } }), bad(), { needs: ["Query.creditUsage"] });
+  // Year 0 is a valid RFC 3339 date, and JavaScript's; PostgreSQL refused it, and these answered 500.
+  const yearZero = /before 0001-01-01T00:00:00Z/;
+  add(W, "usage from is year 0", (f) => ({ query: USAGE, variables: { s: f.target, from: "0000-01-01T00:00:00Z" } }), bad(), { needs: ["Query.creditUsage"], message: yearZero });
+  add(W, "usage to is year 1 at +01:00 (year 0 at UTC)", (f) => ({ query: USAGE, variables: { s: f.target, to: "0001-01-01T00:00:00+01:00" } }), bad(), { needs: ["Query.creditUsage"], message: yearZero });
+  add(W, "ledger filter from is year 0 (literal)", (f) => ({ query: `{ creditLedger(subscriptionId: "${f.target}", filter: { from: "0000-01-01T00:00:00Z" }) { edges { node { id } } } }` }), bad(), { needs: ["Query.creditLedger"], message: yearZero });
+  add(W, "ledger filter to is year 0, across subscriptions (admin)", () => ({ query: `query ($f: LedgerFilter) { creditLedger(filter: $f) { edges { node { id } } } }`, variables: { f: { to: "0000-06-01T00:00:00Z" } }, token: "admin" }), bad(), { needs: ["Query.creditLedger"], message: yearZero });
+  add(W, "stats from is year 0 (admin)", () => ({ query: `query ($from: DateTimeISO) { creditStats(groupBy: OPERATION, from: $from) { key } }`, variables: { from: "0000-01-01T00:00:00Z" }, token: "admin" }), bad(), { needs: ["Query.creditStats"], message: yearZero });
   add(W, "preview variables is a list", (f) => ({ query: PREVIEW, variables: { input: { subscriptionId: f.target, query: AI, variables: [1] } } }), bad(), { needs: ["Query.creditPreview"] });
 
   // --- Numbers out of range -------------------------------------------------------------------
