@@ -18,7 +18,12 @@ import { ESTIMATORS } from "../credits/estimators/registry.js";
 import { METERS } from "../credits/meters/registry.js";
 import { buildBaseSchema } from "../graphql/build-schema.js";
 import { formatError } from "../graphql/format-error.js";
-import { refuseHttpSubscriptionsPlugin, refuseNulVariablesPlugin, requestDocumentChecks } from "../graphql/validation/index.js";
+import {
+  refuseHttpSubscriptionsPlugin,
+  refuseNulVariablesPlugin,
+  requestDocumentChecks,
+  subscriptionRootConditionsPlugin,
+} from "../graphql/validation/index.js";
 import type { RequestContext } from "../graphql/context.js";
 import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer } from "../http/http-server.js";
 import { createLogger } from "../observability/logger.js";
@@ -198,6 +203,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       refuseNulVariablesPlugin<RequestContext>(),
       // A subscription sent over HTTP is refused (400) before it runs: subscriptions are served over graphql-ws.
       refuseHttpSubscriptionsPlugin<RequestContext>(),
+      // @skip/@include on a subscription's root field: refused by validation, where graphql 16's own rule throws.
+      subscriptionRootConditionsPlugin<RequestContext>(),
       // Apollo installs its cache-control plugin unless told otherwise. Nothing here sets cache hints
       // (every answer depends on the caller and on live balances), and the plugin's per-field hook
       // makes Apollo wrap every resolver of the schema: a cost on every field of every request.

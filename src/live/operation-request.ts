@@ -16,7 +16,6 @@ import {
   GraphQLError,
   Kind,
   parse,
-  validate,
   type DocumentNode,
   type GraphQLSchema,
   type OperationDefinitionNode,
@@ -25,6 +24,7 @@ import {
 } from "graphql";
 import { BadUserInputError } from "../errors/errors.js";
 import { findBadText } from "../graphql/validation/nul-characters.js";
+import { validateDocument as validateGraphQL } from "../graphql/validation/subscription-root-conditions.js";
 
 /** What graphql-ws hands over from a subscribe message. */
 export interface OperationPayload {
@@ -116,7 +116,7 @@ function asError(err: unknown): Error {
 const SUGGESTION = / ?Did you mean(.+?)\?$/;
 
 function validateDocument(document: DocumentNode, checks: OperationChecks): GraphQLError[] {
-  return validate(checks.schema, document, checks.rules).map((error) =>
+  return validateGraphQL(checks.schema, document, checks.rules).map((error) =>
     withApolloCode(
       error,
       ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,

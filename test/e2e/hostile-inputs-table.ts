@@ -226,6 +226,12 @@ export function hostileCases(): HostileCase[] {
   add(W, "usage from is year 99999", (f) => ({ query: USAGE, variables: { s: f.target, from: "99999-01-01T00:00:00Z" } }), bad(), { needs: ["Query.creditUsage"] });
   // Year 0 is a valid RFC 3339 date, and JavaScript's; PostgreSQL refused it, and these answered 500.
   const yearZero = /before 0001-01-01T00:00:00Z/;
+  // graphql 16's own SingleFieldSubscriptionsRule threw on a variable in a subscription's root
+  // condition: a 500 over HTTP and from creditPreview.
+  const ROOT_CONDITION = `subscription ($f: Boolean!) { creditBalanceChanged(subscriptionId: "SUB") @include(if: $f) { balance } }`;
+  const rootCondition = /must not use "@include" on its root field/;
+  add(W, "subscription with @include(if: $f) on its root field, over HTTP", (f) => ({ query: ROOT_CONDITION.replace("SUB", f.target), variables: { f: true } }), bad(), { message: rootCondition });
+  add(W, "creditPreview of a subscription with @include(if: $f) on its root field", (f) => ({ query: PREVIEW, variables: { input: { subscriptionId: f.target, query: ROOT_CONDITION.replace("SUB", f.target), variables: { f: true } } } }), bad(), { needs: ["Query.creditPreview"], message: rootCondition });
   add(W, "usage from is year 0", (f) => ({ query: USAGE, variables: { s: f.target, from: "0000-01-01T00:00:00Z" } }), bad(), { needs: ["Query.creditUsage"], message: yearZero });
   add(W, "usage to is year 1 at +01:00 (year 0 at UTC)", (f) => ({ query: USAGE, variables: { s: f.target, to: "0001-01-01T00:00:00+01:00" } }), bad(), { needs: ["Query.creditUsage"], message: yearZero });
   add(W, "ledger filter from is year 0 (literal)", (f) => ({ query: `{ creditLedger(subscriptionId: "${f.target}", filter: { from: "0000-01-01T00:00:00Z" }) { edges { node { id } } } }` }), bad(), { needs: ["Query.creditLedger"], message: yearZero });

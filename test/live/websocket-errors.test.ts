@@ -298,6 +298,39 @@ describe("errors over graphql-ws", () => {
       const balance = await server.gql(`query ($s: ID!) { subscription(id: $s) { balances { type balance } } }`, { s: subscriptionId }, { token: ownerToken });
       expect(balance.body.data.subscription.balances).toContainEqual({ type: "leads", balance: 51 });
     });
+
+    // graphql 16's subscribe assumed the root field was there: skipped, it closed the whole socket
+    // with 4500 "undefined is not iterable" and printed a stack; with a variable in the condition
+    // it was a masked INTERNAL_SERVER_ERROR. The spec's Single Root Field rule refuses both.
+    const rootConditions: [string, string, Record<string, unknown>][] = [
+      ["@skip(if: true)", `subscription { creditBalanceChanged(subscriptionId: "SUB") @skip(if: true) { balance } }`, {}],
+      ["@include(if: false)", `subscription { creditBalanceChanged(subscriptionId: "SUB") @include(if: false) { balance } }`, {}],
+      ["@include(if: $f) with f true", `subscription ($f: Boolean!) { creditBalanceChanged(subscriptionId: "SUB") @include(if: $f) { balance } }`, { f: true }],
+      ["@skip on an inline fragment at the root", `subscription { ... @skip(if: true) { creditBalanceChanged(subscriptionId: "SUB") { balance } } }`, {}],
+      ["@skip(if: $v) in a named fragment at the root", `subscription Live($v: Boolean!) { ...Root } fragment Root on Subscription { creditBalanceChanged(subscriptionId: "SUB") @skip(if: $v) { balance } }`, { v: false }],
+    ];
+
+    it.each(rootConditions)("refuses %s on a subscription's root field for that operation alone; the socket and its other subscription live on", async (_label, template, variables) => {
+      const socket = await openAsOwner();
+      socket.subscribe("live", BALANCE_CHANGED, { s: subscriptionId, t: ["leads"] });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const before = lines.length;
+      socket.subscribe("conditional", template.replace("SUB", subscriptionId), variables);
+      const error = await socket.waitFor((m) => m.id === "conditional");
+
+      expect(error.type).toBe("error");
+      expect(error.payload).toHaveLength(1);
+      expect(error.payload[0].message).toMatch(/must not use "@(skip|include)" on its root field/);
+      expect(error.payload[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", reason: "GRAPHQL_VALIDATION_FAILED" });
+      expect(socket.isOpen()).toBe(true);
+      quietSince(before);
+
+      const { balance } = (await server.gql(`query ($s: ID!) { subscription(id: $s) { balances { type balance } } }`, { s: subscriptionId }, { token: ownerToken })).body.data.subscription.balances.find((b: { type: string }) => b.type === "leads");
+      const granted = await server.gql(GRANT, { s: subscriptionId }, { token: await adminToken() });
+      expect(granted.body.errors).toBeUndefined();
+      await socket.waitFor((m) => m.id === "live" && m.type === "next" && m.payload.data?.creditBalanceChanged.balance === balance + 1);
+      expect(socket.isOpen()).toBe(true);
+    });
   });
 
   describe("request ids", () => {

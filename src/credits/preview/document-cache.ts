@@ -9,13 +9,13 @@ import {
   getOperationAST,
   parse,
   specifiedRules,
-  validate,
   type DocumentNode,
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from "graphql";
 import { BadUserInputError } from "../../errors/errors.js";
 import type { DocumentChecks } from "../../graphql/validation/index.js";
+import { validateDocument } from "../../graphql/validation/subscription-root-conditions.js";
 import { tooManyTokensMessage } from "../../graphql/validation/document-tokens.js";
 import type { MeteredField } from "../metered-field.js";
 import type { Price } from "../pricing.js";
@@ -130,7 +130,7 @@ export class PreviewDocumentCache {
     } catch (err) {
       return { ok: false, problem: parseProblem(err) };
     }
-    const errors = validate(this.schema, document, [...specifiedRules, ...this.checks.validationRules]);
+    const errors = validateDocument(this.schema, document, [...specifiedRules, ...this.checks.validationRules]);
     if (errors.length > 0) {
       return { ok: false, problem: `The document is not valid: ${describeErrors(errors)}` };
     }

@@ -10,9 +10,11 @@ import { introspectionDepthRule } from "./introspection-depth.js";
 import { knownOperationTypesRule } from "./known-operation-types.js";
 import { noNulInStringLiteralsRule } from "./nul-characters.js";
 import { operationLimitRules, type OperationLimits } from "./operation-limits.js";
+import { subscriptionRootConditionsRule } from "./subscription-root-conditions.js";
 
 export { refuseNulVariablesPlugin } from "./nul-characters.js";
 export { refuseHttpSubscriptionsPlugin } from "./http-subscriptions.js";
+export { subscriptionRootConditionsPlugin } from "./subscription-root-conditions.js";
 export type { OperationLimits } from "./operation-limits.js";
 
 /** The operation limits, and MAX_DOCUMENT_TOKENS: the most lexical tokens a document may have. */
@@ -40,5 +42,5 @@ export function requestDocumentChecks(limits: DocumentLimits, meteredFields: rea
 }
 
 export function requestValidationRules(limits: OperationLimits, meteredFields: readonly MeteredField[]): ValidationRule[] {
-  return [...operationLimitRules(limits, meteredFields), knownOperationTypesRule, noNulInStringLiteralsRule, introspectionDepthRule];
+  return [...operationLimitRules(limits, meteredFields), knownOperationTypesRule, noNulInStringLiteralsRule, introspectionDepthRule, subscriptionRootConditionsRule];
 }
