@@ -4,6 +4,7 @@ import type { Viewer } from "../auth/viewer.js";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
 import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { ChargeCollector } from "../credits/charge-collector.js";
+import { connectionClosed } from "../http/client-connection.js";
 import { createLoaders } from "../graphql/loaders.js";
 import type { RequestContext } from "../graphql/context.js";
 import type { SimulatedFailure } from "../providers/providers.js";
@@ -39,7 +40,7 @@ export function createContextFactory(services: AppServices, verify: TokenVerifie
       services,
       idempotencyKey: header(req, "idempotency-key"),
       simulateFailure: simulate && SIMULATED_FAILURES.has(simulate) ? (simulate as SimulatedFailure) : undefined,
-      clientGone: () => req.socket.destroyed,
+      clientGone: () => connectionClosed(req.socket),
     };
   };
 }

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { HeaderMap, type ApolloServer } from "@apollo/server";
 import type { Logger } from "pino";
 import type { CorsPolicy } from "./cors.js";
+import { afterPendingIo, connectionClosed } from "./client-connection.js";
 import { BodyNotUtf8Error, BodyTooLargeError, readBody } from "./read-body.js";
 import type { RequestGate, RequestRefusal } from "./request-limit-gate.js";
 import { requestIdFrom } from "./request-id.js";
@@ -173,16 +174,19 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.setHeader("x-request-id", requestId);
     res.statusCode = response.status ?? 200;
+    const paysForDelivery = context !== undefined && options.delivery !== undefined && options.delivery.paysForDelivery(context);
+    // A client that hung up while its calls settled must be seen before the response is written.
+    if (paysForDelivery) await afterPendingIo();
     // Read before writing: a response ended on a closed connection counts as finished.
-    const clientGoneBeforeWrite = res.destroyed || req.socket.destroyed;
+    const clientGoneBeforeWrite = res.destroyed || connectionClosed(req.socket);
     if (response.body.kind === "complete") {
       res.end(res.statusCode >= 400 ? withRequestId(response.body.string, requestId) : response.body.string);
     } else {
       for await (const chunk of response.body.asyncIterator) res.write(chunk);
       res.end();
     }
-    if (context === undefined || !options.delivery?.paysForDelivery(context)) return;
-    if (clientGoneBeforeWrite || !(await writtenOut(res))) await options.delivery.undelivered(context);
+    if (!paysForDelivery) return;
+    if (clientGoneBeforeWrite || !(await writtenOut(res))) await options.delivery!.undelivered(context!);
   }
 
   /** A plain route ("GET /health"); HEAD is answered by the GET route (node:http sends its headers, not its body). */
