@@ -145,11 +145,19 @@ export interface Credits<TContext extends object> {
   close(): Promise<void>;
 }
 
-/** Notes each HTTP request's headers, before anything reads the request's state, for what the host's context does not carry. */
-function noteRequestHeaders<TContext extends object>(headersOf: WeakMap<object, { get(name: string): string | undefined }>): ApolloServerPlugin<TContext> {
+/**
+ * Notes each request's context as the plugin sees it (Apollo hands every operation a shallow copy of
+ * the host's context: only that copy leads to the request's state) and, when `headersOf` is given, its
+ * HTTP headers, before anything reads the request's state, for what the host's context does not carry.
+ */
+function noteRequests<TContext extends object>(
+  served: WeakSet<object>,
+  headersOf: WeakMap<object, { get(name: string): string | undefined }> | undefined,
+): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart({ request, contextValue }) {
-      if (request.http) headersOf.set(contextValue, request.http.headers);
+      served.add(contextValue);
+      if (headersOf && request.http) headersOf.set(contextValue, request.http.headers);
     },
   };
 }
@@ -321,6 +329,8 @@ export async function createCredits<TContext extends object = Record<string, unk
   await backfillBalances(handle.db, creditTypes);
   // The HTTP headers of each request, noted by the plugin when the request starts (Idempotency-Key).
   const headersOf = new WeakMap<object, { get(name: string): string | undefined }>();
+  // The contexts the plugin saw requests start with, when the library keeps the requests' state.
+  const servedContexts = new WeakSet<object>();
   const readsHeaders = !options.request && options.idempotency !== false && !options.idempotencyKey;
   const requestOf: RequestOf =
     options.request ??
@@ -399,9 +409,9 @@ export async function createCredits<TContext extends object = Record<string, unk
       return meteredFields;
     },
     plugin: composePlugins<TContext>([
-      // Only when the library builds the request's state and reads a header for it: a host that
-      // brings its own state (this server) pays nothing per request for it.
-      ...(readsHeaders ? [noteRequestHeaders<TContext>(headersOf)] : []),
+      // Only when the library builds the request's state: a host that brings its own state (this
+      // server) pays nothing per request for it.
+      ...(options.request ? [] : [noteRequests<TContext>(servedContexts, readsHeaders ? headersOf : undefined)]),
       creditsExtensionPlugin<TContext>(operationCharges, requestOf),
       formatErrorsPlugin<TContext>(),
       // Requests Apollo refuses before any plugin hook runs (a body like {"query": 5}): BAD_USER_INPUT.
@@ -411,7 +421,18 @@ export async function createCredits<TContext extends object = Record<string, unk
     admin: createAdminOperations(handle.db, creditTypes),
     database: handle,
     observer,
-    responseNotDelivered: async (context) => operationCharges.undelivered(await requestOf(context)),
+    async responseNotDelivered(context) {
+      if (!options.request && !servedContexts.has(context)) {
+        // The object the host's context function returned, not the copy Apollo ran the operation
+        // with: nothing leads from it to the request's calls, which would stay charged unnoticed.
+        logger.warn(
+          { event: "credits.undelivered_unknown_context" },
+          "responseNotDelivered was given a context no request started with, so nothing was refunded: Apollo runs each operation with a copy of your context; pass the operation's contextValue (docs/library.md)",
+        );
+        return;
+      }
+      await operationCharges.undelivered(await requestOf(context));
+    },
     migrate: () => migrateCredits(handle),
     async close() {
       ledger.close();
