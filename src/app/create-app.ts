@@ -17,7 +17,8 @@ import { createCredits } from "../library/index.js";
 import { ESTIMATORS } from "../credits/estimators/registry.js";
 import { METERS } from "../credits/meters/registry.js";
 import { buildBaseSchema } from "../graphql/build-schema.js";
-import { formatError } from "../graphql/format-error.js";
+import { formatError as formatAnyError } from "../graphql/format-error.js";
+import { hidingSchemaHints } from "../graphql/schema-hints.js";
 import {
   refuseHttpSubscriptionsPlugin,
   refuseNulVariablesPlugin,
@@ -181,6 +182,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   services.live = live;
   let liveSocket: LiveSocketServer | undefined;
 
+  // In production, graphql's "Did you mean …" hints are cut from every message (schema-hints.ts).
+  const formatError = config.NODE_ENV === "production" ? hidingSchemaHints(formatAnyError) : formatAnyError;
   const apollo = new ApolloServer<RequestContext>({
     schema,
     formatError,

@@ -23,6 +23,7 @@ import {
   type ValidationRule,
 } from "graphql";
 import { BadUserInputError } from "../errors/errors.js";
+import { withoutSchemaHints } from "../graphql/schema-hints.js";
 import { findBadText } from "../graphql/validation/nul-characters.js";
 import { validateDocument as validateGraphQL } from "../graphql/validation/subscription-root-conditions.js";
 
@@ -112,15 +113,12 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** Apollo's DisableSuggestions plugin, applied to one message. */
-const SUGGESTION = / ?Did you mean(.+?)\?$/;
-
 function validateDocument(document: DocumentNode, checks: OperationChecks): GraphQLError[] {
   return validateGraphQL(checks.schema, document, checks.rules).map((error) =>
     withApolloCode(
       error,
       ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,
-      checks.hideSuggestions ? error.message.replace(SUGGESTION, "") : error.message,
+      checks.hideSuggestions ? withoutSchemaHints(error.message) : error.message,
     ),
   );
 }

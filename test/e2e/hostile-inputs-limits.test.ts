@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mintToken } from "../../src/auth/mint.js";
 import { queryRows } from "../../src/db/database.js";
 import { balancesOfSubscriptions } from "../../src/ledger/balances.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
@@ -358,6 +359,32 @@ describe.each(BACKENDS)("operation limits on %s", (backend) => {
     expect(dev.body.errors![0].message).toMatch(/Did you mean "creditTypes"/);
     expect(prod.status).toBe(400);
     expect(prod.body.errors![0].message).toBe('Cannot query field "creditType" on type "Query".');
+  });
+
+  // Apollo's hideSchemaDetailsFromClientErrors cuts hints from validation errors only: the coercion
+  // of variables and the documents creditPreview validates kept theirs (an outside audit).
+  it("in production, neither variables nor previewed documents get hints", async () => {
+    const owner = "hints-owner";
+    const sub = await fundedSubscription(database, owner, { ai: 5 });
+    const token = await mintToken({ sub: owner, secret: "hostile-limits-production-secret-32-chars-long" });
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      [`mutation ($i: AiTaskInput!) { runAiTask(subscriptionId: "${sub}", input: $i) { output } }`, { i: { prompt: "x", maxTokenz: 5 } }, /Field "maxTokenz" is not defined by type "AiTaskInput"\./],
+      [`query ($g: UsageGroupBy!) { creditUsage(subscriptionId: "${sub}", groupBy: $g) { key } }`, { g: "operation" }, /Value "operation" does not exist in "UsageGroupBy" enum\./],
+      [
+        `query ($i: CreditPreviewInput!) { creditPreview(input: $i) { sufficient } }`,
+        { i: { subscriptionId: sub, query: `mutation { runAiTsk }` } },
+        /Cannot query field "runAiTsk" on type "Mutation"\./,
+      ],
+    ];
+    for (const [query, variables, message] of cases) {
+      const dev = await server.gql(query, variables, { token: await userToken(owner) });
+      expect(dev.body.errors![0].message).toMatch(/Did you mean/);
+      const prod = await production.gql(query, variables, { token });
+      expect(prod.status).toBe(400);
+      expect(prod.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+      expect(prod.body.errors![0].message).toMatch(message);
+      expect(prod.body.errors![0].message).not.toMatch(/Did you mean|maxTokens|OPERATION|runAiTask/);
+    }
   });
 
   it("the limits hold in production mode too", async () => {
