@@ -149,7 +149,8 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
         }
         throw err;
       }
-      const contentType = req.headers["content-type"] ?? "";
+      // Media types are case-insensitive: "Application/JSON" is JSON too.
+      const contentType = (req.headers["content-type"] ?? "").toLowerCase();
       if (text.length > 0 && contentType.includes("json")) {
         try {
           body = JSON.parse(text);

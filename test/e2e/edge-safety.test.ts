@@ -152,6 +152,20 @@ describe("edge safety over HTTP", () => {
       });
       expect(ok.status).toBe(200);
     });
+
+    // Media types are case-insensitive (RFC 9110 8.3.1): an upper-case one was answered 400 "POST
+    // body missing, invalid Content-Type …" (an outside audit).
+    it("takes a JSON body whatever the case of its content type", async () => {
+      for (const contentType of ["APPLICATION/JSON", "Application/Json; charset=UTF-8", "application/json;charset=utf-8"]) {
+        const res = await fetch(`${server.url}/graphql`, {
+          method: "POST",
+          headers: { "content-type": contentType },
+          body: JSON.stringify({ query: "{ creditTypes { name } }" }),
+        });
+        expect([contentType, res.status]).toEqual([contentType, 200]);
+        expect(((await res.json()) as { data: { creditTypes: unknown[] } }).data.creditTypes.length).toBeGreaterThan(0);
+      }
+    });
   });
 
   describe("identity and ids (item 5, issue 14 item 3)", () => {
