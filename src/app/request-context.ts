@@ -17,12 +17,23 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/**
+ * The request's one Authorization header. node:http keeps the first of several and drops the rest,
+ * so a request with two (the second a stranger's, or garbage) would run silently as the first's
+ * caller; two are refused, as two tokens in one header are.
+ */
+function authorizationHeader(req: IncomingMessage): string | undefined {
+  const lines = req.headersDistinct?.authorization;
+  if (lines && lines.length > 1) throw new UnauthenticatedError(`Send one Authorization header: this request has ${lines.length}`);
+  return header(req, "authorization");
+}
+
 export function createContextFactory(services: AppServices, verify: TokenVerifier) {
   return async (req: IncomingMessage, requestId: string): Promise<RequestContext> => {
     let viewer: Viewer | undefined;
     let authError: UnauthenticatedError | InternalError | undefined;
     try {
-      const token = bearerToken(header(req, "authorization"));
+      const token = bearerToken(authorizationHeader(req));
       if (token) viewer = await verify(token);
     } catch (err) {
       // The verifier's own answers (a bad token, or a key set it could not read) stand; anything else is a bad token.

@@ -4,6 +4,7 @@
  * query hash mismatch as 400, ill-formed identity and ids, /health with a dead Redis, METRICS_TOKEN,
  * and a balance of every credit type for subscriptions opened before it existed.
  */
+import { connect } from "node:net";
 import { Writable } from "node:stream";
 import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
@@ -169,6 +170,38 @@ describe("edge safety over HTTP", () => {
   });
 
   describe("identity and ids (item 5, issue 14 item 3)", () => {
+    // node:http keeps the first of two Authorization headers: the request ran as the first's caller
+    // whatever the second said (an outside audit). Sent raw: fetch joins headers of one name.
+    it("refuses a request with two Authorization headers (401), in either order", async () => {
+      const subscriptionId = await fundedSubscription(database, "two-headers-owner", { ai: 10 });
+      const owner = await userToken("two-headers-owner");
+      const stranger = await userToken("two-headers-stranger");
+      const body = JSON.stringify({ query: `query ($s: ID!) { subscription(id: $s) { id } }`, variables: { s: subscriptionId } });
+      const port = Number(new URL(server.url).port);
+      const send = (first: string, second: string) =>
+        new Promise<string>((resolve, reject) => {
+          // write, not end: a client that closes its side first is taken as gone (httpAllowHalfOpen).
+          const socket = connect(port, "127.0.0.1", () =>
+            socket.write(
+              `POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${first}\r\nAuthorization: Bearer ${second}\r\n` +
+                `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+            ),
+          );
+          let answer = "";
+          socket.on("data", (chunk) => (answer += chunk));
+          socket.on("end", () => resolve(answer));
+          socket.on("error", reject);
+        });
+      for (const [first, second] of [[owner, stranger], [owner, "garbage"], [stranger, owner]]) {
+        const answer = await send(first, second);
+        expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 401 Unauthorized");
+        expect(answer).toMatch(/"code":"UNAUTHENTICATED"/);
+        expect(answer).toMatch(/Send one Authorization header: this request has 2/);
+      }
+      // One header still works.
+      expect((await server.gql(`query ($s: ID!) { subscription(id: $s) { id } }`, { s: subscriptionId }, { token: owner })).status).toBe(200);
+    });
+
     it("refuses a token whose sub holds a lone surrogate or a control character (401)", async () => {
       const subscriptionId = await fundedSubscription(database, "eve\ufffd", { ai: 10 });
       for (const sub of ["eve\ud800", "eve\udc00x", "bob\u0007", "bob\u0085x"]) {
