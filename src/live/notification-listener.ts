@@ -46,8 +46,18 @@ export function createPostgresListener(
     attempt.on("notification", (message) => {
       if (message.channel === options.channel && message.payload !== undefined) events.notification(message.payload);
     });
-    // A dropped session ('error' then 'end'): listen again on a new one.
-    attempt.on("error", (err) => options.logger.warn({ event: "live.listen_lost", err: { message: err.message } }, "lost the notification session"));
+    // A dropped session ('error' then 'end'): listen again on a new one. A pg Client whose connection
+    // dies emits 'error', often twice (57P01 from the killed backend, then "Connection terminated
+    // unexpectedly" as the socket closes), and Node exits on an 'error' nobody listens to. So this
+    // listener is never removed: it covers a failed connect or LISTEN, the session while in use, and
+    // the old client after it was lost, until it is ended. The loss of the session in use is logged
+    // once; a failed attempt is logged as live.listen_failed below.
+    let lost = false;
+    attempt.on("error", (err) => {
+      if (client !== attempt || lost) return;
+      lost = true;
+      options.logger.warn({ event: "live.listen_lost", err: { message: err.message } }, "lost the notification session");
+    });
     attempt.on("end", () => {
       if (client === attempt) {
         client = undefined;
