@@ -11,12 +11,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { lostConnection } from "./errors.js";
 
 /**
- * Pauses before each further attempt, about 1.5 s in all: the first at once (a fresh connection
- * right after a kill has the longest quiet time), then growing. Shorter than the ledger's schedule
+ * Pauses before each further attempt, about 2.6 s in all: the first at once (a fresh connection
+ * right after a kill has the longest quiet time), then doubling. Shorter than the ledger's schedule
  * (retry-delays.ts): a read that still fails after this answers its caller rather than keep it
- * waiting, while nothing it holds is lost.
+ * waiting, while nothing it holds is lost. Six attempts over 1.5 s were too few on a loaded
+ * two-core host, where an attempt on a fresh connection takes 50-280 ms: under the kill storm of
+ * faults-load.test.ts (every backend terminated every 100 ms) 13 of 300 reads ran out of them.
  */
-export const READ_RETRY_DELAYS_MS: readonly number[] = [0, 25, 100, 400, 1000];
+export const READ_RETRY_DELAYS_MS: readonly number[] = [0, 25, 50, 100, 200, 400, 800, 1000];
 
 export async function retryOnLostConnection<T>(read: () => Promise<T>, delaysMs: readonly number[] = READ_RETRY_DELAYS_MS): Promise<T> {
   for (let attempt = 0; ; attempt++) {

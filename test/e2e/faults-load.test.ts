@@ -308,7 +308,7 @@ describe.skipIf(!postgresAvailable)("load and database faults on PostgreSQL", ()
     };
     expect(kills).toBeGreaterThan(0);
     // Before reads were sent again, 43 of 300 answered 500 here. A read still fails when every one
-    // of its attempts (about 1.5 s of them) meets a kill, which a slow machine can make happen now
+    // of its attempts (about 2.6 s of them) meets a kill, which a slow machine can make happen now
     // and then: hence a 99% floor (issue 14's figure) rather than all, and the rest masked 500s.
     expect((counts[200] ?? 0) / responses.length, JSON.stringify(observed.killedDuringReads)).toBeGreaterThanOrEqual(0.99);
     expect(Object.keys(counts).every((s) => s === "200" || s === "500")).toBe(true);
