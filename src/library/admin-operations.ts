@@ -6,10 +6,10 @@
 import { changeCredits } from "../admin/change-credits.js";
 import { refundCharge } from "../admin/refund.js";
 import type { Database } from "../db/database.js";
-import { BadUserInputError } from "../errors/errors.js";
+import { BadUserInputError, NotFoundError } from "../errors/errors.js";
 import { balancesOfSubscriptions } from "../ledger/balances.js";
 import type { LedgerEntryRecord } from "../ledger/entry.js";
-import { openSubscription, type SubscriptionRecord } from "../subscriptions/subscription-store.js";
+import { openSubscription, subscriptionsByIds, type SubscriptionRecord } from "../subscriptions/subscription-store.js";
 import { isUuid } from "../util/uuid.js";
 
 export interface BalanceChangeInput {
@@ -30,7 +30,7 @@ export interface AdminOperations {
   adjust(input: BalanceChangeInput & { delta: number }): Promise<LedgerEntryRecord>;
   /** Refunds a settled DEBIT entry, whole or `amount` of it. */
   refund(input: { entryId: string; amount?: number; reason: string; actorId?: string; requestId?: string }): Promise<LedgerEntryRecord>;
-  /** The subscription's balances by credit type. */
+  /** The subscription's balances by credit type; NOT_FOUND when it does not exist (as grant, adjust). */
   balances(subscriptionId: string): Promise<Record<string, number>>;
 }
 
@@ -80,6 +80,11 @@ export function createAdminOperations(db: Database, creditTypes: readonly string
     async balances(subscriptionId) {
       checkId(subscriptionId, "subscriptionId");
       const rows = await balancesOfSubscriptions(db, [subscriptionId]);
+      // Every subscription has a balance row of each credit type (opened with it, or added at start):
+      // none at all is a subscription that does not exist, which is said as grant says it, not as {}.
+      if (rows.length === 0 && (await subscriptionsByIds(db, [subscriptionId])).length === 0) {
+        throw new NotFoundError(`Subscription ${subscriptionId} does not exist`);
+      }
       return Object.fromEntries(rows.map((r) => [r.creditType, r.balance]));
     },
   };

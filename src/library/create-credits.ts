@@ -11,7 +11,7 @@ import { z } from "zod";
 import { createChargeWrapper } from "../credits/charge-wrapper.js";
 import type { ChargeDeps } from "../credits/charge-phases.js";
 import { composeObservers, type ChargeObserver } from "../credits/charge-observer.js";
-import { CREDITS_DIRECTIVE_SDL, creditsDirectiveTransformer, readMeteredFields } from "../credits/credits-directive.js";
+import { CREDITS_DIRECTIVE_SDL, creditsDirectiveTransformer } from "../credits/credits-directive.js";
 import { markServedByPlugin, type RequestOf } from "../credits/credits-request.js";
 import type { Estimator } from "../credits/estimators/estimator.js";
 import type { Meter } from "../credits/meters/meter.js";
@@ -39,8 +39,9 @@ import { createAdminOperations, type AdminOperations } from "./admin-operations.
 import { migrateCredits } from "./migrations.js";
 import { DEFAULT_UNAUTHENTICATED_MESSAGE, requestStates, type ContextReaders } from "./request-state.js";
 import { startInstanceLease, type InstanceLease } from "../recovery/instance-lease.js";
-import { addCreditAmountArgument } from "./credit-amount-argument.js";
+import { addCreditAmountArgument, readCheckedMeteredFields } from "./credit-amount-argument.js";
 import { createLibraryRateLimits, type LibraryRateLimits, type RateLimitSettings } from "./rate-limits.js";
+import { checkOptions, creditTypeNames, described, isFunction } from "./option-checks.js";
 
 /** A credit type: its name, or its name and a description. */
 export type CreditTypeOption = string | { name: string; description?: string };
@@ -171,29 +172,6 @@ function defaultLogger(): Logger {
 const SETTLE_TIMEOUT_MS = 3_600_000;
 const LEASE_TTL_MS = 15_000;
 
-/** A value as an option's error message names it: `5 (a number)`, `"x" (a string)`, `an array` … */
-function described(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "missing";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") return `${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (a string)`;
-  if (typeof value === "object") return "an object";
-  return `${String(value)} (a ${typeof value})`;
-}
-
-function creditTypeNames(types: unknown): string[] {
-  if (!Array.isArray(types)) {
-    throw new Error(`createCredits: \`creditTypes\` is ${described(types)}: give an array of credit type names, e.g. creditTypes: ["ai", "search"] (or { name, description })`);
-  }
-  const names = types.map((t: unknown, i) => {
-    const name = typeof t === "string" ? t : t !== null && typeof t === "object" ? (t as { name?: unknown }).name : undefined;
-    if (typeof name !== "string" || name.length === 0) throw new Error(`createCredits: creditTypes[${i}] is ${described(t)}: give a name, or { name, description }`);
-    return name;
-  });
-  if (names.length === 0) throw new Error("createCredits: name at least one credit type");
-  return names;
-}
-
 /** The named entries of `estimators` or `meters`, which must be a plain object of them. */
 function namedEntries(option: "estimators" | "meters", value: unknown): [string, unknown][] {
   if (value === undefined) return [];
@@ -203,8 +181,6 @@ function namedEntries(option: "estimators" | "meters", value: unknown): [string,
   }
   return Object.entries(value);
 }
-
-const isFunction = (value: unknown): value is (...args: any[]) => unknown => typeof value === "function";
 
 /** Estimators by name; a mistaken one is a startup error naming it (DESIGN.md, convention 1), never one per request. */
 function toEstimators(option: unknown): Map<string, Estimator> {
@@ -308,12 +284,43 @@ function idempotencyGateOf<T>(options: CreditsOptions<T>, handle: DatabaseHandle
   });
 }
 
+/**
+ * The name of every option (the context readers included), for refusing an unknown one: typed as a
+ * record of CreditsOptions' keys, so an option added to the interface must be added here.
+ */
+const OPTION_NAMES: Record<keyof CreditsOptions<unknown>, true> = {
+  database: true,
+  migrate: true,
+  creditTypes: true,
+  estimators: true,
+  meters: true,
+  caller: true,
+  subscription: true,
+  requestId: true,
+  idempotencyKey: true,
+  clientAddress: true,
+  clientGone: true,
+  request: true,
+  rateLimit: true,
+  idempotency: true,
+  logger: true,
+  unauthenticatedMessage: true,
+  observers: true,
+  ledger: true,
+  recovery: true,
+  lease: true,
+  clock: true,
+};
+
 const NO_RATE_LIMIT: RateLimitGate = { checkMetered: async () => undefined };
 
 export async function createCredits<TContext extends object = Record<string, unknown>>(options: CreditsOptions<TContext>): Promise<Credits<TContext>> {
-  if (options === null || typeof options !== "object") throw new Error("createCredits: pass the options object (docs/library.md, \"Options\")");
-  const logger = options.logger ?? defaultLogger();
-  // Mistaken options fail here, at start, naming the option (hosts in JavaScript get no type checks).
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new Error("createCredits: pass the options object (docs/library.md, \"Options\")");
+  }
+  // Mistaken options fail here, at start, naming the option (hosts in JavaScript get no type checks),
+  // before anything is opened that the refusal would have to close (a pool, PGlite, a timer).
+  checkOptions(options as unknown as Record<string, unknown>, OPTION_NAMES);
   const creditTypes = creditTypeNames(options.creditTypes);
   const directiveOptions = {
     creditTypes: new Set(creditTypes),
@@ -323,123 +330,146 @@ export async function createCredits<TContext extends object = Record<string, unk
   };
   if (!options.request && !options.caller) throw new Error("createCredits: say how to find the caller (options.caller)");
   checkReaders(options as unknown as Record<string, unknown>);
+  if (typeof options.database === "string") databaseLocation(options.database);
+  const logger = options.logger ?? defaultLogger();
 
   const { handle, owned } = await openDatabase(options.database, logger, options.migrate ?? true);
-  // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
-  await backfillBalances(handle.db, creditTypes);
-  // The HTTP headers of each request, noted by the plugin when the request starts (Idempotency-Key).
-  const headersOf = new WeakMap<object, { get(name: string): string | undefined }>();
-  // The contexts the plugin saw requests start with, when the library keeps the requests' state.
-  const servedContexts = new WeakSet<object>();
-  const readsHeaders = !options.request && options.idempotency !== false && !options.idempotencyKey;
-  const requestOf: RequestOf =
-    options.request ??
-    requestStates(options as ContextReaders<TContext>, handle.db, logger, {
-      header: (context, name) => headersOf.get(context)?.get(name),
-      idempotencyHeader: options.idempotency !== false,
-      unauthenticatedMessage: options.unauthenticatedMessage ?? DEFAULT_UNAUTHENTICATED_MESSAGE,
+  // What was opened or started so far, stopped (last first) when a later step fails: a refused start
+  // leaves no pool, PGlite or timer behind to keep the host's process alive.
+  const opened: (() => unknown)[] = owned ? [() => handle.close()] : [];
+  try {
+    // A credit type added since a subscription was opened gets its zero balance now (402 when spent, not 404).
+    await backfillBalances(handle.db, creditTypes);
+    // The HTTP headers of each request, noted by the plugin when the request starts (Idempotency-Key).
+    const headersOf = new WeakMap<object, { get(name: string): string | undefined }>();
+    // The contexts the plugin saw requests start with, when the library keeps the requests' state.
+    const servedContexts = new WeakSet<object>();
+    const readsHeaders = !options.request && options.idempotency !== false && !options.idempotencyKey;
+    const requestOf: RequestOf =
+      options.request ??
+      requestStates(options as ContextReaders<TContext>, handle.db, logger, {
+        header: (context, name) => headersOf.get(context)?.get(name),
+        idempotencyHeader: options.idempotency !== false,
+        unauthenticatedMessage: options.unauthenticatedMessage ?? DEFAULT_UNAUTHENTICATED_MESSAGE,
+      });
+    const observer = composeObservers([loggingObserver(logger), ...(options.observers ?? [])], (err) =>
+      logger.error({ err }, "a charge observer failed"),
+    );
+    const lease = startInstanceLease({ db: handle.db, ttlMs: options.lease?.ttlMs ?? LEASE_TTL_MS, logger });
+    opened.push(() => lease.stop());
+    const ledger = createCoalescingChargeLedger(handle.db, {
+      ...options.ledger,
+      instanceId: () => lease.current(),
+      leaseExpired: (id) => lease.expired(id),
+      logger,
     });
-  const observer = composeObservers([loggingObserver(logger), ...(options.observers ?? [])], (err) =>
-    logger.error({ err }, "a charge observer failed"),
-  );
-  const lease = startInstanceLease({ db: handle.db, ttlMs: options.lease?.ttlMs ?? LEASE_TTL_MS, logger });
-  const ledger = createCoalescingChargeLedger(handle.db, {
-    ...options.ledger,
-    instanceId: () => lease.current(),
-    leaseExpired: (id) => lease.expired(id),
-    logger,
-  });
-  const rateLimitOption = options.rateLimit ?? {};
-  const rateLimits: LibraryRateLimits | undefined =
-    rateLimitOption === false || "gate" in rateLimitOption
-      ? undefined
-      : createLibraryRateLimits(rateLimitOption, { logger, requestOf, now: options.clock ? () => options.clock!().getTime() : undefined });
-  const rateLimiter: RateLimitGate =
-    rateLimitOption !== false && "gate" in rateLimitOption ? rateLimitOption.gate : (rateLimits?.gate ?? NO_RATE_LIMIT);
-  const deps: ChargeDeps = { ledger, rateLimiter, observer, idempotency: idempotencyGateOf(options, handle, lease, logger) };
-  // Refuses a metered call in a request the plugin did not serve: an Apollo Server without
-  // `plugins: [credits.plugin]` would hold it and never settle it.
-  const wrap = createChargeWrapper(deps, requestOf, { requirePlugin: true });
+    opened.push(() => ledger.close());
+    const rateLimitOption = options.rateLimit ?? {};
+    const rateLimits: LibraryRateLimits | undefined =
+      rateLimitOption === false || "gate" in rateLimitOption
+        ? undefined
+        : createLibraryRateLimits(rateLimitOption, { logger, requestOf, now: options.clock ? () => options.clock!().getTime() : undefined });
+    if (rateLimits) opened.push(() => rateLimits.close());
+    const rateLimiter: RateLimitGate =
+      rateLimitOption !== false && "gate" in rateLimitOption ? rateLimitOption.gate : (rateLimits?.gate ?? NO_RATE_LIMIT);
+    const deps: ChargeDeps = { ledger, rateLimiter, observer, idempotency: idempotencyGateOf(options, handle, lease, logger) };
+    // Refuses a metered call in a request the plugin did not serve: an Apollo Server without
+    // `plugins: [credits.plugin]` would hold it and never settle it.
+    const wrap = createChargeWrapper(deps, requestOf, { requirePlugin: true });
 
-  let meteredFields: MeteredField[] = [];
-  let charges: OperationCharges | undefined;
-  const operationCharges: OperationCharges = {
-    // Called by the plugin for every operation before it runs: the request is noted as served by it.
-    holdOperation: (request) => {
-      markServedByPlugin(request.ctx);
-      return charges ? charges.holdOperation(request) : Promise.resolve(undefined);
-    },
-    settle: (ctx, data) => (charges ? charges.settle(ctx, data) : Promise.resolve()),
-    undelivered: (ctx) => (charges ? charges.undelivered(ctx) : Promise.resolve()),
-  };
+    let meteredFields: MeteredField[] = [];
+    let charges: OperationCharges | undefined;
+    const operationCharges: OperationCharges = {
+      // Called by the plugin for every operation before it runs: the request is noted as served by it.
+      holdOperation: (request) => {
+        markServedByPlugin(request.ctx);
+        return charges ? charges.holdOperation(request) : Promise.resolve(undefined);
+      },
+      settle: (ctx, data) => (charges ? charges.settle(ctx, data) : Promise.resolve()),
+      undelivered: (ctx) => (charges ? charges.undelivered(ctx) : Promise.resolve()),
+    };
 
-  const recovery: RecoveryScheduler | undefined =
-    options.recovery === false
-      ? undefined
-      : startRecoveryScheduler({
-          intervalMs: options.recovery?.intervalMs ?? 5_000,
-          logger,
-          runPass: async () => {
-            try {
-              return await runRecoveryPass({
-                db: handle.db,
-                settleTimeoutMs: options.recovery ? (options.recovery.settleTimeoutMs ?? SETTLE_TIMEOUT_MS) : SETTLE_TIMEOUT_MS,
-                batchSize: options.recovery ? options.recovery.batchSize : undefined,
-                clock: options.clock,
-                logger,
-                observer,
-              });
-            } finally {
-              if (options.recovery) await options.recovery.afterPass?.();
-            }
-          },
-        });
+    const recovery: RecoveryScheduler | undefined =
+      options.recovery === false
+        ? undefined
+        : startRecoveryScheduler({
+            intervalMs: options.recovery?.intervalMs ?? 5_000,
+            logger,
+            runPass: async () => {
+              try {
+                return await runRecoveryPass({
+                  db: handle.db,
+                  settleTimeoutMs: options.recovery ? (options.recovery.settleTimeoutMs ?? SETTLE_TIMEOUT_MS) : SETTLE_TIMEOUT_MS,
+                  batchSize: options.recovery ? options.recovery.batchSize : undefined,
+                  clock: options.clock,
+                  logger,
+                  observer,
+                });
+              } finally {
+                if (options.recovery) await options.recovery.afterPass?.();
+              }
+            },
+          });
+    if (recovery) opened.push(() => recovery.stop());
 
-  return {
-    typeDefs: `${CREDITS_DIRECTIVE_SDL}\n${RATE_LIMIT_DIRECTIVE_SDL}`,
-    transform(base, resolvers) {
-      const schema = addCreditAmountArgument(resolvers ? attachResolvers(base, resolvers) : base);
-      meteredFields = readMeteredFields(schema, directiveOptions);
-      charges = createOperationCharges(deps, meteredFields);
-      rateLimits?.readRules(schema);
-      const metered = creditsDirectiveTransformer({ ...directiveOptions, wrap })(schema);
-      return rateLimits ? rateLimits.transform(metered) : metered;
-    },
-    get meteredFields() {
-      return meteredFields;
-    },
-    plugin: composePlugins<TContext>([
-      // Only when the library builds the request's state: a host that brings its own state (this
-      // server) pays nothing per request for it.
-      ...(options.request ? [] : [noteRequests<TContext>(servedContexts, readsHeaders ? headersOf : undefined)]),
-      creditsExtensionPlugin<TContext>(operationCharges, requestOf),
-      formatErrorsPlugin<TContext>(),
-      // Requests Apollo refuses before any plugin hook runs (a body like {"query": 5}): BAD_USER_INPUT.
-      requestErrorsPlugin<TContext>(logger),
-      errorsPlugin<TContext>(requestOf),
-    ]),
-    admin: createAdminOperations(handle.db, creditTypes),
-    database: handle,
-    observer,
-    async responseNotDelivered(context) {
-      if (!options.request && !servedContexts.has(context)) {
-        // The object the host's context function returned, not the copy Apollo ran the operation
-        // with: nothing leads from it to the request's calls, which would stay charged unnoticed.
-        logger.warn(
-          { event: "credits.undelivered_unknown_context" },
-          "responseNotDelivered was given a context no request started with, so nothing was refunded: Apollo runs each operation with a copy of your context; pass the operation's contextValue (docs/library.md)",
-        );
-        return;
+    return {
+      typeDefs: `${CREDITS_DIRECTIVE_SDL}\n${RATE_LIMIT_DIRECTIVE_SDL}`,
+      transform(base, resolvers) {
+        const withResolvers = resolvers ? attachResolvers(base, resolvers) : base;
+        // Each @credits use, and the arguments the charge path reads (subscriptionId an ID, a declared
+        // creditAmount the optional Int): a mistake throws now, naming the field.
+        meteredFields = readCheckedMeteredFields(withResolvers, directiveOptions);
+        const schema = addCreditAmountArgument(withResolvers);
+        charges = createOperationCharges(deps, meteredFields);
+        rateLimits?.readRules(schema);
+        const metered = creditsDirectiveTransformer({ ...directiveOptions, wrap })(schema);
+        return rateLimits ? rateLimits.transform(metered) : metered;
+      },
+      get meteredFields() {
+        return meteredFields;
+      },
+      plugin: composePlugins<TContext>([
+        // Only when the library builds the request's state: a host that brings its own state (this
+        // server) pays nothing per request for it.
+        ...(options.request ? [] : [noteRequests<TContext>(servedContexts, readsHeaders ? headersOf : undefined)]),
+        creditsExtensionPlugin<TContext>(operationCharges, requestOf),
+        formatErrorsPlugin<TContext>(),
+        // Requests Apollo refuses before any plugin hook runs (a body like {"query": 5}): BAD_USER_INPUT.
+        requestErrorsPlugin<TContext>(logger),
+        errorsPlugin<TContext>(requestOf),
+      ]),
+      admin: createAdminOperations(handle.db, creditTypes),
+      database: handle,
+      observer,
+      async responseNotDelivered(context) {
+        if (!options.request && !servedContexts.has(context)) {
+          // The object the host's context function returned, not the copy Apollo ran the operation
+          // with: nothing leads from it to the request's calls, which would stay charged unnoticed.
+          logger.warn(
+            { event: "credits.undelivered_unknown_context" },
+            "responseNotDelivered was given a context no request started with, so nothing was refunded: Apollo runs each operation with a copy of your context; pass the operation's contextValue (docs/library.md)",
+          );
+          return;
+        }
+        await operationCharges.undelivered(await requestOf(context));
+      },
+      migrate: () => migrateCredits(handle),
+      async close() {
+        ledger.close();
+        await recovery?.stop();
+        await lease.stop();
+        await rateLimits?.close();
+        if (owned) await handle.close();
+      },
+    };
+  } catch (err) {
+    for (const stop of opened.reverse()) {
+      try {
+        await stop();
+      } catch (closeErr) {
+        logger.warn({ err: closeErr }, "createCredits: closing what a failed start opened failed");
       }
-      await operationCharges.undelivered(await requestOf(context));
-    },
-    migrate: () => migrateCredits(handle),
-    async close() {
-      ledger.close();
-      await recovery?.stop();
-      await lease.stop();
-      await rateLimits?.close();
-      if (owned) await handle.close();
-    },
-  };
+    }
+    throw err;
+  }
 }
