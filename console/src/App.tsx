@@ -15,6 +15,7 @@ import { onUnauthenticated } from "./api/session";
 import { adoptTokenFromAddress, clearToken, currentToken, normaliseToken, storeToken, takeTokenFromAddress, tokenExpiry } from "./api/token";
 import { closeLive } from "./live/connection";
 import { ErrorBanner } from "./components/ErrorBanner";
+import { ErrorBoundary, PageProblem } from "./components/ErrorBoundary";
 import { SubscriptionCards } from "./components/SubscriptionCards";
 import { LedgerTable } from "./components/LedgerTable";
 import { AlertsList } from "./components/AlertsList";
@@ -149,7 +150,6 @@ function SignedIn({ token, onSignOut }: { token: string; onSignOut: (why?: strin
     );
   };
 
-
   return (
     <div className="app">
       <header className="top">
@@ -170,7 +170,10 @@ function SignedIn({ token, onSignOut }: { token: string; onSignOut: (why?: strin
         </button>
       </header>
       <main>
-        <Page path={path} isAdmin={viewer.isAdmin} types={types} own={viewer.subscriptions} />
+        {/* A page that cannot be drawn says why, under the header (whose navigation still works); another page starts afresh. */}
+        <ErrorBoundary resetKey={path} fallback={(error, retry) => <PageProblem error={error} retry={retry} />}>
+          <Page path={path} isAdmin={viewer.isAdmin} types={types} own={viewer.subscriptions} />
+        </ErrorBoundary>
       </main>
     </div>
   );

@@ -10,6 +10,14 @@ export interface QueryState<Result> {
   refetch: () => Promise<void>;
 }
 
+/**
+ * An error that the same request sent again may get past: the server did not answer, failed (5xx),
+ * or was still running the first send (409). Shown with a Retry; for an admin action, its key is kept.
+ */
+export function isRetryable(error: ApiError | undefined): boolean {
+  return error !== undefined && (error.code === "NETWORK_ERROR" || error.status === 409 || error.status >= 500);
+}
+
 function asApiError(err: unknown): ApiError {
   return err instanceof ApiError ? err : new ApiError((err as Error).message ?? String(err), "CLIENT_ERROR", 0);
 }

@@ -12,7 +12,7 @@ export function ErrorBanner({ error, onRetry }: { error: ApiError | undefined; o
       <strong>{error.code.replace(/_/g, " ").toLowerCase()}</strong>
       {error.status ? <span className="muted"> (HTTP {error.status})</span> : null}: {error.display}
       {onRetry ? (
-        <button type="button" className="link" onClick={onRetry}>
+        <button type="button" className="link" onClick={onRetry} data-testid="retry">
           Retry
         </button>
       ) : null}

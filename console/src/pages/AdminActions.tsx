@@ -3,13 +3,15 @@
  * each with a required reason and its own Idempotency-Key (see useIdempotentAction), so a double
  * click or a retry after a lost answer acts once. `onChanged` refreshes the balances and lists.
  * Amounts are checked in the form before anything is sent (a whole number, in range), with a
- * message next to the field saying what to type; so are a grant's terms (category, priority 0–100,
- * an expiry in the future). A refund is only sent for a charge of this subscription (refundCheck.ts).
- * A new action clears the last one's messages (`onStarted`), so a success and a new error never
- * show side by side. Each tab keeps its own amount and reason (an adjustment's -3 is not carried to
- * the Refund tab, where it would be an error), so a field's problem shows on its own tab only. A
- * refusal takes the focus the submit button lost while it was disabled (a mouse click), so keyboard
- * and screen-reader users land on what went wrong (components/focus.ts).
+ * message next to the field saying what to type; so are a grant's terms (category, priority 0–100
+ * or empty for the API's default, an expiry in the future). An action the server did not answer
+ * (or failed, or was still running) shows a Retry: the same action, with the same key. A refund
+ * is only sent for a charge of this subscription (refundCheck.ts). A new action clears the last
+ * one's messages (`onStarted`), so a success and a new error never show side by side. Each tab
+ * keeps its own amount and reason (an adjustment's -3 is not carried to the Refund tab, where it
+ * would be an error), so a field's problem shows on its own tab only. A refusal takes the focus the
+ * submit button lost while it was disabled (a mouse click), so keyboard and screen-reader users
+ * land on what went wrong (components/focus.ts).
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import {
@@ -21,12 +23,12 @@ import {
   type SubscriptionSummaryFragment,
 } from "../generated/graphql";
 import { ApiError } from "../api/client";
-import { useIdempotentAction } from "../api/hooks";
+import { isRetryable, useIdempotentAction } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { TabPanel, Tabs } from "../components/Tabs";
 import { MAX_INT, fmtCredits, fmtInt, fmtTime, parseWholeNumber } from "../components/format";
 import { takeLostFocus } from "../components/focus";
-import { DEFAULT_PRIORITY, GRANT_CATEGORIES, parseExpiry, priorityProblem } from "./grantTerms";
+import { DEFAULT_PRIORITY, GRANT_CATEGORIES, parseExpiry, parsePriority, priorityProblem } from "./grantTerms";
 import { findDebit } from "./refundCheck";
 
 type Kind = "grant" | "adjust" | "refund" | "status";
@@ -76,7 +78,7 @@ export function AdminActions({
   const setReason = (value: string) => setReasons((all) => ({ ...all, [kind]: value }));
   const [entryId, setEntryId] = useState("");
   const [category, setCategory] = useState<GrantCategory>("PAID");
-  const [priority, setPriority] = useState(DEFAULT_PRIORITY);
+  const [priority, setPriority] = useState(String(DEFAULT_PRIORITY));
   const [expiry, setExpiry] = useState("");
   // The refund's entry is not a charge of this subscription (or could not be looked up).
   const [entryError, setEntryError] = useState<ApiError>();
@@ -148,7 +150,16 @@ export function AdminActions({
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    // A double click acts once: the refund's check runs before the action's own in-flight guard.
+    await sendOnce();
+  }
+
+  /**
+   * Sends what the form holds. A double click acts once: the refund's check runs before the
+   * action's own in-flight guard. Also the Retry of an action the server did not answer: the form is
+   * as it was (any edit clears the error, and its Retry, and forgets the key), so it is the same
+   * action, sent with the same Idempotency-Key, and the server acts at most once.
+   */
+  async function sendOnce() {
     if (busy.current) return;
     busy.current = true;
     try {
@@ -157,6 +168,7 @@ export function AdminActions({
       busy.current = false;
     }
   }
+  const retry = () => void sendOnce();
 
   async function send() {
     onStarted?.();
@@ -173,12 +185,13 @@ export function AdminActions({
     let done: unknown;
     let what = "";
     if (kind === "grant") {
-      const terms = { category, priority: parseWholeNumber(priority) ?? 50, expiresAt: parseExpiry(expiry).expiresAt };
+      // An empty priority sends none: the API's default (DEFAULT_PRIORITY) applies.
+      const terms = { category, priority: parsePriority(priority), expiresAt: parseExpiry(expiry).expiresAt };
       done = await grant.run({ input: { subscriptionId: subscription.id, type, amount: n, reason, ...terms } });
-      // The terms are named when they are not the defaults (PAID, priority 50, never expiring).
+      // The terms are named when they are not the defaults (PAID, priority 50 or none sent, never expiring).
       const named = [
         ...(category !== "PAID" ? [category] : []),
-        ...(terms.priority !== 50 ? [`priority ${terms.priority}`] : []),
+        ...(terms.priority !== undefined && terms.priority !== DEFAULT_PRIORITY ? [`priority ${terms.priority}`] : []),
         // The grants table's format: one format for every date the console prints.
         ...(terms.expiresAt ? [`expiring ${fmtTime(terms.expiresAt)}`] : []),
       ];
@@ -226,7 +239,7 @@ export function AdminActions({
           {kind === "grant" || kind === "adjust" ? (
             <label>
               Type
-              <select value={type} onChange={(e) => edit(setType)(e.target.value)} data-testid="action-type">
+              <select value={type} onChange={(e) => (edit(setType)(e.target.value), grant.reset(), adjust.reset())} data-testid="action-type">
                 {types.map((t) => (
                   <option key={t}>{t}</option>
                 ))}
@@ -279,7 +292,8 @@ export function AdminActions({
                   onChange={(e) => edit(setPriority)(e.target.value)}
                   inputMode="numeric"
                   size={4}
-                  title="Lower is spent first"
+                  title={`Lower is spent first; empty: the default, ${DEFAULT_PRIORITY}`}
+                  placeholder={String(DEFAULT_PRIORITY)}
                   aria-invalid={priorityWrong ? true : undefined}
                   aria-describedby={priorityWrong ? "action-priority-problem" : undefined}
                   data-testid="action-priority"
@@ -322,8 +336,8 @@ export function AdminActions({
             {expiryWrong}
           </div>
         ) : null}
-        {kind === "refund" ? <ErrorBanner error={entryError} /> : null}
-        <ErrorBanner error={action.error} />
+        {kind === "refund" ? <ErrorBanner error={entryError} onRetry={isRetryable(entryError) ? retry : undefined} /> : null}
+        <ErrorBanner error={action.error} onRetry={isRetryable(action.error) ? retry : undefined} />
       </TabPanel>
     </form>
   );

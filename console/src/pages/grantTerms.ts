@@ -1,18 +1,28 @@
 /**
  * A grant's terms as typed in the admin's form (category, priority, expiry), checked before
  * anything is sent, with the same rules as the server (src/grants/grant-input.ts): a priority is a
- * whole number from 0 to 100 (lower is spent first), an expiry is in the future or empty (never).
+ * whole number from 0 to 100 (lower is spent first) or empty (none is sent: the API's default, 50),
+ * an expiry is in the future or empty (never).
  */
 import type { GrantCategory } from "../generated/graphql";
 import { parseWholeNumber } from "../components/format";
 
 export const GRANT_CATEGORIES: GrantCategory[] = ["PAID", "PROMOTIONAL", "PLAN"];
-export const DEFAULT_PRIORITY = "50";
+/** The priority of a grant sent without one (the API's default), and the form's first value. */
+export const DEFAULT_PRIORITY = 50;
 
-/** What is wrong with the priority typed; undefined when it is fine. */
+/** What is wrong with the priority typed; undefined when it is fine (empty is: the default applies). */
 export function priorityProblem(text: string): string | undefined {
+  if (text.trim() === "") return undefined;
   const n = parseWholeNumber(text);
-  return n === undefined || n < 0 || n > 100 ? "Priority must be a whole number from 0 to 100 (lower is spent first), e.g. 50." : undefined;
+  return n === undefined || n < 0 || n > 100
+    ? `Priority must be a whole number from 0 to 100 (lower is spent first), e.g. ${DEFAULT_PRIORITY}, or empty for the default (${DEFAULT_PRIORITY}).`
+    : undefined;
+}
+
+/** The priority to send: undefined when the field is empty (the API's default, DEFAULT_PRIORITY, applies). */
+export function parsePriority(text: string): number | undefined {
+  return text.trim() === "" ? undefined : parseWholeNumber(text);
 }
 
 /**
