@@ -749,14 +749,16 @@ describe.skipIf(!available)("the console in chromium", () => {
       await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("live");
       expect(connections[0].subscribes).toBe(1);
 
-      // Lost: the page says so (never silently stale), and keeps trying.
+      // Lost: the page says so (never silently stale), and keeps trying. The balances read again
+      // are counted from the loss: the console may read them as soon as a socket is back, before
+      // this test sees the third connection.
+      const lostAt = Date.now();
       await connections[0].close(1013);
       await expect.poll(() => state.getAttribute("data-state"), { timeout: 2_000 }).toBe("reconnecting");
       expect(await state.textContent()).toMatch(/reconnecting/);
       await expect.poll(() => connections.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
       // The 4500 close does not end it either: a third connection, with the subscription sent again.
       await expect.poll(() => connections.length, { timeout: 20_000 }).toBe(3);
-      const lostAt = Date.now();
       await expect.poll(() => connections[2].subscribes, { timeout: 20_000 }).toBe(1);
       await expect.poll(() => state.getAttribute("data-state"), { timeout: 5_000 }).toBe("live");
       // Events were missed while it was down: the balances are read again once it is back.
