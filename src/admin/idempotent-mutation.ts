@@ -13,6 +13,13 @@
  * CHARGE_SETTLE_TIMEOUT), and a call whose claim was taken over rolls its change back. A mutation that
  * fails changed nothing, so its key is released and a retry runs afresh.
  *
+ * A killed database connection costs the caller no error either: when the write's transaction loses
+ * its connection, whether it committed is unknown, so the claim is released (a statement that only
+ * removes it while still PENDING, that is when nothing committed) and the call claims again. A key
+ * found DONE then is this call's own commit, answered with what it stored; one claimed again runs
+ * the write afresh. Without a key there is no such lookup, and the lost connection is the caller's
+ * 500: the header is what makes an admin mutation safe to send again.
+ *
  * Use, around the write of any mutation (the write must use the handle it is given):
  *   const { value, replayed } = await idempotentMutation(ctx, info, (db) => changeCredits(db, change));
  *
@@ -21,8 +28,11 @@
  * balance's threshold), pass `freeze`: with a key, it reads them in the write's transaction into the
  * stored value (src/admin/frozen-answer.ts), and a replay answers them as the first call did.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { getArgumentValues, type GraphQLResolveInfo } from "graphql";
 import type { DbOrTx } from "../db/database.js";
+import { lostConnection } from "../db/errors.js";
+import { READ_RETRY_DELAYS_MS } from "../db/lost-connection-retry.js";
 import { BadUserInputError, ConflictError, InternalError } from "../errors/errors.js";
 import { requireViewer, responsePathKey, type RequestContext } from "../graphql/context.js";
 import { parseIdempotencyKey } from "../idempotency/idempotency-key.js";
@@ -37,6 +47,12 @@ export interface MutationOutcome<T> {
 
 /** Claiming races a concurrent release at most this often before it answers CONFLICT. */
 const CLAIM_ATTEMPTS = 3;
+
+/**
+ * Pauses before each new claim after the write lost its connection: the reads' schedule (about
+ * 2.6 s), since each attempt is a claim, a transaction and a completion, all on fresh connections.
+ */
+const LOST_WRITE_RETRY_DELAYS_MS = READ_RETRY_DELAYS_MS;
 
 const STILL_RUNNING = "A request with this Idempotency-Key is still being processed: retry once it has finished";
 
@@ -56,6 +72,7 @@ export async function idempotentMutation<T>(
   const scope: KeyScope = { actorId: requireViewer(ctx).id, key: parseIdempotencyKey(ctx.idempotencyKey), fieldPath: responsePathKey(info) };
   const hash = requestHash(`${info.parentType.name}.${info.fieldName}`, fieldArguments(info));
   const { IDEMPOTENCY_TTL, CHARGE_SETTLE_TIMEOUT } = ctx.services.config;
+  let lostWrites = 0;
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
     const now = new Date();
     const claimed = await keyStore(() =>
@@ -66,7 +83,17 @@ export async function idempotentMutation<T>(
         staleBefore: new Date(now.getTime() - CHARGE_SETTLE_TIMEOUT),
       }),
     );
-    if (claimed) return { value: await runClaimed(ctx, scope, now, write, freeze), replayed: false };
+    if (claimed) {
+      try {
+        return { value: await runClaimed(ctx, scope, now, write, freeze), replayed: false };
+      } catch (err) {
+        if (!lostConnection(err) || lostWrites >= LOST_WRITE_RETRY_DELAYS_MS.length) throw err;
+        ctx.logger.warn({ component: "idempotency", event: "idempotency.write_connection_lost", fieldPath: scope.fieldPath, attempt: lostWrites + 1 }, "admin mutation lost its database connection: looking its commit up");
+        await sleep(LOST_WRITE_RETRY_DELAYS_MS[lostWrites++]);
+        attempt--; // not a claiming race: claim again as if first
+        continue;
+      }
+    }
 
     const existing = await keyStore(() => readKey(db, scope));
     if (!existing) continue; // released between our two statements: claim again
@@ -74,8 +101,11 @@ export async function idempotentMutation<T>(
       throw new BadUserInputError("This Idempotency-Key was already used with other arguments: send a new key for a different request", "Idempotency-Key");
     }
     if (existing.state === "PENDING") throw new ConflictError(STILL_RUNNING);
-    ctx.logger.info({ component: "idempotency", event: "idempotency.replayed", fieldPath: scope.fieldPath }, "admin mutation replayed");
-    return { value: storedValue(existing.result) as T, replayed: true };
+    // After a lost connection, the only call that can have completed the key is this one (its claim
+    // is only released while PENDING, and no other call takes a claim over before it is stale).
+    const committedByThisCall = lostWrites > 0;
+    if (!committedByThisCall) ctx.logger.info({ component: "idempotency", event: "idempotency.replayed", fieldPath: scope.fieldPath }, "admin mutation replayed");
+    return { value: storedValue(existing.result) as T, replayed: !committedByThisCall };
   }
   throw new ConflictError(STILL_RUNNING);
 }

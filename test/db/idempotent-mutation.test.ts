@@ -2,7 +2,9 @@
  * idempotentMutation (src/admin/idempotent-mutation.ts) on PGlite and PostgreSQL, below HTTP, for the
  * paths a client cannot steer: a call whose claim is taken over while it runs rolls its change back
  * (the taker's run stands), a PENDING key left by a crashed call is taken over once stale and runs
- * once, and a replay returns the stored value with its Dates revived.
+ * once, a replay returns the stored value with its Dates revived, and a write whose connection is
+ * lost (before its commit, or with its commit's answer) answers its caller as if nothing happened,
+ * applied once.
  */
 import { sql } from "drizzle-orm";
 import { buildSchema, graphql, type GraphQLResolveInfo } from "graphql";
@@ -124,5 +126,61 @@ describe.each(BACKENDS)("idempotentMutation on %s", (backend) => {
     expect(second.outcome.replayed).toBe(true);
     expect(second.outcome.value).toEqual(first.outcome.value);
     expect((second.outcome.value as { at: Date }).at).toBeInstanceOf(Date);
+  });
+
+  /** The handle's transactions, but the first one's answer is lost after it committed (a connection killed as COMMIT returned). */
+  function commitAnswerLostOnce(db: DbOrTx): DbOrTx {
+    let lost = false;
+    return new Proxy(db, {
+      get(target, property, receiver) {
+        if (property !== "transaction") return Reflect.get(target, property, receiver);
+        return async (body: (tx: DbOrTx) => Promise<unknown>) => {
+          const value = await (target as { transaction: (b: typeof body) => Promise<unknown> }).transaction(body);
+          if (lost) return value;
+          lost = true;
+          throw new Error("Connection terminated unexpectedly");
+        };
+      },
+    });
+  }
+
+  it("a write whose commit's answer is lost is found committed and answered with what it stored, applied once", async () => {
+    const sub = await fundedSubscription(database, "owner", { ai: 0 });
+    const key = `answer-lost-${Date.now()}`;
+    const base = context(key);
+    const ctx = { ...base, services: { ...base.services, db: commitAnswerLostOnce(database.db) } } as RequestContext;
+    let runs = 0;
+    const { result, outcome } = await run(ctx, sub, 6, async (db) => {
+      runs++;
+      await grant(db, sub, 6);
+      return { granted: 6 };
+    });
+    expect(result.errors).toBeUndefined();
+    expect(outcome).toEqual({ replayed: false, value: { granted: 6 } });
+    expect(runs).toBe(1);
+    expect(await aiBalance(sub)).toBe(6);
+    const again = await run(context(key), sub, 6, async (db) => grant(db, sub, 6));
+    expect(again.outcome).toEqual({ replayed: true, value: { granted: 6 } });
+    expect(await aiBalance(sub)).toBe(6);
+  });
+
+  // PostgreSQL only: PGlite runs in process, with no connection to kill.
+  if (backend === "postgres") it("a write whose backend is killed before it commits runs again under its key, applied once", async () => {
+    const sub = await fundedSubscription(database, "owner", { ai: 0 });
+    const key = `killed-${Date.now()}`;
+    let runs = 0;
+    const { result, outcome } = await run(context(key), sub, 7, async (db) => {
+      runs++;
+      await grant(db, sub, 7);
+      // The first run's own backend is terminated inside its transaction, as pg_terminate_backend or a failover does.
+      if (runs === 1) await db.execute(sql`select pg_terminate_backend(pg_backend_pid())`);
+      return { granted: 7 };
+    });
+    expect(result.errors).toBeUndefined();
+    expect(outcome).toEqual({ replayed: false, value: { granted: 7 } });
+    expect(runs).toBe(2);
+    expect(await aiBalance(sub)).toBe(7);
+    const rows = await queryRows<{ state: string }>(database.db, sql`select state from idempotency_keys where key = ${key}`);
+    expect(rows).toEqual([{ state: "DONE" }]);
   });
 });
