@@ -21,6 +21,7 @@ import { createOperationCharges, type OperationCharges } from "../credits/operat
 import { connectDatabase, MIGRATIONS_FOLDER } from "../db/connect.js";
 import { migrationState } from "../db/migrate-postgres.js";
 import type { DatabaseHandle } from "../db/database.js";
+import { isPgPool, listenForPoolErrors } from "../db/pool-error-listeners.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
 import type { IdempotencyGate } from "../idempotency/idempotency-gate.js";
 import { createCoalescingChargeLedger } from "../ledger/coalescing-charge-ledger.js";
@@ -245,6 +246,7 @@ async function openDatabase(database: string | DatabaseHandle, logger: Logger, m
     throw new Error("createCredits: `database` is a postgres:// URL, a PGlite directory (\"memory://\" keeps nothing) or an open handle { db, kind, ping, close }");
   }
   if (typeof database !== "string") {
+    watchHostPool(database, logger);
     if (migrate) await migrateCredits(database);
     else await checkMigrated(database, logger);
     return { handle: database, owned: false };
@@ -254,6 +256,15 @@ async function openDatabase(database: string | DatabaseHandle, logger: Logger, m
 }
 
 /** `migrate: false`: the host migrates. Two cheap queries say whether it did, before anything fails on a missing table. */
+/**
+ * A host's own pg pool gets the server's listeners (src/db/pool-error-listeners.ts): without them a
+ * backend killed while a credits transaction (or any of the host's) held its client crashed the host.
+ */
+function watchHostPool(handle: DatabaseHandle, logger: Logger): void {
+  const client = (handle.db as { $client?: unknown }).$client;
+  if (handle.kind === "postgres" && isPgPool(client)) listenForPoolErrors(client, logger);
+}
+
 async function checkMigrated(handle: DatabaseHandle, logger: Logger): Promise<void> {
   const state = await migrationState(handle.db, MIGRATIONS_FOLDER);
   if (!state.tables) {

@@ -4,7 +4,8 @@
  * client is idle in the pool, so a client checked out across awaits (every drizzle transaction) that
  * lost its backend threw "Unhandled 'error' event", which exits a server. Here: the transaction fails
  * with a lost-connection error its caller can handle, nothing escapes as an uncaught exception, the
- * loss is logged once at warn, and the pool serves the next statement on a fresh connection.
+ * loss is logged once at warn, and the pool serves the next statement on a fresh connection. The
+ * same for a pool a library host opened itself and gave createCredits.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
@@ -17,6 +18,8 @@ import { connectDatabase } from "../../src/db/connect.js";
 import { queryRows, type DatabaseHandle } from "../../src/db/database.js";
 import { lostConnection } from "../../src/db/errors.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { drizzle } from "drizzle-orm/node-postgres";
+import { createCredits } from "../../src/library/index.js";
 
 describe.skipIf(!postgresAvailable)("pool clients whose backend is terminated (PostgreSQL)", () => {
   let database: TestDatabase;
@@ -123,5 +126,46 @@ describe.skipIf(!postgresAvailable)("pool clients whose backend is terminated (P
     expect(killed.rowCount).toBeGreaterThanOrEqual(2);
     expect(lostLines()).toHaveLength(2);
     await handle.ping();
+  });
+
+  it("a pool the library's host opened and gave createCredits: a transaction's client killed, the host's process does not die", async () => {
+    const hostPool = new pg.Pool({ connectionString: database.url!, max: 2 });
+    const hostHandle: DatabaseHandle = {
+      db: drizzle(hostPool) as unknown as DatabaseHandle["db"],
+      kind: "postgres",
+      url: database.url!,
+      ping: async () => {
+        await hostPool.query("select 1");
+      },
+      close: () => hostPool.end(),
+    };
+    const credits = await createCredits({
+      database: hostHandle,
+      creditTypes: ["calls"],
+      caller: () => undefined,
+      recovery: false,
+      rateLimit: false,
+      logger: createLogger("warn", logs.destination),
+    });
+    try {
+      const failure = await hostHandle.db
+        .transaction(async (tx) => {
+          const [{ pid }] = await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`);
+          await terminate(pid);
+          await sleep(200);
+          await tx.execute(sql`select 1`);
+        })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(lostConnection(failure), String(failure)).toBe(true);
+      expect(uncaught).toEqual([]);
+      expect(lostLines()).toHaveLength(1);
+      await hostHandle.ping();
+    } finally {
+      await credits.close();
+      await Promise.race([hostPool.end(), sleep(5_000)]);
+    }
   });
 });
