@@ -163,10 +163,11 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
  * The stored charge as the ledger has it now, keys in extensions.credits' order (jsonb keeps its
  * own). What a call finally cost can change after its outcome was stored: the recovery pass refunds
  * it when its settlement never committed (its instance died), an admin refunds it. A replay reports
- * the ledger, never a cost the ledger has given back.
+ * the ledger, never a cost the ledger has given back, and the balance as it is now (`remaining` is
+ * the balance after the request, and a replay is a request).
  */
 async function chargeAsLedgerHasIt(db: Database, stored: ChargeRecord): Promise<ChargeRecord> {
-  const { released, refunded } = await debitReturns(db, stored.subscriptionId, stored.entryId);
+  const { released, refunded, balanceNow } = await debitReturns(db, stored.subscriptionId, stored.type, stored.entryId);
   return {
     path: stored.path,
     operation: stored.operation,
@@ -178,7 +179,7 @@ async function chargeAsLedgerHasIt(db: Database, stored: ChargeRecord): Promise<
     released,
     refunded,
     cost: stored.charged - released - refunded,
-    remaining: stored.remaining,
+    remaining: balanceNow,
     entryId: stored.entryId,
     adminOverride: stored.adminOverride,
     fallback: stored.fallback,

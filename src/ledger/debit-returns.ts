@@ -1,7 +1,8 @@
 /**
  * What has come back of one DEBIT so far: its RELEASE entries (the unused part of the hold) and its
- * REFUND entries (a system error, an undelivered result, the recovery pass, an admin), summed apart.
- * A read of the ledger, the truth of what a charge finally cost.
+ * REFUND entries (a system error, an undelivered result, the recovery pass, an admin), summed apart,
+ * and the balance it was drawn from as it stands now. A read of the ledger, the truth of what a
+ * charge finally cost (an idempotent replay reports it).
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
@@ -9,16 +10,21 @@ import { queryRows, type DbOrTx } from "../db/database.js";
 export interface DebitReturns {
   released: number;
   refunded: number;
+  /** The balance of the debit's subscription and credit type now (0 when it has none). */
+  balanceNow: number;
 }
 
-export async function debitReturns(db: DbOrTx, subscriptionId: string, entryId: string): Promise<DebitReturns> {
-  const rows = await queryRows<{ released: number | string; refunded: number | string }>(
+export async function debitReturns(db: DbOrTx, subscriptionId: string, creditType: string, entryId: string): Promise<DebitReturns> {
+  const rows = await queryRows<{ released: number | string; refunded: number | string; balance: number | string | null }>(
     db,
     sql`
       select coalesce(sum(amount) filter (where kind = 'RELEASE'), 0) as released,
-             coalesce(sum(amount) filter (where kind = 'REFUND'), 0) as refunded
+             coalesce(sum(amount) filter (where kind = 'REFUND'), 0) as refunded,
+             (select balance from credit_balances
+               where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}) as balance
         from credit_ledger
        where subscription_id = ${subscriptionId}::uuid and refund_of = ${entryId}::uuid`,
   );
-  return { released: Number(rows[0]?.released ?? 0), refunded: Number(rows[0]?.refunded ?? 0) };
+  const row = rows[0];
+  return { released: Number(row?.released ?? 0), refunded: Number(row?.refunded ?? 0), balanceNow: Number(row?.balance ?? 0) };
 }

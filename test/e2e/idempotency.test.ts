@@ -113,6 +113,10 @@ describe.each(BACKENDS)("Idempotency-Key on %s", (backend) => {
     const retry = await run(sub, k);
     const replayed = retry.body.extensions!.credits.charges[0];
     expect(replayed).toMatchObject({ charged: 1, released: 0, refunded: 1, cost: 0, replayed: true, entryId: charge.entryId });
+    // The balance as it is now, refund included, as `remaining` says after every request (an outside
+    // audit found the replay still showing the balance the first call left, 9, beside refunded: 1).
+    expect(replayed.remaining).toBe(10);
+    expect(retry.body.extensions!.credits.remaining).toEqual({ [sub]: { ai: 10 } });
     expect(Object.keys(replayed)).toEqual([...Object.keys(charge), "replayed"]);
     expect(Object.keys(charge)).toEqual([
       "path", "operation", "subscriptionId", "type", "estimated", "charged", "actual", "released", "refunded", "cost", "remaining", "entryId", "adminOverride", "fallback",
