@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import * as schema from "./schema/index.js";
 import type { Database, DatabaseHandle } from "./database.js";
 import { applyMigrations } from "./migrate-postgres.js";
+import { lockPgliteDirectory } from "./pglite-directory-lock.js";
 import { listenForPoolErrors } from "./pool-error-listeners.js";
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
@@ -64,14 +65,26 @@ async function connectPglite(options: ConnectOptions): Promise<DatabaseHandle> {
 
   const dir = options.pgliteDir ?? "./.data/pglite";
   // PGlite takes a path, "file://<path>" or "memory://".
-  if (!dir.startsWith("memory://")) mkdirSync(dir.startsWith("file://") ? dir.slice("file://".length) : dir, { recursive: true });
-  const client = new PGlite(dir);
-  await client.waitReady;
+  const directory = dir.startsWith("memory://") ? undefined : dir.startsWith("file://") ? dir.slice("file://".length) : dir;
+  let unlock = () => {};
+  if (directory !== undefined) {
+    mkdirSync(directory, { recursive: true });
+    unlock = lockPgliteDirectory(directory);
+  }
+  let client: InstanceType<typeof PGlite>;
+  try {
+    client = new PGlite(dir);
+    await client.waitReady;
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const db = drizzle(client, { schema });
   try {
     await applyMigrations(db as unknown as Database, MIGRATIONS_FOLDER);
   } catch (err) {
     await client.close();
+    unlock();
     throw err;
   }
 
@@ -82,6 +95,12 @@ async function connectPglite(options: ConnectOptions): Promise<DatabaseHandle> {
     ping: async () => {
       await db.execute(sql`select 1`);
     },
-    close: () => client.close(),
+    close: async () => {
+      try {
+        await client.close();
+      } finally {
+        unlock();
+      }
+    },
   };
 }

@@ -115,6 +115,29 @@ describe("npm start", () => {
     expect(run.stderr + run.stdout).not.toMatch(/ENOENT|\n\s+at /);
   });
 
+  // An outside audit: two servers on one PGLITE_DIR both started and served, each with its own copy
+  // of the database in memory, and the writes of one were gone after a restart.
+  it("refuses a second server on a PGLITE_DIR in use, naming the process that has it (takeover after a crash: test/db/pglite-directory-lock.test.ts)", async () => {
+    const dir = join(dataDir, "pglite-shared");
+    const first = await spawnServer({ PGLITE_DIR: dir });
+    try {
+      const second = runToExit({ PGLITE_DIR: dir });
+      expect(second.status).toBe(1);
+      const fatal = second.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { level: number; msg: string })
+        .filter((line) => line.level >= 50);
+      expect(fatal).toEqual([expect.objectContaining({ event: "start.database_failed", variable: "PGLITE_DIR", target: dir })]);
+      expect(fatal[0].msg).toContain(`the process ${first.child.pid} has it open`);
+      expect(second.stdout + second.stderr).not.toMatch(/\n\s+at /);
+      expect((await fetch(`${first.url}/health`)).status).toBe(200);
+    } finally {
+      first.child.kill("SIGTERM");
+      await first.exited;
+    }
+  });
+
   // An outside audit: an unreachable DATABASE_URL killed the process with pg-pool's raw ECONNREFUSED stack.
   it("stops with one log line naming DATABASE_URL, its host and port and the cause, when the database cannot be reached", async () => {
     const port = await closedPort();
