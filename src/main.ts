@@ -1,11 +1,13 @@
 /**
  * `npm start`: loads the configuration, starts the server, prints the start banner, and stops
  * gracefully on SIGTERM/SIGINT (in-flight requests finish, the pool closes). A database that cannot
- * be opened stops the start with one log line naming DATABASE_URL (or PGLITE_DIR) and the cause.
+ * be opened stops the start with one log line naming DATABASE_URL (or PGLITE_DIR) and the cause, and
+ * an address that cannot be listened on with one naming PORT or HOST.
  */
 import "reflect-metadata";
 import { ConfigError, loadConfig, type Config } from "./config/config.js";
 import { databaseStartFailure } from "./config/database-failure.js";
+import { listenFailure } from "./config/listen-failure.js";
 import { connectDatabase } from "./db/connect.js";
 import type { DatabaseHandle } from "./db/database.js";
 import { createLogger } from "./observability/logger.js";
@@ -61,7 +63,16 @@ try {
   await database.close().catch(() => undefined);
   throw err;
 }
-const url = await app.listen();
+let url: string;
+try {
+  url = await app.listen();
+} catch (err) {
+  const failure = listenFailure({ port: config.PORT, host: config.HOST }, err);
+  logger.fatal({ event: "start.listen_failed", variable: failure.variable, cause: failure.cause }, failure.message);
+  await app.close().catch(() => undefined);
+  await database.close().catch(() => undefined);
+  process.exit(1);
+}
 
 if (config.devMode) {
   const subscriptionId = await ensureDemoSubscription(app.services.db);

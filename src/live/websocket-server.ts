@@ -14,6 +14,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import type { ApolloServerPlugin, BaseContext } from "@apollo/server";
 import { GraphQLError, specifiedRules, type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema, type ParseOptions, type ValidationRule } from "graphql";
 import type { Context as SocketContext, SubscribePayload } from "graphql-ws";
@@ -174,7 +175,14 @@ function dropSlowConnection(ctx: { extra: { socket: { close(code: number, reason
 
 export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSocketServer {
   const log = options.logger.child({ component: "live" });
-  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path, maxPayload: options.maxPayloadBytes });
+  // Upgrades are handed over from the HTTP server here (noServer), as ws does itself with `server`,
+  // but without ws re-emitting the HTTP server's own errors (a port in use, a host that cannot be
+  // listened on): graphql-ws answers any error of the WebSocket server by printing "Internal error
+  // emitted on the WebSocket server" with a stack, before listen() could report it with its variable.
+  const wsServer = new WebSocketServer({ noServer: true, path: options.path, maxPayload: options.maxPayloadBytes });
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) =>
+    wsServer.handleUpgrade(request, socket, head, (socketUpgraded) => wsServer.emit("connection", socketUpgraded, request));
+  options.httpServer.on("upgrade", onUpgrade);
   const checks: OperationChecks = {
     schema: options.schema,
     rules: [...specifiedRules, ...(options.validationRules ?? [])],
@@ -291,7 +299,8 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
   );
 
   let disposed: Promise<void> | undefined;
-  const dispose = (): Promise<void> => (disposed ??= Promise.resolve(cleanup.dispose()));
+  const dispose = (): Promise<void> =>
+    (disposed ??= Promise.resolve(cleanup.dispose()).finally(() => options.httpServer.off("upgrade", onUpgrade)));
   return {
     dispose,
     drainPlugin: () => ({

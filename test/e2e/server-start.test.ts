@@ -2,16 +2,25 @@
  * The README's first command as a user meets it: the entry point starts with no configuration on
  * the embedded database, prints a banner with a demo subscription and tokens that work, refuses a
  * bad setting by name (a database it cannot open too, in one log line), and stops gracefully on
- * SIGTERM while a request is in flight.
+ * SIGTERM while a request is in flight: on PostgreSQL too, answering every request that reached it
+ * before or during the drain, and refunding, before it exits, the holds of calls that outlast the grace.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { afterAll, describe, expect, it } from "vitest";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { sql } from "drizzle-orm";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { postGraphQL } from "../helpers/test-app.js";
 import { spawnServer } from "../helpers/spawn-server.js";
 import { closedPort } from "../helpers/closed-port.js";
+import { createPostgresDatabase, type TestDatabase } from "../helpers/databases.js";
+import { postgresAvailable } from "../helpers/services.js";
+import { queryRows } from "../../src/db/database.js";
+import { auditLedger } from "../../src/ledger/audit.js";
+import { balancesOfSubscriptions } from "../../src/ledger/balances.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "gc-start-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -115,6 +124,34 @@ describe("npm start", () => {
     expect(run.stderr + run.stdout).not.toMatch(/ENOENT|\n\s+at /);
   });
 
+  // An outside audit: a port in use or a host that cannot be listened on ended in node's uncaught
+  // exception, with ws's "Internal error emitted on the WebSocket server" and two stack traces.
+  it("stops with one log line naming PORT when the port is in use, and HOST when it cannot be listened on", async () => {
+    const taken = createNetServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const cases: { env: Record<string, string>; variable: string; msg: string }[] = [
+        { env: { PORT: String(port) }, variable: "PORT", msg: `PORT: ${port} is already in use on 127.0.0.1` },
+        { env: { HOST: "host.invalid" }, variable: "HOST", msg: `HOST: "host.invalid" is not an address or a host name` },
+      ];
+      for (const { env, variable, msg } of cases) {
+        const run = runToExit({ PGLITE_DIR: "memory://", ...env });
+        expect(run.status, run.stderr).toBe(1);
+        expect(run.stderr).toBe("");
+        const fatal = run.stdout
+          .trim()
+          .split("\n")
+          .map((line) => JSON.parse(line) as { level: number; msg: string })
+          .filter((line) => line.level >= 50);
+        expect(fatal).toEqual([expect.objectContaining({ event: "start.listen_failed", variable })]);
+        expect(fatal[0].msg).toContain(msg);
+      }
+    } finally {
+      taken.close();
+    }
+  });
+
   // An outside audit: two servers on one PGLITE_DIR both started and served, each with its own copy
   // of the database in memory, and the writes of one were gone after a restart.
   it("refuses a second server on a PGLITE_DIR in use, naming the process that has it (takeover after a crash: test/db/pglite-directory-lock.test.ts)", async () => {
@@ -158,4 +195,104 @@ describe("npm start", () => {
     ]);
     expect(run.stdout).not.toMatch(/hunter2|\n\s+at /);
   });
+});
+
+describe.skipIf(!postgresAvailable)("npm start on PostgreSQL: SIGTERM", () => {
+  const SEARCH = `mutation($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "x", limit: 2 }) { leads { name } } }`;
+  let database: TestDatabase;
+  beforeEach(async () => {
+    database = await createPostgresDatabase(4);
+  });
+  afterEach(async () => {
+    await database?.dispose();
+  });
+
+  /** `npm start` on the fresh database: development mode (its banner's demo subscription and tokens), simulated failures on. */
+  function start(env: Record<string, string> = {}) {
+    // NODE_ENV as `npm start` has it: the test runner's "test" would turn Apollo's own signal handlers off.
+    return spawnServer({ NODE_ENV: "development", DATABASE_URL: database.url!, DATABASE_DIRECT_URL: "", CONSOLE_BUILD: "off", SIMULATE_FAILURES: "1", ...env });
+  }
+
+  /** One metered call; a connection that fails (reset, refused) is an outcome too, not a throw. */
+  async function search(url: string, subscriptionId: string, token: string, slow: boolean) {
+    try {
+      const res = await fetch(`${url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}`, ...(slow ? { "x-simulate-failure": "slow" } : {}) },
+        body: JSON.stringify({ query: SEARCH, variables: { s: subscriptionId } }),
+      });
+      const text = await res.text();
+      return { status: res.status, text, body: JSON.parse(text) as { data?: { searchLeads?: { leads: unknown[] } }; errors?: unknown[]; extensions?: any } };
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      return { status: 0, text: `${(err as Error).message}: ${cause?.code ?? cause?.message ?? ""}`, body: undefined };
+    }
+  }
+
+  const pendingCount = async () => Number((await queryRows<{ n: number }>(database.db, sql`select count(*)::int as n from pending_charges`))[0].n);
+
+  // An outside audit: of 50 calls sent before SIGTERM (half of them slow), 5 got ECONNRESET (the
+  // listener closed with connections in its backlog, idle keep-alive sockets closed under requests
+  // in transit) and 1 a masked 500 ("A GraphQL operation was received during server shutdown":
+  // Apollo's own SIGTERM handler stopped it while the HTTP server still drained).
+  it("answers every call sent before the signal or during the drain, then exits 0 with nothing pending", async () => {
+    const server = await start();
+    try {
+      const subscriptionId = bannerValue(server.output(), /Demo subscription/);
+      const token = bannerValue(server.output(), /User token/);
+      const before = Array.from({ length: 30 }, (_, i) => search(server.url, subscriptionId, token, i % 2 === 0));
+      await sleep(300);
+      server.child.kill("SIGTERM");
+      // While the slow calls still run (3 s), the server drains: calls that reach it now are served too.
+      await sleep(400);
+      const during = Array.from({ length: 6 }, () => search(server.url, subscriptionId, token, false));
+      const outcomes = await Promise.all([...before, ...during]);
+      for (const outcome of outcomes) {
+        expect(outcome.status, outcome.text).toBe(200);
+        expect(outcome.body!.errors, outcome.text).toBeUndefined();
+        expect(outcome.body!.data!.searchLeads!.leads.length, outcome.text).toBeGreaterThan(0);
+      }
+      expect(await server.exited, server.output()).toBe(0);
+      expect(server.output()).not.toMatch(/received during server shutdown/);
+
+      expect(await pendingCount()).toBe(0);
+      expect(await auditLedger(database.db)).toMatchObject({ ok: true, mismatches: [] });
+      const cost = outcomes.reduce((sum, outcome) => sum + (outcome.body!.extensions.credits.charges[0].cost as number), 0);
+      const [, leads] = await balancesOfSubscriptions(database.db, [subscriptionId]);
+      expect(leads).toMatchObject({ creditType: "leads", balance: 100 - cost });
+    } finally {
+      server.child.kill("SIGKILL");
+    }
+  }, 60_000);
+
+  // An outside audit: SIGTERM with calls running longer than the grace (10 s) exited with their holds
+  // still pending, left to another instance's recovery pass once the lease expired (or forever, with
+  // no other instance): "a graceful stop behaves like a crash".
+  it("refunds, before it exits, the holds of calls that outlast the grace", async () => {
+    const server = await start({ SIMULATE_SLOW_MS: "20000" });
+    try {
+      const subscriptionId = bannerValue(server.output(), /Demo subscription/);
+      const token = bannerValue(server.output(), /User token/);
+      const calls = Array.from({ length: 4 }, () => search(server.url, subscriptionId, token, true));
+      const deadline = Date.now() + 15_000;
+      while ((await pendingCount()) < 4) {
+        if (Date.now() > deadline) throw new Error(`the 4 holds were not taken:\n${server.output()}`);
+        await sleep(50);
+      }
+      server.child.kill("SIGTERM");
+      // The grace (10 s), then the refunds; far less than the calls' 20 s.
+      expect(await server.exited, server.output()).toBe(0);
+      await Promise.all(calls);
+
+      expect(await pendingCount()).toBe(0);
+      const [, leads] = await balancesOfSubscriptions(database.db, [subscriptionId]);
+      expect(leads).toMatchObject({ creditType: "leads", balance: 100 });
+      const refunds = await queryRows<{ n: number }>(database.db, sql`select count(*)::int as n from credit_ledger where kind = 'REFUND'`);
+      expect(refunds[0].n).toBe(4);
+      expect(await auditLedger(database.db)).toMatchObject({ ok: true, mismatches: [] });
+      expect(server.output()).not.toMatch(/unhandledRejection|uncaughtException|\n\s+at /);
+    } finally {
+      server.child.kill("SIGKILL");
+    }
+  }, 60_000);
 });
