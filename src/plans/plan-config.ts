@@ -5,12 +5,13 @@
  *
  *   [{ "name": "pro", "period": "1mo", "allowances": { "ai": { "allowance": 1000, "rolloverMax": 200 } } }]
  *
- * Subscriptions on a plan the configuration does not name get no plan credits.
+ * Subscriptions on a plan the configuration does not name get no plan credits, nor do those on a
+ * plan that grants nothing (grantsSomething).
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { CREDIT_TYPE_NAMES } from "../credits/credit-types.js";
-import { parsePeriod, type PlanPeriod } from "./period.js";
+import { readPeriod, type PlanPeriod } from "./period.js";
 
 export interface PlanAllowanceDefinition {
   readonly type: string;
@@ -27,19 +28,23 @@ export interface PlanDefinition {
 
 const credits = z.number().int().min(0).max(1_000_000_000);
 
-const planSchema = z.object({
+/** The keys a plan and an allowance may have: any other is refused (a typo such as "rollovermax" would otherwise be dropped). */
+const PLAN_KEYS = ["name", "period", "allowances"] as const;
+const ALLOWANCE_KEYS = ["allowance", "rolloverMax"] as const;
+
+const planSchema = z.strictObject({
   name: z.string().trim().min(1).max(200),
   period: z.string().transform((text, ctx) => {
-    const period = parsePeriod(text);
-    if (!period) {
-      ctx.addIssue({ code: "custom", message: `period must be "1mo" (calendar month) or a duration of 1s or more such as "30d"` });
+    const period = readPeriod(text);
+    if ("problem" in period) {
+      ctx.addIssue({ code: "custom", message: period.problem });
       return z.NEVER;
     }
     return period;
   }),
   // Keys checked after the record, not by a key schema: zod reports a refused key only as
   // "Invalid key in record", without the message that names the known types.
-  allowances: z.record(z.string(), z.object({ allowance: credits, rolloverMax: credits.default(0) })).superRefine((allowances, ctx) => {
+  allowances: z.record(z.string(), z.strictObject({ allowance: credits, rolloverMax: credits.default(0) })).superRefine((allowances, ctx) => {
     for (const type of Object.keys(allowances)) {
       if (!CREDIT_TYPE_NAMES.has(type)) {
         ctx.addIssue({ code: "custom", path: [type], message: `"${type}" is not a credit type: use one of ${[...CREDIT_TYPE_NAMES].join(", ")}` });
@@ -55,6 +60,50 @@ const plansSchema = z.array(planSchema).superRefine((plans, ctx) => {
     seen.add(plan.name);
   }
 });
+
+/** " did you mean rolloverMax?" for a key close to a known one (its case, a separator or two letters off). */
+function nearMiss(key: string, known: readonly string[]): string | undefined {
+  const squash = (k: string) => k.toLowerCase().replace(/[-_\s]/g, "");
+  const k = squash(key);
+  return known.find((candidate) => {
+    const c = squash(candidate);
+    return c === k || (Math.min(c.length, k.length) >= 4 && editDistance(c, k) <= 2);
+  });
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+/** One line per problem: where it is (PLANS.0.period), the plan it is in when it has a name, and what is wrong. */
+function describeIssues(source: string, json: unknown, issues: readonly z.core.$ZodIssue[]): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    const index = typeof issue.path[0] === "number" ? issue.path[0] : undefined;
+    const name = index !== undefined && Array.isArray(json) ? (json[index] as { name?: unknown } | null)?.name : undefined;
+    const plan = typeof name === "string" && name.trim() !== "" ? `plan ${JSON.stringify(name.trim())}: ` : "";
+    const where = (path: readonly PropertyKey[]) => [source, ...path.map(String)].join(".");
+    if (issue.code === "unrecognized_keys") {
+      // A plan (path [i]) or an allowance (path [i, "allowances", type]).
+      const inAllowance = issue.path.length === 3;
+      const known: readonly string[] = inAllowance ? ALLOWANCE_KEYS : PLAN_KEYS;
+      const what = inAllowance ? ` in the allowance of ${String(issue.path[2])} (an allowance has ${known.join(", ")})` : ` (a plan has ${known.join(", ")})`;
+      for (const key of issue.keys) {
+        const hint = nearMiss(key, known);
+        lines.push(`${where([...issue.path, key])}: ${plan}unknown key ${JSON.stringify(key)}${what}${hint ? `: did you mean ${hint}?` : ""}`);
+      }
+      continue;
+    }
+    lines.push(`${where(issue.path)}: ${issue.message.startsWith("plan ") ? "" : plan}${issue.message}`);
+  }
+  return lines;
+}
 
 export class PlanConfigError extends Error {
   constructor(public readonly problems: string[]) {
@@ -84,7 +133,7 @@ export function loadPlans(plansJson: string | undefined, plansFile: string | und
   }
   const result = plansSchema.safeParse(json);
   if (!result.success) {
-    throw new PlanConfigError(result.error.issues.map((issue) => `${source}.${issue.path.join(".")}: ${issue.message}`));
+    throw new PlanConfigError(describeIssues(source, json, result.error.issues));
   }
   return Object.freeze(
     result.data.map((plan) =>
@@ -99,6 +148,15 @@ export function loadPlans(plansJson: string | undefined, plansFile: string | und
       }),
     ),
   );
+}
+
+/**
+ * Whether the plan grants anything: an allowance above 0. A plan whose allowances are all 0 (or that
+ * has none) is accepted and listed, but it has no periods: its subscriptions get no plan credits and
+ * no `currentPeriodEnd`, like those on a plan the configuration does not name.
+ */
+export function grantsSomething(plan: PlanDefinition): boolean {
+  return plan.allowances.some((a) => a.allowance > 0);
 }
 
 /** The plan of this name, if the configuration defines one. */

@@ -1,18 +1,19 @@
 /**
  * Plan periods: the first starts when a subscription on a configured plan is opened, and the
- * recovery pass renews each one when it ends (credit_plan_renew in drizzle/0005_grants.sql does the
- * credits: rollover, expiry, the new allowance).
+ * recovery pass renews each one when it ends (credit_plan_renew, last in drizzle/0019_plan_renewal_room.sql,
+ * does the credits: rollover, expiry, the new allowance, capped at the room left once it is done).
  *
  * Renewal is safe on any number of instances: a subscription's period row is taken FOR UPDATE SKIP
  * LOCKED, and re-read under the lock, so one instance renews a boundary and another skips it.
  * Periods missed while no instance ran are renewed one after another, in order, up to
  * MAX_PERIODS_PER_TRANSACTION per transaction (the pass comes straight back for the rest).
- * A subscription left without a period (its plan unknown to the configuration, or cancelled) starts
- * a new first one when its plan is configured again or it is reactivated (startMissingPeriods).
+ * A subscription left without a period (its plan unknown to the configuration or granting nothing, or
+ * cancelled) starts a new first one when its plan is configured again (granting something) or it is
+ * reactivated (startMissingPeriods).
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type Database, type DbOrTx } from "../db/database.js";
-import { findPlan, type PlanDefinition } from "./plan-config.js";
+import { findPlan, grantsSomething, type PlanDefinition } from "./plan-config.js";
 import { periodEnd } from "./period.js";
 
 const MAX_PERIODS_PER_TRANSACTION = 100;
@@ -23,8 +24,10 @@ const reasonOf = (plan: PlanDefinition) => `plan ${plan.name}: allowance`;
 /**
  * Starts the first period of a new subscription on `plan`: records the period and grants each
  * allowance as a PLAN grant expiring at the period's end. Run inside the transaction that opens it.
+ * A plan that grants nothing (every allowance 0) has no period: null, and nothing is written.
  */
-export async function startFirstPeriod(tx: DbOrTx, subscriptionId: string, plan: PlanDefinition): Promise<Date> {
+export async function startFirstPeriod(tx: DbOrTx, subscriptionId: string, plan: PlanDefinition): Promise<Date | null> {
+  if (!grantsSomething(plan)) return null;
   const [{ now }] = await queryRows<{ now: Date | string }>(tx, sql`select now() as now`);
   const anchor = new Date(now);
   const end = periodEnd(anchor, plan.period, 1);
@@ -55,8 +58,9 @@ export async function startMissingPeriods(
   plans: readonly PlanDefinition[],
   options: { onlySubscriptionId?: string; onFailure?: RenewalFailure } = {},
 ): Promise<number> {
-  if (plans.length === 0) return 0;
-  const names = plans.map((p) => p.name);
+  // A plan that grants nothing has no periods to start.
+  const names = plans.filter(grantsSomething).map((p) => p.name);
+  if (names.length === 0) return 0;
   const only = options.onlySubscriptionId ? sql`and s.id = ${options.onlySubscriptionId}::uuid` : sql``;
   // Subscriptions not started by this call (failed, or locked by another instance that starts them):
   // never read again by it, so it ends.
@@ -102,7 +106,7 @@ async function startPeriodIfMissing(db: DbOrTx, subscriptionId: string, plan: Pl
 export interface RenewalReport {
   /** Period boundaries renewed. */
   renewed: number;
-  /** Subscriptions cancelled, or whose plan the configuration no longer knows: their period is closed, nothing more is granted. */
+  /** Subscriptions cancelled, or whose plan the configuration no longer knows or now grants nothing: their period is closed, nothing more is granted. */
   closed: number;
   /** Subscriptions whose renewal failed: left for the next pass, after the others were renewed. */
   failed: number;
@@ -166,9 +170,9 @@ async function renewSubscription(db: Database, subscriptionId: string, plans: re
     );
     if (!row) return { renewed: 0, closed: 0 };
     const plan = findPlan(plans, row.plan);
-    if (!plan || row.status === "CANCELLED") {
-      // The plan left the configuration, or the subscription was cancelled: no more periods; the
-      // last period's grants expire like any other grant.
+    if (!plan || !grantsSomething(plan) || row.status === "CANCELLED") {
+      // The plan left the configuration (or now grants nothing), or the subscription was cancelled:
+      // no more periods; the last period's grants expire like any other grant.
       await tx.execute(sql`delete from plan_periods where subscription_id = ${subscriptionId}::uuid`);
       return { renewed: 0, closed: 1 };
     }

@@ -3,8 +3,9 @@
  * Query.plans; a subscription on a plan gets its allowance at once and `currentPeriodEnd`; crossing
  * a period rolls over up to rolloverMax of the unused plan credits and expires the rest; periods
  * missed while no instance ran are renewed in order by the first pass of the next start; a plan the
- * configuration does not know grants nothing, until a configuration knows it; a cancelled
- * subscription stops renewing, and starts a new period when reactivated.
+ * configuration does not know grants nothing, until a configuration knows it, and so does one whose
+ * allowances are all 0 (no period, currentPeriodEnd null); a cancelled subscription stops renewing,
+ * and starts a new period when reactivated.
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -236,6 +237,29 @@ describe.each(BACKENDS)("plans on %s", (backend) => {
     expect(ai(reactivated.setSubscriptionStatus.balances)).toBe(10);
     await expectAuditClean();
   }, 30_000);
+
+  it("a configured plan that grants nothing (allowances all 0, or none) is listed, but has no period: currentPeriodEnd null", async () => {
+    const free = { name: "free", period: "1mo", allowances: {} };
+    const zero = { name: "zero", period: "1s", allowances: { ai: { allowance: 0, rolloverMax: 5 } } };
+    await start({ PLANS: JSON.stringify([...JSON.parse(PLANS), free, zero]), RECOVERY_INTERVAL: "300ms" });
+    const listed = await server!.gql(`{ plans { name period allowances { type amount rolloverMax } } }`);
+    expect(listed.body.data.plans.slice(2)).toEqual([
+      { name: "free", period: "1mo", allowances: [] },
+      { name: "zero", period: "1s", allowances: [{ type: "ai", amount: 0, rolloverMax: 5 }] },
+    ]);
+    for (const plan of ["free", "zero"]) {
+      const created = (await call<{ createSubscription: any }>(CREATE, { plan })).createSubscription;
+      // "End of the current plan period; null when the plan grants nothing." (It used to have a
+      // period, renewed for ever, that granted nothing.)
+      expect(created.currentPeriodEnd).toBeNull();
+      expect(ai(created.balances)).toBe(0);
+      expect((await call<{ subscription: any }>(STATE, { id: created.id })).subscription.currentPeriodEnd).toBeNull();
+      expect(await ledger(created.id)).toEqual([]);
+      const periods = await queryRows(database.db, sql`select 1 from plan_periods where subscription_id = ${created.id}::uuid`);
+      expect(periods).toEqual([]);
+    }
+    await expectAuditClean();
+  });
 
   it("a plan the configuration does not know grants nothing and has no period", async () => {
     await start();

@@ -1,0 +1,193 @@
+/**
+ * Plan renewals at the database, on both backends:
+ * - a plan that grants nothing (every allowance 0, or none) has no periods: none is started for a
+ *   subscription on it, and a period that ends once its plan grants nothing is closed, as when the
+ *   plan leaves the configuration;
+ * - the cap at the largest balance (2,147,483,647) is computed against the balance once the renewal
+ *   is done (the ended period's plan credits moved or expired), not against the balance in the
+ *   middle of it: a renewal whose final balance fits grants the whole allowance. The renewal is
+ *   called directly (credit_plan_renew) with chosen period ends, so nothing waits for a clock.
+ */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows, type Database } from "../../src/db/database.js";
+import { auditLedgerAndGrants } from "../../src/grants/grant-audit.js";
+import { changeBalance } from "../../src/ledger/change-balance.js";
+import { loadPlans } from "../../src/plans/plan-config.js";
+import { renewDuePeriods, startMissingPeriods } from "../../src/plans/plan-periods.js";
+import { openSubscription } from "../../src/subscriptions/subscription-store.js";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { holdOne } from "../helpers/ledger-commands.js";
+import { fundedSubscription } from "../helpers/test-app.js";
+
+const MAX = 2_147_483_647;
+const BILLION = 1_000_000_000;
+
+async function balanceOf(db: Database, subscriptionId: string): Promise<number> {
+  const [row] = await queryRows<{ balance: number }>(
+    db,
+    sql`select balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = 'ai'`,
+  );
+  return Number(row.balance);
+}
+
+interface Entry {
+  kind: string;
+  amount: number;
+  balance_after: number;
+  reason: string | null;
+}
+
+async function entriesOf(db: Database, subscriptionId: string): Promise<Entry[]> {
+  const rows = await queryRows<Entry>(
+    db,
+    sql`select kind, amount, balance_after, reason from credit_ledger where subscription_id = ${subscriptionId}::uuid and credit_type = 'ai' order by seq`,
+  );
+  return rows.map((r) => ({ ...r, amount: Number(r.amount), balance_after: Number(r.balance_after) }));
+}
+
+async function periodsOf(db: Database, subscriptionId: string): Promise<number> {
+  const [{ n }] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from plan_periods where subscription_id = ${subscriptionId}::uuid`);
+  return Number(n);
+}
+
+describe.each(BACKENDS)("plan renewals on %s", (backend) => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+  });
+  afterAll(() => database?.dispose());
+
+  describe("a plan that grants nothing", () => {
+    const [free, zero] = loadPlans(
+      JSON.stringify([
+        { name: "free", period: "1h", allowances: {} },
+        { name: "zero", period: "1h", allowances: { ai: { allowance: 0, rolloverMax: 5 }, leads: { allowance: 0 } } },
+      ]),
+      undefined,
+    );
+
+    it("has no period: a subscription opened on it gets none (so no currentPeriodEnd) and no plan credits", async () => {
+      for (const plan of [free, zero]) {
+        const { id } = await openSubscription(database.db, { ownerId: "nothing", plan: plan.name, actorId: "t", requestId: null, planDefinition: plan });
+        expect(await periodsOf(database.db, id)).toBe(0);
+        expect(await entriesOf(database.db, id)).toEqual([]);
+      }
+    });
+
+    it("is not started for a subscription on it that has no period", async () => {
+      const { id } = await openSubscription(database.db, { ownerId: "nothing-later", plan: "free", actorId: "t", requestId: null });
+      expect(await startMissingPeriods(database.db, [free, zero])).toBe(0);
+      expect(await periodsOf(database.db, id)).toBe(0);
+    });
+
+    it("closes, at its end, the period of a subscription whose plan now grants nothing, as when the plan left the configuration", async () => {
+      const [granting] = loadPlans(JSON.stringify([{ name: "zero", period: "1h", allowances: { ai: { allowance: 5 } } }]), undefined);
+      const { id } = await openSubscription(database.db, { ownerId: "nothing-now", plan: "zero", actorId: "t", requestId: null, planDefinition: granting });
+      expect(await balanceOf(database.db, id)).toBe(5);
+      // The period has ended (moved into the past rather than waited for).
+      await database.db.execute(sql`update plan_periods set period_end = now() - interval '1 second' where subscription_id = ${id}::uuid`);
+      expect(await renewDuePeriods(database.db, [free, zero])).toEqual({ renewed: 0, closed: 1, failed: 0 });
+      expect(await periodsOf(database.db, id)).toBe(0);
+      expect((await entriesOf(database.db, id)).map((e) => [e.kind, e.amount])).toEqual([["GRANT", 5]]);
+    });
+  });
+
+  describe("the cap at the largest balance", () => {
+    let clock = Date.parse("2030-01-01T00:00:00Z");
+    /** The next period end: any instant will do, credit_plan_renew takes the boundaries it is given. */
+    const nextEnd = () => new Date((clock += 3_600_000)).toISOString();
+
+    async function renew(sub: string, oldEnd: string, newEnd: string, allowance: number, rolloverMax: number): Promise<void> {
+      await database.db.execute(
+        sql`select credit_plan_renew(${sub}::uuid, 'ai', ${oldEnd}::timestamptz, ${newEnd}::timestamptz, ${allowance}::int, ${rolloverMax}::int, 'big')`,
+      );
+    }
+
+    async function alertsOf(sub: string): Promise<string[]> {
+      return (await queryRows<{ kind: string }>(database.db, sql`select kind from credit_alerts where subscription_id = ${sub}::uuid`)).map((r) => r.kind);
+    }
+
+    it("a billion rolled over beside a billion of allowance: the whole allowance is granted at every renewal", async () => {
+      const sub = await fundedSubscription(database, "big-plan", {});
+      let end = nextEnd();
+      await database.db.execute(sql`select credit_plan_grant(${sub}::uuid, 'ai', ${BILLION}::int, ${end}::timestamptz, 'plan big: allowance')`);
+      for (let renewal = 1; renewal <= 3; renewal++) {
+        const before = (await entriesOf(database.db, sub)).length;
+        const newEnd = nextEnd();
+        await renew(sub, end, newEnd, BILLION, BILLION);
+        end = newEnd;
+        const entries = (await entriesOf(database.db, sub)).slice(before);
+        // A billion rolled over and the whole allowance: 2,000,000,000 fits in a balance. (It used to
+        // be capped against the balance in the middle of the renewal, before the old period's
+        // credits went out: 147,483,647 of the allowance, then nothing at all.)
+        expect(await balanceOf(database.db, sub), `renewal ${renewal}: ${JSON.stringify(entries)}`).toBe(2 * BILLION);
+        const grants = entries.filter((e) => e.kind === "GRANT");
+        expect(grants.map((e) => [e.amount, e.reason])).toEqual(
+          expect.arrayContaining([
+            [BILLION, "plan big: rollover"],
+            [BILLION, "plan big: allowance"],
+          ]),
+        );
+        expect(grants).toHaveLength(2);
+        // Never past the largest balance, and never through 0 on the way (no false BALANCE_DEPLETED).
+        for (const e of entries) {
+          expect(e.balance_after).toBeGreaterThan(0);
+          expect(e.balance_after).toBeLessThanOrEqual(MAX);
+        }
+      }
+      const [{ n }] = await queryRows<{ n: number }>(
+        database.db,
+        sql`select count(*)::int as n from credit_grants where subscription_id = ${sub}::uuid and remaining > 0`,
+      );
+      expect(Number(n)).toBe(2);
+      expect(await alertsOf(sub)).toEqual([]);
+      expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+    });
+
+    it("an allowance that does not fit is capped at the room left once the old period's credits are out, held credits counted", async () => {
+      const sub = await fundedSubscription(database, "big-plan-capped", { ai: 1_500_000_000 });
+      const held = await holdOne(database.db, {
+        subscriptionId: sub,
+        creditType: "ai",
+        amount: 100,
+        operation: "Mutation.test",
+        estimated: 100,
+        actorId: "tester",
+        adminOverride: false,
+        requestId: "test",
+      });
+      expect(held.ok).toBe(true);
+      const end = nextEnd();
+      await database.db.execute(sql`select credit_plan_grant(${sub}::uuid, 'ai', 300000000, ${end}::timestamptz, 'plan big: allowance')`);
+      // 1,799,999,900 now; after the renewal: 1,499,999,900 paid + 200,000,000 rolled over + the allowance,
+      // with 100 held: room for 447,483,647 of the billion.
+      await renew(sub, end, nextEnd(), BILLION, 200_000_000);
+      expect(await balanceOf(database.db, sub)).toBe(MAX - 100);
+      const entries = await entriesOf(database.db, sub);
+      expect(entries.filter((e) => e.kind === "GRANT" && e.reason?.startsWith("plan big")).map((e) => [e.amount, e.reason])).toEqual(
+        expect.arrayContaining([
+          [200_000_000, "plan big: rollover"],
+          [447_483_647, "plan big: allowance (447483647 of 1000000000: capped at the largest balance)"],
+        ]),
+      );
+      expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+    });
+
+    it("keeps the documented order when everything fits: rollover in, allowance, rollover out, the rest expired", async () => {
+      const sub = await fundedSubscription(database, "small-plan", {});
+      const end = nextEnd();
+      await database.db.execute(sql`select credit_plan_grant(${sub}::uuid, 'ai', 10, ${end}::timestamptz, 'plan big: allowance')`);
+      await changeBalance(database.db, { subscriptionId: sub, creditType: "ai", kind: "ADJUSTMENT", delta: -4, actorId: "t", reason: "spent", requestId: null });
+      await renew(sub, end, nextEnd(), 10, 3);
+      expect((await entriesOf(database.db, sub)).slice(-4).map((e) => [e.kind, e.amount, e.balance_after])).toEqual([
+        ["GRANT", 3, 9],
+        ["GRANT", 10, 19],
+        ["ADJUSTMENT", -3, 16],
+        ["EXPIRATION", -3, 13],
+      ]);
+      expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+    });
+  });
+});
