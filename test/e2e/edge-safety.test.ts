@@ -319,6 +319,56 @@ describe("edge safety over HTTP", () => {
   });
 });
 
+describe("client errors with a code, logged", () => {
+  let database: TestDatabase;
+  let app: App;
+  let url: string;
+  const logged: Record<string, any>[] = [];
+  beforeAll(async () => {
+    database = await createPgliteDatabase();
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split("\n")) if (line.trim()) logged.push(JSON.parse(line));
+        done();
+      },
+    });
+    const config = loadConfig({ PGLITE_DIR: "memory://", NODE_ENV: "test", LOG_LEVEL: "info", SIMULATE_FAILURES: "1" });
+    app = await createApp(config, { database, logger: createLogger("info", stream) });
+    url = await app.listen(0, "127.0.0.1");
+  }, 120_000);
+  afterAll(async () => {
+    await app?.close();
+    await database?.dispose();
+  });
+
+  // An outside operator audit: a 401 on a query, or a resolver's own BAD_USER_INPUT, left no log line,
+  // so its request id (which the client is given) led nowhere.
+  it("logs a 401 and a resolver's BAD_USER_INPUT once each at info with the request id, without a stack", async () => {
+    const badToken = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.badsig";
+    const unauthenticated = await postGraphQL(`${url}/graphql`, "{ viewer { id } }", undefined, { token: badToken, headers: { "x-request-id": "logged-401" } });
+    expect(unauthenticated.status).toBe(401);
+
+    const owner = "logged-input-owner";
+    const sub = await fundedSubscription(database, owner, { leads: 10 });
+    const input = await postGraphQL(
+      `${url}/graphql`,
+      `mutation($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "x", limit: 1 }) { leads { name } } }`,
+      { s: sub },
+      { token: await userToken(owner), headers: { "x-request-id": "logged-input", "x-simulate-failure": "input" } },
+    );
+    expect(input.body.errors![0].extensions.code).toBe("BAD_USER_INPUT");
+
+    for (const [requestId, reason] of [["logged-401", "UNAUTHENTICATED"], ["logged-input", "BAD_USER_INPUT"]]) {
+      const lines = logged.filter((l) => l.requestId === requestId);
+      expect(lines.filter((l) => l.level >= 50), requestId).toEqual([]);
+      const client = lines.filter((l) => l.msg === "client error");
+      expect(client, JSON.stringify(lines)).toHaveLength(1);
+      expect(client[0]).toMatchObject({ level: 30, reason });
+      expect(JSON.stringify(lines)).not.toMatch(/"stack"/);
+    }
+  });
+});
+
 describe("health with a dead rate-limit store (item 7)", () => {
   let server: TestServer;
   beforeAll(async () => {

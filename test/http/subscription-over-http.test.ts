@@ -58,7 +58,7 @@ describe("a subscription operation over HTTP", () => {
     const written = lines.slice(before);
     expect(written.filter((line) => line.level >= 50)).toEqual([]);
     expect(written.filter((line) => line.msg === "client error")).toEqual([
-      expect.objectContaining({ level: 30, reason: "SUBSCRIPTION_OVER_HTTP", operationName: "Live", requestId }),
+      expect.objectContaining({ level: 30, reason: "BAD_USER_INPUT", message: expect.stringMatching(/^Subscriptions are not served over HTTP/), operationName: "Live", requestId }),
     ]);
     expect(JSON.stringify(written)).not.toMatch(/"stack"|TypeError/);
   });

@@ -4,6 +4,7 @@
  * FastAPI original answered 402, 404 … (DESIGN.md, "Errors").
  */
 import type { ApolloServerPlugin } from "@apollo/server";
+import type { GraphQLError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 import { ERROR_HTTP_STATUS, isErrorCode } from "../../errors/codes.js";
 import { CreditsError } from "../../errors/errors.js";
@@ -18,17 +19,25 @@ export function errorsPlugin<TContext extends object>(requestOf: RequestOf = con
         async didEncounterErrors({ errors, contextValue: context, operationName }) {
           const contextValue = await requestOf(context);
           let clientErrors = 0;
+          // The client's mistakes (a coded error: 401, 402, 403, 404, 409, 429, bad input; or a
+          // request wrong before anything ran: parse, validation, persisted-query hash) are worth one
+          // line at info per request however many errors it has, never a stack at error (DESIGN.md,
+          // "Errors"). Before, coded errors were not logged at all: a 401 left no trace of its request id.
+          const logClientError = (reason: string, error: GraphQLError) => {
+            if (clientErrors++ > 0) return;
+            contextValue.logger.info({ reason, message: error.message, path: error.path, operationName, errors: errors.length }, "client error");
+          };
           for (const error of errors) {
             const original = unwrapResolverError(error);
             const expected = original instanceof CreditsError && original.code !== "INTERNAL_SERVER_ERROR";
             const known = isErrorCode(error.extensions?.code) && error.extensions?.code !== "INTERNAL_SERVER_ERROR";
-            if (expected || known) continue;
-            // A request that was wrong before anything ran (parse, validation, persisted-query hash):
-            // the client's mistake, worth one line at info per request however many errors it has,
-            // never a stack at error (DESIGN.md, "Errors").
+            if (expected || known) {
+              logClientError(String(error.extensions?.code ?? (original as CreditsError).code), error);
+              continue;
+            }
             const reason = clientRequestReason(error);
             if (reason !== undefined) {
-              if (clientErrors++ === 0) contextValue.logger.info({ reason, message: error.message, operationName, errors: errors.length }, "client error");
+              logClientError(reason, error);
               continue;
             }
             if (!error.originalError) continue;

@@ -9,9 +9,8 @@
  * subscription is exactly what is wanted. Apollo calls didResolveOperation once the document is
  * parsed and validated and its operation chosen, before anything executes, so no resolver runs.
  */
-import type { ApolloServerPlugin } from "@apollo/server";
+import type { ApolloServerPlugin, BaseContext } from "@apollo/server";
 import type { OperationDefinitionNode } from "graphql";
-import type { Logger } from "pino";
 import { BadUserInputError } from "../../errors/errors.js";
 
 export const SUBSCRIPTION_OVER_HTTP =
@@ -24,12 +23,7 @@ function isSubscription(operation: OperationDefinitionNode | undefined): boolean
   return operation?.operation === "subscription";
 }
 
-/** The request's logger, as the server's context carries it. */
-interface WithLogger {
-  readonly logger: Logger;
-}
-
-export function refuseHttpSubscriptionsPlugin<Ctx extends WithLogger>(): ApolloServerPlugin<Ctx> {
+export function refuseHttpSubscriptionsPlugin<Ctx extends BaseContext>(): ApolloServerPlugin<Ctx> {
   return {
     async requestDidStart({ request }) {
       // A document without the word "subscription" (subscriptionId does not count) holds none: such
@@ -37,10 +31,9 @@ export function refuseHttpSubscriptionsPlugin<Ctx extends WithLogger>(): ApolloS
       // text yet, so it is looked at.
       if (request.query !== undefined && !SUBSCRIPTION_WORD.test(request.query)) return;
       return {
-        async didResolveOperation({ operation, operationName, contextValue }) {
+        async didResolveOperation({ operation }) {
           if (!isSubscription(operation)) return;
-          // A client's mistake: one line at info, no stack, like other refused requests.
-          contextValue.logger.info({ reason: "SUBSCRIPTION_OVER_HTTP", operationName }, "client error");
+          // A client's mistake: logged at info, without a stack, as every coded error is (errors-plugin.ts).
           throw new BadUserInputError(SUBSCRIPTION_OVER_HTTP);
         },
       };
