@@ -339,6 +339,10 @@ describe("alert webhook", () => {
     expect(bodies).toHaveLength(2);
     for (const b of bodies) expect(b).toEqual({ contentType: "application/json", method: "POST", body: { id: "a1", kind: "USAGE_SPIKE", message: "spike" } });
     expect(failures).toBe(0);
+    // The failed attempt is logged with its cause, at warn (an outside audit: only a give-up was).
+    expect(lines.filter((l) => l.event === "alerts.webhook_retry")).toEqual([
+      expect.objectContaining({ level: 40, alertId: "a1", kind: "USAGE_SPIKE", attempt: 1, problem: "HTTP 500" }),
+    ]);
     expect(JSON.stringify(lines)).not.toContain("secret-token-123");
   });
 

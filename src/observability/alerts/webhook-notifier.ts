@@ -133,7 +133,16 @@ export class WebhookNotifier {
       } catch (err) {
         problem = describeFailure(err);
       }
-      if (attempt < attempts) await this.wait(baseDelayMs * factor ** (attempt - 1));
+      if (attempt < attempts) {
+        const delayMs = this.backoff(baseDelayMs * factor ** (attempt - 1));
+        // Each failed attempt is logged with its cause (DESIGN.md, "Observability"), not only the last:
+        // a receiver that is down for a while shows in the log while its alerts wait.
+        this.options.logger.warn(
+          { event: "alerts.webhook_retry", target: this.target, alertId: alert.id, kind: alert.kind, attempt, of: attempts, problem, retryInMs: Math.round(delayMs) },
+          "alert webhook delivery failed; retrying",
+        );
+        await this.wait(delayMs);
+      }
     }
     this.options.logger.error(
       { event: "alerts.webhook_failed", target: this.target, alert, problem, stopped: this.stop.signal.aborted },
@@ -142,11 +151,15 @@ export class WebhookNotifier {
     this.options.onFailure?.();
   }
 
-  /** Backoff with jitter (so many instances do not retry in step); cut short when the notifier stops. */
+  /** Backoff with jitter, so many instances do not retry in step. */
+  private backoff(ms: number): number {
+    return ms / 2 + Math.random() * (ms / 2);
+  }
+
+  /** Waits `ms`, cut short when the notifier stops. */
   private wait(ms: number): Promise<void> {
-    const jittered = ms / 2 + Math.random() * (ms / 2);
     return new Promise((resolve) => {
-      const timer = setTimeout(done, jittered).unref();
+      const timer = setTimeout(done, ms).unref();
       const signal = this.stop.signal;
       function done() {
         clearTimeout(timer);
