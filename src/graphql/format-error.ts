@@ -28,6 +28,22 @@ const CLEARER_MESSAGES: Record<string, string> = {
   "Validation aborted.": "The operation is too complex to validate: it repeats the same fields too often. Simplify it.",
 };
 
+/**
+ * Apollo's messages that name Apollo, its options and its headers (DESIGN.md: no internal name
+ * reaches a client), by how they begin, said in our words.
+ */
+const REWORDED_PREFIXES: [prefix: string, message: string][] = [
+  ["GraphQL introspection is not allowed", "Introspection is not available on this server."],
+  [
+    "This operation has been blocked as a potential Cross-Site Request Forgery",
+    "Refused as a possible cross-site request forgery: send the request with a Content-Type of application/json.",
+  ],
+];
+
+function reworded(message: string): string | undefined {
+  return REWORDED_PREFIXES.find(([prefix]) => message.startsWith(prefix))?.[1];
+}
+
 const TOO_DEEP_TO_PARSE = "The document could not be parsed: it is nested too deeply. Flatten its selections and values.";
 
 /**
@@ -46,7 +62,7 @@ function failedInsideParser(code: string, error: unknown): boolean {
 function clientMessage(code: string, message: string, error: unknown): string {
   if (failedInsideParser(code, error)) return TOO_DEEP_TO_PARSE;
   // graphql's parse maxTokens refusal, said as creditPreview says it (document-tokens.ts).
-  return tooManyTokensMessage(message) ?? CLEARER_MESSAGES[message] ?? message;
+  return tooManyTokensMessage(message) ?? CLEARER_MESSAGES[message] ?? reworded(message) ?? message;
 }
 
 /** Apollo's message for an automatic persisted query whose sha256Hash is not the hash of its query. */

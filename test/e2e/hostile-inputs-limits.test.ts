@@ -343,11 +343,26 @@ describe.each(BACKENDS)("operation limits on %s", (backend) => {
     for (const refused of [prodSchema, prodType]) {
       expect(refused.status).toBe(400);
       expect(refused.body.errors![0].extensions).toMatchObject({ code: "BAD_USER_INPUT", reason: "GRAPHQL_VALIDATION_FAILED" });
-      expect(refused.body.errors![0].message).toMatch(/introspection is not allowed/);
+      // Apollo's own message named Apollo and its option (an outside docs audit).
+      expect(refused.body.errors![0].message).toBe("Introspection is not available on this server.");
       expect(refused.body.data).toBeUndefined();
     }
     expect(prodTypename.status).toBe(200);
     expect(prodTypename.body.data).toEqual({ __typename: "Query" });
+  });
+
+  // An outside docs audit: Apollo's CSRF refusal named Apollo's own headers.
+  it("a GET without a Content-Type is refused as a possible CSRF in our words, naming no library header", async () => {
+    const res = await fetch(`${server.url}/graphql?query=${encodeURIComponent("{ creditTypes { name } }")}`);
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { errors: { message: string; extensions: Record<string, unknown> }[] };
+    expect(body.errors[0]).toMatchObject({
+      message: "Refused as a possible cross-site request forgery: send the request with a Content-Type of application/json.",
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+    expect(JSON.stringify(body)).not.toMatch(/apollo/i);
+    const allowed = await fetch(`${server.url}/graphql?query=${encodeURIComponent("{ creditTypes { name } }")}`, { headers: { "content-type": "application/json" } });
+    expect(allowed.status).toBe(200);
   });
 
   it("in production, errors do not suggest field names", async () => {
