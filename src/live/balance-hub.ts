@@ -35,7 +35,6 @@ export interface HubOptions {
   /** The database's clock, also set by the relay's readings (default: one fed by the changes alone). */
   clock?: DatabaseClock;
   onSubscribersChanged?: (count: number) => void;
-  onSlowConsumer?: () => void;
 }
 
 interface Subscriber {
@@ -185,7 +184,9 @@ export class BalanceHub {
     if (!set) return;
     for (const subscriber of [...set]) {
       if (subscriber.types && !subscriber.types.has(event.type)) continue;
-      if (!subscriber.queue.push(event)) this.options.onSlowConsumer?.();
+      // A subscriber past its bound is ended with SlowConsumerError; its socket is dropped, and
+      // counted, once for all its subscriptions (websocket-server.ts).
+      subscriber.queue.push(event);
     }
   }
 

@@ -61,7 +61,7 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
   const log = options.logger.child({ component: "live" });
   const registers = options.registry ? [options.registry] : [];
   const subscribersGauge = new Gauge({ name: "live_balance_subscribers", help: "creditBalanceChanged subscriptions open on this instance.", registers });
-  const slowDrops = new Counter({ name: "live_balance_slow_consumers_total", help: "Live-balance subscribers dropped for not reading their events.", registers });
+  const slowDrops = new Counter({ name: "live_balance_slow_consumers_total", help: "Live-balance sockets dropped for not reading their events (once per socket, however many subscriptions it had).", registers });
   const badNotifications = new Counter({ name: "live_balance_bad_notifications_total", help: "Balance notifications that could not be read.", registers });
   const unheardProbes = new Counter({
     name: "live_balance_unheard_probes_total",
@@ -76,7 +76,6 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
     clock,
     maxQueuedPerSubscriber: options.maxQueuedPerSubscriber ?? 100,
     onSubscribersChanged: (count) => subscribersGauge.set(count),
-    onSlowConsumer: () => slowDrops.inc(),
   });
   const db = options.database.db;
   const entries = new DataLoader<EntryRef, LedgerEntryRecord | undefined, string>(

@@ -8,15 +8,23 @@
  * Each operation gets its own requestId and the same context an HTTP request gets, is checked as
  * Apollo checks an HTTP request (a bad one is an `error` message for that operation alone; the socket
  * stays open), and its errors are formatted and logged as HTTP's are, each carrying the requestId.
- * Only subscriptions are served: queries and mutations belong to HTTP, where Apollo's plugins run. A
- * client that does not read is closed with 1013 rather than buffered for: when its socket's unsent
- * bytes pass `maxBufferedBytes`, or when one of its subscriptions falls the hub's queue bound behind.
+ * Only subscriptions are served: queries and mutations belong to HTTP, where Apollo's plugins run.
+ * After a client's `complete`, nothing more is sent for that id (src/live/operation-stream.ts).
+ *
+ * A client that does not read is dropped rather than buffered for (dropSlowConnection): when its
+ * socket's unsent bytes pass `maxBufferedBytes`, when an event has waited SEND_STALL_MS to be written
+ * to its socket, or when one of its subscriptions falls the hub's queue bound behind. The stalled send
+ * is what catches a client that stopped reading: graphql-ws writes one message per subscription and
+ * waits for it to reach the kernel before taking the next, so while the kernel's send buffer is full
+ * (megabytes) the unsent bytes never pass one event per subscription, and the hub's queue fills only
+ * at the push interval's pace.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ApolloServerPlugin, BaseContext } from "@apollo/server";
-import { GraphQLError, specifiedRules, type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema, type ParseOptions, type ValidationRule } from "graphql";
+import { GraphQLError, specifiedRules, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema, type ParseOptions, type ValidationRule } from "graphql";
 import type { Context as SocketContext, SubscribePayload } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
@@ -26,6 +34,7 @@ import { InternalError, RateLimitedError, UnauthenticatedError } from "../errors
 import type { RequestGate } from "../http/request-limit-gate.js";
 import { formatOperationErrors } from "./operation-errors.js";
 import { checkOperation, type CheckedOperation, type OperationChecks } from "./operation-request.js";
+import { OperationStream } from "./operation-stream.js";
 import { SlowConsumerError } from "./subscriber-queue.js";
 import { closeWhenTokenExpires } from "./token-expiry.js";
 
@@ -41,6 +50,22 @@ export const CLOSE_SLOW_CONSUMER = 1013;
  * of proxies and load balancers (60 s and more).
  */
 const KEEP_ALIVE_MS = 30_000;
+/**
+ * How long an event may wait to be written to a socket before the client is taken for one that does
+ * not read. A send waits only while the kernel's send buffer is full (it holds megabytes: hundreds
+ * or thousands of events), so a client that reads, even on a slow link, frees room long before this;
+ * one that stopped reading is dropped a few seconds after its buffers filled.
+ */
+const SEND_STALL_MS = 5_000;
+/** How often every socket is checked for a stalled send or too many unsent bytes. */
+const SLOW_CHECK_INTERVAL_MS = 1_000;
+/**
+ * How long a dropped socket has to complete its close (1013) before it is reset. A client that stopped
+ * reading never sees the close frame (it waits behind everything unsent), so its connection is reset:
+ * closed at once with nothing left in the kernel's buffers, where a plain destroy() would leave them to
+ * the kernel (FIN-WAIT-1 with megabytes unsent for minutes).
+ */
+const SLOW_CLOSE_GRACE_MS = 2_000;
 
 export interface LiveSocketOptions<Ctx> {
   httpServer: Server;
@@ -77,6 +102,8 @@ interface OperationState {
   /** The operation's own id, in its context, its logs and every error it sends. */
   requestId: string;
   operationName: string | undefined;
+  /** Its results as graphql-ws takes them, once it runs (a subscription). */
+  stream?: OperationStream<unknown>;
 }
 
 /** What this server keeps on graphql-ws's per-connection `extra` besides the socket and request. */
@@ -85,6 +112,8 @@ type ConnectionState = {
   authorization: string;
   /** The connection's running operations, by graphql-ws operation id: their errors need their requestId. */
   operations: Map<string, OperationState>;
+  /** Set once the connection was dropped as a slow consumer: it is logged, counted and closed once. */
+  dropped: boolean;
 };
 
 type LiveContext = SocketContext<Record<string, unknown> | undefined, Extra & Partial<ConnectionState>>;
@@ -159,18 +188,39 @@ function operationOf(ctx: LiveContext, id: string): OperationState {
   return operationsOf(ctx).get(id) ?? { requestId: randomUUID(), operationName: undefined };
 }
 
-/**
- * Closes a socket that does not read (1013) and ends all its subscriptions at once. Ending them here
- * matters: once the socket is CLOSING, graphql-ws's sends return at once without writing, so its
- * other subscriptions would keep taking events (never falling behind) until the close handshake,
- * which a client that does not read never completes, times out.
- */
-function dropSlowConnection(ctx: { extra: { socket: { close(code: number, reason: string): void } }; subscriptions: Record<string, unknown> }): void {
-  ctx.extra.socket.close(CLOSE_SLOW_CONSUMER, "Too slow: events were not read; reconnect to resume");
-  for (const subscription of Object.values(ctx.subscriptions)) {
-    const iterator = subscription as AsyncGenerator<unknown> | null;
-    if (iterator && typeof iterator.return === "function") void iterator.return(undefined).catch(() => undefined);
+function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
+  return typeof value === "object" && value !== null && typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === "function";
+}
+
+/** When the oldest event still being written to this connection's socket was handed out; undefined: none is. */
+function oldestUnsentSince(ctx: LiveContext): number | undefined {
+  let oldest: number | undefined;
+  for (const operation of operationsOf(ctx).values()) {
+    const since = operation.stream?.sendingSince;
+    if (since !== undefined && (oldest === undefined || since < oldest)) oldest = since;
   }
+  return oldest;
+}
+
+/**
+ * Resets a connection: RST, and the socket is gone at once with whatever the kernel still held for
+ * it. A plain destroy() (ws's terminate()) would close the descriptor but leave the unsent bytes to
+ * the kernel, which goes on offering them to a client that does not read.
+ */
+function resetConnection(ctx: LiveContext): void {
+  const socket = ctx.extra.socket;
+  if (socket.readyState === socket.CLOSED) return;
+  // The upgrade's TCP socket: ws writes to it.
+  const tcp = ctx.extra.request.socket;
+  try {
+    if (tcp instanceof Socket && !tcp.destroyed) {
+      tcp.resetAndDestroy();
+      return;
+    }
+  } catch {
+    // Not a plain TCP handle (TLS terminated in process): destroyed below instead.
+  }
+  socket.terminate();
 }
 
 export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSocketServer {
@@ -190,6 +240,53 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     // As Apollo's hideSchemaDetailsFromClientErrors, which create-app sets in production.
     hideSuggestions: options.production,
   };
+
+  /** Acknowledged connections, checked every SLOW_CHECK_INTERVAL_MS for a client that does not read. */
+  const connections = new Set<LiveContext>();
+
+  /**
+   * Drops a connection that does not read its events, once: one log line and one count per socket
+   * (however many subscriptions it had), a close with 1013, and all its subscriptions ended at once.
+   * Ending them here matters: once the socket is CLOSING, graphql-ws's sends return at once without
+   * writing, so its other subscriptions would keep taking events (never falling behind). The close
+   * frame waits behind everything unsent, which a client that stopped reading never reads: the
+   * connection is reset if it has not closed within SLOW_CLOSE_GRACE_MS.
+   */
+  function dropSlowConnection(ctx: LiveContext, cause: "stalled" | "buffered" | "queued", details: Record<string, unknown> = {}): void {
+    if (ctx.extra.dropped) return;
+    ctx.extra.dropped = true;
+    const socket = ctx.extra.socket;
+    log.warn(
+      { event: "live.slow_consumer", cause, subscriptions: Object.keys(ctx.subscriptions).length, bufferedBytes: socket.bufferedAmount, ...details },
+      "closing a live-balance socket that does not read its events",
+    );
+    options.onSlowConsumer?.();
+    socket.close(CLOSE_SLOW_CONSUMER, "Too slow: events were not read; reconnect to resume");
+    for (const subscription of Object.values(ctx.subscriptions)) {
+      const iterator = subscription as AsyncGenerator<unknown> | null;
+      if (iterator && typeof iterator.return === "function") void iterator.return(undefined).catch(() => undefined);
+    }
+    const reset = setTimeout(() => resetConnection(ctx), SLOW_CLOSE_GRACE_MS);
+    reset.unref();
+    socket.once("close", () => clearTimeout(reset));
+  }
+
+  /** Drops every connection whose socket has too much unsent, or an event unsent for SEND_STALL_MS. */
+  function checkSlowConnections(): void {
+    const now = Date.now();
+    for (const ctx of connections) {
+      if (ctx.extra.dropped) continue;
+      const unsent = ctx.extra.socket.bufferedAmount;
+      if (unsent > options.maxBufferedBytes) {
+        dropSlowConnection(ctx, "buffered");
+        continue;
+      }
+      const since = oldestUnsentSince(ctx);
+      if (since !== undefined && now - since >= SEND_STALL_MS) dropSlowConnection(ctx, "stalled", { unsentForMs: now - since });
+    }
+  }
+  const slowCheck = setInterval(checkSlowConnections, SLOW_CHECK_INTERVAL_MS);
+  slowCheck.unref();
 
   const formatErrors = (operation: OperationState, errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
     formatOperationErrors(errors, { ...operation, logger: log, formatError: options.formatError });
@@ -250,7 +347,10 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           const token = connectionToken(ctx.connectionParams);
           await options.verify(token);
           ctx.extra.authorization = `Bearer ${token}`;
+          ctx.extra.dropped = false;
           closeWhenTokenExpires(ctx.extra.socket, token, CLOSE_UNAUTHORIZED);
+          // Watched until onClose; a socket that closed while its token was checked is not (onClose has run).
+          if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) connections.add(ctx);
           return true;
         } catch (err) {
           if (err instanceof InternalError) {
@@ -267,6 +367,15 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
         }
       },
       onSubscribe: (ctx, id, payload) => startOperation(ctx, id, payload),
+      // A subscription's results go through an OperationStream: nothing is sent for it once the
+      // client completed it, and the time its results wait to be written is watched.
+      onOperation(ctx, id, _payload, _args, result) {
+        if (!isAsyncIterable(result)) return undefined;
+        const stream = new OperationStream<unknown>(result[Symbol.asyncIterator]());
+        const operation = operationsOf(ctx).get(id);
+        if (operation) operation.stream = stream;
+        return stream as AsyncIterable<ExecutionResult>;
+      },
       // A subscriber that fell too far behind (its events queued in the hub: graphql-ws waits for each
       // send to be written before taking the next) ends with SlowConsumerError: the connection as a
       // whole is too slow, so it is closed rather than left with a subscription silently gone.
@@ -274,24 +383,25 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
         const operation = operationOf(ctx, id);
         operationsOf(ctx).delete(id);
         if (errors.some((e) => e.originalError instanceof SlowConsumerError)) {
-          log.warn({ event: "live.slow_consumer", queued: true, requestId: operation.requestId }, "closing a live-balance socket that does not read its events");
-          dropSlowConnection(ctx);
+          dropSlowConnection(ctx, "queued", { requestId: operation.requestId });
           return undefined;
         }
+        // A dropped or closed socket: the error is a send that failed as the connection went (nobody
+        // is left to tell, and it is not a fault of the operation's).
+        if (ctx.extra.dropped || ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return undefined;
         return formatErrors(operation, errors);
       },
       onNext(ctx, id, _payload, _args, result) {
         const socket = ctx.extra.socket;
-        if (socket.bufferedAmount > options.maxBufferedBytes) {
-          log.warn({ event: "live.slow_consumer", bufferedBytes: socket.bufferedAmount }, "closing a live-balance socket that does not read its events");
-          options.onSlowConsumer?.();
-          dropSlowConnection(ctx);
-        }
+        if (socket.bufferedAmount > options.maxBufferedBytes) dropSlowConnection(ctx, "buffered");
         if (!result.errors) return undefined;
         return { ...result, errors: formatErrors(operationOf(ctx, id), result.errors) };
       },
       onComplete(ctx, id) {
         operationsOf(ctx).delete(id);
+      },
+      onClose(ctx) {
+        connections.delete(ctx);
       },
     },
     wsServer,
@@ -299,8 +409,10 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
   );
 
   let disposed: Promise<void> | undefined;
-  const dispose = (): Promise<void> =>
-    (disposed ??= Promise.resolve(cleanup.dispose()).finally(() => options.httpServer.off("upgrade", onUpgrade)));
+  const dispose = (): Promise<void> => {
+    clearInterval(slowCheck);
+    return (disposed ??= Promise.resolve(cleanup.dispose()).finally(() => options.httpServer.off("upgrade", onUpgrade)));
+  };
   return {
     dispose,
     drainPlugin: () => ({
