@@ -67,7 +67,12 @@ export interface App {
   readonly http: RunningHttpServer;
   /** Starts listening; resolves to the base URL (GraphQL at `${url}/graphql`). */
   listen(port?: number, host?: string): Promise<string>;
-  /** Graceful stop: in-flight requests finish, then Apollo and (if the app opened it) the database close. */
+  /**
+   * Graceful stop: WebSocket connections close first; the HTTP server keeps serving (with
+   * `Connection: close`) until no request has been in flight for a quiet moment or the grace (10 s)
+   * has passed; then Apollo stops, the credits core writes what it queued and refunds the holds of
+   * calls still running (credits.close()), and (if the app opened it) the database closes.
+   */
   close(): Promise<void>;
 }
 
@@ -188,6 +193,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     schema,
     formatError,
     includeStacktraceInErrorResponses: false,
+    // The host stops it (main.ts on SIGTERM/SIGINT, through close() below, once the HTTP server has
+    // drained). Apollo's own handlers would stop it at the signal, under requests still in flight:
+    // they failed with a masked 500 ("received during server shutdown"), and it re-raised the signal.
+    stopOnTerminationSignals: false,
     // A document's lexical tokens are limited before graphql builds its tree (MAX_DOCUMENT_TOKENS).
     parseOptions: documentChecks.parseOptions,
     introspection: config.NODE_ENV !== "production",
@@ -289,11 +298,15 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     async close() {
       // WebSocket connections never go idle: close them first, or the HTTP server would wait for them.
       await liveSocket?.dispose();
+      // Serves every request that reaches it until a quiet moment, or until the grace has passed.
       await http.close();
+      await apollo.stop();
+      // Queued settlements written, this instance's lease ended, and the holds of calls that outlasted
+      // the grace refunded now: a clean stop leaves nothing pending for another instance to recover.
+      // Before observability closes, so that what this raises (a failed refund) is still stored.
+      await credits.close();
       // Requests are done: stop spike checks, finish storing alerts, give webhook posts a moment.
       await observability.close();
-      await apollo.stop();
-      await credits.close();
       await live.close();
       await rateLimiting.close();
       if (ownsDatabase) await database.close();

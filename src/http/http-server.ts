@@ -1,7 +1,8 @@
 /**
  * The HTTP layer: node:http with Apollo Server's integration API (executeHTTPGraphQLRequest) at
  * /graphql, plus plain routes (/health, /metrics …). It owns request ids, body limits, and
- * graceful shutdown: stop accepting, let in-flight requests finish, then close.
+ * graceful shutdown: keep serving (every response saying `Connection: close`) until no request has
+ * been in flight for a quiet moment, or the grace has passed; then stop listening and close.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -49,11 +50,21 @@ export interface HttpServerOptions<Ctx extends object> {
 export interface RunningHttpServer {
   readonly server: Server;
   listen(port: number, host: string): Promise<string>;
-  /** Stops accepting, waits for in-flight requests (up to `graceMs`), then closes every connection. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Graceful stop. Until no request has been in flight for `quietMs` (250 ms), or `graceMs` (10 s)
+   * has passed, the server keeps listening and serving: a request that reaches it meanwhile, on a
+   * new connection or an idle keep-alive one, is answered, with `Connection: close`. Only then does
+   * it stop listening and close every connection left (idle ones, and those of requests still
+   * running after the grace). Stopping at once instead reset the connections still in the accept
+   * backlog and the keep-alive ones whose next request was in transit.
+   */
+  close(graceMs?: number, quietMs?: number): Promise<void>;
 }
 
 export const GRAPHQL_PATH = "/graphql";
+
+/** How long no request must have been in flight before a closing server stops listening (close()). */
+const DRAIN_QUIET_MS = 250;
 
 /**
  * Resolves once the response has been handed to the operating system whole (true), or its connection
@@ -120,9 +131,38 @@ function withRequestId(body: string, requestId: string): string {
 
 export function createHttpServer<Ctx extends object>(options: HttpServerOptions<Ctx>): RunningHttpServer {
   const { apollo, logger } = options;
+  /** Requests whose handler runs or whose response is still being written out. */
   let inFlight = 0;
+  /** Requests received so far: a quiet moment is one in which this does not change. */
+  let received = 0;
   let closing = false;
   const idleWaiters: (() => void)[] = [];
+  /** Responses whose headers may not be sent yet: they say `Connection: close` once closing starts. */
+  const responding = new Set<ServerResponse>();
+
+  /** Resolves once no request has been in flight, and none has arrived, for `quietMs`; or at `deadline` (performance.now()). */
+  async function drained(deadline: number, quietMs: number): Promise<void> {
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = (ms: number) => new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)).unref());
+      if (inFlight > 0) {
+        await Promise.race([new Promise<void>((resolve) => idleWaiters.push(resolve)), timeout(left)]);
+        clearTimeout(timer);
+        continue;
+      }
+      const seen = received;
+      await timeout(Math.min(quietMs, left));
+      if (inFlight === 0 && received === seen) return;
+    }
+  }
+
+  /** Counted in flight until its handler is done and its response written out (or its connection closed). */
+  function finished(res: ServerResponse): Promise<void> {
+    if (res.writableFinished || res.destroyed) return Promise.resolve();
+    return new Promise((resolve) => res.once("close", () => resolve()));
+  }
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const refusal = options.admit ? await options.admit(req) : undefined;
@@ -209,7 +249,10 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
   const server = createServer(async (req, res) => {
     const requestId = requestIdFrom(req.headers["x-request-id"]);
     inFlight++;
+    received++;
+    responding.add(res);
     try {
+      // While draining, the server still answers, but no connection is kept for another request.
       if (closing) {
         res.setHeader("connection", "close");
       }
@@ -242,6 +285,8 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
         res.end();
       }
     } finally {
+      responding.delete(res);
+      await finished(res);
       inFlight--;
       if (inFlight === 0) idleWaiters.splice(0).forEach((resolve) => resolve());
     }
@@ -263,16 +308,16 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
         });
       });
     },
-    async close(graceMs = 10_000) {
+    async close(graceMs = 10_000, quietMs = DRAIN_QUIET_MS) {
       closing = true;
+      const deadline = performance.now() + graceMs;
+      // Responses of requests already running close their connection too, unless already under way.
+      for (const res of responding) if (!res.headersSent) res.setHeader("connection", "close");
+      // Still listening, idle keep-alive connections kept: what arrives now is served. (A server
+      // that never listened, a start that failed, has nothing to drain.)
+      if (server.listening) await drained(deadline, quietMs);
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      if (inFlight > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => idleWaiters.push(resolve)),
-          new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
-        ]);
-      }
+      // Idle connections, and after the grace those of requests still running.
       server.closeAllConnections();
       await stopped;
     },

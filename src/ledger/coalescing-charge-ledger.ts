@@ -40,8 +40,21 @@ export interface CoalescingChargeLedgerOptions {
 export interface CoalescingChargeLedger extends ChargeLedger {
   /** Resolves once every hold and settlement asked for so far is done. */
   idle(): Promise<void>;
-  /** Stops trying, in the background, the settlements a database outage kept from being written. */
-  close(): void;
+  /**
+   * Clean shutdown: refuses further holds (LedgerClosedError), waits for the holds and settlements
+   * asked for so far, tries once more the settlements a database outage kept waiting in the
+   * background, then stops trying those (what is still not written, the recovery pass refunds).
+   * Settlements asked for after it are still written: they only ever end holds.
+   */
+  close(): Promise<void>;
+}
+
+/** A hold asked of a ledger that is closing (the server is stopping): nothing is held. */
+export class LedgerClosedError extends Error {
+  constructor() {
+    super("the credits ledger is closed: the server is shutting down, nothing was held");
+    this.name = "LedgerClosedError";
+  }
 }
 
 export function createCoalescingChargeLedger(db: Database, options: CoalescingChargeLedgerOptions = {}): CoalescingChargeLedger {
@@ -58,9 +71,11 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
   // Settlements are cheaper statements than holds; they get as many at once.
   const settlements = createSettlementBatcher(db, { maxInFlight: options.maxInFlight ?? 2, logger: options.logger });
 
+  let closed = false;
   return {
     async hold(group) {
       if (group.length === 0) return [];
+      if (closed) throw new LedgerClosedError();
       const outcome = await holds.submit(group);
       if ("failed" in outcome) throw outcome.failed;
       return outcome;
@@ -71,7 +86,13 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
       await holds.idle();
       await settlements.idle();
     },
-    close: () => settlements.close(),
+    async close() {
+      closed = true;
+      await holds.idle();
+      await settlements.idle();
+      await settlements.flush();
+      settlements.close();
+    },
   };
 }
 

@@ -55,6 +55,11 @@ export interface SettlementBatcher {
   idle(): Promise<void>;
   /** Settlements waiting in the background for the database to come back (for tests). */
   readonly waitingToSettle: number;
+  /**
+   * At shutdown, before close(): tries every settlement waiting in the background once more, now,
+   * and waits for the attempts under way. What still fails stays waiting (close() gives it up).
+   */
+  flush(): Promise<void>;
   /** Stops the background attempts: what they had not settled, the recovery pass refunds. */
   close(): void;
 }
@@ -84,6 +89,7 @@ export function createSettlementBatcher(db: DbOrTx, options: SettlementBatcherOp
     get waitingToSettle() {
       return later.size;
     },
+    flush: () => later.flush(),
     close: () => later.close(),
   };
 }
@@ -93,7 +99,10 @@ const MAX_WAITING_TO_SETTLE = 100_000;
 
 /** Settlement statements that failed every retry, tried again in the background (SETTLE_LATER_DELAYS_MS). */
 class LateSettlements {
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** The batches waiting for their next attempt, by the timer of that attempt. */
+  private readonly timers = new Map<NodeJS.Timeout, { batch: readonly Settlement[]; attempt: number }>();
+  /** Attempts under way. */
+  private readonly running = new Set<Promise<void>>();
   private waiting = 0;
   private closed = false;
 
@@ -116,9 +125,17 @@ class LateSettlements {
     this.attemptAfter(batch, 0);
   }
 
+  async flush(): Promise<void> {
+    const waiting = [...this.timers];
+    for (const [timer] of waiting) clearTimeout(timer);
+    this.timers.clear();
+    for (const [, { batch, attempt }] of waiting) this.run(batch, attempt);
+    await Promise.all(this.running);
+  }
+
   close(): void {
     this.closed = true;
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const timer of this.timers.keys()) clearTimeout(timer);
     this.timers.clear();
     if (this.waiting > 0) {
       this.logger?.warn({ event: "charge.settle_abandoned", holds: this.waiting }, "stopping with settlements not written; the recovery pass refunds these holds");
@@ -135,12 +152,20 @@ class LateSettlements {
     }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      this.attempt(batch, attempt).catch(() => {
-        if (!this.closed) this.attemptAfter(batch, attempt + 1);
-      });
+      this.run(batch, attempt);
     }, delay);
     timer.unref();
-    this.timers.add(timer);
+    this.timers.set(timer, { batch, attempt });
+  }
+
+  /** Runs one attempt (tracked, for flush()); a failed one waits for the next, unless closed. */
+  private run(batch: readonly Settlement[], attempt: number): void {
+    const running: Promise<void> = this.attempt(batch, attempt)
+      .catch(() => {
+        if (!this.closed) this.attemptAfter(batch, attempt + 1);
+      })
+      .finally(() => this.running.delete(running));
+    this.running.add(running);
   }
 
   /** One late attempt; rejects when the database still does not answer. */

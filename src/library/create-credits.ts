@@ -102,13 +102,14 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
    * Refunds of holds a crashed process left unsettled: every `intervalMs` (5 s), the holds of instances
    * whose lease expired, and holds open longer than `settleTimeoutMs` (1 h) on live ones. `afterPass` runs after each pass, even a failed one (a host's own upkeep
    * on the same timer, e.g. this server's grant expiry and plan renewals). `false` turns it off.
+   * With it on, close() runs one last pass (without `afterPass`) for the holds of calls still running.
    */
   recovery?: false | { intervalMs?: number; settleTimeoutMs?: number; batchSize?: number; afterPass?: () => Promise<unknown> };
   /**
    * This instance's lease (DESIGN.md, "Retries and crashes"): a row renewed every third of `ttlMs`
    * (default 15 s). Every hold records it, and the recovery pass of any instance refunds the holds of
    * an instance whose lease expired, so a crashed server's holds come back within seconds while a
-   * long call on a live one is never refunded under it.
+   * long call on a live one is never refunded under it. close() ends the lease at once.
    */
   lease?: { ttlMs?: number };
   /** Injectable clock (tests). */
@@ -143,7 +144,16 @@ export interface Credits<TContext extends object> {
   responseNotDelivered(context: TContext): Promise<void>;
   /** Applies the migrations again (idempotent). */
   migrate(): Promise<void>;
-  /** Stops the recovery timer and the rate-limit store; closes the database when it opened it. */
+  /**
+   * Clean shutdown; call it once the host has stopped serving (drained HTTP), since the holds of
+   * calls still running then are refunded. Refuses further holds, writes the holds and settlements
+   * queued (those a database outage kept waiting are tried once more), ends this instance's lease in
+   * the database at once and, with recovery on, runs one last recovery pass that refunds the holds
+   * of calls still running (RECOVERY_SHUTDOWN_REASON; a call that finishes later is not charged: its
+   * settlement finds the hold refunded). Then stops the recovery timer and the rate-limit store, and
+   * closes the database when it opened it. So a clean stop leaves no hold pending; with recovery off,
+   * the next pass of another instance refunds them, the lease being already ended.
+   */
   close(): Promise<void>;
 }
 
@@ -400,6 +410,16 @@ export async function createCredits<TContext extends object = Record<string, unk
       undelivered: (ctx) => (charges ? charges.undelivered(ctx) : Promise.resolve()),
     };
 
+    const recoveryPass = (stoppingInstanceId?: string) =>
+      runRecoveryPass({
+        db: handle.db,
+        settleTimeoutMs: options.recovery ? (options.recovery.settleTimeoutMs ?? SETTLE_TIMEOUT_MS) : SETTLE_TIMEOUT_MS,
+        batchSize: options.recovery ? options.recovery.batchSize : undefined,
+        clock: options.clock,
+        logger,
+        observer,
+        stoppingInstanceId,
+      });
     const recovery: RecoveryScheduler | undefined =
       options.recovery === false
         ? undefined
@@ -408,14 +428,7 @@ export async function createCredits<TContext extends object = Record<string, unk
             logger,
             runPass: async () => {
               try {
-                return await runRecoveryPass({
-                  db: handle.db,
-                  settleTimeoutMs: options.recovery ? (options.recovery.settleTimeoutMs ?? SETTLE_TIMEOUT_MS) : SETTLE_TIMEOUT_MS,
-                  batchSize: options.recovery ? options.recovery.batchSize : undefined,
-                  clock: options.clock,
-                  logger,
-                  observer,
-                });
+                return await recoveryPass();
               } finally {
                 if (options.recovery) await options.recovery.afterPass?.();
               }
@@ -466,9 +479,26 @@ export async function createCredits<TContext extends object = Record<string, unk
       },
       migrate: () => migrateCredits(handle),
       async close() {
-        ledger.close();
+        // No hold from now on; what was asked of the ledger is written (settlements an outage kept
+        // waiting are tried once more), so only the holds of calls still running stay pending.
+        await ledger.close();
         await recovery?.stop();
-        await lease.stop();
+        // Ended now, not left to lapse a TTL later: its holds are recoverable at once, by anyone.
+        let ended: string | undefined;
+        try {
+          ended = await lease.release();
+        } catch (err) {
+          logger.error({ event: "lease.release_failed", err }, "could not end the instance lease at shutdown: its open holds are refunded once it expires");
+        }
+        // This instance's own last pass: nothing it held stays pending after it exits. A call that
+        // still finishes is not charged (its settlement finds the hold refunded: a late settlement).
+        if (recovery && ended !== undefined) {
+          try {
+            await recoveryPass(ended);
+          } catch (err) {
+            logger.error({ event: "recovery.pass_failed", component: "recovery", err }, "the shutdown recovery pass failed: the open holds are refunded by the next pass of another instance");
+          }
+        }
         await rateLimits?.close();
         if (owned) await handle.close();
       },

@@ -11,6 +11,10 @@
  * pause, the database unreachable for longer than the TTL, or recovery already at work) is never
  * revived: a new one, with a new id, is taken before the next hold. The old holds were (or will be)
  * refunded; their late settlements are recorded and never charged (observer.lateSettlement).
+ *
+ * A clean shutdown ends the lease at once (release()) instead of letting it lapse: the holds of calls
+ * still running then are refunded by the closing instance's last recovery pass (createCredits'
+ * close()), not left pending for another instance to find a TTL later, or forever without one.
  */
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
@@ -28,8 +32,18 @@ export interface InstanceLease {
    * trusted, and the next `current()` renews it or, as it has expired, takes a new one.
    */
   expired(id: string): void;
-  /** Stops renewing (the row expires by itself; the holds of a clean close are all settled). */
+  /**
+   * Stops renewing: the row expires by itself, a TTL later. After it, current() refuses (nothing is
+   * held under a lease no longer renewed). For a start that failed; a clean close uses release().
+   */
   stop(): Promise<void>;
+  /**
+   * Clean shutdown: stops renewing, and ends the lease in the database now, so that every hold still
+   * recorded under it is at once one the recovery pass refunds. Resolves to the id of the lease it
+   * ended (undefined if none was taken). Throws if the database does not answer: the lease then
+   * lapses by itself.
+   */
+  release(): Promise<string | undefined>;
 }
 
 export interface InstanceLeaseOptions {
@@ -92,20 +106,36 @@ export function startInstanceLease(options: InstanceLeaseOptions): InstanceLease
   // Taken at start, so the first call does not wait for it.
   schedule(0);
 
+  async function stop(): Promise<void> {
+    stopped = true;
+    trustedUntil = 0;
+    clearTimeout(timer);
+    await renewing?.catch(() => undefined);
+  }
+
   return {
     async current() {
+      if (stopped) throw new Error("the instance lease is stopped: the server is shutting down, nothing is held");
       if (id !== undefined && performance.now() < trustedUntil) return id;
       return renew();
     },
     expired(expiredId) {
       if (expiredId === id) trustedUntil = 0;
     },
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await renewing?.catch(() => undefined);
+    stop,
+    async release() {
+      await stop();
+      if (id === undefined) return undefined;
+      await end(db, id);
+      log.info({ event: "lease.released", instanceId: id }, "instance lease ended (shutdown)");
+      return id;
     },
   };
+}
+
+/** Ends a lease now (by the database's clock, as every expiry is judged): its holds are recoverable at once. */
+async function end(db: Database, id: string): Promise<void> {
+  await queryRows(db, sql`update instance_leases set expires_at = least(expires_at, now() - interval '1 millisecond') where id = ${id}::uuid`);
 }
 
 /** Extends a lease that has not expired yet; false if it has (or its row is gone). */

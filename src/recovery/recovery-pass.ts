@@ -13,6 +13,10 @@
  * charge exactly one writes the REFUND, and the other finds nothing left to do. A charge that
  * succeeds after it was refunded here is reported by the charge wrapper (observer.lateSettlement)
  * and is never charged again.
+ *
+ * A server that stops cleanly runs one last pass itself, after ending its own lease
+ * (createCredits' close()): the holds of its calls still running then are refunded before it exits,
+ * with RECOVERY_SHUTDOWN_REASON, instead of staying pending until another instance's pass.
  */
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
@@ -22,6 +26,8 @@ import { runLedgerCommand } from "../ledger/charge-ledger.js";
 import { purgeExpiredKeys } from "../idempotency/idempotency-store.js";
 
 export const RECOVERY_REFUND_REASON = "recovery: unsettled charge";
+/** The reason of a refund, by a server's last pass as it stops cleanly, of a hold of one of its own calls still running. */
+export const RECOVERY_SHUTDOWN_REASON = "recovery: the call was still running when its server stopped";
 /** The reason of a refund of a hold still open on a live instance after CHARGE_SETTLE_TIMEOUT. */
 export const RECOVERY_OVERDUE_REASON = "recovery: open longer than CHARGE_SETTLE_TIMEOUT";
 /** Expired leases are deleted this long after they expired (a hold whose lease row is gone is refunded all the same). */
@@ -38,6 +44,11 @@ export interface RecoveryPassOptions {
   logger: Logger;
   /** Receives a `refunded` event per recovered charge (logs, metrics); a failed refund is `transactionFailed`. */
   observer?: ChargeObserver;
+  /**
+   * The lease this (stopping) instance has just ended (InstanceLease.release()): its holds are
+   * refunded with RECOVERY_SHUTDOWN_REASON instead of RECOVERY_REFUND_REASON.
+   */
+  stoppingInstanceId?: string;
 }
 
 export interface RecoveryReport {
@@ -67,6 +78,8 @@ interface PendingRow {
   cursor: string;
   /** True when its instance's lease is still live: the refund is for overstaying CHARGE_SETTLE_TIMEOUT. */
   overdue: boolean;
+  /** True when it is a hold of the instance stopping (RecoveryPassOptions.stoppingInstanceId). */
+  stopping: boolean;
 }
 
 const DEFAULT_BATCH_SIZE = 100;
@@ -84,7 +97,7 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
   // until the next pass instead of being read again and again by this one.
   let after: { createdAt: string; entryId: string } | undefined;
   for (;;) {
-    const rows = await selectUnsettled(db, cutoff, after, batchSize);
+    const rows = await selectUnsettled(db, cutoff, after, batchSize, options.stoppingInstanceId);
     if (rows.length === 0) break;
     report.batches++;
     for (const row of rows) await refundUnsettled(db, row, now, report, log, observer);
@@ -115,6 +128,7 @@ async function selectUnsettled(
   cutoff: Date,
   after: { createdAt: string; entryId: string } | undefined,
   limit: number,
+  stoppingInstanceId: string | undefined,
 ): Promise<PendingRow[]> {
   const afterCursor = after
     ? sql`and (p.created_at, p.entry_id) > (${after.createdAt}::timestamptz, ${after.entryId}::uuid)`
@@ -123,7 +137,8 @@ async function selectUnsettled(
     db,
     // A lease's expiry is judged by the database's clock, as its renewal is; the age by the pass's clock.
     sql`select p.subscription_id, p.entry_id, p.credit_type, p.amount, p.operation, p.actor_id, p.request_id, p.created_at,
-               p.created_at::text as cursor, l.id is not null as overdue
+               p.created_at::text as cursor, l.id is not null as overdue,
+               coalesce(p.instance_id = ${stoppingInstanceId ?? null}::uuid, false) as stopping
           from pending_charges p
           left join instance_leases l on l.id = p.instance_id and l.expires_at > now()
          where ((p.instance_id is not null and l.id is null) or p.created_at < ${cutoff.toISOString()}::timestamptz)
@@ -148,7 +163,7 @@ async function refundUnsettled(
     creditType: row.credit_type,
     actorId: row.actor_id ?? "",
   };
-  const reason = row.overdue ? RECOVERY_OVERDUE_REASON : RECOVERY_REFUND_REASON;
+  const reason = row.overdue ? RECOVERY_OVERDUE_REASON : row.stopping ? RECOVERY_SHUTDOWN_REASON : RECOVERY_REFUND_REASON;
   try {
     // The REFUND keeps the original request id, so the ledger ties it to the request that was charged.
     const [outcome] = await runLedgerCommand(db, {

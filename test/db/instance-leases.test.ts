@@ -3,7 +3,8 @@
  * lease it was taken under; the recovery pass refunds the holds of an expired (or deleted) lease at
  * once, whatever their age, leaves a live lease's holds alone until CHARGE_SETTLE_TIMEOUT, and then
  * refunds them with the overdue reason (which the alerts observer turns into FAILED_TRANSACTION). A
- * lease found expired is replaced by a new id, never revived.
+ * lease found expired is replaced by a new id, never revived. A clean stop ends its lease at once
+ * (release()), so its own last pass refunds the holds of its calls still running.
  */
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
@@ -13,12 +14,12 @@ import { fundedSubscription } from "../helpers/test-app.js";
 import { awayFor } from "../helpers/unreachable-database.js";
 import { queryRows, type Database } from "../../src/db/database.js";
 import type { RefundedEvent } from "../../src/credits/charge-observer.js";
-import { createCoalescingChargeLedger } from "../../src/ledger/coalescing-charge-ledger.js";
+import { createCoalescingChargeLedger, LedgerClosedError } from "../../src/ledger/coalescing-charge-ledger.js";
 import type { HoldRequest } from "../../src/ledger/hold.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { startInstanceLease } from "../../src/recovery/instance-lease.js";
-import { RECOVERY_OVERDUE_REASON, RECOVERY_REFUND_REASON, runRecoveryPass } from "../../src/recovery/recovery-pass.js";
+import { RECOVERY_OVERDUE_REASON, RECOVERY_REFUND_REASON, RECOVERY_SHUTDOWN_REASON, runRecoveryPass } from "../../src/recovery/recovery-pass.js";
 
 const silent = createLogger("silent");
 const HOUR = 3_600_000;
@@ -115,6 +116,47 @@ describe.each(BACKENDS)("instance leases on %s", (backend) => {
     } finally {
       await ledger.idle();
       await lease.stop();
+    }
+  });
+
+  // An outside audit: a server stopped by SIGTERM with calls longer than the grace exited with their
+  // holds pending, and its lease left to lapse: refunded only once another instance saw it expire.
+  it("release() (a clean stop) ends the lease at once: the stopping instance's pass refunds its open holds, with the shutdown reason, and no other instance's", async () => {
+    const db = database.db;
+    const sub = await fundedSubscription(database, "lease-owner", { ai: 20 });
+    // An hour: only release() can end it within the test.
+    const stopping = startInstanceLease({ db, ttlMs: HOUR, logger: silent });
+    const other = startInstanceLease({ db, ttlMs: HOUR, logger: silent });
+    const ledger = createCoalescingChargeLedger(db, { instanceId: () => stopping.current() });
+    const otherLedger = createCoalescingChargeLedger(db, { instanceId: () => other.current() });
+    let othersEntryId: string | undefined;
+    try {
+      const [held] = await ledger.hold([request(sub)]);
+      const [othersHeld] = await otherLedger.hold([request(sub)]);
+      const entryId = (held as { entryId: string }).entryId;
+      othersEntryId = (othersHeld as { entryId: string }).entryId;
+      const leaseId = await stopping.current();
+
+      // The stop: nothing more is held, the lease is ended in the database, then the pass.
+      await ledger.close();
+      await expect(ledger.hold([request(sub)])).rejects.toThrow(LedgerClosedError);
+      expect(await stopping.release()).toBe(leaseId);
+      await expect(stopping.current()).rejects.toThrow(/stopped/);
+      const events: RefundedEvent[] = [];
+      await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer: observerCollecting(events), stoppingInstanceId: leaseId });
+      expect(events.filter((e) => e.subscriptionId === sub).map((e) => [e.entryId, e.reason])).toEqual([[entryId, RECOVERY_SHUTDOWN_REASON]]);
+      expect(await pendingOf(db, sub)).toEqual([{ entry_id: othersEntryId, instance_id: await other.current() }]);
+      expect(await refundReasons(db, sub)).toEqual([RECOVERY_SHUTDOWN_REASON]);
+
+      // The call still finishes: its settlement finds the hold refunded, and charges nothing.
+      expect(await ledger.settle([{ kind: "post", subscriptionId: sub, entryId, actorId: null, requestId: null }])).toEqual([{ settled: false }]);
+      expect(await refundReasons(db, sub)).toEqual([RECOVERY_SHUTDOWN_REASON]);
+      expect((await auditLedger(db)).ok).toBe(true);
+    } finally {
+      // The other instance's call ends too, so no later pass of this file finds its hold.
+      if (othersEntryId) await otherLedger.settle([{ kind: "void", subscriptionId: sub, entryId: othersEntryId, reason: "test: clean up", actorId: null, requestId: null }]);
+      await stopping.stop();
+      await other.stop();
     }
   });
 

@@ -196,6 +196,22 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
     await voidHold(database.db, { subscriptionId, entryId: settlement.entryId, reason: "test: clean up", actorId: null, requestId: null });
   });
 
+  // A clean stop (createCredits' close(), through the ledger's) tries the waiting settlements once
+  // more before it gives them up: the server's last recovery pass would otherwise refund, whole,
+  // calls that succeeded and were delivered.
+  it("flush() writes a settlement waiting in the background at once, before close() gives up the rest", async () => {
+    const settlement = await releasingSettlement();
+    // Its next background attempt would be a minute away.
+    const batcher = createSettlementBatcher(flaky(database.db, "before", 5), { ...QUICK_RETRIES, laterDelaysMs: [60_000] });
+    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    expect(batcher.waitingToSettle).toBe(1);
+    await batcher.flush();
+    batcher.close();
+    expect(batcher.waitingToSettle).toBe(0);
+    expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "RELEASE", amount: 2 }]);
+    expect(await pendingCount()).toBe(0);
+  });
+
   it("a charge the recovery pass refunded meanwhile is still reported as not settled", async () => {
     const entryId = await pendingDebit();
     await voidHold(database.db, { subscriptionId, entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });
