@@ -11,10 +11,14 @@ export interface SpawnedServer {
   exited: Promise<number | string>;
 }
 
-/** Starts src/main.ts with `env` and waits until it logs that it is listening. */
-export async function spawnServer(env: Record<string, string>, timeoutMs = 60_000): Promise<SpawnedServer> {
+/**
+ * Starts src/main.ts with `env` and waits until it logs that it is listening; through `npm start`
+ * itself with `viaNpm` (the child is then npm).
+ */
+export async function spawnServer(env: Record<string, string>, timeoutMs = 60_000, viaNpm = false): Promise<SpawnedServer> {
   const port = env.PORT ?? String(await freePort());
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const [command, args] = viaNpm ? ["npm", ["start", "--silent"]] : [process.execPath, ["--import", "tsx", "src/main.ts"]];
+  const child = spawn(command, args, {
     env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info", ...env, PORT: port },
     stdio: ["ignore", "pipe", "pipe"],
   });
