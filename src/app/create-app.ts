@@ -282,6 +282,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     validationRules,
     parseOptions: documentChecks.parseOptions,
     admit: admitRequest,
+    maxSubscriptionsPerCaller: config.LIVE_MAX_SUBSCRIPTIONS_PER_CALLER,
     maxBufferedBytes: config.LIVE_MAX_BUFFERED_BYTES,
     maxPayloadBytes: config.MAX_BODY_BYTES,
     production: config.NODE_ENV === "production",

@@ -127,6 +127,8 @@ export const configSchema = z.object({
   BALANCE_PUSH_INTERVAL: duration("BALANCE_PUSH_INTERVAL", "100ms"),
   /** A live-balance socket with more than this many bytes unsent is a slow consumer and is closed. */
   LIVE_MAX_BUFFERED_BYTES: positiveInt(1_000_000),
+  /** creditBalanceChanged subscriptions one caller may run on one instance, over all its sockets. */
+  LIVE_MAX_SUBSCRIPTIONS_PER_CALLER: positiveInt(100),
   MAX_BODY_BYTES: positiveInt(1_000_000),
   // Operation limits, checked when the document is validated, before anything runs (BAD_USER_INPUT).
   MAX_QUERY_DEPTH: positiveInt(12),

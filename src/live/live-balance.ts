@@ -12,6 +12,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { DatabaseHandle } from "../db/database.js";
 import type { LedgerEntryRecord } from "../ledger/entry.js";
+import { drawsOfEntries, type GrantDrawRecord } from "../grants/grant-store.js";
 import type { AlertService } from "../observability/alerts/alert-service.js";
 import { BALANCE_CHANNEL, parseBalanceNotification, type EntryRef } from "./balance-change.js";
 import { BalanceHub, type BalanceEvent } from "./balance-hub.js";
@@ -37,6 +38,11 @@ export interface LiveBalance {
   subscribe(subscriptionId: string, types: readonly string[] | undefined): AsyncIterableIterator<BalanceEvent>;
   /** The full ledger entry behind an event (batched and cached: one read however many subscribers ask). */
   entry(ref: EntryRef): Promise<LedgerEntryRecord | undefined>;
+  /**
+   * The grants an event's entry drew from or gave back to, shared the same way: a request's own
+   * loaders would read them once per subscriber, and keep every event's for as long as it runs.
+   */
+  draws(ref: { subscriptionId: string; entryId: string }): Promise<GrantDrawRecord[]>;
   readonly subscriberCount: number;
   /** Counts a socket closed for not reading its events. */
   slowConsumerDropped(): void;
@@ -85,6 +91,14 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
       return refs.map((ref) => byId.get(ref.id));
     },
     { cacheKeyFn: (ref) => ref.id, cacheMap: new LRUCache<string, Promise<LedgerEntryRecord | undefined>>({ max: 2_000 }) },
+  );
+
+  const draws = new DataLoader<{ subscriptionId: string; entryId: string }, GrantDrawRecord[], string>(
+    async (refs) => {
+      const byId = await drawsOfEntries(db, refs);
+      return refs.map((ref) => byId.get(ref.entryId) ?? []);
+    },
+    { cacheKeyFn: (ref) => ref.entryId, cacheMap: new LRUCache<string, Promise<GrantDrawRecord[]>>({ max: 2_000 }) },
   );
 
   let closed = false;
@@ -172,6 +186,7 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
   return {
     subscribe: (subscriptionId, types) => hub.subscribe(subscriptionId, types),
     entry: (ref) => entries.load(ref),
+    draws: (ref) => draws.load(ref),
     get subscriberCount() {
       return hub.subscriberCount;
     },

@@ -40,6 +40,8 @@ import { closeWhenTokenExpires } from "./token-expiry.js";
 
 /** Close codes a client can act on (graphql-ws's own: 4400-4499). */
 export const CLOSE_UNAUTHORIZED = 4401;
+/** REQUEST_LIMIT refused the connection_init (graphql-ws's code for too many initialisations). */
+export const CLOSE_TOO_MANY_REQUESTS = 4429;
 /** graphql-ws's close code for a failure on the server's side. */
 export const CLOSE_INTERNAL_ERROR = 4500;
 /** "Try again later": the client read too slowly and its events were dropped. */
@@ -57,6 +59,8 @@ const KEEP_ALIVE_MS = 30_000;
  * one that stopped reading is dropped a few seconds after its buffers filled.
  */
 const SEND_STALL_MS = 5_000;
+/** What a subscribe refused for the caller's subscription count is told to wait before trying again. */
+const CAP_RETRY_AFTER_SECONDS = 30;
 /** How often every socket is checked for a stalled send or too many unsent bytes. */
 const SLOW_CHECK_INTERVAL_MS = 1_000;
 /**
@@ -83,6 +87,12 @@ export interface LiveSocketOptions<Ctx> {
    * its caller (the token's subject), so a socket is no way around the per-caller limit.
    */
   admit?: RequestGate;
+  /**
+   * The most subscriptions one caller (the token's subject) may run on this instance, over all its
+   * sockets: every change of a balance is one execution per subscriber, so without a bound one
+   * account could make each of its own (free, refunded) calls cost the instance seconds.
+   */
+  maxSubscriptionsPerCaller: number;
   maxBufferedBytes: number;
   maxPayloadBytes: number;
   production: boolean;
@@ -110,6 +120,8 @@ interface OperationState {
 type ConnectionState = {
   /** "Bearer <JWT>" from connection_init, once verified. */
   authorization: string;
+  /** The token's subject, once verified: whose subscriptions this connection's count against. */
+  caller: string;
   /** The connection's running operations, by graphql-ws operation id: their errors need their requestId. */
   operations: Map<string, OperationState>;
   /** Set once the connection was dropped as a slow consumer: it is logged, counted and closed once. */
@@ -243,6 +255,31 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
 
   /** Acknowledged connections, checked every SLOW_CHECK_INTERVAL_MS for a client that does not read. */
   const connections = new Set<LiveContext>();
+  /** Acknowledged connections by caller, for maxSubscriptionsPerCaller. */
+  const connectionsByCaller = new Map<string, Set<LiveContext>>();
+
+  function trackConnection(ctx: LiveContext, caller: string): void {
+    connections.add(ctx);
+    let own = connectionsByCaller.get(caller);
+    if (!own) connectionsByCaller.set(caller, (own = new Set()));
+    own.add(ctx);
+  }
+
+  function forgetConnection(ctx: LiveContext): void {
+    connections.delete(ctx);
+    const caller = ctx.extra.caller;
+    const own = caller === undefined ? undefined : connectionsByCaller.get(caller);
+    if (!own) return;
+    own.delete(ctx);
+    if (own.size === 0) connectionsByCaller.delete(caller!);
+  }
+
+  /** The operations the connection's caller runs on this instance, over all its sockets (this one's new one included). */
+  function operationsOfCaller(ctx: LiveContext): number {
+    let count = 0;
+    for (const connection of connectionsByCaller.get(ctx.extra.caller ?? "") ?? [ctx]) count += operationsOf(connection).size;
+    return count;
+  }
 
   /**
    * Drops a connection that does not read its events, once: one log line and one count per socket
@@ -303,11 +340,36 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     };
   }
 
+  /**
+   * REQUEST_LIMIT for a connection_init, counted like an HTTP request (the token's subject, else the
+   * client address, so a flood of bad tokens is one caller): refused, the socket closes with 4429 and
+   * the wait in its reason.
+   */
+  async function admitConnection(ctx: LiveContext): Promise<boolean> {
+    if (!options.admit) return true;
+    const raw = ctx.connectionParams?.authorization;
+    const refusal = await options.admit(requestWithAuthorization(ctx.extra.request, typeof raw === "string" ? raw : ""));
+    if (!refusal) return true;
+    log.info({ event: "live.rate_limited", retryAfterSeconds: refusal.retryAfterSeconds }, "live-balance connection refused: REQUEST_LIMIT");
+    ctx.extra.socket.close(CLOSE_TOO_MANY_REQUESTS, fitCloseReason(refusal.message));
+    return false;
+  }
+
   /** REQUEST_LIMIT for one `subscribe`: a refusal is RATE_LIMITED for that operation alone, before it is parsed. */
   async function admitOperation(ctx: LiveContext): Promise<GraphQLError | undefined> {
     if (!options.admit) return undefined;
     const refusal = await options.admit(requestWithAuthorization(ctx.extra.request, ctx.extra.authorization ?? ""));
     return refusal ? new RateLimitedError(refusal.message, refusal.retryAfterSeconds) : undefined;
+  }
+
+  /** maxSubscriptionsPerCaller for one `subscribe`: past it, RATE_LIMITED for that operation alone. */
+  function capOperation(ctx: LiveContext): GraphQLError | undefined {
+    if (operationsOfCaller(ctx) <= options.maxSubscriptionsPerCaller) return undefined;
+    return new RateLimitedError(
+      `Too many live subscriptions: at most ${options.maxSubscriptionsPerCaller} per caller on one server ` +
+        "(LIVE_MAX_SUBSCRIPTIONS_PER_CALLER), over all its connections; complete one before starting another",
+      CAP_RETRY_AFTER_SECONDS,
+    );
   }
 
   /**
@@ -321,7 +383,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     operationsOf(ctx).set(id, operation);
     let result: ExecutionArgs | readonly GraphQLError[];
     try {
-      const refusal = await admitOperation(ctx);
+      const refusal = (await admitOperation(ctx)) ?? capOperation(ctx);
       if (refusal) return [refusal];
       const checked = checkOperation(payload, checks);
       result = Array.isArray(checked) ? checked : await executionArgs(ctx, checked, operation.requestId);
@@ -344,13 +406,15 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
       connectionInitWaitTimeout: 15_000,
       async onConnect(ctx) {
         try {
+          if (!(await admitConnection(ctx))) return false;
           const token = connectionToken(ctx.connectionParams);
-          await options.verify(token);
+          const viewer = await options.verify(token);
           ctx.extra.authorization = `Bearer ${token}`;
+          ctx.extra.caller = viewer.id;
           ctx.extra.dropped = false;
           closeWhenTokenExpires(ctx.extra.socket, token, CLOSE_UNAUTHORIZED);
           // Watched until onClose; a socket that closed while its token was checked is not (onClose has run).
-          if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) connections.add(ctx);
+          if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) trackConnection(ctx, viewer.id);
           return true;
         } catch (err) {
           if (err instanceof InternalError) {
@@ -401,7 +465,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
         operationsOf(ctx).delete(id);
       },
       onClose(ctx) {
-        connections.delete(ctx);
+        forgetConnection(ctx);
       },
     },
     wsServer,

@@ -70,7 +70,7 @@ describe("a live-balance client that stops reading", () => {
   beforeAll(async () => {
     // PostgreSQL where it answers (always under REQUIRE_SERVICES=1), as in the audit; PGlite otherwise.
     database = await createTestDatabase(postgresAvailable ? "postgres" : "pglite");
-    server = await startTestServer({ database, env: { LOG_LEVEL: "warn" }, logDestination: logs.destination });
+    server = await startTestServer({ database, env: { LOG_LEVEL: "warn", LIVE_MAX_SUBSCRIPTIONS_PER_CALLER: "200" }, logDestination: logs.destination });
   }, 120_000);
   afterAll(async () => {
     await server?.close();

@@ -3,7 +3,8 @@
  * period, the draws of a ledger entry, and the configured plans. Everything is read through the
  * request's DataLoaders, so a list of subscriptions or a ledger page costs one query per field.
  */
-import { Arg, Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
+import type { GraphQLResolveInfo } from "graphql";
+import { Arg, Ctx, FieldResolver, Info, Query, Resolver, Root } from "type-graphql";
 import { requireCreditType } from "../../admin/admin-input.js";
 import type { GrantRecord } from "../../grants/grant-store.js";
 import type { PlanDefinition } from "../../plans/plan-config.js";
@@ -71,8 +72,11 @@ export class SubscriptionGrantsResolver {
 @Resolver(() => LedgerEntry)
 export class LedgerDrawsResolver {
   @FieldResolver(() => [GrantDraw], { description: "The grants this entry took credits from or gave them back to." })
-  async draws(@Root() entry: LedgerEntry, @Ctx() ctx: RequestContext): Promise<GrantDraw[]> {
-    return ctx.loaders.grants.draws.load({ subscriptionId: entry.subscriptionId, entryId: entry.id });
+  async draws(@Root() entry: LedgerEntry, @Ctx() ctx: RequestContext, @Info() info: GraphQLResolveInfo): Promise<GrantDraw[]> {
+    const ref = { subscriptionId: entry.subscriptionId, entryId: entry.id };
+    // A live event's entry: read once for all its subscribers (the request's loaders are per subscriber).
+    if (info.operation.operation === "subscription" && ctx.services.live) return ctx.services.live.draws(ref);
+    return ctx.loaders.grants.draws.load(ref);
   }
 }
 

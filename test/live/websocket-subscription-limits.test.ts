@@ -1,0 +1,160 @@
+/**
+ * What one caller can make a live-balance instance do (an outside security audit): one customer's
+ * socket ran 3,353 subscriptions of its own balance, and each change of that balance was one
+ * execution per subscription (each reading the entry's draws again); one free call (held, then
+ * refunded as not delivered) kept /health waiting for seconds. Now:
+ * - a caller runs at most LIVE_MAX_SUBSCRIPTIONS_PER_CALLER subscriptions on an instance, over all
+ *   its sockets; past it, RATE_LIMITED for that subscribe alone;
+ * - a connection_init counts against REQUEST_LIMIT like an HTTP request (4429 past it);
+ * - the draws of an event's entry are read once however many subscribers ask for them.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import WebSocket from "ws";
+import * as grantStore from "../../src/grants/grant-store.js";
+import { changeBalance } from "../../src/ledger/change-balance.js";
+import type { LiveBalance } from "../../src/live/live-balance.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
+import { openRawSocket, type Message, type RawGraphQLSocket } from "./raw-graphql-ws.js";
+
+vi.mock("../../src/grants/grant-store.js", async (importOriginal) => {
+  const original = await importOriginal<typeof import("../../src/grants/grant-store.js")>();
+  return { ...original, drawsOfEntries: vi.fn(original.drawsOfEntries) };
+});
+
+const BALANCE = `subscription ($s: ID!) { creditBalanceChanged(subscriptionId: $s) { balance } }`;
+const BALANCE_WITH_DRAWS = `subscription ($s: ID!) { creditBalanceChanged(subscriptionId: $s) { balance lastEntry { id draws { grantId amount } } } }`;
+
+const charge = (database: TestDatabase, subscriptionId: string) =>
+  changeBalance(database.db, { subscriptionId, creditType: "leads", kind: "ADJUSTMENT", delta: -1, actorId: "test", reason: "limits", requestId: null });
+
+/** The first message for operation `id` that ends or answers it: `next` (it runs) or `error` (refused). */
+async function answerTo(socket: RawGraphQLSocket, id: string): Promise<Message> {
+  return socket.waitFor((m) => m.id === id && (m.type === "error" || m.type === "next"), 10_000);
+}
+
+/** A socket's connection_init with `authorization`, and how the server answered it: ack or a close. */
+async function connectionInit(httpUrl: string, authorization: string): Promise<{ acked: boolean; code?: number; reason?: string }> {
+  const ws = new WebSocket(httpUrl.replace(/^http/, "ws") + "/graphql", "graphql-transport-ws");
+  ws.on("error", () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  ws.send(JSON.stringify({ type: "connection_init", payload: { authorization } }));
+  return new Promise((resolve) => {
+    ws.on("message", (data) => {
+      if ((JSON.parse(String(data)) as Message).type === "connection_ack") {
+        resolve({ acked: true });
+        ws.close();
+      }
+    });
+    ws.once("close", (code, reason) => resolve({ acked: false, code, reason: reason.toString() }));
+  });
+}
+
+describe("what one caller may run on a live-balance instance", () => {
+  let database: TestDatabase;
+  let server: TestServer;
+  let subscriptionId: string;
+  const sockets: RawGraphQLSocket[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase("pglite");
+    server = await startTestServer({
+      database,
+      env: { BALANCE_PUSH_INTERVAL: "1ms", LIVE_MAX_SUBSCRIPTIONS_PER_CALLER: "3", REQUEST_LIMIT: "12/1m" },
+    });
+    subscriptionId = await fundedSubscription(database, "limits-owner", { leads: 1_000 });
+  }, 120_000);
+  afterAll(async () => {
+    for (const socket of sockets) socket.terminate();
+    await server?.close();
+    await database?.dispose();
+  });
+
+  /** Waits until this instance runs `count` live-balance subscriptions (a change before would not reach them). */
+  async function subscribers(count: number): Promise<void> {
+    await expect.poll(() => (server.app.services.live as LiveBalance).subscriberCount, { timeout: 10_000 }).toBe(count);
+  }
+
+  async function socketOf(sub: string): Promise<RawGraphQLSocket> {
+    const socket = await openRawSocket(server.url, await userToken(sub));
+    sockets.push(socket);
+    return socket;
+  }
+
+  it("runs at most LIVE_MAX_SUBSCRIPTIONS_PER_CALLER subscriptions per caller, over all its sockets; others are not affected", async () => {
+    const first = await socketOf("limits-owner");
+    const second = await socketOf("limits-owner");
+    for (const id of ["a", "b"]) first.subscribe(id, BALANCE, { s: subscriptionId });
+    second.subscribe("c", BALANCE, { s: subscriptionId });
+    await subscribers(3);
+    await charge(database, subscriptionId);
+    for (const [socket, id] of [[first, "a"], [first, "b"], [second, "c"]] as const) expect((await answerTo(socket, id)).type).toBe("next");
+
+    // A fourth, on either socket, is refused alone: the other three go on.
+    second.subscribe("d", BALANCE, { s: subscriptionId });
+    const refused = await answerTo(second, "d");
+    expect(refused.type).toBe("error");
+    expect(refused.payload[0]).toMatchObject({
+      message: expect.stringContaining("at most 3 per caller"),
+      extensions: { code: "RATE_LIMITED", retryAfterSeconds: expect.any(Number) },
+    });
+    expect(second.ws.readyState).toBe(WebSocket.OPEN);
+
+    // Completing one makes room for another.
+    first.send({ id: "a", type: "complete" });
+    await subscribers(2);
+    second.subscribe("e", BALANCE, { s: subscriptionId });
+    await subscribers(3);
+    await charge(database, subscriptionId);
+    expect((await answerTo(second, "e")).type).toBe("next");
+
+    // A socket that closes gives its subscriptions back.
+    first.terminate();
+    await first.closed;
+    await subscribers(2);
+    second.subscribe("f", BALANCE, { s: subscriptionId });
+    await subscribers(3);
+    await charge(database, subscriptionId);
+    expect((await answerTo(second, "f")).type).toBe("next");
+
+    // Another caller (an admin following the same subscription) counts on its own.
+    const otherSubscription = await fundedSubscription(database, "limits-other", { leads: 10 });
+    const other = await socketOf("limits-other");
+    other.subscribe("x", BALANCE, { s: otherSubscription });
+    await subscribers(4);
+    await charge(database, otherSubscription);
+    expect((await answerTo(other, "x")).type).toBe("next");
+  });
+
+  it("reads an event's draws once, however many subscribers ask for them", async () => {
+    const owner = "limits-draws";
+    const drawsSubscription = await fundedSubscription(database, owner, { leads: 1_000 });
+    const socket = await socketOf(owner);
+    const before = (server.app.services.live as LiveBalance).subscriberCount;
+    for (const id of ["1", "2", "3"]) socket.subscribe(id, BALANCE_WITH_DRAWS, { s: drawsSubscription });
+    await subscribers(before + 3);
+    const drawsOfEntries = vi.mocked(grantStore.drawsOfEntries);
+    drawsOfEntries.mockClear();
+    await charge(database, drawsSubscription);
+    const events = await Promise.all(["1", "2", "3"].map((id) => answerTo(socket, id)));
+    for (const event of events) {
+      expect(event.type).toBe("next");
+      expect(event.payload.data.creditBalanceChanged.lastEntry.draws).toEqual([{ grantId: expect.any(String), amount: 1 }]);
+    }
+    expect(drawsOfEntries).toHaveBeenCalledTimes(1);
+  });
+
+  it("counts each connection_init against REQUEST_LIMIT like a request, bad tokens by address: 4429 past it", async () => {
+    // 12 a minute per caller: a dozen bad tokens from this address are let through (and refused 4401)…
+    const outcomes = [];
+    for (let i = 0; i < 13; i++) outcomes.push(await connectionInit(server.url, "Bearer not-a-token"));
+    expect(outcomes.slice(0, 12).map((o) => o.code)).toEqual(Array(12).fill(4401));
+    // …the thirteenth is over the limit, before its token is looked at.
+    expect(outcomes[12]).toMatchObject({ acked: false, code: 4429, reason: expect.stringMatching(/^Too many requests: .*try again in \d+ s$/) });
+    // A valid token is a caller of its own, and still let in.
+    expect(await connectionInit(server.url, `Bearer ${await userToken("limits-fresh")}`)).toEqual({ acked: true });
+  });
+});
