@@ -10,7 +10,10 @@ import { queryRows, type DbOrTx } from "../db/database.js";
 export interface DebitReturns {
   released: number;
   refunded: number;
-  /** The balance of the debit's subscription and credit type now (0 when it has none). */
+  /**
+   * The balance of the debit's subscription and credit type now, as credits available (0 when it has
+   * none): what is left of grants that have expired is not counted (src/ledger/balances.ts).
+   */
   balanceNow: number;
 }
 
@@ -20,8 +23,12 @@ export async function debitReturns(db: DbOrTx, subscriptionId: string, creditTyp
     sql`
       select coalesce(sum(amount) filter (where kind = 'RELEASE'), 0) as released,
              coalesce(sum(amount) filter (where kind = 'REFUND'), 0) as refunded,
-             (select balance from credit_balances
-               where subscription_id = ${subscriptionId}::uuid and credit_type = ${creditType}) as balance
+             (select b.balance - coalesce((
+                       select sum(g.remaining) from credit_grants g
+                        where g.subscription_id = b.subscription_id and g.credit_type = b.credit_type
+                          and not g.exhausted and g.expires_at <= now()), 0)
+                from credit_balances b
+               where b.subscription_id = ${subscriptionId}::uuid and b.credit_type = ${creditType}) as balance
         from credit_ledger
        where subscription_id = ${subscriptionId}::uuid and refund_of = ${entryId}::uuid`,
   );
