@@ -175,7 +175,8 @@ async function chargeAsLedgerHasIt(db: Database, stored: ChargeRecord): Promise<
     type: stored.type,
     estimated: stored.estimated,
     charged: stored.charged,
-    actual: stored.actual,
+    // Charges stored by the release before meters have no `actual`: not metered, so null.
+    actual: stored.actual ?? null,
     released,
     refunded,
     cost: stored.charged - released - refunded,
