@@ -56,13 +56,13 @@ export function createCreditMetrics(): CreditMetrics {
     }),
     refunded: new Counter({
       name: "credits_refunded_total",
-      help: "Credits refunded to callers after a system failure, by credit type and operation.",
+      help: "Credits refunded, by credit type and operation: holds of calls that failed with a system error, results not delivered, holds the recovery pass refunded, and admins' refundCharge.",
       labelNames: ["type", "operation"],
       registers,
     }),
     refused: new Counter({
       name: "credits_refused_total",
-      help: "Metered calls refused before anything was charged, by error code.",
+      help: "Refusals of metered calls before anything was charged, by error code: one per error answered (an operation whose fields are refused for two balances counts two).",
       labelNames: ["code"],
       registers,
     }),
