@@ -23,7 +23,7 @@ import {
   refuseHttpSubscriptionsPlugin,
   refuseNulVariablesPlugin,
   requestDocumentChecks,
-  subscriptionRootConditionsPlugin,
+  refusedDocumentsPlugin,
 } from "../graphql/validation/index.js";
 import type { RequestContext } from "../graphql/context.js";
 import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer } from "../http/http-server.js";
@@ -215,8 +215,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       refuseNulVariablesPlugin<RequestContext>(),
       // A subscription sent over HTTP is refused (400) before it runs: subscriptions are served over graphql-ws.
       refuseHttpSubscriptionsPlugin<RequestContext>(),
-      // @skip/@include on a subscription's root field: refused by validation, where graphql 16's own rule throws.
-      subscriptionRootConditionsPlugin<RequestContext>(),
+      // Documents refused before graphql validates them: over the document budget (validation is
+      // quadratic in repeated fields), or @skip/@include on a subscription's root field (graphql 16's own rule throws).
+      refusedDocumentsPlugin<RequestContext>(),
       // Apollo installs its cache-control plugin unless told otherwise. Nothing here sets cache hints
       // (every answer depends on the caller and on live balances), and the plugin's per-field hook
       // makes Apollo wrap every resolver of the schema: a cost on every field of every request.

@@ -239,8 +239,9 @@ describe.each(BACKENDS)("operation limits on %s", (backend) => {
     expect(fiftyTypenames.status).toBe(200);
     expect(Object.keys(fiftyTypenames.body.data)).toHaveLength(50);
     expect(manyTypenames.status).toBe(400);
+    // Refused by the document budget (2,000 field selections), before graphql validates it.
     expect(manyTypenames.body.errors![0]).toMatchObject({
-      message: "Aliases limit of 50 exceeded, found 3000. Simplify the operation or split it into several requests.",
+      message: "The document selects 3000 fields; at most 2000 are accepted in one document (a fragment's fields count once): split it into several requests.",
       extensions: { code: "BAD_USER_INPUT" },
     });
   });
@@ -294,13 +295,20 @@ describe.each(BACKENDS)("operation limits on %s", (backend) => {
     expect(declared).toBe(413);
   });
 
-  it("a document repeating one field thousands of times is refused by its token count, before graphql builds it", async () => {
-    const few = await server.gql(`{ ${"__typename ".repeat(50)} }`);
+  it("a document repeating one field: 20 times answered, 21 refused by the document budget, thousands by its token count before graphql builds it", async () => {
+    const few = await server.gql(`{ ${"__typename ".repeat(20)} }`);
+    const tooMany = await server.gql(`{ ${"__typename ".repeat(21)} }`);
     const fields = "__typename ".repeat(Math.floor((server.config.MAX_BODY_BYTES - 100) / 11));
     const huge = await rawPost(server.url, JSON.stringify({ query: `{ ${fields} }` }));
-    seenHere["50 repeats of one field"] = seen(few);
+    seenHere["20 repeats of one field"] = seen(few);
+    seenHere["21 repeats of one field"] = seen(tooMany);
     seenHere["1 MB of one repeated field"] = seen(huge);
     expect(few.status).toBe(200);
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.errors![0]).toMatchObject({
+      message: 'The operation selects "__typename" 21 times in one selection set (fragments included); at most 20 are accepted: select a field once (or use aliases).',
+      extensions: { code: "BAD_USER_INPUT" },
+    });
     expect(huge.status).toBe(400);
     expect(huge.body.errors![0]).toMatchObject({
       message: `The document has more than ${server.config.MAX_DOCUMENT_TOKENS} lexical tokens (MAX_DOCUMENT_TOKENS): put large inputs in variables, or split the operation.`,

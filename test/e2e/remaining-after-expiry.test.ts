@@ -53,18 +53,18 @@ describe.each(BACKENDS)("remaining after a grant expired, before the expiry pass
 
     // Holds 3 for 2,000 tokens and settles at the tokens used: the rest is released.
     const released = await gql(RUN_AI, { sub }, owner, { "idempotency-key": "expiry-remaining-1" });
-    const charge = released.extensions.credits.charges[0];
+    const charge = released.extensions!.credits.charges[0];
     expect(charge).toMatchObject({ charged: 3, released: expect.any(Number) });
     expect(charge.released).toBeGreaterThan(0);
     const afterRelease = await aiBalance(sub);
     expect(afterRelease).toBe(6 - charge.cost);
     expect(charge.remaining).toBe(afterRelease);
-    expect(released.extensions.credits.remaining).toEqual({ [sub]: { ai: afterRelease } });
+    expect(released.extensions!.credits.remaining).toEqual({ [sub]: { ai: afterRelease } });
 
     // A replay reports the balance as it is now: after another grant, the same credits available.
     await gql(GRANT, { input: { subscriptionId: sub, type: "ai", amount: 7, reason: "more" } }, admin);
     const replay = await gql(RUN_AI, { sub }, owner, { "idempotency-key": "expiry-remaining-1" });
-    expect(replay.extensions.credits.charges[0]).toMatchObject({ replayed: true, remaining: afterRelease + 7 });
+    expect(replay.extensions!.credits.charges[0]).toMatchObject({ replayed: true, remaining: afterRelease + 7 });
     expect(await aiBalance(sub)).toBe(afterRelease + 7);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Everything a request must pass before it runs, as Apollo takes it: parse options (the token
  * limit), validation rules (run with GraphQL's own) and the request plugins that check what rules
- * cannot see (variables, the transport).
+ * cannot see (variables, the transport), among them the document budget (document-budget.ts),
+ * walked before graphql validates and reported by refusedDocumentRule.
  */
 import type { ParseOptions, ValidationRule } from "graphql";
 import type { MeteredField } from "../../credits/metered-field.js";
@@ -10,11 +11,11 @@ import { introspectionDepthRule } from "./introspection-depth.js";
 import { knownOperationTypesRule } from "./known-operation-types.js";
 import { noNulInStringLiteralsRule } from "./nul-characters.js";
 import { operationLimitRules, type OperationLimits } from "./operation-limits.js";
-import { subscriptionRootConditionsRule } from "./subscription-root-conditions.js";
+import { refusedDocumentRule } from "./subscription-root-conditions.js";
 
 export { refuseNulVariablesPlugin } from "./nul-characters.js";
 export { refuseHttpSubscriptionsPlugin } from "./http-subscriptions.js";
-export { subscriptionRootConditionsPlugin } from "./subscription-root-conditions.js";
+export { refusedDocumentsPlugin } from "./subscription-root-conditions.js";
 export type { OperationLimits } from "./operation-limits.js";
 
 /** The operation limits, and MAX_DOCUMENT_TOKENS: the most lexical tokens a document may have. */
@@ -42,5 +43,5 @@ export function requestDocumentChecks(limits: DocumentLimits, meteredFields: rea
 }
 
 export function requestValidationRules(limits: OperationLimits, meteredFields: readonly MeteredField[]): ValidationRule[] {
-  return [...operationLimitRules(limits, meteredFields), knownOperationTypesRule, noNulInStringLiteralsRule, introspectionDepthRule, subscriptionRootConditionsRule];
+  return [...operationLimitRules(limits, meteredFields), knownOperationTypesRule, noNulInStringLiteralsRule, introspectionDepthRule, refusedDocumentRule];
 }

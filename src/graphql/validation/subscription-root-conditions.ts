@@ -12,9 +12,13 @@
  *
  * graphql's rule throws before a rule of ours could report, so such a document is never validated as
  * it is: `documentToValidate` gives validate() a stand-in that graphql's rules pass, and
- * `subscriptionRootConditionsRule` reports the original's refusal when it meets the stand-in. The
- * WebSocket's checks and creditPreview validate through `validateDocument`; HTTP gets the stand-in
- * from a plugin at Apollo's validationDidStart (an error thrown from a hook there would be a 500).
+ * `refusedDocumentRule` reports the original's refusal when it meets the stand-in. The WebSocket's
+ * checks and creditPreview validate through `validateDocument`; HTTP gets the stand-in from a plugin
+ * at Apollo's validationDidStart (an error thrown from a hook there would be a 500).
+ *
+ * A document over its budget (document-budget.ts: too many operations, field selections, or fields
+ * of one response name in a selection set), whose validation would cost far more than its size, is
+ * refused the same way: the budget is walked before validate(), and validate() gets a stand-in.
  */
 import type { ApolloServerPlugin } from "@apollo/server";
 import {
@@ -31,6 +35,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from "graphql";
+import { documentBudgetError } from "./document-budget.js";
 
 const CONDITIONS = new Set(["skip", "include"]);
 
@@ -77,15 +82,20 @@ export function subscriptionRootConditionError(document: DocumentNode): GraphQLE
 /** Stand-ins given to validate(), each with the refusal of the document it stands for. */
 const refusalsOfStandIns = new WeakMap<DocumentNode, GraphQLError>();
 
+/** Why `document` is refused before graphql validates it: a condition on a subscription's root field, or its budget. */
+function refusalBeforeValidation(document: DocumentNode): GraphQLError | undefined {
+  // A document without a subscription operation is not walked for root conditions.
+  const hasSubscription = document.definitions.some((d) => d.kind === Kind.OPERATION_DEFINITION && d.operation === "subscription");
+  return (hasSubscription ? subscriptionRootConditionError(document) : undefined) ?? documentBudgetError(document);
+}
+
 /**
- * What validate() should be given for `document`: the document itself, or, when it has a condition
- * on a subscription's root field, a stand-in (`{ __typename }`, which graphql's rules pass) whose
- * validation reports that refusal through subscriptionRootConditionsRule. Cheap for every other
- * document: a document without a subscription operation is not walked.
+ * What validate() should be given for `document`: the document itself, or, when it is refused before
+ * validation (refusalBeforeValidation), a stand-in (`{ __typename }`, which graphql's rules pass)
+ * whose validation reports that refusal through refusedDocumentRule. Linear in the document's size.
  */
 export function documentToValidate(document: DocumentNode): DocumentNode {
-  const hasSubscription = document.definitions.some((d) => d.kind === Kind.OPERATION_DEFINITION && d.operation === "subscription");
-  const refusal = hasSubscription ? subscriptionRootConditionError(document) : undefined;
+  const refusal = refusalBeforeValidation(document);
   if (!refusal) return document;
   const standIn = parse("{ __typename }", { noLocation: true });
   refusalsOfStandIns.set(standIn, refusal);
@@ -93,7 +103,7 @@ export function documentToValidate(document: DocumentNode): DocumentNode {
 }
 
 /** Reports the refusal a stand-in stands for (see documentToValidate); passes every other document. */
-export function subscriptionRootConditionsRule(context: ValidationContext): ASTVisitor {
+export function refusedDocumentRule(context: ValidationContext): ASTVisitor {
   const refusal = refusalsOfStandIns.get(context.getDocument());
   return refusal ? { Document: () => context.reportError(refusal) } : {};
 }
@@ -103,18 +113,18 @@ export function subscriptionRootConditionsRule(context: ValidationContext): ASTV
  * with the stand-in, and with the rule that reports it whether or not `rules` has it.
  */
 export function validateDocument(schema: GraphQLSchema, document: DocumentNode, rules: readonly ValidationRule[]): readonly GraphQLError[] {
-  const withRule = rules.includes(subscriptionRootConditionsRule) ? rules : [...rules, subscriptionRootConditionsRule];
+  const withRule = rules.includes(refusedDocumentRule) ? rules : [...rules, refusedDocumentRule];
   return validate(schema, documentToValidate(document), withRule);
 }
 
 /**
  * The stand-in for HTTP, where Apollo runs validate() on its request context's document right after
- * this hook. Only requests whose text holds both a subscription and a condition are looked at.
+ * this hook. Every request that reaches validation is looked at (Apollo skips validation for a
+ * document it has already validated and cached, so the walk is paid once per new document).
  */
-export function subscriptionRootConditionsPlugin<Ctx extends object>(): ApolloServerPlugin<Ctx> {
+export function refusedDocumentsPlugin<Ctx extends object>(): ApolloServerPlugin<Ctx> {
   return {
-    async requestDidStart({ request }) {
-      if (request.query !== undefined && !(/\bsubscription\b/.test(request.query) && /@(skip|include)\b/.test(request.query))) return;
+    async requestDidStart() {
       return {
         async validationDidStart(requestContext) {
           // Apollo types the document as read-only; it reads it back for validate() after this hook.
