@@ -3,7 +3,8 @@
  * validation would cost far more than its size is refused before graphql validates it, with 400
  * BAD_USER_INPUT and a message that names the limit, over HTTP without a token, from creditPreview,
  * and over the WebSocket. Before the budget, 300 repeats of one field were validated for 100–400 ms
- * and answered 200, and 1,600 operations in one document were validated whole before one ran.
+ * and answered 200, and 1,600 operations in one document were validated whole before one ran; 400 fragments took
+ * 100–150 ms.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
@@ -67,6 +68,19 @@ describe("the document budget", () => {
       const res = await postRaw(server, { query: operations(1600), operationName: "q7" });
       expect(res.status).toBe(400);
       expect(res.body.errors).toEqual([expect.objectContaining({ message: OPERATIONS_MESSAGE, extensions: expect.objectContaining(REFUSED) })]);
+    });
+
+    it("refuses more than 100 fragment definitions in one document", async () => {
+      const fragments = Array.from({ length: 400 }, (_, i) => `fragment F${i} on Query { a${i}: __typename }`).join(" ");
+      const spreads = Array.from({ length: 400 }, (_, i) => `...F${i}`).join(" ");
+      const res = await server.gql(`{ ${spreads} } ${fragments}`);
+      expect(res.status).toBe(400);
+      expect(res.body.errors).toEqual([
+        expect.objectContaining({
+          message: "The document defines 400 fragments; at most 100 are accepted in one document: send only the fragments the operation spreads.",
+          extensions: expect.objectContaining(REFUSED),
+        }),
+      ]);
     });
 
     it("refuses more than 2,000 field selections in one document", async () => {

@@ -12,6 +12,7 @@ import { describe, expect, it } from "vitest";
 import {
   documentBudgetError,
   MAX_FIELD_SELECTIONS,
+  MAX_FRAGMENTS,
   MAX_OPERATIONS,
   MAX_SAME_RESPONSE_NAME,
 } from "../../src/graphql/validation/document-budget.js";
@@ -95,6 +96,24 @@ describe("documentBudgetError: operations and field selections in a document", (
     expect(budget(operations(1600))).toMatch(/^The document has 1600 operations/);
   });
 
+  it("accepts 100 fragment definitions and refuses 101, chained or spread together", () => {
+    expect(MAX_FRAGMENTS).toBe(100);
+    // Each fragment one distinct alias: no response name repeats, so only the fragments' number is over.
+    const together = (n: number) =>
+      `{ ${Array.from({ length: n }, (_, i) => `...F${i}`).join(" ")} } ` + Array.from({ length: n }, (_, i) => `fragment F${i} on Query { a${i}: __typename }`).join(" ");
+    const chained = (n: number) =>
+      `{ ...F0 } ` + Array.from({ length: n }, (_, i) => `fragment F${i} on Query { a${i}: __typename ${i + 1 < n ? `...F${i + 1}` : ""} }`).join(" ");
+    expect(budget(together(100))).toBeUndefined();
+    expect(budget(chained(100))).toBeUndefined();
+    expect(budget(together(101))).toBe(
+      "The document defines 101 fragments; at most 100 are accepted in one document: send only the fragments the operation spreads.",
+    );
+    expect(budget(chained(400))).toMatch(/^The document defines 400 fragments/);
+    // Located at the first fragment over the limit.
+    const text = together(101);
+    expect(documentBudgetError(parse(text))!.locations).toEqual([{ line: 1, column: text.indexOf("fragment F100 ") + 1 }]);
+  });
+
   it("accepts 2,000 field selections and refuses 2,001, each fragment definition's fields counted once", () => {
     expect(MAX_FIELD_SELECTIONS).toBe(2000);
     expect(budget(`{ ${aliased(2000)} }`)).toBeUndefined();
@@ -123,12 +142,12 @@ describe("documentBudgetError: cost of the walk", () => {
     expect(documentBudgetError(over)?.message).toMatch(/^The operation selects "name" 21 times/);
   });
 
-  it("counts a chain of fragments, each spreading the next, without walking it again for each", () => {
+  it("counts a chain of fragments (as many as accepted), each spreading the next, without walking it again for each", () => {
     const chain = (n: number) =>
       [`{ creditTypes { ...F${n - 1} } }`, "fragment F0 on CreditTypeInfo { a0: name }"]
         .concat(Array.from({ length: n - 1 }, (_, i) => `fragment F${i + 1} on CreditTypeInfo { a${i + 1}: name ...F${i} }`))
         .join("\n");
-    const { result, ms } = timed(() => documentBudgetError(parse(chain(900))));
+    const { result, ms } = timed(() => documentBudgetError(parse(chain(100))));
     expect(result).toBeUndefined();
     expect(ms).toBeLessThan(500);
     // With `name` in every fragment of a chain of 21, the first fragment to hold 21 of them is refused.
