@@ -10,7 +10,8 @@ import { HeaderMap, type ApolloServer } from "@apollo/server";
 import type { Logger } from "pino";
 import type { CorsPolicy } from "./cors.js";
 import { afterPendingIo, connectionClosed } from "./client-connection.js";
-import { BodyNotUtf8Error, BodyTooLargeError, readBody } from "./read-body.js";
+import { BodyNotUtf8Error, BodyTooLargeError, declaredTooLarge, readBody } from "./read-body.js";
+import { refuseUnacceptable, refuseUnreadableBody } from "./request-media.js";
 import type { RequestGate, RequestRefusal } from "./request-limit-gate.js";
 import { requestIdFrom } from "./request-id.js";
 
@@ -103,6 +104,18 @@ export function sendRequestError(res: ServerResponse, status: number, message: s
   sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_USER_INPUT", requestId } }] }, requestId);
 }
 
+/**
+ * A refusal of a request whose body is left unread (or half read): the connection closes after the
+ * response. Kept alive, the rest of the body would be read as the next request (a chunked body cut
+ * short left the connection hanging until it was reset), and draining a body that is too large is
+ * the work the refusal is there to avoid.
+ */
+function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number, message: string, requestId: string): void {
+  res.setHeader("connection", "close");
+  sendRequestError(res, status, message, requestId);
+  req.resume();
+}
+
 /** A refusal before the body is read (e.g. 429 REQUEST_LIMIT), in GraphQL's error shape, with Retry-After. */
 function sendRefusal(res: ServerResponse, refusal: RequestRefusal, requestId: string): void {
   res.setHeader("retry-after", String(refusal.retryAfterSeconds));
@@ -172,15 +185,24 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       req.resume();
       return;
     }
+    const unacceptable = refuseUnacceptable(req.headers.accept);
+    if (unacceptable) {
+      refuseUnread(req, res, unacceptable.status, unacceptable.message, requestId);
+      return;
+    }
     let body: unknown;
     if (req.method === "POST") {
+      const unreadable = refuseUnreadableBody(req.headers["content-encoding"], req.headers["content-type"]);
+      if (unreadable) {
+        refuseUnread(req, res, unreadable.status, unreadable.message, requestId);
+        return;
+      }
       let text: string;
       try {
         text = await readBody(req, options.maxBodyBytes);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          sendRequestError(res, 413, `Request body too large: the limit is ${err.limit} bytes`, requestId);
-          req.resume();
+          refuseUnread(req, res, 413, `Request body too large: the limit is ${err.limit} bytes`, requestId);
           return;
         }
         if (err instanceof BodyNotUtf8Error) {
@@ -290,6 +312,12 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       inFlight--;
       if (inFlight === 0) idleWaiters.splice(0).forEach((resolve) => resolve());
     }
+  });
+  // A client that asks before sending its body (`Expect: 100-continue`) is not invited to send one
+  // that is declared too large: the request goes on without "100 Continue" and is refused 413.
+  server.on("checkContinue", (req, res) => {
+    if (!declaredTooLarge(req, options.maxBodyBytes)) res.writeContinue();
+    server.emit("request", req, res);
   });
   // Slow-loris protection without cutting off long metered calls.
   server.headersTimeout = 20_000;

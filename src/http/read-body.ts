@@ -19,9 +19,14 @@ export class BodyNotUtf8Error extends Error {
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
-export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/** Whether the request's Content-Length already says its body is over `limit`. */
+export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
   const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) throw new BodyTooLargeError(limit);
+  return Number.isFinite(declared) && declared > limit;
+}
+
+export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  if (declaredTooLarge(req, limit)) throw new BodyTooLargeError(limit);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
