@@ -244,6 +244,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     jwksUrl: config.JWT_JWKS_URL,
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
+    clockToleranceSeconds: config.JWT_CLOCK_TOLERANCE,
   });
   const contextFactory = createContextFactory(services, verify);
   // REQUEST_LIMIT: one limiter for both transports, so HTTP requests and WebSocket subscribes add up.

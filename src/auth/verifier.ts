@@ -1,13 +1,17 @@
 /**
  * Verifies bearer tokens with jose: HS256 with JWT_SECRET (Supabase's project JWT secret works as
  * is) and RS256/ES256 through JWT_JWKS_URL. Issuer and audience are checked when configured, `exp`
- * when present; `sub` is required and must be a user id by the rule createSubscription's ownerId
- * follows too (src/util/text.ts), except on Supabase's service key, which has none (below). Any failure is UNAUTHENTICATED with a message that says what is
- * wrong (an expired token, one not valid yet, which claim) and nothing about the key; the same words
- * close a refused WebSocket, so they stay short.
+ * and `nbf` when present, and a token issued (`iat`) in the future is refused, all three with
+ * JWT_CLOCK_TOLERANCE seconds of leeway for the issuer's clock and ours disagreeing; `sub` is
+ * required and must be a user id by the rule createSubscription's ownerId follows too
+ * (src/util/text.ts), except on Supabase's service key, which has none (below). Any failure is
+ * UNAUTHENTICATED with a message that says what is wrong (an expired token, one not valid yet,
+ * which claim) and nothing about the key; the same words close a refused WebSocket, so they stay
+ * short.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import { InternalError, UnauthenticatedError } from "../errors/errors.js";
+import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from "./clock-tolerance.js";
 import { DEVELOPMENT_JWT_SECRET } from "./dev-secret.js";
 import { userIdProblem } from "../util/text.js";
 import { isAdminClaims, type Viewer } from "./viewer.js";
@@ -19,6 +23,8 @@ export interface VerifierOptions {
   audience?: string;
   /** Verified tokens kept in memory, so a client's repeated token costs one verification. */
   cacheSize?: number;
+  /** Leeway for `exp`, `nbf` and `iat` against this server's clock (JWT_CLOCK_TOLERANCE), in seconds. */
+  clockToleranceSeconds?: number;
 }
 
 export type TokenVerifier = (token: string) => Promise<Viewer>;
@@ -29,9 +35,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const secret = new TextEncoder().encode(options.secret ?? (options.jwksUrl ? undefined : DEVELOPMENT_JWT_SECRET) ?? "");
   const hasSecret = Boolean(options.secret) || !options.jwksUrl;
   const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 10 * 60_000 }) : undefined;
+  const clockToleranceSeconds = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
   const claimChecks = {
     issuer: options.issuer,
     audience: options.audience,
+    clockTolerance: clockToleranceSeconds,
     // `exp` is checked when present but not required: DESIGN.md refuses "no, bad or expired" tokens,
     // and PostgREST (Supabase's own API) accepts a token without one. Which tokens expire is the
     // issuer's choice; every identity provider we target sets `exp`.
@@ -64,6 +72,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       }
       throw toUnauthenticated(err);
     }
+    refuseIssuedInTheFuture(payload, clockToleranceSeconds);
     if (payload.sub === undefined && payload.role === "service_role") return serviceKeyCaller(payload);
     if (payload.sub === undefined) throw new UnauthenticatedError("Invalid token: the sub claim is missing");
     if (typeof payload.sub !== "string") throw new UnauthenticatedError("Invalid token: the sub claim must be a string user id");
@@ -96,6 +105,18 @@ export const SERVICE_KEY_CALLER_ID = "service_role";
 
 function serviceKeyCaller(payload: JWTPayload): { viewer: Viewer; expiresAtMs: number } {
   return { viewer: { id: SERVICE_KEY_CALLER_ID, isAdmin: true }, expiresAtMs: cachedUntilMs(payload.exp) };
+}
+
+/**
+ * A token whose `iat` is further ahead of this server's clock than the tolerance was minted by a
+ * clock that is wrong, or minted to outlive its `exp`-less life: refused. jose checks `iat` only
+ * with maxTokenAge, which would also require the claim (and PostgREST accepts tokens without one).
+ * jose has already refused an `iat` that is not a number.
+ */
+function refuseIssuedInTheFuture(payload: JWTPayload, toleranceSeconds: number): void {
+  if (typeof payload.iat === "number" && payload.iat > Date.now() / 1000 + toleranceSeconds) {
+    throw new UnauthenticatedError("Token issued in the future: its iat is ahead of this server's clock; check the clocks");
+  }
 }
 
 /** A token without `exp` is verified again after this long, so the cache never keeps it for good. */

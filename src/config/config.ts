@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseDurationMs } from "./duration.js";
+import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from "../auth/clock-tolerance.js";
 import { loadPlans, PlanConfigError, type PlanDefinition } from "../plans/plan-config.js";
 
 const duration = (name: string, fallback: string) =>
@@ -74,6 +75,20 @@ const pgliteDir = z
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/** Most JWT_CLOCK_TOLERANCE accepted: a larger leeway would keep expired tokens working for minutes. */
+export const MAX_JWT_CLOCK_TOLERANCE_SECONDS = 300;
+
+/** A whole number of seconds from 0 to `max`; empty is unset (the default). "1.5", "-1", "30s" are refused by name. */
+const wholeSeconds = (name: string, fallback: number, max: number) =>
+  optionalText.transform((text, ctx) => {
+    if (text === undefined) return fallback;
+    if (!/^\d+$/.test(text) || Number(text) > max) {
+      ctx.addIssue({ code: "custom", message: `${name} must be a whole number of seconds from 0 to ${max}, such as 30` });
+      return z.NEVER;
+    }
+    return Number(text);
+  });
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
@@ -94,6 +109,8 @@ export const configSchema = z.object({
   JWT_JWKS_URL: httpUrl("JWT_JWKS_URL"),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
+  /** Leeway, in seconds, for a token's exp, nbf and iat against this server's clock. */
+  JWT_CLOCK_TOLERANCE: wholeSeconds("JWT_CLOCK_TOLERANCE", DEFAULT_CLOCK_TOLERANCE_SECONDS, MAX_JWT_CLOCK_TOLERANCE_SECONDS),
   REDIS_URL: optionalText.pipe(
     z.string().regex(/^rediss?:\/\//, "REDIS_URL must start with redis:// or rediss://").optional(),
   ),

@@ -22,12 +22,21 @@ function expiresAtMs(token: string): number | undefined {
 }
 
 /**
- * Closes `socket` with `code` when the (already verified) token's `exp` passes; stops waiting when
- * the socket closes first. A token without `exp` leaves the socket alone.
+ * Closes `socket` with `code` when the (already verified) token's `exp` passes, give or take the
+ * clock tolerance the token was verified with (JWT_CLOCK_TOLERANCE: a token accepted within it
+ * would otherwise be closed the moment it opened); stops waiting when the socket closes first. A
+ * token without `exp` leaves the socket alone.
  */
-export function closeWhenTokenExpires(socket: ClosableSocket, token: string, code: number, now: () => number = Date.now): void {
-  const expiresAt = expiresAtMs(token);
-  if (expiresAt === undefined) return;
+export function closeWhenTokenExpires(
+  socket: ClosableSocket,
+  token: string,
+  code: number,
+  options: { toleranceMs?: number; now?: () => number } = {},
+): void {
+  const now = options.now ?? Date.now;
+  const exp = expiresAtMs(token);
+  if (exp === undefined) return;
+  const expiresAt = exp + (options.toleranceMs ?? 0);
   let timer: NodeJS.Timeout | undefined;
   const wait = (): void => {
     const left = expiresAt - now();

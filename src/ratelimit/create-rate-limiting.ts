@@ -32,7 +32,7 @@ export interface CreateRateLimitingOptions {
    * Read and validated here, once: a bad @rateLimit is a startup error naming the field.
    */
   schema: GraphQLSchema;
-  /** Milliseconds since the epoch; tests inject a fake clock. */
+  /** Milliseconds since the epoch; tests inject a fake clock (in-memory windows: Redis's are judged by Redis's clock). */
   now?: () => number;
   /** Overrides the store chosen from the configuration (tests). */
   store?: RateLimitStore;

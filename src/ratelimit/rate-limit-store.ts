@@ -6,8 +6,10 @@
  * simultaneous calls all see the same old list and all pass).
  *
  * The counter is graphql-rate-limit's sliding log: the timestamps of the calls that ran, each alive
- * for `windowMs`; a call of cost n may run when (alive timestamps + n) ≤ max. Time comes from the
- * caller (`now`), so one injected clock drives every store and tests need no sleeps.
+ * for `windowMs`; a call of cost n may run when (alive timestamps + n) ≤ max. A store serving one
+ * process judges windows by the caller's `now` (so an injected clock slides them and tests need no
+ * sleeps); a store shared by instances judges them by one clock of its own (Redis's TIME), since
+ * instances' clocks disagree and each would misjudge the others' calls.
  */
 export interface RateLimitHit {
   /** The counter: caller and field identity (and the identityArgs' values). */
@@ -16,7 +18,7 @@ export interface RateLimitHit {
   readonly windowMs: number;
   /** How many calls this one counts as (arrayLengthField), at least 1. */
   readonly cost: number;
-  /** Current time in milliseconds since the epoch. */
+  /** The caller's current time in milliseconds since the epoch (a shared store reads its own clock instead). */
   readonly now: number;
 }
 
@@ -34,9 +36,10 @@ export interface RateLimitStore {
   readonly kind: "memory" | "redis";
   /**
    * Atomically: forgets the timestamps older than the window, then either records `cost` new
-   * timestamps at `now` (allowed) or records nothing (refused). A refused call is not counted
-   * (graphql-rate-limit's `uncountRejected`): it did not run, and counting it would let a flood
-   * of refused calls grow the log without bound. Rejects when the store cannot answer.
+   * timestamps at the current time (`now`, or the shared store's own clock) (allowed) or records
+   * nothing (refused). A refused call is not counted (graphql-rate-limit's `uncountRejected`): it
+   * did not run, and counting it would let a flood of refused calls grow the log without bound.
+   * Rejects when the store cannot answer.
    */
   hit(hit: RateLimitHit): Promise<RateLimitVerdict>;
   /** Releases connections and timers. */

@@ -11,7 +11,8 @@
  * tested without sleeping. So the library supplies the field identity (getFieldIdentity: the
  * counter's name from the field and its identityArgs' values, as its directive builds it) and its
  * meaning (sliding window of call timestamps, max/window defaults, arrayLengthField cost); the
- * decision is the store's atomic `hit`, driven by an injected clock.
+ * decision is the store's atomic `hit`, driven by an injected clock in one process (the Redis
+ * store shared by instances reads Redis's clock instead: see redis-store.ts).
  *
  * When the store fails (Redis down or slow), RATE_LIMIT_ON_STORE_ERROR decides: "closed" refuses
  * the call with RATE_LIMITED, retryAfterSeconds 1 and a message saying the limiter is unavailable
@@ -45,7 +46,7 @@ export interface RateLimiterOptions {
   store: RateLimitStore;
   onStoreError: StoreFailureMode;
   logger: Logger;
-  /** Milliseconds since the epoch; tests inject a fake clock. */
+  /** Milliseconds since the epoch; tests inject a fake clock (the Redis store judges by Redis's clock, not this one). */
   now?: () => number;
   /** Called on every check the store failed to answer (a metric apart from real limits). */
   onStoreFailure?: () => void;

@@ -7,6 +7,14 @@
  * call), so the sliding window is graphql-rate-limit's; a refused call adds nothing, so a set never
  * holds more than `max` members, and it expires with its newest call.
  *
+ * The timestamps come from Redis's own clock (TIME, read inside the script), not from the instance
+ * that sent the call: instances sharing Redis must judge every window by one clock. Stamped with
+ * each instance's Date.now(), an instance whose clock ran ahead trimmed the others' calls as too
+ * old and the calls of one running behind were out of everyone else's windows (an outside audit
+ * passed 180 calls against 60/1m over three skewed instances), and retry times came out longer
+ * than the window. Scripts may read TIME and then write because Redis (5 and later) replicates a
+ * script's effects, not the script.
+ *
  * ioredis 6.0.0's defineCommand hangs when the script is not yet cached on the server (its NOSCRIPT
  * fallback never answers), so the script is sent with EVALSHA and, on NOSCRIPT, once with EVAL.
  */
@@ -15,11 +23,17 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { RateLimitHit, RateLimitStore, RateLimitVerdict } from "./rate-limit-store.js";
 
-// KEYS[1] counter; ARGV: now (ms), window (ms), max, cost, unique member prefix.
-// Returns {allowed 0|1, used, retryAfterMs}.
+// KEYS[1] counter; ARGV: now (ms, or "" for Redis's own clock), window (ms), max, cost, unique
+// member prefix. Returns {allowed 0|1, used, retryAfterMs}.
 const HIT_SCRIPT = `
 local key = KEYS[1]
-local now = tonumber(ARGV[1])
+local now
+if ARGV[1] == '' then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+else
+  now = tonumber(ARGV[1])
+end
 local window = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
@@ -48,16 +62,25 @@ export interface RedisRateLimitStoreOptions {
   /** Longest wait for one answer, connecting included (RATE_LIMIT_STORE_TIMEOUT). */
   timeoutMs: number;
   logger: Logger;
+  /**
+   * Whose clock judges the windows. "redis" (the default, and the only right one in production):
+   * Redis's TIME, one clock for every instance sharing it. "caller": each hit's `now`, one process's
+   * clock, so tests can slide windows on an injected clock without sleeping; instances whose clocks
+   * disagree would misjudge each other's calls with it.
+   */
+  windowClock?: "redis" | "caller";
 }
 
 export class RedisRateLimitStore implements RateLimitStore {
   readonly kind = "redis" as const;
   private readonly client: Redis;
   private readonly keyPrefix: string;
+  private readonly windowClock: "redis" | "caller";
   private connectionFailing = false;
 
   constructor(options: RedisRateLimitStoreOptions) {
     this.keyPrefix = options.keyPrefix;
+    this.windowClock = options.windowClock ?? "redis";
     this.client = new Redis(options.url, {
       // A call waits for Redis at most timeoutMs, and is not retried over more than one reconnect:
       // during an outage the limiter must answer (open or closed) quickly, not queue requests.
@@ -83,7 +106,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   async hit(hit: RateLimitHit): Promise<RateLimitVerdict> {
     const member = randomUUID();
     const key = this.keyPrefix + hit.key;
-    const args = [1, key, hit.now, hit.windowMs, hit.max, hit.cost, member] as const;
+    // The caller's `now` is ignored on Redis's clock: the script reads TIME instead.
+    const now = this.windowClock === "caller" ? hit.now : "";
+    const args = [1, key, now, hit.windowMs, hit.max, hit.cost, member] as const;
     let reply: unknown;
     try {
       reply = await this.client.evalsha(HIT_SCRIPT_SHA, ...args);

@@ -8,7 +8,7 @@
  * \"Bearer <JWT>\" } in connection_init".
  */
 import { SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { mintToken } from "../../src/auth/mint.js";
 import { DEVELOPMENT_JWT_SECRET } from "../../src/auth/dev-secret.js";
@@ -99,10 +99,37 @@ describe("a connection whose token expires while it is open", () => {
     const closes: { code: number; reason: string }[] = [];
     const socket = { close: (code: number, reason: string) => void closes.push({ code, reason }), once: () => undefined };
     // The clock already past the token's exp: the socket is closed at once.
-    closeWhenTokenExpires(socket, token, 4401, () => Date.now() + 120_000);
+    closeWhenTokenExpires(socket, token, 4401, { now: () => Date.now() + 120_000 });
     expect(closes).toHaveLength(1);
     expect(closes[0].code).toBe(4401);
     expect(closes[0].reason).toMatch(/^Token expired: sign in again/);
     expect(Buffer.byteLength(closes[0].reason)).toBeLessThanOrEqual(MAX_CLOSE_REASON_BYTES);
   });
+
+  it("waits the clock tolerance past exp: a token accepted within it is not closed the moment it opens", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    try {
+      const exp = Math.floor(Date.now() / 1000) - 10;
+      const closes: number[] = [];
+      const socket = { close: (code: number) => void closes.push(code), once: () => undefined };
+      // Expired 10 s ago, as JWT_CLOCK_TOLERANCE's default 30 s accepts.
+      closeWhenTokenExpires(socket, fakeTokenExpiringAt(exp), 4401, { toleranceMs: 30_000 });
+      expect(closes).toEqual([]);
+      vi.advanceTimersByTime(exp * 1000 + 30_000 - Date.now() - 1);
+      expect(closes).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(closes).toEqual([4401]);
+      // Without a tolerance, at once.
+      closeWhenTokenExpires(socket, fakeTokenExpiringAt(exp), 4401);
+      expect(closes).toEqual([4401, 4401]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
+
+/** An unsigned token with only `exp`: closeWhenTokenExpires reads a token already verified. */
+function fakeTokenExpiringAt(exp: number): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  return `${part({ alg: "HS256" })}.${part({ sub: "ws-reasons", exp })}.signature`;
+}

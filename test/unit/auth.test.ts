@@ -80,7 +80,8 @@ describe("HS256 tokens", () => {
       .setProtectedHeader({ alg: "HS256", typ: "JWT" })
       .sign(key(SECRET));
     expect(await verify(serviceKey)).toEqual({ id: "service_role", isAdmin: true });
-    const expired = await new SignJWT({ role: "service_role", exp: now - 10 }).setProtectedHeader({ alg: "HS256" }).sign(key(SECRET));
+    // Past JWT_CLOCK_TOLERANCE's default 30 s: a key expired 10 s ago is still within the leeway.
+    const expired = await new SignJWT({ role: "service_role", exp: now - 60 }).setProtectedHeader({ alg: "HS256" }).sign(key(SECRET));
     expect((await rejection(verify(expired))).message).toBe("Token expired: sign in again");
   });
 
@@ -112,7 +113,8 @@ describe("HS256 tokens", () => {
   });
 
   it("caches a verified token but never past its expiry", async () => {
-    const cached = createTokenVerifier({ secret: SECRET, cacheSize: 10 });
+    // No clock leeway, so the token is refused the moment its exp passes (test/unit/jwt-clock-tolerance.test.ts covers the leeway).
+    const cached = createTokenVerifier({ secret: SECRET, cacheSize: 10, clockToleranceSeconds: 0 });
     const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("c").setExpirationTime(Math.floor(Date.now() / 1000) + 1).sign(key(SECRET));
     expect(await cached(token)).toEqual({ id: "c", isAdmin: false });
     expect(await cached(token)).toEqual({ id: "c", isAdmin: false });

@@ -40,8 +40,11 @@ const CASES: StoreCase[] = [
     available: redisAvailable,
     open() {
       const keyPrefix = `test:rl:${randomBytes(6).toString("hex")}:`;
-      const a = new RedisRateLimitStore({ url: TEST_REDIS_URL, keyPrefix, timeoutMs: 2_000, logger });
-      const b = new RedisRateLimitStore({ url: TEST_REDIS_URL, keyPrefix, timeoutMs: 2_000, logger });
+      // The hits' own `now`, so these cases slide windows without sleeping; production judges by
+      // Redis's clock (test/ratelimit/redis-clock-skew.test.ts).
+      const options = { url: TEST_REDIS_URL, keyPrefix, timeoutMs: 2_000, logger, windowClock: "caller" } as const;
+      const a = new RedisRateLimitStore(options);
+      const b = new RedisRateLimitStore(options);
       opened.push(a, b);
       return { a, b };
     },
