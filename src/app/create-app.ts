@@ -285,6 +285,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     parseOptions: documentChecks.parseOptions,
     admit: admitRequest,
     maxSubscriptionsPerCaller: config.LIVE_MAX_SUBSCRIPTIONS_PER_CALLER,
+    tokenClockToleranceMs: config.JWT_CLOCK_TOLERANCE * 1000,
     maxBufferedBytes: config.LIVE_MAX_BUFFERED_BYTES,
     maxPayloadBytes: config.MAX_BODY_BYTES,
     production: config.NODE_ENV === "production",

@@ -35,6 +35,7 @@ import type { RequestGate } from "../http/request-limit-gate.js";
 import { formatOperationErrors } from "./operation-errors.js";
 import { checkOperation, type CheckedOperation, type OperationChecks } from "./operation-request.js";
 import { OperationStream } from "./operation-stream.js";
+import { handOverWithOwnErrorListener, socketErrorListener } from "./socket-errors.js";
 import { SlowConsumerError } from "./subscriber-queue.js";
 import { closeWhenTokenExpires } from "./token-expiry.js";
 
@@ -93,6 +94,8 @@ export interface LiveSocketOptions<Ctx> {
    * account could make each of its own (free, refunded) calls cost the instance seconds.
    */
   maxSubscriptionsPerCaller: number;
+  /** JWT_CLOCK_TOLERANCE in ms: a socket is closed that long after its token's `exp`, the leeway it was accepted with. */
+  tokenClockToleranceMs?: number;
   maxBufferedBytes: number;
   maxPayloadBytes: number;
   production: boolean;
@@ -114,6 +117,11 @@ interface OperationState {
   operationName: string | undefined;
   /** Its results as graphql-ws takes them, once it runs (a subscription). */
   stream?: OperationStream<unknown>;
+  /**
+   * Whether it holds one of its caller's maxSubscriptionsPerCaller places: decided when its
+   * subscribe arrives and kept until the operation is refused, fails, completes or its socket closes.
+   */
+  holdsPlace: boolean;
 }
 
 /** What this server keeps on graphql-ws's per-connection `extra` besides the socket and request. */
@@ -197,7 +205,7 @@ function operationsOf(ctx: LiveContext): Map<string, OperationState> {
 
 /** The operation's state, or a new one for an operation graphql-ws reports on that this server never saw start. */
 function operationOf(ctx: LiveContext, id: string): OperationState {
-  return operationsOf(ctx).get(id) ?? { requestId: randomUUID(), operationName: undefined };
+  return operationsOf(ctx).get(id) ?? { requestId: randomUUID(), operationName: undefined, holdsPlace: false };
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
@@ -242,8 +250,15 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
   // listened on): graphql-ws answers any error of the WebSocket server by printing "Internal error
   // emitted on the WebSocket server" with a stack, before listen() could report it with its variable.
   const wsServer = new WebSocketServer({ noServer: true, path: options.path, maxPayload: options.maxPayloadBytes });
+  // A client's bad frame is logged here at info, not printed with a stack by graphql-ws (src/live/socket-errors.ts).
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) =>
-    wsServer.handleUpgrade(request, socket, head, (socketUpgraded) => wsServer.emit("connection", socketUpgraded, request));
+    wsServer.handleUpgrade(request, socket, head, (socketUpgraded) =>
+      handOverWithOwnErrorListener(
+        socketUpgraded,
+        () => wsServer.emit("connection", socketUpgraded, request),
+        socketErrorListener(socketUpgraded, log, CLOSE_INTERNAL_ERROR),
+      ),
+    );
   options.httpServer.on("upgrade", onUpgrade);
   const checks: OperationChecks = {
     schema: options.schema,
@@ -274,10 +289,12 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     if (own.size === 0) connectionsByCaller.delete(caller!);
   }
 
-  /** The operations the connection's caller runs on this instance, over all its sockets (this one's new one included). */
-  function operationsOfCaller(ctx: LiveContext): number {
+  /** The places of maxSubscriptionsPerCaller the connection's caller holds on this instance, over all its sockets. */
+  function placesHeldByCaller(ctx: LiveContext): number {
     let count = 0;
-    for (const connection of connectionsByCaller.get(ctx.extra.caller ?? "") ?? [ctx]) count += operationsOf(connection).size;
+    for (const connection of connectionsByCaller.get(ctx.extra.caller ?? "") ?? [ctx]) {
+      for (const operation of operationsOf(connection).values()) if (operation.holdsPlace) count++;
+    }
     return count;
   }
 
@@ -362,9 +379,19 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     return refusal ? new RateLimitedError(refusal.message, refusal.retryAfterSeconds) : undefined;
   }
 
-  /** maxSubscriptionsPerCaller for one `subscribe`: past it, RATE_LIMITED for that operation alone. */
-  function capOperation(ctx: LiveContext): GraphQLError | undefined {
-    if (operationsOfCaller(ctx) <= options.maxSubscriptionsPerCaller) return undefined;
+  /**
+   * maxSubscriptionsPerCaller for a `subscribe` that has just arrived: whether its caller has a place
+   * left for it. Asked before anything is awaited: graphql-ws calls onSubscribe as each message
+   * arrives, so places go in arrival order (the first ones of a burst run, the rest are refused)
+   * however long each operation's start then takes. Counted after an await, a burst found itself
+   * counted in full, refusals included until their error went out, and nearly all of it was refused.
+   */
+  function hasPlaceLeft(ctx: LiveContext): boolean {
+    return placesHeldByCaller(ctx) < options.maxSubscriptionsPerCaller;
+  }
+
+  /** A `subscribe` past maxSubscriptionsPerCaller: RATE_LIMITED for that operation alone. */
+  function capRefusal(): GraphQLError {
     return new RateLimitedError(
       `Too many live subscriptions: at most ${options.maxSubscriptionsPerCaller} per caller on one server ` +
         "(LIVE_MAX_SUBSCRIPTIONS_PER_CALLER), over all its connections; complete one before starting another",
@@ -379,11 +406,13 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
    * the whole socket with 4500, ending its other subscriptions, and print a stack.
    */
   async function startOperation(ctx: LiveContext, id: string, payload: SubscribePayload): Promise<ExecutionArgs | readonly GraphQLError[]> {
-    const operation: OperationState = { requestId: randomUUID(), operationName: payload.operationName ?? undefined };
+    const holdsPlace = hasPlaceLeft(ctx);
+    const operation: OperationState = { requestId: randomUUID(), operationName: payload.operationName ?? undefined, holdsPlace };
     operationsOf(ctx).set(id, operation);
     let result: ExecutionArgs | readonly GraphQLError[];
     try {
-      const refusal = (await admitOperation(ctx)) ?? capOperation(ctx);
+      // Every subscribe counts against REQUEST_LIMIT, one refused for the cap included.
+      const refusal = (await admitOperation(ctx)) ?? (holdsPlace ? undefined : capRefusal());
       if (refusal) return [refusal];
       const checked = checkOperation(payload, checks);
       result = Array.isArray(checked) ? checked : await executionArgs(ctx, checked, operation.requestId);
@@ -412,7 +441,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           ctx.extra.authorization = `Bearer ${token}`;
           ctx.extra.caller = viewer.id;
           ctx.extra.dropped = false;
-          closeWhenTokenExpires(ctx.extra.socket, token, CLOSE_UNAUTHORIZED);
+          closeWhenTokenExpires(ctx.extra.socket, token, CLOSE_UNAUTHORIZED, { toleranceMs: options.tokenClockToleranceMs });
           // Watched until onClose; a socket that closed while its token was checked is not (onClose has run).
           if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) trackConnection(ctx, viewer.id);
           return true;

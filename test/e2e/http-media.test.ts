@@ -39,7 +39,7 @@ describe("request media: refused before anything runs", () => {
     fetch(`${server.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${token}`, ...headers },
-      body,
+      body: typeof body === "string" ? body : new Blob([new Uint8Array(body)]),
     });
 
   it.each(["text/html", "application/xml", "multipart/mixed", "application/json;charset=utf-16"])(

@@ -4,7 +4,9 @@
  * execution per subscription (each reading the entry's draws again); one free call (held, then
  * refunded as not delivered) kept /health waiting for seconds. Now:
  * - a caller runs at most LIVE_MAX_SUBSCRIPTIONS_PER_CALLER subscriptions on an instance, over all
- *   its sockets; past it, RATE_LIMITED for that subscribe alone;
+ *   its sockets; past it, RATE_LIMITED for that subscribe alone. The first ones to arrive are the
+ *   ones run, a burst sent without waiting included (a second audit: of 101 subscribes sent in one
+ *   go 1 was run, of 150 only 7, the subscribes still being started counted against the cap);
  * - a connection_init counts against REQUEST_LIMIT like an HTTP request (4429 past it);
  * - the draws of an event's entry are read once however many subscribers ask for them.
  */
@@ -156,5 +158,74 @@ describe("what one caller may run on a live-balance instance", () => {
     expect(outcomes[12]).toMatchObject({ acked: false, code: 4429, reason: expect.stringMatching(/^Too many requests: .*try again in \d+ s$/) });
     // A valid token is a caller of its own, and still let in.
     expect(await connectionInit(server.url, `Bearer ${await userToken("limits-fresh")}`)).toEqual({ acked: true });
+  });
+});
+
+describe("a burst of subscribes past LIVE_MAX_SUBSCRIPTIONS_PER_CALLER", () => {
+  const CAP = 100; // the default
+  let database: TestDatabase;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase("pglite");
+    server = await startTestServer({ database, env: { BALANCE_PUSH_INTERVAL: "1ms" } });
+  }, 120_000);
+  afterAll(async () => {
+    await server?.close();
+    await database?.dispose();
+  });
+
+  const subscriberCount = () => (server.app.services.live as LiveBalance).subscriberCount;
+
+  /**
+   * Sends `count` subscribes on one socket in one go (no wait between them) and returns how each was
+   * answered, in the order sent: a refusal at once, a running subscription with the next change of
+   * the balance. The socket stays open for more.
+   */
+  async function burst(caller: string, count: number): Promise<{ socket: RawGraphQLSocket; subscriptionId: string; ids: string[]; answers: Message[] }> {
+    const subscriptionId = await fundedSubscription(database, caller, { leads: 1_000 });
+    const socket = await openRawSocket(server.url, await userToken(caller));
+    const ids = Array.from({ length: count }, (_, i) => `op-${i + 1}`);
+    for (const id of ids) socket.subscribe(id, BALANCE, { s: subscriptionId });
+    // Every subscribe has been dealt with: refused, or running (its subscriber counted by the hub).
+    const refusals = () => socket.messages.filter((m) => m.type === "error").length;
+    await expect.poll(() => refusals() + subscriberCount(), { timeout: 10_000 }).toBe(count);
+    expect(subscriberCount()).toBe(CAP);
+    await charge(database, subscriptionId);
+    const answers = await Promise.all(ids.map((id) => answerTo(socket, id)));
+    return { socket, subscriptionId, ids, answers };
+  }
+
+  function expectFirstAdmitted(ids: string[], answers: Message[]): void {
+    const admitted = ids.filter((_, i) => answers[i].type === "next");
+    expect(admitted).toEqual(ids.slice(0, CAP));
+    for (const refused of answers.slice(CAP)) {
+      expect(refused).toMatchObject({
+        type: "error",
+        payload: [{ message: expect.stringContaining(`at most ${CAP} per caller`), extensions: { code: "RATE_LIMITED", retryAfterSeconds: 30 } }],
+      });
+    }
+  }
+
+  it("runs the first 100 of 101 sent in one go and refuses the last", async () => {
+    const { socket, ids, answers } = await burst("burst-101", 101);
+    expectFirstAdmitted(ids, answers);
+    expect(socket.ws.readyState).toBe(WebSocket.OPEN);
+    socket.terminate();
+    await expect.poll(subscriberCount, { timeout: 10_000 }).toBe(0);
+  });
+
+  it("runs the first 100 of 150 sent in one go, refuses the other 50, and runs one more once one completes", async () => {
+    const { socket, subscriptionId, ids, answers } = await burst("burst-150", 150);
+    expectFirstAdmitted(ids, answers);
+
+    socket.send({ id: "op-1", type: "complete" });
+    await expect.poll(subscriberCount, { timeout: 10_000 }).toBe(CAP - 1);
+    socket.subscribe("op-151", BALANCE, { s: subscriptionId });
+    await expect.poll(subscriberCount, { timeout: 10_000 }).toBe(CAP);
+    await charge(database, subscriptionId);
+    expect((await answerTo(socket, "op-151")).type).toBe("next");
+    socket.terminate();
+    await expect.poll(subscriberCount, { timeout: 10_000 }).toBe(0);
   });
 });
