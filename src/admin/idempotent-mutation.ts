@@ -36,7 +36,7 @@ import { READ_RETRY_DELAYS_MS } from "../db/lost-connection-retry.js";
 import { BadUserInputError, ConflictError, InternalError } from "../errors/errors.js";
 import { requireViewer, responsePathKey, type RequestContext } from "../graphql/context.js";
 import { parseIdempotencyKey } from "../idempotency/idempotency-key.js";
-import { claimKey, completeKey, readKey, releaseKey, type KeyScope } from "../idempotency/idempotency-store.js";
+import { claimKey, completeKey, readKey, releaseKey, type ClaimToken, type KeyScope } from "../idempotency/idempotency-store.js";
 import { requestHash } from "../idempotency/request-hash.js";
 
 export interface MutationOutcome<T> {
@@ -74,18 +74,14 @@ export async function idempotentMutation<T>(
   const { IDEMPOTENCY_TTL, CHARGE_SETTLE_TIMEOUT } = ctx.services.config;
   let lostWrites = 0;
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
-    const now = new Date();
+    // Stamped, kept and judged stale by the database's clock: a key claimed on an instance whose
+    // clock is behind or ahead must still be found by a retry on another.
     const claimed = await keyStore(() =>
-      claimKey(db, scope, {
-        requestHash: hash,
-        now,
-        expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL),
-        staleBefore: new Date(now.getTime() - CHARGE_SETTLE_TIMEOUT),
-      }),
+      claimKey(db, scope, { requestHash: hash, ttlMs: IDEMPOTENCY_TTL, staleAfterMs: CHARGE_SETTLE_TIMEOUT }),
     );
-    if (claimed) {
+    if (claimed !== undefined) {
       try {
-        return { value: await runClaimed(ctx, scope, now, write, freeze), replayed: false };
+        return { value: await runClaimed(ctx, scope, claimed, write, freeze), replayed: false };
       } catch (err) {
         if (!lostConnection(err) || lostWrites >= LOST_WRITE_RETRY_DELAYS_MS.length) throw err;
         ctx.logger.warn({ component: "idempotency", event: "idempotency.write_connection_lost", fieldPath: scope.fieldPath, attempt: lostWrites + 1 }, "admin mutation lost its database connection: looking its commit up");
@@ -123,7 +119,7 @@ async function keyStore<T>(statement: () => Promise<T>): Promise<T> {
 async function runClaimed<T>(
   ctx: RequestContext,
   scope: KeyScope,
-  claimedAt: Date,
+  claim: ClaimToken,
   write: (db: DbOrTx) => Promise<T>,
   freeze: Freeze<T> | undefined,
 ): Promise<T> {
@@ -133,13 +129,13 @@ async function runClaimed<T>(
       const written = await write(tx);
       // The answer the first call gives is the one every replay gives: read in this transaction, stored with the key.
       const value = freeze ? await freeze(tx, written) : written;
-      const stored = await completeKey(tx, scope, claimedAt, { result: { kind: "result", value: encodeValue(value) }, charge: null });
+      const stored = await completeKey(tx, scope, claim, { result: { kind: "result", value: encodeValue(value) }, charge: null });
       // A retry took the claim over (this call outlived CHARGE_SETTLE_TIMEOUT): its run stands, this one rolls back.
       if (!stored) throw new ConflictError(STILL_RUNNING);
       return value;
     });
   } catch (err) {
-    await releaseKey(db, scope, claimedAt).catch((releaseError: unknown) => {
+    await releaseKey(db, scope, claim).catch((releaseError: unknown) => {
       // The key stays PENDING, with nothing changed: retries get CONFLICT until the claim is stale.
       ctx.logger.error({ component: "idempotency", event: "idempotency.release_failed", err: releaseError, fieldPath: scope.fieldPath }, "could not release an idempotency key");
     });

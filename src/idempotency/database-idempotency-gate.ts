@@ -19,7 +19,16 @@ import type { FirstClaim, IdempotencyClaim, IdempotencyGate } from "./idempotenc
 import { parseIdempotencyKey } from "./idempotency-key.js";
 import { requestHash } from "./request-hash.js";
 import { debitReturns } from "../ledger/debit-returns.js";
-import { claimFinishedUnrecorded, claimKey, completeKey, readKey, releaseKey, type KeyScope } from "./idempotency-store.js";
+import {
+  claimFinishedUnrecorded,
+  claimKey,
+  completeKey,
+  readKey,
+  releaseKey,
+  type ClaimTiming,
+  type ClaimToken,
+  type KeyScope,
+} from "./idempotency-store.js";
 
 export interface DatabaseIdempotencyGateOptions {
   db: Database;
@@ -39,7 +48,10 @@ export interface DatabaseIdempotencyGateOptions {
    * `staleAfterMs`. None: claims are taken over only as described above.
    */
   instanceId?: () => Promise<string>;
-  /** Injectable for tests; the wall clock by default. */
+  /**
+   * Tests only, to skip time: claims are stamped, expire and go stale by this clock. By default the
+   * database's clock decides, so that instances whose clocks disagree judge keys alike.
+   */
   clock?: () => Date;
   logger?: Logger;
 }
@@ -64,12 +76,18 @@ const CLAIM_ATTEMPTS = 3;
 export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOptions): IdempotencyGate {
   const { db, ttlMs, staleAfterMs } = options;
   const maxResultBytes = options.maxResultBytes ?? Number.POSITIVE_INFINITY;
-  const clock = options.clock ?? (() => new Date());
   const log = options.logger?.child({ component: "idempotency" });
 
-  function firstClaim(scope: KeyScope, claimedAt: Date, requiredLease: string | undefined): FirstClaim {
+  /** Durations for the database's clock to apply, or an injected clock's instants. */
+  function claimTiming(): ClaimTiming {
+    if (!options.clock) return { ttlMs, staleAfterMs };
+    const now = options.clock();
+    return { now, expiresAt: new Date(now.getTime() + ttlMs), staleBefore: new Date(now.getTime() - staleAfterMs) };
+  }
+
+  function firstClaim(scope: KeyScope, claim: ClaimToken, requiredLease: string | undefined): FirstClaim {
     const store = async (outcome: StoredOutcome, charge: ChargeRecord) => {
-      const stored = await storeOutcome(scope, claimedAt, outcome, storedCharge(charge));
+      const stored = await storeOutcome(scope, claim, outcome, storedCharge(charge));
       if (!stored) {
         // The call outlived CHARGE_SETTLE_TIMEOUT and a retry took the key over: the retry's record stands.
         log?.warn({ event: "idempotency.claim_lost", actorId: scope.actorId, fieldPath: scope.fieldPath }, "idempotency claim was taken over before the call finished");
@@ -82,7 +100,7 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       completeWithError: (error, charge) => store({ kind: "error", message: error.message, extensions: replayableExtensions(error) }, charge),
       abandon: async () => {
         try {
-          await releaseKey(db, scope, claimedAt);
+          await releaseKey(db, scope, claim);
         } catch (err) {
           // The key stays PENDING: retries get CONFLICT until its hold is refunded (the settlement
           // that follows does it), or, if it never held, until it is CHARGE_SETTLE_TIMEOUT old.
@@ -99,15 +117,15 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
    * retry gets a clear error instead of running and being charged again. If even that fails, the key
    * stays PENDING and, its charge standing, is never taken over (idempotency-store.ts).
    */
-  async function storeOutcome(scope: KeyScope, claimedAt: Date, outcome: StoredOutcome, charge: ChargeRecord): Promise<boolean> {
+  async function storeOutcome(scope: KeyScope, claim: ClaimToken, outcome: StoredOutcome, charge: ChargeRecord): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await completeKey(db, scope, claimedAt, { result: outcome, charge });
+        return await completeKey(db, scope, claim, { result: outcome, charge });
       } catch (err) {
         const refusedData = sqlState(err)?.startsWith("22") ?? false;
         if (refusedData || attempt >= STORE_RETRY_DELAYS_MS.length) {
           log?.error({ event: "idempotency.store_failed", err, actorId: scope.actorId, fieldPath: scope.fieldPath }, "could not store an idempotent outcome; the key records that it was not kept");
-          return completeKey(db, scope, claimedAt, { result: { kind: "not-kept" }, charge });
+          return completeKey(db, scope, claim, { result: { kind: "not-kept" }, charge });
         }
         await sleep(STORE_RETRY_DELAYS_MS[attempt]);
       }
@@ -123,17 +141,14 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
       try {
         const instanceId = options.instanceId ? await options.instanceId() : undefined;
         for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
-          const now = clock();
           const claimed = await claimKey(db, scope, {
             requestHash: hash,
-            now,
-            expiresAt: new Date(now.getTime() + ttlMs),
-            staleBefore: new Date(now.getTime() - staleAfterMs),
+            ...claimTiming(),
             // Recorded so a stale claim is taken over only once this request's charges are refunded.
             requestId: ctx.requestId,
             instanceId,
           });
-          if (claimed) return firstClaim(scope, now, instanceId);
+          if (claimed !== undefined) return firstClaim(scope, claimed, instanceId);
 
           const existing = await readKey(db, scope);
           if (!existing) continue; // released between our two statements: claim again

@@ -14,9 +14,14 @@
  *
  * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
  * the claim they made, so a call that outlived its claim cannot overwrite its successor's.
+ *
+ * Time is the database's: a claim is stamped now(), expires now() + ttl and finds a claim stale by
+ * now(), and the recovery pass purges keys expired by now(), so instances whose clocks disagree (one
+ * ahead, one behind, an NTP step) judge every key alike. Only a test that injects a clock gives the
+ * instants itself (ClaimTiming), to skip time.
  */
 import { randomUUID } from "node:crypto";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
 import { retryOnLostConnection } from "../db/lost-connection-retry.js";
 import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
@@ -36,53 +41,83 @@ export interface StoredKey {
 }
 
 /**
- * Claims the key at `now`; true when this call owns it (new, expired or stale). Sent again when its
- * connection is lost: the claim carries an id chosen here before it is first sent, so a first
- * attempt that committed before its answer was lost is found by it and is still this call's claim,
- * while another call's claim of the same key is not.
+ * When a claim is made, how long it is kept and when a PENDING claim is stale. In production the
+ * durations, applied to the database's now() by the claim statement itself; with an injected clock
+ * (tests), the instants that clock gives.
+ */
+export type ClaimTiming =
+  | { ttlMs: number; staleAfterMs: number }
+  | { now: Date; expiresAt: Date; staleBefore: Date };
+
+/**
+ * The claim a call holds: its row's created_at as PostgreSQL wrote it (text keeps the microseconds
+ * of now(), which a JS Date drops), for completeKey and releaseKey to find the row while it is theirs.
+ */
+export type ClaimToken = string;
+
+/**
+ * Claims the key; its token when this call owns it (new, expired or stale), undefined when another
+ * claim holds it. Sent again when its connection is lost: the claim carries an id chosen here before
+ * it is first sent, so a first attempt that committed before its answer was lost is found by it and
+ * is still this call's claim, while another call's claim of the same key is not.
  */
 export async function claimKey(
   db: DbOrTx,
   scope: KeyScope,
-  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; instanceId?: string },
-): Promise<boolean> {
+  claim: { requestHash: string; requestId?: string; instanceId?: string } & ClaimTiming,
+): Promise<ClaimToken | undefined> {
   const claimId = randomUUID();
   const rows = await retryOnLostConnection(() => claimStatement(db, scope, { ...claim, claimId }), LOST_CONNECTION_RETRY_DELAYS_MS);
-  return rows.length === 1;
+  return rows[0]?.token;
+}
+
+/** The claim's instants in SQL: from the database's now() unless a clock gave them. */
+function claimInstants(timing: ClaimTiming): { now: SQL; expiresAt: SQL; staleBefore: SQL } {
+  if ("now" in timing) {
+    return {
+      now: sql`${timing.now.toISOString()}::timestamptz`,
+      expiresAt: sql`${timing.expiresAt.toISOString()}::timestamptz`,
+      staleBefore: sql`${timing.staleBefore.toISOString()}::timestamptz`,
+    };
+  }
+  return {
+    now: sql`now()`,
+    expiresAt: sql`now() + ${timing.ttlMs}::double precision * interval '1 millisecond'`,
+    staleBefore: sql`now() - ${timing.staleAfterMs}::double precision * interval '1 millisecond'`,
+  };
 }
 
 function claimStatement(
   db: DbOrTx,
   scope: KeyScope,
-  claim: { requestHash: string; now: Date; expiresAt: Date; staleBefore: Date; requestId?: string; instanceId?: string; claimId: string },
-): Promise<{ claimed: number }[]> {
-  return queryRows<{ claimed: number }>(
+  claim: { requestHash: string; requestId?: string; instanceId?: string; claimId: string } & ClaimTiming,
+): Promise<{ token: ClaimToken }[]> {
+  const at = claimInstants(claim);
+  return queryRows<{ token: ClaimToken }>(
     db,
     sql`
       insert into idempotency_keys as k
         (actor_id, key, field_path, request_hash, state, created_at, expires_at, request_id, claim_id, instance_id, claimed_at)
       values (${scope.actorId}, ${scope.key}, ${scope.fieldPath}, ${claim.requestHash}, 'PENDING',
-              ${claim.now.toISOString()}::timestamptz, ${claim.expiresAt.toISOString()}::timestamptz, ${claim.requestId ?? null},
+              ${at.now}, ${at.expiresAt}, ${claim.requestId ?? null},
               ${claim.claimId}::uuid, ${claim.instanceId ?? null}::uuid, now())
       on conflict (actor_id, key, field_path) do update
          set request_hash = excluded.request_hash, state = 'PENDING', result = null, charge = null,
              created_at = excluded.created_at, expires_at = excluded.expires_at, request_id = excluded.request_id,
              claim_id = excluded.claim_id, instance_id = excluded.instance_id, claimed_at = excluded.claimed_at
-       where k.expires_at <= ${claim.now.toISOString()}::timestamptz
+       where k.expires_at <= ${at.now}
           -- This very claim, sent again after its answer was lost.
           or (k.state = 'PENDING' and k.claim_id = ${claim.claimId}::uuid)
           -- Its instance's lease expired and none of its holds stands (checked after the holds still
           -- running under that lease have finished).
           or (k.state = 'PENDING' and credit_claim_abandoned(k.instance_id, k.claimed_at, k.request_id))
           or (k.state = 'PENDING'
-              and (k.created_at <= ${claim.staleBefore.toISOString()}::timestamptz
+              and (k.created_at <= ${at.staleBefore}
                    or exists (select 1 from credit_ledger d
                                where d.request_id = k.request_id and d.kind = 'DEBIT'
                                  -- held by this claim's call, not by an earlier request that
-                                 -- carried the same (caller-chosen) request id. (The claim's time
-                                 -- is this server's clock: one ahead of the database's defers the
-                                 -- takeover to the settle timeout; one behind it lets such an
-                                 -- earlier refund count only within the skew.)
+                                 -- carried the same (caller-chosen) request id. Both times are
+                                 -- the database's (only a test's injected clock stamps created_at).
                                  and d.created_at >= k.created_at
                                  and exists (select 1 from credit_ledger r
                                               where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND')))
@@ -91,7 +126,7 @@ function claimStatement(
                      where d.request_id = k.request_id and d.kind = 'DEBIT'
                        and not exists (select 1 from credit_ledger r
                                         where r.subscription_id = d.subscription_id and r.refund_of = d.id and r.kind = 'REFUND'))))
-      returning 1 as claimed`,
+      returning k.created_at::text as token`,
   );
 }
 
@@ -135,11 +170,11 @@ export async function claimFinishedUnrecorded(db: DbOrTx, scope: KeyScope): Prom
   return rows[0]?.pending === false && rows[0]?.standing === true;
 }
 
-/** Stores the outcome of the claim made at `claimedAt`; false when that claim was lost (taken over after a stall). */
+/** Stores the outcome of the claim `claim`; false when that claim was lost (taken over after a stall). */
 export async function completeKey(
   db: DbOrTx,
   scope: KeyScope,
-  claimedAt: Date,
+  claim: ClaimToken,
   outcome: { result: unknown; charge: unknown },
 ): Promise<boolean> {
   const rows = await queryRows<{ done: number }>(
@@ -147,36 +182,40 @@ export async function completeKey(
     sql`update idempotency_keys
            set state = 'DONE', result = ${JSON.stringify(outcome.result)}::jsonb, charge = ${JSON.stringify(outcome.charge)}::jsonb
          where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}
-           and state = 'PENDING' and created_at = ${claimedAt.toISOString()}::timestamptz
+           and state = 'PENDING' and created_at = ${claim}::timestamptz
         returning 1 as done`,
   );
   return rows.length === 1;
 }
 
 /**
- * Releases the claim made at `claimedAt`, if this call still holds it. Deleting it twice deletes it
+ * Releases the claim `claim`, if this call still holds it. Deleting it twice deletes it
  * once, so it is sent again when its connection is lost, for as long as the ledger retries: a lost
  * release would leave the key answering CONFLICT to the caller's retries.
  */
-export async function releaseKey(db: DbOrTx, scope: KeyScope, claimedAt: Date): Promise<void> {
+export async function releaseKey(db: DbOrTx, scope: KeyScope, claim: ClaimToken): Promise<void> {
   await retryOnLostConnection(
     () =>
       db.execute(
         sql`delete from idempotency_keys
              where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}
-               and state = 'PENDING' and created_at = ${claimedAt.toISOString()}::timestamptz`,
+               and state = 'PENDING' and created_at = ${claim}::timestamptz`,
       ),
     LOST_CONNECTION_RETRY_DELAYS_MS,
   );
 }
 
-/** Deletes up to `limit` keys expired at `now`; returns how many went. */
-export async function purgeExpiredKeys(db: DbOrTx, now: Date, limit: number): Promise<number> {
+/**
+ * Deletes up to `limit` keys expired by the database's clock (or, in tests, at the injected clock's
+ * `now`); returns how many went.
+ */
+export async function purgeExpiredKeys(db: DbOrTx, limit: number, now?: Date): Promise<number> {
+  const expiredBy = now ? sql`${now.toISOString()}::timestamptz` : sql`now()`;
   const rows = await queryRows<{ key: string }>(
     db,
     sql`delete from idempotency_keys k
          using (select actor_id, key, field_path from idempotency_keys
-                 where expires_at <= ${now.toISOString()}::timestamptz
+                 where expires_at <= ${expiredBy}
                  limit ${limit}) expired
          where k.actor_id = expired.actor_id and k.key = expired.key and k.field_path = expired.field_path
         returning k.key`,

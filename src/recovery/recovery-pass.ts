@@ -8,6 +8,10 @@
  * tests) are judged by CHARGE_SETTLE_TIMEOUT alone. The pass also purges expired idempotency keys
  * and long-dead leases.
  *
+ * Every age here is measured by the database's clock: holds and leases are stamped by it, so an
+ * instance whose clock is ahead (even by a short NTP step) must not find a call still running on
+ * another instance overdue, nor every key expired. Only a test's injected clock replaces it.
+ *
  * Any number of instances may run it at once: each refund is one statement that deletes the pending
  * row while it gives the credits back (refundPendingCharge), so of two instances refunding the same
  * charge exactly one writes the REFUND, and the other finds nothing left to do. A charge that
@@ -18,7 +22,7 @@
  * (createCredits' close()): the holds of its calls still running then are refunded before it exits,
  * with RECOVERY_SHUTDOWN_REASON, instead of staying pending until another instance's pass.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Logger } from "pino";
 import { queryRows, type Database } from "../db/database.js";
 import type { ChargeObserver } from "../credits/charge-observer.js";
@@ -39,7 +43,7 @@ export interface RecoveryPassOptions {
   settleTimeoutMs: number;
   /** Rows read and refunded per batch (RECOVERY_BATCH_SIZE). */
   batchSize?: number;
-  /** Injectable for tests; the wall clock by default. */
+  /** Tests only, to skip time: ages and expiry are judged at this clock's now. By default the database's now(). */
   clock?: () => Date;
   logger: Logger;
   /** Receives a `refunded` event per recovered charge (logs, metrics); a failed refund is `transactionFailed`. */
@@ -73,7 +77,8 @@ interface PendingRow {
   operation: string | null;
   actor_id: string | null;
   request_id: string | null;
-  created_at: Date | string;
+  /** How long the hold has been open, by the same clock as the pass's cutoff. */
+  pending_ms: number | string;
   /** created_at as text: the keyset cursor must keep PostgreSQL's microseconds, which a JS Date drops. */
   cursor: string;
   /** True when its instance's lease is still live: the refund is for overstaying CHARGE_SETTLE_TIMEOUT. */
@@ -89,18 +94,18 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const log = logger.child({ component: "recovery" });
   const started = performance.now();
-  const now = (options.clock ?? (() => new Date()))();
-  const cutoff = new Date(now.getTime() - options.settleTimeoutMs);
+  const injectedNow = options.clock?.();
+  const passNow = injectedNow ? sql`${injectedNow.toISOString()}::timestamptz` : sql`now()`;
   const report: RecoveryReport = { refunded: 0, refundedCredits: 0, alreadySettled: 0, failed: 0, purgedIdempotencyKeys: 0, batches: 0, durationMs: 0 };
 
   // Keyset pagination over (created_at, entry_id): a row whose refund keeps failing is passed over
   // until the next pass instead of being read again and again by this one.
   let after: { createdAt: string; entryId: string } | undefined;
   for (;;) {
-    const rows = await selectUnsettled(db, cutoff, after, batchSize, options.stoppingInstanceId);
+    const rows = await selectUnsettled(db, passNow, options.settleTimeoutMs, after, batchSize, options.stoppingInstanceId);
     if (rows.length === 0) break;
     report.batches++;
-    for (const row of rows) await refundUnsettled(db, row, now, report, log, observer);
+    for (const row of rows) await refundUnsettled(db, row, report, log, observer);
     const last = rows[rows.length - 1];
     after = { createdAt: last.cursor, entryId: last.entry_id };
     if (rows.length < batchSize) break;
@@ -109,7 +114,7 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
 
   await queryRows(db, sql`delete from instance_leases where expires_at < now() - ${LEASE_RETENTION}::interval`);
   for (;;) {
-    const purged = await purgeExpiredKeys(db, now, batchSize * 10);
+    const purged = await purgeExpiredKeys(db, batchSize * 10, injectedNow);
     report.purgedIdempotencyKeys += purged;
     if (purged < batchSize * 10) break;
   }
@@ -123,9 +128,15 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
   return report;
 }
 
+/**
+ * The pending rows to refund: those of an instance whose lease has expired, and those older than
+ * the settle timeout at `passNow` (the database's now(), or a test's clock). `created_at < now() -
+ * interval` keeps the scan on pending_charges_created_idx.
+ */
 async function selectUnsettled(
   db: Database,
-  cutoff: Date,
+  passNow: SQL,
+  settleTimeoutMs: number,
   after: { createdAt: string; entryId: string } | undefined,
   limit: number,
   stoppingInstanceId: string | undefined,
@@ -135,13 +146,15 @@ async function selectUnsettled(
     : sql``;
   return queryRows<PendingRow>(
     db,
-    // A lease's expiry is judged by the database's clock, as its renewal is; the age by the pass's clock.
-    sql`select p.subscription_id, p.entry_id, p.credit_type, p.amount, p.operation, p.actor_id, p.request_id, p.created_at,
+    // A lease's expiry is judged by the database's clock, as its renewal is, and so is a hold's age.
+    sql`select p.subscription_id, p.entry_id, p.credit_type, p.amount, p.operation, p.actor_id, p.request_id,
+               extract(epoch from ${passNow} - p.created_at) * 1000 as pending_ms,
                p.created_at::text as cursor, l.id is not null as overdue,
                coalesce(p.instance_id = ${stoppingInstanceId ?? null}::uuid, false) as stopping
           from pending_charges p
           left join instance_leases l on l.id = p.instance_id and l.expires_at > now()
-         where ((p.instance_id is not null and l.id is null) or p.created_at < ${cutoff.toISOString()}::timestamptz)
+         where ((p.instance_id is not null and l.id is null)
+                or p.created_at < ${passNow} - ${settleTimeoutMs}::double precision * interval '1 millisecond')
                ${afterCursor}
          order by p.created_at, p.entry_id
          limit ${limit}`,
@@ -151,7 +164,6 @@ async function selectUnsettled(
 async function refundUnsettled(
   db: Database,
   row: PendingRow,
-  now: Date,
   report: RecoveryReport,
   log: Logger,
   observer: ChargeObserver | undefined,
@@ -186,7 +198,7 @@ async function refundUnsettled(
         entryId: row.entry_id,
         refunded: entry.amount,
         remaining: entry.balanceAfter,
-        pendingSinceMs: now.getTime() - new Date(row.created_at).getTime(),
+        pendingSinceMs: Math.round(Number(row.pending_ms)),
         reason,
       },
       "refunded a charge its request never settled",

@@ -26,7 +26,7 @@ export const idempotencyKeys = pgTable(
      * mutations, whose write and completion commit together.
      */
     instanceId: uuid("instance_id"),
-    /** When the claim was made by the database's clock (created_at is the server's): the call's holds came later. */
+    /** When the claim was made by the database's clock, as created_at is too (unless a test injects a clock, which stamps created_at): the call's holds came later. */
     claimedAt: timestamp("claimed_at", { withTimezone: true, mode: "date" }),
     state: text("state").$type<"PENDING" | "DONE">().notNull().default("PENDING"),
     result: jsonb("result"),
