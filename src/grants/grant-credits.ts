@@ -3,6 +3,11 @@
  * balance (creating the row when there is none), creates the grant and writes the GRANT entry that
  * names it. Grants without terms (initial credits, positive adjustments) need none of this: the
  * ledger trigger makes them PAID, priority 50, never expiring.
+ *
+ * An expiry must be after the database's now(), judged by the same statement: the database's clock
+ * is the one every expiry is measured on (draws, the expiry pass), and an instance's clock may be
+ * minutes off it. Judged on an instance 5 minutes behind, a grant already expired was accepted and
+ * expired at the next pass; on one 90 s ahead, a grant expiring in a minute was refused.
  */
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
@@ -10,6 +15,7 @@ import { queryRows, type DbOrTx } from "../db/database.js";
 import type { GrantCategoryValue } from "../db/schema/grants.js";
 import type { BalanceChange } from "../ledger/change-balance.js";
 import { entryFromRow, LEDGER_RETURNING, type LedgerEntryRecord, type LedgerRow } from "../ledger/entry.js";
+import { expiresAtNotInFuture } from "./grant-input.js";
 
 export interface GrantTerms {
   category: GrantCategoryValue;
@@ -21,6 +27,7 @@ export interface GrantTerms {
 
 export const DEFAULT_GRANT_TERMS: GrantTerms = Object.freeze({ category: "PAID", priority: 50, expiresAt: null });
 
+/** Writes the grant, or nothing (BAD_USER_INPUT) when its expiry is not after the database's now(). */
 export async function grantWithTerms(db: DbOrTx, change: BalanceChange, terms: GrantTerms): Promise<LedgerEntryRecord> {
   const entryId = randomUUID();
   const expiresAt = terms.expiresAt === null ? null : terms.expiresAt.toISOString();
@@ -28,8 +35,10 @@ export async function grantWithTerms(db: DbOrTx, change: BalanceChange, terms: G
     db,
     sql`
       with changed as (
+        -- No row when the grant would already have expired: then nothing below is written either.
         insert into credit_balances as b (subscription_id, credit_type, balance)
-        values (${change.subscriptionId}::uuid, ${change.creditType}, ${change.delta}::int)
+        select ${change.subscriptionId}::uuid, ${change.creditType}, ${change.delta}::int
+         where ${expiresAt}::timestamptz is null or ${expiresAt}::timestamptz > now()
         on conflict (subscription_id, credit_type)
           do update set balance = b.balance + excluded.balance, updated_at = now()
         returning subscription_id, credit_type, balance
@@ -44,5 +53,6 @@ export async function grantWithTerms(db: DbOrTx, change: BalanceChange, terms: G
         from changed
       returning ${sql.raw(LEDGER_RETURNING)}`,
   );
+  if (rows.length === 0) throw expiresAtNotInFuture();
   return entryFromRow(rows[0]);
 }

@@ -12,6 +12,7 @@ import type { Database } from "../../src/db/database.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { AlertService } from "../../src/observability/alerts/alert-service.js";
 import { insertAlert, listAlerts } from "../../src/observability/alerts/alert-store.js";
+import { DATABASE_NOW } from "../../src/observability/alerts/alert-time.js";
 import { FakeClock } from "../helpers/observability-clock.js";
 import { captureLogLines } from "../helpers/log-lines.js";
 
@@ -88,9 +89,9 @@ describe.each(BACKENDS)("alerts raised while the database is away, on %s", (back
 
   it("store one row when the insert is sent twice (a retry after a commit whose answer was lost)", async () => {
     const subscriptionId = await fundedSubscription(database, "alert-retry-twice", { leads: 1 });
-    const alert = { id: randomUUID(), kind: "ESTIMATE_MISMATCH" as const, subscriptionId, message: "m", details: { actual: 9 }, createdAt: new Date() };
-    const first = await insertAlert(database.db, alert);
-    const second = await insertAlert(database.db, alert);
+    const alert = { id: randomUUID(), kind: "ESTIMATE_MISMATCH" as const, subscriptionId, message: "m", details: { actual: 9 } };
+    const first = await insertAlert(database.db, alert, DATABASE_NOW);
+    const second = await insertAlert(database.db, alert, DATABASE_NOW);
     expect(second).toEqual(first);
     expect(await listAlerts(database.db, { subscriptionId, limit: 10 })).toEqual([first]);
   });

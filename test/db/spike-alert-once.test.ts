@@ -22,14 +22,14 @@ describe.each(BACKENDS)("one USAGE_SPIKE per window on %s", (backend) => {
     await database?.close();
   });
 
-  const spike = (subscriptionId: string, at: number, recentCredits: number) => ({
+  const spike = (subscriptionId: string, recentCredits: number) => ({
     id: randomUUID(),
     kind: "USAGE_SPIKE" as const,
     subscriptionId,
     message: `spike of ${recentCredits}`,
     details: { recentCredits },
-    createdAt: new Date(at),
   });
+  const at = (ms: number) => ({ at: new Date(ms) });
 
   it("stores one of many raised at once, and a new one once the window has passed", async () => {
     const windowMs = 300_000;
@@ -41,7 +41,7 @@ describe.each(BACKENDS)("one USAGE_SPIKE per window on %s", (backend) => {
     for (let round = 0; round < 10; round++) {
       subscriptionId = await fundedSubscription(database, `spike-once-${round}`, { leads: 1 });
       const raised = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => insertSpikeAlertOncePerWindow(database.db, spike(subscriptionId, now + i, 200 + i), new Date(now - windowMs))),
+        Array.from({ length: 20 }, (_, i) => insertSpikeAlertOncePerWindow(database.db, spike(subscriptionId, 200 + i), at(now + i), windowMs)),
       );
       stored = raised.filter((alert) => alert !== undefined);
       expect({ round, stored: stored.length }).toEqual({ round, stored: 1 });
@@ -51,11 +51,11 @@ describe.each(BACKENDS)("one USAGE_SPIKE per window on %s", (backend) => {
 
     // Another subscription's spike is its own.
     const other = await fundedSubscription(database, "spike-other", { leads: 1 });
-    expect(await insertSpikeAlertOncePerWindow(database.db, spike(other, now, 150), new Date(now - windowMs))).toMatchObject({ subscriptionId: other });
+    expect(await insertSpikeAlertOncePerWindow(database.db, spike(other, 150), at(now), windowMs)).toMatchObject({ subscriptionId: other });
 
     // A window later the same subscription may alert again.
     const later = now + windowMs + 1_000;
-    const next = await insertSpikeAlertOncePerWindow(database.db, spike(subscriptionId, later, 300), new Date(later - windowMs));
+    const next = await insertSpikeAlertOncePerWindow(database.db, spike(subscriptionId, 300), at(later), windowMs);
     expect(next).toMatchObject({ subscriptionId, details: { recentCredits: 300 } });
     expect((await listAlerts(database.db, { subscriptionId, limit: 10 })).map((a) => a.details.recentCredits)).toEqual([300, stored[0].details.recentCredits]);
   });

@@ -148,7 +148,7 @@ export class AdminResolver {
       throw new BadUserInputError("amount must be a positive whole number of credits; use adjustCredits to take credits away", "amount");
     }
     const reason = requireReason(input.reason);
-    const terms = validateGrantTerms(input, new Date());
+    const terms = validateGrantTerms(input);
     await requireSubscription(ctx, input.subscriptionId);
     const { value: entry, replayed } = await idempotentMutation(ctx, info, (db) =>
       changeCredits(

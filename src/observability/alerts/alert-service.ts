@@ -3,8 +3,13 @@
  * raised from the charge path's observers, so raising never throws and never waits: the work runs in
  * the background, and a database failure while storing is logged, not thrown. The service tracks
  * what it has in flight so tests can wait for it and app.close() can finish it.
+ *
+ * An alert's createdAt is the database's now() when it is stored (alert-time.ts), less how long it
+ * waited to be stored; the log line and the webhook post carry the stored time. Only an alert that
+ * could not be stored is announced with this instance's time, the only one there is then.
  */
 import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Database } from "../../db/database.js";
 import { sqlState } from "../../db/errors.js";
@@ -12,6 +17,7 @@ import type { Clock } from "../clock.js";
 import type { CreditMetrics } from "../metrics.js";
 import type { AlertRecord, NewAlert } from "./alert.js";
 import { insertAlert, insertSpikeAlertOncePerWindow } from "./alert-store.js";
+import { timesAlertsOnDatabase, type AlertTime } from "./alert-time.js";
 import type { WebhookNotifier } from "./webhook-notifier.js";
 
 /** Stores in flight at once; beyond this (a database outage during a failure storm) alerts are only logged. */
@@ -28,9 +34,19 @@ const STORE_RETRY_DELAYS_MS = [1_000, 2_000, 5_000, 10_000, 30_000, 60_000];
 export interface AlertServiceDeps {
   db: Database;
   logger: Logger;
+  /** The system clock in production: alert times are then the database's; a test's clock times them itself. */
   clock: Clock;
   metrics?: CreditMetrics;
   webhook?: WebhookNotifier;
+}
+
+/** An alert raised on this instance, not stored yet. */
+interface RaisedAlert extends NewAlert {
+  id: string;
+  /** This instance's time (or the test's clock's): announced only when the alert could not be stored. */
+  createdAt: Date;
+  /** performance.now() when it was raised: how long it waited before it is stored. */
+  raisedAtMs: number;
 }
 
 export class AlertService {
@@ -38,10 +54,12 @@ export class AlertService {
   /** Alerts waiting to be stored again, by id: their next attempt's timer. */
   private readonly storeRetries = new Map<string, NodeJS.Timeout>();
   private readonly log: Logger;
+  private readonly onDatabaseTime: boolean;
   private closed = false;
 
   constructor(private readonly deps: AlertServiceDeps) {
     this.log = deps.logger.child({ component: "alerts" });
+    this.onDatabaseTime = timesAlertsOnDatabase(deps.clock);
   }
 
   /** Fire and forget: stores, logs and posts the alert in the background. */
@@ -53,7 +71,7 @@ export class AlertService {
       return;
     }
     this.track(async () => {
-      const stored = await this.store(candidate, () => insertAlert(this.deps.db, candidate));
+      const stored = await this.store(candidate, () => insertAlert(this.deps.db, candidate, this.storedTime(candidate)));
       this.announce(stored ?? candidate, stored !== undefined);
       if (stored === undefined) this.storeLater(candidate, 0);
     });
@@ -68,7 +86,7 @@ export class AlertService {
    * Tries to store an alert again after the `attempt`-th wait; the insert is idempotent by the
    * alert's id. Bounded like the stores in flight, and given up at close().
    */
-  private storeLater(candidate: NewAlert & { id: string; createdAt: Date }, attempt: number): void {
+  private storeLater(candidate: RaisedAlert, attempt: number): void {
     const delay = STORE_RETRY_DELAYS_MS[attempt];
     if (this.closed || delay === undefined || this.storeRetries.size >= MAX_PENDING_STORES) {
       this.log.error({ event: "alerts.store_abandoned", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 1 }, "alert never stored: it was logged and posted only");
@@ -78,7 +96,7 @@ export class AlertService {
       this.storeRetries.delete(candidate.id);
       this.track(async () => {
         try {
-          await insertAlert(this.deps.db, candidate);
+          await insertAlert(this.deps.db, candidate, this.storedTime(candidate));
           this.log.info({ event: "alerts.stored_late", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 2 }, "alert stored after the database came back");
         } catch {
           this.storeLater(candidate, attempt + 1);
@@ -90,15 +108,16 @@ export class AlertService {
   }
 
   /**
-   * Stores a USAGE_SPIKE alert unless the subscription already has one newer than `since`, then logs
-   * and posts it. Resolves to the stored alert; undefined when one of this window already existed
-   * (nothing is logged or posted then) or when storing failed (the alert is still logged and posted).
+   * Stores a USAGE_SPIKE alert unless the subscription already has one in the `windowMs` before it
+   * (on the database's clock), then logs and posts it. Resolves to the stored alert; undefined when
+   * one of this window already existed (nothing is logged or posted then) or when storing failed (the
+   * alert is still logged and posted).
    */
-  async raiseSpikeOncePerWindow(alert: NewAlert & { subscriptionId: string }, since: Date): Promise<AlertRecord | undefined> {
+  async raiseSpikeOncePerWindow(alert: NewAlert & { subscriptionId: string }, windowMs: number): Promise<AlertRecord | undefined> {
     const candidate = { ...this.candidate(alert), subscriptionId: alert.subscriptionId };
     let duplicate = false;
     const stored = await this.store(candidate, async () => {
-      const inserted = await insertSpikeAlertOncePerWindow(this.deps.db, candidate, since);
+      const inserted = await insertSpikeAlertOncePerWindow(this.deps.db, candidate, this.storedTime(candidate), windowMs);
       duplicate = inserted === undefined;
       return inserted;
     });
@@ -136,8 +155,14 @@ export class AlertService {
     await this.deps.webhook?.close(webhookGraceMs);
   }
 
-  private candidate(alert: NewAlert): NewAlert & { id: string; createdAt: Date } {
-    return { ...alert, id: randomUUID(), createdAt: new Date(this.deps.clock.now()) };
+  private candidate(alert: NewAlert): RaisedAlert {
+    return { ...alert, id: randomUUID(), createdAt: new Date(this.deps.clock.now()), raisedAtMs: performance.now() };
+  }
+
+  /** The time an alert is stored with: the database's now() less how long it waited (or the test clock's time). */
+  private storedTime(candidate: RaisedAlert): AlertTime {
+    if (!this.onDatabaseTime) return { at: candidate.createdAt };
+    return { databaseNowLessMs: performance.now() - candidate.raisedAtMs };
   }
 
   /** Runs the insert; a failure is logged (never thrown: alerts are best-effort) and gives undefined. */

@@ -1,10 +1,12 @@
 /**
- * credit_alerts: storing alerts and reading them back newest first. Alert times come from the
- * caller's clock, the same clock the spike detector measures windows with.
+ * credit_alerts: storing alerts and reading them back newest first. Alert times are the database's
+ * now() (alert-time.ts), as are those of the balance alerts the ledger trigger stores, unless a test
+ * injected a clock.
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../../db/database.js";
 import type { AlertKind, AlertRecord, NewAlert } from "./alert.js";
+import { createdAtValue, type AlertTime } from "./alert-time.js";
 
 export interface AlertRow {
   id: string;
@@ -34,13 +36,13 @@ export function alertFromRow(row: AlertRow): AlertRecord {
  * Stores an alert under the id it was raised with. Safe to send again: a retry after a connection
  * lost at the commit finds the row the first attempt wrote instead of storing the alert twice.
  */
-export async function insertAlert(db: DbOrTx, alert: NewAlert & { id: string; createdAt: Date }): Promise<AlertRecord> {
+export async function insertAlert(db: DbOrTx, alert: NewAlert & { id: string }, time: AlertTime): Promise<AlertRecord> {
   const rows = await queryRows<AlertRow>(
     db,
     sql`with inserted as (
           insert into credit_alerts (id, subscription_id, kind, message, details, created_at)
           values (${alert.id}::uuid, ${alert.subscriptionId}::uuid, ${alert.kind}, ${alert.message},
-                  ${JSON.stringify(alert.details)}::jsonb, ${alert.createdAt.toISOString()}::timestamptz)
+                  ${JSON.stringify(alert.details)}::jsonb, ${createdAtValue(time)})
           on conflict (id) do nothing
           returning ${ALERT_COLUMNS})
         select ${ALERT_COLUMNS} from inserted
@@ -51,25 +53,29 @@ export async function insertAlert(db: DbOrTx, alert: NewAlert & { id: string; cr
 }
 
 /**
- * Stores a USAGE_SPIKE alert unless the subscription already has one raised after `since`: at most
- * one per subscription per window. `credit_alert_spike_once` (drizzle/0014_spike_alert_function.sql)
- * checks and inserts under a transaction-scoped advisory lock on the subscription, so two instances
- * detecting the same spike at once still store one alert (a plain "insert … where not exists" would
- * let both through under READ COMMITTED); one statement, so it holds a pool connection for one round
- * trip, and the lock is released at its commit, so it is safe through a transaction-mode pooler.
+ * Stores a USAGE_SPIKE alert at `time` unless the subscription already has one raised in the window
+ * before it (`windowMs`): at most one per subscription per window. With the database's now() for
+ * `time`, every instance judges "this window" on the one clock, whatever its own says.
+ * `credit_alert_spike_once` (drizzle/0014_spike_alert_function.sql) checks and inserts under a
+ * transaction-scoped advisory lock on the subscription, so two instances detecting the same spike at
+ * once still store one alert (a plain "insert … where not exists" would let both through under READ
+ * COMMITTED); one statement, so it holds a pool connection for one round trip, and the lock is
+ * released at its commit, so it is safe through a transaction-mode pooler.
  * Returns undefined when an alert of this window already exists.
  */
 export async function insertSpikeAlertOncePerWindow(
   db: DbOrTx,
-  alert: NewAlert & { id: string; createdAt: Date; subscriptionId: string },
-  since: Date,
+  alert: NewAlert & { id: string; subscriptionId: string },
+  time: AlertTime,
+  windowMs: number,
 ): Promise<AlertRecord | undefined> {
+  const createdAt = createdAtValue(time);
   const rows = await queryRows<AlertRow>(
     db,
     sql`select ${ALERT_COLUMNS}
           from credit_alert_spike_once(${alert.id}::uuid, ${alert.subscriptionId}::uuid, ${alert.message},
-                                       ${JSON.stringify(alert.details)}::jsonb, ${alert.createdAt.toISOString()}::timestamptz,
-                                       ${since.toISOString()}::timestamptz)`,
+                                       ${JSON.stringify(alert.details)}::jsonb, ${createdAt},
+                                       ${createdAt} - ${windowMs}::float8 * interval '1 millisecond')`,
   );
   return rows[0] ? alertFromRow(rows[0]) : undefined;
 }

@@ -23,7 +23,9 @@
  * and the answer is exact for "now", from three more sums read in the same statement:
  *   recent now   = recent + (E', ∞) − (E' − window, now − window]
  *   baseline now = baseline + (E' − window, now − window] − (E' − window − baseline, now − window − baseline]
- * Entries stamped later than "now" count as recent, as they always did (the clocks may drift).
+ * Entries stamped later than "now" count as recent, as they always did. "Now" is the database's
+ * clock in production (spike-detector.ts), the one the entries are stamped with: an instance's own may
+ * be minutes off it.
  *
  * The whole windows are read again on a subscription's first check, when the clock stepped back, and
  * at least every FULL_READ_EVERY_MS, so an entry written with an old stamp (an import, a test) or a
@@ -67,7 +69,7 @@ export class SlidingUsageWindows {
     private readonly settings: UsageWindowSettings,
   ) {}
 
-  /** The subscription's credits in the last window and in the baseline before it, as of `nowMs`. */
+  /** The subscription's credits in the last window and in the baseline before it, as of `nowMs` (on the clock that stamps the entries). */
   async read(subscriptionId: string, nowMs: number): Promise<UsageWindow> {
     const { windowMs: window, baselineMs: baseline } = this.settings;
     const edge = nowMs - SETTLED_AFTER_MS;

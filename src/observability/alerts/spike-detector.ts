@@ -6,13 +6,17 @@
  * subscription is left alone for the rest of its window.
  *
  * "At most one alert per subscription per window" is enforced in the database (see
- * insertSpikeAlertOncePerWindow), so it holds across instances and restarts too.
+ * insertSpikeAlertOncePerWindow), so it holds across instances and restarts too. The windows are
+ * measured on the database's clock, the one the ledger's entries and the alerts are stamped with
+ * (alert-time.ts): instances whose own clocks disagree still agree on the window. How long a
+ * subscription is left alone after an alert is this instance's own business, timed on its clock.
  */
 import type { Logger } from "pino";
 import type { Database } from "../../db/database.js";
 import type { Clock, TimerHandle } from "../clock.js";
 import type { AlertRecord } from "./alert.js";
 import type { AlertService } from "./alert-service.js";
+import { databaseNowMs, timesAlertsOnDatabase } from "./alert-time.js";
 import { SlidingUsageWindows } from "./sliding-usage-windows.js";
 import { isUsageSpike } from "./usage-window.js";
 
@@ -52,6 +56,8 @@ export class SpikeDetector {
   private readonly checkDelayMs: number;
   /** Each checked subscription's window sums, moved forward by every check (sliding-usage-windows.ts). */
   private readonly usage: SlidingUsageWindows;
+  /** Windows measured on the database's clock (production), or on the clock a test injected. */
+  private readonly onDatabaseTime: boolean;
   private closed = false;
 
   constructor(
@@ -60,6 +66,7 @@ export class SpikeDetector {
     const { windowMs, checkDelayMs } = deps.settings;
     this.checkDelayMs = checkDelayMs ?? Math.min(30_000, Math.max(1_000, Math.round(windowMs / 10)));
     this.usage = new SlidingUsageWindows(deps.db, deps.settings);
+    this.onDatabaseTime = timesAlertsOnDatabase(deps.clock);
   }
 
   /** Called for every charge; returns at once. */
@@ -97,11 +104,10 @@ export class SpikeDetector {
   /** Checks one subscription now: raises and returns a USAGE_SPIKE alert when its usage is a spike. */
   async check(subscriptionId: string): Promise<AlertRecord | undefined> {
     const { windowMs, baselineMs, factor, minCredits } = this.deps.settings;
-    const nowMs = this.deps.clock.now();
-    const usage = await this.usage.read(subscriptionId, nowMs);
+    const usage = await this.usage.read(subscriptionId, await this.windowsNow());
     if (!isUsageSpike(usage, { factor, minCredits })) return undefined;
 
-    this.rememberQuiet(subscriptionId, nowMs + windowMs);
+    this.rememberQuiet(subscriptionId, this.deps.clock.now() + windowMs);
     const average = usage.baselineAveragePerWindow;
     const window = formatDuration(windowMs);
     return this.deps.alerts.raiseSpikeOncePerWindow(
@@ -121,8 +127,13 @@ export class SpikeDetector {
           baselineSeconds: baselineMs / 1000,
         },
       },
-      new Date(nowMs - windowMs),
+      windowMs,
     );
+  }
+
+  /** "Now" of the usage windows: the database's, or the injected clock's. */
+  private async windowsNow(): Promise<number> {
+    return this.onDatabaseTime ? databaseNowMs(this.deps.db) : this.deps.clock.now();
   }
 
   private schedule(subscriptionId: string): void {

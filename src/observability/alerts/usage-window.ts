@@ -5,7 +5,10 @@
  */
 
 export interface UsageWindow {
-  /** Credits debited after now − window (entries stamped later than "now" count too: clocks drift). */
+  /**
+   * Credits debited after now − window ("now" on the database's clock, which stamps the entries; one
+   * stamped later, committed after the clock was read, counts too).
+   */
   recentCredits: number;
   /** Credits debited in (now − window − baseline, now − window]. */
   baselineCredits: number;
