@@ -1,5 +1,5 @@
 /** The SQL of live balance: current balances for a resync, entries by id, thresholds, and claiming balance alerts. */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
 import { entryFromRow, LEDGER_RETURNING, type LedgerEntryRecord, type LedgerRow } from "../ledger/entry.js";
 import type { AlertRecord } from "../observability/alerts/alert.js";
@@ -99,14 +99,19 @@ export async function writeLowBalanceThreshold(
 /**
  * Claims up to `limit` balance alerts the ledger trigger stored and nobody announced yet, oldest
  * first. Rows another instance is claiming are skipped (SKIP LOCKED), so each alert is claimed by
- * exactly one instance however many heard its notification.
+ * exactly one instance however many heard its notification. The batch is a MATERIALIZED CTE, taken
+ * once, for the reason the relay's is (notification-relay.ts, relayStatement).
  */
 export async function claimUnannouncedAlerts(db: DbOrTx, limit: number): Promise<AlertRecord[]> {
-  const rows = await queryRows<AlertRow>(
-    db,
-    sql`update credit_alerts set announced = true
-         where id in (select id from credit_alerts where not announced order by seq limit ${limit}::int for update skip locked)
-        returning ${ALERT_COLUMNS}`,
-  );
+  const rows = await queryRows<AlertRow>(db, claimUnannouncedAlertsStatement(limit));
   return rows.map(alertFromRow).sort((a, b) => a.seq - b.seq);
 }
+
+export function claimUnannouncedAlertsStatement(limit: number): SQL {
+  return sql`with batch as materialized (
+               select id from credit_alerts where not announced order by seq limit ${limit}::int for update skip locked)
+             update credit_alerts set announced = true
+              where id in (select id from batch)
+             returning ${ALERT_COLUMNS}`;
+}
+
