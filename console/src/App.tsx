@@ -17,6 +17,7 @@ import { closeLive } from "./live/connection";
 import { ErrorBanner } from "./components/ErrorBanner";
 import { ErrorBoundary, PageProblem } from "./components/ErrorBoundary";
 import { SubscriptionCards } from "./components/SubscriptionCards";
+import { PageHeading } from "./components/PageHeading";
 import { LedgerTable } from "./components/LedgerTable";
 import { AlertsList } from "./components/AlertsList";
 import { SignIn } from "./pages/SignIn";
@@ -127,7 +128,16 @@ function SignedIn({ token, onSignOut }: { token: string; onSignOut: (why?: strin
             Sign out
           </button>
         </header>
-        <main>{error ? <ErrorBanner error={error} onRetry={() => void refetch()} /> : <p className="muted">Loading…</p>}</main>
+        <main>
+          {error ? (
+            <>
+              <PageHeading title="The console could not load" />
+              <ErrorBanner error={error} onRetry={() => void refetch()} />
+            </>
+          ) : (
+            <p className="muted">Loading…</p>
+          )}
+        </main>
       </div>
     );
   }
@@ -187,7 +197,7 @@ function Page({ path, isAdmin, types, own }: { path: string; isAdmin: boolean; t
     return (
       <div>
         <header className="page-head">
-          <h1>My subscriptions</h1>
+          <PageHeading title="My subscriptions" />
         </header>
         <SubscriptionCards subscriptions={own} types={types} />
       </div>
@@ -197,7 +207,7 @@ function Page({ path, isAdmin, types, own }: { path: string; isAdmin: boolean; t
     return (
       <div>
         <header className="page-head">
-          <h1>Ledger across subscriptions</h1>
+          <PageHeading title="Ledger across subscriptions" />
         </header>
         <LedgerTable types={types} />
       </div>
@@ -208,11 +218,18 @@ function Page({ path, isAdmin, types, own }: { path: string; isAdmin: boolean; t
     return (
       <div>
         <header className="page-head">
-          <h1>Alerts</h1>
+          <PageHeading title="Alerts" />
         </header>
         <AlertsList />
       </div>
     );
   }
-  return <p className="muted pad">Nothing here: {path}</p>;
+  return (
+    <div>
+      <header className="page-head">
+        <PageHeading title="Page not found" />
+      </header>
+      <p className="muted">Nothing here: {path}</p>
+    </div>
+  );
 }

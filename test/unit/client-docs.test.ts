@@ -63,6 +63,8 @@ function tsconfig(module: string, moduleResolution: string): string {
       module,
       moduleResolution,
       strict: true,
+      // TypeScript 7's `tsc --init` sets it; the example must compile under it (an outside audit).
+      exactOptionalPropertyTypes: true,
       noEmit: true,
       esModuleInterop: true,
       skipLibCheck: true,

@@ -1,10 +1,66 @@
 /**
  * The console's charts (recharts), loaded on demand (React.lazy) so the first paint does not wait
  * for the chart library.
+ *
+ * For screen readers and keyboards: each chart's svg (recharts' role=application, in the Tab order)
+ * is named after its caption, and the charts of credits by type have their figures as a table too,
+ * under "Show as a table" (a chart's bars say nothing to a screen reader).
  */
+import type { ReactNode } from "react";
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import type { UsageFragment } from "../generated/graphql";
-import { colourOf, fmtDay } from "../components/format";
+import { colourOf, fmtDay, fmtInt } from "../components/format";
+
+/** What a chart would hold (the estimate): paler than what it cost, yet 3:1 against white (WCAG's contrast for graphics). */
+const HELD_FILL = "#6f8ef0";
+/** The held bars' name in the legend: text needs 4.5:1, more than the pale bar has. */
+const HELD_TEXT = "#4561c4";
+const COST_FILL = "#2f5fe6";
+
+/**
+ * A chart's figures as a table, folded under its chart: one row per `rows` entry, one column per
+ * series, each cell the figure the bar shows (empty for none).
+ */
+function ChartTable({ caption, rowHeader, rows, columns, testId }: {
+  caption: string;
+  rowHeader: string;
+  rows: { key: string; label: ReactNode; values: Record<string, number> }[];
+  columns: readonly string[];
+  testId: string;
+}) {
+  return (
+    <details className="chart-table" data-testid={testId}>
+      <summary>Show as a table</summary>
+      <div className="table-scroll" tabIndex={0} role="region" aria-label={caption}>
+        <table>
+          <caption className="visually-hidden">{caption}</caption>
+          <thead>
+            <tr>
+              <th scope="col">{rowHeader}</th>
+              {columns.map((c) => (
+                <th scope="col" className="num" key={c}>
+                  {c}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((row) => (
+              <tr key={row.key}>
+                <th scope="row">{row.label}</th>
+                {columns.map((c) => (
+                  <td className="num" key={c}>
+                    {row.values[c] ? fmtInt(row.values[c]) : ""}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </details>
+  );
+}
 
 /** Every calendar day from `fromIso` to today, as YYYY-MM-DD in `timeZone`. */
 function daysSince(fromIso: string, timeZone: string): string[] {
@@ -25,11 +81,12 @@ export function CreditsPerDayChart({ buckets, types, from, timeZone }: { buckets
     rows.set(b.key, row);
   }
   const data = [...rows.values()].sort((a, b) => String(a.day).localeCompare(String(b.day)));
+  const caption = `Credits per day by type (${timeZone})`;
   return (
     <figure className="chart" data-testid="chart-per-day">
-      <figcaption>Credits per day by type ({timeZone})</figcaption>
+      <figcaption>{caption}</figcaption>
       <ResponsiveContainer width="100%" height={240}>
-        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -16 }}>
+        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -16 }} aria-label={caption}>
           <CartesianGrid strokeDasharray="3 3" vertical={false} />
           {/* Days as every date the console prints: "02 Dec" on the axis, "02 Dec 2026" in the tooltip. */}
           <XAxis dataKey="day" tickFormatter={(d: string) => fmtDay(d, false)} fontSize={11} />
@@ -41,8 +98,20 @@ export function CreditsPerDayChart({ buckets, types, from, timeZone }: { buckets
           ))}
         </BarChart>
       </ResponsiveContainer>
+      <ChartTable
+        caption={caption}
+        rowHeader="Day"
+        columns={types}
+        rows={data.map((row) => ({ key: String(row.day), label: fmtDay(String(row.day)), values: numbersOf(row) }))}
+        testId="chart-per-day-table"
+      />
     </figure>
   );
+}
+
+/** A chart row's figures by series (its label, a string, left out). */
+function numbersOf(row: Record<string, number | string>): Record<string, number> {
+  return Object.fromEntries(Object.entries(row).filter((entry): entry is [string, number] => typeof entry[1] === "number"));
 }
 
 const shortOperation = (op: string) => op.replace(/^(Mutation|Query)\./, "") || "(none)";
@@ -71,14 +140,14 @@ export function OperationCostChart({
     <figure className="chart" data-testid="chart-per-operation">
       <figcaption>{title}</figcaption>
       <ResponsiveContainer width="100%" height={240}>
-        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -16 }}>
+        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -16 }} aria-label={title}>
           <CartesianGrid strokeDasharray="3 3" vertical={false} />
           <XAxis dataKey="operation" fontSize={11} />
           <YAxis allowDecimals={false} fontSize={11} />
           <Tooltip />
-          <Legend />
-          <Bar dataKey="held" name="held (estimate)" fill="#9db4ff" isAnimationActive={false} maxBarSize={36} />
-          <Bar dataKey="cost" name={actual === "settled" ? "settled (actual)" : "cost"} fill="#4f7cff" isAnimationActive={false} maxBarSize={36} />
+          <Legend formatter={(value: string, entry) => <span style={{ color: entry.color === HELD_FILL ? HELD_TEXT : entry.color }}>{value}</span>} />
+          <Bar dataKey="held" name="held (estimate)" fill={HELD_FILL} isAnimationActive={false} maxBarSize={36} />
+          <Bar dataKey="cost" name={actual === "settled" ? "settled (actual)" : "cost"} fill={COST_FILL} isAnimationActive={false} maxBarSize={36} />
         </BarChart>
       </ResponsiveContainer>
     </figure>
@@ -95,18 +164,21 @@ export function TopChart({
   types,
   title,
   label,
+  rowHeader,
   testId,
 }: {
   buckets: UsageFragment[];
   types: readonly string[];
   title: string;
   label: (key: string) => string;
+  /** The table's heading of its rows' names ("Operation", "Subscription"). */
+  rowHeader: string;
   testId: string;
 }) {
   // One row per group; a type's credits under `type:<name>` (type names are data: "name" could be one).
-  const groups = new Map<string, { name: string; total: number; byType: Record<string, number> }>();
+  const groups = new Map<string, { key: string; name: string; total: number; byType: Record<string, number> }>();
   for (const b of buckets) {
-    const group = groups.get(b.key) ?? { name: label(b.key), total: 0, byType: {} };
+    const group = groups.get(b.key) ?? { key: b.key, name: label(b.key), total: 0, byType: {} };
     const type = b.subKey ?? "credits";
     group.byType[type] = (group.byType[type] ?? 0) + b.credits;
     group.total += b.credits;
@@ -121,7 +193,7 @@ export function TopChart({
     <figure className="chart" data-testid={testId}>
       <figcaption>{title}</figcaption>
       <ResponsiveContainer width="100%" height={240}>
-        <BarChart data={data} layout="vertical" margin={{ top: 8, right: 16, bottom: 0, left: 8 }}>
+        <BarChart data={data} layout="vertical" margin={{ top: 8, right: 16, bottom: 0, left: 8 }} aria-label={title}>
           <CartesianGrid strokeDasharray="3 3" horizontal={false} />
           <XAxis type="number" allowDecimals={false} fontSize={11} />
           <YAxis type="category" dataKey="name" width={110} fontSize={11} />
@@ -132,6 +204,13 @@ export function TopChart({
           ))}
         </BarChart>
       </ResponsiveContainer>
+      <ChartTable
+        caption={title}
+        rowHeader={rowHeader}
+        columns={shown}
+        rows={top.map((g) => ({ key: g.key, label: g.name, values: g.byType }))}
+        testId={`${testId}-table`}
+      />
     </figure>
   );
 }

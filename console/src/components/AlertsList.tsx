@@ -14,6 +14,7 @@ import { useQuery } from "../api/hooks";
 import { useLiveRefresh } from "../live/useLiveRefresh";
 import { ErrorBanner } from "./ErrorBanner";
 import { fmtTime, shortId } from "./format";
+import { Pager } from "./Pager";
 
 /** At most one read of the alerts this often, however many events arrive. */
 export const ALERTS_REFRESH_MS = 1_000;
@@ -58,12 +59,12 @@ export function AlertsList({ subscriptionId }: { subscriptionId?: string }) {
         ))}
       </ul>
       <div className="toolbar">
-        <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors(cursors.slice(0, -1))}>
-          ← Newer
-        </button>
-        <button type="button" disabled={!page?.pageInfo.hasNextPage} onClick={() => setCursors([...cursors, page!.pageInfo.endCursor ?? undefined])}>
-          Older →
-        </button>
+        <Pager
+          page={cursors.length}
+          hasOlder={!!page?.pageInfo.hasNextPage}
+          onNewer={() => setCursors(cursors.slice(0, -1))}
+          onOlder={() => setCursors([...cursors, page!.pageInfo.endCursor ?? undefined])}
+        />
       </div>
     </section>
   );

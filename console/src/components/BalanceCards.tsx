@@ -2,7 +2,12 @@
  * A subscription's balances, one card per credit type, with what running calls hold and the
  * low-balance threshold when one is set (a balance below it is marked), and whether they are live:
  * a lost live connection says so ("reconnecting…") rather than leaving the figures silently stale.
+ *
+ * A change of a balance (pushed live, or read after an action) is announced politely to screen
+ * readers, once per change: "leads balance 82" (useBalanceAnnouncement). The figures themselves are
+ * not a live region: they re-render with every read, changed or not.
  */
+import { useEffect, useRef, useState } from "react";
 import type { BalanceFragment } from "../generated/graphql";
 import type { LiveState } from "../live/connection";
 import { colourOf, fmtInt, fmtTime } from "./format";
@@ -17,9 +22,34 @@ const LIVE_LABELS: Record<LiveState, { text: string; title: string }> = {
   off: { text: "refreshed after each change", title: "Refreshed after every change made here" },
 };
 
+/**
+ * What to announce about the balances: the types whose balance changed since the last one seen
+ * ("leads balance 82, ai balance 7"), kept until the next change. The first balances shown are not
+ * announced (they are read with the page), nor is a read that changed nothing.
+ */
+function useBalanceAnnouncement(balances: BalanceFragment[]): string {
+  const seen = useRef<Map<string, number>>(undefined);
+  const [text, setText] = useState("");
+  const figures = balances.map((b) => `${b.type}\u0000${b.balance}`).join("\u0001");
+  useEffect(() => {
+    const before = seen.current;
+    seen.current = new Map(balances.map((b) => [b.type, b.balance]));
+    if (!before) return;
+    const changed = balances.filter((b) => before.has(b.type) && before.get(b.type) !== b.balance);
+    if (changed.length > 0) setText(changed.map((b) => `${b.type} balance ${fmtInt(b.balance)}`).join(", "));
+    // Only a change of a figure matters: `balances` is a new array at every read.
+  }, [figures]);
+  return text;
+}
+
 export function BalanceCards({ balances, types, live }: { balances: BalanceFragment[]; types: readonly string[]; live?: LiveState }) {
+  const announcement = useBalanceAnnouncement(balances);
   return (
     <div className="cards" data-testid="balances">
+      {/* In the page from the start, empty: a screen reader announces text set in a live region it already knows. */}
+      <div className="visually-hidden" role="status" aria-live="polite" data-testid="balance-announcement">
+        {announcement}
+      </div>
       {balances.map((b) => {
         const low = typeof b.lowBalanceThreshold === "number" && b.lowBalanceThreshold > 0 && b.balance < b.lowBalanceThreshold;
         return (

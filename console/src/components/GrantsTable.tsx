@@ -34,8 +34,11 @@ export function GrantsTable({ grants: all, onExpired }: { grants: GrantFragment[
   return (
     <details className="panel grants" data-testid="grants">
       <summary>
-        {grants.length} grant{grants.length === 1 ? "" : "s"} with credits left, in the order they are spent
-        {nextExpiry ? <span data-testid="next-expiry"> · next expiry {fmtTime(nextExpiry)}</span> : ""}
+        {/* A heading, so a screen reader's list of headings finds the grants among the page's parts. */}
+        <h2 className="summary-heading">
+          {grants.length} grant{grants.length === 1 ? "" : "s"} with credits left, in the order they are spent
+          {nextExpiry ? <span data-testid="next-expiry"> · next expiry {fmtTime(nextExpiry)}</span> : ""}
+        </h2>
       </summary>
       <div className="table-scroll" tabIndex={0} role="region" aria-label="Grants">
         <table>

@@ -13,6 +13,7 @@ import { fmtCreditCount, fmtInt, fmtTime, shortId } from "./format";
 import { navigate } from "../router";
 import { resolveOperation, useKnownOperations } from "./operations";
 import { refundOffered, useDebitsLeft } from "./debitsLeft";
+import { Pager } from "./Pager";
 
 // Every kind the schema has: a kind added to LedgerKind fails the type check here until listed.
 const KINDS = ["GRANT", "DEBIT", "RELEASE", "REFUND", "ADJUSTMENT", "EXPIRATION"] as const satisfies readonly LedgerKind[];
@@ -104,18 +105,14 @@ export function LedgerTable({
           </span>
         ) : null}
         <span className="spacer" />
-        <span className="muted">page {cursors.length}</span>
-        <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors(cursors.slice(0, -1))} data-testid="ledger-newer">
-          ← Newer
-        </button>
-        <button
-          type="button"
-          disabled={!page?.pageInfo.hasNextPage}
-          onClick={() => setCursors([...cursors, page!.pageInfo.endCursor ?? undefined])}
-          data-testid="ledger-older"
-        >
-          Older →
-        </button>
+        <Pager
+          page={cursors.length}
+          hasOlder={!!page?.pageInfo.hasNextPage}
+          onNewer={() => setCursors(cursors.slice(0, -1))}
+          onOlder={() => setCursors([...cursors, page!.pageInfo.endCursor ?? undefined])}
+          testIdPrefix="ledger"
+          announce
+        />
       </div>
       <ErrorBanner error={error} onRetry={() => void refetch()} />
       <div className="table-scroll" tabIndex={0} role="region" aria-label="Ledger entries">
@@ -164,6 +161,8 @@ export function LedgerTable({
                       className="link small"
                       onClick={() => onRefund(node.id)}
                       title={debitsLeft instanceof Map ? `${fmtCreditCount(debitsLeft.get(node.id) ?? 0)} left to refund` : undefined}
+                      // Every row's button says "refund…": its name says which entry it refunds.
+                      aria-label={`Refund entry ${shortId(node.id)}${debitsLeft instanceof Map ? ` (${fmtCreditCount(debitsLeft.get(node.id) ?? 0)} left)` : ""}`}
                       data-testid="ledger-refund"
                     >
                       refund…

@@ -41,7 +41,19 @@ function SubscriptionCard({ subscription: s, types }: { subscription: Subscripti
         </span>
       </div>
       <BalanceCards balances={balances ?? s.balances} types={types} live={serverHasLiveBalances() ? live : undefined} />
-      <span className="link">Usage, ledger, alerts and cost calculator →</span>
+      {/* A real link (the card's click is a convenience for the mouse): in the Tab order, announced as a link. */}
+      <a
+        href={`/console/subscriptions/${s.id}`}
+        className="more"
+        onClick={(e) => {
+          e.preventDefault();
+          e.stopPropagation();
+          navigate(`/subscriptions/${s.id}`);
+        }}
+        data-testid="subscription-open"
+      >
+        Usage, ledger, alerts and cost calculator<span className="visually-hidden"> of subscription {s.id}</span> →
+      </a>
     </section>
   );
 }

@@ -42,8 +42,11 @@ export function daysAgo(days: number): string {
   return d.toISOString();
 }
 
-/** A stable colour per credit type, so charts and cards agree. */
-const PALETTE = ["#4f7cff", "#22a06b", "#e2791b", "#a259e6", "#d6456b", "#1aa3b8"];
+/**
+ * A stable colour per credit type, so charts and cards agree. Each is dark enough to be text on
+ * white (4.5:1, WCAG AA): a chart's legend writes the type's name in its colour.
+ */
+const PALETTE = ["#2f5fe6", "#1a7d55", "#a75914", "#933ee2", "#cb2d56", "#137787"];
 export function colourOf(type: string, types: readonly string[]): string {
   const index = types.indexOf(type);
   return PALETTE[(index >= 0 ? index : types.length) % PALETTE.length];

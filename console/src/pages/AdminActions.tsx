@@ -12,6 +12,14 @@
  * would be an error), so a field's problem shows on its own tab only. A refusal takes the focus the
  * submit button lost while it was disabled (a mouse click), so keyboard and screen-reader users
  * land on what went wrong (components/focus.ts).
+ *
+ * The submit button is disabled only while a request runs: Enter in a field (or the button) with a
+ * required field empty (the reason, a refund's entry) says so next to that field (role=alert, the
+ * field aria-invalid and described by it) and gives it the focus, as a bad amount does; a disabled
+ * button would leave keyboard users with nothing happening, and out of the Tab order. An amount is
+ * checked as it is typed, except a sign alone ("-", the start of -25): that one waits for the
+ * field to be left, or a submit. A debit picked in the ledger ("refund…") fills the Refund tab and
+ * moves the focus to its entry field, so the user goes on from the form that was filled.
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import {
@@ -36,6 +44,18 @@ const KINDS: Kind[] = ["grant", "adjust", "refund", "status"];
 /** Each tab's own amount (none for status), as first shown. */
 const FIRST_AMOUNTS: Record<Kind, string> = { grant: "100", adjust: "", refund: "", status: "" };
 const NO_REASONS: Record<Kind, string> = { grant: "", adjust: "", refund: "", status: "" };
+
+/** A sign typed alone: the start of a signed number ("-" before "25"), not a mistake yet. */
+const justASign = (text: string) => /^\s*[+-]\s*$/.test(text);
+
+/** What to type in a required field left empty; undefined when it is filled. */
+function requiredProblem(field: "entry" | "reason", kind: Kind, text: string): string | undefined {
+  if (text.trim() !== "") return undefined;
+  if (field === "entry") return "Debit entry id is required: paste the id of the charge's DEBIT entry, or pick “refund…” on it in the ledger.";
+  return kind === "status"
+    ? "Reason is required: say why (it is kept as the subscription's status reason), e.g. “Unpaid invoice 2041”."
+    : "Reason is required: say why (it is kept in the ledger), e.g. “Invoice 2041 paid”.";
+}
 
 /** What is wrong with the amount typed for this action, as what to type instead; undefined when it is fine. */
 function amountProblem(kind: Kind, text: string): string | undefined {
@@ -90,11 +110,20 @@ export function AdminActions({
   const actions = { grant, adjust, refund, status };
   const action = actions[kind];
   const nextStatus = subscription.status === "ACTIVE" ? "SUSPENDED" : "ACTIVE";
-  // The amount's problem shows once something is typed, or on a submit.
+  // The amount's problem shows once something is typed (a sign alone: once the field is left), or on a submit.
   const [tried, setTried] = useState(false);
+  const [amountLeft, setAmountLeft] = useState(false);
   const amountInput = useRef<HTMLInputElement>(null);
   const problem = kind === "status" ? undefined : amountProblem(kind, amount);
-  const showProblem = problem !== undefined && (tried || amount.trim() !== "");
+  const typed = amount.trim() !== "" && (amountLeft || !justASign(amount));
+  const showProblem = problem !== undefined && (tried || typed);
+  // Required fields say they are empty after a submit only (not while the form is being filled in).
+  const entryInput = useRef<HTMLInputElement>(null);
+  const reasonInput = useRef<HTMLInputElement>(null);
+  const entryMissing = tried && kind === "refund" ? requiredProblem("entry", kind, entryId) : undefined;
+  const reasonMissing = tried ? requiredProblem("reason", kind, reason) : undefined;
+  // A debit picked in the ledger: its entry field takes the focus once the Refund tab shows.
+  const focusPickedEntry = useRef(false);
   const priorityInput = useRef<HTMLInputElement>(null);
   const expiryInput = useRef<HTMLInputElement>(null);
   const priorityWrong = kind === "grant" ? priorityProblem(priority) : undefined;
@@ -115,7 +144,13 @@ export function AdminActions({
     setTried(false);
     setEntryError(undefined);
     refund.reset();
+    focusPickedEntry.current = true;
   }, [refundEntryId, refund.reset]);
+  useEffect(() => {
+    if (!focusPickedEntry.current || kind !== "refund") return;
+    focusPickedEntry.current = false;
+    entryInput.current?.focus();
+  });
 
   /** A changed form is a new intended action: its first send gets a new key. */
   const edit = (set: (v: string) => void) => (value: string) => {
@@ -173,10 +208,13 @@ export function AdminActions({
   async function send() {
     onStarted?.();
     setEntryError(undefined);
-    if (problem || priorityWrong || expiryWrong) {
-      // Nothing is sent: the message says what to type, and the (first) field in error has the focus.
+    const entryEmpty = kind === "refund" ? requiredProblem("entry", kind, entryId) : undefined;
+    const reasonEmpty = requiredProblem("reason", kind, reason);
+    if (entryEmpty || problem || priorityWrong || expiryWrong || reasonEmpty) {
+      // Nothing is sent: the message says what to type, and the first field in error (in the form's order) has the focus.
       setTried(true);
-      (problem ? amountInput : priorityWrong ? priorityInput : expiryInput).current?.focus();
+      const first = entryEmpty ? entryInput : problem ? amountInput : priorityWrong ? priorityInput : expiryWrong ? expiryInput : reasonInput;
+      first.current?.focus();
       return;
     }
     const n = parseWholeNumber(amount) ?? 0;
@@ -223,7 +261,11 @@ export function AdminActions({
   }
 
   return (
-    <form className="panel admin-actions" onSubmit={(e) => void submit(e)} ref={form} data-testid="admin-actions" aria-label="Change this subscription">
+    // noValidate: the form's own messages say what is missing (the browser's bubble would stop the submit unannounced).
+    <form className="panel admin-actions" onSubmit={(e) => void submit(e)} ref={form} data-testid="admin-actions" aria-labelledby="change-heading" noValidate>
+      <h2 className="visually-hidden" id="change-heading">
+        Change this subscription
+      </h2>
       <Tabs
         label="Change"
         idPrefix="change"
@@ -231,7 +273,7 @@ export function AdminActions({
         className="small-tabs"
         tabs={KINDS}
         selected={kind}
-        onSelect={(k) => (setKind(k), setTried(false), setEntryError(undefined))}
+        onSelect={(k) => (setKind(k), setTried(false), setAmountLeft(false), setEntryError(undefined))}
         title={(k) => (k === "status" ? (subscription.status === "ACTIVE" ? "suspend" : "reactivate") : k)}
       />
       <TabPanel idPrefix="change" selected={kind}>
@@ -250,11 +292,14 @@ export function AdminActions({
             <label>
               Debit entry id
               <input
+                ref={entryInput}
                 value={entryId}
                 onChange={(e) => edit(setEntryId)(e.target.value)}
                 placeholder="ledger entry of the charge"
                 size={38}
                 required
+                aria-invalid={entryMissing ? true : undefined}
+                aria-describedby={entryMissing ? "action-entry-problem" : undefined}
                 data-testid="action-entry"
               />
             </label>
@@ -265,7 +310,8 @@ export function AdminActions({
               <input
                 ref={amountInput}
                 value={amount}
-                onChange={(e) => edit(setAmount)(e.target.value)}
+                onChange={(e) => (edit(setAmount)(e.target.value), setAmountLeft(false))}
+                onBlur={() => setAmountLeft(true)}
                 inputMode="numeric"
                 size={8}
                 aria-invalid={showProblem || undefined}
@@ -315,12 +361,26 @@ export function AdminActions({
           ) : null}
           <label className="grow">
             Reason (required)
-            <input value={reason} onChange={(e) => edit(setReason)(e.target.value)} placeholder="why: kept in the ledger" required data-testid="action-reason" />
+            <input
+              ref={reasonInput}
+              value={reason}
+              onChange={(e) => edit(setReason)(e.target.value)}
+              placeholder="why: kept in the ledger"
+              required
+              aria-invalid={reasonMissing ? true : undefined}
+              aria-describedby={reasonMissing ? "action-reason-problem" : undefined}
+              data-testid="action-reason"
+            />
           </label>
-          <button type="submit" className={kind === "status" && nextStatus === "SUSPENDED" ? "danger" : "primary"} disabled={pending || !reason.trim()} data-testid="action-submit">
+          <button type="submit" className={kind === "status" && nextStatus === "SUSPENDED" ? "danger" : "primary"} disabled={pending} data-testid="action-submit">
             {checking ? "Checking…" : action.pending ? "Sending…" : kind === "status" ? (nextStatus === "ACTIVE" ? "Reactivate" : "Suspend") : kind[0].toUpperCase() + kind.slice(1)}
           </button>
         </div>
+        {entryMissing ? (
+          <div className="error field-problem" role="alert" id="action-entry-problem" data-testid="action-entry-problem">
+            {entryMissing}
+          </div>
+        ) : null}
         {showProblem ? (
           <div className="error field-problem" role="alert" id="action-amount-problem" data-testid="action-amount-problem">
             {problem}
@@ -334,6 +394,11 @@ export function AdminActions({
         {tried && expiryWrong ? (
           <div className="error field-problem" role="alert" id="action-expiry-problem" data-testid="action-expiry-problem">
             {expiryWrong}
+          </div>
+        ) : null}
+        {reasonMissing ? (
+          <div className="error field-problem" role="alert" id="action-reason-problem" data-testid="action-reason-problem">
+            {reasonMissing}
           </div>
         ) : null}
         {kind === "refund" ? <ErrorBanner error={entryError} onRetry={isRetryable(entryError) ? retry : undefined} /> : null}

@@ -8,6 +8,7 @@ import { StatsDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { browserTimeZone, daysAgo, fmtInt, shortId } from "../components/format";
+import { PageHeading } from "../components/PageHeading";
 import { CreditsPerDayChart, OperationCostChart, TopChart } from "../charts/LazyCharts";
 
 const FROM = daysAgo(29);
@@ -18,7 +19,7 @@ export function AdminStats({ types }: { types: readonly string[] }) {
   return (
     <div data-testid="stats-page">
       <header className="page-head">
-        <h1>Stats across customers</h1>
+        <PageHeading title="Stats across customers" />
         <span className="muted">last 30 days</span>
       </header>
       <ErrorBanner error={error} onRetry={() => void refetch()} />
@@ -31,9 +32,10 @@ export function AdminStats({ types }: { types: readonly string[] }) {
               types={types}
               title="Top operations by credits"
               label={(k) => k.replace(/^(Mutation|Query)\./, "")}
+              rowHeader="Operation"
               testId="chart-top-operations"
             />
-            <TopChart buckets={data.perSubscriptionByType} types={types} title="Top subscriptions by credits" label={shortId} testId="chart-top-subscriptions" />
+            <TopChart buckets={data.perSubscriptionByType} types={types} title="Top subscriptions by credits" label={shortId} rowHeader="Subscription" testId="chart-top-subscriptions" />
             <OperationCostChart buckets={data.perOperation} title="Estimator accuracy: held (estimate) vs settled (actual)" actual="settled" />
           </div>
           <section className="panel">

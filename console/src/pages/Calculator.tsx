@@ -2,6 +2,9 @@
  * The cost calculator: paste an operation (and its variables), see what it would hold, over
  * creditPreview. A document with several operations names the one to price (operationName), as the
  * server asks.
+ *
+ * The answer (covered or not, what is short, the total) is a polite live region, in the page from
+ * the start, so a screen reader announces each price; the table of fields follows it, outside.
  */
 import { useEffect, useRef, useState } from "react";
 import { PreviewDocument, type PreviewQuery } from "../generated/graphql";
@@ -82,53 +85,14 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
           <ErrorBanner error={error} />
         </div>
         <div>
-          {preview ? (
-            <div data-testid="calc-result">
-              <p className={preview.sufficient ? "ok" : "warn"}>
-                {preview.sufficient ? "The balance covers it." : "Not enough credits: this operation would be refused (402)."}
-              </p>
-              {preview.sufficient ? null : (
-                <ul className="warn shortfalls">
-                  {shortfalls(preview).map((s) => (
-                    <li key={s.type} data-testid="calc-shortfall" data-type={s.type}>
-                      {s.type} needs {fmtCreditCount(s.needs)}, {fmtInt(s.available)} available
-                    </li>
-                  ))}
-                </ul>
-              )}
-              <div className="table-scroll" tabIndex={0} role="region" aria-label="What each field would hold">
-                <table>
-                  <thead>
-                    <tr>
-                      <th>Field</th>
-                      <th>Type</th>
-                      <th className="num">Holds</th>
-                      <th>Priced by</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {preview.items.map((item) => (
-                      <tr key={item.path.join(".")}>
-                        <td className="mono small">{item.path.join(".")}</td>
-                        <td>{item.type}</td>
-                        <td className="num">{fmtInt(item.amount)}</td>
-                        <td className="small">{item.estimator ?? "fixed price"}{item.fallback ? " (fallback)" : ""}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              <p>
-                Total:{" "}
-                {preview.totals.map((t) => (
-                  <span key={t.type} className="tag" data-testid={`calc-total-${t.type}`}>
-                    {fmtCredits(t.amount, t.type)}
-                  </span>
-                ))}
-                {preview.totals.length === 0 ? <span className="muted">nothing metered</span> : null}
-              </p>
+          {/* Always there (empty until priced): a live region inserted with its text may go unannounced. */}
+          <div data-testid="calc-result">
+            <div role="status" aria-live="polite" data-testid="calc-answer">
+              {preview ? <Answer preview={preview} /> : null}
             </div>
-          ) : (
+            {preview ? <FieldsTable items={preview.items} /> : null}
+          </div>
+          {preview ? null : (
             <div className="muted">
               <p>Prices come from the same code that holds credits when the operation runs, so a preview is the most it can cost.</p>
             </div>
@@ -136,5 +100,71 @@ export function Calculator({ subscriptionId }: { subscriptionId: string }) {
         </div>
       </div>
     </section>
+  );
+}
+
+type Preview = PreviewQuery["creditPreview"];
+
+/** Whether the balance covers the operation, what each short type lacks, and the total per type. */
+function Answer({ preview }: { preview: Preview }) {
+  return (
+    <>
+      <p className={preview.sufficient ? "ok" : "warn"}>
+        {preview.sufficient ? "The balance covers it." : "Not enough credits: this operation would be refused (402)."}
+      </p>
+      {preview.sufficient ? null : (
+        <ul className="warn shortfalls">
+          {shortfalls(preview).map((s) => (
+            <li key={s.type} data-testid="calc-shortfall" data-type={s.type}>
+              {s.type} needs {fmtCreditCount(s.needs)}, {fmtInt(s.available)} available
+            </li>
+          ))}
+        </ul>
+      )}
+      <p>
+        Total:{" "}
+        {preview.totals.map((t, i) => (
+          <span key={t.type}>
+            {/* Read as "2 credits (ai), 25 credits (leads)", not one run-on string: the chips are apart only on screen. */}
+            {i > 0 ? <span className="visually-hidden">, </span> : null}
+            <span className="tag" data-testid={`calc-total-${t.type}`}>
+              {fmtCredits(t.amount, t.type)}
+            </span>
+          </span>
+        ))}
+        {preview.totals.length === 0 ? <span className="muted">nothing metered</span> : null}
+      </p>
+    </>
+  );
+}
+
+/** What each field of the operation would hold, and what priced it. */
+function FieldsTable({ items }: { items: Preview["items"] }) {
+  return (
+    <div className="table-scroll" tabIndex={0} role="region" aria-label="What each field would hold">
+      <table>
+        <thead>
+          <tr>
+            <th>Field</th>
+            <th>Type</th>
+            <th className="num">Holds</th>
+            <th>Priced by</th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((item) => (
+            <tr key={item.path.join(".")}>
+              <td className="mono small">{item.path.join(".")}</td>
+              <td>{item.type}</td>
+              <td className="num">{fmtInt(item.amount)}</td>
+              <td className="small">
+                {item.estimator ?? "fixed price"}
+                {item.fallback ? " (fallback)" : ""}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }

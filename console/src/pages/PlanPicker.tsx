@@ -20,7 +20,7 @@ function describe(plan: Plan): string {
   return grants ? `${grants} every ${plan.period}` : "grants nothing";
 }
 
-export function PlanPicker({ plan, onChange }: { plan: string; onChange: (plan: string) => void }) {
+export function PlanPicker({ plan, onChange, problemId }: { plan: string; onChange: (plan: string) => void; /** The id of the message saying the plan is missing, when it is. */ problemId?: string }) {
   const { data, error, refetch } = useQuery(PlansDocument, {});
   const plans = data?.plans;
   // "Other…" picked: the name is typed, even when it happens to match a configured one.
@@ -61,7 +61,15 @@ export function PlanPicker({ plan, onChange }: { plan: string; onChange: (plan: 
       {typing ? (
         <label>
           {plans.length > 0 ? "Plan name" : "Plan"}
-          <input value={plan} onChange={(e) => onChange(e.target.value)} required size={10} data-testid="create-plan-name" />
+          <input
+            value={plan}
+            onChange={(e) => onChange(e.target.value)}
+            required
+            size={10}
+            aria-invalid={problemId ? true : undefined}
+            aria-describedby={problemId}
+            data-testid="create-plan-name"
+          />
         </label>
       ) : null}
       {typing && !known && plan.trim() ? (

@@ -5,13 +5,17 @@
  * signs in (a token is one line: there is nothing to break). Enter (or Sign in) with the field empty
  * or blank says to paste a token, and leaves the focus in the field.
  */
-import { useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { pageTitle } from "../components/PageHeading";
 
 export function SignIn({ onToken, problem }: { onToken: (token: string) => void; problem?: string }) {
   const [token, setToken] = useState("");
   // Submitted with nothing in the field: said so, until something is typed.
   const [empty, setEmpty] = useState(false);
   const field = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    document.title = pageTitle("Sign in");
+  }, []);
   function submit(event: FormEvent) {
     event.preventDefault();
     if (token.trim()) return onToken(token.trim());

@@ -11,7 +11,8 @@ import { LedgerTable } from "../components/LedgerTable";
 import { AlertsList } from "../components/AlertsList";
 import { GrantsTable } from "../components/GrantsTable";
 import { TabPanel, Tabs } from "../components/Tabs";
-import { fmtTime } from "../components/format";
+import { fmtTime, shortId } from "../components/format";
+import { PageHeading } from "../components/PageHeading";
 import { takeLostFocus } from "../components/focus";
 import { useLiveBalances } from "../live/useLiveBalances";
 import { useLiveGrants } from "../live/useLiveGrants";
@@ -21,6 +22,8 @@ import { AdminActions } from "./AdminActions";
 
 type Tab = "usage" | "ledger" | "alerts" | "calculator";
 const TABS: Tab[] = ["usage", "ledger", "alerts", "calculator"];
+/** The browser tab's title names the tab shown: "Ledger · Subscription 1a2b3c4d". */
+const TAB_TITLES: Record<Tab, string> = { usage: "Usage", ledger: "Ledger", alerts: "Alerts", calculator: "Cost calculator" };
 /** One empty list while loading, so the grants are not reset at each render. */
 const NO_GRANTS: never[] = [];
 
@@ -46,15 +49,25 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
     await Promise.all([refresh(), refetch()]);
   }
 
-  if (error) return <ErrorBanner error={error} onRetry={() => void refetch()} />;
+  const heading = (title: string) => (
+    <PageHeading title={title}>
+      Subscription <span className="mono">{id}</span>
+    </PageHeading>
+  );
+  if (error) {
+    return (
+      <div>
+        <header className="page-head">{heading(`Subscription ${shortId(id)}`)}</header>
+        <ErrorBanner error={error} onRetry={() => void refetch()} />
+      </div>
+    );
+  }
   if (!subscription) return <p className="muted">Loading…</p>;
   return (
     <div data-testid="subscription-page">
       <header className="page-head">
         <div>
-          <h1>
-            Subscription <span className="mono">{subscription.id}</span>
-          </h1>
+          {heading(`${TAB_TITLES[tab]} · Subscription ${shortId(subscription.id)}`)}
           <p className="muted">
             owner <strong data-testid="owner">{subscription.ownerId}</strong> · plan {subscription.plan} · opened {fmtTime(subscription.createdAt)}
           </p>
@@ -64,14 +77,16 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
           {subscription.statusReason ? <div className="small">“{subscription.statusReason}”</div> : null}
         </div>
       </header>
+      <h2 className="visually-hidden">Balances</h2>
       {balances ? <BalanceCards balances={balances} types={types} live={live} /> : null}
       <GrantsTable grants={grants.grants} onExpired={grants.expired} />
-      {notice ? (
-        <div className="notice" role="status" tabIndex={-1} ref={noticeRef} data-testid="notice">
-          {notice}
-        </div>
-      ) : null}
+      {/* Always there, empty until an action succeeds: a screen reader announces text set in a live
+          region it already knows, and may miss one inserted with its text. */}
+      <div className="notice" role="status" tabIndex={-1} ref={noticeRef} data-testid="notice">
+        {notice}
+      </div>
       {isAdmin ? <AdminActions subscription={subscription} types={types} onStarted={() => setNotice(undefined)} onChanged={(m) => void changed(m)} refundEntryId={refundPick} /> : null}
+      <h2 className="visually-hidden">Details: usage, ledger, alerts and cost calculator</h2>
       <Tabs label="Subscription details" idPrefix="details" testIdPrefix="tab" tabs={TABS} selected={tab} onSelect={setTab} />
       <TabPanel idPrefix="details" selected={tab}>
         {tab === "usage" ? <UsagePanel subscriptionId={id} types={types} reloadKey={reloadKey} /> : null}
@@ -80,7 +95,7 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
             subscriptionId={id}
             types={types}
             reloadKey={reloadKey}
-            onRefund={isAdmin ? (entryId) => (setRefundPick({ id: entryId }), window.scrollTo({ top: 0, behavior: "smooth" })) : undefined}
+            onRefund={isAdmin ? (entryId) => setRefundPick({ id: entryId }) : undefined}
           />
         ) : null}
         {tab === "alerts" ? <AlertsList subscriptionId={id} /> : null}
