@@ -106,8 +106,17 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   // The first pass that completes also starts the periods of subscriptions on plans this
   // configuration knows and the last one may not have (plans only change with a restart).
   let missingPeriodsStarted = false;
-  const grantMaintenancePass = async (): Promise<void> => {
-    await runGrantMaintenance({ db: database.db, plans: config.plans, logger, startMissingPeriods: !missingPeriodsStarted });
+  const grantMaintenancePass = async (signal: AbortSignal): Promise<void> => {
+    await runGrantMaintenance({
+      db: database.db,
+      plans: config.plans,
+      logger,
+      startMissingPeriods: !missingPeriodsStarted,
+      // Renewal takes at most an interval of each pass, so refunds and expiry come round about every interval.
+      renewalBudgetMs: config.RECOVERY_INTERVAL,
+      // Aborted by close(): a stopping server waits for one renewal transaction, not for a backlog.
+      signal,
+    });
     missingPeriodsStarted = true;
   };
 
@@ -139,7 +148,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       settleTimeoutMs: config.CHARGE_SETTLE_TIMEOUT,
       batchSize: config.RECOVERY_BATCH_SIZE,
       // Plan renewals and grant expiry ride on the same pass (src/grants/maintenance.ts).
-      afterPass: () => grantMaintenancePass(),
+      afterPass: (signal) => grantMaintenancePass(signal),
     },
     // Every hold records this instance's lease, so another instance refunds them soon after it dies.
     lease: { ttlMs: config.INSTANCE_LEASE_TTL },

@@ -4,6 +4,11 @@
  * transaction that locks the balance row first, so any number of instances may run this at once:
  * the second to reach a balance finds nothing left, and no grant is expired twice. Whatever expired
  * while no instance ran is found by the same query, so the first pass after a downtime catches up.
+ *
+ * A PLAN grant whose period has not been renewed yet is left alone, here and in
+ * credit_expire_grants itself: its renewal rolls part of it over, then expires the rest. So expiry
+ * may run before the renewals of the same pass (grants/maintenance.ts) without taking credits a
+ * renewal would carry over.
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
@@ -15,6 +20,8 @@ export interface ExpiryReport {
   expired: number;
   /** Balances whose expiry failed: left for the next pass, after the others were expired. */
   failed: number;
+  /** Set when the signal was aborted (the server stops) before every due balance was expired: the next pass does the rest. */
+  interrupted?: "stopped";
 }
 
 /** Told of each balance whose expiry failed (the pass logs it). */
@@ -39,13 +46,23 @@ async function dueBalances(db: DbOrTx, limit: number, failed: readonly string[])
   );
 }
 
-/** Expires every due balance; one whose expiry fails is reported and passed over until the next pass. */
-export async function expireDueGrants(db: DbOrTx, batchSize = DEFAULT_BATCH, onFailure: ExpiryFailure = () => {}): Promise<ExpiryReport> {
+/**
+ * Expires every due balance; one whose expiry fails is reported and passed over until the next pass.
+ * An aborted `signal` (the server stops) ends it after the balance it is on.
+ */
+export async function expireDueGrants(
+  db: DbOrTx,
+  batchSize = DEFAULT_BATCH,
+  onFailure: ExpiryFailure = () => {},
+  signal?: AbortSignal,
+): Promise<ExpiryReport> {
   const report: ExpiryReport = { balances: 0, expired: 0, failed: 0 };
   const failed: string[] = [];
   for (;;) {
+    if (signal?.aborted) return { ...report, interrupted: "stopped" };
     const due = await dueBalances(db, batchSize, failed);
     for (const balance of due) {
+      if (signal?.aborted) return { ...report, interrupted: "stopped" };
       try {
         const [row] = await queryRows<{ n: number }>(
           db,

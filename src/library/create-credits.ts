@@ -103,8 +103,9 @@ export interface CreditsOptions<TContext> extends Partial<ContextReaders<TContex
    * whose lease expired, and holds open longer than `settleTimeoutMs` (1 h) on live ones. `afterPass` runs after each pass, even a failed one (a host's own upkeep
    * on the same timer, e.g. this server's grant expiry and plan renewals). `false` turns it off.
    * With it on, close() runs one last pass (without `afterPass`) for the holds of calls still running.
+   * `afterPass` is given a signal that close() aborts: long upkeep should end at its next check of it.
    */
-  recovery?: false | { intervalMs?: number; settleTimeoutMs?: number; batchSize?: number; afterPass?: () => Promise<unknown> };
+  recovery?: false | { intervalMs?: number; settleTimeoutMs?: number; batchSize?: number; afterPass?: (signal: AbortSignal) => Promise<unknown> };
   /**
    * This instance's lease (DESIGN.md, "Retries and crashes"): a row renewed every third of `ttlMs`
    * (default 15 s). Every hold records it, and the recovery pass of any instance refunds the holds of
@@ -426,11 +427,11 @@ export async function createCredits<TContext extends object = Record<string, unk
         : startRecoveryScheduler({
             intervalMs: options.recovery?.intervalMs ?? 5_000,
             logger,
-            runPass: async () => {
+            runPass: async (signal) => {
               try {
                 return await recoveryPass();
               } finally {
-                if (options.recovery) await options.recovery.afterPass?.();
+                if (options.recovery) await options.recovery.afterPass?.(signal);
               }
             },
           });

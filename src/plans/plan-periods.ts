@@ -7,6 +7,13 @@
  * LOCKED, and re-read under the lock, so one instance renews a boundary and another skips it.
  * Periods missed while no instance ran are renewed one after another, in order, up to
  * MAX_PERIODS_PER_TRANSACTION per transaction (the pass comes straight back for the rest).
+ *
+ * A backlog (tens of thousands of subscriptions sharing one period end, periods missed during a
+ * downtime, short periods on a slow database) can take far longer than a recovery pass may: the
+ * pass's refunds and expiries, and a stopping server, must not wait for it. So renewDuePeriods
+ * checks its limits (RenewalLimits: a time budget, a stop signal) before each subscription and
+ * between the periods of one, and returns with the rest still due; what it renewed is committed,
+ * and the next pass resumes with the periods that ended first.
  * A subscription left without a period (its plan unknown to the configuration or granting nothing, or
  * cancelled) starts a new first one when its plan is configured again (granting something) or it is
  * reactivated (startMissingPeriods).
@@ -56,7 +63,7 @@ export async function startFirstPeriod(tx: DbOrTx, subscriptionId: string, plan:
 export async function startMissingPeriods(
   db: DbOrTx,
   plans: readonly PlanDefinition[],
-  options: { onlySubscriptionId?: string; onFailure?: RenewalFailure } = {},
+  options: { onlySubscriptionId?: string; onFailure?: RenewalFailure; signal?: AbortSignal } = {},
 ): Promise<number> {
   // A plan that grants nothing has no periods to start.
   const names = plans.filter(grantsSomething).map((p) => p.name);
@@ -67,6 +74,8 @@ export async function startMissingPeriods(
   const passedOver: string[] = [];
   let started = 0;
   for (;;) {
+    // A stopping server leaves the rest to the next start (this runs again at every start).
+    if (options.signal?.aborted) return started;
     const missing = await queryRows<{ id: string; plan: string }>(
       db,
       sql`select s.id, s.plan from billing_subscriptions s
@@ -76,6 +85,7 @@ export async function startMissingPeriods(
            order by s.created_at, s.id limit ${DUE_BATCH}`,
     );
     for (const { id, plan } of missing) {
+      if (options.signal?.aborted) return started;
       try {
         if (await startPeriodIfMissing(db, id, findPlan(plans, plan)!)) started++;
         else passedOver.push(id);
@@ -110,10 +120,46 @@ export interface RenewalReport {
   closed: number;
   /** Subscriptions whose renewal failed: left for the next pass, after the others were renewed. */
   failed: number;
+  /**
+   * Set when the call returned before it had caught up, leaving what is still due to the next pass:
+   * its time budget was spent ("budget"), or its signal was aborted ("stopped"). Absent when it caught up.
+   */
+  interrupted?: "budget" | "stopped";
 }
 
 /** Told of each subscription whose renewal failed (the pass logs it). */
 export type RenewalFailure = (subscriptionId: string, error: unknown) => void;
+
+/**
+ * Where a catch-up (a full batch of DUE_BATCH subscriptions due) stands: told after each batch, and
+ * when the budget or a stop ends the call with periods still due.
+ */
+export interface RenewalProgress {
+  /** Subscriptions whose period had ended when the catch-up began (each may be several periods behind). */
+  due: number;
+  /** Subscriptions this call has handled so far (renewed, closed, failed or skipped as locked). */
+  done: number;
+  renewed: number;
+  closed: number;
+  failed: number;
+}
+
+/** How far one call may go: the recovery pass bounds it, so its other work and a stop never wait for a backlog. */
+export interface RenewalLimits {
+  /** Starts no renewal once this long (ms) has passed since the call began; what is still due is left for the next call. */
+  budgetMs?: number;
+  /** Aborted when the server stops: the call returns after the transaction it is in. */
+  signal?: AbortSignal;
+  onProgress?: (progress: RenewalProgress) => void;
+}
+
+type Interruption = RenewalReport["interrupted"];
+
+/** Why the call must return now, if it must: its signal is aborted, or its budget is spent. */
+function interruptionCheck(limits: RenewalLimits): () => Interruption {
+  const deadline = limits.budgetMs === undefined ? Infinity : performance.now() + limits.budgetMs;
+  return () => (limits.signal?.aborted ? "stopped" : performance.now() >= deadline ? "budget" : undefined);
+}
 
 interface PeriodRow {
   subscription_id: string;
@@ -125,24 +171,55 @@ interface PeriodRow {
   status: string;
 }
 
+/** The subscriptions whose period has ended, those whose period ended first first, but for those that failed in this call. */
+async function dueSubscriptions(db: Database, failed: readonly string[]): Promise<{ subscription_id: string }[]> {
+  return queryRows<{ subscription_id: string }>(
+    db,
+    sql`select subscription_id from plan_periods
+         where period_end <= now() and subscription_id <> all(${sql.param(failed)}::uuid[])
+         order by period_end limit ${DUE_BATCH}`,
+  );
+}
+
+/** How many subscriptions' periods have ended (plan_periods_end_idx): read once, for a catch-up's progress lines. */
+async function countDue(db: Database): Promise<number> {
+  const [{ n }] = await queryRows<{ n: number | string }>(db, sql`select count(*) as n from plan_periods where period_end <= now()`);
+  return Number(n);
+}
+
 /**
- * Renews every period that has ended, oldest first, until none is due. A subscription whose renewal
- * fails is reported and passed over until the next pass, so it never holds up the others' renewals.
+ * Renews the periods that have ended, those that ended first first, until none is due or `limits`
+ * stop it (then `interrupted` says why, and the next call resumes). A subscription whose renewal
+ * fails is reported and passed over until the next call, so it never holds up the others' renewals.
  */
-export async function renewDuePeriods(db: Database, plans: readonly PlanDefinition[], onFailure: RenewalFailure = () => {}): Promise<RenewalReport> {
+export async function renewDuePeriods(
+  db: Database,
+  plans: readonly PlanDefinition[],
+  onFailure: RenewalFailure = () => {},
+  limits: RenewalLimits = {},
+): Promise<RenewalReport> {
   const report: RenewalReport = { renewed: 0, closed: 0, failed: 0 };
+  const interruption = interruptionCheck(limits);
   const failed: string[] = [];
+  // Set once a full batch is due (a catch-up): then progress is told after each batch, and where it
+  // stands when the budget or a stop ends the call.
+  let due: number | undefined;
+  let done = 0;
+  const interrupt = (interrupted: Interruption): RenewalReport => {
+    if (due !== undefined) limits.onProgress?.({ due, done, ...report });
+    return { ...report, interrupted };
+  };
   for (;;) {
-    const due = await queryRows<{ subscription_id: string }>(
-      db,
-      sql`select subscription_id from plan_periods
-           where period_end <= now() and subscription_id <> all(${sql.param(failed)}::uuid[])
-           order by period_end limit ${DUE_BATCH}`,
-    );
+    const before = interruption();
+    if (before) return interrupt(before);
+    const batch = await dueSubscriptions(db, failed);
+    if (batch.length === DUE_BATCH && due === undefined && limits.onProgress) due = await countDue(db);
     let progressed = false;
-    for (const { subscription_id } of due) {
+    for (const { subscription_id } of batch) {
+      const interrupted = interruption();
+      if (interrupted) return interrupt(interrupted);
       try {
-        const outcome = await renewSubscription(db, subscription_id, plans);
+        const outcome = await renewSubscription(db, subscription_id, plans, interruption);
         report.renewed += outcome.renewed;
         report.closed += outcome.closed;
         progressed ||= outcome.renewed + outcome.closed > 0;
@@ -152,13 +229,25 @@ export async function renewDuePeriods(db: Database, plans: readonly PlanDefiniti
         progressed = true;
         onFailure(subscription_id, err);
       }
+      done++;
     }
     // Rows another instance holds are skipped; it renews them.
-    if (due.length < DUE_BATCH || !progressed) return report;
+    if (batch.length < DUE_BATCH || !progressed) return report;
+    if (due !== undefined) limits.onProgress?.({ due, done, ...report });
   }
 }
 
-async function renewSubscription(db: Database, subscriptionId: string, plans: readonly PlanDefinition[]): Promise<Omit<RenewalReport, "failed">> {
+/**
+ * Renews one subscription's ended periods, in order, in one transaction: up to
+ * MAX_PERIODS_PER_TRANSACTION of them, fewer when `interruption` says to stop (after at least one, so
+ * every transaction makes progress). The period row records how far it got, so the next call resumes there.
+ */
+async function renewSubscription(
+  db: Database,
+  subscriptionId: string,
+  plans: readonly PlanDefinition[],
+  interruption: () => Interruption,
+): Promise<Omit<RenewalReport, "failed">> {
   return db.transaction(async (tx) => {
     const [row] = await queryRows<PeriodRow>(
       tx,
@@ -181,7 +270,8 @@ async function renewSubscription(db: Database, subscriptionId: string, plans: re
     let n = Number(row.period_number);
     let end = new Date(row.period_end);
     let renewed = 0;
-    while (end.getTime() <= now && renewed < MAX_PERIODS_PER_TRANSACTION) {
+    // The row was read because its period has ended: the first period is always due.
+    do {
       const next = periodEnd(anchor, plan.period, n + 1);
       for (const a of plan.allowances) {
         await tx.execute(sql`
@@ -191,7 +281,7 @@ async function renewSubscription(db: Database, subscriptionId: string, plans: re
       n++;
       renewed++;
       end = next;
-    }
+    } while (end.getTime() <= now && renewed < MAX_PERIODS_PER_TRANSACTION && !interruption());
     await tx.execute(sql`
       update plan_periods
          set period_number = ${n}::int, period_start = ${periodEnd(anchor, plan.period, n - 1).toISOString()}::timestamptz,
