@@ -98,6 +98,12 @@ export const configSchema = z.object({
   ),
   DATABASE_POOL_SIZE: positiveInt(10),
   /**
+   * The longest one report (creditUsage, creditStats) may run before the database cancels it; ledgerAudit
+   * gets ten times as long (src/db/report-gate.ts). Reports also wait at most this long for one of their
+   * slots (a quarter of DATABASE_POOL_SIZE).
+   */
+  REPORT_QUERY_TIMEOUT: duration("REPORT_QUERY_TIMEOUT", "30s"),
+  /**
    * A direct (session) connection for LISTEN, which a transaction-mode pooler cannot carry (Supabase:
    * the direct port 5432, not the pooler's 6543); DATABASE_URL when unset.
    */

@@ -100,7 +100,11 @@ async function balanceFigures(db: DbOrTx, subscriptionId: string, creditType: st
 }
 
 export async function auditLedgerAndGrants(db: DbOrTx): Promise<FullAuditReport> {
-  const [ledger, balances, grants] = await Promise.all([auditLedger(db), balancesAgainstGrants(db), grantsAgainstLedger(db)]);
+  // One after another: ledgerAudit runs them on one transaction's connection (a report with a
+  // statement timeout, src/db/report-gate.ts), which takes one query at a time.
+  const ledger = await auditLedger(db);
+  const balances = await balancesAgainstGrants(db);
+  const grants = await grantsAgainstLedger(db);
   const mismatches: AuditMismatch[] = [...ledger.mismatches];
   const listed = new Set(mismatches.map((m) => `${m.subscriptionId}/${m.creditType}`));
   for (const b of balances) {

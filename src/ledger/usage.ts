@@ -6,10 +6,15 @@
  * is what the calls in the group finally cost and `estimated` what they were held at. The time
  * window selects debits by their own time (from inclusive, to exclusive).
  *
- * Indexes (see docs/usage-queries.md for plans on a million rows): one subscription reads its debits
- * through credit_ledger_sub_created_idx and their refunds through credit_ledger_refund_of_idx; across
- * subscriptions, a time window uses credit_ledger_created_idx and the refunds come from the partial
- * refund_of index, hashed once.
+ * The returns read are bounded by the window, not by the subscription's history (an outside audit:
+ * a 10-second window of a subscription with 120k entries took 342 ms, reading all its 31k returns):
+ * with a window, only returns of the window's debits, written at or after `from`, are summed.
+ *
+ * Indexes (see docs/usage-queries.md for the plans): one subscription reads its debits through
+ * credit_ledger_sub_created_idx (with a window) or credit_ledger_pk; their returns, for a short
+ * window, one probe per debit of credit_ledger_returns_idx (subscription_id, refund_of), for a long
+ * one that index read once and hashed; across subscriptions, a time window uses
+ * credit_ledger_created_idx for the debits and the returns alike.
  */
 import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
@@ -64,6 +69,30 @@ function groupKey(grouping: UsageGrouping, timeZone: string): SQL {
   }
 }
 
+/**
+ * With a window, the returns that can meet a debit of it, so the refunds part reads those rather
+ * than every return of the subscription (or of all subscriptions). Both conditions only drop returns
+ * the left join would have dropped anyway:
+ *  - `created_at >= from`: every entry's created_at is the database's now(), the start of the
+ *    transaction that wrote it (no writer sets it), and a return is written after its debit: its
+ *    writer (the settlement, the recovery pass, refundCharge) starts its statement or transaction
+ *    once it has read the committed debit's id, or writes it in the debit's own transaction (the
+ *    same now()). So a return of a debit at or after `from` is at or after `from` too. (A database
+ *    clock stepped back between the two would break this, as it breaks every window.) No bound on
+ *    the other side: a debit before `to` may be refunded any time later.
+ *  - `(subscription_id, refund_of)` among the window's debits: what the join matches on. For a short
+ *    window the planner probes credit_ledger_returns_idx once per debit; for a long one it hashes.
+ * Without a window every return may count, and the semi-join would read every debit twice.
+ */
+function windowReturns(request: UsageRequest, debitConditions: SQL[]): SQL[] {
+  const conditions: SQL[] = [];
+  if (request.from !== undefined) conditions.push(sql`r.created_at >= ${request.from.toISOString()}::timestamptz`);
+  conditions.push(
+    sql`(r.subscription_id, r.refund_of) in (select d.subscription_id, d.id from credit_ledger d where ${sql.join(debitConditions, sql` and `)})`,
+  );
+  return conditions;
+}
+
 /** The usage query itself, exported so docs/usage-queries.md can EXPLAIN exactly what runs. */
 export function usageQuery(request: UsageRequest): SQL {
   const debitConditions: SQL[] = [sql`d.kind = 'DEBIT'`];
@@ -74,6 +103,7 @@ export function usageQuery(request: UsageRequest): SQL {
   }
   if (request.from !== undefined) debitConditions.push(sql`d.created_at >= ${request.from.toISOString()}::timestamptz`);
   if (request.to !== undefined) debitConditions.push(sql`d.created_at < ${request.to.toISOString()}::timestamptz`);
+  if (request.from !== undefined || request.to !== undefined) refundConditions.push(...windowReturns(request, debitConditions));
 
   // Keys sort by code point ("C"), so both backends list groups in the same order whatever their locale.
   // Refunds are few next to debits: summed per debit first, then joined, so each debit row meets at

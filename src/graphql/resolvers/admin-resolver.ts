@@ -34,7 +34,9 @@ import { toBillingSubscription } from "./viewer-resolver.js";
 import { quoteId } from "../../util/quote-id.js";
 import { grantWithTerms } from "../../grants/grant-credits.js";
 import { validateGrantTerms } from "../../grants/grant-input.js";
-import { auditLedgerAndGrants } from "../../grants/grant-audit.js";
+import { auditLedgerAndGrants, type FullAuditReport } from "../../grants/grant-audit.js";
+import { LEDGER_AUDIT_TIMEOUT_FACTOR, runReport } from "../../db/report-gate.js";
+import { statementTimedOut } from "../../db/statement-timeout.js";
 import { findPlan } from "../../plans/plan-config.js";
 import { startMissingPeriods } from "../../plans/plan-periods.js";
 
@@ -54,6 +56,25 @@ type AnsweredSubscription = SubscriptionRecord & Pick<BillingSubscription, "froz
 function answerSubscription(ctx: RequestContext, { frozen, ...row }: AnsweredSubscription): BillingSubscription {
   ctx.loaders.subscription.prime(row.id, row);
   return { ...toBillingSubscription(row), frozen };
+}
+
+/**
+ * The ledger audit, as a report (src/db/report-gate.ts): through the instance's report gate, bounded
+ * by LEDGER_AUDIT_TIMEOUT_FACTOR × REPORT_QUERY_TIMEOUT, since it reads the whole ledger by design.
+ * Cancelled there, it is INTERNAL_SERVER_ERROR: the admin has no window to narrow, the operator has
+ * a setting to raise, and the log line says which.
+ */
+async function auditReport(ctx: RequestContext): Promise<FullAuditReport> {
+  const timeoutMs = ctx.services.config.REPORT_QUERY_TIMEOUT * LEDGER_AUDIT_TIMEOUT_FACTOR;
+  try {
+    return await runReport(ctx.services, timeoutMs, (tx) => auditLedgerAndGrants(tx));
+  } catch (err) {
+    if (!statementTimedOut(err)) throw err;
+    throw new InternalError(
+      `ledgerAudit was cancelled after ${timeoutMs} ms (${LEDGER_AUDIT_TIMEOUT_FACTOR} × REPORT_QUERY_TIMEOUT): raise REPORT_QUERY_TIMEOUT for a ledger this large`,
+      { cause: err },
+    );
+  }
 }
 
 /** One structured log line per admin change, with who did it and why. */
@@ -257,7 +278,7 @@ export class AdminResolver {
   @Query(() => LedgerAuditReport, { description: "Admin only: checks that every balance equals the sum of its ledger entries." })
   async ledgerAudit(@Ctx() ctx: RequestContext): Promise<LedgerAuditReport> {
     requireAdmin(ctx, "audit the ledger");
-    const report = await auditLedgerAndGrants(ctx.services.db);
+    const report = await auditReport(ctx);
     if (!report.ok) {
       ctx.logger.warn(
         { component: "admin", event: "ledger.audit_mismatch", mismatches: report.mismatches, grantMismatches: report.grantMismatches },

@@ -1,5 +1,11 @@
-/** creditUsage (one subscription, owner or admin) and creditStats (all subscriptions, admin only): debits grouped, net of refunds. */
+/**
+ * creditUsage (one subscription, owner or admin) and creditStats (all subscriptions, admin only):
+ * debits grouped, net of refunds. Both are reports (src/db/report-gate.ts): they run through the
+ * instance's report gate, bounded by REPORT_QUERY_TIMEOUT.
+ */
 import { Arg, Ctx, ID, Query, Resolver } from "type-graphql";
+import { runReport } from "../../db/report-gate.js";
+import { statementTimedOut } from "../../db/statement-timeout.js";
 import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
 import { usageFigures, type UsageRequest } from "../../ledger/usage.js";
 import { checkTimeWindow } from "../../util/time-window.js";
@@ -8,7 +14,6 @@ import { requireViewer, type RequestContext } from "../context.js";
 import { UsageGroupBy } from "../types/enums.js";
 import { UsageBucket } from "../types/usage.js";
 import { loadReadableSubscription } from "./viewer-resolver.js";
-import { retryOnLostConnection } from "../../db/lost-connection-retry.js";
 
 const GROUP_BY = { description: "How to group the debits." };
 const THEN_BY = { nullable: true, description: "A second grouping inside each group; its key is the bucket's subKey." };
@@ -28,6 +33,31 @@ function usageRequest(
   return { grouping: groupBy, thenBy: thenBy ?? undefined, timeZone: checkTimeZone(timeZone), ...checkTimeWindow(from, to) };
 }
 
+/** "30 s", "1.5 s", "500 ms": a bound as a client reads it. */
+function spoken(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(1))} s`;
+}
+
+/**
+ * The usage figures, as a report. A report the database cancelled at REPORT_QUERY_TIMEOUT answers
+ * BAD_USER_INPUT: of the closed codes (DESIGN.md, "Errors") it is the one whose message reaches the
+ * client and says what to do: the window is the caller's, and a narrower one reads fewer entries.
+ * INTERNAL_SERVER_ERROR would be masked and counted as our failure; RATE_LIMITED would invite the
+ * same query again. A busy database can be the cause too, and the message says so.
+ */
+async function usageReport(ctx: RequestContext, field: string, request: UsageRequest): Promise<UsageBucket[]> {
+  const timeoutMs = ctx.services.config.REPORT_QUERY_TIMEOUT;
+  try {
+    return await runReport(ctx.services, timeoutMs, (tx) => usageFigures(tx, request));
+  } catch (err) {
+    if (!statementTimedOut(err)) throw err;
+    throw new BadUserInputError(
+      `${field} did not finish within ${spoken(timeoutMs)}: narrow the window (from, to), or try again when the server is less busy`,
+      "from",
+    );
+  }
+}
+
 @Resolver()
 export class UsageResolver {
   @Query(() => [UsageBucket], {
@@ -45,7 +75,7 @@ export class UsageResolver {
     requireViewer(ctx);
     const request = usageRequest(groupBy, thenBy, timeZone, from, to);
     await loadReadableSubscription(ctx, subscriptionId);
-    return retryOnLostConnection(() => usageFigures(ctx.services.db, { ...request, subscriptionId }));
+    return usageReport(ctx, "creditUsage", { ...request, subscriptionId });
   }
 
   @Query(() => [UsageBucket], { description: "Admin only: usage across all subscriptions, grouped." })
@@ -60,6 +90,6 @@ export class UsageResolver {
     const viewer = requireViewer(ctx);
     if (!viewer.isAdmin) throw new ForbiddenError("creditStats is for admins only; use creditUsage for your own subscription");
     const request = usageRequest(groupBy, thenBy, timeZone, from, to);
-    return retryOnLostConnection(() => usageFigures(ctx.services.db, request));
+    return usageReport(ctx, "creditStats", request);
   }
 }
