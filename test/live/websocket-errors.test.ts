@@ -135,7 +135,8 @@ describe("errors over graphql-ws", () => {
   beforeAll(async () => {
     database = await createPgliteDatabase();
     const logDestination = captured.destination;
-    server = await startTestServer({ database, env: { LOG_LEVEL: "info", RATE_LIMIT_DEFAULT: "100000/1m" }, logDestination });
+    // JWT_CLOCK_TOLERANCE of 1 s: a socket is closed that long after its token's exp (tested below).
+    server = await startTestServer({ database, env: { LOG_LEVEL: "info", RATE_LIMIT_DEFAULT: "100000/1m", JWT_CLOCK_TOLERANCE: "1" }, logDestination });
     ownerToken = await userToken("ws-errors-owner");
     subscriptionId = await fundedSubscription(database, "ws-errors-owner", { leads: 50 });
   }, 120_000);
@@ -171,8 +172,9 @@ describe("errors over graphql-ws", () => {
       await openAsOwner();
     });
 
-    it("closes a connection with 4401 when the token it was opened with expires, and not before", async () => {
-      // Signed now, expiring in 2 s (a JWT's exp has whole seconds): the socket is accepted, then ends at exp.
+    it("closes a connection with 4401 when the token it was opened with expires (past the clock tolerance), and not before", async () => {
+      // Signed now, expiring in 2 s (a JWT's exp has whole seconds): the socket is accepted, then ends
+      // at exp plus JWT_CLOCK_TOLERANCE (1 s here), the leeway the token was accepted with.
       const shortLived = await mintToken({ sub: "ws-errors-owner", expiresIn: "2s" });
       const expiresAt = (JSON.parse(Buffer.from(shortLived.split(".")[1]!, "base64url").toString()) as { exp: number }).exp * 1000;
       const longLived = await openAsOwner();
@@ -182,7 +184,7 @@ describe("errors over graphql-ws", () => {
       socket.subscribe("live", BALANCE_CHANGED, { s: subscriptionId, t: ["leads"] });
 
       const closed = await socket.closed;
-      expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+      expect(Date.now()).toBeGreaterThanOrEqual(expiresAt + 1_000);
       expect(closed).toEqual({ code: 4401, reason: expect.stringMatching(/token expired/i) });
       // Only that connection: the one opened with a token valid for 30 days stays open.
       expect(longLived.isOpen()).toBe(true);

@@ -140,13 +140,19 @@ describe("what one caller may run on a live-balance instance", () => {
     await subscribers(before + 3);
     const drawsOfEntries = vi.mocked(grantStore.drawsOfEntries);
     drawsOfEntries.mockClear();
-    await charge(database, drawsSubscription);
-    const events = await Promise.all(["1", "2", "3"].map((id) => answerTo(socket, id)));
+    const entry = await charge(database, drawsSubscription);
+    // The event of this entry (the funding grant's may still be on its way to the subscribers on a
+    // loaded machine, and is pushed first then).
+    const events = await Promise.all(
+      ["1", "2", "3"].map((id) =>
+        socket.waitFor((m) => m.id === id && m.type === "next" && m.payload.data.creditBalanceChanged.lastEntry.id === entry.id, 10_000),
+      ),
+    );
     for (const event of events) {
-      expect(event.type).toBe("next");
       expect(event.payload.data.creditBalanceChanged.lastEntry.draws).toEqual([{ grantId: expect.any(String), amount: 1 }]);
     }
-    expect(drawsOfEntries).toHaveBeenCalledTimes(1);
+    const readsOfThisEntry = drawsOfEntries.mock.calls.filter(([, entries]) => entries.some((e) => e.entryId === entry.id));
+    expect(readsOfThisEntry).toHaveLength(1);
   });
 
   it("counts each connection_init against REQUEST_LIMIT like a request, bad tokens by address: 4429 past it", async () => {
