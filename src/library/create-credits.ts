@@ -32,6 +32,7 @@ import { creditsExtensionPlugin } from "../graphql/plugins/credits-extension-plu
 import { errorsPlugin } from "../graphql/plugins/errors-plugin.js";
 import { runRecoveryPass } from "../recovery/recovery-pass.js";
 import { startRecoveryScheduler, type RecoveryScheduler } from "../recovery/recovery-scheduler.js";
+import { createRepeatedRefundFailures } from "../recovery/repeated-refund-failures.js";
 import { backfillBalances } from "../subscriptions/balance-backfill.js";
 import { attachResolvers, type ResolverMap } from "./attach-resolvers.js";
 import { composePlugins } from "./compose-plugins.js";
@@ -411,6 +412,8 @@ export async function createCredits<TContext extends object = Record<string, unk
       undelivered: (ctx) => (charges ? charges.undelivered(ctx) : Promise.resolve()),
     };
 
+    // Which holds' refunds already failed on an earlier pass: each stuck hold alerts once.
+    const refundFailures = createRepeatedRefundFailures();
     const recoveryPass = (stoppingInstanceId?: string) =>
       runRecoveryPass({
         db: handle.db,
@@ -420,6 +423,7 @@ export async function createCredits<TContext extends object = Record<string, unk
         logger,
         observer,
         stoppingInstanceId,
+        refundFailures,
       });
     const recovery: RecoveryScheduler | undefined =
       options.recovery === false

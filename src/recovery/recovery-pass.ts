@@ -21,13 +21,19 @@
  * A server that stops cleanly runs one last pass itself, after ending its own lease
  * (createCredits' close()): the holds of its calls still running then are refunded before it exits,
  * with RECOVERY_SHUTDOWN_REASON, instead of staying pending until another instance's pass.
+ *
+ * A refund that fails is reported (observer.transactionFailed: FAILED_TRANSACTION, an error log) the
+ * first time only; when the same hold fails again on a later pass of this process it is logged at
+ * warn (recovery.refund_still_failing), so a hold stuck for good is not an alert every
+ * RECOVERY_INTERVAL (repeated-refund-failures.ts).
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Logger } from "pino";
 import { queryRows, type Database } from "../db/database.js";
-import type { ChargeObserver } from "../credits/charge-observer.js";
+import type { ChargeFacts, ChargeObserver } from "../credits/charge-observer.js";
 import { runLedgerCommand } from "../ledger/charge-ledger.js";
 import { purgeExpiredKeys } from "../idempotency/idempotency-store.js";
+import { createRepeatedRefundFailures, type RepeatedRefundFailures } from "./repeated-refund-failures.js";
 
 export const RECOVERY_REFUND_REASON = "recovery: unsettled charge";
 /** The reason of a refund, by a server's last pass as it stops cleanly, of a hold of one of its own calls still running. */
@@ -53,6 +59,12 @@ export interface RecoveryPassOptions {
    * refunded with RECOVERY_SHUTDOWN_REASON instead of RECOVERY_REFUND_REASON.
    */
   stoppingInstanceId?: string;
+  /**
+   * The holds whose refund failed on an earlier pass, kept by the caller across its passes (one per
+   * recovery scheduler): a repeated failure is logged at warn instead of raising another alert.
+   * Without it every failure is reported as new.
+   */
+  refundFailures?: RepeatedRefundFailures;
 }
 
 export interface RecoveryReport {
@@ -64,6 +76,8 @@ export interface RecoveryReport {
   alreadySettled: number;
   /** Refunds that failed on the database; the rows stay pending and the next pass retries them. */
   failed: number;
+  /** Of `failed`, those whose hold had already failed on an earlier pass (logged at warn, no new alert). */
+  stillFailing: number;
   purgedIdempotencyKeys: number;
   batches: number;
   durationMs: number;
@@ -91,12 +105,15 @@ const DEFAULT_BATCH_SIZE = 100;
 
 export async function runRecoveryPass(options: RecoveryPassOptions): Promise<RecoveryReport> {
   const { db, logger, observer } = options;
+  // Without the caller's memory, one for this pass alone: each failure is then news, as it is to a
+  // single pass (which reads a hold once).
+  const failures = options.refundFailures ?? createRepeatedRefundFailures();
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const log = logger.child({ component: "recovery" });
   const started = performance.now();
   const injectedNow = options.clock?.();
   const passNow = injectedNow ? sql`${injectedNow.toISOString()}::timestamptz` : sql`now()`;
-  const report: RecoveryReport = { refunded: 0, refundedCredits: 0, alreadySettled: 0, failed: 0, purgedIdempotencyKeys: 0, batches: 0, durationMs: 0 };
+  const report: RecoveryReport = { refunded: 0, refundedCredits: 0, alreadySettled: 0, failed: 0, stillFailing: 0, purgedIdempotencyKeys: 0, batches: 0, durationMs: 0 };
 
   // Keyset pagination over (created_at, entry_id): a row whose refund keeps failing is passed over
   // until the next pass instead of being read again and again by this one.
@@ -105,7 +122,7 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
     const rows = await selectUnsettled(db, passNow, options.settleTimeoutMs, after, batchSize, options.stoppingInstanceId);
     if (rows.length === 0) break;
     report.batches++;
-    for (const row of rows) await refundUnsettled(db, row, report, log, observer);
+    for (const row of rows) await refundUnsettled(db, row, report, log, observer, failures);
     const last = rows[rows.length - 1];
     after = { createdAt: last.cursor, entryId: last.entry_id };
     if (rows.length < batchSize) break;
@@ -122,7 +139,9 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
   report.durationMs = Math.round(performance.now() - started);
   const didWork = report.refunded + report.failed + report.alreadySettled + report.purgedIdempotencyKeys > 0;
   const summary = { event: "recovery.pass", ...report, settleTimeoutMs: options.settleTimeoutMs };
-  if (report.failed > 0) log.error(summary, "recovery pass finished with failed refunds (retried next pass)");
+  // At error only when a refund failed for the first time: holds that keep failing were reported already.
+  if (report.failed > report.stillFailing) log.error(summary, "recovery pass finished with failed refunds (retried next pass)");
+  else if (report.failed > 0) log.warn(summary, "recovery pass finished with refunds still failing (retried next pass)");
   else if (didWork) log.info(summary, "recovery pass finished");
   else log.debug(summary, "recovery pass finished: nothing to do");
   return report;
@@ -167,6 +186,7 @@ async function refundUnsettled(
   report: RecoveryReport,
   log: Logger,
   observer: ChargeObserver | undefined,
+  failures: RepeatedRefundFailures,
 ): Promise<void> {
   const facts = {
     requestId: row.request_id ?? "recovery",
@@ -184,6 +204,8 @@ async function refundUnsettled(
         { kind: "void", subscriptionId: row.subscription_id, entryId: row.entry_id, reason, actorId: null, requestId: row.request_id },
       ],
     });
+    // Settled either way: a later failure of this entry would be news.
+    failures.forget(row.entry_id);
     if (!outcome.settled) {
       report.alreadySettled++;
       return;
@@ -206,7 +228,33 @@ async function refundUnsettled(
     observer?.refunded({ ...facts, entryId: row.entry_id, refunded: entry.amount, remaining: entry.balanceAfter, reason });
   } catch (err) {
     report.failed++;
+    reportRefundFailure(row, facts, err, report, log, observer, failures);
+  }
+}
+
+/**
+ * The first failure of a hold's refund raises FAILED_TRANSACTION (observer) and an error log; its
+ * later failures, on later passes, are a warn log with the attempts so far, since the operator has
+ * already heard of this hold and the next pass retries it anyway.
+ */
+function reportRefundFailure(
+  row: PendingRow,
+  facts: ChargeFacts,
+  err: unknown,
+  report: RecoveryReport,
+  log: Logger,
+  observer: ChargeObserver | undefined,
+  failures: RepeatedRefundFailures,
+): void {
+  const attempts = failures.failed(row.entry_id);
+  if (attempts === 1) {
     observer?.transactionFailed({ ...facts, stage: "refund", entryId: row.entry_id, amount: Number(row.amount), error: err });
     log.error({ event: "recovery.refund_failed", ...facts, entryId: row.entry_id, err }, "recovery refund failed; the next pass retries it");
+    return;
   }
+  report.stillFailing++;
+  log.warn(
+    { event: "recovery.refund_still_failing", ...facts, entryId: row.entry_id, attempts, err },
+    "recovery refund failed again (already reported); the next pass retries it",
+  );
 }
