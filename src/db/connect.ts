@@ -11,7 +11,7 @@ import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import * as schema from "./schema/index.js";
 import type { Database, DatabaseHandle } from "./database.js";
-import { applyMigrations } from "./migrate-postgres.js";
+import { applyMigrations, logAppliedMigrations } from "./migrate-postgres.js";
 import { lockPgliteDirectory } from "./pglite-directory-lock.js";
 import { listenForPoolErrors } from "./pool-error-listeners.js";
 
@@ -41,7 +41,7 @@ async function connectPostgres(url: string, options: ConnectOptions): Promise<Da
   const migrationPool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000 });
   listenForPoolErrors(migrationPool, options.logger);
   try {
-    await applyMigrations(drizzle(migrationPool, { schema }) as unknown as Database, MIGRATIONS_FOLDER);
+    logAppliedMigrations(options.logger, await applyMigrations(drizzle(migrationPool, { schema }) as unknown as Database, MIGRATIONS_FOLDER));
   } catch (err) {
     await pool.end();
     throw err;
@@ -81,7 +81,7 @@ async function connectPglite(options: ConnectOptions): Promise<DatabaseHandle> {
   }
   const db = drizzle(client, { schema });
   try {
-    await applyMigrations(db as unknown as Database, MIGRATIONS_FOLDER);
+    logAppliedMigrations(options.logger, await applyMigrations(db as unknown as Database, MIGRATIONS_FOLDER));
   } catch (err) {
     await client.close();
     unlock();

@@ -19,7 +19,7 @@ import type { MeteredField } from "../credits/metered-field.js";
 import { loggingObserver } from "../credits/logging-observer.js";
 import { createOperationCharges, type OperationCharges } from "../credits/operation-charges.js";
 import { connectDatabase, MIGRATIONS_FOLDER } from "../db/connect.js";
-import { migrationState } from "../db/migrate-postgres.js";
+import { applyMigrations, logAppliedMigrations, migrationState, MigrationsRefusedError } from "../db/migrate-postgres.js";
 import type { DatabaseHandle } from "../db/database.js";
 import { isPgPool, listenForPoolErrors } from "../db/pool-error-listeners.js";
 import { createDatabaseIdempotencyGate } from "../idempotency/database-idempotency-gate.js";
@@ -259,7 +259,7 @@ async function openDatabase(database: string | DatabaseHandle, logger: Logger, m
   }
   if (typeof database !== "string") {
     watchHostPool(database, logger);
-    if (migrate) await migrateCredits(database);
+    if (migrate) logAppliedMigrations(logger, await applyMigrations(database.db, MIGRATIONS_FOLDER));
     else await checkMigrated(database, logger);
     return { handle: database, owned: false };
   }
@@ -279,6 +279,8 @@ function watchHostPool(handle: DatabaseHandle, logger: Logger): void {
 
 async function checkMigrated(handle: DatabaseHandle, logger: Logger): Promise<void> {
   const state = await migrationState(handle.db, MIGRATIONS_FOLDER);
+  // A newer release's schema, or a gap: migrateCredits would refuse it, and serving on it is not safe either.
+  if (state.refusal) throw new MigrationsRefusedError(`createCredits: ${state.refusal}`);
   if (!state.tables) {
     throw new Error(
       "createCredits: the database is not migrated (it has no credits tables) and `migrate: false` was given: run `await migrateCredits(handle)` before createCredits, or leave `migrate` on",

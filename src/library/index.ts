@@ -10,7 +10,7 @@ export type { Credits, CreditsOptions, CreditTypeOption, EstimatorOption, MeterO
 export type { ResolverMap } from "./attach-resolvers.js";
 export type { ContextReaders } from "./request-state.js";
 export type { AdminOperations, BalanceChangeInput } from "./admin-operations.js";
-export { migrateCredits, MIGRATIONS_FOLDER, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from "./migrations.js";
+export { migrateCredits, MigrationsRefusedError, MIGRATIONS_FOLDER, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from "./migrations.js";
 export type { CreditsRequest, RequestOf } from "../credits/credits-request.js";
 export type { Viewer as Caller } from "../auth/viewer.js";
 export type { Estimator } from "../credits/estimators/estimator.js";

@@ -143,7 +143,7 @@ describe.runIf(existsSync("/proc/self/stat"))("a PGlite directory's lock, by pro
 
     // The holder is gone (its start time no longer runs under that pid): taken over, not refused as another host's.
     const crashed = directory("renamed-crashed");
-    const gone = { ...readLock(held), ...directoryIdentity(crashed), host: "old-container-name" };
+    const gone: Record<string, unknown> = { ...readLock(held), ...directoryIdentity(crashed), host: "old-container-name" };
     writeFileSync(join(crashed, PGLITE_LOCK_FILE), JSON.stringify({ ...gone, startTicks: (gone.startTicks as number) - 1 }));
     const unlock = lockPgliteDirectory(crashed);
     expect(readLock(crashed)).toMatchObject({ pid: process.pid });
