@@ -101,11 +101,35 @@ if (config.devMode) {
 // Logged last, once the banner is out: scripts and tests wait for this line.
 logger.info({ url: `${url}/graphql`, database: app.services.database.kind }, "graphql-credits listening");
 
+/**
+ * The longest a stop may take once signalled: the HTTP drain (10 s), then the steps that wait on the
+ * database (queued settlements, the lease's end, the last recovery pass, alerts stored). A database
+ * that stops answering without closing its connections (a silent network partition) held those steps
+ * for as long as it lasted: an outside audit saw a stopped server alive for over 3 minutes, and the
+ * settlements it wrote when the network healed charged calls whose clients it had cut off at the
+ * grace. Past the deadline the process exits with 1 and leaves what it holds to the recovery pass
+ * of the next instance, once its lease expires, as after a crash: those holds are refunded whole.
+ * 25 s: within the 30 s an orchestrator (Kubernetes' default) waits before SIGKILL, so the log says why.
+ */
+const STOP_DEADLINE_MS = 25_000;
+
+/** Exits with 1 when the stop has not finished by the deadline (it is never cleared: exit ends it). */
+function exitAtStopDeadline(): void {
+  setTimeout(() => {
+    logger.error(
+      { event: "stop.deadline_passed", deadlineMs: STOP_DEADLINE_MS },
+      `the stop did not finish within ${STOP_DEADLINE_MS / 1000} s of the signal (is the database answering?): exiting; the holds left open are refunded by the next instance's recovery pass once this instance's lease expires`,
+    );
+    process.exit(1);
+  }, STOP_DEADLINE_MS);
+}
+
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, "shutting down: finishing in-flight requests");
+  exitAtStopDeadline();
   try {
     await app.close();
     await database.close();
