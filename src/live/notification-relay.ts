@@ -71,7 +71,7 @@ export function startNotificationRelay(options: { db: DbOrTx; intervalMs: number
       failures = 0;
     } catch (err) {
       if (failures === 0) {
-        options.logger.warn({ event: "live.relay_failed", err: { message: err instanceof Error ? err.message : String(err) } }, "could not relay balance changes; retrying");
+        options.logger.warn({ event: "live.relay_failed", err: relayFailure(err) }, "could not relay balance changes; retrying");
       }
       failures++;
     }
@@ -89,4 +89,17 @@ export function startNotificationRelay(options: { db: DbOrTx; intervalMs: number
       await running;
     },
   };
+}
+
+/**
+ * What a failed relay logs: the message and the driver's cause. drizzle's "Failed query: …" names
+ * only the statement; why it failed (too many connections, a pool checkout timing out, a terminated
+ * backend) is its cause, which an operator needs to see why live balances stalled.
+ */
+export function relayFailure(err: unknown): { message: string; cause?: string; code?: string } {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const cause = (err as { cause?: unknown }).cause;
+  if (!(cause instanceof Error)) return { message: err.message };
+  const code = (cause as { code?: unknown }).code;
+  return { message: err.message, cause: cause.message, ...(typeof code === "string" ? { code } : {}) };
 }
