@@ -4,6 +4,7 @@
  * `DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:5999/x (connection refused)`,
  * instead of a driver's stack trace.
  */
+import { statfsSync } from "node:fs";
 
 export interface DatabaseStartFailure {
   /** The variable to fix: DATABASE_URL, or PGLITE_DIR for the embedded database. */
@@ -96,13 +97,43 @@ function causeOf(err: unknown): string {
 }
 
 /**
- * Describes why the database named by the configuration could not be opened at start (connected and
- * migrated): PostgreSQL when `databaseUrl` is set, else PGlite in `pgliteDir`.
+ * Below this much free space, a PGlite start that failed is put down to the full disk. PGlite reports
+ * a write that found no space at start only as "PGlite failed to initialize properly" (an outside
+ * audit, on a full file system): the one cause an operator can act on was missing.
  */
-export function databaseStartFailure(settings: { databaseUrl?: string; pgliteDir: string }, err: unknown): DatabaseStartFailure {
-  const cause = causeOf(err);
+const NEARLY_FULL_BYTES = 16 * 1024 * 1024;
+
+/** Free bytes (for this user) on the file system holding `directory`; undefined when it cannot be read. */
+function freeBytesAt(directory: string): number | undefined {
+  try {
+    const stats = statfsSync(directory);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The PGlite cause, with the full disk named when the driver's words do not say it. */
+function pgliteCause(cause: string, directory: string, freeBytes: (directory: string) => number | undefined): string {
+  if (cause === CAUSES.ENOSPC || directory.startsWith("memory://")) return cause;
+  const free = freeBytes(directory.startsWith("file://") ? directory.slice("file://".length) : directory);
+  if (free === undefined || free >= NEARLY_FULL_BYTES) return cause;
+  return `${CAUSES.ENOSPC}: ${Math.floor(free / 1024)} KB free; ${cause}`;
+}
+
+/**
+ * Describes why the database named by the configuration could not be opened at start (connected and
+ * migrated): PostgreSQL when `databaseUrl` is set, else PGlite in `pgliteDir` (whose file system's
+ * free space `freeBytes` reads).
+ */
+export function databaseStartFailure(
+  settings: { databaseUrl?: string; pgliteDir: string },
+  err: unknown,
+  freeBytes: (directory: string) => number | undefined = freeBytesAt,
+): DatabaseStartFailure {
   if (settings.databaseUrl === undefined) {
     const target = settings.pgliteDir;
+    const cause = pgliteCause(causeOf(err), target, freeBytes);
     return {
       variable: "PGLITE_DIR",
       target,
@@ -110,6 +141,7 @@ export function databaseStartFailure(settings: { databaseUrl?: string; pgliteDir
       message: `PGLITE_DIR: could not open the embedded database in "${target}" (${cause})`,
     };
   }
+  const cause = causeOf(err);
   const url = settings.databaseUrl;
   const target = postgresTarget(url);
   const safeCause = withoutSecrets(cause, url);

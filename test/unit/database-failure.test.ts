@@ -49,4 +49,16 @@ describe("database start failure", () => {
     const failure = databaseStartFailure({ pgliteDir: "/etc/passwd/x" }, errno("ENOTDIR", "ENOTDIR: not a directory, mkdir '/etc/passwd/x'"));
     expect(failure.message).toBe('PGLITE_DIR: could not open the embedded database in "/etc/passwd/x" (a part of the path is not a directory)');
   });
+
+  // An outside audit: PGLITE_DIR on a full file system stopped the start with only PGlite's words.
+  it("names a full disk when PGlite's own words do not", () => {
+    const initFailed = new Error("PGlite failed to initialize properly");
+    const full = databaseStartFailure({ pgliteDir: "/data/pglite" }, initFailed, () => 4096);
+    expect(full.message).toBe('PGLITE_DIR: could not open the embedded database in "/data/pglite" (no space left on the device: 4 KB free; PGlite failed to initialize properly)');
+    const roomy = databaseStartFailure({ pgliteDir: "/data/pglite" }, initFailed, () => 10 * 1024 ** 3);
+    expect(roomy.cause).toBe("PGlite failed to initialize properly");
+    // The free space of this file system, read for real: the test machine's disk is not full.
+    expect(databaseStartFailure({ pgliteDir: "." }, initFailed).cause).toBe("PGlite failed to initialize properly");
+    expect(databaseStartFailure({ pgliteDir: "memory://" }, initFailed, () => 0).cause).toBe("PGlite failed to initialize properly");
+  });
 });
