@@ -17,6 +17,30 @@ import { listenForPoolErrors } from "./pool-error-listeners.js";
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
 
+/**
+ * Every pg pool's connections. TCP keepalive, so that a connection the network silently dropped
+ * (a partition, a NAT or load balancer forgetting it) is found dead while idle, instead of only
+ * when a statement sent on it never answers.
+ */
+const CONNECTION_SETTINGS = { connectionTimeoutMillis: 5_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+
+/**
+ * The control pool (DatabaseHandle.control): the instance lease's renewal and /health's ping, which
+ * must not wait behind requests for a connection of the request pool. A busy pool then neither lets
+ * the lease lapse (and recovery refund the holds of calls still running here) nor makes a busy
+ * instance look down. One connection, kept open (no idle timeout: a database at max_connections
+ * cannot then refuse the next renewal a connection), not keeping the process alive while idle. A
+ * statement that gets no answer within query_timeout fails, and its connection is dropped, so the
+ * next renewal retries on a fresh one well within the lease's TTL.
+ */
+const CONTROL_SETTINGS = {
+  ...CONNECTION_SETTINGS,
+  max: 1,
+  idleTimeoutMillis: 0,
+  allowExitOnIdle: true,
+  query_timeout: 5_000,
+} as const;
+
 export interface ConnectOptions {
   databaseUrl?: string;
   poolSize?: number;
@@ -32,13 +56,13 @@ async function connectPostgres(url: string, options: ConnectOptions): Promise<Da
   const { default: pg } = await import("pg");
   const { drizzle } = await import("drizzle-orm/node-postgres");
 
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({ ...CONNECTION_SETTINGS, connectionString: url, max: options.poolSize ?? 10 });
   listenForPoolErrors(pool, options.logger);
 
   const db = drizzle(pool, { schema }) as unknown as Database;
   // Migrations run on a connection of their own, closed before the pool opens any: settings the
   // migrations put on the database (0009: jit = off) apply to new sessions only.
-  const migrationPool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000 });
+  const migrationPool = new pg.Pool({ ...CONNECTION_SETTINGS, connectionString: url, max: 1 });
   listenForPoolErrors(migrationPool, options.logger);
   try {
     logAppliedMigrations(options.logger, await applyMigrations(drizzle(migrationPool, { schema }) as unknown as Database, MIGRATIONS_FOLDER));
@@ -48,14 +72,19 @@ async function connectPostgres(url: string, options: ConnectOptions): Promise<Da
   } finally {
     await migrationPool.end();
   }
+  const controlPool = new pg.Pool({ ...CONTROL_SETTINGS, connectionString: url });
+  listenForPoolErrors(controlPool, options.logger);
   return {
     db,
+    control: drizzle(controlPool, { schema }) as unknown as Database,
     kind: "postgres",
     url,
     ping: async () => {
-      await pool.query("select 1");
+      await controlPool.query("select 1");
     },
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), controlPool.end()]);
+    },
   };
 }
 

@@ -16,6 +16,12 @@ export type DatabaseKind = "pglite" | "postgres";
 
 export interface DatabaseHandle {
   readonly db: Database;
+  /**
+   * PostgreSQL opened by connectDatabase: a one-connection pool of its own, on the same URL, for the
+   * instance lease and ping(), which must not wait behind requests holding every connection of
+   * `db`'s pool. Absent (PGlite, whose one connection serves all; a host's own handle): they use `db`.
+   */
+  readonly control?: Database;
   readonly kind: DatabaseKind;
   /** PostgreSQL: the URL the pool connects to (live balance opens its own LISTEN session from it). */
   readonly url?: string;

@@ -380,7 +380,7 @@ export async function createCredits<TContext extends object = Record<string, unk
     const observer = composeObservers([loggingObserver(logger), ...(options.observers ?? [])], (err) =>
       logger.error({ err }, "a charge observer failed"),
     );
-    const lease = startInstanceLease({ db: handle.db, ttlMs: options.lease?.ttlMs ?? LEASE_TTL_MS, logger });
+    const lease = startInstanceLease({ db: handle.control ?? handle.db, ttlMs: options.lease?.ttlMs ?? LEASE_TTL_MS, logger });
     opened.push(() => lease.stop());
     const ledger = createCoalescingChargeLedger(handle.db, {
       ...options.ledger,
