@@ -36,8 +36,9 @@ const ws = createWsClient({
   url: url.replace(/^http/, "ws"), // http:// → ws://, https:// → wss://
   webSocketImpl: WebSocket, // Node only, as above
   connectionParams: { authorization: `Bearer ${token}` },
-  // 4401: no token, a bad one, or its exp passed while connected (the reason says which). graphql-ws
-  // does not retry it: sign in again, then connect with the new token.
+  // 4401: no token, a bad one, its exp passed while connected, or its key was removed from the
+  // issuer's key set (the reason says which). graphql-ws does not retry it: sign in again, then
+  // connect with the new token.
   on: {
     closed: (event) => {
       const { code, reason } = event as { code: number; reason: string };

@@ -8,8 +8,23 @@
  * UNAUTHENTICATED with a message that says what is wrong (an expired token, one not valid yet,
  * which claim) and nothing about the key; the same words close a refused WebSocket, so they stay
  * short.
+ *
+ * A verified token is remembered until its `exp` (VerifiedTokenCache). One verified through the key
+ * set is remembered only while that key set is still the current one and fresh: a key the issuer
+ * removes (rotation, revocation) stops being accepted once the set is fetched again, and at the
+ * latest KEY_SET_MAX_AGE_MS after its removal, however long its tokens live.
  */
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwksCache,
+  jwtVerify,
+  type ExportedJWKSCache,
+  type JWKSCacheInput,
+  type JWTPayload,
+  type RemoteJWKSet,
+} from "jose";
 import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from "./clock-tolerance.js";
 import { DEVELOPMENT_JWT_SECRET } from "./dev-secret.js";
@@ -31,10 +46,56 @@ export type TokenVerifier = (token: string) => Promise<Viewer>;
 
 const ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"];
 
+/** How long a fetched key set is used before it is fetched again (jose's cacheMaxAge, its default). */
+const KEY_SET_MAX_AGE_MS = 10 * 60_000;
+/**
+ * How soon after a fetch a token naming a key the set does not hold fetches it again (jose's
+ * cooldownDuration, 30 s by default): a key the issuer has just started signing with is accepted
+ * within seconds, not refused for half a minute. Not lower: an unknown `kid` (anyone can make one up)
+ * triggers at most one fetch per cooldown, so this bounds what a flood of them costs the key set's host.
+ */
+const KEY_SET_COOLDOWN_MS = 5_000;
+
+/** The key set at JWT_JWKS_URL, and which fetch of it jose verifies with now. */
+interface KeySet {
+  resolve: RemoteJWKSet;
+  /**
+   * The set jose holds now: a new object on every successful fetch, so a cached verdict can tell
+   * whether the set that verified its token has been replaced since. NOT_FETCHED before the first.
+   */
+  current(): object;
+}
+
+const NOT_FETCHED = Object.freeze({});
+
+/**
+ * jose's remote key set, watched through its jwksCache option: jose stores each set it fetches
+ * there (it is only read here, never seeded, so it trusts nothing but what it fetched itself).
+ * RemoteJWKSet's own jwks() returns a new copy on every call, so it cannot say whether the set changed.
+ */
+function remoteKeySet(url: string): KeySet {
+  const fetched: Partial<ExportedJWKSCache> = {};
+  const resolve = createRemoteJWKSet(new URL(url), {
+    cacheMaxAge: KEY_SET_MAX_AGE_MS,
+    cooldownDuration: KEY_SET_COOLDOWN_MS,
+    [jwksCache]: fetched as JWKSCacheInput,
+  });
+  return { resolve, current: () => fetched.jwks ?? NOT_FETCHED };
+}
+
+/** A verified token, as the cache keeps it. */
+interface Verdict {
+  viewer: Viewer;
+  /** Until when it may be answered from the cache: the token's expiry, if it has one. */
+  expiresAtMs: number;
+  /** For a token verified through the key set: the set jose held just before verifying it (KeySet.current). */
+  keySet?: object;
+}
+
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const secret = new TextEncoder().encode(options.secret ?? (options.jwksUrl ? undefined : DEVELOPMENT_JWT_SECRET) ?? "");
   const hasSecret = Boolean(options.secret) || !options.jwksUrl;
-  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 10 * 60_000 }) : undefined;
+  const keySet = options.jwksUrl ? remoteKeySet(options.jwksUrl) : undefined;
   const clockToleranceSeconds = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
   const claimChecks = {
     issuer: options.issuer,
@@ -47,7 +108,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   };
   const cache = new VerifiedTokenCache(options.cacheSize ?? 10_000);
 
-  async function verifyUncached(token: string): Promise<{ viewer: Viewer; expiresAtMs: number }> {
+  async function verifyUncached(token: string): Promise<Verdict> {
     // A header is the client's JSON: its alg may be anything, not only a string.
     let alg: unknown;
     try {
@@ -57,14 +118,18 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     }
     let payload: JWTPayload;
     let viaKeySet = false;
+    // Taken before jose verifies (and may fetch the set): a fetch that lands meanwhile, perhaps without
+    // the token's key, then makes the next cache hit verify again rather than trust a set it never saw.
+    let verifiedWith: object | undefined;
     try {
       if (alg === "HS256" && hasSecret) {
         ({ payload } = await jwtVerify(token, secret, { ...claimChecks, algorithms: ["HS256"] }));
-      } else if (typeof alg === "string" && ASYMMETRIC_ALGORITHMS.includes(alg) && jwks) {
+      } else if (typeof alg === "string" && ASYMMETRIC_ALGORITHMS.includes(alg) && keySet) {
         viaKeySet = true;
-        ({ payload } = await jwtVerify(token, jwks, { ...claimChecks, algorithms: ASYMMETRIC_ALGORITHMS }));
+        verifiedWith = keySet.current();
+        ({ payload } = await jwtVerify(token, keySet.resolve, { ...claimChecks, algorithms: ASYMMETRIC_ALGORITHMS }));
       } else {
-        throw new UnauthenticatedError(`Invalid token: algorithm ${shownAlgorithm(alg)} is not accepted; this server accepts ${acceptedAlgorithms(hasSecret, Boolean(jwks))}`);
+        throw new UnauthenticatedError(`Invalid token: algorithm ${shownAlgorithm(alg)} is not accepted; this server accepts ${acceptedAlgorithms(hasSecret, Boolean(keySet))}`);
       }
     } catch (err) {
       if (viaKeySet && isKeySetFailure(err)) {
@@ -73,7 +138,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       throw toUnauthenticated(err);
     }
     refuseIssuedInTheFuture(payload, clockToleranceSeconds);
-    if (payload.sub === undefined && payload.role === "service_role") return serviceKeyCaller(payload);
+    if (payload.sub === undefined && payload.role === "service_role") return { ...serviceKeyCaller(payload), keySet: verifiedWith };
     if (payload.sub === undefined) throw new UnauthenticatedError("Invalid token: the sub claim is missing");
     if (typeof payload.sub !== "string") throw new UnauthenticatedError("Invalid token: the sub claim must be a string user id");
     // A subject is the user id: owner and actor ids in the database, under the same rule as the
@@ -83,15 +148,25 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     // at an end (no subscription could ever be opened for it) are a bad token, not a server error.
     const problem = userIdProblem(payload.sub);
     if (problem) throw new UnauthenticatedError(`Invalid token: the sub claim is not a valid user id: it ${problem}`);
-    return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, expiresAtMs: cachedUntilMs(payload.exp) };
+    return { viewer: { id: payload.sub, isAdmin: isAdminClaims(payload) }, expiresAtMs: cachedUntilMs(payload.exp), keySet: verifiedWith };
+  }
+
+  /**
+   * Whether a cached verdict still holds: always for HS256 (JWT_SECRET changes only with a restart);
+   * through the key set, only while the set that verified it is still jose's current one and fresh.
+   * Otherwise the token is verified again, and jose fetches a stale set first.
+   */
+  function stillHolds(verdict: Verdict): boolean {
+    if (verdict.keySet === undefined) return true;
+    return keySet !== undefined && keySet.resolve.fresh && verdict.keySet === keySet.current();
   }
 
   return async (token: string) => {
     const cached = cache.get(token);
-    if (cached) return cached;
-    const { viewer, expiresAtMs } = await verifyUncached(token);
-    cache.set(token, viewer, expiresAtMs);
-    return viewer;
+    if (cached && stillHolds(cached)) return cached.viewer;
+    const verdict = await verifyUncached(token);
+    cache.set(token, verdict);
+    return verdict.viewer;
   };
 }
 
@@ -181,30 +256,32 @@ function acceptedAlgorithms(hasSecret: boolean, hasKeySet: boolean): string {
 }
 
 /**
- * Remembers verified tokens until they expire. Keyed by the whole token string, so a forged token
- * never matches a verified one. Oldest entries go first when full (Map keeps insertion order).
+ * Remembers verified tokens until they expire (whether a verdict through the key set still holds is
+ * the verifier's to say). Keyed by the whole token string, so a forged token never matches a verified
+ * one. Oldest entries go first when full (Map keeps insertion order).
  */
 class VerifiedTokenCache {
-  private readonly entries = new Map<string, { viewer: Viewer; expiresAtMs: number }>();
+  private readonly entries = new Map<string, Verdict>();
   constructor(private readonly maxEntries: number) {}
 
-  get(token: string): Viewer | undefined {
+  get(token: string): Verdict | undefined {
     const entry = this.entries.get(token);
     if (!entry) return undefined;
     if (entry.expiresAtMs <= Date.now()) {
       this.entries.delete(token);
       return undefined;
     }
-    return entry.viewer;
+    return entry;
   }
 
-  set(token: string, viewer: Viewer, expiresAtMs: number): void {
+  set(token: string, verdict: Verdict): void {
     if (this.maxEntries <= 0) return;
-    if (this.entries.size >= this.maxEntries) {
+    // A token verified again replaces its own entry, not the oldest one.
+    if (!this.entries.delete(token) && this.entries.size >= this.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(token, { viewer, expiresAtMs });
+    this.entries.set(token, verdict);
   }
 }
 

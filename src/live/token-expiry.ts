@@ -1,7 +1,8 @@
 /**
- * Ends a live-balance connection when the token it was opened with expires. The token is checked
- * once, at connection_init; without this a socket opened a minute before its token's `exp` would
- * go on receiving balance events for as long as it stays open, which is a sign-in that never ends.
+ * Ends a live-balance connection when the token it was opened with expires. The token is verified
+ * at connection_init (and again every minute for a key removed meanwhile: ./token-recheck.ts); without
+ * this a socket opened a minute before its token's `exp` would go on receiving balance events for as
+ * long as it stays open, which is a sign-in that never ends.
  * The close is 4401, as for a bad token at connection_init, so a client knows to get a new token
  * and connect again (graphql-ws clients do not retry 4401 as is).
  */

@@ -3,8 +3,9 @@
  * a `ws` WebSocketServer on the http.Server, graphql-ws's useServer, and a drain plugin that closes
  * the sockets when Apollo stops. Authentication is the connection_init payload
  * `{ "authorization": "Bearer <JWT>" }`; a missing, malformed or bad one closes the socket with 4401,
- * and so does the token's expiry on a connection opened with it. The close reason says what HTTP
- * would say of the same token ("Token expired: sign in again").
+ * and so does the token's expiry on a connection opened with it, or the token no longer passing
+ * verification (its key removed from JWT_JWKS_URL's set: checked again every minute while the socket
+ * is open). The close reason says what HTTP would say of the same token ("Token expired: sign in again").
  * Each operation gets its own requestId and the same context an HTTP request gets, is checked as
  * Apollo checks an HTTP request (a bad one is an `error` message for that operation alone; the socket
  * stays open), and its errors are formatted and logged as HTTP's are, each carrying the requestId.
@@ -38,6 +39,7 @@ import { OperationStream } from "./operation-stream.js";
 import { handOverWithOwnErrorListener, socketErrorListener } from "./socket-errors.js";
 import { SlowConsumerError } from "./subscriber-queue.js";
 import { closeWhenTokenExpires } from "./token-expiry.js";
+import { recheckTokenWhileOpen } from "./token-recheck.js";
 
 /** Close codes a client can act on (graphql-ws's own: 4400-4499). */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -372,6 +374,26 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     return false;
   }
 
+  /**
+   * Verifies the connection's token again every minute while it is open (src/live/token-recheck.ts):
+   * refused now (its key removed from the key set), the socket closes with 4401 and the verifier's
+   * words, as at connection_init; a key set that cannot be read leaves it open (the token may be good).
+   */
+  function recheckToken(ctx: LiveContext, token: string): void {
+    const socket = ctx.extra.socket;
+    recheckTokenWhileOpen(socket, {
+      verify: () => options.verify(token),
+      refused(err) {
+        log.info({ event: "live.token_refused", reason: refusalReason(err) }, "live-balance connection closed: its token is no longer accepted");
+        socket.close(CLOSE_UNAUTHORIZED, unauthorizedCloseReason(err));
+      },
+      unchecked(err) {
+        const cause = err instanceof InternalError ? (err.cause ?? err) : err;
+        log.warn({ event: "live.token_recheck_unavailable", err: cause }, "live-balance token could not be checked again; the connection stays open");
+      },
+    });
+  }
+
   /** REQUEST_LIMIT for one `subscribe`: a refusal is RATE_LIMITED for that operation alone, before it is parsed. */
   async function admitOperation(ctx: LiveContext): Promise<GraphQLError | undefined> {
     if (!options.admit) return undefined;
@@ -442,6 +464,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
           ctx.extra.caller = viewer.id;
           ctx.extra.dropped = false;
           closeWhenTokenExpires(ctx.extra.socket, token, CLOSE_UNAUTHORIZED, { toleranceMs: options.tokenClockToleranceMs });
+          recheckToken(ctx, token);
           // Watched until onClose; a socket that closed while its token was checked is not (onClose has run).
           if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) trackConnection(ctx, viewer.id);
           return true;
