@@ -9,7 +9,9 @@
  * (another session, as the ledger trigger's relay does) and waits for its own session to hear it. A
  * probe not heard within the timeout is logged at error with what to do, counted, and reported by
  * /health (`"liveBalance": "down"`, status degraded); one heard later, or after the next reconnect,
- * sets it right. A lost session is "down" too, until it is back and its probe heard.
+ * sets it right. A lost session is "down" too, until it is back and its probe heard: one the
+ * database dropped, or one gone silent (a network partition), which the listener's periodic check
+ * finds (src/live/notification-listener.ts).
  */
 import { randomUUID } from "node:crypto";
 

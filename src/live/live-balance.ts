@@ -19,7 +19,7 @@ import { BalanceHub, type BalanceEvent } from "./balance-hub.js";
 import { ChannelProbe, type ChannelState } from "./channel-probe.js";
 import { DatabaseClock } from "./database-clock.js";
 import { claimUnannouncedAlerts, currentBalances, ledgerEntriesByIds } from "./live-store.js";
-import { createInProcessListener, createPostgresListener, type NotificationListener } from "./notification-listener.js";
+import { createInProcessListener, createPostgresListener, type NotificationListener, type SessionCheck } from "./notification-listener.js";
 import { startNotificationRelay, type NotificationRelay } from "./notification-relay.js";
 
 export interface LiveBalanceOptions {
@@ -32,6 +32,8 @@ export interface LiveBalanceOptions {
   registry?: Registry;
   /** Events one subscriber may have waiting before it is dropped as too slow. */
   maxQueuedPerSubscriber?: number;
+  /** How often the LISTEN session is checked, and how long it may take to answer (default: every 15 s, 5 s). */
+  listenCheck?: SessionCheck;
 }
 
 export interface LiveBalance {
@@ -181,7 +183,7 @@ export function createLiveBalance(options: LiveBalanceOptions): LiveBalance {
   };
   const listener: NotificationListener = options.database.listen
     ? createInProcessListener(options.database.listen.bind(options.database), BALANCE_CHANNEL, events)
-    : createPostgresListener({ url: requireUrl(options), channel: BALANCE_CHANNEL, logger: log }, events);
+    : createPostgresListener({ url: requireUrl(options), channel: BALANCE_CHANNEL, logger: log, check: options.listenCheck }, events);
 
   return {
     subscribe: (subscriptionId, types) => hub.subscribe(subscriptionId, types),
