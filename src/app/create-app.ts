@@ -20,6 +20,7 @@ import { buildBaseSchema } from "../graphql/build-schema.js";
 import { formatError as formatAnyError } from "../graphql/format-error.js";
 import { hidingSchemaHints } from "../graphql/schema-hints.js";
 import {
+  pageBudgetPlugin,
   refuseHttpSubscriptionsPlugin,
   refuseNulVariablesPlugin,
   requestDocumentChecks,
@@ -227,6 +228,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // Documents refused before graphql validates them: over the document budget (validation is
       // quadratic in repeated fields), or @skip/@include on a subscription's root field (graphql 16's own rule throws).
       refusedDocumentsPlugin<RequestContext>(),
+      // Operations asking for more than MAX_PAGE_ITEMS list items in all (e.g. 50 aliases of a ledger
+      // page of 1,000) are refused before anything runs: their answers took whole instances down.
+      pageBudgetPlugin<RequestContext>(),
       // Apollo installs its cache-control plugin unless told otherwise. Nothing here sets cache hints
       // (every answer depends on the caller and on live balances), and the plugin's per-field hook
       // makes Apollo wrap every resolver of the schema: a cost on every field of every request.

@@ -35,6 +35,8 @@ export const PRICE_MEMO_MAX_CHARACTERS = 2_000_000;
 /** The operation of a document that a preview prices, with every metered field it may run. */
 export interface OperationPlan {
   readonly operation: OperationDefinitionNode;
+  /** The document the operation is in: its fragments, for the page budget. */
+  readonly document: DocumentNode;
   readonly meteredFields: readonly MeteredFieldOccurrence[];
 }
 
@@ -63,7 +65,7 @@ class PreparedDocument {
       );
     }
     // Only names that exist get here, so this map is bounded by the document's own operations.
-    const plan = { operation, meteredFields: findMeteredFields(this.schema, this.document, operation, this.metered) };
+    const plan = { operation, document: this.document, meteredFields: findMeteredFields(this.schema, this.document, operation, this.metered) };
     this.plans.set(key, plan);
     return plan;
   }

@@ -15,6 +15,7 @@
 import { GraphQLError, Kind, getArgumentValues, getVariableValues, type GraphQLSchema } from "graphql";
 import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
 import type { DocumentChecks } from "../../graphql/validation/index.js";
+import { pageBudgetRefusal } from "../../graphql/validation/page-budget.js";
 import type { MeteredField } from "../metered-field.js";
 import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs, type Price } from "../pricing.js";
 import { previewDocumentCache } from "./document-cache.js";
@@ -103,6 +104,9 @@ export function priceDocument(
   if (coerced.errors) {
     throw new BadUserInputError(`The variables do not fit the document: ${coerced.errors.map((e) => e.message).join("; ")}`, "variables");
   }
+  // The request would be refused over its page budget (page-budget.ts): the preview says so in the same words.
+  const overBudget = pageBudgetRefusal(schema, plan.document, plan.operation, request.variables ?? {});
+  if (overBudget) throw new BadUserInputError(overBudget, "query");
 
   return runningFields(plan.meteredFields, coerced.coerced).map((occurrence): PricedField => {
     const price = memoisedPrice(cache.prices, occurrence, coerced.coerced);

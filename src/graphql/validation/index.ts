@@ -2,7 +2,8 @@
  * Everything a request must pass before it runs, as Apollo takes it: parse options (the token
  * limit), validation rules (run with GraphQL's own) and the request plugins that check what rules
  * cannot see (variables, the transport), among them the document budget (document-budget.ts),
- * walked before graphql validates and reported by refusedDocumentRule.
+ * walked before graphql validates and reported by refusedDocumentRule, and the page budget
+ * (page-budget.ts), which needs the operation's variables and so runs once the operation is resolved.
  */
 import type { ParseOptions, ValidationRule } from "graphql";
 import type { MeteredField } from "../../credits/metered-field.js";
@@ -16,6 +17,7 @@ import { refusedDocumentRule } from "./subscription-root-conditions.js";
 export { refuseNulVariablesPlugin } from "./nul-characters.js";
 export { refuseHttpSubscriptionsPlugin } from "./http-subscriptions.js";
 export { refusedDocumentsPlugin } from "./subscription-root-conditions.js";
+export { pageBudgetPlugin } from "./page-budget.js";
 export type { OperationLimits } from "./operation-limits.js";
 
 /** The operation limits, and MAX_DOCUMENT_TOKENS: the most lexical tokens a document may have. */
