@@ -93,6 +93,23 @@ describe.each(BACKENDS)("charge functions on %s", (backend) => {
     expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
   });
 
+  it("of two grants with the same priority and expiry, the older is drawn first", async () => {
+    const sub = await fundedSubscription(database, "cf-owner-tie", {});
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    const older = await addGrant(database.db, sub, 5, { priority: 20, expiresAt });
+    const newer = await addGrant(database.db, sub, 5, { priority: 20, expiresAt });
+    // Two statements: the first hold is covered by the first grant (the function draws it itself),
+    // the second is not (drawn hold by hold, across grants).
+    const holds = [hold(sub, 3), hold(sub, 4)];
+    for (const h of holds) expect((await holdGroups(database.db, [[h]]))[0][0].ok).toBe(true);
+    expect(await draws(database.db, holds[0].entryId)).toEqual([{ grantId: older, amount: 3 }]);
+    expect(await draws(database.db, holds[1].entryId)).toEqual([{ grantId: older, amount: 2 }, { grantId: newer, amount: 2 }]);
+    expect(await remaining(database.db, older)).toBe(0);
+    expect(await remaining(database.db, newer)).toBe(3);
+    await settleHolds(database.db, holds.map((h) => ({ kind: "post" as const, subscriptionId: sub, entryId: h.entryId, actorId: null, requestId: null })));
+    expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+  });
+
   it("a settlement gives releases and refunds back to the one grant drawn from; to an expired one they expire at once", async () => {
     const sub = await fundedSubscription(database, "cf-owner-3", {});
     const soon = await addGrant(database.db, sub, 10, { priority: 0, expiresAt: new Date(Date.now() + 600) });

@@ -16,6 +16,13 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   throw new Error("expected the statement to fail");
 }
 
+/** The driver's own message, under Drizzle's wrapping (DrizzleQueryError keeps it as its cause). */
+function causeMessage(err: unknown): string {
+  let current = err as { message?: string; cause?: unknown };
+  while (current.cause && typeof current.cause === "object") current = current.cause as typeof current;
+  return String(current.message);
+}
+
 describe.each(BACKENDS)("database invariants on %s", (backend) => {
   let database: TestDatabase;
   let subscriptionId: string;
@@ -108,5 +115,28 @@ describe.each(BACKENDS)("database invariants on %s", (backend) => {
     expect(sqlState(await failure(insertRefund(2)))).toBe("23514");
     await insertRefund(1);
     expect(sqlState(await failure(insertRefund(1)))).toBe("23514");
+  });
+
+  it("a refund of another credit type than its debit is refused, though the amount would fit", async () => {
+    const debit = await holdOne(database.db, {
+      subscriptionId,
+      creditType: "ai",
+      amount: 2,
+      operation: "Mutation.test",
+      estimated: 2,
+      actorId: "owner-1",
+      adminOverride: false,
+      requestId: "r4",
+    });
+    if (!debit.ok) throw new Error("debit failed");
+    const err = await failure(
+      database.db.execute(sql`
+        insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, refund_of)
+        values (${subscriptionId}::uuid, 'leads', 'REFUND', 1, 1, ${debit.entryId}::uuid)`),
+    );
+    expect(sqlState(err)).toBe("23514");
+    expect(causeMessage(err)).toBe(`refund_of ${debit.entryId} is not a DEBIT of this subscription and credit type`);
+    const refunds = await queryRows<{ n: number | string }>(database.db, sql`select count(*) as n from credit_ledger where refund_of = ${debit.entryId}::uuid`);
+    expect(Number(refunds[0].n)).toBe(0);
   });
 });

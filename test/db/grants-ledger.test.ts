@@ -178,6 +178,60 @@ describe.each(BACKENDS)("grants in the ledger statements on %s", (backend) => {
     expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
   });
 
+  // A settlement statement gives a one-grant debit back into that grant itself, and leaves a debit
+  // that drew from several grants to the ledger trigger, in reverse draw order. A settlement that
+  // mixes the two must not give the several-grant debit back into its first grant alone.
+  const settleMixed = async (expiresInMs: number, waitMs: number) => {
+    const ledger = createCoalescingChargeLedger(database.db);
+    const sub = await fundedSubscription(database, "grants-owner", {});
+    const promo = await grantIdOf(
+      database.db,
+      (await addGrant(database.db, sub, 4, { category: "PROMOTIONAL", priority: 0, expiresAt: new Date(Date.now() + expiresInMs) })).id,
+    );
+    const paid = await grantIdOf(database.db, (await addGrant(database.db, sub, 20)).id);
+    const first = await holdOne(ledger, hold(sub, 6));
+    const second = await holdOne(ledger, hold(sub, 3));
+    if (!first.ok || !second.ok) throw new Error("holds refused");
+    expect(await drawsOf(database.db, first.entryId)).toEqual([{ grantId: promo, amount: 4 }, { grantId: paid, amount: 2 }]);
+    expect(await drawsOf(database.db, second.entryId)).toEqual([{ grantId: paid, amount: 3 }]);
+    await sleep(waitMs);
+    const outcomes = await ledger.settle([
+      { kind: "release", subscriptionId: sub, entryId: first.entryId, amount: 5, actorId: null, requestId: null },
+      { kind: "void", subscriptionId: sub, entryId: second.entryId, reason: "failed", actorId: null, requestId: null },
+    ]);
+    expect(outcomes.map((o) => o.settled)).toEqual([true, true]);
+    const entries = await queryRows<{ kind: string; amount: number; refund_of: string | null; draws: unknown }>(
+      database.db,
+      sql`select kind, amount, refund_of, draws from credit_ledger where subscription_id = ${sub}::uuid and kind in ('RELEASE', 'REFUND', 'EXPIRATION') order by seq`,
+    );
+    const remaining = await queryRows<{ id: string; remaining: number }>(database.db, sql`select id, remaining from credit_grants where subscription_id = ${sub}::uuid`);
+    return { sub, promo, paid, first: first.entryId, second: second.entryId, entries, remaining: Object.fromEntries(remaining.map((r) => [r.id, Number(r.remaining)])) };
+  };
+
+  it("one settlement of a debit drawn from two grants and one drawn from one gives each back to its own grants, in reverse draw order", async () => {
+    const { sub, promo, paid, first, second, entries, remaining } = await settleMixed(3_600_000, 0);
+    expect(entries).toEqual([
+      { kind: "RELEASE", amount: 5, refund_of: first, draws: [{ grantId: paid, amount: 2 }, { grantId: promo, amount: 3 }] },
+      { kind: "REFUND", amount: 3, refund_of: second, draws: [{ grantId: paid, amount: 3 }] },
+    ]);
+    // The first call cost 1, of the promotional grant (refilled last); the second cost nothing.
+    expect(remaining).toEqual({ [promo]: 3, [paid]: 20 });
+    expect(await aiBalance(database.db, sub)).toBe(23);
+    expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+  });
+
+  it("the same settlement after the promotional grant expired gives its part back expired, and it expires at once", async () => {
+    const { sub, promo, paid, first, second, entries, remaining } = await settleMixed(600, 700);
+    expect(entries).toEqual([
+      { kind: "RELEASE", amount: 5, refund_of: first, draws: [{ grantId: paid, amount: 2 }, { grantId: promo, amount: 3, expired: true }] },
+      { kind: "REFUND", amount: 3, refund_of: second, draws: [{ grantId: paid, amount: 3 }] },
+      { kind: "EXPIRATION", amount: -3, refund_of: null, draws: [{ grantId: promo, amount: 3 }] },
+    ]);
+    expect(remaining).toEqual({ [promo]: 0, [paid]: 20 });
+    expect(await aiBalance(database.db, sub)).toBe(20);
+    expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+  });
+
   it("the audit finds a grant that disagrees with its ledger history, and a balance that disagrees with its grants", async () => {
     const audit = await createTestDatabase(backend);
     try {

@@ -11,7 +11,9 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows, type Database } from "../../src/db/database.js";
+import { expireDueGrants } from "../../src/grants/expiry.js";
 import { auditLedgerAndGrants } from "../../src/grants/grant-audit.js";
+import { grantWithTerms } from "../../src/grants/grant-credits.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { loadPlans } from "../../src/plans/plan-config.js";
 import { renewDuePeriods, startMissingPeriods } from "../../src/plans/plan-periods.js";
@@ -91,6 +93,49 @@ describe.each(BACKENDS)("plan renewals on %s", (backend) => {
       expect(await renewDuePeriods(database.db, [free, zero])).toEqual({ renewed: 0, closed: 1, failed: 0 });
       expect(await periodsOf(database.db, id)).toBe(0);
       expect((await entriesOf(database.db, id)).map((e) => [e.kind, e.amount])).toEqual([["GRANT", 5]]);
+    });
+  });
+
+  describe("the expiry pass and the renewal", () => {
+    const [monthly] = loadPlans(JSON.stringify([{ name: "monthly", period: "1h", allowances: { ai: { allowance: 10, rolloverMax: 3 } } }]), undefined);
+
+    // The two passes run independently (grant maintenance, several instances): the expiry pass
+    // reaching an ended period's PLAN grant first must leave it to the renewal, which rolls part of it
+    // over. The balance also has an expired promotional grant, so the expiry pass does visit it.
+    it("an expiry pass run after the period ended but before its renewal leaves the plan credits to the renewal's rollover", async () => {
+      const { id } = await openSubscription(database.db, { ownerId: "expiry-first", plan: "monthly", actorId: "t", requestId: null, planDefinition: monthly });
+      await changeBalance(database.db, { subscriptionId: id, creditType: "ai", kind: "ADJUSTMENT", delta: -4, actorId: "t", reason: "spent", requestId: null });
+      const promo = await grantWithTerms(
+        database.db,
+        { subscriptionId: id, creditType: "ai", kind: "GRANT", delta: 2, actorId: "t", reason: "promo", requestId: null },
+        { category: "PROMOTIONAL", priority: 0, expiresAt: new Date(Date.now() + 3_600_000) },
+      );
+      await database.db.execute(sql`update credit_grants set expires_at = now() - interval '1 second' where entry_id = ${promo.id}::uuid`);
+      // The period and its allowance's grant have ended (moved into the past rather than waited for;
+      // to the millisecond, as the period ends the server computes are).
+      await database.db.execute(
+        sql`update plan_periods set period_end = date_trunc('milliseconds', now()) - interval '1 second' where subscription_id = ${id}::uuid`,
+      );
+      await database.db.execute(
+        sql`update credit_grants set expires_at = (select period_end from plan_periods where subscription_id = ${id}::uuid)
+             where subscription_id = ${id}::uuid and category = 'PLAN'`,
+      );
+      let before = (await entriesOf(database.db, id)).length;
+      await expireDueGrants(database.db);
+      // Only the promotional grant expired.
+      expect((await entriesOf(database.db, id)).slice(before).map((e) => [e.kind, e.amount, e.balance_after])).toEqual([["EXPIRATION", -2, 6]]);
+      expect(await balanceOf(database.db, id)).toBe(6);
+      before = (await entriesOf(database.db, id)).length;
+      expect((await renewDuePeriods(database.db, [monthly])).renewed).toBeGreaterThanOrEqual(1);
+      // min(6 unused, rolloverMax 3) rolled over, the other 3 expired, then the new allowance.
+      expect((await entriesOf(database.db, id)).slice(before).map((e) => [e.kind, e.amount, e.balance_after])).toEqual([
+        ["GRANT", 3, 9],
+        ["GRANT", 10, 19],
+        ["ADJUSTMENT", -3, 16],
+        ["EXPIRATION", -3, 13],
+      ]);
+      expect(await balanceOf(database.db, id)).toBe(13);
+      expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
     });
   });
 

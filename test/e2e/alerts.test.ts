@@ -271,6 +271,31 @@ describe.each(BACKENDS)("alerts on %s", (backend) => {
     expect(posted).toMatchObject({ id: estimate.id, kind: "ESTIMATE_MISMATCH", subscriptionId, message: estimate.message, details: estimate.details });
   });
 
+  // DESIGN.md: the alert is for a metered actual cost ABOVE the hold; one that equals it is the
+  // estimate being right.
+  it("raises no ESTIMATE_MISMATCH for an actual equal to the hold, and exactly one for an actual one above it", async () => {
+    const owner = "alerts-owner";
+    const viewer: Viewer = { id: owner, isAdmin: false } as Viewer;
+    const subscriptionId = await fundedSubscription(database, owner, { skiptrace: 50 });
+    const matches = (n: number) => ({ matches: Array.from({ length: n }, (_, i) => ({ recordIndex: i + 1, phones: [], emails: [] })) });
+
+    // One record: held 1. One match: the meter measures 1, the hold exactly.
+    const exact = await runMetered({ subscriptionId, viewer, resolve: () => matches(1) });
+    expect(exact.error).toBeUndefined();
+    expect(exact.credits!.charges[0]).toMatchObject({ charged: 1, actual: 1, cost: 1 });
+    await app.services.alerts!.flush();
+    expect((await alertsOf(subscriptionId)).edges).toEqual([]);
+
+    const over = await runMetered({ subscriptionId, viewer, resolve: () => matches(2) });
+    expect(over.error).toBeUndefined();
+    expect(over.credits!.charges[0]).toMatchObject({ charged: 1, actual: 2, cost: 1 });
+    await app.services.alerts!.flush();
+    const page = await alertsOf(subscriptionId);
+    expect(page.edges.map((e) => e.node)).toEqual([
+      expect.objectContaining({ kind: "ESTIMATE_MISMATCH", details: expect.objectContaining({ charged: 1, actual: 2, difference: 1 }) }),
+    ]);
+  });
+
   it("a settlement that fails reports the hold as the cost for now, and what the meter measured", async () => {
     // Found by an outside audit: `actual` was null although the call's result had been metered.
     const owner = "alerts-settle-owner";

@@ -71,6 +71,33 @@ describe.each(BACKENDS)("low-balance thresholds on %s", (backend) => {
     expect(off.body.data.setLowBalanceThreshold.lowBalanceThreshold).toBeNull();
   });
 
+  // DESIGN.md: LOW_BALANCE "when a change takes a balance from at or above its low-balance threshold
+  // to below it": reaching the threshold is not below it.
+  it("raises no LOW_BALANCE for a balance that comes down to its threshold, and one when it goes below", async () => {
+    const owner = "threshold-boundary";
+    const token = await userToken(owner);
+    const s = await fundedSubscription(database, owner, { leads: 6 });
+    const [server] = servers;
+    expect((await server.gql(SET_THRESHOLD, { input: { subscriptionId: s, type: "leads", lowBalance: 5 } }, { token })).body.errors).toBeUndefined();
+    const lowAlerts = async () => {
+      const res = await server.gql(ALERTS, { s }, { token });
+      return res.body.data.creditAlerts.edges.map((e: any) => e.node).filter((n: any) => n.kind === "LOW_BALANCE");
+    };
+
+    const atThreshold = await server.gql(SEARCH_LEADS, { s }, { token });
+    expect(atThreshold.body.errors).toBeUndefined();
+    expect(atThreshold.body.extensions!.credits.charges[0]).toMatchObject({ cost: 1, remaining: 5 });
+    const below = await server.gql(SEARCH_LEADS, { s }, { token });
+    expect(below.body.errors).toBeUndefined();
+    expect(below.body.extensions!.credits.charges[0]).toMatchObject({ cost: 1, remaining: 4 });
+
+    await until(async () => (await lowAlerts()).length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const alerts = await lowAlerts();
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0].details).toMatchObject({ creditType: "leads", threshold: 5, balance: 4, previousBalance: 5 });
+  });
+
   it("raises each crossing exactly once under 200 concurrent debits, and a recovery after a grant", { timeout: 120_000 }, async () => {
     const owner = "threshold-owner";
     const token = await userToken(owner);

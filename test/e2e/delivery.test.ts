@@ -45,12 +45,19 @@ class OneFailingPhone extends SimulatedProviders {
 }
 
 /** Sends a request on its own connection; `hangUp` closes it without reading an answer. */
-function rawRequest(url: string, token: string, body: string): { hangUp: () => void; answered: Promise<boolean> } {
+function rawRequest(url: string, token: string, body: string, headers: Record<string, string> = {}): { hangUp: () => void; answered: Promise<boolean> } {
   const target = new URL(url);
   let req: ReturnType<typeof request>;
   const answered = new Promise<boolean>((resolve) => {
     req = request(
-      { host: target.hostname, port: target.port, path: target.pathname, method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${token}` } },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}`, ...headers },
+      },
       () => resolve(true),
     );
     req.on("error", () => resolve(false));
@@ -195,6 +202,62 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
     const reason = await reader.query("select reason from credit_ledger where id = $1", [refund!.id]).finally(() => reader.end());
     expect(reason.rows[0].reason).toBe("result not delivered");
     expect((await ledgerState(database, sub)).balances.leads).toBe(10);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+
+  // docs/reliability.md: a call sent with an Idempotency-Key whose response is lost keeps its charge,
+  // because its result is stored and a retry with the key replays it; refunding it as undelivered
+  // would hand the retry a result for free. The same window as above, the call sent with a key.
+  if (backend === "postgres") it("a client with an Idempotency-Key that goes away while its call settles keeps its charge, and its retry replays it", async () => {
+    const sub = await fundedSubscription(database, "deliver-owner", { leads: 10 });
+    providers.gate = { started: signal(), release: signal() };
+    const key = `lost-response-${sub}`;
+    const query = `mutation($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "gated", limit: 5 }) { total } }`;
+    const call = rawRequest(`${url}/graphql`, token, JSON.stringify({ query, variables: { s: sub } }), { "idempotency-key": key });
+    await providers.gate.started.promise;
+    const blocker = new pg.Client({ connectionString: database.url });
+    await blocker.connect();
+    try {
+      await blocker.query("begin");
+      const locked = await blocker.query("select 1 from pending_charges where subscription_id = $1 for update", [sub]);
+      expect(locked.rowCount).toBe(1);
+      providers.gate.release.fire();
+      await new Promise((r) => setTimeout(r, 300)); // the resolver returns; the settlement waits on the lock
+      call.hangUp();
+      await new Promise((r) => setTimeout(r, 300)); // the server sees the connection close
+      await blocker.query("commit");
+    } finally {
+      await blocker.end();
+    }
+    expect(await call.answered).toBe(false);
+    // The settlement is written (no pending mark left), and then some time for a refund that must not come.
+    const reader = new pg.Client({ connectionString: database.url });
+    await reader.connect();
+    try {
+      for (let i = 0; i < 40 && (await reader.query("select 1 from pending_charges where subscription_id = $1", [sub])).rowCount! > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await reader.end();
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    const entries = await ledgerEntries(database, sub);
+    const debit = entries.find((e) => e.kind === "DEBIT")!;
+    const released = entries.filter((e) => e.kind === "RELEASE").reduce((sum, e) => sum + e.amount, 0);
+    expect(debit.amount).toBe(-5);
+    expect(entries.filter((e) => e.kind === "REFUND")).toEqual([]);
+    const cost = 5 - released;
+    expect(cost).toBeGreaterThan(0);
+    expect((await ledgerState(database, sub)).balances.leads).toBe(10 - cost);
+
+    const retry = await postGraphQL(`${url}/graphql`, query, { s: sub }, { token, headers: { "idempotency-key": key } });
+    expect(retry.status).toBe(200);
+    expect(retry.body.extensions!.credits.charges).toHaveLength(1);
+    expect(retry.body.extensions!.credits.charges[0]).toMatchObject({ replayed: true, entryId: debit.id, cost, refunded: 0 });
+    const after = await ledgerEntries(database, sub);
+    expect(after.filter((e) => e.kind === "DEBIT")).toHaveLength(1);
+    expect(after).toEqual(entries);
+    expect((await ledgerState(database, sub)).balances.leads).toBe(10 - cost);
     expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
 

@@ -46,6 +46,26 @@ describe.each(BACKENDS)("sums past 2^31-1 on %s", (backend) => {
     expect(usage.body.data.creditUsage).toEqual([{ key: "Mutation.runAiTask", credits: 4_000_000_000 }]);
   });
 
+  // The largest total a hold may take is the largest balance: a call charging exactly that is held
+  // and charged, only a total above it is refused before the database.
+  it("an admin override of exactly 2^31-1 on a balance of 2^31-1 is charged in full and leaves 0", async () => {
+    const full = await fundedSubscription(database, "big-spender", { ai: MAX_INT });
+    const res = await server.gql(
+      `mutation($s: ID!) { runAiTask(subscriptionId: $s, input: {prompt: "all of it"}, creditAmount: ${MAX_INT}) { output } }`,
+      { s: full },
+      { token: admin },
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.extensions!.credits.charges).toHaveLength(1);
+    expect(res.body.extensions!.credits.charges[0]).toMatchObject({ charged: MAX_INT, cost: MAX_INT, remaining: 0 });
+    const [balance] = await queryRows<{ balance: number }>(
+      database.db,
+      sql`select balance from credit_balances where subscription_id = ${full}::uuid and credit_type = 'ai'`,
+    );
+    expect(Number(balance.balance)).toBe(0);
+  });
+
   it("a preview of two maximal admin overrides totals 2 × (2^31-1)", async () => {
     const query = `mutation($s: ID!) {
       a: runAiTask(subscriptionId: $s, input: {prompt: "a"}, creditAmount: ${MAX_INT}) { output }

@@ -7,8 +7,13 @@ import { ApolloServer } from "@apollo/server";
 import { buildSchema } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCredits, UnauthenticatedError, type Credits } from "../../src/library/index.js";
+import { sql } from "drizzle-orm";
+import { queryRows } from "../../src/db/database.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { createCreditMetrics } from "../../src/observability/metrics.js";
+import { metricsObserver } from "../../src/observability/metrics-observer.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 
 interface HostContext {
   user?: string;
@@ -148,6 +153,72 @@ describe.each(BACKENDS)("createCredits on %s", (backend) => {
     }
     expect(limited!.errors![0].extensions).toMatchObject({ code: "RATE_LIMITED", retryAfterSeconds: expect.any(Number) });
     expect(limited!.extensions?.credits?.charges ?? []).toEqual([]);
+  });
+});
+
+describe.each(BACKENDS)("a host meter that fails, through createCredits on %s", (backend) => {
+  const captured = captureLogLines();
+  const metrics = createCreditMetrics();
+  let database: TestDatabase;
+  let credits: Credits<HostContext>;
+  let server: ApolloServer<HostContext>;
+  let sub: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend);
+    credits = await createCredits<HostContext>({
+      database: backend === "postgres" ? database.url! : database,
+      migrate: true,
+      creditTypes: ["calls"],
+      estimators: { perItem: ({ n }: { n: number }) => n },
+      // Counts the items, except for two inputs: one it throws on, one it answers NaN to.
+      meters: {
+        items: ({ n }: { n: number }, result: unknown[]) => {
+          if (n === 7) throw new Error("meter backend down");
+          return n === 8 ? Number.NaN : result.length;
+        },
+      },
+      caller: (ctx) => (ctx.user ? { id: ctx.user, isAdmin: false } : undefined),
+      subscription: (ctx) => ctx.sub,
+      rateLimit: false,
+      recovery: false,
+      observers: [metricsObserver(metrics)],
+      logger: createLogger("info", captured.destination),
+    });
+    server = new ApolloServer<HostContext>({ schema: credits.transform(buildSchema(SDL(credits.typeDefs)), resolvers), plugins: [credits.plugin] });
+    sub = (await credits.admin.createSubscription({ ownerId: "ann", initialCredits: { calls: 100 } })).id;
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await credits?.close();
+    await database?.dispose();
+  });
+
+  const meterFailures = async () => (await metrics.meterFailures.get()).values.reduce((sum, v) => sum + v.value, 0);
+
+  it.each([
+    ["throws", 7],
+    ["returns NaN", 8],
+  ])("a meter that %s settles the call at its hold: nothing released, nothing refunded, logged and counted once", async (_, n) => {
+    const failuresBefore = await meterFailures();
+    const balanceBefore = (await credits.admin.balances(sub)).calls;
+    const response = await server.executeOperation({ query: `mutation { work(subscriptionId: "${sub}", n: ${n}) }` }, { contextValue: { user: "ann" } });
+    if (response.body.kind !== "single") throw new Error("expected a single result");
+    const { data, extensions } = response.body.singleResult as { data?: unknown; extensions?: { credits?: any } };
+    expect(data).toEqual({ work: [0, 1, 2] });
+    const charge = extensions!.credits.charges[0];
+    expect(charge).toMatchObject({ operation: "Mutation.work", estimated: n, charged: n, actual: null, released: 0, refunded: 0, cost: n, remaining: balanceBefore - n });
+    expect(await credits.admin.balances(sub)).toEqual({ calls: balanceBefore - n });
+    // The hold's DEBIT and nothing that gives any of it back.
+    const entries = await queryRows<{ kind: string; amount: number }>(
+      database.db,
+      sql`select kind, amount from credit_ledger where id = ${charge.entryId}::uuid or refund_of = ${charge.entryId}::uuid order by seq`,
+    );
+    expect(entries.map((e) => [e.kind, Number(e.amount)])).toEqual([["DEBIT", -n]]);
+    const logged = captured.lines.filter((l) => l.event === "credits.meter_failed" && l.entryId === charge.entryId);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ meter: "items", charged: n, operation: "Mutation.work" });
+    expect(await meterFailures()).toBe(failuresBefore + 1);
   });
 });
 
