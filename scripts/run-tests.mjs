@@ -3,20 +3,24 @@
 //   "N passed, N failed, N skipped"
 // vitest prints no such line itself, so it is derived from vitest's JSON reports.
 //
-// The whole suite runs in two passes:
+// The whole suite runs in three passes:
 //   1. every file but the load-sensitive ones, three files at a time. Vitest's default on a two-core
 //      machine is one at a time (CPUs - 1), but most files wait on servers, sockets, timers and
 //      PostgreSQL rather than compute, so three at a time takes far less wall time (two at a time:
-//      833 s for this pass in a fresh-clone CI run, 22 min in all with the pass below);
-//   2. the load-sensitive files alone, one at a time: the benchmark smoke run (its own server,
-//      PgBouncer and a 50-connection pool: beside another file it can meet PostgreSQL's connection
-//      limit) and the console's browser tests (a page-load budget).
+//      833 s for this pass in a fresh-clone CI run, 22 min in all with the passes below);
+//   2. the benchmark smoke run by itself (its own server, PgBouncer and a 50-connection pool:
+//      beside another file it can meet PostgreSQL's connection limit);
+//   3. the console's browser tests, two files at a time with nothing else beside them (a page-load
+//      budget): one browser beside another still met the budget (twice, on a loaded machine), and
+//      the five files took 150 s instead of about 245 s one at a time.
 // With arguments (`npm test -- test/unit/x.test.ts`), they are passed to one vitest run as given.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
 
-/** Files that run alone, after the rest (globs relative to the project). */
-const ALONE = ["test/bench/**", "test/browser/**"];
+/** Files that run after the rest, by themselves (globs relative to the project), and how many browser files at once. */
+const BENCH = "test/bench/**";
+const BROWSER = "test/browser/**";
+const BROWSER_WORKERS = "2";
 /** Files run at once in the first pass; TEST_WORKERS overrides it. */
 const WORKERS = process.env.TEST_WORKERS ?? "3";
 
@@ -53,8 +57,9 @@ const given = process.argv.slice(2);
 const runs = given.length > 0
   ? [vitest("given", given)]
   : [
-      vitest("shared", [`--maxWorkers=${WORKERS}`, ...ALONE.map((glob) => `--exclude=${glob}`)]),
-      vitest("alone", ["--maxWorkers=1", ...ALONE.map((glob) => glob.replace("/**", "/"))]),
+      vitest("shared", [`--maxWorkers=${WORKERS}`, `--exclude=${BENCH}`, `--exclude=${BROWSER}`]),
+      vitest("bench", ["--maxWorkers=1", BENCH.replace("/**", "/")]),
+      vitest("browser", [`--maxWorkers=${BROWSER_WORKERS}`, BROWSER.replace("/**", "/")]),
     ];
 
 const total = { passed: 0, failed: 0, skipped: 0 };
