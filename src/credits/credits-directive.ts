@@ -66,6 +66,31 @@ export class CreditsDirectiveError extends Error {
   override name = "CreditsDirectiveError";
 }
 
+/**
+ * A field's directives must be declared, with only the arguments their declaration has. type-graphql
+ * puts a `@Directive("…")` string on the field as it is, unchecked: an outside audit wrote
+ * `@credit(type: "email", …)` (no s), and the field ran free and without a token, missing from the
+ * catalog; `meters: "email"` was dropped, and the call paid its whole hold. Refused at start instead,
+ * naming the field, as every other @credits mistake is.
+ */
+function refuseUndeclaredDirectives(schema: GraphQLSchema, fieldConfig: GraphQLFieldConfig<unknown, unknown>, coordinate: string): void {
+  for (const use of fieldConfig.astNode?.directives ?? []) {
+    const name = use.name.value;
+    const declared = schema.getDirective(name);
+    if (!declared) {
+      const hint = name !== CREDITS_DIRECTIVE_NAME && name.toLowerCase().startsWith("credit") ? ` (did you mean @${CREDITS_DIRECTIVE_NAME}?)` : "";
+      throw new CreditsDirectiveError(`${coordinate}: the directive @${name} is not declared in the schema${hint}`);
+    }
+    for (const argument of use.arguments ?? []) {
+      if (!declared.args.some((known) => known.name === argument.name.value)) {
+        throw new CreditsDirectiveError(
+          `${coordinate}: @${name} has no argument "${argument.name.value}" (its arguments: ${declared.args.map((known) => known.name).join(", ")})`,
+        );
+      }
+    }
+  }
+}
+
 /** Reads and validates one field's @credits, or returns undefined when it has none. */
 function readMeteredField(
   schema: GraphQLSchema,
@@ -74,9 +99,10 @@ function readMeteredField(
   typeName: string,
   options: CreditsDirectiveOptions,
 ): MeteredField | undefined {
+  const coordinate = `${typeName}.${fieldName}`;
+  refuseUndeclaredDirectives(schema, fieldConfig, coordinate);
   const uses = getDirective(schema, fieldConfig, CREDITS_DIRECTIVE_NAME);
   if (!uses || uses.length === 0) return undefined;
-  const coordinate = `${typeName}.${fieldName}`;
   if (uses.length > 1) throw new CreditsDirectiveError(`${coordinate}: @credits may be used once per field`);
   const { type, amount, estimator: estimatorName, meter: meterName } = uses[0] as {
     type?: string;

@@ -58,6 +58,20 @@ describe("@credits validation at schema build time", () => {
     expect(() => creditsDirectiveTransformer({ ...options, wrap })(schema)).toThrow(message);
   });
 
+  // An outside audit: type-graphql puts a @Directive("…") string on a field unchecked (as an SDL
+  // schema built with assumeValidSDL does): `@credit(…)` left the field free and open without a
+  // token, missing from the catalog; `meters:` was dropped and the call paid its whole hold.
+  it.each([
+    ['@credit(type: "ai", amount: 1)', 'Mutation.translate: the directive @credit is not declared in the schema (did you mean @credits?)'],
+    ['@credits(type: "leads", estimator: "leads", meters: "leads")', 'Mutation.translate: @credits has no argument "meters" (its arguments: type, amount, estimator, meter)'],
+    ['@credits(type: "ai", estimater: "ai")', 'Mutation.translate: @credits has no argument "estimater" (its arguments: type, amount, estimator, meter)'],
+  ])("refuses %s, which graphql itself did not check, naming the field", (directive, message) => {
+    const schema = buildSchema(sdl(directive), { assumeValidSDL: true });
+    expect(() => readMeteredFields(schema, options)).toThrow(message);
+    const wrap = createChargeWrapper({} as never);
+    expect(() => creditsDirectiveTransformer({ ...options, wrap })(schema)).toThrow(message);
+  });
+
   it("refuses a metered field without a subscriptionId argument, unless the host names the subscription from its context", () => {
     // Found by an outside audit: such a field started, was listed in creditCatalog, and answered
     // every call 400 "needs a subscriptionId": it could never be called.
