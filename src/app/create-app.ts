@@ -19,6 +19,7 @@ import { METERS } from "../credits/meters/registry.js";
 import { buildBaseSchema } from "../graphql/build-schema.js";
 import { formatError as formatAnyError } from "../graphql/format-error.js";
 import { hidingSchemaHints } from "../graphql/schema-hints.js";
+import { largeReadSlotsPlugin } from "../graphql/plugins/large-read-slots.js";
 import {
   pageBudgetPlugin,
   refuseHttpSubscriptionsPlugin,
@@ -231,6 +232,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // Operations asking for more than MAX_PAGE_ITEMS list items in all (e.g. 50 aliases of a ledger
       // page of 1,000) are refused before anything runs: their answers took whole instances down.
       pageBudgetPlugin<RequestContext>(),
+      // Each caller's large queries (over LARGE_READ_ITEMS list items) run a couple at a time, so one
+      // customer's allowed pages cannot take the event loop from everyone else.
+      largeReadSlotsPlugin<RequestContext>(),
       // Apollo installs its cache-control plugin unless told otherwise. Nothing here sets cache hints
       // (every answer depends on the caller and on live balances), and the plugin's per-field hook
       // makes Apollo wrap every resolver of the schema: a cost on every field of every request.

@@ -206,17 +206,38 @@ export function pageBudgetRefusal(
   operation: OperationDefinitionNode,
   variables: Readonly<Record<string, unknown>>,
 ): string | undefined {
-  const intVariables: VariableDefinitionNode[] = (operation.variableDefinitions ?? []).filter((d) => isIntType(d.type));
-  const coerced = getVariableValues(schema, intVariables, variables, { maxErrors: 1 });
-  if (coerced.errors) return undefined;
-  const tally = new PageWalk(schema, document, coerced.coerced).tally(operation.selectionSet, schema.getRootType(operation.operation) ?? undefined);
-  const items = itemsOf(tally);
-  if (items <= MAX_PAGE_ITEMS) return undefined;
+  const tally = pageTally(schema, document, operation, variables);
+  const items = tally ? itemsOf(tally) : 0;
+  if (tally === undefined || items <= MAX_PAGE_ITEMS) return undefined;
   const which = operation.name ? `Operation ${operation.name.value}` : "The operation";
   return (
     `${which} asks for ${count(items)} list items in all (${describeGroups(tally)}); ` +
     `at most ${count(MAX_PAGE_ITEMS)} are answered per request: ask for fewer, or page with \`after\`.`
   );
+}
+
+/** The paged fields `operation` asks for, or undefined when the variables a `first` can take do not coerce. */
+function pageTally(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>>,
+): Tally | undefined {
+  const intVariables: VariableDefinitionNode[] = (operation.variableDefinitions ?? []).filter((d) => isIntType(d.type));
+  const coerced = getVariableValues(schema, intVariables, variables, { maxErrors: 1 });
+  if (coerced.errors) return undefined;
+  return new PageWalk(schema, document, coerced.coerced).tally(operation.selectionSet, schema.getRootType(operation.operation) ?? undefined);
+}
+
+/** How many list items `operation` asks for in all, counted as the budget counts them (0 when its variables do not coerce). */
+export function operationPageItems(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>>,
+): number {
+  const tally = pageTally(schema, document, operation, variables);
+  return tally ? itemsOf(tally) : 0;
 }
 
 /** Refuses an operation over the page budget with 400 BAD_USER_INPUT, before the charge path or any resolver runs. */
