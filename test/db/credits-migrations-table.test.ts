@@ -11,7 +11,7 @@
  * On PGlite and on PostgreSQL.
  */
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
@@ -29,11 +29,9 @@ import { createCredits, type DatabaseHandle } from "../../src/library/index.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { adminQuery, BACKENDS, type BackendName } from "../helpers/databases.js";
 import { TEST_DATABASE_URL } from "../helpers/services.js";
+import { JOURNAL, migrationsUpTo } from "../helpers/migration-folders.js";
 
 const CREDITS_TABLE = "drizzle.__graphql_credits_migrations";
-const JOURNAL = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta", "_journal.json"), "utf8")) as {
-  entries: { tag: string; when: number }[];
-};
 const ALL = JOURNAL.entries.length;
 /** 2026-01-01: before every credits migration. */
 const BEFORE_CREDITS = Date.UTC(2026, 0, 1);
@@ -51,15 +49,6 @@ function hostMigrations(when: number): string {
   return folder;
 }
 
-/** A copy of drizzle/ with its first `count` migrations, as an older version of the package shipped it. */
-function creditsMigrationsUpTo(count: number): string {
-  const folder = join(dir, `credits-${count}-${randomBytes(3).toString("hex")}`);
-  mkdirSync(join(folder, "meta"), { recursive: true });
-  const entries = JOURNAL.entries.slice(0, count);
-  writeFileSync(join(folder, "meta", "_journal.json"), JSON.stringify({ ...JOURNAL, entries }));
-  for (const { tag } of entries) cpSync(join(MIGRATIONS_FOLDER, `${tag}.sql`), join(folder, `${tag}.sql`));
-  return folder;
-}
 
 
 /** An empty database, opened by the host with drizzle, and its own drizzle migrator (the default table). */
@@ -173,7 +162,7 @@ describe.each(BACKENDS)("the credits migrations' own bookkeeping on %s", (backen
     const upTo = ALL - 3;
     try {
       // What older versions did: the credits migrations (here the first upTo of them) in drizzle's table …
-      await database.hostMigrate(creditsMigrationsUpTo(upTo));
+      await database.hostMigrate(migrationsUpTo(dir, upTo));
       // … beside a host's migration, and one recorded with the hash of an older text of its file.
       await database.handle.db.execute(sql`insert into drizzle.__drizzle_migrations (hash, created_at) values ('host', ${BEFORE_CREDITS})`);
       await database.handle.db.execute(sql`update drizzle.__drizzle_migrations set hash = 'older text' where created_at = ${JOURNAL.entries[1].when}`);

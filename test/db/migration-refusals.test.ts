@@ -15,7 +15,7 @@
  * On PGlite and on PostgreSQL.
  */
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
@@ -32,11 +32,9 @@ import { createCredits } from "../../src/library/index.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { adminQuery, BACKENDS, unmigratedPgliteHandle, type BackendName } from "../helpers/databases.js";
 import { TEST_DATABASE_URL } from "../helpers/services.js";
+import { JOURNAL, migrationsUpTo } from "../helpers/migration-folders.js";
 
 const CREDITS_TABLE = "drizzle.__graphql_credits_migrations";
-const JOURNAL = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta", "_journal.json"), "utf8")) as {
-  entries: { tag: string; when: number }[];
-};
 const ALL = JOURNAL.entries.length;
 const NEWEST = JOURNAL.entries[ALL - 1];
 /** A migration of a newer release: 2030-03-17T17:46:39.999Z, after every one of ours. */
@@ -47,15 +45,6 @@ const NEWER_RELEASE =
 const dir = mkdtempSync(join(tmpdir(), "migration-refusals-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A copy of drizzle/ with its first `count` migrations, as an older release shipped it. */
-function migrationsUpTo(count: number): string {
-  const folder = join(dir, `credits-${count}-${randomBytes(3).toString("hex")}`);
-  mkdirSync(join(folder, "meta"), { recursive: true });
-  const entries = JOURNAL.entries.slice(0, count);
-  writeFileSync(join(folder, "meta", "_journal.json"), JSON.stringify({ ...JOURNAL, entries }));
-  for (const { tag } of entries) cpSync(join(MIGRATIONS_FOLDER, `${tag}.sql`), join(folder, `${tag}.sql`));
-  return folder;
-}
 
 interface EmptyDatabase {
   handle: DatabaseHandle;
@@ -145,7 +134,7 @@ describe.each(BACKENDS)("migrations refused on %s", (backend) => {
 
   it("applies the trailing migrations in order and returns their tags", () =>
     withDatabase(backend, async ({ handle }) => {
-      const older = await applyMigrations(handle.db, migrationsUpTo(ALL - 2));
+      const older = await applyMigrations(handle.db, migrationsUpTo(dir, ALL - 2));
       expect(older).toEqual(JOURNAL.entries.slice(0, ALL - 2).map((e) => e.tag));
       expect(await migrationState(handle.db, MIGRATIONS_FOLDER)).toEqual({ tables: true, pending: 2, refusal: undefined });
       expect(await applyMigrations(handle.db, MIGRATIONS_FOLDER)).toEqual(JOURNAL.entries.slice(ALL - 2).map((e) => e.tag));
@@ -157,7 +146,7 @@ describe.each(BACKENDS)("migrations refused on %s", (backend) => {
   it("does not take a host's own rows in drizzle's shared table, dated later, for a newer release's", () =>
     withDatabase(backend, async ({ handle }) => {
       // A database migrated the old way: our first ALL - 3 in drizzle.__drizzle_migrations, beside a host's newer row.
-      await applyMigrations(handle.db, migrationsUpTo(ALL - 3));
+      await applyMigrations(handle.db, migrationsUpTo(dir, ALL - 3));
       await handle.db.execute(sql.raw(`create table drizzle.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`));
       await handle.db.execute(sql.raw(`insert into drizzle.__drizzle_migrations (hash, created_at) select hash, created_at from ${CREDITS_TABLE} order by id`));
       await handle.db.execute(sql.raw(`insert into drizzle.__drizzle_migrations (hash, created_at) values ('host', ${FUTURE})`));
