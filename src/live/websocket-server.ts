@@ -434,10 +434,14 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
     let result: ExecutionArgs | readonly GraphQLError[];
     try {
       // Every subscribe counts against REQUEST_LIMIT, one refused for the cap included.
-      const refusal = (await admitOperation(ctx)) ?? (holdsPlace ? undefined : capRefusal());
+      const refusal = await admitOperation(ctx);
       if (refusal) return [refusal];
+      // The cap answers only a subscription that would run: a bad document, or a query or mutation
+      // (refused over the socket whatever the count), says what is wrong with it, not "come back later".
       const checked = checkOperation(payload, checks);
-      result = Array.isArray(checked) ? checked : await executionArgs(ctx, checked, operation.requestId);
+      if (Array.isArray(checked)) result = checked;
+      else if (!holdsPlace) return [capRefusal()];
+      else result = await executionArgs(ctx, checked, operation.requestId);
     } catch (err) {
       // Our failure, not the client's: onError masks it as INTERNAL_SERVER_ERROR and logs it at error.
       result = [new GraphQLError("could not start the operation", { originalError: err instanceof Error ? err : new Error(String(err)) })];

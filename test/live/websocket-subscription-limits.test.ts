@@ -155,6 +155,27 @@ describe("what one caller may run on a live-balance instance", () => {
     expect(readsOfThisEntry).toHaveLength(1);
   });
 
+  it("answers a caller at the cap for what it sent: a query, a mutation or a bad document is BAD_USER_INPUT, only a subscription is RATE_LIMITED", async () => {
+    // An outside audit: at the cap, a mutation sent over the socket was refused as RATE_LIMITED (come
+    // back later), when it is refused anywhere (send it over HTTP).
+    const owner = "limits-at-cap";
+    const ownSubscription = await fundedSubscription(database, owner, { leads: 10 });
+    const socket = await socketOf(owner);
+    const before = (server.app.services.live as LiveBalance).subscriberCount;
+    for (const id of ["1", "2", "3"]) socket.subscribe(id, BALANCE, { s: ownSubscription });
+    await subscribers(before + 3);
+
+    socket.subscribe("mutation", `mutation ($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "x", limit: 1 }) { total } }`, { s: ownSubscription });
+    expect((await answerTo(socket, "mutation")).payload[0]).toMatchObject({
+      message: expect.stringContaining("Only subscriptions are served over WebSocket"),
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+    socket.subscribe("broken", "subscription { creditBalanceChanged(", {});
+    expect((await answerTo(socket, "broken")).payload[0]).toMatchObject({ extensions: { code: "BAD_USER_INPUT", reason: "GRAPHQL_PARSE_FAILED" } });
+    socket.subscribe("fourth", BALANCE, { s: ownSubscription });
+    expect((await answerTo(socket, "fourth")).payload[0]).toMatchObject({ extensions: { code: "RATE_LIMITED" } });
+  });
+
   it("counts each connection_init against REQUEST_LIMIT like a request, bad tokens by address: 4429 past it", async () => {
     // 12 a minute per caller: a dozen bad tokens from this address are let through (and refused 4401)…
     const outcomes = [];
