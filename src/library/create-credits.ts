@@ -35,6 +35,7 @@ import { startRecoveryScheduler, type RecoveryScheduler } from "../recovery/reco
 import { createRepeatedRefundFailures } from "../recovery/repeated-refund-failures.js";
 import { backfillBalances } from "../subscriptions/balance-backfill.js";
 import { attachResolvers, type ResolverMap } from "./attach-resolvers.js";
+import { refuseNullVariablesPlugin } from "../graphql/validation/null-variables.js";
 import { composePlugins } from "./compose-plugins.js";
 import { formatErrorsPlugin, requestErrorsPlugin } from "./format-errors-plugin.js";
 import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
@@ -463,6 +464,9 @@ export async function createCredits<TContext extends object = Record<string, unk
         // Only when the library builds the request's state: a host that brings its own state (this
         // server) pays nothing per request for it.
         ...(options.request ? [] : [noteRequests<TContext>(servedContexts, readsHeaders ? headersOf : undefined)]),
+        // A variable sent as null where a value is required would be refused only when execution
+        // reached it, after the fields before it had run: refused before anything is held instead.
+        refuseNullVariablesPlugin<TContext>(),
         creditsExtensionPlugin<TContext>(operationCharges, requestOf),
         formatErrorsPlugin<TContext>(),
         // Requests Apollo refuses before any plugin hook runs (a body like {"query": 5}): BAD_USER_INPUT.

@@ -25,6 +25,7 @@ import {
 import { BadUserInputError } from "../errors/errors.js";
 import { withoutSchemaHints } from "../graphql/schema-hints.js";
 import { findBadText } from "../graphql/validation/nul-characters.js";
+import { nullVariableErrors } from "../graphql/validation/null-variables.js";
 import { validateDocument as validateGraphQL } from "../graphql/validation/subscription-root-conditions.js";
 
 /** What graphql-ws hands over from a subscribe message. */
@@ -76,6 +77,8 @@ export function checkOperation(payload: OperationPayload, checks: OperationCheck
   const variableValues = payload.variables ?? {};
   const coercionErrors = variableErrors(checks.schema, operation, variableValues);
   if (coercionErrors.length > 0) return coercionErrors;
+  const nullErrors = nullVariableErrors(checks.schema, document, operation, variableValues);
+  if (nullErrors.length > 0) return nullErrors;
   return { document, operation, operationName: payload.operationName ?? undefined, variableValues };
 }
 

@@ -221,6 +221,15 @@ export function hostileCases(): HostileCase[] {
   add(W, "records item is a string", (f) => ({ query: SKIP, variables: { s: f.target, i: { records: ["Ada Lovelace"] } } }), bad());
   add(W, "record missing a required field", (f) => ({ query: SKIP, variables: { s: f.target, i: { records: [{ firstName: "Ada" }] } } }), bad());
   add(W, "phones is a string, not a list", (f) => ({ query: PHONES, variables: { s: f.target, i: { phones: 5551234 } } }), bad());
+  // A nullable variable with a default may stand where a value is required; sent as an explicit null
+  // it passed coercion and was refused only when execution reached it: a masked 500 (an outside
+  // fuzzing audit). Refused before anything runs now, wherever it is used.
+  const nullWhereRequired = /was sent as null, but it is used where a value is required/;
+  add(W, "null for a defaulted variable used as subscriptionId", (f) => ({ query: `mutation ($s: ID = "${f.target}") { runAiTask(subscriptionId: $s, input: {prompt: "hi"}) { output } }`, variables: { s: null } }), bad(), { message: nullWhereRequired });
+  add(W, "null for a defaulted variable used as a whole input", (f) => ({ query: `mutation ($i: LeadSearchInput = {query: "x", limit: 2}) { searchLeads(subscriptionId: "${f.target}", input: $i) { total } }`, variables: { i: null } }), bad(), { message: nullWhereRequired });
+  add(W, "null for a defaulted variable used as a list item", (f) => ({ query: `mutation ($r: SkipTraceRecord = {firstName: "Ada", lastName: "L", address: "1 Main St"}) { skipTrace(subscriptionId: "${f.target}", input: {records: [$r]}) { matches { recordIndex } } }`, variables: { r: null } }), bad(), { message: nullWhereRequired });
+  add(W, "null for a defaulted variable used in @include(if:)", () => ({ query: `query ($c: Boolean = true) { __typename @include(if: $c) creditTypes { name } }`, variables: { c: null } }), bad(), { message: nullWhereRequired });
+  add(W, "null for a defaulted variable used in a fragment", (f) => ({ query: `mutation ($s: ID = "${f.target}") { ...Run } fragment Run on Mutation { runAiTask(subscriptionId: $s, input: {prompt: "hi"}) { output } }`, variables: { s: null } }), bad(), { message: nullWhereRequired });
   add(W, "ledger cursor that is not one", (f) => ({ query: LEDGER, variables: { s: f.target, after: "garbage-cursor" } }), bad(), { needs: ["Query.creditLedger"] });
   add(W, "usage from is not a date", (f) => ({ query: USAGE, variables: { s: f.target, from: "yesterday" } }), bad(), { needs: ["Query.creditUsage"] });
   add(W, "usage from is year 99999", (f) => ({ query: USAGE, variables: { s: f.target, from: "99999-01-01T00:00:00Z" } }), bad(), { needs: ["Query.creditUsage"] });
