@@ -22,7 +22,7 @@ import {
 import { requireViewer, type CreditsRequest as RequestContext } from "./credits-request.js";
 import type { ChargeLedger } from "../ledger/charge-ledger.js";
 import { groupTotal, LeaseChangedError, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
-import type { Settlement } from "../ledger/settle.js";
+import type { Settlement, SettlementOutcome } from "../ledger/settle.js";
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import type { RateLimitPass } from "../ratelimit/rate-limiter.js";
 import type { FirstClaim, IdempotencyGate, ReplayClaim } from "../idempotency/idempotency-gate.js";
@@ -543,11 +543,12 @@ export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, deliv
   const settlements = calls.map((held, i) => settlementOf(ctx, held, verdicts[i]));
   let outcomes;
   try {
-    outcomes = await deps.ledger.settle(settlements);
+    outcomes = await deps.ledger.settle(settlements, { whenSettledLate: reportSettledLate(deps.observer, ctx, calls, verdicts) });
   } catch (err) {
     // The holds stay pending: the ledger settles them in the background once the database answers
-    // (the recovery pass refunds them if it never does). The caller already has its result, and the
-    // hold as its cost for now; what the meter measured is reported all the same.
+    // (the recovery pass refunds them if it never does), and reports them then (reportSettledLate).
+    // The caller already has its result, and the hold as its cost for now; what the meter measured
+    // is reported all the same.
     calls.forEach((held, i) => {
       const verdict = verdicts[i];
       if (verdict.stands) held.charge.actual = verdict.actual;
@@ -669,46 +670,71 @@ function settlementOf(ctx: RequestContext, held: HeldCall, verdict: Verdict): Se
   return release > 0 ? { ...base, kind: "release", amount: release } : { ...base, kind: "post" };
 }
 
-function recordSettlement(
-  deps: ChargeDeps,
-  ctx: RequestContext,
-  held: HeldCall,
-  verdict: Verdict,
-  outcome: Awaited<ReturnType<ChargeLedger["settle"]>>[number],
-): void {
+/** A settlement written in time: its charge record and the request's balances updated, and reported. */
+function recordSettlement(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, verdict: Verdict, outcome: SettlementOutcome): void {
   const charge = held.charge;
-  const facts = chargeFacts(ctx, charge);
-  if (!outcome.settled) {
-    // The recovery pass refunded the hold first. For a call whose cost stood, it ran for free.
-    charge.refunded = charge.charged;
-    charge.cost = 0;
-    if (verdict.stands) deps.observer.lateSettlement({ ...facts, entryId: charge.entryId, charged: charge.charged });
-    return;
-  }
-  const returned = outcome.returned ?? (verdict.stands ? charge.charged - verdict.cost : charge.charged);
-  if (outcome.balanceAfter !== undefined) charge.remaining = outcome.balanceAfter;
-  else charge.remaining += returned;
+  const returned = reportSettlement(deps.observer, chargeFacts(ctx, charge), charge, verdict, outcome);
+  if (!outcome.settled) return;
   // A settlement that returned nothing changed no balance: what it knows is its own hold's figure,
   // older than another field's release in the same statement, so it is not the request's latest.
   if (returned > 0) {
     ctx.charges.noteBalance(charge.subscriptionId, charge.type, charge.remaining);
     ctx.loaders.balances.clear(charge.subscriptionId);
   }
+  // A stored outcome reaches the client on a retry with its key, delivered or not this time.
+  if (verdict.stands && charge.cost > 0 && !held.claim) ctx.charges.paidForDelivery.push(held);
+}
+
+/**
+ * What the ledger will call once it writes, in the background, the settlements this request could
+ * not wait for (the database was away for longer than the retries): each call is logged and counted
+ * as it would have been in time (DESIGN.md, charge path step 9). The response is gone by then, so
+ * only the observer hears of it; the callback keeps each call's facts and a copy of its charge
+ * record, not the request (its loaders, results and response may wait here up to 25 minutes).
+ */
+function reportSettledLate(observer: ChargeObserver, ctx: RequestContext, calls: HeldCall[], verdicts: Verdict[]): (outcomes: SettlementOutcome[]) => void {
+  // A loop, not map callbacks: a closure over `ctx` here would keep it alive with the one returned.
+  const facts: ChargeFacts[] = [];
+  const charges: ChargeRecord[] = [];
+  for (const held of calls) {
+    facts.push(chargeFacts(ctx, held.charge));
+    charges.push(held.charge);
+  }
+  return (outcomes) => {
+    outcomes.forEach((outcome, i) => reportSettlement(observer, facts[i], { ...charges[i] }, verdicts[i], outcome));
+  };
+}
+
+/**
+ * A settlement's outcome, in time or late: `charge` updated to what the ledger now says, and the
+ * observer told (settled, refunded, or a late settlement of a hold the recovery pass refunded
+ * first). Returns the credits the settlement gave back.
+ */
+function reportSettlement(observer: ChargeObserver, facts: ChargeFacts, charge: ChargeRecord, verdict: Verdict, outcome: SettlementOutcome): number {
+  if (!outcome.settled) {
+    // The recovery pass refunded the hold first. For a call whose cost stood, it ran for free.
+    charge.refunded = charge.charged;
+    charge.cost = 0;
+    if (verdict.stands) observer.lateSettlement({ ...facts, entryId: charge.entryId, charged: charge.charged });
+    return 0;
+  }
+  const returned = outcome.returned ?? (verdict.stands ? charge.charged - verdict.cost : charge.charged);
+  if (outcome.balanceAfter !== undefined) charge.remaining = outcome.balanceAfter;
+  else charge.remaining += returned;
   if (!verdict.stands) {
     charge.refunded = returned;
     charge.cost = charge.charged - charge.released - charge.refunded;
-    deps.observer.refunded({ ...facts, entryId: charge.entryId, refunded: returned, remaining: charge.remaining, reason: verdict.reason, error: verdict.error });
-    return;
+    observer.refunded({ ...facts, entryId: charge.entryId, refunded: returned, remaining: charge.remaining, reason: verdict.reason, error: verdict.error });
+    return returned;
   }
   charge.actual = verdict.actual;
   charge.released = returned;
   charge.cost = charge.charged - charge.released - charge.refunded;
-  // A stored outcome reaches the client on a retry with its key, delivered or not this time.
-  if (charge.cost > 0 && !held.claim) ctx.charges.paidForDelivery.push(held);
-  deps.observer.settled({ ...facts, entryId: charge.entryId, charged: charge.charged, estimated: charge.estimated, actual: verdict.actual, cost: charge.cost, released: charge.released });
+  observer.settled({ ...facts, entryId: charge.entryId, charged: charge.charged, estimated: charge.estimated, actual: verdict.actual, cost: charge.cost, released: charge.released });
   if (verdict.actual !== null && verdict.actual > charge.charged) {
-    deps.observer.actualCostMismatch({ ...facts, entryId: charge.entryId, charged: charge.charged, actual: verdict.actual });
+    observer.actualCostMismatch({ ...facts, entryId: charge.entryId, charged: charge.charged, actual: verdict.actual });
   }
+  return returned;
 }
 
 /** What every event about a recorded charge says: who, which request, which balance. */

@@ -48,6 +48,15 @@ export async function runLedgerCommand<C extends LedgerCommand>(db: DbOrTx, comm
   throw new Error(`unknown ledger command ${(command as { kind: string }).kind}`);
 }
 
+export interface SettleOptions {
+  /**
+   * Called once, with one outcome per settlement in order, if a settle that rejected is written
+   * later in the background (`settled: false` for a hold the recovery pass refunded first). Nobody
+   * awaits the settle any more by then: this is how the charge path still logs and counts it.
+   */
+  whenSettledLate?: (outcomes: SettlementOutcome[]) => void;
+}
+
 /**
  * The commands the charge path runs: on every metered call a hold and a settlement, coalesced across
  * requests in production; rarely, a refund of a settled call whose response never reached the client.
@@ -55,8 +64,12 @@ export async function runLedgerCommand<C extends LedgerCommand>(db: DbOrTx, comm
 export interface ChargeLedger {
   /** Holds one operation's group of holds; one outcome per hold, in order. */
   hold(group: HoldGroup): Promise<HoldOutcome[]>;
-  /** Settles one operation's holds; one outcome per settlement, in order. */
-  settle(settlements: readonly Settlement[]): Promise<SettlementOutcome[]>;
+  /**
+   * Settles one operation's holds; one outcome per settlement, in order. When it rejects (the
+   * database away for longer than the retries), the holds stay pending and the ledger may write
+   * them later, in the background: `whenSettledLate` then hears their outcomes.
+   */
+  settle(settlements: readonly Settlement[], options?: SettleOptions): Promise<SettlementOutcome[]>;
   /** Refunds what a settled debit has left (one statement, not coalesced: it is rare). */
   refund(request: RefundChargeRequest): Promise<RefundChargeOutcome>;
 }

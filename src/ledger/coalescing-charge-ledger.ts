@@ -80,7 +80,7 @@ export function createCoalescingChargeLedger(db: Database, options: CoalescingCh
       if ("failed" in outcome) throw outcome.failed;
       return outcome;
     },
-    settle: (items) => settlements.settle(items),
+    settle: (items, settleOptions) => settlements.settle(items, settleOptions),
     refund: (request) => runLedgerCommand(db, { kind: "refund", request }),
     async idle() {
       await holds.idle();

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { DbOrTx } from "../db/database.js";
 import { LOST_CONNECTION_RETRY_DELAYS_MS } from "../db/retry-delays.js";
+import type { SettleOptions } from "./charge-ledger.js";
 import { Coalescer } from "./coalescer.js";
 import { refundedEntries, settleHolds, type Settlement, type SettlementOutcome } from "./settle.js";
 
@@ -20,7 +21,7 @@ export interface SettlementBatcherOptions {
   retryDelaysMs?: readonly number[];
   /** Pauses before each attempt in the background once those have failed too (default SETTLE_LATER_DELAYS_MS). */
   laterDelaysMs?: readonly number[];
-  /** Where settling late, or giving up, is logged. */
+  /** Where settling late, giving up, or a `whenSettledLate` that threw, is logged. */
   logger?: Logger;
 }
 
@@ -48,9 +49,10 @@ export interface SettlementBatcher {
   /**
    * Settles one operation's holds (in one statement, with whatever other operations' settlements
    * are waiting). One outcome per settlement; `settled: false` when something else (the recovery
-   * pass) settled that hold first.
+   * pass) settled that hold first. When it rejects, the holds are tried again in the background,
+   * and `options.whenSettledLate` hears this operation's outcomes once they are written.
    */
-  settle(settlements: readonly Settlement[]): Promise<SettlementOutcome[]>;
+  settle(settlements: readonly Settlement[], options?: SettleOptions): Promise<SettlementOutcome[]>;
   /** Resolves once every settle asked for so far is done (background attempts excepted). */
   idle(): Promise<void>;
   /** Settlements waiting in the background for the database to come back (for tests). */
@@ -67,24 +69,24 @@ export interface SettlementBatcher {
 export function createSettlementBatcher(db: DbOrTx, options: SettlementBatcherOptions = {}): SettlementBatcher {
   const retryDelaysMs = options.retryDelaysMs ?? SETTLE_RETRY_DELAYS_MS;
   const later = new LateSettlements(db, options.laterDelaysMs ?? SETTLE_LATER_DELAYS_MS, options.logger);
-  const coalescer = new Coalescer<readonly Settlement[], SettlementOutcome[]>({
+  const coalescer = new Coalescer<OperationSettlements, SettlementOutcome[]>({
     maxBatch: options.maxBatch ?? 500,
     maxInFlight: options.maxInFlight ?? 2,
     async run(operations) {
-      const batch = operations.flat();
+      const batch = settlementsOf(operations);
       let outcomes: SettlementOutcome[];
       try {
         outcomes = await settleWithRetries(db, batch, retryDelaysMs);
       } catch (err) {
-        later.add(batch);
+        later.add(operations);
         throw err;
       }
-      let next = 0;
-      return operations.map((operation) => outcomes.slice(next, (next += operation.length)));
+      return byOperation(operations, outcomes);
     },
   });
   return {
-    settle: (settlements) => (settlements.length === 0 ? Promise.resolve([]) : coalescer.submit(settlements)),
+    settle: (settlements, settleOptions) =>
+      settlements.length === 0 ? Promise.resolve([]) : coalescer.submit({ settlements, whenSettledLate: settleOptions?.whenSettledLate }),
     idle: () => coalescer.idle(),
     get waitingToSettle() {
       return later.size;
@@ -94,13 +96,32 @@ export function createSettlementBatcher(db: DbOrTx, options: SettlementBatcherOp
   };
 }
 
+/** One operation's settlements, with whom to tell if they are written late. */
+interface OperationSettlements extends SettleOptions {
+  settlements: readonly Settlement[];
+}
+
+function settlementsOf(operations: readonly OperationSettlements[]): Settlement[] {
+  return operations.flatMap((operation) => operation.settlements);
+}
+
+/** A batch's outcomes split back into each operation's, in order. */
+function byOperation(operations: readonly OperationSettlements[], outcomes: SettlementOutcome[]): SettlementOutcome[][] {
+  let next = 0;
+  return operations.map((operation) => outcomes.slice(next, (next += operation.settlements.length)));
+}
+
 /** Most settlements kept for a later attempt; beyond it they are left to the recovery pass (bounded memory in a long outage). */
 const MAX_WAITING_TO_SETTLE = 100_000;
 
-/** Settlement statements that failed every retry, tried again in the background (SETTLE_LATER_DELAYS_MS). */
+/**
+ * Settlement statements that failed every retry, tried again in the background (SETTLE_LATER_DELAYS_MS).
+ * A batch keeps its operations apart: once written, each operation's outcomes go to its own
+ * `whenSettledLate`, so each call is logged and counted as a settlement on time is.
+ */
 class LateSettlements {
   /** The batches waiting for their next attempt, by the timer of that attempt. */
-  private readonly timers = new Map<NodeJS.Timeout, { batch: readonly Settlement[]; attempt: number }>();
+  private readonly timers = new Map<NodeJS.Timeout, { batch: readonly OperationSettlements[]; attempt: number }>();
   /** Attempts under way. */
   private readonly running = new Set<Promise<void>>();
   private waiting = 0;
@@ -116,12 +137,13 @@ class LateSettlements {
     return this.waiting;
   }
 
-  add(batch: readonly Settlement[]): void {
-    if (this.closed || this.waiting + batch.length > MAX_WAITING_TO_SETTLE) {
-      this.logger?.error({ event: "charge.settle_abandoned", holds: batch.length }, "settlements not kept for a later attempt; the recovery pass refunds these holds");
+  add(batch: readonly OperationSettlements[]): void {
+    const holds = settlementsOf(batch).length;
+    if (this.closed || this.waiting + holds > MAX_WAITING_TO_SETTLE) {
+      this.logger?.error({ event: "charge.settle_abandoned", holds }, "settlements not kept for a later attempt; the recovery pass refunds these holds");
       return;
     }
-    this.waiting += batch.length;
+    this.waiting += holds;
     this.attemptAfter(batch, 0);
   }
 
@@ -143,11 +165,11 @@ class LateSettlements {
     this.waiting = 0;
   }
 
-  private attemptAfter(batch: readonly Settlement[], attempt: number): void {
+  private attemptAfter(batch: readonly OperationSettlements[], attempt: number): void {
     const delay = this.delaysMs[attempt];
     if (delay === undefined || this.closed) {
       this.done(batch);
-      this.logger?.error({ event: "charge.settle_abandoned", holds: batch.length, attempts: attempt }, "settlements never written; the recovery pass refunds these holds");
+      this.logger?.error({ event: "charge.settle_abandoned", holds: settlementsOf(batch).length, attempts: attempt }, "settlements never written; the recovery pass refunds these holds");
       return;
     }
     const timer = setTimeout(() => {
@@ -159,7 +181,7 @@ class LateSettlements {
   }
 
   /** Runs one attempt (tracked, for flush()); a failed one waits for the next, unless closed. */
-  private run(batch: readonly Settlement[], attempt: number): void {
+  private run(batch: readonly OperationSettlements[], attempt: number): void {
     const running: Promise<void> = this.attempt(batch, attempt)
       .catch(() => {
         if (!this.closed) this.attemptAfter(batch, attempt + 1);
@@ -169,29 +191,39 @@ class LateSettlements {
   }
 
   /** One late attempt; rejects when the database still does not answer. */
-  private async attempt(batch: readonly Settlement[], attempt: number): Promise<void> {
-    const outcomes = await settleHolds(this.db, batch);
+  private async attempt(batch: readonly OperationSettlements[], attempt: number): Promise<void> {
+    const settlements = settlementsOf(batch);
+    const written = await settleHolds(this.db, settlements);
     // Not settled now: an earlier attempt committed unseen (ours), or the recovery pass refunded
-    // the hold first (the outage outlasted this instance's lease). Only the ledger tells which.
-    const notSettled = batch.filter((settlement, i) => settlement.kind !== "void" && !outcomes[i].settled);
+    // the hold first (the outage outlasted this instance's lease). Only the ledger tells which; a
+    // void ends refunded either way, and counts as ours (as settleWithRetries counts it).
+    const notSettled = settlements.filter((settlement, i) => settlement.kind !== "void" && !written[i].settled);
     const refunded = notSettled.length > 0 ? await refundedEntries(this.db, notSettled) : new Set<string>();
     this.done(batch);
-    const refundedFirst = notSettled.filter((settlement) => refunded.has(settlement.entryId));
+    const outcomes = written.map((outcome, i): SettlementOutcome => (outcome.settled || refunded.has(settlements[i].entryId) ? outcome : { settled: true }));
     this.logger?.info(
-      { event: "charge.settled_late", holds: batch.length, refundedFirst: refundedFirst.length, attempts: attempt + 1 },
+      { event: "charge.settled_late", holds: settlements.length, refundedFirst: outcomes.filter((o) => !o.settled).length, attempts: attempt + 1 },
       "settled holds after the database came back",
     );
-    if (refundedFirst.length > 0) {
-      // Calls that succeeded run for free, as a late success after a recovery refund does.
+    // Each call is reported by its own operation (one log line and its metrics per settlement, and
+    // a call the recovery pass refunded first as a late settlement), never by this batch.
+    byOperation(batch, outcomes).forEach((own, i) => this.tell(batch[i], own));
+  }
+
+  /** Hands an operation its late outcomes; a callback that throws is logged, and the batch goes on. */
+  private tell(operation: OperationSettlements, outcomes: SettlementOutcome[]): void {
+    try {
+      operation.whenSettledLate?.(outcomes);
+    } catch (err) {
       this.logger?.error(
-        { event: "credits.late_settlement", entryIds: refundedFirst.map((s) => s.entryId), requestIds: [...new Set(refundedFirst.map((s) => s.requestId))] },
-        "the recovery pass refunded these holds before their late settlement: the calls are not charged",
+        { event: "charge.settled_late_report_failed", err, entryIds: operation.settlements.map((s) => s.entryId) },
+        "a settlement written late could not be reported",
       );
     }
   }
 
-  private done(batch: readonly Settlement[]): void {
-    this.waiting = Math.max(0, this.waiting - batch.length);
+  private done(batch: readonly OperationSettlements[]): void {
+    this.waiting = Math.max(0, this.waiting - settlementsOf(batch).length);
   }
 }
 

@@ -8,6 +8,7 @@ import { holdOne, voidHold } from "../helpers/ledger-commands.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows, type Database } from "../../src/db/database.js";
 import { createSettlementBatcher, type SettlementBatcher } from "../../src/ledger/settlement-batcher.js";
+import type { SettlementOutcome } from "../../src/ledger/settle.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { awayFor } from "../helpers/unreachable-database.js";
@@ -138,12 +139,45 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
     // until CHARGE_SETTLE_TIMEOUT (an hour), then the recovery pass refunded a delivered result whole.
     const settlement = await releasingSettlement();
     const batcher = createSettlementBatcher(flaky(database.db, "before", 6), { ...QUICK_RETRIES, laterDelaysMs: [20, 20, 20] });
-    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    const late: SettlementOutcome[][] = [];
+    await expect(batcher.settle([settlement], { whenSettledLate: (outcomes) => late.push(outcomes) })).rejects.toThrow(/Connection terminated/);
     expect(batcher.waitingToSettle).toBe(1);
     // The first background attempt fails too (the sixth failure); the second writes it.
     await eventually(async () => batcher.waitingToSettle === 0);
     expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "RELEASE", amount: 2 }]);
     expect(await pendingCount()).toBe(0);
+    // Told once, as a settlement in time is answered: what came back, and the balance after it.
+    expect(late).toEqual([[{ settled: true, returned: 2, balanceAfter: expect.any(Number) }]]);
+  });
+
+  // Found by an outside audit: a late settlement reached the ledger but not the charge observer
+  // (no per-call log line, missing from the cost and released metrics).
+  it("each operation of a batch written late hears its own outcomes; one whose callback throws keeps no other from hearing", async () => {
+    const first = await releasingSettlement();
+    const second = await releasingSettlement();
+    const { lines, destination } = captureLogLines();
+    const batcher = createSettlementBatcher(flaky(database.db, "before", 5), { ...QUICK_RETRIES, laterDelaysMs: [20], logger: createLogger("info", destination) });
+    const heard: SettlementOutcome[][] = [];
+    // Submitted in the same turn: one batch, one statement.
+    const settles = [
+      batcher.settle([first], {
+        whenSettledLate: () => {
+          throw new Error("observer failed");
+        },
+      }),
+      batcher.settle([second], { whenSettledLate: (outcomes) => heard.push(outcomes) }),
+    ];
+    for (const settle of settles) await expect(settle).rejects.toThrow(/Connection terminated/);
+    expect(batcher.waitingToSettle).toBe(2);
+    await eventually(async () => batcher.waitingToSettle === 0);
+    expect(heard).toEqual([[{ settled: true, returned: 2, balanceAfter: expect.any(Number) }]]);
+    expect(await returnsOf(first.entryId)).toEqual([{ kind: "RELEASE", amount: 2 }]);
+    expect(await returnsOf(second.entryId)).toEqual([{ kind: "RELEASE", amount: 2 }]);
+    expect(lines.find((l) => l.event === "charge.settled_late")).toMatchObject({ holds: 2, refundedFirst: 0, attempts: 1 });
+    expect(lines.find((l) => l.event === "charge.settled_late_report_failed")).toMatchObject({ level: 50, entryIds: [first.entryId] });
+    // Not tried again: the settlement was written; only its report failed.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(lines.filter((l) => l.event === "charge.settled_late")).toHaveLength(1);
   });
 
   it("a late settlement does nothing to a hold the recovery pass refunded first", async () => {
@@ -151,12 +185,16 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
     const { lines, destination } = captureLogLines();
     const logger = createLogger("info", destination);
     const batcher = createSettlementBatcher(flaky(database.db, "before", 5), { ...QUICK_RETRIES, laterDelaysMs: [300], logger });
-    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    const late: SettlementOutcome[][] = [];
+    await expect(batcher.settle([settlement], { whenSettledLate: (outcomes) => late.push(outcomes) })).rejects.toThrow(/Connection terminated/);
     await voidHold(database.db, { subscriptionId, entryId: settlement.entryId, reason: "recovery: unsettled charge", actorId: null, requestId: null });
     await eventually(async () => batcher.waitingToSettle === 0);
     expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "REFUND", amount: 3 }]);
-    // Said as a late success after a recovery refund is: the call is not charged.
-    expect(lines.find((l) => l.event === "credits.late_settlement")).toMatchObject({ level: 50, entryIds: [settlement.entryId] });
+    // Told as not settled: the charge path reports it as a late success after a recovery refund
+    // (observer.lateSettlement: `credits.late_settlement` per call), so the batch says only how many.
+    expect(late).toEqual([[{ settled: false }]]);
+    expect(lines.find((l) => l.event === "charge.settled_late")).toMatchObject({ holds: 1, refundedFirst: 1 });
+    expect(lines.find((l) => l.event === "credits.late_settlement")).toBeUndefined();
   });
 
   it("a late attempt that committed but lost its answer is not taken for a recovery refund", async () => {
@@ -177,10 +215,12 @@ describe.each(BACKENDS)("settlement after a lost connection on %s", (backend) =>
       },
     });
     const batcher = createSettlementBatcher(db, { ...QUICK_RETRIES, laterDelaysMs: [20, 20], logger: createLogger("info", destination) });
-    await expect(batcher.settle([settlement])).rejects.toThrow(/Connection terminated/);
+    const late: SettlementOutcome[][] = [];
+    await expect(batcher.settle([settlement], { whenSettledLate: (outcomes) => late.push(outcomes) })).rejects.toThrow(/Connection terminated/);
     await eventually(async () => batcher.waitingToSettle === 0);
     expect(await returnsOf(settlement.entryId)).toEqual([{ kind: "RELEASE", amount: 2 }]);
-    expect(lines.find((l) => l.event === "credits.late_settlement")).toBeUndefined();
+    // Ours: settled (what it returned unknown, as after any answer lost), not refunded first.
+    expect(late).toEqual([[{ settled: true }]]);
     expect(lines.find((l) => l.event === "charge.settled_late")).toMatchObject({ refundedFirst: 0, attempts: 2 });
   });
 
