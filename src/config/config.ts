@@ -63,6 +63,20 @@ const httpUrl = (name: string) =>
   optionalText.pipe(z.url({ protocol: /^https?$/, message: `${name} must be an http:// or https:// URL` }).optional());
 
 /**
+ * ALERT_WEBHOOK_URL: an http(s) URL without a user name or password. fetch refuses a URL with
+ * credentials in it ("Request cannot be constructed from a URL that includes credentials"), so every
+ * post would fail; the problem names the variable but never repeats its value, password and all.
+ */
+const webhookUrl = httpUrl("ALERT_WEBHOOK_URL").refine(
+  // A value that is no URL at all is already refused by httpUrl (zod runs this check all the same).
+  (url) => url === undefined || !URL.canParse(url) || (new URL(url).username === "" && new URL(url).password === ""),
+  {
+    message:
+      "ALERT_WEBHOOK_URL must not carry a user name or password (user:password@host): fetch does not send credentials from a URL and refuses every post to it; put the receiver's secret in the path or query, or have it check the signatures ALERT_WEBHOOK_SECRET adds",
+  },
+);
+
+/**
  * PGlite's data directory: a path, "file://<path>" or "memory://". An empty one (`PGLITE_DIR=`) is
  * refused here rather than failing at start as `mkdir ''`.
  */
@@ -143,7 +157,7 @@ export const configSchema = z.object({
   ALERT_SPIKE_FACTOR: z.coerce.number().positive().default(5),
   ALERT_SPIKE_BASELINE: duration("ALERT_SPIKE_BASELINE", "24h"),
   ALERT_SPIKE_MIN_CREDITS: z.coerce.number().int().min(0).default(100),
-  ALERT_WEBHOOK_URL: httpUrl("ALERT_WEBHOOK_URL"),
+  ALERT_WEBHOOK_URL: webhookUrl,
   /** Signs every alert webhook (x-credits-signature, HMAC-SHA256); required with ALERT_WEBHOOK_URL in production. */
   ALERT_WEBHOOK_SECRET: optionalText,
   /** creditBalanceChanged: changes of one balance closer together than this are pushed as one event. */

@@ -91,6 +91,7 @@ describe("configuration", () => {
   it.each([
     ["ALERT_WEBHOOK_URL", "ftp://x/y"],
     ["ALERT_WEBHOOK_URL", "file:///etc/passwd"],
+    ["ALERT_WEBHOOK_URL", "not a url"],
     ["JWT_JWKS_URL", "ftp://id.example/jwks.json"],
     ["JWT_JWKS_URL", "ws://id.example/jwks.json"],
     ["JWT_JWKS_URL", "not a url"],
@@ -101,6 +102,24 @@ describe("configuration", () => {
   it("accepts http: and https: URLs for ALERT_WEBHOOK_URL and JWT_JWKS_URL", () => {
     const config = loadConfig({ ALERT_WEBHOOK_URL: "http://hooks.internal:8080/alerts", JWT_JWKS_URL: "https://id.example/.well-known/jwks.json" });
     expect(config).toMatchObject({ ALERT_WEBHOOK_URL: "http://hooks.internal:8080/alerts", JWT_JWKS_URL: "https://id.example/.well-known/jwks.json" });
+  });
+
+  // An outside audit: a URL with user:password@ was accepted, then fetch refused every post ("Request
+  // cannot be constructed from a URL that includes credentials") and the log printed the password.
+  it.each([
+    "http://hookuser:HookPassSECRET@127.0.0.1:4118/hook?token=QuerySECRET",
+    "https://hookuser@hooks.example/alerts",
+    "https://:HookPassSECRET@hooks.example/alerts",
+  ])("refuses an ALERT_WEBHOOK_URL with a user name or password (%s), without repeating them", (url) => {
+    const problems = configProblems({ ALERT_WEBHOOK_URL: url });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^ALERT_WEBHOOK_URL: .*user name or password.*path or query.*ALERT_WEBHOOK_SECRET/);
+    expect(problems.join("\n")).not.toMatch(/hookuser|HookPassSECRET|QuerySECRET/);
+  });
+
+  it("takes an ALERT_WEBHOOK_URL with a secret in its path or query", () => {
+    const url = "https://hooks.example/alerts/T0K3N?token=QuerySECRET";
+    expect(loadConfig({ ALERT_WEBHOOK_URL: url }).ALERT_WEBHOOK_URL).toBe(url);
   });
 
   it("reports every bad variable at once", () => {

@@ -2,7 +2,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import pino from "pino";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { describeFailure, signWebhookBody, WebhookNotifier } from "../../src/observability/alerts/webhook-notifier.js";
 import { closedPort } from "../helpers/closed-port.js";
 import { verifyCreditsSignature } from "../helpers/webhook-receiver.js";
@@ -48,5 +48,52 @@ describe("alert webhook signatures", () => {
     expect(describeFailure(new TypeError("fetch failed", { cause: Object.assign(new Error("connect refused"), { code: "ECONNREFUSED" }) }))).toBe(
       "TypeError: fetch failed (ECONNREFUSED: connect refused)",
     );
+  });
+
+  // An outside audit: with ALERT_WEBHOOK_URL=http://user:password@host/hook?token=…, each failed
+  // attempt's "problem" was fetch's "Request cannot be constructed from a URL that includes
+  // credentials: <the whole URL>", password and query token in the log. Only the origin is logged.
+  describe("a failed delivery never logs the URL's secrets", () => {
+    const secrets = /hookuser|HookPassSECRET|QuerySECRET|PathSECRET/;
+
+    afterEach(() => {
+      vi.unstubAllGlobals();
+    });
+
+    it("when the URL carries a user name and password (fetch refuses it)", async () => {
+      const lines: any[] = [];
+      const logger = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+      const port = await closedPort();
+      const notifier = new WebhookNotifier({
+        url: `http://hookuser:HookPassSECRET@127.0.0.1:${port}/hook/PathSECRET?token=QuerySECRET`,
+        logger,
+        retry: { attempts: 2, baseDelayMs: 1 },
+      });
+      notifier.send({ id: "z" });
+      await notifier.close(5_000);
+      const delivery = lines.filter((l) => l.event === "alerts.webhook_retry" || l.event === "alerts.webhook_failed");
+      expect(delivery.map((l) => l.event)).toEqual(["alerts.webhook_retry", "alerts.webhook_failed"]);
+      for (const line of delivery) {
+        expect(line.target).toBe(`http://127.0.0.1:${port}`);
+        expect(line.problem).toMatch(/includes credentials/);
+        expect(line.problem).toContain(`http://127.0.0.1:${port}`);
+      }
+      expect(JSON.stringify(lines)).not.toMatch(secrets);
+    });
+
+    it("when a failure's text quotes the URL, whole or in part", async () => {
+      const url = "https://hooks.example/hook/PathSECRET?token=QuerySECRET";
+      vi.stubGlobal("fetch", async () => {
+        throw new TypeError(`fetch failed for ${url}`, { cause: new Error(`proxy refused /hook/PathSECRET?token=QuerySECRET (token=QuerySECRET)`) });
+      });
+      const lines: any[] = [];
+      const logger = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+      const notifier = new WebhookNotifier({ url, logger, retry: { attempts: 1 } });
+      notifier.send({ id: "q" });
+      await notifier.close(5_000);
+      const failed = lines.find((l) => l.event === "alerts.webhook_failed");
+      expect(failed.problem).toMatch(/^TypeError: fetch failed for https:\/\/hooks\.example/);
+      expect(JSON.stringify(lines)).not.toMatch(secrets);
+    });
   });
 });

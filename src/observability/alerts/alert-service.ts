@@ -5,8 +5,10 @@
  * what it has in flight so tests can wait for it and app.close() can finish it.
  *
  * An alert's createdAt is the database's now() when it is stored (alert-time.ts), less how long it
- * waited to be stored; the log line and the webhook post carry the stored time. Only an alert that
- * could not be stored is announced with this instance's time, the only one there is then.
+ * waited to be stored. The webhook posts the stored row as the insert returns it, so the post is the
+ * alert exactly as creditAlerts returns it (DESIGN.md), createdAt and all: an alert stored late is
+ * posted once it is stored. Only an alert that is never stored is posted with this instance's time,
+ * the only one there is then.
  */
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -26,8 +28,9 @@ const MAX_PENDING_STORES = 1_000;
 /**
  * When an alert could not be stored, it is stored again after these waits (about two minutes in
  * all): the failures that raise FAILED_TRANSACTION alerts are often a database outage, and the
- * alert that says so must still be in creditAlerts once the database is back. It is logged and
- * posted at once all the same; only the stored copy waits.
+ * alert that says so must still be in creditAlerts once the database is back. It is logged at once
+ * all the same; its webhook post waits for the stored row (the post is the stored alert), or is sent
+ * when the alert is given up.
  */
 const STORE_RETRY_DELAYS_MS = [1_000, 2_000, 5_000, 10_000, 30_000, 60_000];
 
@@ -51,8 +54,8 @@ interface RaisedAlert extends NewAlert {
 
 export class AlertService {
   private readonly pending = new Set<Promise<unknown>>();
-  /** Alerts waiting to be stored again, by id: their next attempt's timer. */
-  private readonly storeRetries = new Map<string, NodeJS.Timeout>();
+  /** Alerts waiting to be stored again, by id: the alert and its next attempt's timer. */
+  private readonly storeRetries = new Map<string, { candidate: RaisedAlert; timer: NodeJS.Timeout }>();
   private readonly log: Logger;
   private readonly onDatabaseTime: boolean;
   private closed = false;
@@ -72,8 +75,11 @@ export class AlertService {
     }
     this.track(async () => {
       const stored = await this.store(candidate, () => insertAlert(this.deps.db, candidate, this.storedTime(candidate)));
-      this.announce(stored ?? candidate, stored !== undefined);
-      if (stored === undefined) this.storeLater(candidate, 0);
+      if (stored !== undefined) return this.announce(stored, true);
+      // Logged now; posted once stored, as stored: posting it now would carry this instance's time
+      // and details as raised, not the row creditAlerts will return.
+      this.record(candidate, false);
+      this.storeLater(candidate, 0);
     });
   }
 
@@ -84,27 +90,32 @@ export class AlertService {
 
   /**
    * Tries to store an alert again after the `attempt`-th wait; the insert is idempotent by the
-   * alert's id. Bounded like the stores in flight, and given up at close().
+   * alert's id (a first attempt that committed but lost its answer is found, not stored twice). The
+   * stored row is posted. Bounded like the stores in flight, and given up at close(); an alert given
+   * up is posted as it was raised.
    */
   private storeLater(candidate: RaisedAlert, attempt: number): void {
     const delay = STORE_RETRY_DELAYS_MS[attempt];
     if (this.closed || delay === undefined || this.storeRetries.size >= MAX_PENDING_STORES) {
-      this.log.error({ event: "alerts.store_abandoned", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 1 }, "alert never stored: it was logged and posted only");
+      this.log.error({ event: "alerts.store_abandoned", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 1 }, "alert never stored: it was logged, and is posted with this instance's time");
+      this.post(candidate);
       return;
     }
     const timer = setTimeout(() => {
       this.storeRetries.delete(candidate.id);
       this.track(async () => {
+        let stored: AlertRecord;
         try {
-          await insertAlert(this.deps.db, candidate, this.storedTime(candidate));
-          this.log.info({ event: "alerts.stored_late", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 2 }, "alert stored after the database came back");
+          stored = await insertAlert(this.deps.db, candidate, this.storedTime(candidate));
         } catch {
-          this.storeLater(candidate, attempt + 1);
+          return this.storeLater(candidate, attempt + 1);
         }
+        this.log.info({ event: "alerts.stored_late", alertId: candidate.id, kind: candidate.kind, subscriptionId: candidate.subscriptionId, attempts: attempt + 2 }, "alert stored after the database came back");
+        this.post(stored);
       });
     }, delay);
     timer.unref();
-    this.storeRetries.set(candidate.id, timer);
+    this.storeRetries.set(candidate.id, { candidate, timer });
   }
 
   /**
@@ -143,13 +154,21 @@ export class AlertService {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  /** Finishes stores in flight, gives up the ones waiting to be retried, then gives webhook deliveries a moment and stops them. */
+  /**
+   * Finishes stores in flight, gives up the ones waiting to be retried (posting them as raised), then
+   * gives webhook deliveries a moment and stops them.
+   */
   async close(webhookGraceMs?: number): Promise<void> {
     this.closed = true;
-    for (const timer of this.storeRetries.values()) clearTimeout(timer);
-    if (this.storeRetries.size > 0) {
-      this.log.error({ event: "alerts.store_abandoned", alerts: [...this.storeRetries.keys()] }, "shutting down with alerts never stored: they were logged and posted only");
-      this.storeRetries.clear();
+    const abandoned = [...this.storeRetries.values()];
+    this.storeRetries.clear();
+    for (const { timer } of abandoned) clearTimeout(timer);
+    if (abandoned.length > 0) {
+      this.log.error(
+        { event: "alerts.store_abandoned", alerts: abandoned.map(({ candidate }) => candidate.id) },
+        "shutting down with alerts never stored: they were logged, and are posted with this instance's time",
+      );
+      for (const { candidate } of abandoned) this.post(candidate);
     }
     await this.flush();
     await this.deps.webhook?.close(webhookGraceMs);
@@ -172,7 +191,7 @@ export class AlertService {
     } catch (err) {
       this.log.error(
         { event: "alerts.store_failed", kind: candidate.kind, subscriptionId: candidate.subscriptionId, err: { type: errorName(err), sqlState: sqlState(err) } },
-        "could not store an alert; it is logged and posted now, and stored again later",
+        "could not store an alert; it is logged now, stored again later and posted once stored",
       );
       return undefined;
     }
@@ -180,11 +199,24 @@ export class AlertService {
 
   /** The alert's log line, metric and webhook post. */
   private announce(alert: NewAlert & { id: string; createdAt: Date }, stored: boolean): void {
+    this.record(alert, stored);
+    this.post(alert);
+  }
+
+  /** The alert's log line and metric: once per alert, as soon as it is raised. */
+  private record(alert: NewAlert & { id: string }, stored: boolean): void {
     this.deps.metrics?.alerts.inc({ kind: alert.kind });
     this.log.warn(
       { event: "credits.alert", alertId: alert.id, kind: alert.kind, subscriptionId: alert.subscriptionId, details: alert.details, stored },
       alert.message,
     );
+  }
+
+  /**
+   * The webhook post: the alert as creditAlerts returns it (DESIGN.md), so the stored row whenever
+   * there is one, with the database's createdAt and jsonb's order of the details' keys.
+   */
+  private post(alert: NewAlert & { id: string; createdAt: Date }): void {
     this.deps.webhook?.send({
       id: alert.id,
       kind: alert.kind,

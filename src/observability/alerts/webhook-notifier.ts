@@ -25,6 +25,50 @@ export function describeFailure(err: unknown): string {
   return `${err.name}: ${err.message}${causeText ? ` (${causeText})` : ""}`;
 }
 
+/** Shorter pieces of the URL are left in a log line: they are no secret, and cutting them would garble its text. */
+const MIN_REDACTED_LENGTH = 3;
+
+/**
+ * What a failure's text becomes before it is logged: the webhook URL, quoted whole, becomes its
+ * origin, and any other quote of its user name, password, path or query becomes "[redacted]".
+ * Webhook URLs often carry a secret there, and errors quote them: fetch refuses a URL with
+ * user:password@ in it by quoting the whole URL.
+ */
+function urlRedactor(url: string): (text: string) => string {
+  const parsed = new URL(url);
+  const origin = parsed.origin;
+  const whole = [url, parsed.href, `${origin}${parsed.pathname}${parsed.search}${parsed.hash}`, `${origin}${parsed.pathname}${parsed.search}`];
+  const query = parsed.search.slice(1);
+  // As written in the URL, and decoded (as an error may quote them).
+  const parts = [
+    parsed.username,
+    parsed.password,
+    `${parsed.pathname}${parsed.search}`,
+    parsed.pathname === "/" ? "" : parsed.pathname,
+    query,
+    ...query.split("&").map((pair) => pair.slice(pair.indexOf("=") + 1)),
+  ];
+  const fragments = [...parts, ...parts.map(decodedOrEmpty), ...parsed.searchParams.values()].filter((part) => part.length >= MIN_REDACTED_LENGTH);
+  const replacements: [string, string][] = [
+    ...longestFirst(whole).map((text): [string, string] => [text, origin]),
+    ...longestFirst(fragments).map((text): [string, string] => [text, "[redacted]"]),
+  ];
+  return (text) => replacements.reduce((redacted, [secret, shown]) => redacted.split(secret).join(shown), text);
+}
+
+function decodedOrEmpty(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return "";
+  }
+}
+
+/** Distinct, longest first: a URL is replaced before the pieces of it, so each is replaced whole. */
+function longestFirst(texts: string[]): string[] {
+  return [...new Set(texts)].filter((text) => text !== "").sort((a, b) => b.length - a.length);
+}
+
 /** Which alert a log line is about: an operator looks it up in creditAlerts by id. */
 interface AlertNamed {
   id?: unknown;
@@ -67,10 +111,13 @@ export class WebhookNotifier {
   private readonly retry: WebhookRetryPolicy;
   /** Only the origin is ever logged: webhook URLs often carry a secret in their path or query. */
   private readonly target: string;
+  /** A failure's text with the URL's secrets taken out, as it is logged. */
+  private readonly redact: (text: string) => string;
 
   constructor(private readonly options: WebhookNotifierOptions) {
     this.retry = { ...DEFAULT_WEBHOOK_RETRY, ...options.retry };
     this.target = new URL(options.url).origin;
+    this.redact = urlRedactor(options.url);
   }
 
   /** Starts delivering `payload` in the background. */
@@ -131,7 +178,7 @@ export class WebhookNotifier {
         // otherwise lose the alert for good.
         problem = res.status >= 300 && res.status < 400 ? `HTTP ${res.status} (a redirect, not followed: point ALERT_WEBHOOK_URL at where it leads)` : `HTTP ${res.status}`;
       } catch (err) {
-        problem = describeFailure(err);
+        problem = this.redact(describeFailure(err));
       }
       if (attempt < attempts) {
         const delayMs = this.backoff(baseDelayMs * factor ** (attempt - 1));
