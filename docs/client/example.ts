@@ -1,7 +1,8 @@
 // A Node client of graphql-credits with urql and graphql-ws (docs/live-balance.md, "A typed client"):
-// runs a metered mutation, shows the remaining balance, treats 402 as an answer, and follows the
-// balance that mutation spends live. Put it under the client's src/ beside credits.graphql (an ES
-// module package: "type": "module"), run codegen, then:
+// runs a metered mutation (with an Idempotency-Key, so that its retry is not charged twice), shows the
+// remaining balance, treats 402 as an answer, and follows the balance that mutation spends live,
+// across server restarts. Put it under the client's src/ beside credits.graphql (an ES module
+// package: "type": "module"), run codegen, then:
 //   CREDITS_TOKEN=<JWT> CREDITS_SUBSCRIPTION=<id> npx tsx src/example.ts
 // CREDITS_URL is the server's GraphQL endpoint (default http://localhost:4000/graphql); its live
 // endpoint is the same URL over ws:// (wss:// for https://). It compiles under `strict` with
@@ -10,13 +11,16 @@ import { Client, cacheExchange, fetchExchange, subscriptionExchange, type Execut
 import { createClient as createWsClient, type FormattedExecutionResult } from "graphql-ws";
 import WebSocket from "ws"; // Node only (Node 20 has no global WebSocket); a browser leaves it out
 import type { CreditsExtension } from "graphql-credits/client";
-import { LeadsBalanceDocument, SearchLeadsDocument } from "./generated/credits.js"; // from codegen
+import { LeadsBalanceDocument, LeadsBalanceNowDocument, SearchLeadsDocument } from "./generated/credits.js"; // from codegen
 
 const token = process.env.CREDITS_TOKEN ?? "";
 const subscriptionId = process.env.CREDITS_SUBSCRIPTION ?? "";
 const url = process.env.CREDITS_URL ?? "http://localhost:4000/graphql";
 
 type JsonObject = Record<string, unknown>;
+
+/** The headers of every HTTP request: the client's, and repeated by an operation that adds its own. */
+const headers = (): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
 /**
  * graphql-ws's result as urql's: the same fields, one that is absent left out. graphql-ws types an
@@ -32,14 +36,33 @@ function asUrqlResult({ data, errors, extensions, hasNext }: FormattedExecutionR
   };
 }
 
+/** The code and reason of a WebSocket close (what graphql-ws hands a subscription when it gives up). */
+function closeOf(value: unknown): { code: number; reason: string } | undefined {
+  return typeof value === "object" && value !== null && "code" in value && "reason" in value ? (value as { code: number; reason: string }) : undefined;
+}
+
 const ws = createWsClient({
   url: url.replace(/^http/, "ws"), // http:// → ws://, https:// → wss://
   webSocketImpl: WebSocket, // Node only, as above
   connectionParams: { authorization: `Bearer ${token}` },
-  // 4401: no token, a bad one, its exp passed while connected, or its key was removed from the
-  // issuer's key set (the reason says which). graphql-ws does not retry it: sign in again, then
-  // connect with the new token.
+  // A lost connection (a server restart or deploy closes with 1001; while it is down, connecting
+  // fails with ECONNREFUSED, an Error) is tried again for as long as it takes. graphql-ws's defaults
+  // would give up: it retries only closes, not Errors, and only 5 times. retryWait is graphql-ws's own
+  // wait between attempts (2^n s plus 0.3 to 3 s of jitter) capped at 30 s, so that a long outage does
+  // not leave it waiting many minutes after the server is back. A close it treats as final (4401,
+  // 4400, 4500…) is never retried, whatever these say.
+  retryAttempts: Infinity,
+  shouldRetry: () => true,
+  retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, Math.min(2 ** retries, 30) * 1000 + 300 + Math.random() * 2700)),
   on: {
+    // Connected again after a loss: graphql-ws subscribes again, but the changes made meanwhile were
+    // not pushed, so read the balance now.
+    connected: (_socket, _payload, wasRetry) => {
+      if (wasRetry) void readLeadsBalanceAgain();
+    },
+    // 4401: no token, a bad one, its exp passed while connected, or its key was removed from the
+    // issuer's key set (the reason says which). graphql-ws does not retry it: sign in again, then
+    // connect with the new token.
     closed: (event) => {
       const { code, reason } = event as { code: number; reason: string };
       if (code === 4401) console.log(`signed out: ${reason}`);
@@ -48,7 +71,10 @@ const ws = createWsClient({
 });
 const client = new Client({
   url,
-  fetchOptions: () => ({ headers: { authorization: `Bearer ${token}` } }),
+  fetchOptions: () => ({ headers: headers() }),
+  // Queries by POST too: urql sends a short query as a GET, which the server refuses as a possible
+  // cross-site request forgery (Apollo's CSRF prevention: a GET needs a preflight header).
+  preferGetMethod: false,
   exchanges: [
     cacheExchange,
     fetchExchange,
@@ -65,10 +91,26 @@ const client = new Client({
   ],
 });
 
-// A metered mutation (it spends `leads` credits). urql reads a 4xx response that carries a GraphQL
-// body as a result, so a 402 arrives as `error.graphQLErrors` with code INSUFFICIENT_CREDITS (and the
-// balance in extensions), not as a network failure.
-const result = await client.mutation(SearchLeadsDocument, { s: subscriptionId, query: "roofers", limit: 20 }).toPromise();
+/** Prints the leads balance as the server has it now (network-only: not urql's cached answer). */
+async function readLeadsBalanceAgain(): Promise<void> {
+  const now = await client.query(LeadsBalanceNowDocument, { s: subscriptionId }, { requestPolicy: "network-only" }).toPromise();
+  const leads = now.data?.subscription.balances.find((b) => b.type === "leads");
+  if (leads) console.log(`leads balance: ${leads.balance} (read again after reconnecting)`);
+  else if (now.error) console.log(`leads balance not read again: ${now.error.message}`); // the next reconnection reads again
+}
+
+// A metered mutation (it spends `leads` credits), sent with an Idempotency-Key: when its answer is
+// lost (a network error), the retry with the same key gets the first call's result and charge instead
+// of running and charging again. An operation's own fetchOptions replace the client's (urql does not
+// merge them), so they repeat its headers: without the token the call is UNAUTHENTICATED.
+// urql reads a 4xx response that carries a GraphQL body as a result, so a 402 arrives as
+// `error.graphQLErrors` with code INSUFFICIENT_CREDITS (and the balance in extensions), not as a
+// network failure.
+const variables = { s: subscriptionId, query: "roofers", limit: 20 };
+const idempotencyKey = crypto.randomUUID();
+const withKey = { fetchOptions: () => ({ headers: { ...headers(), "idempotency-key": idempotencyKey } }) };
+let result = await client.mutation(SearchLeadsDocument, variables, withKey).toPromise();
+if (result.error?.networkError) result = await client.mutation(SearchLeadsDocument, variables, withKey).toPromise();
 const credits = result.extensions?.credits as CreditsExtension | undefined;
 const short = result.error?.graphQLErrors.find((e) => e.extensions.code === "INSUFFICIENT_CREDITS");
 if (short) console.log(`top up: needs ${short.extensions.required} leads credits, has ${short.extensions.available}`);
@@ -79,12 +121,20 @@ const left = credits?.remaining[subscriptionId]?.leads;
 if (left !== undefined) console.log("leads balance:", left);
 
 // The same balance live: every change, wherever it was made (another tab, an admin grant, a refund).
-// A refusal (NOT_FOUND for an unknown subscription id, FORBIDDEN for another's) ends it: say why,
-// once (urql hands the last result on again when the server completes the stream).
+// A refusal (a GraphQL error: NOT_FOUND for an unknown subscription id, FORBIDDEN for another's) ends
+// it: say why, once (urql hands the last result on again when the server completes the stream). A
+// network error here is a close graphql-ws gave up on: 4401, already said above, or another final one.
 const live = client.subscription(LeadsBalanceDocument, { s: subscriptionId }).subscribe((event) => {
+  if (event.error?.networkError) {
+    const close = closeOf(event.error.networkError);
+    if (close?.code !== 4401) console.log(`live balance stopped: ${close ? `closed ${close.code} ${close.reason}` : event.error.message}`);
+    return live.unsubscribe();
+  }
   if (event.error) {
     console.log(`live balance refused: ${event.error.message}`);
-    return live.unsubscribe();
+    live.unsubscribe();
+    // Nothing else to follow: close the socket, so the process can end.
+    return void ws.dispose();
   }
   const change = event.data?.creditBalanceChanged;
   if (change) console.log(`leads balance: ${change.balance}${change.threshold ? ` (${change.threshold})` : ""}`);

@@ -2,16 +2,19 @@
  * The typed client of docs/live-balance.md ("A typed client") as a client's developer builds it, so
  * that the docs' client cannot stop compiling again:
  * - the package is built as `npm pack` builds it (tsconfig.build.json, into a temporary
- *   node_modules/graphql-credits with this package.json), and `graphql-credits/client` resolves
- *   through "exports", in Node and in TypeScript;
- * - docs/client/codegen.ts, as it is, generates from schema/schema.graphql and
- *   docs/client/credits.graphql (the doc's operations), in a client laid out as its comment says;
+ *   node_modules/graphql-credits with the other files `npm pack` packs, this package.json among
+ *   them), and `graphql-credits/client` resolves through "exports", in Node and in TypeScript;
+ * - docs/client/codegen.ts, as it is, generates from the packed schema
+ *   (node_modules/graphql-credits/schema/schema.graphql: a production server has no introspection)
+ *   and docs/client/credits.graphql (the doc's operations), in a client laid out as its comment says,
+ *   and takes its schema from CREDITS_SCHEMA, else CREDITS_URL, else a local server;
  * - the generated code and docs/client/example.ts type-check with tsc, with module resolution
  *   "bundler" and "nodenext" (urql, graphql-ws and ws typings from this project's node_modules);
  * - the client's CreditCharge and CreditsExtension are exactly the server's ChargeRecord and
  *   CreditsExtension (checked on the built package there, and below for `npm run typecheck`);
  * - the doc quotes docs/client/example.ts as it is, and the scalars of codegen.ts are CREDITS_SCALARS
  *   and cover every custom scalar of the schema.
+ * test/e2e/client-example.test.ts runs the example against a server.
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -27,6 +30,8 @@ import type { ChargeRecord, CreditsExtension as ServerCreditsExtension } from ".
 const ROOT = resolve(import.meta.dirname, "../..");
 const TSC = join(ROOT, "node_modules/.bin/tsc");
 const SCHEMA = join(ROOT, "schema/schema.graphql");
+/** Where a client finds the schema the package ships (what the doc tells it to generate from). */
+const PACKED_SCHEMA = "node_modules/graphql-credits/schema/schema.graphql";
 /**
  * What the doc has the client install (codegen's plugins, which it loads from the client's directory,
  * and what the example imports), linked from this project's node_modules into the temporary client.
@@ -74,9 +79,17 @@ function tsconfig(module: string, moduleResolution: string): string {
   });
 }
 
-function run(command: string, args: string[], cwd: string): { status: number | null; output: string } {
-  const done = spawnSync(command, args, { cwd, encoding: "utf8" });
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): { status: number | null; output: string } {
+  const done = spawnSync(command, args, { cwd, encoding: "utf8", env });
   return { status: done.status, output: `${done.stdout ?? ""}${done.stderr ?? ""}${done.error ? String(done.error) : ""}` };
+}
+
+/** The files `npm pack` would pack (package.json "files"), without running prepack's build. */
+function packedFiles(): string[] {
+  const pack = spawnSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" });
+  if (pack.status !== 0) throw new Error(`npm pack --dry-run failed:\n${pack.stdout}${pack.stderr}`);
+  const [{ files }] = JSON.parse(pack.stdout) as [{ files: { path: string }[] }];
+  return files.map((f) => f.path);
 }
 
 describe("the typed client of docs/live-balance.md", () => {
@@ -88,7 +101,11 @@ describe("the typed client of docs/live-balance.md", () => {
     // The package as `npm pack` builds it (prepack: npm run build:lib), installed in the client.
     const installed = join(dir, "node_modules/graphql-credits");
     mkdirSync(installed, { recursive: true });
-    copyFileSync(join(ROOT, "package.json"), join(installed, "package.json"));
+    // What it packs besides dist/ (built below, whatever this checkout's dist/ holds).
+    for (const file of packedFiles().filter((f) => !f.startsWith("dist/"))) {
+      mkdirSync(dirname(join(installed, file)), { recursive: true });
+      copyFileSync(join(ROOT, file), join(installed, file));
+    }
     const build = run(TSC, ["-p", "tsconfig.build.json", "--outDir", join(installed, "dist")], ROOT);
     if (build.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${build.output}`);
     for (const name of CLIENT_PACKAGES) {
@@ -132,8 +149,9 @@ describe("the typed client of docs/live-balance.md", () => {
     expect(JSON.parse(probe.output)).toEqual({ CREDITS_SCALARS, left: 7 });
   });
 
-  it("docs/client/codegen.ts generates typed documents, and they and docs/client/example.ts type-check", async () => {
-    const outputs: { filename: string; content: string }[] = await generate({ ...config, schema: SCHEMA, cwd: dir, silent: true }, false);
+  it("docs/client/codegen.ts generates typed documents from the packed schema, and they and docs/client/example.ts type-check", async () => {
+    expect(readFileSync(join(dir, PACKED_SCHEMA), "utf8")).toBe(readFileSync(SCHEMA, "utf8"));
+    const outputs: { filename: string; content: string }[] = await generate({ ...config, schema: PACKED_SCHEMA, cwd: dir, silent: true }, false);
     expect(outputs.map((o) => o.filename)).toEqual(["src/generated/credits.ts"]);
     for (const { filename, content } of outputs) {
       mkdirSync(dirname(join(dir, filename)), { recursive: true });
@@ -141,12 +159,30 @@ describe("the typed client of docs/live-balance.md", () => {
     }
     expect(outputs[0].content).toContain("export const SearchLeadsDocument");
     expect(outputs[0].content).toContain("export const LeadsBalanceDocument");
+    expect(outputs[0].content).toContain("export const LeadsBalanceNowDocument");
     for (const project of ["tsconfig.bundler.json", "tsconfig.nodenext.json"]) {
       const check = run(TSC, ["-p", project], dir);
       expect(check.output, project).toBe("");
       expect(check.status, project).toBe(0);
     }
   }, 60_000);
+
+  it("docs/client/codegen.ts reads the schema from CREDITS_SCHEMA, else CREDITS_URL, else a local server", () => {
+    const schemaWith = (env: Record<string, string>): string => {
+      const { CREDITS_SCHEMA: _schema, CREDITS_URL: _url, ...rest } = process.env;
+      const probe = run(
+        process.execPath,
+        ["--import", "tsx", "--input-type=module", "-e", `const { default: config } = await import(${JSON.stringify(join(ROOT, "docs/client/codegen.ts"))}); console.log(config.schema);`],
+        ROOT,
+        { ...rest, ...env },
+      );
+      expect(probe.status, probe.output).toBe(0);
+      return probe.output.trim();
+    };
+    expect(schemaWith({ CREDITS_SCHEMA: PACKED_SCHEMA, CREDITS_URL: "https://credits.example.com/graphql" })).toBe(PACKED_SCHEMA);
+    expect(schemaWith({ CREDITS_URL: "https://credits.example.com/graphql" })).toBe("https://credits.example.com/graphql");
+    expect(schemaWith({})).toBe("http://localhost:4000/graphql");
+  }, 30_000);
 
   it("maps every custom scalar of the schema as CREDITS_SCALARS does", () => {
     const generates = Object.values(config.generates) as { config: { scalars: Record<string, string> } }[];
@@ -165,6 +201,8 @@ describe("the typed client of docs/live-balance.md", () => {
     const block = /```ts\n([\s\S]*?)```/.exec(section);
     expect(block?.[1]).toBe(readFileSync(join(ROOT, "docs/client/example.ts"), "utf8"));
     for (const file of ["client/codegen.ts", "client/credits.graphql", "client/example.ts"]) expect(section).toContain(file);
+    // How to generate without introspection, and where the schema's file is.
+    for (const text of ["CREDITS_SCHEMA", "CREDITS_URL", PACKED_SCHEMA]) expect(section).toContain(text);
     expect(chargeIsTheServers && extensionIsTheServers).toBe(true);
   });
 });
