@@ -23,7 +23,7 @@ import { requireViewer, type CreditsRequest as RequestContext } from "./credits-
 import type { ChargeLedger } from "../ledger/charge-ledger.js";
 import { groupTotal, LeaseChangedError, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
 import type { Settlement, SettlementOutcome } from "../ledger/settle.js";
-import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
+import { checkOperationCalls, type RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import type { RateLimitPass } from "../ratelimit/rate-limiter.js";
 import type { FirstClaim, IdempotencyGate, ReplayClaim } from "../idempotency/idempotency-gate.js";
 import { quoteId } from "../util/quote-id.js";
@@ -191,7 +191,8 @@ export function authorizeSpend(
 
 /** 4. Admit: count every call against its rate limit; RATE_LIMITED per call over it. A replay counts like a call. */
 async function admit(deps: ChargeDeps, ctx: RequestContext, calls: MeteredCall[], viewer: Viewer, authorizationFolded: boolean, taken: Taken): Promise<void> {
-  const verdicts = await Promise.allSettled(calls.map((call) => deps.rateLimiter.checkMetered(call.field, call.args, ctx)));
+  // Calls of one field sharing a counter are counted together, as the operation needs them all.
+  const verdicts = await checkOperationCalls(deps.rateLimiter, calls, ctx);
   const refused: RefusedCall[] = [];
   verdicts.forEach((verdict, i) => {
     if (verdict.status === "fulfilled") taken.passes.push(verdict.value);

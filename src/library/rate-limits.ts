@@ -14,7 +14,7 @@ import { rateLimitDirectiveTransformer, readRateLimitRules } from "../ratelimit/
 import type { RateLimitGate } from "../ratelimit/rate-limit-gate.js";
 import { defaultRule, type RateLimitRule } from "../ratelimit/rate-limit-rule.js";
 import type { RateLimitStore } from "../ratelimit/rate-limit-store.js";
-import { RateLimiter, type RateLimitCaller } from "../ratelimit/rate-limiter.js";
+import { RateLimiter, type RateLimitCaller, type RateLimitedCall } from "../ratelimit/rate-limiter.js";
 import { RedisRateLimitStore } from "../ratelimit/redis-store.js";
 import { parseDurationMs } from "../util/duration.js";
 
@@ -95,6 +95,17 @@ export function createLibraryRateLimits(
       checkMetered: async (field, args, ctx) => {
         const rule = ruleOf(field.coordinate);
         return rule ? limiter.check(rule, args, callerOf(ctx)) : undefined;
+      },
+      // The calls of one operation that share a counter are one hit of their summed cost; calls of
+      // fields without a rule pass uncounted.
+      checkMeteredCalls: async (calls, ctx) => {
+        const ruled = calls.map((call) => ({ rule: ruleOf(call.field.coordinate), args: call.args }));
+        const checked = await limiter.checkAll(
+          ruled.filter((call): call is RateLimitedCall => call.rule !== undefined),
+          callerOf(ctx),
+        );
+        let next = 0;
+        return ruled.map((call) => (call.rule ? checked[next++] : { status: "fulfilled" as const, value: undefined }));
       },
     },
     readRules(schema) {

@@ -93,6 +93,11 @@ export function createRateLimiting(options: CreateRateLimitingOptions): RateLimi
     gate: {
       // The charge wrapper logs and counts its own refusals (the charge observer).
       checkMetered: (field, args, ctx) => limiter.check(ruleOfMetered(field.coordinate), args, callerOf(ctx)),
+      checkMeteredCalls: (calls, ctx) =>
+        limiter.checkAll(
+          calls.map((call) => ({ rule: ruleOfMetered(call.field.coordinate), args: call.args })),
+          callerOf(ctx),
+        ),
     },
     transform: rateLimitDirectiveTransformer({
       check: async (rule, args, context) => {

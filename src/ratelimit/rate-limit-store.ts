@@ -32,6 +32,22 @@ export type RateLimitVerdict =
     }
   | { readonly allowed: false; readonly used: number; /** When a call of the same cost could run, if no other call runs before. */ readonly retryAfterMs: number };
 
+/**
+ * A hit the store did not answer (a timeout, a lost connection). It may still have been recorded, or
+ * be recorded later: a command sent to Redis runs when it arrives, whether or not anyone still waits
+ * for its answer. `withdraw` makes sure such a late record counts nothing (for a call that did not run);
+ * it never rejects.
+ */
+export class UnansweredHitError extends Error {
+  constructor(
+    cause: unknown,
+    readonly withdraw: () => Promise<void>,
+  ) {
+    super(`rate limit store did not answer: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "UnansweredHitError";
+  }
+}
+
 export interface RateLimitStore {
   readonly kind: "memory" | "redis";
   /**
@@ -39,7 +55,8 @@ export interface RateLimitStore {
    * timestamps at the current time (`now`, or the shared store's own clock) (allowed) or records
    * nothing (refused). A refused call is not counted (graphql-rate-limit's `uncountRejected`): it
    * did not run, and counting it would let a flood of refused calls grow the log without bound.
-   * Rejects when the store cannot answer.
+   * Rejects when the store cannot answer; with an UnansweredHitError when the hit may still be
+   * recorded without an answer.
    */
   hit(hit: RateLimitHit): Promise<RateLimitVerdict>;
   /** Releases connections and timers. */

@@ -144,6 +144,20 @@ describe.each(BACKENDS)("createCredits on %s", (backend) => {
     await expect(credits.admin.refund({ entryId, reason: "twice" })).rejects.toMatchObject({ extensions: { code: "BAD_USER_INPUT" } });
   });
 
+  it("counts an operation's calls of one field together: more than the limit in one operation is told to split", async () => {
+    // Six aliases against 5/1m can never pass; checked one by one, each was told to retry in a minute.
+    const res = await run(`{ a: lookup b: lookup c: lookup d: lookup e: lookup f: lookup }`, { user: "ann", sub });
+    expect(res.status).toBe(429);
+    expect(res.errors![0]).toMatchObject({
+      message: expect.stringContaining("split it into operations that need at most 5"),
+      extensions: { code: "RATE_LIMITED", retryAfterSeconds: expect.any(Number) },
+    });
+    expect(res.extensions?.credits?.charges ?? []).toEqual([]);
+    // Nothing was counted: four in one operation still fit (the next test's first call takes the fifth).
+    const four = await run(`{ a: lookup b: lookup c: lookup d: lookup }`, { user: "ann", sub });
+    expect(four.errors).toBeUndefined();
+  });
+
   it("rate-limits metered fields per caller with the default rule (429, nothing charged)", async () => {
     const query = `{ lookup }`;
     let limited: Awaited<ReturnType<typeof run>> | undefined;
