@@ -5,7 +5,7 @@
  * been in flight for a quiet moment, or the grace has passed; then stop listening and close.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { HeaderMap, type ApolloServer } from "@apollo/server";
 import type { Logger } from "pino";
 import type { CorsPolicy } from "./cors.js";
@@ -72,14 +72,34 @@ const DRAIN_QUIET_MS = 250;
  * closed before that (false). What happens to the bytes after is TCP's: a client that closes in the
  * instant the response is on its way is not seen here. (A response ended after its connection closed
  * also reads as finished: the caller checks the connection before writing.)
+ *
+ * The connection is watched as well as the response: a pipelined request's response waits in
+ * node:http's queue, without a socket, until the responses before it are written, and when the
+ * client hangs up first it hears neither 'finish' nor 'close' (an outside audit: such calls stayed
+ * charged, and counted as in flight until a graceful stop's grace ran out).
  */
-function writtenOut(res: ServerResponse): Promise<boolean> {
+function writtenOut(res: ServerResponse, connection: Socket): Promise<boolean> {
   if (res.writableFinished) return Promise.resolve(true);
-  if (res.destroyed) return Promise.resolve(false);
+  if (res.destroyed || connection.destroyed) return Promise.resolve(false);
   return new Promise((resolve) => {
-    res.once("finish", () => resolve(true));
-    res.once("close", () => resolve(res.writableFinished));
+    const settle = (written: boolean) => {
+      res.off("finish", onFinish);
+      res.off("close", onEnd);
+      connection.off("close", onEnd);
+      resolve(written);
+    };
+    const onFinish = () => settle(true);
+    const onEnd = () => settle(res.writableFinished);
+    res.once("finish", onFinish);
+    res.once("close", onEnd);
+    connection.once("close", onEnd);
   });
+}
+
+/** Reading the request failed because its client closed the connection mid-request (node:http's "aborted"). */
+function hungUpMidRequest(req: IncomingMessage, err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return req.destroyed && (code === "ECONNRESET" || (err instanceof Error && err.message === "aborted"));
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
@@ -172,9 +192,8 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
   }
 
   /** Counted in flight until its handler is done and its response written out (or its connection closed). */
-  function finished(res: ServerResponse): Promise<void> {
-    if (res.writableFinished || res.destroyed) return Promise.resolve();
-    return new Promise((resolve) => res.once("close", () => resolve()));
+  function finished(res: ServerResponse, connection: Socket): Promise<void> {
+    return writtenOut(res, connection).then(() => undefined);
   }
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
@@ -249,7 +268,7 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       res.end();
     }
     if (!paysForDelivery) return;
-    if (clientGoneBeforeWrite || !(await writtenOut(res))) await options.delivery!.undelivered(context!);
+    if (clientGoneBeforeWrite || !(await writtenOut(res, req.socket))) await options.delivery!.undelivered(context!);
   }
 
   /** A plain route ("GET /health"); HEAD is answered by the GET route (node:http sends its headers, not its body). */
@@ -300,6 +319,11 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
         else sendJson(res, 404, { error: `No route for ${req.method} ${path}. GraphQL is at ${GRAPHQL_PATH}.` }, requestId);
       }
     } catch (err) {
+      if (hungUpMidRequest(req, err)) {
+        // The client's doing, not a failure here (DESIGN.md, "Errors": client errors at info, no stack).
+        logger.info({ event: "http.client_hung_up", requestId }, "the client closed the connection before its request was read");
+        return;
+      }
       logger.error({ err, requestId }, "request failed outside GraphQL");
       if (!res.headersSent) {
         sendJson(res, 500, { errors: [{ message: "Internal server error", extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }] }, requestId);
@@ -308,7 +332,7 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       }
     } finally {
       responding.delete(res);
-      await finished(res);
+      await finished(res, req.socket);
       inFlight--;
       if (inFlight === 0) idleWaiters.splice(0).forEach((resolve) => resolve());
     }

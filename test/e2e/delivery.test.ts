@@ -4,6 +4,7 @@
  * error, or the client went away before the response. On PGlite and PostgreSQL, over HTTP.
  */
 import { request } from "node:http";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../../src/app/create-app.js";
 import { loadConfig } from "../../src/config/config.js";
@@ -301,6 +302,41 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
     }
     expect(entries.filter((e) => e.kind === "REFUND")).toHaveLength(1);
     expect((await ledgerState(database, sub)).balances.leads).toBe(10);
+    expect(await auditLedger(database.db)).toMatchObject({ ok: true });
+  });
+  // HTTP/1.1 pipelining (an outside overload audit): a fast call sent behind a slow one on the same
+  // connection finishes first, and node:http keeps its response queued until the slow one is written.
+  // The client hung up before either: the queued response was never written, yet its call stayed
+  // charged (it heard neither 'finish' nor 'close'; only the connection closed), and the request
+  // counted as in flight, so a graceful stop waited its whole grace.
+  it("a pipelined call whose queued response never leaves because the client went away is refunded whole", async () => {
+    const sub = await fundedSubscription(database, "deliver-owner", { leads: 20 });
+    const target = new URL(`${url}/graphql`);
+    const call = (query: string, slow: boolean) => {
+      const body = JSON.stringify({ query: `mutation($s: ID!) { searchLeads(subscriptionId: $s, input: { query: "${query}", limit: 5 }) { total } }`, variables: { s: sub } });
+      return (
+        `POST ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\n` +
+        `${slow ? "x-simulate-failure: slow\r\n" : ""}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+      );
+    };
+    const socket = connect(Number(target.port), target.hostname);
+    let received = "";
+    socket.on("data", (chunk) => (received += String(chunk)));
+    socket.on("error", () => undefined);
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write(call("slow one", true) + call("fast one", false));
+    // Both holds made, the fast call settled (its response queued behind the slow one): hang up.
+    await new Promise((r) => setTimeout(r, 700));
+    socket.destroy();
+    let entries = await ledgerEntries(database, sub);
+    for (let i = 0; i < 60 && entries.filter((e) => e.kind === "REFUND").length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      entries = await ledgerEntries(database, sub);
+    }
+    expect(received).toBe("");
+    expect(entries.filter((e) => e.kind === "DEBIT")).toHaveLength(2);
+    expect(entries.filter((e) => e.kind === "REFUND")).toHaveLength(2);
+    expect((await ledgerState(database, sub)).balances.leads).toBe(20);
     expect(await auditLedger(database.db)).toMatchObject({ ok: true });
   });
 });
