@@ -149,6 +149,21 @@ describe.each(BACKENDS)("creditLedger on %s", (backend) => {
     }
   });
 
+  it("refuses another listing's cursor: an alerts cursor is not a ledger position, nor the other way round", async () => {
+    // An outside reports audit: an alerts endCursor passed to creditLedger silently listed the
+    // ledger from an unrelated point (both were the text of a row number).
+    const admin = await adminToken();
+    const alerts = await server.gql(`{ creditAlerts(first: 1) { pageInfo { endCursor } } }`, {}, { token: admin });
+    const alertCursor = alerts.body.data.creditAlerts.pageInfo.endCursor as string | null;
+    const ledgerCursor = (await page({ first: 1 })).body.data!.creditLedger.pageInfo.endCursor!;
+    if (alertCursor !== null) {
+      const response = await page({ after: alertCursor }, admin);
+      expect([response.status, response.body.errors?.[0]?.extensions.code, response.body.errors?.[0]?.extensions.field]).toEqual([400, "BAD_USER_INPUT", "after"]);
+    }
+    const response = await server.gql(`query ($after: String) { creditAlerts(first: 1, after: $after) { edges { cursor } } }`, { after: ledgerCursor }, { token: admin });
+    expect([response.status, response.body.errors?.[0]?.extensions.code, response.body.errors?.[0]?.extensions.field]).toEqual([400, "BAD_USER_INPUT", "after"]);
+  });
+
   it("filters by type, kinds, operation and time (from inclusive, to exclusive)", async () => {
     const edges = async (filter: CreditLedgerQueryVariables["filter"]) => {
       const response = await page({ first: 1_000, filter });

@@ -30,7 +30,7 @@ export class AlertsResolver {
     const named = subscriptionId !== null && subscriptionId !== undefined;
     if (!viewer.isAdmin && !named) throw new ForbiddenError("Only admins may read every alert: name one of your subscriptions");
     const size = pageSize(first);
-    const beforeSeq = parseAfterCursor(after);
+    const beforeSeq = parseAfterCursor("alerts", after);
     if (named) {
       // A malformed id never reaches SQL; an unknown one is NOT_FOUND, as everywhere else.
       const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
@@ -41,7 +41,7 @@ export class AlertsResolver {
     // One row more than the page tells whether another page follows.
     const rows = await retryOnLostConnection(() => listAlerts(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, beforeSeq, limit: size + 1 }));
     const edges = rows.slice(0, size).map((alert) => ({
-      cursor: encodeSeqCursor(alert.seq),
+      cursor: encodeSeqCursor("alerts", alert.seq),
       node: {
         id: alert.id,
         subscriptionId: alert.subscriptionId,

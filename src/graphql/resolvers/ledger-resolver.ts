@@ -68,7 +68,7 @@ export class LedgerResolver {
   ): Promise<LedgerConnection> {
     const viewer = requireViewer(ctx);
     const size = pageSize(first);
-    const beforeSeq = parseAfterCursor(after);
+    const beforeSeq = parseAfterCursor("ledger", after);
     const pageFilter = ledgerFilter(filter);
     if (subscriptionId === null || subscriptionId === undefined) {
       // Leaving the subscription out asks for everyone's ledger: a question of authority, not of input.
@@ -78,7 +78,7 @@ export class LedgerResolver {
     }
 
     const page = await retryOnLostConnection(() => ledgerPage(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, filter: pageFilter, first: size, beforeSeq }));
-    const edges = page.entries.map((entry) => ({ cursor: encodeSeqCursor(entry.seq), node: toLedgerEntry(entry) }));
+    const edges = page.entries.map((entry) => ({ cursor: encodeSeqCursor("ledger", entry.seq), node: toLedgerEntry(entry) }));
     return {
       edges,
       pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.length > 0 ? edges[edges.length - 1].cursor : null },
