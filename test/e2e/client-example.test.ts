@@ -13,7 +13,7 @@
  * test/unit/client-docs.test.ts type-checks the same files.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -27,6 +27,7 @@ import { queryRows } from "../../src/db/database.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
+import { layOutDocsClient } from "../helpers/docs-client.js";
 import { adminToken, fundedSubscription, postGraphQL, userToken } from "../helpers/test-app.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -126,14 +127,7 @@ describe("docs/client/example.ts, run against a server that restarts", () => {
   beforeAll(async () => {
     // The client as the doc lays it out: codegen's output and the example under src/.
     dir = mkdtempSync(join(tmpdir(), "credits-client-example-"));
-    for (const name of CLIENT_PACKAGES) {
-      mkdirSync(dirname(join(dir, "node_modules", name)), { recursive: true });
-      symlinkSync(join(ROOT, "node_modules", name), join(dir, "node_modules", name), "dir");
-    }
-    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "credits-client", private: true, type: "module" }));
-    mkdirSync(join(dir, "src"));
-    copyFileSync(join(ROOT, "docs/client/credits.graphql"), join(dir, "src/credits.graphql"));
-    copyFileSync(join(ROOT, "docs/client/example.ts"), join(dir, "src/example.ts"));
+    layOutDocsClient(dir, CLIENT_PACKAGES);
     const outputs: { filename: string; content: string }[] = await generate(
       { ...config, schema: join(ROOT, "schema/schema.graphql"), cwd: dir, silent: true },
       false,

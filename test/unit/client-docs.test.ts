@@ -17,13 +17,14 @@
  * test/e2e/client-example.test.ts runs the example against a server.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { generate } from "@graphql-codegen/cli";
 import { buildSchema, isScalarType, isSpecifiedScalarType } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import config from "../../docs/client/codegen.js";
+import { layOutDocsClient } from "../helpers/docs-client.js";
 import { CREDITS_SCALARS, remainingCredits, type CreditCharge, type CreditsExtension } from "../../src/client/credits-extension.js";
 import type { ChargeRecord, CreditsExtension as ServerCreditsExtension } from "../../src/credits/charge-collector.js";
 
@@ -108,15 +109,8 @@ describe("the typed client of docs/live-balance.md", () => {
     }
     const build = run(TSC, ["-p", "tsconfig.build.json", "--outDir", join(installed, "dist")], ROOT);
     if (build.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${build.output}`);
-    for (const name of CLIENT_PACKAGES) {
-      mkdirSync(dirname(join(dir, "node_modules", name)), { recursive: true });
-      symlinkSync(join(ROOT, "node_modules", name), join(dir, "node_modules", name), "dir");
-    }
-    // The client: its codegen.ts at the root, its operations and code under src/.
-    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "credits-client", private: true, type: "module" }));
-    mkdirSync(join(dir, "src"));
-    copyFileSync(join(ROOT, "docs/client/credits.graphql"), join(dir, "src/credits.graphql"));
-    copyFileSync(join(ROOT, "docs/client/example.ts"), join(dir, "src/example.ts"));
+    // The client: its packages, its operations and code under src/.
+    layOutDocsClient(dir, CLIENT_PACKAGES);
     writeFileSync(join(dir, "src/drift-check.ts"), DRIFT_CHECK);
     writeFileSync(join(dir, "tsconfig.bundler.json"), tsconfig("ESNext", "Bundler"));
     writeFileSync(join(dir, "tsconfig.nodenext.json"), tsconfig("NodeNext", "NodeNext"));
