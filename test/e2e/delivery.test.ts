@@ -67,6 +67,16 @@ function rawRequest(url: string, token: string, body: string, headers: Record<st
   return { hangUp: () => req.destroy(), answered };
 }
 
+/** The subscription's ledger once it holds `refunds` REFUND entries (or as it stands after 6 s). */
+async function entriesOnceRefunded(database: TestDatabase, subscriptionId: string, refunds: number) {
+  let entries = await ledgerEntries(database, subscriptionId);
+  for (let i = 0; i < 60 && entries.filter((e) => e.kind === "REFUND").length < refunds; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    entries = await ledgerEntries(database, subscriptionId);
+  }
+  return entries;
+}
+
 const THREE = `mutation($s: ID!, $third: String!) {
   a: lookupPhones(subscriptionId: $s, input: { phones: ["+15555550100"] }) { results { valid } }
   b: skipTrace(subscriptionId: $s, input: { records: [{ firstName: "Ada", lastName: "Lovelace", address: "1 Main St" }] }) { matches { recordIndex } }
@@ -147,11 +157,7 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
       }, 500);
     });
     // The server finishes the call, finds its client gone and refunds the hold.
-    let entries = await ledgerEntries(database, sub);
-    for (let i = 0; i < 40 && !entries.some((e) => e.kind === "REFUND"); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      entries = await ledgerEntries(database, sub);
-    }
+    const entries = await entriesOnceRefunded(database, sub, 1);
     expect(entries.map((e) => [e.kind, e.amount])).toEqual([
       ["GRANT", 10],
       ["DEBIT", -5],
@@ -188,11 +194,7 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
       await blocker.end();
     }
     expect(await call.answered).toBe(false);
-    let entries = await ledgerEntries(database, sub);
-    for (let i = 0; i < 40 && !entries.some((e) => e.kind === "REFUND"); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      entries = await ledgerEntries(database, sub);
-    }
+    const entries = await entriesOnceRefunded(database, sub, 1);
     const debit = entries.find((e) => e.kind === "DEBIT")!;
     const released = entries.filter((e) => e.kind === "RELEASE").reduce((sum, e) => sum + e.amount, 0);
     const refund = entries.find((e) => e.kind === "REFUND");
@@ -295,11 +297,7 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
       await blocker.end();
     }
     expect(await call.answered).toBe(false);
-    let entries = await ledgerEntries(database, sub);
-    for (let i = 0; i < 40 && !entries.some((e) => e.kind === "REFUND"); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      entries = await ledgerEntries(database, sub);
-    }
+    const entries = await entriesOnceRefunded(database, sub, 1);
     expect(entries.filter((e) => e.kind === "REFUND")).toHaveLength(1);
     expect((await ledgerState(database, sub)).balances.leads).toBe(10);
     expect(await auditLedger(database.db)).toMatchObject({ ok: true });
@@ -328,11 +326,7 @@ describe.each(BACKENDS)("pay only for delivered results on %s", (backend) => {
     // Both holds made, the fast call settled (its response queued behind the slow one): hang up.
     await new Promise((r) => setTimeout(r, 700));
     socket.destroy();
-    let entries = await ledgerEntries(database, sub);
-    for (let i = 0; i < 60 && entries.filter((e) => e.kind === "REFUND").length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      entries = await ledgerEntries(database, sub);
-    }
+    const entries = await entriesOnceRefunded(database, sub, 2);
     expect(received).toBe("");
     expect(entries.filter((e) => e.kind === "DEBIT")).toHaveLength(2);
     expect(entries.filter((e) => e.kind === "REFUND")).toHaveLength(2);
