@@ -312,7 +312,7 @@ describe.skipIf(!available)("the console in chromium", () => {
     await page.getByTestId("action-amount").fill("100");
     await page.getByTestId("action-reason").fill("Invoice 2041 paid");
     await page.getByTestId("action-submit").dblclick();
-    await expect.poll(() => page.getByTestId("balance-leads").textContent()).toBe(String(leadsBefore + 100));
+    await expect.poll(() => page.getByTestId("balance-leads").textContent(), { timeout: 10_000 }).toBe(String(leadsBefore + 100));
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
     expect(await balanceOf(customers["customer-alpha"], "leads")).toBe(leadsBefore + 100);
     expect(keys.length).toBeGreaterThanOrEqual(1);
