@@ -15,10 +15,10 @@ export const MAX_REASON_LENGTH = 1000;
 
 const KNOWN_TYPES = CREDIT_TYPES.map((t) => t.name).join(", ");
 
-/** A reason for the ledger: required, not blank. Returns it trimmed. */
+/** A reason for a change (kept with its ledger entry, or with the subscription's status): required, not blank. Returns it trimmed. */
 export function requireReason(reason: string, field = "reason"): string {
   const trimmed = reason.trim();
-  if (trimmed === "") throw new BadUserInputError(`${field} is required: say why, it is recorded in the ledger`, field);
+  if (trimmed === "") throw new BadUserInputError(`${field} is required: say why, for whoever reads this change later`, field);
   if (trimmed.length > MAX_REASON_LENGTH) {
     throw new BadUserInputError(`${field} is too long: at most ${MAX_REASON_LENGTH} characters`, field);
   }

@@ -13,7 +13,7 @@ export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Pr
     case "not-found":
       throw new NotFoundError(`Ledger entry ${id} does not exist`);
     case "not-a-debit":
-      throw new BadUserInputError(`Ledger entry ${id} is a ${outcome.kind}, not a DEBIT: only debits can be refunded`, "entryId");
+      throw new BadUserInputError(`Ledger entry ${id} is ${withArticle(outcome.kind)}, not a DEBIT: only debits can be refunded`, "entryId");
     case "pending":
       throw new ConflictError(`Debit ${id} is still being processed: retry once its operation has finished`);
     case "exceeds":
@@ -26,4 +26,9 @@ export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Pr
     case "overflow":
       throw new BadUserInputError(`The refund would take the balance above the largest balance, ${MAX_BALANCE} ${HELD_COUNT}`, "amount");
   }
+}
+
+/** "a GRANT", "an ADJUSTMENT", "an EXPIRATION": the kind as a sentence says it. */
+function withArticle(kind: string): string {
+  return `${/^[AEIOU]/.test(kind) ? "an" : "a"} ${kind}`;
 }

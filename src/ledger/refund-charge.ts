@@ -69,6 +69,16 @@ function creditsLeft(debit: DebitState): number {
   return Number(debit.debited) - Number(debit.refunded);
 }
 
+/**
+ * Runs the refund statement in a transaction of its own: a savepoint when the caller holds a
+ * transaction (a refund with an Idempotency-Key runs in the one that stores the key's answer). The
+ * refund-limit trigger's refusal then undoes only the statement, and the read that says what is left
+ * still runs; in the caller's transaction it would fail, the transaction being aborted (SQLSTATE 25P02).
+ */
+function refundStatement<T>(db: DbOrTx, statement: (tx: DbOrTx) => Promise<T>): Promise<T> {
+  return db.transaction((tx) => statement(tx));
+}
+
 export async function refundDebit(db: DbOrTx, request: RefundChargeRequest): Promise<RefundChargeOutcome> {
   const debit = await readDebit(db, request.entryId);
   if (!debit) return { ok: false, reason: "not-found" };
@@ -79,8 +89,8 @@ export async function refundDebit(db: DbOrTx, request: RefundChargeRequest): Pro
   if (amount <= 0 || amount > left) return { ok: false, reason: "exceeds", left };
 
   try {
-    const rows = await queryRows<LedgerRow>(
-      db,
+    const rows = await refundStatement(db, (tx) => queryRows<LedgerRow>(
+      tx,
       sql`
         with credited as (
           update credit_balances
@@ -97,7 +107,7 @@ export async function refundDebit(db: DbOrTx, request: RefundChargeRequest): Pro
           from credited c
           join credit_ledger d on d.subscription_id = c.subscription_id and d.id = ${request.entryId}::uuid
         returning ${sql.raw(LEDGER_RETURNING)}`,
-    );
+    ));
     // The debit and its balance row exist (the read found them, and neither is ever deleted).
     if (rows.length !== 1) throw new Error(`refund of debit ${request.entryId} wrote ${rows.length} entries`);
     return { ok: true, entry: entryFromRow(rows[0]) };

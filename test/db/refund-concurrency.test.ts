@@ -103,6 +103,30 @@ describe.skipIf(!postgresAvailable)("concurrent refunds of one debit on PostgreS
     expect(await balance(subscriptionId)).toBe(100);
   });
 
+  it("refunds racing inside their own transactions (an Idempotency-Key's): the losers are told what is left, not a database failure", async () => {
+    // A keyed refundCharge runs in the transaction that stores its key's answer. The loser's refusal
+    // (the refund-limit trigger) aborts what ran in it, so saying "has only N left" needs a read the
+    // aborted transaction could not answer (SQLSTATE 25P02, a 500 and a FAILED_TRANSACTION alert).
+    const { subscriptionId, entryId } = await settledDebit(5);
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        database.db.transaction((tx) =>
+          refundCharge(tx, { entryId, amount: undefined, actorId: "admin", reason: `keyed ${i}`, requestId: `keyed-${i}` }),
+        ),
+      ),
+    );
+    const { passed, refused } = split(results);
+
+    expect(passed).toHaveLength(1);
+    expect(refused).toHaveLength(7);
+    for (const err of refused) {
+      expect(err).toBeInstanceOf(BadUserInputError);
+      expect(err.message).toMatch(/nothing left to refund/);
+    }
+    expect(await refundedOf(subscriptionId, entryId)).toBe(5);
+    expect(await balance(subscriptionId)).toBe(100);
+  });
+
   it("a mix of partial refunds and refunds of the rest never exceeds the debit", async () => {
     const { subscriptionId, entryId } = await settledDebit(9);
     const results = await refundInParallel(entryId, [3, 3, undefined, 2, 4, undefined, 1, 3, 2, undefined]);

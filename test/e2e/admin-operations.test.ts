@@ -413,13 +413,16 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
       ]);
     });
 
-    it("refuses to refund a REFUND entry", async () => {
+    it("refuses to refund a REFUND or an ADJUSTMENT entry, naming its kind", async () => {
       const sub = await fundedSubscription(database, OWNER, { leads: 20 });
       const debit = await chargedDebit(sub, 4);
       const refund = await asAdmin(REFUND, { input: { entryId: debit, amount: 1, reason: "r" } });
       const refundId = refund.body.data.refundCharge.id;
+      const adjustment = await asAdmin(ADJUST, { input: { subscriptionId: sub, type: "leads", delta: -1, reason: "r" } });
+      const adjustmentId = adjustment.body.data.adjustCredits.id;
       await expectRefusals([
-        ["a REFUND entry", () => asAdmin(REFUND, { input: { entryId: refundId, reason: "r" } }), "BAD_USER_INPUT", /is a REFUND/],
+        ["a REFUND entry", () => asAdmin(REFUND, { input: { entryId: refundId, reason: "r" } }), "BAD_USER_INPUT", /is a REFUND, not a DEBIT/],
+        ["an ADJUSTMENT entry", () => asAdmin(REFUND, { input: { entryId: adjustmentId, reason: "r" } }), "BAD_USER_INPUT", /is an ADJUSTMENT, not a DEBIT/],
       ]);
     });
 
