@@ -2,7 +2,7 @@
  * One Apollo plugin out of several, so a host adds the credits core with one entry in `plugins`.
  * Each request hook runs the parts in order (willSendResponse: settle, then format, then status);
  * responseForOperation answers with the first part that answers. invalidRequestWasReceived (a request
- * refused before it starts) runs every part's, in order.
+ * refused before it starts) and contextCreationDidFail run every part's, in order.
  */
 import type { ApolloServerPlugin, GraphQLRequestListener } from "@apollo/server";
 
@@ -15,6 +15,9 @@ export function composePlugins<TContext extends object>(parts: ApolloServerPlugi
     },
     async invalidRequestWasReceived(request) {
       for (const part of parts) await part.invalidRequestWasReceived?.(request);
+    },
+    async contextCreationDidFail(failure) {
+      for (const part of parts) await part.contextCreationDidFail?.(failure);
     },
     async requestDidStart(requestContext) {
       const listeners: Listener<TContext>[] = [];

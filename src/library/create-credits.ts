@@ -37,6 +37,7 @@ import { backfillBalances } from "../subscriptions/balance-backfill.js";
 import { attachResolvers, type ResolverMap } from "./attach-resolvers.js";
 import { refuseNullVariablesPlugin } from "../graphql/validation/null-variables.js";
 import { composePlugins } from "./compose-plugins.js";
+import { contextFailurePlugin } from "./context-failure-plugin.js";
 import { formatErrorsPlugin, requestErrorsPlugin } from "./format-errors-plugin.js";
 import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
 import { migrateCredits } from "./migrations.js";
@@ -471,6 +472,8 @@ export async function createCredits<TContext extends object = Record<string, unk
         formatErrorsPlugin<TContext>(),
         // Requests Apollo refuses before any plugin hook runs (a body like {"query": 5}): BAD_USER_INPUT.
         requestErrorsPlugin<TContext>(logger),
+        // A context function of the host's that throws: its error in the closed code set, never its stack.
+        contextFailurePlugin<TContext>(logger),
         errorsPlugin<TContext>(requestOf),
       ]),
       admin: createAdminOperations(handle.db, creditTypes),

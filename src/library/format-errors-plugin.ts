@@ -15,8 +15,15 @@ import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import type { Logger } from "pino";
 import { clientRequestReason, formatError } from "../graphql/format-error.js";
 
-/** The formatted error as an error again: formatError judges it by its code, as it would the original. */
-function reformat(formatted: GraphQLFormattedError): GraphQLFormattedError {
+/**
+ * The formatted error as an error again: formatError judges it by its code, as it would the original.
+ * Apollo's own client errors without a code (a persisted query whose hash is not its query's) are
+ * told by their HTTP status, which formatting took out: those are judged by the error Apollo raised.
+ */
+function reformat(formatted: GraphQLFormattedError, raised: unknown): GraphQLFormattedError {
+  if (raised instanceof GraphQLError && raised.message === formatted.message && clientRequestReason(raised) !== undefined) {
+    return formatError(formatted, raised);
+  }
   const error = new GraphQLError(formatted.message, { extensions: formatted.extensions });
   return formatError(formatted, error);
 }
@@ -25,10 +32,13 @@ export function formatErrorsPlugin<TContext extends object>(): ApolloServerPlugi
   return {
     async requestDidStart() {
       return {
-        async willSendResponse({ response }) {
+        async willSendResponse({ response, errors: raised }) {
           if (response.body.kind !== "single") return;
           const result = response.body.singleResult;
-          if (result.errors && result.errors.length > 0) result.errors = result.errors.map(reformat);
+          if (!result.errors || result.errors.length === 0) return;
+          // The errors Apollo raised, one for each formatted error, when nothing was added since.
+          const originals = raised?.length === result.errors.length ? raised : undefined;
+          result.errors = result.errors.map((formatted, i) => reformat(formatted, originals?.[i]));
         },
       };
     },

@@ -3,13 +3,29 @@
  * stamps each error with the request id, and sets the HTTP status from the error code, as the
  * FastAPI original answered 402, 404 … (DESIGN.md, "Errors").
  */
-import type { ApolloServerPlugin } from "@apollo/server";
-import type { GraphQLError } from "graphql";
+import type { ApolloServerPlugin, HTTPGraphQLHead } from "@apollo/server";
+import type { GraphQLError, GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 import { ERROR_HTTP_STATUS, isErrorCode } from "../../errors/codes.js";
 import { CreditsError } from "../../errors/errors.js";
 import { contextIsRequest, type RequestOf } from "../../credits/credits-request.js";
 import { clientRequestReason } from "../format-error.js";
+
+/**
+ * Response heads that an operation has already answered on. Apollo gives the operations of an HTTP
+ * batch (a host's allowBatchedHttpRequests) one shared head, so one operation's status would be the
+ * whole batch's: a 402 beside a result that was paid for. An operation that finds the head already
+ * used knows it is in a batch of several, and the batch answers 200: each operation's errors carry
+ * their own codes. Every operation answers after its own status was set (here, or by Apollo for its
+ * validation errors), so the last to answer leaves 200. A batch of one answers as its operation.
+ */
+const answeredHeads = new WeakSet<object>();
+
+function answeredInBatch(head: object): boolean {
+  if (answeredHeads.has(head)) return true;
+  answeredHeads.add(head);
+  return false;
+}
 
 /** Generic over the host's context: `requestOf` finds the request's logger and id (convention 10). */
 export function errorsPlugin<TContext extends object>(requestOf: RequestOf = contextIsRequest): ApolloServerPlugin<TContext> {
@@ -48,23 +64,33 @@ export function errorsPlugin<TContext extends object>(requestOf: RequestOf = con
           }
         },
         async willSendResponse({ response, contextValue: context }) {
+          const inBatch = answeredInBatch(response.http);
+          if (inBatch) {
+            response.http.status = 200;
+            response.http.headers.delete("retry-after");
+          }
           if (response.body.kind !== "single") return;
           const errors = response.body.singleResult.errors;
           if (!errors || errors.length === 0) return;
+          // Before any await: another operation of a batch must not answer in between (answeredHeads).
+          if (!inBatch) setStatusFromErrors(response.http, errors);
           const contextValue = await requestOf(context);
           for (const error of errors) {
             (error.extensions as Record<string, unknown>).requestId = contextValue.requestId;
-          }
-          const codes = errors.map((e) => e.extensions?.code);
-          const first = codes[0];
-          if (isErrorCode(first)) response.http.status = ERROR_HTTP_STATUS[first];
-          // A 429 also says when to come back in the standard header, for clients and proxies that read it.
-          const retryAfter = errors[0].extensions?.retryAfterSeconds;
-          if (first === "RATE_LIMITED" && typeof retryAfter === "number") {
-            response.http.headers.set("retry-after", String(Math.max(1, Math.ceil(retryAfter))));
           }
         },
       };
     },
   };
+}
+
+/** The status of the response's first error's code; a 429 also says when to come back in Retry-After. */
+function setStatusFromErrors(head: HTTPGraphQLHead, errors: readonly GraphQLFormattedError[]): void {
+  const first = errors[0].extensions?.code;
+  if (isErrorCode(first)) head.status = ERROR_HTTP_STATUS[first];
+  // The standard header, for clients and proxies that read it.
+  const retryAfter = errors[0].extensions?.retryAfterSeconds;
+  if (first === "RATE_LIMITED" && typeof retryAfter === "number") {
+    head.headers.set("retry-after", String(Math.max(1, Math.ceil(retryAfter))));
+  }
 }
