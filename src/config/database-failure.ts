@@ -4,7 +4,8 @@
  * `DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:5999/x (connection refused)`,
  * instead of a driver's stack trace.
  */
-import { statfsSync } from "node:fs";
+import { accessSync, constants, lstatSync, readdirSync, statfsSync, type Dirent } from "node:fs";
+import { join } from "node:path";
 
 export interface DatabaseStartFailure {
   /** The variable to fix: DATABASE_URL, or PGLITE_DIR for the embedded database. */
@@ -113,27 +114,123 @@ function freeBytesAt(directory: string): number | undefined {
   }
 }
 
-/** The PGlite cause, with the full disk named when the driver's words do not say it. */
-function pgliteCause(cause: string, directory: string, freeBytes: (directory: string) => number | undefined): string {
-  if (cause === CAUSES.ENOSPC || directory.startsWith("memory://")) return cause;
-  const free = freeBytes(directory.startsWith("file://") ? directory.slice("file://".length) : directory);
-  if (free === undefined || free >= NEARLY_FULL_BYTES) return cause;
-  return `${CAUSES.ENOSPC}: ${Math.floor(free / 1024)} KB free; ${cause}`;
+/** A file or subdirectory of the PGlite directory that this process may not write. */
+export interface UnwritableEntry {
+  /** Relative to the directory. */
+  path: string;
+  /** Its owner's uid, and its mode (st_mode). */
+  owner: number;
+  mode: number;
+  /** This process's uid. */
+  user: number;
+}
+
+/** What databaseStartFailure looks at in a PGlite directory, to name a cause PGlite's words leave out. */
+export interface DirectoryProbes {
+  /** Free bytes (for this user) on the file system holding the directory. */
+  freeBytes(directory: string): number | undefined;
+  /** A file or subdirectory in it this process may not write. */
+  unwritableEntry(directory: string): UnwritableEntry | undefined;
+}
+
+/**
+ * How many files and subdirectories of a PGlite directory are looked at for one this user cannot write.
+ * Enough to meet one where they all belong to another user (as after one `sudo npm start`), and few
+ * enough not to delay the exit on a large database; breadth first, so the top's files come first.
+ */
+const UNWRITABLE_WALK_LIMIT = 500;
+
+function writableHere(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The first file or subdirectory of `directory` that `canWrite` refuses, among its first `limit`
+ * (symbolic links are not followed); undefined when there is none, or no uid to name (Windows).
+ */
+export function firstUnwritableEntry(
+  directory: string,
+  canWrite: (path: string) => boolean = writableHere,
+  limit = UNWRITABLE_WALK_LIMIT,
+): UnwritableEntry | undefined {
+  const user = process.getuid?.();
+  if (user === undefined) return undefined;
+  const directories = [""];
+  let looked = 0;
+  for (let relative = directories.shift(); relative !== undefined; relative = directories.shift()) {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(join(directory, relative), { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      if (entry.isSymbolicLink()) continue;
+      if (looked++ >= limit) return undefined;
+      const path = join(relative, entry.name);
+      if (!canWrite(join(directory, path))) {
+        try {
+          const stats = lstatSync(join(directory, path));
+          return { path, owner: stats.uid, mode: stats.mode, user };
+        } catch {
+          continue;
+        }
+      }
+      if (entry.isDirectory()) directories.push(path);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Files PGlite could not write, as a cause. PGlite reports them only as "Aborted(). Build with
+ * -sASSERTIONS for more info." (an outside audit, on a copy of a data directory whose files another
+ * user owned): the directory itself was writable, so nothing before PGlite had refused.
+ */
+function unwritableCause(entry: UnwritableEntry): string {
+  const who = `files in it are not writable by this user (uid ${entry.user})`;
+  if (entry.owner !== entry.user) return `${who}: ${entry.path} is owned by uid ${entry.owner}; fix the ownership (chown -R) or start as its owner`;
+  const mode = (entry.mode & 0o7777).toString(8).padStart(4, "0");
+  return `${who}: ${entry.path} is read-only (mode ${mode}); make the files writable (chmod -R u+w)`;
+}
+
+const SYSTEM_PROBES: DirectoryProbes = { freeBytes: freeBytesAt, unwritableEntry: (directory) => firstUnwritableEntry(directory) };
+
+/**
+ * The PGlite cause, with what PGlite's words leave out: files in the directory this user cannot write
+ * (unless the error already names a file-system cause), and a full disk.
+ */
+function pgliteCause(err: unknown, directory: string, probes: DirectoryProbes): string {
+  const cause = causeOf(err);
+  if (directory.startsWith("memory://")) return cause;
+  const path = directory.startsWith("file://") ? directory.slice("file://".length) : directory;
+  const code = errorCode(err);
+  const unwritable = code !== undefined && CAUSES[code] !== undefined ? undefined : probes.unwritableEntry(path);
+  const withFiles = unwritable ? `${unwritableCause(unwritable)}; ${cause}` : cause;
+  if (cause === CAUSES.ENOSPC) return withFiles;
+  const free = probes.freeBytes(path);
+  if (free === undefined || free >= NEARLY_FULL_BYTES) return withFiles;
+  return `${CAUSES.ENOSPC}: ${Math.floor(free / 1024)} KB free; ${withFiles}`;
 }
 
 /**
  * Describes why the database named by the configuration could not be opened at start (connected and
- * migrated): PostgreSQL when `databaseUrl` is set, else PGlite in `pgliteDir` (whose file system's
- * free space `freeBytes` reads).
+ * migrated): PostgreSQL when `databaseUrl` is set, else PGlite in `pgliteDir` (whose free space and
+ * files `probes` look at; the real ones by default).
  */
 export function databaseStartFailure(
   settings: { databaseUrl?: string; pgliteDir: string },
   err: unknown,
-  freeBytes: (directory: string) => number | undefined = freeBytesAt,
+  probes: Partial<DirectoryProbes> = {},
 ): DatabaseStartFailure {
   if (settings.databaseUrl === undefined) {
     const target = settings.pgliteDir;
-    const cause = pgliteCause(causeOf(err), target, freeBytes);
+    const cause = pgliteCause(err, target, { ...SYSTEM_PROBES, ...probes });
     return {
       variable: "PGLITE_DIR",
       target,

@@ -5,13 +5,13 @@
  * starting together do not race, also through a transaction-mode pooler; they are recorded in the
  * credits core's own table, drizzle.__graphql_credits_migrations (migrate-postgres.ts).
  */
-import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import * as schema from "./schema/index.js";
 import type { Database, DatabaseHandle } from "./database.js";
 import { applyMigrations, logAppliedMigrations } from "./migrate-postgres.js";
+import { preparePgliteDirectory } from "./pglite-directory.js";
 import { lockPgliteDirectory } from "./pglite-directory-lock.js";
 import { listenForPoolErrors } from "./pool-error-listeners.js";
 
@@ -97,7 +97,8 @@ async function connectPglite(options: ConnectOptions): Promise<DatabaseHandle> {
   const directory = dir.startsWith("memory://") ? undefined : dir.startsWith("file://") ? dir.slice("file://".length) : dir;
   let unlock = () => {};
   if (directory !== undefined) {
-    mkdirSync(directory, { recursive: true });
+    // Not mkdirSync's recursive mode: it never returns under /proc (pglite-directory.ts).
+    preparePgliteDirectory(directory);
     unlock = lockPgliteDirectory(directory);
   }
   let client: InstanceType<typeof PGlite>;

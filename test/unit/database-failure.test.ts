@@ -53,12 +53,12 @@ describe("database start failure", () => {
   // An outside audit: PGLITE_DIR on a full file system stopped the start with only PGlite's words.
   it("names a full disk when PGlite's own words do not", () => {
     const initFailed = new Error("PGlite failed to initialize properly");
-    const full = databaseStartFailure({ pgliteDir: "/data/pglite" }, initFailed, () => 4096);
+    const full = databaseStartFailure({ pgliteDir: "/data/pglite" }, initFailed, { freeBytes: () => 4096, unwritableEntry: () => undefined });
     expect(full.message).toBe('PGLITE_DIR: could not open the embedded database in "/data/pglite" (no space left on the device: 4 KB free; PGlite failed to initialize properly)');
-    const roomy = databaseStartFailure({ pgliteDir: "/data/pglite" }, initFailed, () => 10 * 1024 ** 3);
+    const roomy = databaseStartFailure({ pgliteDir: "/data/pglite" }, initFailed, { freeBytes: () => 10 * 1024 ** 3, unwritableEntry: () => undefined });
     expect(roomy.cause).toBe("PGlite failed to initialize properly");
     // The free space of this file system, read for real: the test machine's disk is not full.
-    expect(databaseStartFailure({ pgliteDir: "." }, initFailed).cause).toBe("PGlite failed to initialize properly");
-    expect(databaseStartFailure({ pgliteDir: "memory://" }, initFailed, () => 0).cause).toBe("PGlite failed to initialize properly");
+    expect(databaseStartFailure({ pgliteDir: "." }, initFailed, { unwritableEntry: () => undefined }).cause).toBe("PGlite failed to initialize properly");
+    expect(databaseStartFailure({ pgliteDir: "memory://" }, initFailed, { freeBytes: () => 0 }).cause).toBe("PGlite failed to initialize properly");
   });
 });
