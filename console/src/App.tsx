@@ -18,6 +18,7 @@ import { ErrorBanner } from "./components/ErrorBanner";
 import { ErrorBoundary, PageProblem } from "./components/ErrorBoundary";
 import { SubscriptionCards } from "./components/SubscriptionCards";
 import { PageHeading } from "./components/PageHeading";
+import { UserText } from "./components/UserText";
 import { LedgerTable } from "./components/LedgerTable";
 import { AlertsList } from "./components/AlertsList";
 import { SignIn } from "./pages/SignIn";
@@ -172,7 +173,7 @@ function SignedIn({ token, onSignOut }: { token: string; onSignOut: (why?: strin
         </nav>
         <span className="spacer" />
         <span className="who" data-testid="viewer">
-          {viewer.id}
+          <UserText>{viewer.id}</UserText>
           {viewer.isAdmin ? <span className="tag admin">admin</span> : null}
         </span>
         <button type="button" className="link" onClick={() => onSignOut()}>
@@ -229,7 +230,9 @@ function Page({ path, isAdmin, types, own }: { path: string; isAdmin: boolean; t
       <header className="page-head">
         <PageHeading title="Page not found" />
       </header>
-      <p className="muted">Nothing here: {path}</p>
+      <p className="muted">
+        Nothing here: <UserText>{path}</UserText>
+      </p>
     </div>
   );
 }

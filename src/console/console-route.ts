@@ -4,6 +4,11 @@
  * with their content); everything else, and any other path under /console (the app's own routes),
  * answers index.html, never cached, so a new build is picked up on the next load.
  *
+ * Paths are looked at decoded (`%2f` is a `/`): under /console/assets/ only a plain file name of that
+ * folder is served (one with a `/` or `\` in it, or a `.` or `..` segment, is a 404, so
+ * `assets/..%2findex.html` is never index.html cached for a year), and elsewhere a path with a
+ * `.`, `..` or empty segment or a `\` is not looked up in the build at all: it is an app path.
+ *
  * index.html says whether the served schema has the live-balance subscription (a meta tag the
  * console reads), so the console opens a WebSocket only to a server that accepts one.
  */
@@ -41,6 +46,23 @@ const SECURITY_HEADERS = {
 const IMMUTABLE = "public, max-age=31536000, immutable";
 const NO_CACHE = "no-cache";
 
+/** The build's folder of hashed files (Vite's assetsDir), as it starts a decoded path under /console/. */
+const ASSETS = "assets/";
+
+/**
+ * A path of the build as written, segments joined by `/`: none empty, `.` or `..`, no `\` (a
+ * separator on Windows) or NUL. Anything else is not a file of the build whatever it resolves to.
+ */
+function isPlainPath(relative: string): boolean {
+  if (relative === "" || relative.includes("\\") || relative.includes("\0")) return false;
+  return relative.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
+}
+
+/** A file name right in the assets folder (Vite writes them flat): no folder, nothing leading out of it. */
+function isAssetName(name: string): boolean {
+  return !name.includes("/") && isPlainPath(name);
+}
+
 export interface ConsoleRouteOptions {
   /** The build to serve (console/dist). */
   distDir?: string;
@@ -70,9 +92,9 @@ export function consoleRoute(options: ConsoleRouteOptions): RouteHandler {
     return index.html;
   }
 
-  /** The build's file for a path under /console/, or undefined (outside the build, a folder, missing). */
+  /** The build's file for a path under /console/, or undefined (not a plain path, outside the build, a folder, missing). */
   async function staticFile(relative: string): Promise<{ path: string; size: number } | undefined> {
-    if (relative === "" || relative.includes("\0")) return undefined;
+    if (!isPlainPath(relative)) return undefined;
     const path = normalize(join(distDir, relative));
     if (!path.startsWith(distDir + sep)) return undefined;
     const info = await stat(path).catch(() => undefined);
@@ -93,10 +115,14 @@ export function consoleRoute(options: ConsoleRouteOptions): RouteHandler {
       sendText(res, 400, "Malformed path.", requestId);
       return;
     }
+    const hashed = relative.startsWith(ASSETS);
+    if (hashed && !isAssetName(relative.slice(ASSETS.length))) {
+      sendText(res, 404, "No such console asset.", requestId);
+      return;
+    }
     if (relative !== "index.html") {
       const file = await staticFile(relative);
       if (file) {
-        const hashed = relative.startsWith("assets/");
         res.writeHead(200, {
           "content-type": CONTENT_TYPES[extname(file.path)] ?? "application/octet-stream",
           "content-length": file.size,
@@ -108,7 +134,7 @@ export function consoleRoute(options: ConsoleRouteOptions): RouteHandler {
         else createReadStream(file.path).pipe(res);
         return;
       }
-      if (relative.startsWith("assets/")) {
+      if (hashed) {
         // A hashed file of another build: a 404, not the app (a browser would run HTML as a script).
         sendText(res, 404, `No console asset ${relative}: reload the page for the current build.`, requestId);
         return;

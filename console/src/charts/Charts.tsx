@@ -9,13 +9,22 @@
 import type { ReactNode } from "react";
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import type { UsageFragment } from "../generated/graphql";
-import { colourOf, fmtDay, fmtInt } from "../components/format";
+import { colourOf, fmtDay, fmtInt, fmtTick } from "../components/format";
 
 /** What a chart would hold (the estimate): paler than what it cost, yet 3:1 against white (WCAG's contrast for graphics). */
 const HELD_FILL = "#6f8ef0";
 /** The held bars' name in the legend: text needs 4.5:1, more than the pale bar has. */
 const HELD_TEXT = "#4561c4";
 const COST_FILL = "#2f5fe6";
+
+/**
+ * The axis of credits: ticks short at any size ("6B", "1.5M": fmtTick) and as wide as they are
+ * (recharts' `width="auto"` measures them), so a large figure is neither cut at the chart's left
+ * edge nor shown as its last digits.
+ */
+const CREDITS_AXIS = { allowDecimals: false, tickFormatter: (n: number) => fmtTick(n), fontSize: 11 } as const;
+/** A tooltip's figures grouped as every other number the console prints ("6,000,000,000"). */
+const tooltipFigure = (value: unknown) => (typeof value === "number" ? fmtInt(value) : String(value ?? ""));
 
 /**
  * A chart's figures as a table, folded under its chart: one row per `rows` entry, one column per
@@ -86,12 +95,12 @@ export function CreditsPerDayChart({ buckets, types, from, timeZone }: { buckets
     <figure className="chart" data-testid="chart-per-day">
       <figcaption>{caption}</figcaption>
       <ResponsiveContainer width="100%" height={240}>
-        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -16 }} aria-label={caption}>
+        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 4 }} aria-label={caption}>
           <CartesianGrid strokeDasharray="3 3" vertical={false} />
           {/* Days as every date the console prints: "02 Dec" on the axis, "02 Dec 2026" in the tooltip. */}
           <XAxis dataKey="day" tickFormatter={(d: string) => fmtDay(d, false)} fontSize={11} />
-          <YAxis allowDecimals={false} fontSize={11} />
-          <Tooltip labelFormatter={(d) => fmtDay(String(d))} />
+          <YAxis {...CREDITS_AXIS} width="auto" />
+          <Tooltip labelFormatter={(d) => fmtDay(String(d))} formatter={tooltipFigure} />
           <Legend />
           {types.map((t) => (
             <Bar key={t} dataKey={t} stackId="credits" fill={colourOf(t, types)} isAnimationActive={false} maxBarSize={36} />
@@ -140,11 +149,11 @@ export function OperationCostChart({
     <figure className="chart" data-testid="chart-per-operation">
       <figcaption>{title}</figcaption>
       <ResponsiveContainer width="100%" height={240}>
-        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -16 }} aria-label={title}>
+        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 4 }} aria-label={title}>
           <CartesianGrid strokeDasharray="3 3" vertical={false} />
           <XAxis dataKey="operation" fontSize={11} />
-          <YAxis allowDecimals={false} fontSize={11} />
-          <Tooltip />
+          <YAxis {...CREDITS_AXIS} width="auto" />
+          <Tooltip formatter={tooltipFigure} />
           <Legend formatter={(value: string, entry) => <span style={{ color: entry.color === HELD_FILL ? HELD_TEXT : entry.color }}>{value}</span>} />
           <Bar dataKey="held" name="held (estimate)" fill={HELD_FILL} isAnimationActive={false} maxBarSize={36} />
           <Bar dataKey="cost" name={actual === "settled" ? "settled (actual)" : "cost"} fill={COST_FILL} isAnimationActive={false} maxBarSize={36} />
@@ -195,9 +204,9 @@ export function TopChart({
       <ResponsiveContainer width="100%" height={240}>
         <BarChart data={data} layout="vertical" margin={{ top: 8, right: 16, bottom: 0, left: 8 }} aria-label={title}>
           <CartesianGrid strokeDasharray="3 3" horizontal={false} />
-          <XAxis type="number" allowDecimals={false} fontSize={11} />
+          <XAxis type="number" {...CREDITS_AXIS} />
           <YAxis type="category" dataKey="name" width={110} fontSize={11} />
-          <Tooltip />
+          <Tooltip formatter={tooltipFigure} />
           <Legend />
           {shown.map((t) => (
             <Bar key={t} dataKey={`type:${t}`} name={t} stackId="credits" fill={colourOf(t, types)} isAnimationActive={false} maxBarSize={36} />

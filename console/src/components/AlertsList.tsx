@@ -15,6 +15,7 @@ import { useLiveRefresh } from "../live/useLiveRefresh";
 import { ErrorBanner } from "./ErrorBanner";
 import { fmtTime, shortId } from "./format";
 import { Pager } from "./Pager";
+import { UserText } from "./UserText";
 
 /** At most one read of the alerts this often, however many events arrive. */
 export const ALERTS_REFRESH_MS = 1_000;
@@ -53,7 +54,10 @@ export function AlertsList({ subscriptionId }: { subscriptionId?: string }) {
             <span className={`kind alert-${node.kind.toLowerCase()}`}>{node.kind.replace(/_/g, " ")}</span>
             <span className="muted small">{fmtTime(node.createdAt)}</span>
             {node.subscriptionId && !subscriptionId ? <span className="mono small"> {shortId(node.subscriptionId)}</span> : null}
-            <div>{node.message}</div>
+            {/* The server's words, quoting owner ids, plans or reasons as they were typed. */}
+            <div>
+              <UserText>{node.message}</UserText>
+            </div>
             {node.details ? <code className="small">{JSON.stringify(node.details)}</code> : null}
           </li>
         ))}

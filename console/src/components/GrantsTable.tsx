@@ -6,6 +6,7 @@
 import { useEffect, useState } from "react";
 import type { GrantFragment } from "../generated/graphql";
 import { fmtInt, fmtTime } from "./format";
+import { UserText } from "./UserText";
 
 /** The grants not yet expired at `now`. */
 function current(grants: GrantFragment[], now: number): GrantFragment[] {
@@ -64,7 +65,9 @@ export function GrantsTable({ grants: all, onExpired }: { grants: GrantFragment[
                 <td className="num">{fmtInt(g.amount)}</td>
                 <td className="num">{g.priority}</td>
                 <td className="small nowrap">{g.expiresAt ? fmtTime(g.expiresAt) : "never"}</td>
-                <td className="small">{g.reason ?? ""}</td>
+                <td className="small">
+                  <UserText>{g.reason ?? ""}</UserText>
+                </td>
               </tr>
             ))}
           </tbody>

@@ -14,6 +14,7 @@ import { navigate } from "../router";
 import { resolveOperation, useKnownOperations } from "./operations";
 import { refundOffered, useDebitsLeft } from "./debitsLeft";
 import { Pager } from "./Pager";
+import { UserText } from "./UserText";
 
 // Every kind the schema has: a kind added to LedgerKind fails the type check here until listed.
 const KINDS = ["GRANT", "DEBIT", "RELEASE", "REFUND", "ADJUSTMENT", "EXPIRATION"] as const satisfies readonly LedgerKind[];
@@ -100,7 +101,7 @@ export function LedgerTable({
         </label>
         {operationFilter && operationFilter !== operationTyped ? (
           <span className="muted small" id={operationHintId} data-testid="ledger-operation-resolved">
-            = <span className="mono">{operationFilter}</span>
+            = <UserText className="mono">{operationFilter}</UserText>
             {resolved.others.length ? ` (for ${resolved.others.join(", ")}, type its full name)` : null}
           </span>
         ) : null}
@@ -149,12 +150,14 @@ export function LedgerTable({
                 <td className={`num ${node.amount < 0 ? "neg" : "pos"}`}>{node.amount > 0 ? `+${fmtInt(node.amount)}` : fmtInt(node.amount)}</td>
                 <td className="num">{fmtInt(node.balanceAfter)}</td>
                 <td className="mono small">
-                  {node.operation ?? ""}
+                  <UserText>{node.operation ?? ""}</UserText>
                   {node.estimated !== null && node.estimated !== undefined && node.kind === "DEBIT" ? <span className="muted"> (est. {node.estimated})</span> : null}
                 </td>
-                <td className="small">{node.actorId ?? ""}</td>
+                <td className="small">
+                  <UserText>{node.actorId ?? ""}</UserText>
+                </td>
                 <td className="small" title={node.id}>
-                  {node.reason ?? ""}
+                  <UserText>{node.reason ?? ""}</UserText>
                   {onRefund && node.kind === "DEBIT" && refundOffered(debitsLeft, node.id) ? (
                     <button
                       type="button"

@@ -7,6 +7,7 @@ import { serverHasLiveBalances, useLiveBalances } from "../live/useLiveBalances"
 import { navigate } from "../router";
 import { BalanceCards } from "./BalanceCards";
 import { fmtTime } from "./format";
+import { UserText, isolated } from "./UserText";
 
 export function SubscriptionCards({ subscriptions, types }: { subscriptions: SubscriptionSummaryFragment[]; types: readonly string[] }) {
   if (subscriptions.length === 0) {
@@ -33,10 +34,10 @@ function SubscriptionCard({ subscription: s, types }: { subscription: Subscripti
             </a>
           </h2>
           <span className="muted">
-            plan {s.plan} · opened {fmtTime(s.createdAt)}
+            plan <UserText>{s.plan}</UserText> · opened {fmtTime(s.createdAt)}
           </span>
         </div>
-        <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ?? ""}>
+        <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ? isolated(s.statusReason) : ""}>
           {s.status}
         </span>
       </div>

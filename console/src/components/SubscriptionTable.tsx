@@ -2,6 +2,7 @@
 import type { SubscriptionSummaryFragment } from "../generated/graphql";
 import { navigate } from "../router";
 import { fmtInt, fmtTime } from "./format";
+import { UserText, isolated } from "./UserText";
 
 export function SubscriptionTable({ subscriptions, types }: { subscriptions: SubscriptionSummaryFragment[]; types: readonly string[] }) {
   return (
@@ -29,10 +30,14 @@ export function SubscriptionTable({ subscriptions, types }: { subscriptions: Sub
                   {s.id.slice(0, 8)}…
                 </a>
               </td>
-              <td>{s.ownerId}</td>
-              <td>{s.plan}</td>
               <td>
-                <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ?? ""}>
+                <UserText>{s.ownerId}</UserText>
+              </td>
+              <td>
+                <UserText>{s.plan}</UserText>
+              </td>
+              <td>
+                <span className={`status-chip status-${s.status.toLowerCase()}`} title={s.statusReason ? isolated(s.statusReason) : ""}>
                   {s.status}
                 </span>
               </td>

@@ -1,6 +1,17 @@
 /** Shared display helpers. */
 export const fmtInt = (n: number) => n.toLocaleString("en-US");
 
+/** A number with one decimal, grouped as fmtInt groups: "571,428,571.4". */
+export const fmtDecimal = (n: number) => n.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+
+/**
+ * A chart axis's tick: short enough for the axis's width at any size, "6B", "1.5M", "25K"; grouped
+ * below 10,000 ("2,500"), where it is short anyway. A tooltip or table gives the exact figure.
+ */
+export const fmtTick = (n: number) => (Math.abs(n) < 10_000 ? fmtInt(n) : COMPACT.format(n));
+
 /**
  * The one format of every instant the console prints (tables, messages): day first, the month in
  * letters, so it reads the same in every locale ("02 Dec 2026, 02:17:00", the browser's local time).

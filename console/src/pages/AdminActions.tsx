@@ -21,7 +21,7 @@
  * field to be left, or a submit. A debit picked in the ledger ("refund…") fills the Refund tab and
  * moves the focus to its entry field, so the user goes on from the form that was filled.
  */
-import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import {
   AdjustCreditsDocument,
   GrantCreditsDocument,
@@ -36,6 +36,7 @@ import { ErrorBanner } from "../components/ErrorBanner";
 import { TabPanel, Tabs } from "../components/Tabs";
 import { MAX_INT, fmtCredits, fmtInt, fmtTime, parseWholeNumber } from "../components/format";
 import { takeLostFocus } from "../components/focus";
+import { UserText, isolated } from "../components/UserText";
 import { DEFAULT_PRIORITY, GRANT_CATEGORIES, parseExpiry, parsePriority, priorityProblem } from "./grantTerms";
 import { findDebit } from "./refundCheck";
 
@@ -83,7 +84,8 @@ export function AdminActions({
   types: readonly string[];
   /** An action is about to be sent: the last one's message no longer applies. */
   onStarted?: () => void;
-  onChanged: (message: string) => void;
+  /** Done: the message to show (the console's words, the admin's reason and the owner id isolated in it). */
+  onChanged: (message: ReactNode) => void;
   /** A debit picked in the ledger ("refund…"): the form switches to refunding it. */
   refundEntryId?: { id: string };
 }) {
@@ -167,7 +169,7 @@ export function AdminActions({
         if (await findDebit(subscription.id, id)) return true;
         setEntryError(
           new ApiError(
-            `Entry ${id} is not a charge (DEBIT entry) of subscription ${subscription.id} (owner ${subscription.ownerId}): nothing was refunded. To refund another subscription's charge, open that subscription.`,
+            `Entry ${isolated(id)} is not a charge (DEBIT entry) of subscription ${subscription.id} (owner ${isolated(subscription.ownerId)}): nothing was refunded. To refund another subscription's charge, open that subscription.`,
             "NOT_THIS_SUBSCRIPTION",
             0,
           ),
@@ -221,7 +223,7 @@ export function AdminActions({
     // The tab this action was sent from (its reason is cleared once done, whatever tab shows then).
     const sent = kind;
     let done: unknown;
-    let what = "";
+    let what: ReactNode = "";
     if (kind === "grant") {
       // An empty priority sends none: the API's default (DEFAULT_PRIORITY) applies.
       const terms = { category, priority: parsePriority(priority), expiresAt: parseExpiry(expiry).expiresAt };
@@ -246,7 +248,11 @@ export function AdminActions({
       done = result;
       if (result) {
         const entry = result.refundCharge;
-        what = `Refunded ${fmtCredits(Math.abs(entry.amount), entry.type)} to subscription ${entry.subscriptionId} (owner ${subscription.ownerId})`;
+        what = (
+          <>
+            Refunded {fmtCredits(Math.abs(entry.amount), entry.type)} to subscription {entry.subscriptionId} (owner <UserText>{subscription.ownerId}</UserText>)
+          </>
+        );
       }
     }
     if (kind === "status") {
@@ -256,7 +262,11 @@ export function AdminActions({
     if (done) {
       setReasons((all) => ({ ...all, [sent]: "" }));
       setTried(false);
-      onChanged(`${what}: ${reason}`);
+      onChanged(
+        <>
+          {what}: <UserText>{reason}</UserText>
+        </>,
+      );
     }
   }
 

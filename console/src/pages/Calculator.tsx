@@ -12,6 +12,7 @@ import { ApiError, request } from "../api/client";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { fmtCreditCount, fmtCredits, fmtInt } from "../components/format";
 import { takeLostFocus } from "../components/focus";
+import { UserText } from "../components/UserText";
 
 const EXAMPLE = `mutation {
   runAiTask(subscriptionId: "$SUBSCRIPTION", input: { prompt: "Summarise our Q3 pipeline", maxTokens: 1500 }) { output }
@@ -154,7 +155,10 @@ function FieldsTable({ items }: { items: Preview["items"] }) {
         <tbody>
           {items.map((item) => (
             <tr key={item.path.join(".")}>
-              <td className="mono small">{item.path.join(".")}</td>
+              <td className="mono small">
+                {/* The fields and aliases as typed in the operation. */}
+                <UserText>{item.path.join(".")}</UserText>
+              </td>
               <td>{item.type}</td>
               <td className="num">{fmtInt(item.amount)}</td>
               <td className="small">

@@ -4,11 +4,12 @@
  * warning, since such a plan grants nothing (a typo would silently open a subscription without its
  * allowance).
  */
-import { useEffect, useState } from "react";
+import { Fragment, useEffect, useState } from "react";
 import { PlansDocument, type PlansQuery } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { fmtCredits } from "../components/format";
+import { UserText } from "../components/UserText";
 
 const OTHER = "\u0000other";
 
@@ -74,7 +75,21 @@ export function PlanPicker({ plan, onChange, problemId }: { plan: string; onChan
       ) : null}
       {typing && !known && plan.trim() ? (
         <div className="warn small field-problem" role="status" data-testid="create-plan-warning">
-          “{plan.trim()}” is not one of this server's plans{plans.length > 0 ? ` (${plans.map((p) => p.name).join(", ")})` : ""}: the
+          “<UserText>{plan.trim()}</UserText>” is not one of this server's plans
+          {plans.length > 0 ? (
+            <>
+              {" "}
+              (
+              {plans.map((p, i) => (
+                <Fragment key={p.name}>
+                  {i > 0 ? ", " : ""}
+                  <UserText>{p.name}</UserText>
+                </Fragment>
+              ))}
+              )
+            </>
+          ) : null}
+          : the
           subscription would get no plan credits, only the starting credits below.
         </div>
       ) : null}

@@ -2,7 +2,7 @@
  * One subscription: live balances (and the grants they are made of, read again as they change),
  * admin actions, and tabs for usage, ledger, alerts and the cost calculator.
  */
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState, type ReactNode } from "react";
 import { SubscriptionDetailDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
@@ -13,6 +13,7 @@ import { GrantsTable } from "../components/GrantsTable";
 import { TabPanel, Tabs } from "../components/Tabs";
 import { fmtTime, shortId } from "../components/format";
 import { PageHeading } from "../components/PageHeading";
+import { UserText } from "../components/UserText";
 import { takeLostFocus } from "../components/focus";
 import { useLiveBalances } from "../live/useLiveBalances";
 import { useLiveGrants } from "../live/useLiveGrants";
@@ -34,7 +35,8 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
   const grants = useLiveGrants(id, subscription?.grants ?? NO_GRANTS, changes);
   const [tab, setTab] = useState<Tab>("usage");
   const [reloadKey, setReloadKey] = useState(0);
-  const [notice, setNotice] = useState<string>();
+  // An action's message: the console's words with the admin's reason (a UserText) in them.
+  const [notice, setNotice] = useState<ReactNode>();
   // A fresh object per pick, so picking the same debit twice still fills the form again.
   const [refundPick, setRefundPick] = useState<{ id: string }>();
   // An action's message takes the focus its (now disabled) submit button lost on a mouse click.
@@ -43,7 +45,7 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
     if (notice) takeLostFocus(noticeRef.current);
   }, [notice]);
 
-  async function changed(message: string) {
+  async function changed(message: ReactNode) {
     setNotice(message);
     setReloadKey((k) => k + 1);
     await Promise.all([refresh(), refetch()]);
@@ -51,7 +53,8 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
 
   const heading = (title: string) => (
     <PageHeading title={title}>
-      Subscription <span className="mono">{id}</span>
+      {/* The id is the address's: whatever was typed there. */}
+      Subscription <UserText className="mono">{id}</UserText>
     </PageHeading>
   );
   if (error) {
@@ -69,12 +72,20 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
         <div>
           {heading(`${TAB_TITLES[tab]} · Subscription ${shortId(subscription.id)}`)}
           <p className="muted">
-            owner <strong data-testid="owner">{subscription.ownerId}</strong> · plan {subscription.plan} · opened {fmtTime(subscription.createdAt)}
+            owner{" "}
+            <strong>
+              <UserText testId="owner">{subscription.ownerId}</UserText>
+            </strong>{" "}
+            · plan <UserText testId="plan">{subscription.plan}</UserText> · opened {fmtTime(subscription.createdAt)}
           </p>
         </div>
         <div className={`status status-${subscription.status.toLowerCase()}`} data-testid="status">
           {subscription.status}
-          {subscription.statusReason ? <div className="small">“{subscription.statusReason}”</div> : null}
+          {subscription.statusReason ? (
+            <div className="small">
+              “<UserText testId="status-reason">{subscription.statusReason}</UserText>”
+            </div>
+          ) : null}
         </div>
       </header>
       <h2 className="visually-hidden">Balances</h2>

@@ -7,7 +7,7 @@ import { SubscriptionUsageDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { useLiveRefresh } from "../live/useLiveRefresh";
 import { ErrorBanner } from "../components/ErrorBanner";
-import { browserTimeZone, daysAgo, fmtInt } from "../components/format";
+import { browserTimeZone, daysAgo, fmtDecimal, fmtInt } from "../components/format";
 import { CreditsPerDayChart, OperationCostChart } from "../charts/LazyCharts";
 
 const FROM = daysAgo(29);
@@ -49,7 +49,7 @@ export function UsagePanel({ subscriptionId, types, reloadKey }: { subscriptionI
                     <td className="num">{fmtInt(b.released)}</td>
                     <td className="num">{fmtInt(b.refunded)}</td>
                     <td className="num">{fmtInt(b.credits)}</td>
-                    <td className="num">{b.averageCredits.toFixed(1)}</td>
+                    <td className="num">{fmtDecimal(b.averageCredits)}</td>
                   </tr>
                 ))}
                 {data.perOperation.length === 0 ? (
