@@ -102,7 +102,8 @@ if (config.devMode) {
 logger.info({ url: `${url}/graphql`, database: app.services.database.kind }, "graphql-credits listening");
 
 /**
- * The longest a stop may take once signalled: the HTTP drain (10 s), then the steps that wait on the
+ * The longest a stop may take once signalled: the HTTP drain (18 s at most: the 10 s grace, then up
+ * to 8 s for the requests still running; src/http/http-server.ts), then the steps that wait on the
  * database (queued settlements, the lease's end, the last recovery pass, alerts stored). A database
  * that stops answering without closing its connections (a silent network partition) held those steps
  * for as long as it lasted: an outside audit saw a stopped server alive for over 3 minutes, and the

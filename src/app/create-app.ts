@@ -28,7 +28,7 @@ import {
   refusedDocumentsPlugin,
 } from "../graphql/validation/index.js";
 import type { RequestContext } from "../graphql/context.js";
-import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer } from "../http/http-server.js";
+import { createHttpServer, GRAPHQL_PATH, type RunningHttpServer, type StopTimings } from "../http/http-server.js";
 import { createLogger } from "../observability/logger.js";
 import { createObservability, type ObservabilityOptions } from "../observability/observability.js";
 import type { OperationProviders } from "../providers/providers.js";
@@ -70,12 +70,15 @@ export interface App {
   /** Starts listening; resolves to the base URL (GraphQL at `${url}/graphql`). */
   listen(port?: number, host?: string): Promise<string>;
   /**
-   * Graceful stop: WebSocket connections close first; the HTTP server keeps serving (with
-   * `Connection: close`) until no request has been in flight for a quiet moment or the grace (10 s)
-   * has passed; then Apollo stops, the credits core writes what it queued and refunds the holds of
-   * calls still running (credits.close()), and (if the app opened it) the database closes.
+   * Graceful stop: /health says 503 "stopping" from now on; WebSocket connections close first; the
+   * HTTP server keeps serving (with `Connection: close`) until no request has been in flight for a
+   * quiet moment or the grace (10 s) has passed, then stops listening, refuses what still arrives
+   * (503) and lets the requests running finish (8 s at most; RunningHttpServer.close). Only then
+   * does Apollo stop, the credits core write what it queued and refund the holds of calls that
+   * outlasted the finish (credits.close()), and (if the app opened it) the database close.
+   * `timings` shorten the HTTP stop's periods (tests).
    */
-  close(): Promise<void>;
+  close(timings?: StopTimings): Promise<void>;
 }
 
 export async function createApp(config: Config, options: CreateAppOptions = {}): Promise<App> {
@@ -197,6 +200,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
   services.live = live;
   let liveSocket: LiveSocketServer | undefined;
+  /** Set when close() begins: /health answers 503 "stopping" from then on. */
+  let stopping = false;
 
   // In production, graphql's "Did you mean …" hints are cut from every message (schema-hints.ts).
   const formatError = config.NODE_ENV === "production" ? hidingSchemaHints(formatAnyError) : formatAnyError;
@@ -275,7 +280,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     apollo,
     context: contextFactory,
     routes: {
-      "GET /health": healthRoute(database, rateLimiting.store, () => live.channelState),
+      "GET /health": healthRoute(database, rateLimiting.store, () => live.channelState, () => stopping),
       "GET /metrics": requireBearer(config.METRICS_TOKEN, observability.metricsRoute),
     },
     // The console (console/dist, built at start by main.ts) from the same port as the API.
@@ -316,14 +321,17 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     apollo,
     http,
     listen: (port = config.PORT, host = config.HOST) => http.listen(port, host),
-    async close() {
+    async close(timings: StopTimings = {}) {
+      // Before anything else: a balancer checking /health takes this instance out during the grace.
+      stopping = true;
       // WebSocket connections never go idle: close them first, or the HTTP server would wait for them.
       await liveSocket?.dispose();
-      // Serves every request that reaches it until a quiet moment, or until the grace has passed.
-      await http.close();
+      // Serves every request that reaches it until a quiet moment, or until the grace has passed;
+      // then lets the requests running finish. Resolves after them: nothing below closes under one.
+      await http.close(timings.graceMs, timings.quietMs, timings.finishMs);
       await apollo.stop();
       // Queued settlements written, this instance's lease ended, and the holds of calls that outlasted
-      // the grace refunded now: a clean stop leaves nothing pending for another instance to recover.
+      // the HTTP stop refunded now: a clean stop leaves nothing pending for another instance to recover.
       // Before observability closes, so that what this raises (a failed refund) is still stored.
       await credits.close();
       // Requests are done: stop spike checks, finish storing alerts, give webhook posts a moment.

@@ -5,6 +5,8 @@
  * per RATE_LIMIT_ON_STORE_ERROR) when it does not (DESIGN.md, "Observability"); and whether the
  * live balance's notification session hears notifications: `"liveBalance": "up" | "down" |
  * "unknown"` (src/live/channel-probe.ts), "down" being degraded too (subscribers get no events).
+ * From a stop's signal on it says 503 `"status": "stopping"` (the other fields as ever): the server
+ * still serves during its grace, but a balancer that checks health routes elsewhere meanwhile.
  */
 import type { DatabaseHandle } from "../db/database.js";
 import type { RouteHandler } from "../http/http-server.js";
@@ -38,12 +40,15 @@ export function healthRoute(
   database: DatabaseHandle,
   rateLimitStore: PingableStore = {},
   liveChannel: () => ChannelState = () => "up",
+  /** Whether the server is stopping (its graceful stop has begun). */
+  stopping: () => boolean = () => false,
 ): RouteHandler {
   return async ({ res, requestId }) => {
     const storePing = rateLimitStore.ping?.bind(rateLimitStore);
     const [ok, storeUp] = await Promise.all([answers(() => database.ping()), storePing ? answers(storePing) : true]);
     const liveBalance = liveChannel();
-    const status = !ok ? "unavailable" : storeUp && liveBalance !== "down" ? "ok" : "degraded";
+    const leaving = stopping();
+    const status = leaving ? "stopping" : !ok ? "unavailable" : storeUp && liveBalance !== "down" ? "ok" : "degraded";
     const body = JSON.stringify({
       status,
       database: ok ? "up" : "down",
@@ -52,7 +57,7 @@ export function healthRoute(
       liveBalance,
     });
     // Content-Length set here, so that HEAD (answered by this route, without the body) says it too.
-    res.writeHead(ok ? 200 : 503, {
+    res.writeHead(ok && !leaving ? 200 : 503, {
       "content-type": "application/json; charset=utf-8",
       "content-length": Buffer.byteLength(body),
       "x-request-id": requestId,

@@ -21,6 +21,7 @@ import {
 } from "../errors/errors.js";
 import { requireViewer, type CreditsRequest as RequestContext } from "./credits-request.js";
 import type { ChargeLedger } from "../ledger/charge-ledger.js";
+import { LedgerClosedError } from "../ledger/coalescing-charge-ledger.js";
 import { groupTotal, LeaseChangedError, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
 import type { Settlement, SettlementOutcome } from "../ledger/settle.js";
 import { checkOperationCalls, type RateLimitGate } from "../ratelimit/rate-limit-gate.js";
@@ -320,6 +321,7 @@ async function hold(
   try {
     outcomes = await deps.ledger.hold(requests);
   } catch (err) {
+    if (err instanceof LedgerClosedError) throw refusedWhileStopping(ctx, calls, indexes, err);
     for (const r of requests) {
       deps.observer.transactionFailed({ requestId: ctx.requestId, operation: r.operation, stage: "hold", subscriptionId: r.subscriptionId, creditType: r.creditType, actorId: viewer.id, amount: r.amount, error: err });
     }
@@ -362,6 +364,23 @@ async function hold(
   });
   for (const subscriptionId of new Set(requests.map((q) => q.subscriptionId))) ctx.loaders.balances.clear(subscriptionId);
   return held;
+}
+
+/**
+ * A hold asked after the credits core closed (the server is stopping, and its requests outlasted
+ * the HTTP server's finish): nothing was held, and the database did not fail. A warning, not a
+ * failed transaction: reported as one (FAILED_TRANSACTION alert, error line, webhook post) it sent
+ * an outside audit looking for a database outage during every deploy. The client's error is masked
+ * (INTERNAL_SERVER_ERROR, 500: the closed set's only code for our side); its message is for the log.
+ */
+function refusedWhileStopping(ctx: RequestContext, calls: MeteredCall[], indexes: number[], err: LedgerClosedError): Refusal {
+  const operations = indexes.map((i) => calls[i].field.coordinate);
+  ctx.logger.warn(
+    { event: "credits.hold_refused_stopping", component: "credits", operations },
+    "hold refused: the server is stopping; nothing was held or charged",
+  );
+  const error = new InternalError("The server is stopping: nothing was held or charged; send the request again", { cause: err });
+  return new Refusal(indexes.map((i) => ({ error, path: calls[i].path })));
 }
 
 /** The errors of a refused hold: authorization first, then missing balances, then one per short balance. */

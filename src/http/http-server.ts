@@ -2,7 +2,8 @@
  * The HTTP layer: node:http with Apollo Server's integration API (executeHTTPGraphQLRequest) at
  * /graphql, plus plain routes (/health, /metrics …). It owns request ids, body limits, and
  * graceful shutdown: keep serving (every response saying `Connection: close`) until no request has
- * been in flight for a quiet moment, or the grace has passed; then stop listening and close.
+ * been in flight for a quiet moment, or the grace has passed; then stop listening, refuse what
+ * still arrives (503), let the requests already running finish for a bounded time, and close.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -48,24 +49,53 @@ export interface HttpServerOptions<Ctx extends object> {
   delivery?: { paysForDelivery: (context: Ctx) => boolean; undelivered: (context: Ctx) => Promise<void> };
 }
 
+/** The periods of a graceful stop (RunningHttpServer.close), each with its default when left out. */
+export interface StopTimings {
+  graceMs?: number;
+  quietMs?: number;
+  finishMs?: number;
+}
+
 export interface RunningHttpServer {
   readonly server: Server;
   listen(port: number, host: string): Promise<string>;
   /**
-   * Graceful stop. Until no request has been in flight for `quietMs` (250 ms), or `graceMs` (10 s)
-   * has passed, the server keeps listening and serving: a request that reaches it meanwhile, on a
-   * new connection or an idle keep-alive one, is answered, with `Connection: close`. Only then does
-   * it stop listening and close every connection left (idle ones, and those of requests still
-   * running after the grace). Stopping at once instead reset the connections still in the accept
-   * backlog and the keep-alive ones whose next request was in transit.
+   * Graceful stop, in two periods.
+   *
+   * The grace: until no request has been in flight for `quietMs` (250 ms), or `graceMs` (10 s) has
+   * passed, the server keeps listening and serving: a request that reaches it meanwhile, on a new
+   * connection or an idle keep-alive one, is answered, with `Connection: close`. Stopping at once
+   * instead reset the connections still in the accept backlog and the keep-alive ones whose next
+   * request was in transit. (Under steady traffic the quiet moment never comes: the grace is what
+   * a balancer has to see /health say "stopping" and route elsewhere.)
+   *
+   * The finish: then it stops listening and closes its idle connections; a request that still
+   * arrives on a connection it holds is answered 503 with `Retry-After` and not run; and the
+   * requests already running get up to `finishMs` (8 s) more. Only then are the connections left
+   * cut. An outside audit: cutting at the grace's end reset calls that were a second from done.
+   *
+   * Resolves once no request is running (or at the finish's bound), so that what closes after it
+   * (Apollo, the credits core) never closes under a running request.
    */
-  close(graceMs?: number, quietMs?: number): Promise<void>;
+  close(graceMs?: number, quietMs?: number, finishMs?: number): Promise<void>;
 }
 
 export const GRAPHQL_PATH = "/graphql";
 
 /** How long no request must have been in flight before a closing server stops listening (close()). */
 const DRAIN_QUIET_MS = 250;
+/** How long a closing server keeps serving before it stops listening, at the most (close()). */
+const DRAIN_GRACE_MS = 10_000;
+/**
+ * How long the requests still running when the grace ends have to finish before their connections
+ * are cut (close()). With the grace, 18 s: well within main.ts's STOP_DEADLINE_MS (25 s), which must
+ * also cover Apollo's stop and the credits core's close (settlements, the lease, the last refunds).
+ */
+const FINISH_MS = 8_000;
+/** What a client refused by a stopping server is told to wait before sending again (another instance answers it). */
+const STOPPING_RETRY_AFTER_SECONDS = 1;
+const STOPPING_MESSAGE =
+  "The server is stopping: this request was not run and nothing was charged. Send it again (another instance will answer).";
 
 /**
  * Resolves once the response has been handed to the operating system whole (true), or its connection
@@ -136,6 +166,45 @@ function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number,
   req.resume();
 }
 
+/**
+ * A request that reached a server past its grace (on a connection it still held): not run, nothing
+ * charged; 503 with Retry-After, in GraphQL's error shape. INTERNAL_SERVER_ERROR is the closed set's
+ * only code for a failure on our side (DESIGN.md, "Errors"); the message says what to do.
+ */
+function refuseWhileStopping(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+  res.setHeader("connection", "close");
+  res.setHeader("retry-after", String(STOPPING_RETRY_AFTER_SECONDS));
+  sendJson(res, 503, { errors: [{ message: STOPPING_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }] }, requestId);
+  req.resume();
+}
+
+/** A request asking to become a WebSocket (graphql-ws: `Upgrade: websocket`). */
+function asksForWebSocket(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return typeof upgrade === "string" && upgrade.split(",").some((protocol) => protocol.trim().toLowerCase() === "websocket");
+}
+
+/**
+ * A WebSocket upgrade that no WebSocket server takes: node:http hands it to the request handler
+ * only when nothing listens for upgrades (the live socket is stopping, or none is attached). As a
+ * GET it would reach Apollo, whose answer is a CSRF refusal (400) that tells a reconnecting
+ * graphql-ws client nothing; it is told to connect again instead.
+ */
+function refuseWebSocket(req: IncomingMessage, res: ServerResponse, stopping: boolean, requestId: string): void {
+  const body = stopping
+    ? "This server is stopping and takes no new WebSocket connections: connect again (another instance will answer).\n"
+    : "WebSocket connections are not accepted here right now: connect again later.\n";
+  res.writeHead(503, {
+    connection: "close",
+    "retry-after": String(STOPPING_RETRY_AFTER_SECONDS),
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "x-request-id": requestId,
+  });
+  res.end(body);
+  req.resume();
+}
+
 /** A refusal before the body is read (e.g. 429 REQUEST_LIMIT), in GraphQL's error shape, with Retry-After. */
 function sendRefusal(res: ServerResponse, refusal: RequestRefusal, requestId: string): void {
   res.setHeader("retry-after", String(refusal.retryAfterSeconds));
@@ -169,6 +238,8 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
   /** Requests received so far: a quiet moment is one in which this does not change. */
   let received = 0;
   let closing = false;
+  /** Set once the grace is over: what still arrives is refused (503), not run. */
+  let refusing = false;
   const idleWaiters: (() => void)[] = [];
   /** Responses whose headers may not be sent yet: they say `Connection: close` once closing starts. */
   const responding = new Set<ServerResponse>();
@@ -188,6 +259,20 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       const seen = received;
       await timeout(Math.min(quietMs, left));
       if (inFlight === 0 && received === seen) return;
+    }
+  }
+
+  /** Resolves once no request is in flight, or at `deadline` (performance.now()). */
+  async function handlersDone(deadline: number): Promise<void> {
+    while (inFlight > 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, left)).unref()),
+      ]);
+      clearTimeout(timer);
     }
   }
 
@@ -297,12 +382,20 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       if (closing) {
         res.setHeader("connection", "close");
       }
+      if (asksForWebSocket(req)) {
+        refuseWebSocket(req, res, closing, requestId);
+        return;
+      }
       if (options.cors) {
         if (options.cors.isPreflight(req)) {
           options.cors.answerPreflight(req, res);
           return;
         }
         options.cors.apply(req, res);
+      }
+      if (refusing) {
+        refuseWhileStopping(req, res, requestId);
+        return;
       }
       const path = (req.url ?? "/").split("?")[0];
       const route = plainRoute(req.method ?? "GET", path);
@@ -360,7 +453,7 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
         });
       });
     },
-    async close(graceMs = 10_000, quietMs = DRAIN_QUIET_MS) {
+    async close(graceMs = DRAIN_GRACE_MS, quietMs = DRAIN_QUIET_MS, finishMs = FINISH_MS) {
       closing = true;
       const deadline = performance.now() + graceMs;
       // Responses of requests already running close their connection too, unless already under way.
@@ -368,8 +461,12 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       // Still listening, idle keep-alive connections kept: what arrives now is served. (A server
       // that never listened, a start that failed, has nothing to drain.)
       if (server.listening) await drained(deadline, quietMs);
+      // The finish: no new connection, no new request run; those running may end their work.
+      refusing = true;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Idle connections, and after the grace those of requests still running.
+      server.closeIdleConnections();
+      await handlersDone(performance.now() + finishMs);
+      // Those of requests that outlasted the finish too (the credits core refunds their holds).
       server.closeAllConnections();
       await stopped;
     },

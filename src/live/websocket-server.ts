@@ -531,7 +531,11 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
   let disposed: Promise<void> | undefined;
   const dispose = (): Promise<void> => {
     clearInterval(slowCheck);
-    return (disposed ??= Promise.resolve(cleanup.dispose()).finally(() => options.httpServer.off("upgrade", onUpgrade)));
+    // At once, not once the sockets have closed: an upgrade from now on (a client reconnecting to a
+    // stopping instance) is answered by the HTTP server, 503 with Retry-After, instead of by a
+    // closing WebSocket server (ws's bare 503) or, after it, by Apollo as a GET (a CSRF 400).
+    options.httpServer.off("upgrade", onUpgrade);
+    return (disposed ??= Promise.resolve(cleanup.dispose()));
   };
   return {
     dispose,
