@@ -30,6 +30,14 @@ import {
   type KeyScope,
 } from "./idempotency-store.js";
 
+/**
+ * The answer to a retry while the key's first request holds it. That request may be running, or its
+ * server may have died under it: the key is then freed once the recovery pass has refunded its hold
+ * (within INSTANCE_LEASE_TTL + RECOVERY_INTERVAL, 20 s by default), so "retry later" holds either way.
+ */
+const STILL_RUNNING =
+  "A request with this Idempotency-Key is still being processed: retry in a few seconds (if the server running it stopped, the key is free again once its hold is refunded, within about 20 s)";
+
 export interface DatabaseIdempotencyGateOptions {
   db: Database;
   /** How long a key is kept (IDEMPOTENCY_TTL). */
@@ -161,11 +169,11 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
           if (existing.state === "PENDING") {
             // Finished and charged, its outcome lost with the database: answered as a result not kept.
             if (await claimFinishedUnrecorded(db, scope)) throw notKeptError();
-            throw new ConflictError("A request with this Idempotency-Key is still being processed: retry once it has finished");
+            throw new ConflictError(STILL_RUNNING);
           }
           return replay(existing.result as StoredOutcome, await chargeAsLedgerHasIt(db, existing.charge as ChargeRecord));
         }
-        throw new ConflictError("A request with this Idempotency-Key is still being processed: retry once it has finished");
+        throw new ConflictError(STILL_RUNNING);
       } catch (err) {
         if (err instanceof CreditsError) throw err;
         throw new InternalError("The idempotency key store failed", { cause: err });
