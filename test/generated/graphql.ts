@@ -69,7 +69,7 @@ export type LedgerFilter = {
 
 /** What kind of change a ledger entry records. */
 export type LedgerKind =
-  /** An admin's correction: positive adds a grant, negative draws like a debit. */
+  /** A correction: an admin's adjustCredits (positive adds a grant, negative draws like a debit), or a plan renewal drawing the unused plan credits it carries into the next period's rollover grant (no actor). */
   | 'ADJUSTMENT'
   /** Holds a metered call's price before it runs (negative); its RELEASE or REFUND entries return part or all of it. */
   | 'DEBIT'
@@ -138,7 +138,7 @@ export type SubscriptionFilter = {
 export type SubscriptionStatus =
   /** Can spend credits. */
   | 'ACTIVE'
-  /** Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it. */
+  /** Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it. An admin can make it ACTIVE again. */
   | 'CANCELLED'
   /** Paused by an admin: its calls are refused (FORBIDDEN) until it is made ACTIVE again. */
   | 'SUSPENDED';

@@ -27,11 +27,11 @@ export type BalanceThresholdCrossing =
 
 /** A new subscription. */
 export type CreateSubscriptionInput = {
-  /** Starting credits, each written as a GRANT entry. */
+  /** Starting credits: each amount above 0 is written as a GRANT entry (and a grant); an amount of 0 writes nothing. */
   initialCredits?: Array<CreditAmountInput> | null | undefined;
   /** Subject (user id) of the owner. */
   ownerId: string | number;
-  /** The plan. */
+  /** The plan's name. With PLANS configured, a name it does not list is accepted and grants nothing: no allowance, no period, no renewal. */
   plan: string;
 };
 
@@ -113,7 +113,7 @@ export type LedgerFilter = {
 
 /** What kind of change a ledger entry records. */
 export type LedgerKind =
-  /** An admin's correction: positive adds a grant, negative draws like a debit. */
+  /** A correction: an admin's adjustCredits (positive adds a grant, negative draws like a debit), or a plan renewal drawing the unused plan credits it carries into the next period's rollover grant (no actor). */
   | 'ADJUSTMENT'
   /** Holds a metered call's price before it runs (negative); its RELEASE or REFUND entries return part or all of it. */
   | 'DEBIT'
@@ -128,7 +128,7 @@ export type LedgerKind =
 
 /** A refund of a debit. */
 export type RefundChargeInput = {
-  /** Credits to return; defaults to all that is not yet refunded. */
+  /** Credits to return; defaults to all the debit has left: what it held, less what was released and refunded since. */
   amount?: number | null | undefined;
   /** The DEBIT entry to refund. */
   entryId: string | number;
@@ -152,7 +152,7 @@ export type SubscriptionFilter = {
 export type SubscriptionStatus =
   /** Can spend credits. */
   | 'ACTIVE'
-  /** Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it. */
+  /** Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it. An admin can make it ACTIVE again. */
   | 'CANCELLED'
   /** Paused by an admin: its calls are refused (FORBIDDEN) until it is made ACTIVE again. */
   | 'SUSPENDED';

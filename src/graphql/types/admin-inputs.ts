@@ -15,10 +15,10 @@ export class CreateSubscriptionInput {
   @Field(() => ID, { description: "Subject (user id) of the owner." })
   ownerId!: string;
 
-  @Field(() => String, { description: "The plan." })
+  @Field(() => String, { description: "The plan's name. With PLANS configured, a name it does not list is accepted and grants nothing: no allowance, no period, no renewal." })
   plan!: string;
 
-  @Field(() => [CreditAmountInput], { nullable: true, description: "Starting credits, each written as a GRANT entry." })
+  @Field(() => [CreditAmountInput], { nullable: true, description: "Starting credits: each amount above 0 is written as a GRANT entry (and a grant); an amount of 0 writes nothing." })
   initialCredits?: CreditAmountInput[] | null;
 }
 
@@ -66,7 +66,7 @@ export class RefundChargeInput {
   @Field(() => ID, { description: "The DEBIT entry to refund." })
   entryId!: string;
 
-  @Field(() => Int, { nullable: true, description: "Credits to return; defaults to all that is not yet refunded." })
+  @Field(() => Int, { nullable: true, description: "Credits to return; defaults to all the debit has left: what it held, less what was released and refunded since." })
   amount?: number | null;
 
   @Field(() => String, { description: "Why; recorded in the ledger." })

@@ -12,7 +12,7 @@ registerEnumType(SubscriptionStatus, {
   valuesConfig: {
     ACTIVE: { description: "Can spend credits." },
     SUSPENDED: { description: "Paused by an admin: its calls are refused (FORBIDDEN) until it is made ACTIVE again." },
-    CANCELLED: { description: "Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it." },
+    CANCELLED: { description: "Ended: its calls are refused (FORBIDDEN) and a plan no longer renews it. An admin can make it ACTIVE again." },
   },
 });
 
@@ -31,7 +31,7 @@ registerEnumType(LedgerKind, {
     GRANT: { description: "Adds credits as a new grant (an admin grant, a plan period, a rollover, a subscription's initial credits)." },
     DEBIT: { description: "Holds a metered call's price before it runs (negative); its RELEASE or REFUND entries return part or all of it." },
     REFUND: { description: "Returns a hold, or part of a settled debit: a system error, a result that never reached the client, an expired hold, or an admin's refundCharge." },
-    ADJUSTMENT: { description: "An admin's correction: positive adds a grant, negative draws like a debit." },
+    ADJUSTMENT: { description: "A correction: an admin's adjustCredits (positive adds a grant, negative draws like a debit), or a plan renewal drawing the unused plan credits it carries into the next period's rollover grant (no actor)." },
     RELEASE: { description: "Returns the unused part of a debit's hold after the call settled at its actual cost." },
     EXPIRATION: { description: "Removes what was left of a grant when it expired." },
   },

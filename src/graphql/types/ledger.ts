@@ -21,7 +21,7 @@ export class LedgerEntry {
   @Field(() => Int, { description: "The balance right after this entry." })
   balanceAfter!: number;
 
-  @Field(() => String, { nullable: true, description: "Schema coordinate of the metered field, for debits and their refunds." })
+  @Field(() => String, { nullable: true, description: "Schema coordinate of the metered field, for debits and the releases and refunds of them." })
   operation?: string | null;
 
   @Field(() => Int, { nullable: true, description: "The estimate at charge time, for debits." })

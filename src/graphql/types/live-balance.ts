@@ -34,7 +34,7 @@ export class CreditBalanceEvent {
 
   @Field(() => BalanceThresholdCrossing, {
     nullable: true,
-    description: "Set when this change crossed the balance's low-balance threshold, emptied it, or brought it back.",
+    description: "Set when this change crossed the balance's low-balance threshold, emptied it, or brought it back: the last crossing of the change, so BALANCE_DEPLETED when one change does both (creditAlerts stores LOW_BALANCE too).",
   })
   threshold?: BalanceThresholdCrossing | null;
 }

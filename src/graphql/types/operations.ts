@@ -163,7 +163,7 @@ export class SkipTraceMatch {
 
 @ObjectType({ description: "Skip trace results." })
 export class SkipTraceResult {
-  @Field(() => [SkipTraceMatch], { description: "One match per record." })
+  @Field(() => [SkipTraceMatch], { description: "The records that matched, one match each (its recordIndex says which record); a record without a match has none." })
   matches!: SkipTraceMatch[];
 }
 

@@ -31,7 +31,7 @@ export class CreditEstimate {
   @Field(() => Int, { description: "Credits the field would be charged." })
   amount!: number;
 
-  @Field(() => String, { nullable: true, description: "Estimator used; null for a fixed price." })
+  @Field(() => String, { nullable: true, description: "The estimator the price comes from; null for a fixed price. An admin's creditAmount replaces the amount, not this name." })
   estimator?: string | null;
 
   @Field(() => Boolean, { description: "True when the estimator failed and the fallback price was used." })
