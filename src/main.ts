@@ -5,7 +5,7 @@
  * an address that cannot be listened on with one naming PORT or HOST.
  */
 import "reflect-metadata";
-import { ConfigError, loadConfig, type Config } from "./config/config.js";
+import { ConfigError, configWarnings, loadConfig, type Config } from "./config/config.js";
 import { databaseStartFailure } from "./config/database-failure.js";
 import { listenFailure } from "./config/listen-failure.js";
 import { connectDatabase } from "./db/connect.js";
@@ -33,6 +33,8 @@ if (config.devMode) {
     "DEVELOPMENT MODE: neither JWT_SECRET nor JWT_JWKS_URL is set, so tokens are signed with the public development secret. Never expose this server.",
   );
 }
+// Values that start but deserve a second look (a settle timeout that makes slow calls free).
+for (const warning of configWarnings(config)) logger.warn({ event: warning.event, variable: warning.variable }, warning.message);
 
 // Built before the server listens (never in the request path), so the banner's console links work at once.
 if (config.CONSOLE_BUILD === "auto") await ensureConsoleBuilt(logger);

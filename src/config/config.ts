@@ -3,22 +3,50 @@
  * process.env; every setting has a name, a default and a clear error when its value is wrong.
  */
 import { z } from "zod";
-import { parseDurationMs } from "./duration.js";
+import { MAX_DURATION_DAYS, MAX_DURATION_MS, MAX_TIMER_MS, parseDurationMs } from "./duration.js";
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from "../auth/clock-tolerance.js";
 import { loadPlans, PlanConfigError, type PlanDefinition } from "../plans/plan-config.js";
 
-const duration = (name: string, fallback: string) =>
+/** The shortest value a duration may have, as written ("1s"), and why a shorter one makes the server useless. */
+interface ShortestDuration {
+  text: string;
+  why: string;
+}
+
+/**
+ * A duration ("30s", "5m", "24h"). One that drives a Node timer (`timer`) is at most MAX_TIMER_MS,
+ * since a longer one fires at once; one only compared in the database or in date arithmetic at most
+ * 100 years. `shortest`, when given, refuses a value too short to be of use.
+ */
+const duration = (name: string, fallback: string, bounds: { timer?: boolean; shortest?: ShortestDuration } = {}) =>
   z
     .string()
     .default(fallback)
     .transform((text, ctx) => {
       const ms = parseDurationMs(text);
-      if (ms === undefined) {
-        ctx.addIssue({ code: "custom", message: `${name} must be a duration such as "30s", "5m" or "24h"` });
+      const problem =
+        ms === undefined
+          ? `${name} must be a duration such as "30s", "5m" or "24h"`
+          : durationBoundProblem(name, text, ms, bounds.timer === true, bounds.shortest);
+      if (problem !== undefined || ms === undefined) {
+        ctx.addIssue({ code: "custom", message: problem });
         return z.NEVER;
       }
       return ms;
     });
+
+function durationBoundProblem(name: string, text: string, ms: number, timer: boolean, shortest: ShortestDuration | undefined): string | undefined {
+  const given = `${name} ${JSON.stringify(text)}`;
+  if (timer && ms > MAX_TIMER_MS) {
+    return `${given} is longer than a Node timer can wait: give at most 24d (${MAX_TIMER_MS}ms, about 24.8 days)`;
+  }
+  if (ms > MAX_DURATION_MS) return `${given} is longer than 100 years: give at most ${MAX_DURATION_DAYS}d`;
+  if (shortest && ms < parseDurationMs(shortest.text)!) return `${given} is too short: give at least ${shortest.text} (${shortest.why})`;
+  return undefined;
+}
+
+/** Below this CHARGE_SETTLE_TIMEOUT is allowed but warned of at start (configWarnings). */
+const SHORT_SETTLE_TIMEOUT_MS = 60_000;
 
 const flag = z
   .enum(["1", "0", "true", "false", ""])
@@ -103,10 +131,54 @@ const wholeSeconds = (name: string, fallback: number, max: number) =>
     return Number(text);
   });
 
+/**
+ * SIMULATE_SLOW_MS: a whole number of milliseconds the simulated provider waits, on a timer, so at
+ * most MAX_TIMER_MS (beyond it the wait would end at once). Empty is unset (the default).
+ */
+const timerMilliseconds = (name: string, fallback: number) =>
+  optionalText.transform((text, ctx) => {
+    if (text === undefined) return fallback;
+    if (!/^\d+$/.test(text) || Number(text) > MAX_TIMER_MS) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${name} must be a whole number of milliseconds from 0 to ${MAX_TIMER_MS} (about 24.8 days, the longest a Node timer waits)`,
+      });
+      return z.NEVER;
+    }
+    return Number(text);
+  });
+
+/**
+ * PORT: digits only, 0 (any free port, as tests use) to 65535. A number coercion read "0x1018" as
+ * 4120, "1e3" as 1000 and "" as 0, so an empty PORT listened on a random port instead of 4000.
+ */
+const port = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    if (text === undefined) return 4000;
+    const digits = text.trim();
+    if (digits === "") {
+      ctx.addIssue({ code: "custom", message: "PORT is empty: unset it for the default 4000, or give a port number from 0 to 65535 (0: any free port)" });
+      return z.NEVER;
+    }
+    if (!/^\d+$/.test(digits) || Number(digits) > 65535) {
+      ctx.addIssue({ code: "custom", message: `PORT ${JSON.stringify(text)} must be a port number from 0 to 65535, in digits (0: any free port)` });
+      return z.NEVER;
+    }
+    return Number(digits);
+  });
+
+/** HOST: an empty one listened on every interface but printed "http://:4000/graphql". */
+const host = z
+  .string()
+  .default("0.0.0.0")
+  .refine((text) => text.trim() !== "", { message: "HOST is empty: unset it for 0.0.0.0 (every interface), or give an address such as 127.0.0.1" });
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
-  HOST: z.string().default("0.0.0.0"),
+  PORT: port,
+  HOST: host,
   DATABASE_URL: optionalText.pipe(
     z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://").optional(),
   ),
@@ -116,7 +188,8 @@ export const configSchema = z.object({
    * gets ten times as long (src/db/report-gate.ts). Reports also wait at most this long for one of their
    * slots (a quarter of DATABASE_POOL_SIZE).
    */
-  REPORT_QUERY_TIMEOUT: duration("REPORT_QUERY_TIMEOUT", "30s"),
+  // A report waits for its slot on a timer of this length.
+  REPORT_QUERY_TIMEOUT: duration("REPORT_QUERY_TIMEOUT", "30s", { timer: true }),
   /**
    * A direct (session) connection for LISTEN, which a transaction-mode pooler cannot carry (Supabase:
    * the direct port 5432, not the pooler's 6543); DATABASE_URL when unset.
@@ -139,20 +212,38 @@ export const configSchema = z.object({
   /** Prefix of every rate-limit key in Redis, so several deployments (or test runs) can share one Redis. */
   RATE_LIMIT_KEY_PREFIX: z.string().default("gc:rl:"),
   /** How long one rate-limit check may wait for Redis before it counts as a store error. */
-  RATE_LIMIT_STORE_TIMEOUT: duration("RATE_LIMIT_STORE_TIMEOUT", "500ms"),
+  RATE_LIMIT_STORE_TIMEOUT: duration("RATE_LIMIT_STORE_TIMEOUT", "500ms", { timer: true }),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   SIMULATE_FAILURES: flag,
-  SIMULATE_SLOW_MS: z.coerce.number().int().min(0).default(3000),
+  SIMULATE_SLOW_MS: timerMilliseconds("SIMULATE_SLOW_MS", 3000),
+  /** Only compared in the database (a key's expiry): no timer, so longer than 24.8 days is fine. */
   IDEMPOTENCY_TTL: duration("IDEMPOTENCY_TTL", "24h"),
   /** Largest field result (JSON bytes) an Idempotency-Key stores for replay; a larger one is not replayed. */
   IDEMPOTENCY_MAX_RESULT_BYTES: z.coerce.number().int().min(1).default(1_000_000),
-  /** The longest a hold may stay open on a live instance; refunded then, with an alert. */
-  CHARGE_SETTLE_TIMEOUT: duration("CHARGE_SETTLE_TIMEOUT", "1h"),
-  RECOVERY_INTERVAL: duration("RECOVERY_INTERVAL", "5s"),
-  /** An instance's lease lasts this long unrenewed (renewed every third of it); its holds are refunded once it expires. */
-  INSTANCE_LEASE_TTL: duration("INSTANCE_LEASE_TTL", "15s"),
+  /**
+   * The longest a hold may stay open on a live instance; refunded then, with an alert. Only compared
+   * in the database (no timer). Under a second every call slower than a recovery pass would be free;
+   * under a minute it is allowed but warned of (configWarnings).
+   */
+  CHARGE_SETTLE_TIMEOUT: duration("CHARGE_SETTLE_TIMEOUT", "1h", {
+    shortest: { text: "1s", why: "a call running longer is refunded and not charged" },
+  }),
+  /** The recovery pass's timer; a pass every millisecond or so would keep the database busy with nothing. */
+  RECOVERY_INTERVAL: duration("RECOVERY_INTERVAL", "5s", {
+    timer: true,
+    shortest: { text: "100ms", why: "the recovery pass runs this often, and shorter keeps the database busy with passes" },
+  }),
+  /**
+   * An instance's lease lasts this long unrenewed (renewed every third of it, on a timer); its holds
+   * are refunded once it expires. Under a second the lease lapses between renewals and calls fail.
+   */
+  INSTANCE_LEASE_TTL: duration("INSTANCE_LEASE_TTL", "15s", {
+    timer: true,
+    shortest: { text: "1s", why: "the lease is renewed every third of it; shorter, it lapses between renewals and metered calls fail" },
+  }),
   /** Unsettled charges the recovery pass reads and refunds per batch. */
   RECOVERY_BATCH_SIZE: positiveInt(100),
+  // Windows compared in sums and SQL; the spike check's own timer is a tenth of the window, kept to 1–30 s.
   ALERT_SPIKE_WINDOW: duration("ALERT_SPIKE_WINDOW", "5m"),
   ALERT_SPIKE_FACTOR: z.coerce.number().positive().default(5),
   ALERT_SPIKE_BASELINE: duration("ALERT_SPIKE_BASELINE", "24h"),
@@ -161,7 +252,7 @@ export const configSchema = z.object({
   /** Signs every alert webhook (x-credits-signature, HMAC-SHA256); required with ALERT_WEBHOOK_URL in production. */
   ALERT_WEBHOOK_SECRET: optionalText,
   /** creditBalanceChanged: changes of one balance closer together than this are pushed as one event. */
-  BALANCE_PUSH_INTERVAL: duration("BALANCE_PUSH_INTERVAL", "100ms"),
+  BALANCE_PUSH_INTERVAL: duration("BALANCE_PUSH_INTERVAL", "100ms", { timer: true }),
   /** A live-balance socket with more than this many bytes unsent is a slow consumer and is closed. */
   LIVE_MAX_BUFFERED_BYTES: positiveInt(1_000_000),
   /** creditBalanceChanged subscriptions one caller may run on one instance, over all its sockets. */
@@ -218,7 +309,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     );
   }
   const raw = result.data;
-  const problems = productionProblems(raw);
+  const problems = productionProblems(raw, env);
   if (problems.length > 0) throw new ConfigError(problems);
   let plans: readonly PlanDefinition[];
   try {
@@ -237,9 +328,14 @@ export const MIN_PRODUCTION_SECRET_LENGTH = 32;
  * Production never falls back to development mode: its secret is public, so anyone could mint an
  * admin token. Without a real secret or JWKS the process must not start at all.
  */
-function productionProblems(raw: RawConfig): string[] {
+function productionProblems(raw: RawConfig, env: Record<string, string | undefined>): string[] {
   if (raw.NODE_ENV !== "production") return [];
   const problems: string[] = [];
+  // Empty reads as unset, the embedded database: in production more likely a secret that did not
+  // arrive (an empty CI or orchestrator variable) than a wish for PGlite: it must be said one way or the other.
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL.trim() === "") {
+    problems.push("DATABASE_URL: set but empty with NODE_ENV=production: unset it for the embedded database (PGlite), or give a postgres:// URL");
+  }
   if (!raw.JWT_SECRET && !raw.JWT_JWKS_URL) {
     problems.push("JWT_SECRET or JWT_JWKS_URL: one is required with NODE_ENV=production (development mode and its public secret are refused)");
   } else if (raw.JWT_SECRET && raw.JWT_SECRET.length < MIN_PRODUCTION_SECRET_LENGTH) {
@@ -250,4 +346,39 @@ function productionProblems(raw: RawConfig): string[] {
     problems.push("ALERT_WEBHOOK_SECRET: required with ALERT_WEBHOOK_URL and NODE_ENV=production (alert webhooks are signed with it)");
   }
   return problems;
+}
+
+/** A setting that works but is likely a mistake: logged at start as a warning (`event`), naming the variable. */
+export interface ConfigWarning {
+  event: string;
+  variable: string;
+  message: string;
+}
+
+/** The warnings a start logs for this configuration (src/main.ts logs each at warn). */
+export function configWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  if (config.CHARGE_SETTLE_TIMEOUT < SHORT_SETTLE_TIMEOUT_MS) {
+    const limit = formatMs(config.CHARGE_SETTLE_TIMEOUT);
+    warnings.push({
+      event: "config.short_settle_timeout",
+      variable: "CHARGE_SETTLE_TIMEOUT",
+      message:
+        `CHARGE_SETTLE_TIMEOUT is ${limit}: the recovery pass refunds holds open longer than that, so calls running longer than ${limit} ` +
+        "are refunded and not charged (with a FAILED_TRANSACTION alert); give the longest a call may take, 1h by default",
+    });
+  }
+  if (config.ALERT_WEBHOOK_SECRET && !config.ALERT_WEBHOOK_URL) {
+    warnings.push({
+      event: "config.webhook_secret_unused",
+      variable: "ALERT_WEBHOOK_SECRET",
+      message: "ALERT_WEBHOOK_SECRET is set but ALERT_WEBHOOK_URL is not: no alert is posted anywhere; set ALERT_WEBHOOK_URL, or unset the secret",
+    });
+  }
+  return warnings;
+}
+
+/** 2000 → "2s", 90000 → "90s", 1500 → "1500ms": a duration as it could be written back into the variable. */
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }

@@ -6,7 +6,8 @@
  *   [{ "name": "pro", "period": "1mo", "allowances": { "ai": { "allowance": 1000, "rolloverMax": 200 } } }]
  *
  * Subscriptions on a plan the configuration does not name get no plan credits, nor do those on a
- * plan that grants nothing (grantsSomething).
+ * plan that grants nothing (grantsSomething). Such a plan has no periods, so it may leave `period`
+ * out (NO_PERIOD); a plan that grants something must give one.
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
@@ -19,14 +20,42 @@ export interface PlanAllowanceDefinition {
   readonly rolloverMax: number;
 }
 
+/** The period of a plan that grants nothing and gives none: `plans` lists its period as "". */
+export interface NoPeriod {
+  readonly kind: "none";
+  readonly text: "";
+}
+
+export const NO_PERIOD: NoPeriod = Object.freeze({ kind: "none", text: "" });
+
 export interface PlanDefinition {
   readonly name: string;
-  readonly period: PlanPeriod;
+  /** NO_PERIOD only on a plan that grants nothing: grantsSomething narrows it away. */
+  readonly period: PlanPeriod | NoPeriod;
   /** Sorted by credit type: renewal locks balances in this order, as the hold statement does. */
   readonly allowances: readonly PlanAllowanceDefinition[];
 }
 
-const credits = z.number().int().min(0).max(1_000_000_000);
+/** Most credits an allowance or a rollover may have (documented with PLANS in the README and docs/grants.md). */
+export const MAX_PLAN_CREDITS = 1_000_000_000;
+
+/**
+ * An allowance's `allowance` (required) or `rolloverMax` (0 when left out, by its default): a whole
+ * number from 0 to MAX_PLAN_CREDITS, with one message for any other value (zod's own checks gave two
+ * for 1e20, one of them naming 9007199254740991).
+ */
+const credits = (key: "allowance" | "rolloverMax") =>
+  z.unknown().transform((value, ctx) => {
+    if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_PLAN_CREDITS) return value;
+    ctx.addIssue({
+      code: "custom",
+      message:
+        value === undefined
+          ? `${key} is missing: give a whole number of credits from 0 to ${MAX_PLAN_CREDITS}`
+          : `${key} must be a whole number of credits from 0 to ${MAX_PLAN_CREDITS}, not ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  });
 
 /** The keys a plan and an allowance may have: any other is refused (a typo such as "rollovermax" would otherwise be dropped). */
 const PLAN_KEYS = ["name", "period", "allowances"] as const;
@@ -34,17 +63,20 @@ const ALLOWANCE_KEYS = ["allowance", "rolloverMax"] as const;
 
 const planSchema = z.strictObject({
   name: z.string().trim().min(1).max(200),
-  period: z.string().transform((text, ctx) => {
-    const period = readPeriod(text);
-    if ("problem" in period) {
-      ctx.addIssue({ code: "custom", message: period.problem });
-      return z.NEVER;
-    }
-    return period;
-  }),
+  period: z
+    .string()
+    .transform((text, ctx) => {
+      const period = readPeriod(text);
+      if ("problem" in period) {
+        ctx.addIssue({ code: "custom", message: period.problem });
+        return z.NEVER;
+      }
+      return period;
+    })
+    .optional(),
   // Keys checked after the record, not by a key schema: zod reports a refused key only as
   // "Invalid key in record", without the message that names the known types.
-  allowances: z.record(z.string(), z.strictObject({ allowance: credits, rolloverMax: credits.default(0) })).superRefine((allowances, ctx) => {
+  allowances: z.record(z.string(), z.strictObject({ allowance: credits("allowance"), rolloverMax: credits("rolloverMax").default(0) })).superRefine((allowances, ctx) => {
     for (const type of Object.keys(allowances)) {
       if (!CREDIT_TYPE_NAMES.has(type)) {
         ctx.addIssue({ code: "custom", path: [type], message: `"${type}" is not a credit type: use one of ${[...CREDIT_TYPE_NAMES].join(", ")}` });
@@ -53,7 +85,19 @@ const planSchema = z.strictObject({
   }),
 });
 
-const plansSchema = z.array(planSchema).superRefine((plans, ctx) => {
+/** A plan that grants something renews every period, so it needs one; only a plan that grants nothing may leave it out. */
+const plannedSchema = planSchema.superRefine((plan, ctx) => {
+  const grants = Object.values(plan.allowances).some((a) => a.allowance > 0);
+  if (grants && plan.period === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["period"],
+      message: 'period is missing: a plan that grants credits needs one, such as "1mo" or "30d" (only a plan whose allowances are all 0 may leave it out)',
+    });
+  }
+});
+
+const plansSchema = z.array(plannedSchema).superRefine((plans, ctx) => {
   const seen = new Set<string>();
   for (const [i, plan] of plans.entries()) {
     if (seen.has(plan.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `plan "${plan.name}" is defined twice` });
@@ -139,7 +183,7 @@ export function loadPlans(plansJson: string | undefined, plansFile: string | und
     result.data.map((plan) =>
       Object.freeze({
         name: plan.name,
-        period: plan.period,
+        period: plan.period ?? NO_PERIOD,
         allowances: Object.freeze(
           Object.entries(plan.allowances)
             .map(([type, a]) => Object.freeze({ type, allowance: a.allowance, rolloverMax: a.rolloverMax }))
@@ -155,8 +199,9 @@ export function loadPlans(plansJson: string | undefined, plansFile: string | und
  * has none) is accepted and listed, but it has no periods: its subscriptions get no plan credits and
  * no `currentPeriodEnd`, like those on a plan the configuration does not name.
  */
-export function grantsSomething(plan: PlanDefinition): boolean {
-  return plan.allowances.some((a) => a.allowance > 0);
+export function grantsSomething(plan: PlanDefinition): plan is PlanDefinition & { readonly period: PlanPeriod } {
+  // loadPlans gives every plan that grants something a period; checked all the same, so the type holds.
+  return plan.period.kind !== "none" && plan.allowances.some((a) => a.allowance > 0);
 }
 
 /** The plan of this name, if the configuration defines one. */

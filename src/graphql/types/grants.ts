@@ -63,7 +63,7 @@ export class Plan {
   @Field(() => String, { description: "The plan's name, as subscriptions name it." })
   name!: string;
 
-  @Field(() => String, { description: 'Period length, e.g. "1mo" or "30d".' })
+  @Field(() => String, { description: 'Period length, e.g. "1mo" or "30d"; "" for a plan that grants nothing (it has no period).' })
   period!: string;
 
   @Field(() => [PlanAllowance], { description: "What each period grants, per credit type." })
