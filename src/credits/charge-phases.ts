@@ -17,7 +17,9 @@ import {
   InsufficientCreditsError,
   InternalError,
   NotFoundError,
+  isArgumentValidationError,
   isUserInputError,
+  refusalCodeOf,
 } from "../errors/errors.js";
 import { requireViewer, type CreditsRequest as RequestContext } from "./credits-request.js";
 import type { ChargeLedger } from "../ledger/charge-ledger.js";
@@ -52,6 +54,8 @@ export interface MeteredCall {
 type RunOutcome =
   | { kind: "success"; result: unknown }
   | { kind: "user-error"; error: GraphQLError }
+  | { kind: "invalid-arguments" }
+  | { kind: "refused"; code: "FORBIDDEN" | "UNAUTHENTICATED" }
   | { kind: "system-error"; error: unknown };
 
 /** A call that passed steps 1–6: held (or replayed from its Idempotency-Key), waiting to run and settle. */
@@ -525,9 +529,23 @@ export async function runHeld(
     held.outcome = { kind: "success", result };
     return result;
   } catch (err) {
-    held.outcome = isUserInputError(err) ? { kind: "user-error", error: err as GraphQLError } : { kind: "system-error", error: err };
+    held.outcome = failedOutcome(err);
     throw err;
   }
+}
+
+/**
+ * How a resolver's error ends its call. Only a user-input error the resolver raised on purpose keeps
+ * the charge (the work was attempted). Arguments refused by validation inside the resolver (type-graphql
+ * with class-validator validates there, after the hold) are step 2's refusal come late: nothing ran.
+ * A refusal of the caller (@Authorized's denial) did no work either; both are refunded, not as system errors.
+ */
+function failedOutcome(err: unknown): RunOutcome {
+  if (isArgumentValidationError(err)) return { kind: "invalid-arguments" };
+  if (isUserInputError(err)) return { kind: "user-error", error: err as GraphQLError };
+  const refused = refusalCodeOf(err);
+  if (refused !== undefined) return { kind: "refused", code: refused };
+  return { kind: "system-error", error: err };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,6 +568,9 @@ type Verdict = { stands: true; cost: number; actual: number | null } | { stands:
 
 /** The ledger's reason for a refunded system error: no error class or message (DESIGN.md, "Errors"). */
 const SYSTEM_ERROR_REASON = "system error";
+
+/** The ledger's reason for a call whose arguments failed validation inside its resolver. */
+const INVALID_ARGUMENTS_REASON = "invalid arguments: the resolver did not run";
 
 /**
  * 8. Settle every hold of the request in one statement, once its result is known. `delivered` says
@@ -642,6 +663,8 @@ function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delive
   const outcome = held.outcome;
   if (!outcome) return { stands: false, reason: "not run: the operation stopped before this field" };
   if (outcome.kind === "system-error") return { stands: false, reason: SYSTEM_ERROR_REASON, error: outcome.error };
+  if (outcome.kind === "invalid-arguments") return { stands: false, reason: INVALID_ARGUMENTS_REASON };
+  if (outcome.kind === "refused") return { stands: false, reason: `refused: ${outcome.code}` };
   // A user-input error the resolver raised on purpose: the hold stands as the cost.
   if (outcome.kind === "user-error") return { stands: true, cost: held.charge.charged, actual: null };
   if (!delivered(held.call.path)) return { stands: false, reason: NOT_DELIVERED_REASON };

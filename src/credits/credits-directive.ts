@@ -9,12 +9,21 @@ import {
   GraphQLDirective,
   GraphQLInt,
   GraphQLNonNull,
+  GraphQLSchema,
   GraphQLString,
   defaultFieldResolver,
   getNamedType,
+  isEnumType,
+  isInputObjectType,
+  isInterfaceType,
+  isIntrospectionType,
+  isObjectType,
+  isScalarType,
+  isUnionType,
+  type ConstDirectiveNode,
   type GraphQLFieldConfig,
   type GraphQLFieldResolver,
-  type GraphQLSchema,
+  type GraphQLNamedType,
 } from "graphql";
 import { MapperKind, getDirective, mapSchema } from "@graphql-tools/utils";
 import type { Estimator } from "./estimators/estimator.js";
@@ -67,6 +76,23 @@ export class CreditsDirectiveError extends Error {
 }
 
 /**
+ * The library's directives, declared by credits.typeDefs (SDL) or by buildSchema's `directives`
+ * (type-graphql). "rateLimit" is RATE_LIMIT_DIRECTIVE_NAME, written out: that module imports this one.
+ */
+const LIBRARY_DIRECTIVES = new Set([CREDITS_DIRECTIVE_NAME, "rateLimit"]);
+
+/** What to do about an undeclared directive: how to declare the library's, or the @credits a typo meant. */
+function undeclaredHint(name: string): string {
+  if (LIBRARY_DIRECTIVES.has(name)) {
+    return (
+      ": declare it, with credits.typeDefs in your SDL, or with type-graphql" +
+      " buildSchema({ directives: [...specifiedDirectives, creditsDirective, rateLimitDirective], … })"
+    );
+  }
+  return name.toLowerCase().startsWith("credit") ? ` (did you mean @${CREDITS_DIRECTIVE_NAME}?)` : "";
+}
+
+/**
  * A field's directives must be declared, with only the arguments their declaration has. type-graphql
  * puts a `@Directive("…")` string on the field as it is, unchecked: an outside audit wrote
  * `@credit(type: "email", …)` (no s), and the field ran free and without a token, missing from the
@@ -77,10 +103,7 @@ function refuseUndeclaredDirectives(schema: GraphQLSchema, fieldConfig: GraphQLF
   for (const use of fieldConfig.astNode?.directives ?? []) {
     const name = use.name.value;
     const declared = schema.getDirective(name);
-    if (!declared) {
-      const hint = name !== CREDITS_DIRECTIVE_NAME && name.toLowerCase().startsWith("credit") ? ` (did you mean @${CREDITS_DIRECTIVE_NAME}?)` : "";
-      throw new CreditsDirectiveError(`${coordinate}: the directive @${name} is not declared in the schema${hint}`);
-    }
+    if (!declared) throw new CreditsDirectiveError(`${coordinate}: the directive @${name} is not declared in the schema${undeclaredHint(name)}`);
     for (const argument of use.arguments ?? []) {
       if (!declared.args.some((known) => known.name === argument.name.value)) {
         throw new CreditsDirectiveError(
@@ -162,6 +185,82 @@ function readMeteredField(
   };
 }
 
+/** Where a directive is used outside a field of an object type, as an error names it. */
+interface DirectivePlace {
+  place: string;
+  location: DirectiveLocation;
+  directives: readonly ConstDirectiveNode[];
+  /** Set for a field of an interface: the interface. */
+  interfaceName?: string;
+}
+
+/** The directives of a definition and of its extensions (`extend type … @credits`). */
+function directivesOf(node: { astNode?: { directives?: readonly ConstDirectiveNode[] } | null; extensionASTNodes?: readonly { directives?: readonly ConstDirectiveNode[] }[] }): ConstDirectiveNode[] {
+  return [...(node.astNode?.directives ?? []), ...(node.extensionASTNodes ?? []).flatMap((n) => n.directives ?? [])];
+}
+
+function typeLocation(type: GraphQLNamedType): DirectiveLocation {
+  if (isObjectType(type)) return DirectiveLocation.OBJECT;
+  if (isInterfaceType(type)) return DirectiveLocation.INTERFACE;
+  if (isUnionType(type)) return DirectiveLocation.UNION;
+  if (isEnumType(type)) return DirectiveLocation.ENUM;
+  if (isInputObjectType(type)) return DirectiveLocation.INPUT_OBJECT;
+  return DirectiveLocation.SCALAR;
+}
+
+/** Every place of a schema a directive can be used, but the fields of object types. */
+function* placesOutsideObjectFields(schema: GraphQLSchema): Generator<DirectivePlace> {
+  yield { place: "the schema", location: DirectiveLocation.SCHEMA, directives: directivesOf(schema) };
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (isIntrospectionType(type)) continue;
+    yield { place: `the type ${type.name}`, location: typeLocation(type), directives: directivesOf(type) };
+    if (isObjectType(type) || isInterfaceType(type)) {
+      for (const field of Object.values(type.getFields())) {
+        if (isInterfaceType(type)) {
+          const place = `the field ${type.name}.${field.name} of an interface`;
+          yield { place, location: DirectiveLocation.FIELD_DEFINITION, directives: directivesOf(field), interfaceName: type.name };
+        }
+        for (const arg of field.args) {
+          yield { place: `the argument ${type.name}.${field.name}(${arg.name}:)`, location: DirectiveLocation.ARGUMENT_DEFINITION, directives: directivesOf(arg) };
+        }
+      }
+    } else if (isInputObjectType(type)) {
+      for (const field of Object.values(type.getFields())) {
+        yield { place: `the input field ${type.name}.${field.name}`, location: DirectiveLocation.INPUT_FIELD_DEFINITION, directives: directivesOf(field) };
+      }
+    } else if (isEnumType(type)) {
+      for (const value of type.getValues()) {
+        yield { place: `the enum value ${type.name}.${value.name}`, location: DirectiveLocation.ENUM_VALUE, directives: directivesOf(value) };
+      }
+    }
+  }
+}
+
+/**
+ * `@credits` and `@rateLimit` only act on the fields of object types. graphql's buildSchema refuses
+ * them elsewhere ("may not be used on OBJECT"), but type-graphql does not check directive locations:
+ * an outside audit's `@Directive('@credits(…)')` on an @ObjectType class (or an @InputType field, an
+ * argument) built fine, and the operation ran free. Refused at transform instead, naming the place.
+ * @credits is refused on an interface's field too (only its implementations' fields run); a
+ * @rateLimit is refused only where its declaration does not allow it, as a host's own may differ.
+ */
+export function refuseMisplacedDirectives(schema: GraphQLSchema, names: readonly string[]): void {
+  for (const { place, location, directives, interfaceName } of placesOutsideObjectFields(schema)) {
+    for (const use of directives) {
+      const name = use.name.value;
+      if (!names.includes(name)) continue;
+      const declared = schema.getDirective(name);
+      const allowed = name !== CREDITS_DIRECTIVE_NAME && (declared == null || declared.locations.includes(location));
+      if (allowed) continue;
+      throw new CreditsDirectiveError(
+        interfaceName !== undefined
+          ? `@${name} on ${place}: put it on that field of each object type that implements ${interfaceName}`
+          : `@${name} on ${place}: put it on a field (a mutation, a query, or a field of an object type)`,
+      );
+    }
+  }
+}
+
 /** Every metered field of a schema, validated. Throws CreditsDirectiveError naming the first bad field. */
 export function readMeteredFields(schema: GraphQLSchema, options: CreditsDirectiveOptions): MeteredField[] {
   const found: MeteredField[] = [];
@@ -181,16 +280,46 @@ export type MeteredResolverWrapper = (
 ) => GraphQLFieldResolver<unknown, unknown>;
 
 /**
+ * The resolvers the transformer wrapped (by any credits core of the process), and the mark it leaves
+ * in the schema's extensions (kept by mapSchema and toConfig, so by a host's later transforms that
+ * wrap resolvers again). A schema transformed twice wraps each metered field twice: a field held with
+ * its operation only ran its hold twice, but one held alone (inside a list) was held and charged once
+ * per wrapper (an outside audit: 7 charges instead of 4).
+ */
+const wrappedResolvers = new WeakSet<GraphQLFieldResolver<unknown, unknown>>();
+const TRANSFORMED_MARK = "graphqlCreditsTransformed";
+
+/** Refuses a schema a credits transform already wrapped: transform it once. */
+export function refuseTransformedSchema(schema: GraphQLSchema): void {
+  const wrapped =
+    schema.extensions?.[TRANSFORMED_MARK] === true ||
+    Object.values(schema.getTypeMap()).some(
+      (type) => isObjectType(type) && Object.values(type.getFields()).some((field) => field.resolve !== undefined && wrappedResolvers.has(field.resolve)),
+    );
+  if (wrapped) {
+    throw new CreditsDirectiveError(
+      "this schema was already transformed by credits.transform: call it once, on the schema as built (transforming it again would charge fields twice)",
+    );
+  }
+}
+
+/**
  * Builds the transformer: every field carrying @credits gets its resolver wrapped by `wrap`, which
  * receives the already validated MeteredField, so nothing is read or checked per request.
  */
 export function creditsDirectiveTransformer(options: CreditsDirectiveOptions & { wrap: MeteredResolverWrapper }) {
-  return (schema: GraphQLSchema): GraphQLSchema =>
-    mapSchema(schema, {
+  return (schema: GraphQLSchema): GraphQLSchema => {
+    refuseTransformedSchema(schema);
+    const transformed = mapSchema(schema, {
       [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
         const field = readMeteredField(schema, fieldConfig, fieldName, typeName, options);
         if (!field) return fieldConfig;
-        return { ...fieldConfig, resolve: options.wrap(field, fieldConfig.resolve ?? defaultFieldResolver) };
+        const resolve = options.wrap(field, fieldConfig.resolve ?? defaultFieldResolver);
+        wrappedResolvers.add(resolve);
+        return { ...fieldConfig, resolve };
       },
     });
+    const config = transformed.toConfig();
+    return new GraphQLSchema({ ...config, extensions: { ...config.extensions, [TRANSFORMED_MARK]: true } });
+  };
 }

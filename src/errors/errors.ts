@@ -3,7 +3,7 @@
  * wrapper and the ledger throw these; formatError passes them through and masks everything else.
  */
 import { GraphQLError } from "graphql";
-import { ERROR_HTTP_STATUS, type ErrorCode } from "./codes.js";
+import { ERROR_HTTP_STATUS, isErrorCode, type ErrorCode } from "./codes.js";
 
 export abstract class CreditsError<Ext extends Record<string, unknown> = Record<string, never>> extends GraphQLError {
   abstract readonly code: ErrorCode;
@@ -85,8 +85,42 @@ export class InternalError extends CreditsError {
 
 /**
  * Errors a resolver raises on purpose about its caller's input. The charge wrapper keeps the charge
- * for these (the work was attempted on the caller's behalf) and refunds for everything else.
+ * for these (the work was attempted on the caller's behalf), but for argument validation
+ * (isArgumentValidationError), and refunds for everything else.
  */
 export function isUserInputError(err: unknown): boolean {
   return err instanceof GraphQLError && err.extensions?.code === "BAD_USER_INPUT";
+}
+
+/**
+ * Codes other libraries raise for what our closed set says another way, kept with their message:
+ * type-graphql's @Authorized denial (AuthorizationError) and others' "not allowed" are UNAUTHORIZED,
+ * which is FORBIDDEN here. Anything else foreign stays unexpected (masked).
+ */
+const FOREIGN_CODES: ReadonlyMap<string, ErrorCode> = new Map([["UNAUTHORIZED", "FORBIDDEN"]]);
+
+/** The code of the closed set an error's `extensions.code` stands for, foreign codes mapped; undefined for any other. */
+export function closedCodeOf(code: unknown): ErrorCode | undefined {
+  if (isErrorCode(code)) return code;
+  return typeof code === "string" ? FOREIGN_CODES.get(code) : undefined;
+}
+
+/**
+ * Arguments refused by validation inside the resolver, before its own code ran: type-graphql's
+ * ArgumentValidationError (class-validator), a BAD_USER_INPUT carrying the `validationErrors` it
+ * found. Told by its shape, so the charge path does not depend on type-graphql. Unlike a
+ * BAD_USER_INPUT the resolver raises on purpose, nothing was attempted: the charge is refunded.
+ */
+export function isArgumentValidationError(err: unknown): boolean {
+  return isUserInputError(err) && Array.isArray((err as GraphQLError).extensions.validationErrors);
+}
+
+/**
+ * The closed code of a resolver's refusal to serve its caller (FORBIDDEN, UNAUTHENTICATED, or a
+ * foreign code for one, like type-graphql's UNAUTHORIZED), or undefined for any other error.
+ */
+export function refusalCodeOf(err: unknown): "FORBIDDEN" | "UNAUTHENTICATED" | undefined {
+  if (!(err instanceof GraphQLError)) return undefined;
+  const code = closedCodeOf(err.extensions?.code);
+  return code === "FORBIDDEN" || code === "UNAUTHENTICATED" ? code : undefined;
 }

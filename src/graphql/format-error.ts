@@ -1,11 +1,13 @@
 /**
- * formatError: keeps the codes of our closed set, turns GraphQL's own parse and validation failures
+ * formatError: keeps the codes of our closed set (and maps the well-known foreign ones into it:
+ * type-graphql's UNAUTHORIZED is FORBIDDEN), turns GraphQL's own parse and validation failures
  * into BAD_USER_INPUT, and masks everything else as INTERNAL_SERVER_ERROR, so no SQL, stack or
  * internal name reaches a client. The request id is added by the errors plugin.
  */
 import { unwrapResolverError } from "@apollo/server/errors";
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import { isErrorCode } from "../errors/codes.js";
+import { closedCodeOf } from "../errors/errors.js";
 import { tooManyTokensMessage } from "./validation/document-tokens.js";
 
 /** Apollo's own codes for a request that is wrong before anything runs. */
@@ -93,6 +95,12 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
   if (original instanceof GraphQLError && isErrorCode(code) && code !== "INTERNAL_SERVER_ERROR") {
     const { stacktrace: _stack, http: _http, ...extensions } = formatted.extensions ?? {};
     return { ...formatted, extensions };
+  }
+  // A library's own code for one of ours (type-graphql's @Authorized denial): its message, our code.
+  const closed = original instanceof GraphQLError ? closedCodeOf(code) : undefined;
+  if (closed !== undefined && closed !== "INTERNAL_SERVER_ERROR") {
+    const { stacktrace: _stack, http: _http, ...extensions } = formatted.extensions ?? {};
+    return { ...formatted, extensions: { ...extensions, code: closed } };
   }
   if (typeof code === "string" && CLIENT_REQUEST_CODES.has(code)) {
     return {

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { createChargeWrapper } from "../credits/charge-wrapper.js";
 import type { ChargeDeps } from "../credits/charge-phases.js";
 import { composeObservers, type ChargeObserver } from "../credits/charge-observer.js";
-import { CREDITS_DIRECTIVE_SDL, creditsDirectiveTransformer } from "../credits/credits-directive.js";
+import { CREDITS_DIRECTIVE_SDL, creditsDirectiveTransformer, refuseTransformedSchema } from "../credits/credits-directive.js";
 import { markServedByPlugin, type RequestOf } from "../credits/credits-request.js";
 import type { Estimator } from "../credits/estimators/estimator.js";
 import type { Meter } from "../credits/meters/meter.js";
@@ -126,7 +126,9 @@ export interface Credits<TContext extends object> {
   /**
    * Wraps every @credits field of the schema (after attaching `resolvers`, for a schema built from SDL
    * with graphql's buildSchema), adds `creditAmount: Int` (the admin's price) to each that lacks it,
-   * and limits the fields with `@rateLimit`. Validates each directive now: a bad one throws, naming the field.
+   * and limits the fields with `@rateLimit`. Validates each directive now: a bad one throws, naming the field
+   * (or the type, argument … it was put on instead of a field). Call it once: a schema it (or any
+   * credits core) already transformed is refused.
    */
   transform(schema: GraphQLSchema, resolvers?: ResolverMap): GraphQLSchema;
   /** The metered fields of the last transformed schema. */
@@ -448,6 +450,8 @@ export async function createCredits<TContext extends object = Record<string, unk
     return {
       typeDefs: `${CREDITS_DIRECTIVE_SDL}\n${RATE_LIMIT_DIRECTIVE_SDL}`,
       transform(base, resolvers) {
+        // Before anything is read or replaced: a schema transformed twice would charge fields twice.
+        refuseTransformedSchema(base);
         const withResolvers = resolvers ? attachResolvers(base, resolvers) : base;
         // Each @credits use, and the arguments the charge path reads (subscriptionId an ID, a declared
         // creditAmount the optional Int): a mistake throws now, naming the field.

@@ -25,7 +25,14 @@ import {
   type GraphQLSchema,
 } from "graphql";
 import { MapperKind, getDirective, mapSchema } from "@graphql-tools/utils";
-import { CREDITS_DIRECTIVE_NAME, CreditsDirectiveError, readMeteredFields, type CreditsDirectiveOptions } from "../credits/credits-directive.js";
+import {
+  CREDITS_DIRECTIVE_NAME,
+  CreditsDirectiveError,
+  readMeteredFields,
+  refuseMisplacedDirectives,
+  type CreditsDirectiveOptions,
+} from "../credits/credits-directive.js";
+import { RATE_LIMIT_DIRECTIVE_NAME } from "../ratelimit/rate-limit-directive.js";
 import type { MeteredField } from "../credits/metered-field.js";
 
 export const CREDIT_AMOUNT_ARGUMENT = "creditAmount";
@@ -77,11 +84,13 @@ function checkChargeArguments(schema: GraphQLSchema, subscriptionFromContext: bo
 }
 
 /**
- * The metered fields of the host's schema (before addCreditAmountArgument), validated: each
- * directive's own mistakes first (an unknown credit type, estimator or meter), then the arguments
+ * The metered fields of the host's schema (before addCreditAmountArgument), validated: a @credits or
+ * @rateLimit anywhere but on a field first, then each directive's own mistakes (an unknown credit type, estimator or meter), then the arguments
  * (checkChargeArguments), so that every subscriptionId mistake is said one way.
  */
 export function readCheckedMeteredFields(schema: GraphQLSchema, options: CreditsDirectiveOptions): MeteredField[] {
+  // A directive put where it does nothing (type-graphql lets @Directive go on a class, an input field …).
+  refuseMisplacedDirectives(schema, [CREDITS_DIRECTIVE_NAME, RATE_LIMIT_DIRECTIVE_NAME]);
   // The directives, read as if every metered field had a valid subscriptionId: its own check comes next.
   const probe = mapSchema(schema, {
     [MapperKind.OBJECT_FIELD]: (fieldConfig) =>

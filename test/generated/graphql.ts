@@ -77,7 +77,7 @@ export type LedgerKind =
   | 'EXPIRATION'
   /** Adds credits as a new grant (an admin grant, a plan period, a rollover, a subscription's initial credits). */
   | 'GRANT'
-  /** Returns a hold, or part of a settled debit: a system error, a result that never reached the client, an expired hold, or an admin's refundCharge. */
+  /** Returns a hold, or part of a settled debit: a system error, arguments refused by validation in the resolver, the resolver refusing its caller, a result that never reached the client, an expired hold, or an admin's refundCharge. */
   | 'REFUND'
   /** Returns the unused part of a debit's hold after the call settled at its actual cost. */
   | 'RELEASE';

@@ -7,7 +7,7 @@ import type { ApolloServerPlugin, HTTPGraphQLHead } from "@apollo/server";
 import type { GraphQLError, GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 import { ERROR_HTTP_STATUS, isErrorCode } from "../../errors/codes.js";
-import { CreditsError } from "../../errors/errors.js";
+import { closedCodeOf, CreditsError } from "../../errors/errors.js";
 import { contextIsRequest, type RequestOf } from "../../credits/credits-request.js";
 import { clientRequestReason } from "../format-error.js";
 
@@ -46,9 +46,12 @@ export function errorsPlugin<TContext extends object>(requestOf: RequestOf = con
           for (const error of errors) {
             const original = unwrapResolverError(error);
             const expected = original instanceof CreditsError && original.code !== "INTERNAL_SERVER_ERROR";
-            const known = isErrorCode(error.extensions?.code) && error.extensions?.code !== "INTERNAL_SERVER_ERROR";
+            // A foreign code formatError maps into the closed set (type-graphql's UNAUTHORIZED is
+            // FORBIDDEN) is the client's too, logged under the code the client gets.
+            const code = closedCodeOf(error.extensions?.code);
+            const known = code !== undefined && code !== "INTERNAL_SERVER_ERROR";
             if (expected || known) {
-              logClientError(String(error.extensions?.code ?? (original as CreditsError).code), error);
+              logClientError(String(code ?? (original as CreditsError).code), error);
               continue;
             }
             const reason = clientRequestReason(error);

@@ -30,7 +30,7 @@ registerEnumType(LedgerKind, {
   valuesConfig: {
     GRANT: { description: "Adds credits as a new grant (an admin grant, a plan period, a rollover, a subscription's initial credits)." },
     DEBIT: { description: "Holds a metered call's price before it runs (negative); its RELEASE or REFUND entries return part or all of it." },
-    REFUND: { description: "Returns a hold, or part of a settled debit: a system error, a result that never reached the client, an expired hold, or an admin's refundCharge." },
+    REFUND: { description: "Returns a hold, or part of a settled debit: a system error, arguments refused by validation in the resolver, the resolver refusing its caller, a result that never reached the client, an expired hold, or an admin's refundCharge." },
     ADJUSTMENT: { description: "A correction: an admin's adjustCredits (positive adds a grant, negative draws like a debit), or a plan renewal drawing the unused plan credits it carries into the next period's rollover grant (no actor)." },
     RELEASE: { description: "Returns the unused part of a debit's hold after the call settled at its actual cost." },
     EXPIRATION: { description: "Removes what was left of a grant when it expired." },
