@@ -160,6 +160,8 @@ describe.skipIf(!available)("the console when requests fail, in chromium", () =>
         sockets.push(ws);
         ws.onMessage((text) => {
           const message = JSON.parse(String(text));
+          // The console pings every 10 s and reconnects without a pong (console/src/live/connection.ts).
+          if (message.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
           if (message.type === "connection_init") ws.send(JSON.stringify({ type: "connection_ack" }));
         });
       });

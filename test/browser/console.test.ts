@@ -252,6 +252,8 @@ describe.skipIf(!available)("the console in chromium", () => {
       ws.onMessage((text) => {
         const message = JSON.parse(String(text));
         received.push(message);
+        // The console pings every 10 s and reconnects without a pong (console/src/live/connection.ts).
+        if (message.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
         if (message.type === "connection_init") ws.send(JSON.stringify({ type: "connection_ack" }));
         if (message.type === "subscribe") {
           const event = { subscriptionId: demoSubscription, type: "ai", balance: 777, entries: 2, lastEntry: { createdAt: new Date().toISOString() } };
@@ -733,6 +735,8 @@ describe.skipIf(!available)("the console in chromium", () => {
         const number = connections.length;
         ws.onMessage((text) => {
           const message = JSON.parse(String(text));
+          // The console pings every 10 s and reconnects without a pong (console/src/live/connection.ts).
+          if (message.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
           if (message.type === "connection_init") {
             if (number === 2) void ws.close({ code: 4500, reason: "Internal error" });
             else ws.send(JSON.stringify({ type: "connection_ack" }));
@@ -776,6 +780,8 @@ describe.skipIf(!available)("the console in chromium", () => {
       await page.routeWebSocket(/\/graphql$/, (ws) => {
         ws.onMessage((text) => {
           const message = JSON.parse(String(text));
+          // The console pings every 10 s and reconnects without a pong (console/src/live/connection.ts).
+          if (message.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
           if (message.type === "connection_init") ws.send(JSON.stringify({ type: "connection_ack" }));
           if (message.type !== "subscribe") return;
           subscribes.push(Date.now());

@@ -18,6 +18,12 @@
  *   4400…) or a stream the server completed is started again here, with the same backoff. Followers
  *   see "reconnecting" meanwhile, and "live" again once it is back (and then read the balances
  *   again: events were missed while it was down).
+ * - Live means something arrives: graphql-ws pings the server every KEEP_ALIVE_MS, and a pong that
+ *   has not come PONG_TIMEOUT_MS later ends the socket (graphql-ws's terminate(): a socket whose
+ *   frames are silently dropped would never close by itself, nor finish a close handshake), so it is
+ *   made again as after any loss, and the followers read the balances again once it is back. The
+ *   browser going offline ends it at once too, and no new one is tried until it is back online
+ *   (then at once, not after the backoff's wait); meanwhile nothing is "live".
  * - A 4401 close (the server refused the token) ends the session: the reason is asked of the server
  *   over HTTP (whose answer says why, e.g. "Token expired: sign in again"), and the app signs out
  *   (api/session.ts), closing this connection with closeLive(). It is never retried. A stream the
@@ -39,6 +45,10 @@ const LINGER_MS = 1_000;
 /** The first reconnection waits this long, each next one twice as long, up to RETRY_MAX_MS. */
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MAX_MS = 15_000;
+/** graphql-ws sends a ping this long after the socket opened, and after each pong. */
+const KEEP_ALIVE_MS = 10_000;
+/** A ping not answered within this is a dead connection (frames dropped): the socket is ended and made again. */
+const PONG_TIMEOUT_MS = 5_000;
 
 /**
  * What a follower shows: "connecting" (the first connection), "live" (pushed now), "reconnecting"
@@ -113,8 +123,28 @@ class LiveSession {
   private client: Client | undefined;
   private readonly ready: Promise<Client | undefined>;
   private readonly streams = new Map<string, Stream>();
+  /** The browser says it is offline: no socket is trusted, and none is tried until it is online again. */
+  private offline = typeof navigator !== "undefined" && navigator.onLine === false;
+  /** A ping sent and its pong not arrived yet: ends the socket when it fires. */
+  private pongTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Reconnections waiting (the backoff, or for the browser to be online): called to try at once. */
+  private readonly wakers = new Set<() => void>();
+  private readonly wentOffline = () => {
+    this.offline = true;
+    if (this.streams.size > 0) this.dropped = true;
+    this.notify();
+    // Its frames cannot arrive: end it now rather than show it live (graphql-ws then waits in retryWait).
+    this.client?.terminate();
+  };
+  private readonly cameOnline = () => {
+    this.offline = false;
+    this.notify();
+    for (const wake of [...this.wakers]) wake();
+  };
 
   constructor(readonly token: string) {
+    window.addEventListener("offline", this.wentOffline);
+    window.addEventListener("online", this.cameOnline);
     this.ready = import("graphql-ws").then(({ createClient }) => {
       if (this.closed) return undefined;
       const url = new URL("/graphql", window.location.href);
@@ -124,11 +154,23 @@ class LiveSession {
         connectionParams: () => ({ authorization: `Bearer ${this.token}` }),
         // Without limit while signed in (closeLive() disposes of the client); 4401 is final in graphql-ws.
         retryAttempts: Infinity,
-        retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, retryDelay(retries))),
+        retryWait: (retries) => this.waitToRetry(retries),
         lazyCloseTimeout: LINGER_MS,
+        keepAlive: KEEP_ALIVE_MS,
         on: {
           connected: () => this.setConnected(true),
+          ping: (received) => {
+            // Sent by us: its pong must come back in time (graphql-ws's documented keepAlive recipe,
+            // ending the socket with terminate(), which does not wait for a close the network may never deliver).
+            if (received) return;
+            clearTimeout(this.pongTimer);
+            this.pongTimer = setTimeout(() => this.client?.terminate(), PONG_TIMEOUT_MS);
+          },
+          pong: (received) => {
+            if (received) clearTimeout(this.pongTimer);
+          },
           closed: (event) => {
+            clearTimeout(this.pongTimer);
             if (this.streams.size > 0) this.dropped = true;
             this.setConnected(false);
             const close = event as { code?: number; reason?: string };
@@ -173,6 +215,10 @@ class LiveSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    window.removeEventListener("offline", this.wentOffline);
+    window.removeEventListener("online", this.cameOnline);
+    clearTimeout(this.pongTimer);
+    for (const wake of [...this.wakers]) wake();
     for (const stream of this.streams.values()) {
       clearTimeout(stream.linger);
       clearTimeout(stream.retry);
@@ -236,8 +282,25 @@ class LiveSession {
     });
   }
 
+  /**
+   * graphql-ws's wait before reconnecting: the backoff, cut short when the browser comes back
+   * online; while it is offline, until then (a socket could not open, or not be trusted).
+   */
+  private waitToRetry(retries: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.offline ? undefined : setTimeout(() => wake(), retryDelay(retries));
+      const wake = () => {
+        clearTimeout(timer);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      this.wakers.add(wake);
+    });
+  }
+
   private stateOf(stream: Stream): LiveState {
     if (this.closed || stream.ended) return "off";
+    if (this.offline) return this.dropped || stream.failures > 0 ? "reconnecting" : "connecting";
     if (this.connected && stream.retry === undefined && stream.stop) return "live";
     return this.dropped || stream.failures > 0 ? "reconnecting" : "connecting";
   }

@@ -1,13 +1,19 @@
 /**
  * An admin's changes to one subscription: grant, adjust, refund a charge, suspend or reactivate,
- * each with a required reason and its own Idempotency-Key (see useIdempotentAction), so a double
- * click or a retry after a lost answer acts once. `onChanged` refreshes the balances and lists.
+ * each with a required reason and an Idempotency-Key tied to the values sent (useIdempotentAction,
+ * api/pendingActions.ts), so a double click, a retry after a lost answer, the same values typed
+ * again or entered again after leaving the page act once; a submit right after a success with
+ * nothing edited (COOL_DOWN_MS) is ignored, and what was sent before the admin left the page and
+ * came back is shown (components/PendingActions.tsx). `onChanged` refreshes the balances and lists.
  * Amounts are checked in the form before anything is sent (a whole number, in range), with a
  * message next to the field saying what to type; so are a grant's terms (category, priority 0–100
  * or empty for the API's default, an expiry in the future). An action the server did not answer
- * (or failed, or was still running) shows a Retry: the same action, with the same key. A refund
+ * (or failed) shows a Retry: the same action, with the same key; one still running (409) says so,
+ * and is asked again with that key until its outcome comes back. A refund
  * is only sent for a charge of this subscription (refundCheck.ts). A new action clears the last
- * one's messages (`onStarted`), so a success and a new error never show side by side. Each tab
+ * one's messages (`onStarted`), so a success and a new error never show side by side; a submit the
+ * form refuses itself (an empty reason) is not an action: its message shows at the field, and the
+ * last success message stays. Each tab
  * keeps its own amount and reason (an adjustment's -3 is not carried to the Refund tab, where it
  * would be an error), so a field's problem shows on its own tab only. A refusal takes the focus the
  * submit button lost while it was disabled (a mouse click), so keyboard and screen-reader users
@@ -31,10 +37,11 @@ import {
   type SubscriptionSummaryFragment,
 } from "../generated/graphql";
 import { ApiError } from "../api/client";
-import { isRetryable, useIdempotentAction } from "../api/hooks";
+import { isRetryable, stillRunning, useIdempotentAction } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { PendingActions, StillRunningNote } from "../components/PendingActions";
 import { TabPanel, Tabs } from "../components/Tabs";
-import { MAX_INT, fmtCredits, fmtInt, fmtTime, parseWholeNumber } from "../components/format";
+import { MAX_INT, fmtCreditCount, fmtCredits, fmtInt, fmtTime, parseWholeNumber } from "../components/format";
 import { takeLostFocus } from "../components/focus";
 import { UserText, isolated } from "../components/UserText";
 import { DEFAULT_PRIORITY, GRANT_CATEGORIES, parseExpiry, parsePriority, priorityProblem } from "./grantTerms";
@@ -45,6 +52,12 @@ const KINDS: Kind[] = ["grant", "adjust", "refund", "status"];
 /** Each tab's own amount (none for status), as first shown. */
 const FIRST_AMOUNTS: Record<Kind, string> = { grant: "100", adjust: "", refund: "", status: "" };
 const NO_REASONS: Record<Kind, string> = { grant: "", adjust: "", refund: "", status: "" };
+/**
+ * After a success, a submit of the same form with nothing edited since is ignored this long: it is
+ * the second click of a double click at a person's speed, not a new action (the reason was
+ * cleared by the success, so it could only replace the success message with "Reason is required").
+ */
+const COOL_DOWN_MS = 1_500;
 
 /** A sign typed alone: the start of a signed number ("-" before "25"), not a mistake yet. */
 const justASign = (text: string) => /^\s*[+-]\s*$/.test(text);
@@ -84,8 +97,11 @@ export function AdminActions({
   types: readonly string[];
   /** An action is about to be sent: the last one's message no longer applies. */
   onStarted?: () => void;
-  /** Done: the message to show (the console's words, the admin's reason and the owner id isolated in it). */
-  onChanged: (message: ReactNode) => void;
+  /**
+   * Done: the message to show (the console's words, the admin's reason and the owner id isolated in
+   * it); none when an action sent before the admin left the page ended meanwhile (it says so itself).
+   */
+  onChanged: (message?: ReactNode) => void;
   /** A debit picked in the ledger ("refund…"): the form switches to refunding it. */
   refundEntryId?: { id: string };
 }) {
@@ -132,6 +148,8 @@ export function AdminActions({
   const expiryWrong = kind === "grant" ? parseExpiry(expiry).problem : undefined;
   const pending = action.pending || checking;
   const busy = useRef(false);
+  // When each tab's last action succeeded; an edit of that tab clears it (see COOL_DOWN_MS).
+  const succeededAt = useRef<Partial<Record<Kind, number>>>({});
   const form = useRef<HTMLFormElement>(null);
   const failure = kind === "refund" ? (entryError ?? action.error) : action.error;
   useEffect(() => {
@@ -154,11 +172,15 @@ export function AdminActions({
     entryInput.current?.focus();
   });
 
-  /** A changed form is a new intended action: its first send gets a new key. */
+  /**
+   * A changed form clears the last error. Its key is not the form's but the values' (api/pendingActions.ts):
+   * values edited back to those of a send without an answer are that send again, with its key.
+   */
   const edit = (set: (v: string) => void) => (value: string) => {
     set(value);
     setEntryError(undefined);
     action.reset();
+    succeededAt.current[kind] = undefined;
   };
 
   /** Is the refund's entry a charge of this subscription? Says why not, where the form is. */
@@ -193,11 +215,14 @@ export function AdminActions({
   /**
    * Sends what the form holds. A double click acts once: the refund's check runs before the
    * action's own in-flight guard. Also the Retry of an action the server did not answer: the form is
-   * as it was (any edit clears the error, and its Retry, and forgets the key), so it is the same
-   * action, sent with the same Idempotency-Key, and the server acts at most once.
+   * as it was (any edit clears the error, and its Retry), so it is the same values, sent with the
+   * same Idempotency-Key (the key goes with the values: edited back to them, it is reused too), and
+   * the server acts at most once.
    */
   async function sendOnce() {
     if (busy.current) return;
+    // The tail of a double click on a form that just succeeded (nothing edited since): ignored.
+    if (Date.now() - (succeededAt.current[kind] ?? 0) < COOL_DOWN_MS) return;
     busy.current = true;
     try {
       await send();
@@ -208,7 +233,6 @@ export function AdminActions({
   const retry = () => void sendOnce();
 
   async function send() {
-    onStarted?.();
     setEntryError(undefined);
     const entryEmpty = kind === "refund" ? requiredProblem("entry", kind, entryId) : undefined;
     const reasonEmpty = requiredProblem("reason", kind, reason);
@@ -219,7 +243,15 @@ export function AdminActions({
       first.current?.focus();
       return;
     }
+    // Only now is an action started: a form's own complaint (above) never hides the last success message.
+    onStarted?.();
     const n = parseWholeNumber(amount) ?? 0;
+    const because = (
+      <>
+        , reason “<UserText>{reason}</UserText>”
+      </>
+    );
+    const scope = subscription.id;
     // The tab this action was sent from (its reason is cleared once done, whatever tab shows then).
     const sent = kind;
     let done: unknown;
@@ -227,7 +259,6 @@ export function AdminActions({
     if (kind === "grant") {
       // An empty priority sends none: the API's default (DEFAULT_PRIORITY) applies.
       const terms = { category, priority: parsePriority(priority), expiresAt: parseExpiry(expiry).expiresAt };
-      done = await grant.run({ input: { subscriptionId: subscription.id, type, amount: n, reason, ...terms } });
       // The terms are named when they are not the defaults (PAID, priority 50 or none sent, never expiring).
       const named = [
         ...(category !== "PAID" ? [category] : []),
@@ -235,16 +266,21 @@ export function AdminActions({
         // The grants table's format: one format for every date the console prints.
         ...(terms.expiresAt ? [`expiring ${fmtTime(terms.expiresAt)}`] : []),
       ];
-      what = `Granted ${fmtCredits(n, type)}${named.length ? ` (${named.join(", ")})` : ""}`;
+      const granted = `${fmtCredits(n, type)}${named.length ? ` (${named.join(", ")})` : ""}`;
+      const label = <>the grant of {granted}{because}</>;
+      done = await grant.run({ input: { subscriptionId: subscription.id, type, amount: n, reason, ...terms } }, { scope, label });
+      what = `Granted ${granted}`;
     }
     if (kind === "adjust") {
-      done = await adjust.run({ input: { subscriptionId: subscription.id, type, delta: n, reason } });
+      const label = <>the adjustment by {n > 0 ? "+" : ""}{fmtCredits(n, type)}{because}</>;
+      done = await adjust.run({ input: { subscriptionId: subscription.id, type, delta: n, reason } }, { scope, label });
       what = `Adjusted by ${n > 0 ? "+" : ""}${fmtCredits(n, type)}`;
     }
     if (kind === "refund") {
       const id = entryId.trim();
       if (!(await checkRefund(id))) return;
-      const result = await refund.run({ input: { entryId: id, amount: amount.trim() ? n : undefined, reason } });
+      const label = <>the refund of {amount.trim() ? fmtCreditCount(n) : "all that is left"} of charge <UserText>{id}</UserText>{because}</>;
+      const result = await refund.run({ input: { entryId: id, amount: amount.trim() ? n : undefined, reason } }, { scope, label });
       done = result;
       if (result) {
         const entry = result.refundCharge;
@@ -256,10 +292,12 @@ export function AdminActions({
       }
     }
     if (kind === "status") {
-      done = await status.run({ id: subscription.id, status: nextStatus, reason });
+      const label = <>the {nextStatus === "ACTIVE" ? "reactivation" : "suspension"}{because}</>;
+      done = await status.run({ id: subscription.id, status: nextStatus, reason }, { scope, label });
       what = nextStatus === "ACTIVE" ? "Reactivated" : "Suspended";
     }
     if (done) {
+      succeededAt.current[sent] = Date.now();
       setReasons((all) => ({ ...all, [sent]: "" }));
       setTried(false);
       onChanged(
@@ -412,8 +450,14 @@ export function AdminActions({
           </div>
         ) : null}
         {kind === "refund" ? <ErrorBanner error={entryError} onRetry={isRetryable(entryError) ? retry : undefined} /> : null}
-        <ErrorBanner error={action.error} onRetry={isRetryable(action.error) ? retry : undefined} />
+        {stillRunning(action.error) ? (
+          <StillRunningNote onRetry={action.pending ? undefined : retry} />
+        ) : (
+          <ErrorBanner error={action.error} onRetry={isRetryable(action.error) ? retry : undefined} />
+        )}
       </TabPanel>
+      {/* What was sent from this page before the admin left it, and has not been shown ending here. */}
+      <PendingActions scope={subscription.id} onEnded={() => onChanged()} />
     </form>
   );
 }

@@ -7,8 +7,10 @@
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { CreateSubscriptionDocument, SearchSubscriptionsDocument, type SubscriptionStatus } from "../generated/graphql";
-import { useDebounced, useIdempotentAction, useQuery } from "../api/hooks";
+import { isRetryable, stillRunning, useDebounced, useIdempotentAction, useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { PendingActions, StillRunningNote } from "../components/PendingActions";
+import { UserText } from "../components/UserText";
 import { SubscriptionTable } from "../components/SubscriptionTable";
 import { navigate } from "../router";
 import { MAX_INT, fmtInt, parseWholeNumber } from "../components/format";
@@ -29,6 +31,9 @@ function countText(shown: number, more: boolean): string {
   if (shown === 0) return "No subscriptions found";
   return `${shown} subscription${shown === 1 ? "" : "s"}${more ? ", more on older pages" : ""}`;
 }
+
+/** Where an Open sent before the admin left the page is shown (api/pendingActions.ts). */
+const NEW_SUBSCRIPTION = "new-subscription";
 
 /** What to type in a required field of the new subscription left empty. */
 const OWNER_MISSING = "Owner id is required: the user id (the token's subject) the subscription is for, e.g. customer-gamma.";
@@ -85,12 +90,18 @@ export function AdminHome({ types }: { types: readonly string[] }) {
           />
         </div>
       </section>
-      <CreateSubscription types={types} />
+      {/* A subscription may have been opened without its answer arriving: the list is read again then. */}
+      <CreateSubscription types={types} onMaybeOpened={() => void refetch()} />
     </div>
   );
 }
 
-function CreateSubscription({ types }: { types: readonly string[] }) {
+/**
+ * The form to open a subscription. Its answer lost (or a 5xx): a Retry sends the same values with the
+ * same Idempotency-Key (api/hooks.ts), and `onMaybeOpened` reads the list again, where one that was
+ * opened shows; so after each Retry that is not answered either.
+ */
+function CreateSubscription({ types, onMaybeOpened }: { types: readonly string[]; onMaybeOpened: () => void }) {
   const [ownerId, setOwnerId] = useState("");
   // Empty until the server's plans are known: PlanPicker then picks the first.
   const [plan, setPlan] = useState("");
@@ -111,6 +122,10 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
 
   async function submit(event: FormEvent) {
     event.preventDefault();
+    await send();
+  }
+
+  async function send() {
     if (problems.length > 0 || !ownerId.trim() || !plan.trim()) {
       // Nothing is sent: the first field in error gets the focus, its message says what to type.
       setTried(true);
@@ -120,12 +135,20 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
       return;
     }
     const initialCredits = types.map((type) => ({ type, amount: parseWholeNumber(credits[type] ?? "") ?? 0 })).filter((c) => c.amount !== 0);
-    const result = await create.run({ input: { ownerId: ownerId.trim(), plan: plan.trim(), initialCredits } });
+    const label = (
+      <>
+        opening a subscription for owner <UserText>{ownerId.trim()}</UserText> on plan <UserText>{plan.trim()}</UserText>
+      </>
+    );
+    const result = await create.run({ input: { ownerId: ownerId.trim(), plan: plan.trim(), initialCredits } }, { scope: NEW_SUBSCRIPTION, label });
     if (result) {
       setTried(false);
       navigate(`/subscriptions/${result.createSubscription.id}`);
+    } else {
+      onMaybeOpened();
     }
   }
+  const retry = () => void send();
 
   return (
     // noValidate: the form's own messages say what is missing (the browser's bubble would stop the submit unannounced).
@@ -180,7 +203,13 @@ function CreateSubscription({ types }: { types: readonly string[] }) {
           {p.problem}
         </div>
       ))}
-      <ErrorBanner error={create.error} />
+      {stillRunning(create.error) ? (
+        <StillRunningNote onRetry={create.pending ? undefined : retry} />
+      ) : (
+        <ErrorBanner error={create.error} onRetry={isRetryable(create.error) ? retry : undefined} />
+      )}
+      {/* Opened from this page before the admin left it, and not shown ending here. */}
+      <PendingActions scope={NEW_SUBSCRIPTION} onEnded={onMaybeOpened} />
     </form>
   );
 }

@@ -45,8 +45,9 @@ export function SubscriptionPage({ id, isAdmin, types }: { id: string; isAdmin: 
     if (notice) takeLostFocus(noticeRef.current);
   }, [notice]);
 
-  async function changed(message: ReactNode) {
-    setNotice(message);
+  /** An action is done: its message (none for one that ended while the admin was away: it says so itself), and everything read again. */
+  async function changed(message?: ReactNode) {
+    if (message !== undefined) setNotice(message);
     setReloadKey((k) => k + 1);
     await Promise.all([refresh(), refetch()]);
   }
