@@ -21,7 +21,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Page, WebSocketRoute } from "playwright-core";
-import { chromiumAvailable } from "../helpers/browser.js";
+import { chromiumAvailable, loseFirstAnswer } from "../helpers/browser.js";
 import { startConsoleSession, type ConsoleSession } from "../helpers/console-session.js";
 
 const available = chromiumAvailable();
@@ -69,14 +69,8 @@ describe.skipIf(!available)("an admin action is written once, and live means liv
     const page = await session.freshPage();
     session.problems!.expect(/ERR_CONNECTION_RESET/);
     const keys = grantKeys(page);
-    let lose = true;
-    await page.route("**/graphql", async (route) => {
-      if (!lose || !route.request().postData()?.includes("mutation GrantCredits")) return route.continue();
-      lose = false;
-      // The server acts; its answer never reaches the page.
-      await route.fetch();
-      return route.abort("connectionreset");
-    });
+    // The server acts; its answer never reaches the page.
+    await loseFirstAnswer(page, "GrantCredits");
     await openDemoAsAdmin(page);
     const reason = "Retyped after a lost answer";
     await page.getByTestId("action-type").selectOption("ai");
@@ -261,17 +255,7 @@ describe.skipIf(!available)("an admin action is written once, and live means liv
   it("5. Open a subscription whose answer was lost: a Retry with the same key, the list refreshed, one subscription", async () => {
     const page = await session.freshPage();
     session.problems!.expect(/ERR_CONNECTION_RESET/);
-    const keys: string[] = [];
-    let lose = true;
-    await page.route("**/graphql", async (route) => {
-      const request = route.request();
-      if (!request.postData()?.includes("mutation CreateSubscription")) return route.continue();
-      keys.push(request.headers()["idempotency-key"]);
-      if (!lose) return route.continue();
-      lose = false;
-      await route.fetch();
-      return route.abort("connectionreset");
-    });
+    const keys = await loseFirstAnswer(page, "CreateSubscription");
     await page.goto(session.linkTo("/", session.admin));
     const form = page.getByTestId("create-subscription");
     await form.waitFor({ timeout: 20_000 });

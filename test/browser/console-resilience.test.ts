@@ -20,7 +20,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Page, Route, WebSocketRoute } from "playwright-core";
-import { chromiumAvailable } from "../helpers/browser.js";
+import { chromiumAvailable, loseFirstAnswer } from "../helpers/browser.js";
 import { startConsoleSession, type ConsoleSession } from "../helpers/console-session.js";
 import { postGraphQL } from "../helpers/test-app.js";
 
@@ -265,18 +265,8 @@ describe.skipIf(!available)("the console when requests fail, in chromium", () =>
   it("3. an admin action whose answer was lost has a Retry, which sends it again with the same Idempotency-Key: granted once", async () => {
     const page = await session.freshPage();
     session.problems!.expect(/ERR_CONNECTION_RESET/);
-    const keys: string[] = [];
-    let lose = true;
-    await page.route("**/graphql", async (route) => {
-      const request = route.request();
-      if (!request.postData()?.includes("mutation GrantCredits")) return route.continue();
-      keys.push(request.headers()["idempotency-key"]);
-      if (!lose) return route.continue();
-      lose = false;
-      // The server acts, and its answer never reaches the page.
-      await route.fetch();
-      return route.abort("connectionreset");
-    });
+    // The server acts, and its answer never reaches the page.
+    const keys = await loseFirstAnswer(page, "GrantCredits");
     await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.admin));
     const form = page.getByTestId("admin-actions");
     await form.waitFor();

@@ -67,3 +67,23 @@ export function watchProblems(page: Page): PageProblems {
   });
   return { list, expect: (pattern) => void expected.push(pattern) };
 }
+
+/**
+ * Loses the answer of the page's first `mutation <name>`: the request reaches the server, which
+ * acts, and the connection is reset before the page hears back (later sends pass). Resolves to the
+ * Idempotency-Key of every send of that mutation, in order, as it grows.
+ */
+export async function loseFirstAnswer(page: Page, mutationName: string): Promise<string[]> {
+  const keys: string[] = [];
+  let lose = true;
+  await page.route("**/graphql", async (route) => {
+    const request = route.request();
+    if (!request.postData()?.includes(`mutation ${mutationName}`)) return route.continue();
+    keys.push(request.headers()["idempotency-key"]);
+    if (!lose) return route.continue();
+    lose = false;
+    await route.fetch();
+    return route.abort("connectionreset");
+  });
+  return keys;
+}
