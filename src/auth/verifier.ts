@@ -28,7 +28,7 @@ import {
 import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from "./clock-tolerance.js";
 import { DEVELOPMENT_JWT_SECRET } from "./dev-secret.js";
-import { userIdProblem } from "../util/text.js";
+import { SERVICE_KEY_USER_ID, userIdProblem } from "../util/text.js";
 import { isAdminClaims, type Viewer } from "./viewer.js";
 
 export interface VerifierOptions {
@@ -138,7 +138,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       throw toUnauthenticated(err);
     }
     refuseIssuedInTheFuture(payload, clockToleranceSeconds);
-    if (payload.sub === undefined && payload.role === "service_role") return { ...serviceKeyCaller(payload), keySet: verifiedWith };
+    // The service key names no user; one that says `sub: "service_role"` is the same key.
+    if ((payload.sub === undefined || payload.sub === SERVICE_KEY_CALLER_ID) && payload.role === "service_role") return { ...serviceKeyCaller(payload), keySet: verifiedWith };
     if (payload.sub === undefined) throw new UnauthenticatedError("Invalid token: the sub claim is missing");
     if (typeof payload.sub !== "string") throw new UnauthenticatedError("Invalid token: the sub claim must be a string user id");
     // A subject is the user id: owner and actor ids in the database, under the same rule as the
@@ -173,10 +174,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
 /**
  * The caller id of Supabase's service key: a token of `role: service_role` (plus `iss`, `ref`, `iat`,
  * `exp`) that names no user, since it is the project's own backend. It is an admin; what it does is
- * recorded in the ledger under this actor id, which no user id can be mistaken for in the ledger's
- * meaning (a user whose token says `sub: "service_role"` is still told apart by `isAdmin`).
+ * recorded in the ledger under this actor id, which no user may have (userIdProblem refuses it).
  */
-export const SERVICE_KEY_CALLER_ID = "service_role";
+export const SERVICE_KEY_CALLER_ID = SERVICE_KEY_USER_ID;
 
 function serviceKeyCaller(payload: JWTPayload): { viewer: Viewer; expiresAtMs: number } {
   return { viewer: { id: SERVICE_KEY_CALLER_ID, isAdmin: true }, expiresAtMs: cachedUntilMs(payload.exp) };

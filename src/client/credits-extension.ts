@@ -13,8 +13,11 @@
 
 /** One charge of a metered field, as `extensions.credits.charges` reports it. */
 export interface CreditCharge {
-  /** The field's response path, e.g. `["searchLeads"]`. */
-  path: string[];
+  /**
+   * The field's response path, aliases included, e.g. `["searchLeads"]`; list indices are numbers, as
+   * in an error's `path`, so a charge matches its error or its place in `data` as it is.
+   */
+  path: (string | number)[];
   /** The metered field, e.g. `"Mutation.searchLeads"`. */
   operation: string;
   subscriptionId: string;

@@ -21,7 +21,7 @@ import {
   isUserInputError,
   refusalCodeOf,
 } from "../errors/errors.js";
-import { requireViewer, type CreditsRequest as RequestContext } from "./credits-request.js";
+import { requireViewer, type CreditsRequest as RequestContext, type ResponsePath } from "./credits-request.js";
 import type { ChargeLedger } from "../ledger/charge-ledger.js";
 import { LedgerClosedError } from "../ledger/coalescing-charge-ledger.js";
 import { groupTotal, LeaseChangedError, type HoldOutcome, type HoldRequest } from "../ledger/hold.js";
@@ -47,7 +47,7 @@ export interface ChargeDeps {
 /** One metered call about to be charged: the field, where it answers in the response, its coerced arguments. */
 export interface MeteredCall {
   field: MeteredField;
-  path: string[];
+  path: ResponsePath;
   args: Record<string, unknown>;
 }
 
@@ -74,7 +74,7 @@ export interface HeldCall {
 /** A refused call (or balance) and where in the response it belongs. */
 export interface RefusedCall {
   error: CreditsError;
-  path: string[];
+  path: ResponsePath;
 }
 
 export type ChargeOutcome = { ok: true; held: HeldCall[] } | { ok: false; refused: RefusedCall[] };
@@ -115,7 +115,7 @@ export async function chargeCalls(deps: ChargeDeps, ctx: RequestContext, calls: 
   } catch (err) {
     await giveBack(taken);
     if (err instanceof Refusal) {
-      const callAt = (path: string[]) => calls.find((c) => c.path.join(".") === path.join(".")) ?? calls[0];
+      const callAt = (path: ResponsePath) => calls.find((c) => c.path.join(".") === path.join(".")) ?? calls[0];
       for (const refused of err.refused) reportRefusal(deps, ctx, refused.error, callAt(refused.path));
       await noteBalancesOfRefusedGroup(ctx, calls);
       return { ok: false, refused: err.refused };
@@ -576,7 +576,7 @@ const INVALID_ARGUMENTS_REASON = "invalid arguments: the resolver did not run";
  * 8. Settle every hold of the request in one statement, once its result is known. `delivered` says
  * whether a path's value reached the response (not nulled by a sibling's error, client still there).
  */
-export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, delivered: (path: string[]) => boolean): Promise<void> {
+export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, delivered: (path: ResponsePath) => boolean): Promise<void> {
   const calls = ctx.charges.held.splice(0).filter((h) => !h.replay);
   if (calls.length === 0) return;
   const verdicts = calls.map((held) => verdictOf(deps, ctx, held, delivered));
@@ -659,7 +659,7 @@ async function rereadBalancesRefundedElsewhere(ctx: RequestContext, calls: HeldC
   );
 }
 
-function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delivered: (path: string[]) => boolean): Verdict {
+function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delivered: (path: ResponsePath) => boolean): Verdict {
   const outcome = held.outcome;
   if (!outcome) return { stands: false, reason: "not run: the operation stopped before this field" };
   if (outcome.kind === "system-error") return { stands: false, reason: SYSTEM_ERROR_REASON, error: outcome.error };

@@ -64,8 +64,12 @@ export function responsePathKey(info: Pick<GraphQLResolveInfo, "path">): string 
   return responsePath(info).join(".");
 }
 
-export function responsePath(info: Pick<GraphQLResolveInfo, "path">): string[] {
-  const keys: string[] = [];
-  for (let p: GraphQLResolveInfo["path"] | undefined = info.path; p; p = p.prev) keys.push(String(p.key));
+/** A response path as graphql-js reports one in `errors[].path`: list indices are numbers. */
+export type ResponsePath = (string | number)[];
+
+/** The field's response path, aliases included, in the same form as an error's `path` at that place. */
+export function responsePath(info: Pick<GraphQLResolveInfo, "path">): ResponsePath {
+  const keys: ResponsePath = [];
+  for (let p: GraphQLResolveInfo["path"] | undefined = info.path; p; p = p.prev) keys.push(p.key);
   return keys.reverse();
 }

@@ -111,7 +111,7 @@ function normaliseIdArgs(args: Record<string, unknown>): Record<string, unknown>
 }
 
 /** The value at a response path in `data`, or undefined when it (or a parent) is missing or null. */
-function valueAt(data: unknown, path: readonly string[]): unknown {
+function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
   let value = data;
   for (const key of path) {
     if (value === null || typeof value !== "object") return undefined;

@@ -41,6 +41,14 @@ const INVISIBLE_ONLY = /^[\s\p{White_Space}\p{Default_Ignorable_Code_Point}\u280
 export const PADDED_USER_ID = "must not start or end with white space";
 
 /**
+ * The actor id under which Supabase's service key is recorded (auth/verifier.ts,
+ * SERVICE_KEY_CALLER_ID). A user with this id would share the service key's ledger actor, its rate
+ * limits and its Idempotency-Keys, and own subscriptions the service key lists as its own (an outside
+ * authorization audit), so no user may have it.
+ */
+export const SERVICE_KEY_USER_ID = "service_role";
+
+/**
  * The one rule for a user id (DESIGN.md, "Authentication": "`sub` is the user id"), shared by the
  * token verifier (a `sub` that breaks it is 401) and the admin input that names a user (`ownerId`
  * breaking it is 400), so that every subject that can sign in can be given a subscription, and
@@ -57,5 +65,6 @@ export function userIdProblem(id: string): string | undefined {
   if (hasControlCharacter(id)) return "must not contain control characters";
   if (INVISIBLE_ONLY.test(id)) return "must not be blank (only white space or invisible characters)";
   if (id !== id.trim()) return PADDED_USER_ID;
+  if (id === SERVICE_KEY_USER_ID) return `must not be "${SERVICE_KEY_USER_ID}": that id is the service key's`;
   return undefined;
 }

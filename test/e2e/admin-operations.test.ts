@@ -165,6 +165,8 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
         // A token's sub may not hold one (401), so such a subscription could never be used.
         ["an ownerId with a control character", create({ ...good, ownerId: "bob\u0007" }), "BAD_USER_INPUT", /ownerId must not contain control characters/],
         ["an ownerId with a C1 control character", create({ ...good, ownerId: "a\u0085b" }), "BAD_USER_INPUT", /ownerId must not contain control characters/],
+        // The service key's actor id: its owner would share the service key's ledger actor and keys.
+        ["the service key's ownerId", create({ ...good, ownerId: "service_role" }), "BAD_USER_INPUT", /ownerId must not be "service_role"/],
         ["empty plan", create({ ...good, plan: "" }), "BAD_USER_INPUT", /plan/],
         ["long plan", create({ ...good, plan: "p".repeat(201) }), "BAD_USER_INPUT", /plan/],
         ["unknown type", create({ ...good, initialCredits: [{ type: "gold", amount: 1 }] }), "BAD_USER_INPUT", /Unknown credit type "gold"/],

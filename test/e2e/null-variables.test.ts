@@ -68,6 +68,29 @@ describe.each(BACKENDS)("a variable sent as null where a value is required, on %
     expect((await auditLedger(database.db)).ok).toBe(true);
   });
 
+  it("refuses a preview with the request's 400 when the null is in @include(if:) or on a field it does not price", async () => {
+    // The preview walks @skip/@include itself: a null `if` threw a masked 500 (an outside audit of
+    // query shapes), and a null on an unpriced field priced a document the request refuses.
+    const documents = [
+      `mutation ($f: Boolean = true) { searchLeads(subscriptionId: "${subscriptionId}", input: { query: "q" }) @include(if: $f) { total } }`,
+      `mutation ($f: Boolean = true) { ...F } fragment F on Mutation { searchLeads(subscriptionId: "${subscriptionId}", input: { query: "q" }) @skip(if: $f) { total } }`,
+      `mutation ($f: Boolean = true) { searchLeads(subscriptionId: "${subscriptionId}", input: { query: "q" }) { total leads @include(if: $f) { name } } }`,
+    ];
+    for (const query of documents) {
+      const request = await server.gql(query, { f: null }, { token });
+      const preview = await server.gql(
+        `query ($i: CreditPreviewInput!) { creditPreview(input: $i) { sufficient } }`,
+        { i: { subscriptionId, query, variables: { f: null } } },
+        { token },
+      );
+      expect(request.status).toBe(400);
+      expect(preview.status).toBe(400);
+      expect(preview.body.errors).toEqual([
+        expect.objectContaining({ message: request.body.errors?.[0].message, extensions: expect.objectContaining({ code: "BAD_USER_INPUT" }) }),
+      ]);
+    }
+  });
+
   it("still runs the operation when the variable is left out (its default) or given", async () => {
     for (const variables of [{}, { s: subscriptionId }]) {
       const answer = await server.gql(threeFields(subscriptionId), variables, { token });

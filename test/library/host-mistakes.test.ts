@@ -111,6 +111,11 @@ describe("an Apollo Server without credits.plugin", () => {
       expect(named.errors).toBeUndefined();
       expect(named.data).toEqual({ items: [{ name: "a", price: 7 }, { name: "b", price: 7 }] });
       expect(named.extensions!.credits.charges).toHaveLength(2);
+      // A list index is a number, as in an error's path: a client matches a charge to its item as it is.
+      expect(named.extensions!.credits.charges.map((c: { path: unknown[] }) => c.path)).toEqual([
+        ["items", 0, "price"],
+        ["items", 1, "price"],
+      ]);
       expect(await h.credits.admin.balances(h.sub)).toEqual({ calls: 18 });
       expect(await h.pendingHolds()).toBe(0);
     } finally {

@@ -85,6 +85,17 @@ describe("HS256 tokens", () => {
     expect((await rejection(verify(expired))).message).toBe("Token expired: sign in again");
   });
 
+  it("keeps the service key's actor id for the service key: a user token with sub service_role is refused", async () => {
+    // A user by that id would share the service key's ledger actor, rate limits and Idempotency-Keys.
+    const user = await mintToken({ sub: "service_role", secret: SECRET });
+    expect((await rejection(verify(user))).message).toBe('Invalid token: the sub claim is not a valid user id: it must not be "service_role": that id is the service key\'s');
+    const admin = await mintToken({ sub: "service_role", secret: SECRET, admin: true });
+    expect((await rejection(verify(admin))).message).toMatch(/must not be "service_role"/);
+    // The service key itself may name its role as its subject too.
+    const serviceKey = await mintToken({ sub: "service_role", secret: SECRET, extraClaims: { role: "service_role" } });
+    expect(await verify(serviceKey)).toEqual({ id: "service_role", isAdmin: true });
+  });
+
   it("accepts a token without exp (as PostgREST does), and enforces exp when it is there", async () => {
     const noExp = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("u").sign(key(SECRET));
     expect(await verify(noExp)).toEqual({ id: "u", isAdmin: false });

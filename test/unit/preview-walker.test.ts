@@ -37,7 +37,7 @@ const SDL = `
 `;
 
 interface Call {
-  path: string[];
+  path: (string | number)[];
   operation: string;
   amount: number;
 }

@@ -15,6 +15,7 @@
 import { GraphQLError, Kind, getArgumentValues, getVariableValues, type GraphQLSchema } from "graphql";
 import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
 import type { DocumentChecks } from "../../graphql/validation/index.js";
+import { nullVariableErrors } from "../../graphql/validation/null-variables.js";
 import { pageBudgetRefusal } from "../../graphql/validation/page-budget.js";
 import type { MeteredField } from "../metered-field.js";
 import { CREDIT_AMOUNT_ADMIN_ONLY, priceMeteredCall, validateMeteredArgs, type Price } from "../pricing.js";
@@ -104,6 +105,10 @@ export function priceDocument(
   if (coerced.errors) {
     throw new BadUserInputError(`The variables do not fit the document: ${coerced.errors.map((e) => e.message).join("; ")}`, "variables");
   }
+  // The request would be refused before anything runs for a null where a value is required
+  // (null-variables.ts), also in a directive or a field the preview does not price: the same answer.
+  const [nullWhereRequired] = nullVariableErrors(schema, plan.document, plan.operation, request.variables ?? undefined);
+  if (nullWhereRequired) throw nullWhereRequired;
   // The request would be refused over its page budget (page-budget.ts): the preview says so in the same words.
   const overBudget = pageBudgetRefusal(schema, plan.document, plan.operation, request.variables ?? {});
   if (overBudget) throw new BadUserInputError(overBudget, "query");

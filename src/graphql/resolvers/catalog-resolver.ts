@@ -6,12 +6,12 @@ import { CreditTypeInfo, MeteredOperation } from "../types/catalog.js";
 
 @Resolver()
 export class CatalogResolver {
-  @Query(() => [CreditTypeInfo], { description: "The credit types this server meters. Needs no authentication." })
+  @Query(() => [CreditTypeInfo], { description: "The credit types this server meters. Needs no token; a token that fails verification is refused (401)." })
   creditTypes(): CreditTypeInfo[] {
     return CREDIT_TYPES.map((t) => ({ name: t.name, description: t.description }));
   }
 
-  @Query(() => [MeteredOperation], { description: "Every metered field and how it is priced. Needs no authentication." })
+  @Query(() => [MeteredOperation], { description: "Every metered field and how it is priced. Needs no token; a token that fails verification is refused (401)." })
   creditCatalog(@Ctx() ctx: RequestContext): MeteredOperation[] {
     return ctx.services.meteredFields.map((f) => ({
       operation: f.coordinate,

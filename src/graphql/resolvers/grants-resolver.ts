@@ -82,7 +82,7 @@ export class LedgerDrawsResolver {
 
 @Resolver()
 export class PlansResolver {
-  @Query(() => [Plan], { description: "The plans this server knows, from its configuration (PLANS / PLANS_FILE). Needs no authentication." })
+  @Query(() => [Plan], { description: "The plans this server knows, from its configuration (PLANS / PLANS_FILE). Needs no token; a token that fails verification is refused (401)." })
   plans(@Ctx() ctx: RequestContext): Plan[] {
     return ctx.services.config.plans.map(toPlan);
   }
