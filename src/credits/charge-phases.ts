@@ -104,12 +104,17 @@ export async function chargeCalls(deps: ChargeDeps, ctx: RequestContext, calls: 
     const validArgs = validate(calls);
     // Step 3 is folded into the hold statement when nothing needs the subscription read first.
     const foldAuthorization = canFoldAuthorization(ctx, calls);
-    if (!foldAuthorization) await authorize(ctx, calls, viewer);
-    await admit(deps, ctx, calls, viewer, foldAuthorization, taken);
+    // The subscription's status is checked by the hold statement too whenever it is not read first
+    // (statusInHold): then a suspension that committed before the hold stops it, however long the
+    // steps in between took, and a keyed call whose first run finished replays (it spends nothing)
+    // while its subscription is suspended or cancelled.
+    const statusInHold = foldAuthorization || ctx.idempotencyKey !== undefined;
+    if (!foldAuthorization) await authorize(ctx, calls, viewer, { status: !statusInHold });
+    await admit(deps, ctx, calls, viewer, statusInHold, taken);
     const replays = await claimIdempotencyKeys(deps, ctx, calls, taken);
     const prices = calls.map((call, i) => price(deps, ctx, call, validArgs[i]));
-    await refuseTotalsNoBalanceHolds(ctx, calls, viewer, prices, replays, foldAuthorization);
-    const held = await hold(deps, ctx, calls, viewer, validArgs, prices, replays, foldAuthorization, taken);
+    await refuseTotalsNoBalanceHolds(ctx, calls, viewer, prices, replays, statusInHold);
+    const held = await hold(deps, ctx, calls, viewer, validArgs, prices, replays, statusInHold, taken);
     ctx.charges.held.push(...held);
     return { ok: true, held };
   } catch (err) {
@@ -157,15 +162,18 @@ function canFoldAuthorization(ctx: RequestContext, calls: MeteredCall[]): boolea
   );
 }
 
-/** 3. Authorize, reading the subscriptions (one batched read): NOT_FOUND / FORBIDDEN per call. */
-async function authorize(ctx: RequestContext, calls: MeteredCall[], viewer: Viewer): Promise<void> {
+/**
+ * 3. Authorize, reading the subscriptions (one batched read): NOT_FOUND / FORBIDDEN per call. Without
+ * `status`, a subscription that is not ACTIVE passes here: the hold statement refuses it.
+ */
+async function authorize(ctx: RequestContext, calls: MeteredCall[], viewer: Viewer, check: { status: boolean } = { status: true }): Promise<void> {
   const refused: RefusedCall[] = [];
   await Promise.all(
     calls.map(async (call) => {
       const subscriptionId = call.args.subscriptionId as string;
       const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
       try {
-        authorizeSpend(subscriptionId, subscription, viewer, call.args.creditAmount as number | null | undefined);
+        authorizeSpend(subscriptionId, subscription, viewer, call.args.creditAmount as number | null | undefined, check);
       } catch (err) {
         if (!(err instanceof CreditsError)) throw err;
         refused.push({ error: err, path: call.path });
@@ -181,12 +189,13 @@ export function authorizeSpend(
   subscription: { ownerId: string; status: string } | undefined,
   viewer: Viewer,
   override: number | null | undefined,
+  check: { status: boolean } = { status: true },
 ): void {
   if (!subscription) throw new NotFoundError(`Subscription ${quoteId(subscriptionId)} does not exist`);
   if (subscription.ownerId !== viewer.id && !viewer.isAdmin) {
     throw new ForbiddenError("You may only spend credits of your own subscriptions");
   }
-  if (subscription.status !== "ACTIVE") {
+  if (check.status && subscription.status !== "ACTIVE") {
     throw new ForbiddenError(`Subscription ${subscriptionId} is ${subscription.status}: only ACTIVE subscriptions can spend credits`);
   }
   if (override !== undefined && override !== null && !viewer.isAdmin) {
@@ -195,7 +204,7 @@ export function authorizeSpend(
 }
 
 /** 4. Admit: count every call against its rate limit; RATE_LIMITED per call over it. A replay counts like a call. */
-async function admit(deps: ChargeDeps, ctx: RequestContext, calls: MeteredCall[], viewer: Viewer, authorizationFolded: boolean, taken: Taken): Promise<void> {
+async function admit(deps: ChargeDeps, ctx: RequestContext, calls: MeteredCall[], viewer: Viewer, statusInHold: boolean, taken: Taken): Promise<void> {
   // Calls of one field sharing a counter are counted together, as the operation needs them all.
   const verdicts = await checkOperationCalls(deps.rateLimiter, calls, ctx);
   const refused: RefusedCall[] = [];
@@ -206,7 +215,7 @@ async function admit(deps: ChargeDeps, ctx: RequestContext, calls: MeteredCall[]
   });
   if (refused.length === 0) return;
   // Step 3 comes first: a refused call that may not spend this subscription says so.
-  if (authorizationFolded) {
+  if (statusInHold) {
     await giveBack(taken);
     await authorize(ctx, calls, viewer);
   }
@@ -261,7 +270,7 @@ async function refuseTotalsNoBalanceHolds(
   viewer: Viewer,
   prices: Price[],
   replays: (ReplayClaim | undefined)[],
-  authorizationFolded: boolean,
+  statusInHold: boolean,
 ): Promise<void> {
   const totals = new Map<string, { call: MeteredCall; total: number }>();
   calls.forEach((call, i) => {
@@ -273,7 +282,7 @@ async function refuseTotalsNoBalanceHolds(
   });
   const tooLarge = [...totals.values()].filter((t) => t.total > LARGEST_BALANCE);
   if (tooLarge.length === 0) return;
-  if (authorizationFolded) await authorize(ctx, calls, viewer);
+  if (statusInHold) await authorize(ctx, calls, viewer);
   const refused = await Promise.all(
     tooLarge.map(async ({ call, total }) => {
       const subscriptionId = call.args.subscriptionId as string;
@@ -347,6 +356,7 @@ async function hold(
     if (replay) {
       const charge = { ...replay.charge, path: call.path, replayed: true };
       ctx.charges.addCharge(charge);
+      logReplay(ctx, charge);
       held.push({ call, viewer, validArgs: validArgs[i], price: prices[i], charge, replay });
       return;
     }
@@ -781,6 +791,17 @@ function reportSettlement(observer: ChargeObserver, facts: ChargeFacts, charge: 
 }
 
 /** What every event about a recorded charge says: who, which request, which balance. */
+/**
+ * A replay charges nothing and emits no charge event, but support follows a customer's request id to
+ * the charge it was answered with: one line ties this request to the entry it replayed.
+ */
+function logReplay(ctx: RequestContext, charge: ChargeRecord): void {
+  ctx.logger.info(
+    { event: "credits.replayed", ...chargeFacts(ctx, charge), entryId: charge.entryId, cost: charge.cost },
+    "metered call replayed from its Idempotency-Key",
+  );
+}
+
 function chargeFacts(ctx: RequestContext, charge: ChargeRecord): ChargeFacts {
   return {
     requestId: ctx.requestId,

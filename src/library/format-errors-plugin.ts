@@ -14,6 +14,7 @@ import type { ApolloServerPlugin } from "@apollo/server";
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import type { Logger } from "pino";
 import { clientRequestReason, formatError } from "../graphql/format-error.js";
+import { logExcerpt } from "../observability/log-excerpt.js";
 
 /**
  * The formatted error as an error again: formatError judges it by its code, as it would the original.
@@ -62,7 +63,7 @@ export function requestErrorsPlugin<TContext extends object>(logger: Logger): Ap
     async invalidRequestWasReceived({ error }) {
       if (!(error instanceof GraphQLError) || clientRequestReason(error) === undefined) return;
       // A client error: one line at info, without a stack (DESIGN.md, "Errors").
-      logger.info({ reason: error.extensions.code, message: error.message }, "client error");
+      logger.info({ reason: error.extensions.code, message: logExcerpt(error.message) }, "client error");
       rewriteInPlace(error);
     },
   };

@@ -9,6 +9,7 @@ import { unwrapResolverError } from "@apollo/server/errors";
 import type { GraphQLError, GraphQLFormattedError } from "graphql";
 import type { Logger } from "pino";
 import { clientRequestReason } from "../graphql/format-error.js";
+import { logExcerpt } from "../observability/log-excerpt.js";
 
 export interface OperationErrorContext {
   requestId: string;
@@ -52,5 +53,5 @@ function logUnexpected(log: Logger, error: GraphQLError, operationName: string |
  * NOT_FOUND, BAD_USER_INPUT …) are not logged here, as over HTTP.
  */
 function logClientError(log: Logger, error: GraphQLError, errors: number, operationName: string | undefined): void {
-  log.info({ reason: clientRequestReason(error), message: error.message, operationName, errors }, "client error");
+  log.info({ reason: clientRequestReason(error), message: logExcerpt(error.message), operationName, errors }, "client error");
 }

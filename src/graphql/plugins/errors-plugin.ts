@@ -10,6 +10,7 @@ import { ERROR_HTTP_STATUS, isErrorCode } from "../../errors/codes.js";
 import { closedCodeOf, CreditsError } from "../../errors/errors.js";
 import { contextIsRequest, type RequestOf } from "../../credits/credits-request.js";
 import { clientRequestReason } from "../format-error.js";
+import { logExcerpt } from "../../observability/log-excerpt.js";
 
 /**
  * Response heads that an operation has already answered on. Apollo gives the operations of an HTTP
@@ -41,7 +42,11 @@ export function errorsPlugin<TContext extends object>(requestOf: RequestOf = con
           // "Errors"). Before, coded errors were not logged at all: a 401 left no trace of its request id.
           const logClientError = (reason: string, error: GraphQLError) => {
             if (clientErrors++ > 0) return;
-            contextValue.logger.info({ reason, message: error.message, path: error.path, operationName, errors: errors.length }, "client error");
+            contextValue.logger.info(
+              // Who was refused (a FORBIDDEN admin action names its caller), and the message's start only.
+              { reason, message: logExcerpt(error.message), path: error.path, operationName, errors: errors.length, actorId: contextValue.viewer?.id },
+              "client error",
+            );
           };
           for (const error of errors) {
             const original = unwrapResolverError(error);
