@@ -4,8 +4,8 @@
  */
 import { Arg, Ctx, ID, Int, Query, Resolver } from "type-graphql";
 import { ForbiddenError, NotFoundError } from "../../errors/errors.js";
-import { listAlerts } from "../../observability/alerts/alert-store.js";
-import { encodeSeqCursor, parseAfterCursor } from "../../util/cursor.js";
+import { listAlerts, listAlertsAfter } from "../../observability/alerts/alert-store.js";
+import { encodeRowCursor, notACursorOfListing, parseAfterCursor } from "../../util/cursor.js";
 import { isUuid } from "../../util/uuid.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import type { CreditAlertKind } from "../types/enums.js";
@@ -30,7 +30,7 @@ export class AlertsResolver {
     const named = subscriptionId !== null && subscriptionId !== undefined;
     if (!viewer.isAdmin && !named) throw new ForbiddenError("Only admins may read every alert: name one of your subscriptions");
     const size = pageSize(first);
-    const beforeSeq = parseAfterCursor("alerts", after);
+    const afterId = parseAfterCursor("alerts", after);
     if (named) {
       // A malformed id never reaches SQL; an unknown one is NOT_FOUND, as everywhere else.
       const subscription = isUuid(subscriptionId) ? await ctx.loaders.subscription.load(subscriptionId) : undefined;
@@ -39,9 +39,14 @@ export class AlertsResolver {
     }
 
     // One row more than the page tells whether another page follows.
-    const rows = await retryOnLostConnection(() => listAlerts(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, beforeSeq, limit: size + 1 }));
+    const request = { subscriptionId: subscriptionId ?? undefined, limit: size + 1 };
+    const rows = await retryOnLostConnection(() =>
+      afterId === undefined ? listAlerts(ctx.services.db, request) : listAlertsAfter(ctx.services.db, { ...request, afterId }),
+    );
+    // The cursor names an alert outside this listing (another subscription's, or none): as malformed.
+    if (!rows) throw notACursorOfListing();
     const edges = rows.slice(0, size).map((alert) => ({
-      cursor: encodeSeqCursor("alerts", alert.seq),
+      cursor: encodeRowCursor("alerts", alert.id),
       node: {
         id: alert.id,
         subscriptionId: alert.subscriptionId,

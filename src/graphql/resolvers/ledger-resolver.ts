@@ -6,7 +6,7 @@ import { Arg, Ctx, ID, Int, Query, Resolver } from "type-graphql";
 import { isCreditType, CREDIT_TYPES } from "../../credits/credit-types.js";
 import { BadUserInputError, ForbiddenError } from "../../errors/errors.js";
 import { ledgerPage, type LedgerPageFilter } from "../../ledger/ledger-page.js";
-import { encodeSeqCursor, parseAfterCursor } from "../../util/cursor.js";
+import { encodeRowCursor, notACursorOfListing, parseAfterCursor } from "../../util/cursor.js";
 import { checkTimeWindow } from "../../util/time-window.js";
 import { requireViewer, type RequestContext } from "../context.js";
 import { toLedgerEntry } from "../mappers/ledger-entry.js";
@@ -68,7 +68,7 @@ export class LedgerResolver {
   ): Promise<LedgerConnection> {
     const viewer = requireViewer(ctx);
     const size = pageSize(first);
-    const beforeSeq = parseAfterCursor("ledger", after);
+    const afterId = parseAfterCursor("ledger", after);
     const pageFilter = ledgerFilter(filter);
     if (subscriptionId === null || subscriptionId === undefined) {
       // Leaving the subscription out asks for everyone's ledger: a question of authority, not of input.
@@ -77,8 +77,10 @@ export class LedgerResolver {
       await loadReadableSubscription(ctx, subscriptionId);
     }
 
-    const page = await retryOnLostConnection(() => ledgerPage(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, filter: pageFilter, first: size, beforeSeq }));
-    const edges = page.entries.map((entry) => ({ cursor: encodeSeqCursor("ledger", entry.seq), node: toLedgerEntry(entry) }));
+    const page = await retryOnLostConnection(() => ledgerPage(ctx.services.db, { subscriptionId: subscriptionId ?? undefined, filter: pageFilter, first: size, afterId }));
+    // The cursor names an entry outside this listing (another subscription's, or none): as malformed.
+    if (!page) throw notACursorOfListing();
+    const edges = page.entries.map((entry) => ({ cursor: encodeRowCursor("ledger", entry.id), node: toLedgerEntry(entry) }));
     return {
       edges,
       pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.length > 0 ? edges[edges.length - 1].cursor : null },

@@ -3,7 +3,7 @@
  * now() (alert-time.ts), as are those of the balance alerts the ledger trigger stores, unless a test
  * injected a clock.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../../db/database.js";
 import type { AlertKind, AlertRecord, NewAlert } from "./alert.js";
 import { createdAtValue, type AlertTime } from "./alert-time.js";
@@ -82,22 +82,43 @@ export async function insertSpikeAlertOncePerWindow(
 
 export interface AlertPageRequest {
   subscriptionId?: string;
-  /** Only alerts older than this seq (the `after` cursor). */
-  beforeSeq?: number;
   limit: number;
 }
 
 /** Up to `limit` alerts, newest first (by seq). */
 export async function listAlerts(db: DbOrTx, request: AlertPageRequest): Promise<AlertRecord[]> {
-  const conditions = [sql`true`];
-  if (request.subscriptionId !== undefined) conditions.push(sql`subscription_id = ${request.subscriptionId}::uuid`);
-  if (request.beforeSeq !== undefined) conditions.push(sql`seq < ${request.beforeSeq}::bigint`);
-  const rows = await queryRows<AlertRow>(
-    db,
-    sql`select ${ALERT_COLUMNS} from credit_alerts
-         where ${sql.join(conditions, sql` and `)}
-         order by seq desc
-         limit ${request.limit}::int`,
-  );
+  const rows = await queryRows<AlertRow>(db, newestAlerts(alertConditions(request), request.limit));
   return rows.map(alertFromRow);
+}
+
+/**
+ * Up to `limit` alerts older than the alert `afterId` (the `after` cursor's), newest first; undefined
+ * when that alert is not in the listing (another subscription's, or none at all). The cursor names
+ * the alert by id, not by its seq, which counts every customer's alerts (src/util/cursor.ts); its seq
+ * is looked up by the primary key in the same statement.
+ */
+export async function listAlertsAfter(db: DbOrTx, request: AlertPageRequest & { afterId: string }): Promise<AlertRecord[] | undefined> {
+  // One row per alert, or one row of nulls when the anchor exists and nothing older matches: no row
+  // at all means the cursor's alert is not in this listing.
+  const rows = await queryRows<AlertRow | { id: null }>(
+    db,
+    sql`select listed.*
+          from (select seq from credit_alerts
+                 where id = ${request.afterId}::uuid
+                   ${request.subscriptionId !== undefined ? sql`and subscription_id = ${request.subscriptionId}::uuid` : sql``}) anchor
+          left join lateral (${newestAlerts([...alertConditions(request), sql`seq < anchor.seq`], request.limit)}) listed on true`,
+  );
+  if (rows.length === 0) return undefined;
+  return rows.filter((row): row is AlertRow => row.id !== null).map(alertFromRow);
+}
+
+function alertConditions(request: AlertPageRequest): SQL[] {
+  return request.subscriptionId === undefined ? [sql`true`] : [sql`subscription_id = ${request.subscriptionId}::uuid`];
+}
+
+function newestAlerts(conditions: SQL[], limit: number): SQL {
+  return sql`select ${ALERT_COLUMNS} from credit_alerts
+              where ${sql.join(conditions, sql` and `)}
+              order by seq desc
+              limit ${limit}::int`;
 }
