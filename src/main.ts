@@ -15,6 +15,13 @@ import { createApp, type App } from "./app/create-app.js";
 import { DEMO_ADMIN_ID, DEMO_USER_ID, ensureDemoSubscription } from "./app/dev-seed.js";
 import { mintToken } from "./auth/mint.js";
 import { ensureConsoleBuilt } from "./console/build-console.js";
+import { readStartArguments } from "./cli/start-arguments.js";
+
+const startArguments = readStartArguments(process.argv.slice(2));
+if (!startArguments.run) {
+  (startArguments.exitCode === 0 ? console.log : console.error)(startArguments.output);
+  process.exit(startArguments.exitCode);
+}
 
 let config: Config;
 try {

@@ -2,7 +2,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Viewer } from "../auth/viewer.js";
 import { bearerToken, type TokenVerifier } from "../auth/verifier.js";
-import { InternalError, UnauthenticatedError } from "../errors/errors.js";
+import { BadUserInputError, InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { ChargeCollector } from "../credits/charge-collector.js";
 import { connectionClosed } from "../http/client-connection.js";
 import { createLoaders } from "../graphql/loaders.js";
@@ -28,6 +28,17 @@ function authorizationHeader(req: IncomingMessage): string | undefined {
   return header(req, "authorization");
 }
 
+/**
+ * The request's one Idempotency-Key. node:http joins two of them into "a, b", which is printable ASCII
+ * and so a key of its own: a request sent with two keys (a proxy adding one, a client library another)
+ * ran under a key neither of them names, and its retries, sending one, never found it.
+ */
+function idempotencyKeyHeader(req: IncomingMessage): string | undefined {
+  const lines = req.headersDistinct?.["idempotency-key"];
+  if (lines && lines.length > 1) throw new BadUserInputError(`Send one Idempotency-Key header: this request has ${lines.length}`, "Idempotency-Key");
+  return header(req, "idempotency-key");
+}
+
 export function createContextFactory(services: AppServices, verify: TokenVerifier) {
   return async (req: IncomingMessage, requestId: string): Promise<RequestContext> => {
     let viewer: Viewer | undefined;
@@ -49,7 +60,7 @@ export function createContextFactory(services: AppServices, verify: TokenVerifie
       charges: new ChargeCollector(),
       logger: services.logger.child({ requestId }),
       services,
-      idempotencyKey: header(req, "idempotency-key"),
+      idempotencyKey: idempotencyKeyHeader(req),
       simulateFailure: simulate && SIMULATED_FAILURES.has(simulate) ? (simulate as SimulatedFailure) : undefined,
       clientGone: () => connectionClosed(req.socket),
     };

@@ -202,6 +202,33 @@ describe("edge safety over HTTP", () => {
       expect((await server.gql(`query ($s: ID!) { subscription(id: $s) { id } }`, { s: subscriptionId }, { token: owner })).status).toBe(200);
     });
 
+    // node:http joins two Idempotency-Key headers into "a, b", a key of its own that neither retry
+    // would send (an outside audit of client retries): the call ran under it, unfindable.
+    it("refuses a request with two Idempotency-Key headers (400) before anything is held", async () => {
+      const subscriptionId = await fundedSubscription(database, "two-keys-owner", { ai: 10 });
+      const owner = await userToken("two-keys-owner");
+      const body = JSON.stringify({ query: AI, variables: { s: subscriptionId } });
+      const port = Number(new URL(server.url).port);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1", () =>
+          socket.write(
+            `POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${owner}\r\n` +
+              `Idempotency-Key: first-key\r\nIdempotency-Key: second-key\r\n` +
+              `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          ),
+        );
+        let text = "";
+        socket.on("data", (chunk) => (text += chunk));
+        socket.on("end", () => resolve(text));
+        socket.on("error", reject);
+      });
+      expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+      expect(answer).toMatch(/"code":"BAD_USER_INPUT"/);
+      expect(answer).toMatch(/Send one Idempotency-Key header: this request has 2/);
+      const balances = await server.gql(`query ($s: ID!) { subscription(id: $s) { balances { type balance held } } }`, { s: subscriptionId }, { token: owner });
+      expect(balances.body.data.subscription.balances.find((b: { type: string }) => b.type === "ai")).toEqual({ type: "ai", balance: 10, held: 0 });
+    });
+
     it("refuses a token whose sub holds a lone surrogate or a control character (401)", async () => {
       const subscriptionId = await fundedSubscription(database, "eve\ufffd", { ai: 10 });
       for (const sub of ["eve\ud800", "eve\udc00x", "bob\u0007", "bob\u0085x"]) {
