@@ -536,7 +536,8 @@ export async function runHeld(
   }
   try {
     const result = await resolve(source, args, ctx, info);
-    held.outcome = { kind: "success", result };
+    // graphql-js takes an Error a resolver returns for that error thrown: so does the charge.
+    held.outcome = result instanceof Error ? failedOutcome(result) : { kind: "success", result };
     return result;
   } catch (err) {
     held.outcome = failedOutcome(err);
@@ -583,10 +584,13 @@ const SYSTEM_ERROR_REASON = "system error";
 const INVALID_ARGUMENTS_REASON = "invalid arguments: the resolver did not run";
 
 /**
- * 8. Settle every hold of the request in one statement, once its result is known. `delivered` says
- * whether a path's value reached the response (not nulled by a sibling's error, client still there).
+ * Whether a call's result reached the client: `result` (what its resolver returned) is in the
+ * response at `path` (not nulled there or above by error propagation), and the client is still there.
  */
-export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, delivered: (path: ResponsePath) => boolean): Promise<void> {
+export type Delivered = (path: ResponsePath, result: unknown) => boolean;
+
+/** 8. Settle every hold of the request in one statement, once its result is known. */
+export async function settleRequest(deps: ChargeDeps, ctx: RequestContext, delivered: Delivered): Promise<void> {
   const calls = ctx.charges.held.splice(0).filter((h) => !h.replay);
   if (calls.length === 0) return;
   const verdicts = calls.map((held) => verdictOf(deps, ctx, held, delivered));
@@ -669,7 +673,7 @@ async function rereadBalancesRefundedElsewhere(ctx: RequestContext, calls: HeldC
   );
 }
 
-function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delivered: (path: ResponsePath) => boolean): Verdict {
+function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delivered: Delivered): Verdict {
   const outcome = held.outcome;
   if (!outcome) return { stands: false, reason: "not run: the operation stopped before this field" };
   if (outcome.kind === "system-error") return { stands: false, reason: SYSTEM_ERROR_REASON, error: outcome.error };
@@ -677,7 +681,7 @@ function verdictOf(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, delive
   if (outcome.kind === "refused") return { stands: false, reason: `refused: ${outcome.code}` };
   // A user-input error the resolver raised on purpose: the hold stands as the cost.
   if (outcome.kind === "user-error") return { stands: true, cost: held.charge.charged, actual: null };
-  if (!delivered(held.call.path)) return { stands: false, reason: NOT_DELIVERED_REASON };
+  if (!delivered(held.call.path, outcome.result)) return { stands: false, reason: NOT_DELIVERED_REASON };
   if (held.price.adminOverride || !held.call.field.meter) return { stands: true, cost: held.charge.charged, actual: null };
   const actual = measure(deps, ctx, held, outcome.result);
   if (actual === undefined) return { stands: true, cost: held.charge.charged, actual: null };

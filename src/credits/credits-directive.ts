@@ -192,6 +192,8 @@ interface DirectivePlace {
   directives: readonly ConstDirectiveNode[];
   /** Set for a field of an interface: the interface. */
   interfaceName?: string;
+  /** Set for a field of the schema's subscription type. */
+  subscriptionField?: boolean;
 }
 
 /** The directives of a definition and of its extensions (`extend type … @credits`). */
@@ -208,9 +210,23 @@ function typeLocation(type: GraphQLNamedType): DirectiveLocation {
   return DirectiveLocation.SCALAR;
 }
 
-/** Every place of a schema a directive can be used, but the fields of object types. */
+/**
+ * The fields of the schema's subscription type: object fields, but their resolver runs once per event
+ * (graphql-ws), with no operation around it to hold and settle, so @credits there can never charge.
+ */
+function* subscriptionFields(schema: GraphQLSchema): Generator<DirectivePlace> {
+  const type = schema.getSubscriptionType();
+  if (!type) return;
+  for (const field of Object.values(type.getFields())) {
+    const place = `${type.name}.${field.name}`;
+    yield { place, location: DirectiveLocation.FIELD_DEFINITION, directives: directivesOf(field), subscriptionField: true };
+  }
+}
+
+/** Every place of a schema a directive can be used, but the fields of object types (those of the subscription type included). */
 function* placesOutsideObjectFields(schema: GraphQLSchema): Generator<DirectivePlace> {
   yield { place: "the schema", location: DirectiveLocation.SCHEMA, directives: directivesOf(schema) };
+  yield* subscriptionFields(schema);
   for (const type of Object.values(schema.getTypeMap())) {
     if (isIntrospectionType(type)) continue;
     yield { place: `the type ${type.name}`, location: typeLocation(type), directives: directivesOf(type) };
@@ -236,27 +252,32 @@ function* placesOutsideObjectFields(schema: GraphQLSchema): Generator<DirectiveP
   }
 }
 
+/** Why the directive does nothing there, and where to put it instead. */
+function misplacedMessage(name: string, place: string, { interfaceName, subscriptionField }: Pick<DirectivePlace, "interfaceName" | "subscriptionField">): string {
+  if (subscriptionField) return `@${name} on ${place}: subscription fields cannot be metered; meter the mutation or query that does the work`;
+  if (interfaceName !== undefined) return `@${name} on ${place}: put it on that field of each object type that implements ${interfaceName}`;
+  return `@${name} on ${place}: put it on a field (a mutation, a query, or a field of an object type)`;
+}
+
 /**
  * `@credits` and `@rateLimit` only act on the fields of object types. graphql's buildSchema refuses
  * them elsewhere ("may not be used on OBJECT"), but type-graphql does not check directive locations:
  * an outside audit's `@Directive('@credits(…)')` on an @ObjectType class (or an @InputType field, an
  * argument) built fine, and the operation ran free. Refused at transform instead, naming the place.
- * @credits is refused on an interface's field too (only its implementations' fields run); a
- * @rateLimit is refused only where its declaration does not allow it, as a host's own may differ.
+ * @credits is refused on an interface's field too (only its implementations' fields run), and on a
+ * field of the subscription type (accepted, it held and refunded over HTTP, and answered every
+ * graphql-ws event a masked 500); a @rateLimit is refused only where its declaration does not allow
+ * it, as a host's own may differ.
  */
 export function refuseMisplacedDirectives(schema: GraphQLSchema, names: readonly string[]): void {
-  for (const { place, location, directives, interfaceName } of placesOutsideObjectFields(schema)) {
+  for (const { place, location, directives, interfaceName, subscriptionField } of placesOutsideObjectFields(schema)) {
     for (const use of directives) {
       const name = use.name.value;
       if (!names.includes(name)) continue;
       const declared = schema.getDirective(name);
       const allowed = name !== CREDITS_DIRECTIVE_NAME && (declared == null || declared.locations.includes(location));
       if (allowed) continue;
-      throw new CreditsDirectiveError(
-        interfaceName !== undefined
-          ? `@${name} on ${place}: put it on that field of each object type that implements ${interfaceName}`
-          : `@${name} on ${place}: put it on a field (a mutation, a query, or a field of an object type)`,
-      );
+      throw new CreditsDirectiveError(misplacedMessage(name, place, { interfaceName, subscriptionField }));
     }
   }
 }

@@ -7,11 +7,12 @@
  * through steps 1–6 together: one hold statement for all of them. If any is refused, none runs and
  * nothing is held. Each field then finds its hold by response path when it runs.
  *
- * After execution, every hold of the request settles in one statement: a field whose value is not
- * in the response (nulled through a non-null parent by a sibling's error, never reached) or whose
- * client went away is refunded whole. A response that then still does not reach the client (it went
- * away while the holds settled or the response was written) has its settled calls refunded after
- * (`undelivered`, called by the HTTP layer).
+ * After execution, every hold of the request settles in one statement: a field whose value error
+ * propagation took out of the response (nulled through a non-null parent by a sibling's error, or in
+ * its own place by a descendant's), one never reached, or one whose client went away is refunded
+ * whole. A null the resolver returned is its result, delivered as such, and charged. A response that
+ * then still does not reach the client (it went away while the holds settled or the response was
+ * written) has its settled calls refunded after (`undelivered`, called by the HTTP layer).
  */
 import {
   getArgumentValues,
@@ -74,7 +75,8 @@ export function createOperationCharges(deps: ChargeDeps, meteredFields: readonly
       for (const held of outcome.held) ctx.charges.upfront.set(held.call.path.join("."), held);
       return undefined;
     },
-    settle: (ctx, data) => settleRequest(deps, ctx, (path) => !ctx.charges.responseLost && !ctx.clientGone?.() && valueAt(data, path) != null),
+    settle: (ctx, data) =>
+      settleRequest(deps, ctx, (path, result) => !ctx.charges.responseLost && !ctx.clientGone?.() && reachedResponse(data, path, result)),
     undelivered: (ctx) => refundUndelivered(deps, ctx),
   };
 }
@@ -108,6 +110,21 @@ function normaliseIdArgs(args: Record<string, unknown>): Record<string, unknown>
     if (next !== value) (copy ??= { ...args })[name] = next;
   }
   return copy ?? args;
+}
+
+/**
+ * Whether the value a resolver returned (`result`) is in the response at `path`. graphql-js puts
+ * nothing but null in place of a value it was given, and only for an error: a missing or null place
+ * above the field is a parent nulled by error propagation (a sibling's error through non-null parents,
+ * or data: null), and a null in the field's own place where the resolver returned a value is a
+ * descendant's error propagated up to it. A null (or undefined) the resolver returned itself reached
+ * the client as null: delivered, not a reason to refund (DESIGN.md, "The charge path", step 8).
+ */
+function reachedResponse(data: unknown, path: readonly (string | number)[], result: unknown): boolean {
+  const parent = valueAt(data, path.slice(0, -1));
+  const key = path[path.length - 1];
+  if (parent === null || typeof parent !== "object" || key === undefined || !Object.hasOwn(parent, key)) return false;
+  return (parent as Record<string, unknown>)[key] != null || result == null;
 }
 
 /** The value at a response path in `data`, or undefined when it (or a parent) is missing or null. */

@@ -38,6 +38,7 @@ import { attachResolvers, type ResolverMap } from "./attach-resolvers.js";
 import { refuseNullVariablesPlugin } from "../graphql/validation/null-variables.js";
 import { composePlugins } from "./compose-plugins.js";
 import { contextFailurePlugin } from "./context-failure-plugin.js";
+import { listedOncePlugin } from "./listed-once-plugin.js";
 import { formatErrorsPlugin, requestErrorsPlugin } from "./format-errors-plugin.js";
 import { createAdminOperations, type AdminOperations } from "./admin-operations.js";
 import { migrateCredits } from "./migrations.js";
@@ -466,6 +467,8 @@ export async function createCredits<TContext extends object = Record<string, unk
         return meteredFields;
       },
       plugin: composePlugins<TContext>([
+        // First, so a second listing is refused before any other part starts twice.
+        listedOncePlugin<TContext>(),
         // Only when the library builds the request's state: a host that brings its own state (this
         // server) pays nothing per request for it.
         ...(options.request ? [] : [noteRequests<TContext>(servedContexts, readsHeaders ? headersOf : undefined)]),

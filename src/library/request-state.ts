@@ -13,6 +13,8 @@ import type { CreditsRequest, RequestOf } from "../credits/credits-request.js";
 import type { Database } from "../db/database.js";
 import { InternalError, UnauthenticatedError } from "../errors/errors.js";
 import { createLoaders } from "../graphql/loaders.js";
+import { userIdProblem } from "../util/text.js";
+import { described } from "./option-checks.js";
 
 /** How the credits core reads the host's context. Every function is optional but `caller`. */
 export interface ContextReaders<TContext> {
@@ -20,6 +22,7 @@ export interface ContextReaders<TContext> {
    * The caller ({ id, isAdmin }), or undefined when anonymous (UNAUTHENTICATED). Throw the package's
    * UnauthenticatedError when the credentials are bad (UNAUTHENTICATED with its message); any other
    * throw, here or in another reader, is a bug of the host: logged at error, answered INTERNAL_SERVER_ERROR.
+   * So is an answer of another shape: `id` a user id (a non-empty string), `isAdmin` true, false or left out (false).
    */
   caller(context: TContext): Viewer | undefined | Promise<Viewer | undefined>;
   /** The subscription to charge when a metered field has no subscriptionId argument. */
@@ -59,12 +62,58 @@ function readerThrew(reader: ReaderName): string {
   return `the host's ${reader}(ctx) threw: a bug in the ${reader} option given to createCredits (${outcome})`;
 }
 
+/** Logged at error when caller(ctx) answers something that is not a caller: never spent with, answered INTERNAL_SERVER_ERROR. */
+function callerMalformed(problem: string): string {
+  return `the host's ${problem}: a bug in the caller option given to createCredits (its metered calls answer INTERNAL_SERVER_ERROR)`;
+}
+
+/** What is wrong with an id caller(ctx) returned (the rule of every user id: userIdProblem), or undefined. */
+function callerIdProblem(id: unknown): string | undefined {
+  if (typeof id !== "string" || id === "") return `caller(ctx) returned an id that is not a non-empty string: the id is ${described(id)}`;
+  const problem = userIdProblem(id);
+  return problem ? `caller(ctx) returned an id that ${problem}` : undefined;
+}
+
+/**
+ * caller(ctx)'s answer, checked: undefined (or null) is no caller, anything else must be { id, isAdmin }
+ * exactly as typed. JavaScript hosts get no type checks, and a truthy isAdmin (1, "false", []) or a
+ * missing id would spend as an admin, or as no one, or reach SQL. Only the two fields are kept.
+ */
+function checkedCaller(answer: unknown): { viewer: Viewer | undefined } | { problem: string } {
+  if (answer === undefined || answer === null) return { viewer: undefined };
+  if (typeof answer !== "object" || Array.isArray(answer)) {
+    return { problem: `caller(ctx) returned ${described(answer)}: return { id, isAdmin } or undefined` };
+  }
+  const { id, isAdmin } = answer as Record<string, unknown>;
+  const idProblem = callerIdProblem(id);
+  if (idProblem) return { problem: idProblem };
+  // Left out, it is false (the safe side): a JavaScript host's { id } keeps working as a user.
+  if (isAdmin !== undefined && typeof isAdmin !== "boolean") {
+    return { problem: `caller(ctx) returned a caller whose isAdmin is ${described(isAdmin)}: isAdmin must be true or false` };
+  }
+  return { viewer: { id: id as string, isAdmin: isAdmin === true } };
+}
+
+/** A reader that failed: it threw, or (caller) answered something that is not a caller. */
+type ReaderFailure = { reader: ReaderName; err: unknown; malformed?: undefined } | { reader: "caller"; err?: undefined; malformed: string };
+
+function logFailure(logger: Logger, failure: ReaderFailure): void {
+  if (failure.malformed !== undefined) logger.error({ event: "credits.caller_malformed" }, callerMalformed(failure.malformed));
+  else logger.error({ err: failure.err }, readerThrew(failure.reader));
+}
+
+/** The error a request's metered calls answer (masked INTERNAL_SERVER_ERROR) after a reader failed. */
+function failureError({ reader, err, malformed }: ReaderFailure): InternalError {
+  if (malformed !== undefined) return new InternalError(`the host's ${malformed}`);
+  return new InternalError(`the host's ${reader}(ctx) threw`, { cause: err });
+}
+
 export function requestStates<TContext>(readers: ContextReaders<TContext>, db: Database, logger: Logger, defaults: RequestStateDefaults): RequestOf {
   const states = new WeakMap<object, Promise<CreditsRequest>>();
   const create = async (context: TContext): Promise<CreditsRequest> => {
     // A reader that throws is the host's bug, not the client's: logged with its error, and the
     // request's metered calls answer INTERNAL_SERVER_ERROR (masked), never "bad credentials".
-    const failures: { reader: ReaderName; err: unknown }[] = [];
+    const failures: ReaderFailure[] = [];
     const read = <T>(reader: ReaderName, fn: () => T): T | undefined => {
       try {
         return fn();
@@ -78,7 +127,9 @@ export function requestStates<TContext>(readers: ContextReaders<TContext>, db: D
     let viewer: Viewer | undefined;
     let authError: UnauthenticatedError | InternalError | undefined;
     try {
-      viewer = await readers.caller(context);
+      const checked = checkedCaller(await readers.caller(context));
+      if ("problem" in checked) failures.push({ reader: "caller", malformed: checked.problem });
+      else viewer = checked.viewer;
     } catch (err) {
       // The host's own UnauthenticatedError says the credentials were bad, in its words.
       if (err instanceof UnauthenticatedError) authError = err;
@@ -92,10 +143,10 @@ export function requestStates<TContext>(readers: ContextReaders<TContext>, db: D
       : defaults.idempotencyHeader
         ? defaults.header(context as object, "idempotency-key")
         : undefined;
-    for (const { reader, err } of failures) requestLogger.error({ err }, readerThrew(reader));
+    for (const failure of failures) logFailure(requestLogger, failure);
     if (failures.length > 0) {
       viewer = undefined;
-      authError = new InternalError(`the host's ${failures[0].reader}(ctx) threw`, { cause: failures[0].err });
+      authError = failureError(failures[0]);
     }
     // No caller: metered fields answer UNAUTHENTICATED in the host's words, not this server's (Bearer tokens).
     if (!viewer && !authError) authError = new UnauthenticatedError(defaults.unauthenticatedMessage);

@@ -4,7 +4,9 @@
  *   list was held once per wrapper (7 charges instead of 4);
  * - `@credits` (or `@rateLimit`) anywhere but a field of an object type (on the class, an input
  *   field, an argument, an interface, an enum value …) is refused at transform, naming the place:
- *   type-graphql does not check directive locations, and the field ran free;
+ *   type-graphql does not check directive locations, and the field ran free; so is @credits on a
+ *   field of the subscription type, which could never charge (HTTP held and refunded it, every
+ *   graphql-ws event answered a masked 500);
  * - class-validator's argument validation (type-graphql's ArgumentValidationError, raised inside the
  *   resolver, after the hold) is refunded whole and answered 400; a BAD_USER_INPUT the resolver
  *   raises on purpose still costs its hold;
@@ -292,7 +294,7 @@ describe("credits.transform of a type-graphql schema", () => {
     }
   }, 120_000);
 
-  it("refuses @credits and @rateLimit wherever graphql would, and on an interface's field, in an SDL schema built without validation", async () => {
+  it("refuses @credits and @rateLimit wherever graphql would, and @credits on an interface's field or a subscription field, in an SDL schema built without validation", async () => {
     const { credits } = await core();
     try {
       const credit = '@credits(type: "ai", amount: 5)';
@@ -306,6 +308,12 @@ describe("credits.transform of a type-graphql schema", () => {
         [`extend type Item ${credit}`, /@credits on the type Item/],
         [`input Ask { prompt: String @rateLimit(max: 1, window: "1m") }`, /@rateLimit on the input field Ask\.prompt: put it on a field/],
         [`extend schema ${credit}`, /@credits on the schema: put it on a field/],
+        // A subscription field's resolver runs once per event, outside any operation that holds and settles.
+        [
+          `type Subscription { tick(subscriptionId: ID!): Int ${credit} }`,
+          /@credits on Subscription\.tick: subscription fields cannot be metered; meter the mutation or query that does the work/,
+        ],
+        [`schema { query: Query, subscription: Feed } type Feed { tick(subscriptionId: ID!): Int ${credit} }`, /@credits on Feed\.tick: subscription fields cannot be metered/],
       ];
       for (const [extra, message] of cases) {
         const sdl = `${credits.typeDefs}
@@ -314,6 +322,11 @@ describe("credits.transform of a type-graphql schema", () => {
           ${extra}`;
         expect(() => credits.transform(buildSdlSchema(sdl, { assumeValidSDL: true })), extra).toThrow(message);
       }
+      // @rateLimit on a subscription field is the host's business, as anywhere its declaration allows.
+      const limited = `${credits.typeDefs}
+        type Query { hello: String }
+        type Subscription { tick: Int @rateLimit(max: 1, window: "1m") }`;
+      expect(() => credits.transform(buildSdlSchema(limited))).not.toThrow();
     } finally {
       await credits.close();
     }
