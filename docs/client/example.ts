@@ -1,13 +1,14 @@
 // A Node client of graphql-credits with urql and graphql-ws (docs/live-balance.md, "A typed client"):
-// runs a metered mutation (with an Idempotency-Key, so that its retry is not charged twice), shows the
-// remaining balance, treats 402 as an answer, and follows the balance that mutation spends live,
-// across server restarts. Put it under the client's src/ beside credits.graphql (an ES module
-// package: "type": "module"), run codegen, then:
+// runs a metered mutation (with an Idempotency-Key, sent again with it on a network failure, a timeout
+// or a 409 until it has an answer, and never charged twice), shows the remaining balance, treats 402
+// as an answer, and follows the balance that mutation spends live, across server restarts. Put it
+// under the client's src/ beside credits.graphql (an ES module package: "type": "module"), run
+// codegen, then:
 //   CREDITS_TOKEN=<JWT> CREDITS_SUBSCRIPTION=<id> npx tsx src/example.ts
 // CREDITS_URL is the server's GraphQL endpoint (default http://localhost:4000/graphql); its live
 // endpoint is the same URL over ws:// (wss:// for https://). It compiles under `strict` with
 // `exactOptionalPropertyTypes` (tsc --init's default).
-import { Client, cacheExchange, fetchExchange, subscriptionExchange, type ExecutionResult } from "@urql/core";
+import { Client, cacheExchange, fetchExchange, subscriptionExchange, type CombinedError, type ExecutionResult } from "@urql/core";
 import { createClient as createWsClient, type FormattedExecutionResult } from "graphql-ws";
 import WebSocket from "ws"; // Node only (Node 20 has no global WebSocket); a browser leaves it out
 import type { CreditsExtension } from "graphql-credits/client";
@@ -99,18 +100,65 @@ async function readLeadsBalanceAgain(): Promise<void> {
   else if (now.error) console.log(`leads balance not read again: ${now.error.message}`); // the next reconnection reads again
 }
 
-// A metered mutation (it spends `leads` credits), sent with an Idempotency-Key: when its answer is
-// lost (a network error), the retry with the same key gets the first call's result and charge instead
-// of running and charging again. An operation's own fetchOptions replace the client's (urql does not
-// merge them), so they repeat its headers: without the token the call is UNAUTHENTICATED.
+// A metered mutation (it spends `leads` credits), sent with an Idempotency-Key and sent again, with
+// the SAME key, until it has an answer, so that it is never charged twice:
+// - its answer was lost, or did not come within ATTEMPT_TIMEOUT_MS (a network failure, a timeout): the
+//   call may have run. If it finished, the retry gets its stored result and charge (`replayed: true`);
+//   if the connection was cut while it ran, its hold was refunded as not delivered and its key
+//   released, so the retry runs it again (one charge in all); if it still runs, the retry gets 409;
+// - 409 CONFLICT: a call with this key is still running. Wait extensions.retryAfterSeconds (the
+//   Retry-After header says the same), then ask again;
+// - 503 from a server that is stopping (the call was not run): wait its Retry-After.
+// For RETRY_FOR_MS at most; then the last error is shown. Anything else is an answer, 402 included:
 // urql reads a 4xx response that carries a GraphQL body as a result, so a 402 arrives as
 // `error.graphQLErrors` with code INSUFFICIENT_CREDITS (and the balance in extensions), not as a
-// network failure.
+// network failure. An operation's own fetchOptions replace the client's (urql does not merge them),
+// so they repeat its headers: without the token the call is UNAUTHENTICATED.
+const ATTEMPT_TIMEOUT_MS = 30_000;
+const RETRY_FOR_MS = 60_000;
+/** The wait after a 409 or 503 that names none, and after a network failure (not to spin while the server is down). */
+const RETRY_AFTER_FALLBACK_S = 2;
+const NETWORK_RETRY_S = 1;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * fetch that gives up after `ms`, so a response that hangs ends as a network error. A signal in
+ * fetchOptions would not do: urql puts its own on each request (to cancel it), replacing it; here
+ * both apply.
+ */
+function fetchWithin(ms: number): typeof fetch {
+  return (input, init) => fetch(input, { ...init, signal: AbortSignal.any(init?.signal ? [init.signal, AbortSignal.timeout(ms)] : [AbortSignal.timeout(ms)]) });
+}
+
+/** Seconds to wait before sending the same call again, or undefined when the result is its answer. */
+function retryAfterSeconds(error: CombinedError | undefined): number | undefined {
+  if (!error) return undefined;
+  if (error.networkError) return NETWORK_RETRY_S; // lost, timed out, or not GraphQL (a balancer's 502)
+  const response = error.response as Response | undefined; // urql keeps the fetch Response
+  const conflict = error.graphQLErrors.find((e) => e.extensions.code === "CONFLICT");
+  if (!conflict && response?.status !== 503) return undefined;
+  const named = conflict?.extensions.retryAfterSeconds ?? Number(response?.headers.get("retry-after"));
+  return typeof named === "number" && named > 0 ? named : RETRY_AFTER_FALLBACK_S;
+}
+
 const variables = { s: subscriptionId, query: "roofers", limit: 20 };
 const idempotencyKey = crypto.randomUUID();
-const withKey = { fetchOptions: () => ({ headers: { ...headers(), "idempotency-key": idempotencyKey } }) };
-let result = await client.mutation(SearchLeadsDocument, variables, withKey).toPromise();
-if (result.error?.networkError) result = await client.mutation(SearchLeadsDocument, variables, withKey).toPromise();
+const giveUpAt = Date.now() + RETRY_FOR_MS;
+const searchLeads = () =>
+  client
+    .mutation(SearchLeadsDocument, variables, {
+      fetchOptions: () => ({ headers: { ...headers(), "idempotency-key": idempotencyKey } }),
+      fetch: fetchWithin(Math.max(1, Math.min(ATTEMPT_TIMEOUT_MS, giveUpAt - Date.now()))),
+    })
+    .toPromise();
+let result = await searchLeads();
+for (;;) {
+  const wait = retryAfterSeconds(result.error);
+  if (wait === undefined || Date.now() + wait * 1000 >= giveUpAt) break; // an answer, or out of time: shown below
+  await sleep(wait * 1000);
+  result = await searchLeads();
+}
 const credits = result.extensions?.credits as CreditsExtension | undefined;
 const short = result.error?.graphQLErrors.find((e) => e.extensions.code === "INSUFFICIENT_CREDITS");
 if (short) console.log(`top up: needs ${short.extensions.required} leads credits, has ${short.extensions.available}`);

@@ -33,11 +33,12 @@ import { getArgumentValues, type GraphQLResolveInfo } from "graphql";
 import type { DbOrTx } from "../db/database.js";
 import { lostConnection } from "../db/errors.js";
 import { READ_RETRY_DELAYS_MS } from "../db/lost-connection-retry.js";
-import { BadUserInputError, ConflictError, InternalError } from "../errors/errors.js";
+import { BadUserInputError, InternalError } from "../errors/errors.js";
 import { requireViewer, responsePathKey, type RequestContext } from "../graphql/context.js";
 import { parseIdempotencyKey } from "../idempotency/idempotency-key.js";
 import { claimKey, completeKey, readKey, releaseKey, type ClaimToken, type KeyScope } from "../idempotency/idempotency-store.js";
 import { requestHash } from "../idempotency/request-hash.js";
+import { stillRunningConflict } from "../idempotency/still-running.js";
 
 export interface MutationOutcome<T> {
   value: T;
@@ -96,14 +97,14 @@ export async function idempotentMutation<T>(
     if (existing.requestHash !== hash) {
       throw new BadUserInputError("This Idempotency-Key was already used with other arguments: send a new key for a different request", "Idempotency-Key");
     }
-    if (existing.state === "PENDING") throw new ConflictError(STILL_RUNNING);
+    if (existing.state === "PENDING") throw stillRunningConflict(STILL_RUNNING);
     // After a lost connection, the only call that can have completed the key is this one (its claim
     // is only released while PENDING, and no other call takes a claim over before it is stale).
     const committedByThisCall = lostWrites > 0;
     if (!committedByThisCall) ctx.logger.info({ component: "idempotency", event: "idempotency.replayed", fieldPath: scope.fieldPath }, "admin mutation replayed");
     return { value: storedValue(existing.result) as T, replayed: !committedByThisCall };
   }
-  throw new ConflictError(STILL_RUNNING);
+  throw stillRunningConflict(STILL_RUNNING);
 }
 
 /** A statement on the key store; its failure is a 500 that says so (the mutation's own errors pass as they are). */
@@ -131,7 +132,7 @@ async function runClaimed<T>(
       const value = freeze ? await freeze(tx, written) : written;
       const stored = await completeKey(tx, scope, claim, { result: { kind: "result", value: encodeValue(value) }, charge: null });
       // A retry took the claim over (this call outlived CHARGE_SETTLE_TIMEOUT): its run stands, this one rolls back.
-      if (!stored) throw new ConflictError(STILL_RUNNING);
+      if (!stored) throw stillRunningConflict(STILL_RUNNING);
       return value;
     });
   } catch (err) {

@@ -4,6 +4,7 @@ import { BadUserInputError, ConflictError, NotFoundError } from "../errors/error
 import type { LedgerEntryRecord } from "../ledger/entry.js";
 import { refundDebit, type RefundChargeRequest } from "../ledger/refund-charge.js";
 import { HELD_COUNT, MAX_BALANCE } from "./change-credits.js";
+import { STILL_RUNNING_RETRY_AFTER_SECONDS } from "../idempotency/still-running.js";
 
 export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Promise<LedgerEntryRecord> {
   const outcome = await refundDebit(db, request);
@@ -15,7 +16,9 @@ export async function refundCharge(db: DbOrTx, request: RefundChargeRequest): Pr
     case "not-a-debit":
       throw new BadUserInputError(`Ledger entry ${id} is ${withArticle(outcome.kind)}, not a DEBIT: only debits can be refunded`, "entryId");
     case "pending":
-      throw new ConflictError(`Debit ${id} is still being processed: retry once its operation has finished`);
+      throw new ConflictError(`Debit ${id} is still being processed: retry once its operation has finished`, {
+        retryAfterSeconds: STILL_RUNNING_RETRY_AFTER_SECONDS,
+      });
     case "exceeds":
       throw new BadUserInputError(
         outcome.left === 0

@@ -60,10 +60,15 @@ export class InsufficientCreditsError extends CreditsError<InsufficientCreditsEx
   }
 }
 
-export class ConflictError extends CreditsError {
+/**
+ * CONFLICT (409). `retryAfterSeconds`, for a conflict that ends by itself (a call with the same
+ * Idempotency-Key still running), says when to send again: in extensions, and in the response's
+ * Retry-After header as a 429 does (errors-plugin.ts).
+ */
+export class ConflictError extends CreditsError<{ retryAfterSeconds?: number }> {
   readonly code = "CONFLICT" as const;
-  constructor(message: string) {
-    super(message, "CONFLICT");
+  constructor(message: string, options: { retryAfterSeconds?: number } = {}) {
+    super(message, "CONFLICT", options.retryAfterSeconds === undefined ? undefined : { retryAfterSeconds: options.retryAfterSeconds });
   }
 }
 

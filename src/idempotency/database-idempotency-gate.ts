@@ -12,12 +12,13 @@ import { GraphQLError } from "graphql";
 import { sqlState } from "../db/errors.js";
 import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
-import { BadUserInputError, ConflictError, CreditsError, InternalError } from "../errors/errors.js";
+import { BadUserInputError, CreditsError, InternalError } from "../errors/errors.js";
 import { requireViewer } from "../credits/credits-request.js";
 import type { ChargeRecord } from "../credits/charge-collector.js";
 import type { FirstClaim, IdempotencyClaim, IdempotencyGate } from "./idempotency-gate.js";
 import { parseIdempotencyKey } from "./idempotency-key.js";
 import { requestHash } from "./request-hash.js";
+import { stillRunningConflict } from "./still-running.js";
 import { debitReturns } from "../ledger/debit-returns.js";
 import {
   claimFinishedUnrecorded,
@@ -169,11 +170,11 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
           if (existing.state === "PENDING") {
             // Finished and charged, its outcome lost with the database: answered as a result not kept.
             if (await claimFinishedUnrecorded(db, scope)) throw notKeptError();
-            throw new ConflictError(STILL_RUNNING);
+            throw stillRunningConflict(STILL_RUNNING);
           }
           return replay(existing.result as StoredOutcome, await chargeAsLedgerHasIt(db, existing.charge as ChargeRecord));
         }
-        throw new ConflictError(STILL_RUNNING);
+        throw stillRunningConflict(STILL_RUNNING);
       } catch (err) {
         if (err instanceof CreditsError) throw err;
         throw new InternalError("The idempotency key store failed", { cause: err });

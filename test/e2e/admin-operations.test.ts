@@ -83,6 +83,11 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
     const status = { BAD_USER_INPUT: 400, UNAUTHENTICATED: 401, INSUFFICIENT_CREDITS: 402, FORBIDDEN: 403, NOT_FOUND: 404, CONFLICT: 409 }[code];
     expect(res.status).toBe(status);
     if (message) expect(res.body.errors?.[0]?.message).toMatch(message);
+    // A 409 says when to retry, as a 429 does (an outside audit of client retries).
+    if (code === "CONFLICT") {
+      expect(res.body.errors?.[0]?.extensions.retryAfterSeconds).toBe(2);
+      expect(res.headers.get("retry-after")).toBe("2");
+    }
     // Never SQL, a stack or an internal name.
     expect(JSON.stringify(res.body.errors)).not.toMatch(/stacktrace|select |insert |update |SQLSTATE|23514|22003|23503/i);
   }

@@ -9,10 +9,15 @@
  *   keeps reconnecting, prints the balance read again (a change made while it was down included), and
  *   then a further grant live;
  * - an invalid token prints the signed-out line and nothing claiming a refusal; an unknown
- *   subscription id is a refusal.
+ *   subscription id is a refusal;
+ * - its mutation's connection cut while the call runs: it sends the call again with the same
+ *   Idempotency-Key, waits out the 409 the still-running call answers (retryAfterSeconds), and prints
+ *   the first call's replayed answer, charged once (an outside audit: it gave up on the 409).
  * test/unit/client-docs.test.ts type-checks the same files.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, request, type IncomingMessage, type Server } from "node:http";
+import { connect } from "node:net";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -26,6 +31,8 @@ import { loadConfig } from "../../src/config/config.js";
 import { queryRows } from "../../src/db/database.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { createLogger } from "../../src/observability/logger.js";
+import type { LeadSearchRequest, ProviderCallOptions } from "../../src/providers/providers.js";
+import { SimulatedProviders } from "../../src/providers/simulated/simulated-providers.js";
 import { createPgliteDatabase, type TestDatabase } from "../helpers/databases.js";
 import { layOutDocsClient } from "../helpers/docs-client.js";
 import { adminToken, fundedSubscription, postGraphQL, userToken } from "../helpers/test-app.js";
@@ -43,6 +50,80 @@ const GRANT = `mutation ($s: ID!, $amount: Int!) {
 }`;
 const BALANCES = `query ($s: ID!) { subscription(id: $s) { balances { type balance } } }`;
 
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; fire: () => void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((resolve) => (fire = resolve));
+  return { promise, fire };
+}
+
+/** The simulators, except that a lead search, while `gate` is set, says it started and waits to be let go. */
+class GatedLeadSearch extends SimulatedProviders {
+  gate: { started: ReturnType<typeof signal>; release: ReturnType<typeof signal> } | undefined;
+
+  override async searchLeads(req: LeadSearchRequest, options: ProviderCallOptions) {
+    const gate = this.gate;
+    if (gate) {
+      gate.started.fire();
+      await gate.release.promise;
+    }
+    return super.searchLeads(req, options);
+  }
+}
+
+/** A request sent with an Idempotency-Key that passed the proxy: its key, and its answer (undefined: cut). */
+interface KeyedExchange {
+  key: string;
+  status?: number;
+  body?: { errors?: { extensions: Record<string, unknown> }[]; extensions?: { credits?: { charges: { replayed?: boolean }[] } } };
+}
+
+/**
+ * A proxy in front of the server, as a network between the example and it: it passes everything
+ * (WebSocket upgrades as raw bytes), except that it cuts the example's connection of the first request
+ * sent with an Idempotency-Key once `cutFirstKeyedWhen` resolves, while it keeps its own connection to
+ * the server (so the server delivers that call's answer, to the proxy).
+ */
+async function startProxy(upstream: () => URL, cutFirstKeyedWhen: Promise<void>): Promise<{ url: string; keyed: KeyedExchange[]; server: Server }> {
+  const keyed: KeyedExchange[] = [];
+  const server = createServer((req, res) => {
+    const key = req.headers["idempotency-key"];
+    const exchange = typeof key === "string" ? { key } : undefined;
+    if (exchange) keyed.push(exchange);
+    const cut = exchange !== undefined && keyed.length === 1;
+    const target = upstream();
+    const forward = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (answer: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+      answer.on("end", () => {
+        const body = Buffer.concat(chunks);
+        if (exchange && !cut) Object.assign(exchange, { status: answer.statusCode, body: JSON.parse(body.toString("utf8")) });
+        if (cut) return;
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        res.end(body);
+      });
+    });
+    forward.on("error", () => res.destroy());
+    req.pipe(forward);
+    if (cut) void cutFirstKeyedWhen.then(() => req.socket.destroy());
+  });
+  server.on("upgrade", (req: IncomingMessage, socket, head: Buffer) => {
+    const target = upstream();
+    const toServer = connect(Number(target.port), target.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      toServer.write(`${lines.join("\r\n")}\r\n\r\n`);
+      toServer.write(head);
+      toServer.pipe(socket).pipe(toServer);
+    });
+    toServer.on("error", () => socket.destroy());
+    socket.on("error", () => toServer.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${address.port}/graphql`, keyed, server };
+}
+
 /** The example running in a child process, and what it has printed so far. */
 interface RunningExample {
   child: ChildProcess;
@@ -59,6 +140,8 @@ describe("docs/client/example.ts, run against a server that restarts", () => {
   let port = 0;
   let endpoint = "";
   const running: RunningExample[] = [];
+  const providers = new GatedLeadSearch();
+  const proxies: Server[] = [];
 
   /** The server on `port` (0: any), over the test's database, which outlives it. */
   async function startServer(): Promise<void> {
@@ -69,13 +152,14 @@ describe("docs/client/example.ts, run against a server that restarts", () => {
       REQUEST_LIMIT: "1000000/1m",
       BALANCE_PUSH_INTERVAL: "100ms",
     });
-    app = await createApp(serverConfig, { database, logger: createLogger(serverConfig.LOG_LEVEL) });
+    app = await createApp(serverConfig, { database, logger: createLogger(serverConfig.LOG_LEVEL), providers });
     const url = await app.listen(port, "127.0.0.1");
     port = Number(new URL(url).port);
     endpoint = `${url}/graphql`;
   }
 
-  function runExample(env: { CREDITS_TOKEN: string; CREDITS_SUBSCRIPTION: string }): RunningExample {
+  /** Runs the example against the server, or, with CREDITS_URL, against that endpoint. */
+  function runExample(env: { CREDITS_TOKEN: string; CREDITS_SUBSCRIPTION: string; CREDITS_URL?: string }): RunningExample {
     const child = spawn(process.execPath, ["--import", "tsx", "src/example.ts"], {
       cwd: dir,
       env: { PATH: process.env.PATH ?? "", CREDITS_URL: endpoint, ...env },
@@ -142,6 +226,10 @@ describe("docs/client/example.ts, run against a server that restarts", () => {
 
   afterAll(async () => {
     for (const example of running) if (example.child.exitCode === null) example.child.kill("SIGKILL");
+    for (const proxy of proxies) {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
     await app?.close();
     await database?.dispose();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -195,6 +283,50 @@ describe("docs/client/example.ts, run against a server that restarts", () => {
     await example.line(new RegExp(`^leads balance: ${after}$`), 5_000);
     expect(example.output()).not.toMatch(/refused|stopped/);
     expect(example.child.exitCode).toBeNull();
+  });
+
+  it("sends its mutation again with the same key when its connection is cut, waits out the 409, and prints the first call's answer", { timeout: 45_000 }, async () => {
+    const owner = "example-owner-3";
+    const subscriptionId = await fundedSubscription(database, owner, { leads: 100 });
+    const gate = { started: signal(), release: signal() };
+    providers.gate = gate;
+    // The example's connection is cut once its call runs on the server (its key claimed, its hold taken).
+    const proxy = await startProxy(() => new URL(endpoint), gate.started.promise);
+    proxies.push(proxy.server);
+    try {
+      const example = runExample({ CREDITS_TOKEN: await userToken(owner), CREDITS_SUBSCRIPTION: subscriptionId, CREDITS_URL: proxy.url });
+      await gate.started.promise;
+      // Sent again after the lost answer, while the first call still runs: 409, with when to come back.
+      for (const started = Date.now(); !proxy.keyed.some((e) => e.status === 409); ) {
+        if (Date.now() - started > 15_000) throw new Error(`no 409 reached the example; it printed:\n${example.output()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      providers.gate = undefined;
+      gate.release.fire();
+
+      // It waited and asked again until the first call's answer: replayed, charged once.
+      const printed = await example.line(/^leads balance: \d+$/, 20_000);
+      expect(example.output()).not.toMatch(/still being processed|offline/);
+      expect(printed).toBe(`leads balance: ${await leadsBalance(subscriptionId)}`);
+      expect(await leadsBalance(subscriptionId)).toBeLessThan(100);
+      const debits = await queryRows<{ n: number }>(
+        database.db,
+        sql`select count(*)::int as n from credit_ledger where subscription_id = ${subscriptionId}::uuid and kind = 'DEBIT'`,
+      );
+      expect(debits[0].n).toBe(1);
+      const keys = new Set(proxy.keyed.map((e) => e.key));
+      expect(keys.size, "one Idempotency-Key for every attempt").toBe(1);
+      const [cut, ...answered] = proxy.keyed;
+      expect(cut.status).toBeUndefined();
+      expect(answered.length).toBeGreaterThanOrEqual(2);
+      const last = answered.at(-1)!;
+      expect(answered.slice(0, -1).every((e) => e.status === 409 && e.body?.errors?.[0].extensions.code === "CONFLICT")).toBe(true);
+      expect(last.status).toBe(200);
+      expect(last.body?.extensions?.credits?.charges[0].replayed).toBe(true);
+    } finally {
+      providers.gate = undefined;
+      gate.release.fire();
+    }
   });
 
   it("says 'signed out' on an invalid token, and nothing about a refusal", { timeout: 20_000 }, async () => {

@@ -92,13 +92,16 @@ export function errorsPlugin<TContext extends object>(requestOf: RequestOf = con
   };
 }
 
-/** The status of the response's first error's code; a 429 also says when to come back in Retry-After. */
+/**
+ * The status of the response's first error's code; a 429, and a 409 that ends by itself (a call with
+ * the same Idempotency-Key still running), also say when to come back in Retry-After.
+ */
 function setStatusFromErrors(head: HTTPGraphQLHead, errors: readonly GraphQLFormattedError[]): void {
   const first = errors[0].extensions?.code;
   if (isErrorCode(first)) head.status = ERROR_HTTP_STATUS[first];
-  // The standard header, for clients and proxies that read it.
+  // The standard header, for clients and proxies that read it, beside extensions.retryAfterSeconds.
   const retryAfter = errors[0].extensions?.retryAfterSeconds;
-  if (first === "RATE_LIMITED" && typeof retryAfter === "number") {
+  if ((first === "RATE_LIMITED" || first === "CONFLICT") && typeof retryAfter === "number") {
     head.headers.set("retry-after", String(Math.max(1, Math.ceil(retryAfter))));
   }
 }
