@@ -1,6 +1,9 @@
 /**
  * Resolvers for a schema built from SDL with graphql's own buildSchema, so an SDL host needs no
- * further package: `{ Type: { field: resolver } }`, as Apollo's and graphql-tools' resolver maps.
+ * further package: `{ Type: { field: resolver } }`, the field-resolver part of Apollo's and
+ * graphql-tools' resolver maps. Only object types' field functions: custom scalars, enum value maps,
+ * `__resolveType`, `__isTypeOf` and `{ resolve }` objects are refused, naming what was given; a
+ * schema that needs them is built with graphql-tools' makeExecutableSchema and passed to transform.
  */
 import type { GraphQLFieldResolver, GraphQLSchema } from "graphql";
 import { MapperKind, mapSchema } from "@graphql-tools/utils";
