@@ -20,7 +20,6 @@ import { buildBaseSchema } from "../graphql/build-schema.js";
 import { formatError as formatAnyError } from "../graphql/format-error.js";
 import { hidingSchemaHints } from "../graphql/schema-hints.js";
 import { largeReadSlotsPlugin } from "../graphql/plugins/large-read-slots.js";
-import { refuseBadCredentialsPlugin } from "../graphql/plugins/refuse-bad-credentials.js";
 import {
   pageBudgetPlugin,
   refuseHttpSubscriptionsPlugin,
@@ -228,8 +227,6 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // is known, writes extensions.credits, and answers errors with their code's HTTP status.
       credits.plugin,
       observability.graphqlPlugin<RequestContext>(),
-      // A token that fails verification is refused (401) whatever the operation asks for.
-      refuseBadCredentialsPlugin(),
       // Text with NUL characters is refused before anything runs (PostgreSQL cannot store it).
       refuseNulVariablesPlugin<RequestContext>(),
       // A subscription sent over HTTP is refused (400) before it runs: subscriptions are served over graphql-ws.

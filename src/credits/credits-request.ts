@@ -59,6 +59,15 @@ export function requireViewer(ctx: CreditsRequest): Viewer {
   return ctx.viewer;
 }
 
+/**
+ * For fields that need no token: no token reads them, but credentials that failed verification
+ * (forged, expired, mis-addressed) are refused as everywhere else (401), so a client whose session
+ * has ended learns it from the first field it asks for (an outside authorization audit).
+ */
+export function refuseFailedCredentials(ctx: CreditsRequest): void {
+  if (ctx.authError instanceof UnauthenticatedError) throw ctx.authError;
+}
+
 /** "a.0.b": the response path of a field, as a stable key. */
 export function responsePathKey(info: Pick<GraphQLResolveInfo, "path">): string {
   return responsePath(info).join(".");

@@ -46,7 +46,7 @@ describe("fields that need no token", () => {
       for (const query of PUBLIC_FIELDS) {
         const answer = await server.gql(query, undefined, { token });
         expect(answer.status, `${query} with a ${name} token`).toBe(401);
-        expect(answer.body.data).toBeUndefined();
+        expect(answer.body.data ?? null).toBeNull();
         expect(answer.body.errors).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: "UNAUTHENTICATED" }) })]);
       }
     }

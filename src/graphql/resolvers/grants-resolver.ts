@@ -7,6 +7,7 @@ import type { GraphQLResolveInfo } from "graphql";
 import { Arg, Ctx, FieldResolver, Info, Query, Resolver, Root } from "type-graphql";
 import { requireCreditType } from "../../admin/admin-input.js";
 import type { GrantRecord } from "../../grants/grant-store.js";
+import { refuseFailedCredentials } from "../../credits/credits-request.js";
 import type { PlanDefinition } from "../../plans/plan-config.js";
 import type { RequestContext } from "../context.js";
 import { GrantCategory } from "../types/enums.js";
@@ -84,6 +85,7 @@ export class LedgerDrawsResolver {
 export class PlansResolver {
   @Query(() => [Plan], { description: "The plans this server knows, from its configuration (PLANS / PLANS_FILE). Needs no token; a token that fails verification is refused (401)." })
   plans(@Ctx() ctx: RequestContext): Plan[] {
+    refuseFailedCredentials(ctx);
     return ctx.services.config.plans.map(toPlan);
   }
 }
