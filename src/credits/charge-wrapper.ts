@@ -44,6 +44,7 @@ export function createChargeWrapper(deps: ChargeDeps, requestOf: RequestOf = con
     throw maskedFieldError(ctx, info);
   };
   return (field, resolve) => async (source, rawArgs, context, info) => {
+    markUncacheable(info);
     const ctx = await requestOf(context);
     const args = withSubscriptionOf(ctx, rawArgs as Record<string, unknown>);
     // A field held with its operation was held by the plugin; one held alone needs the plugin to settle it.
@@ -53,6 +54,22 @@ export function createChargeWrapper(deps: ChargeDeps, requestOf: RequestOf = con
     // The resolver gets the host's own context and arguments: runHeld only passes them through.
     return runHeld(held, resolve, source, rawArgs as Record<string, unknown>, context as RequestContext, info);
   };
+}
+
+/** What Apollo's cache-control plugin puts on a field's info while it runs (absent without the plugin). */
+interface CacheControlInfo {
+  cacheControl?: { setCacheHint(hint: { maxAge?: number }): void };
+}
+
+/**
+ * A paid answer is the caller's alone: never cached. A host's cache hints (a PUBLIC scope, a
+ * defaultMaxAge) answered a paid call with `cache-control: max-age=60, public`, so a shared cache could
+ * hand it to someone else, and Apollo's response cache stored it and answered the next caller without
+ * running or charging anything (an outside audit of library hosts). A metered field's maxAge 0 makes
+ * the whole response uncacheable (no-store), whatever the other fields say.
+ */
+function markUncacheable(info: GraphQLResolveInfo): void {
+  (info as GraphQLResolveInfo & CacheControlInfo).cacheControl?.setCacheHint({ maxAge: 0 });
 }
 
 /** Steps 1–6 for one call reached during execution; a refusal is the field's error. */
