@@ -10,7 +10,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditLedger } from "../../src/ledger/audit.js";
-import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { BACKENDS, createTestDatabase, type BackendName, type TestDatabase } from "../helpers/databases.js";
 import { postgresAvailable } from "../helpers/services.js";
 import { adminToken, fundedSubscription, startTestServer, userToken, type TestServer } from "../helpers/test-app.js";
 
@@ -19,30 +19,35 @@ const search = (s: string) => `mutation { searchLeads(subscriptionId: "${s}", in
 const SET_STATUS = `mutation ($id: ID!, $status: SubscriptionStatus!) { setSubscriptionStatus(id: $id, status: $status, reason: "audit") { status } }`;
 const BALANCE = `query ($s: ID!) { subscription(id: $s) { balances { type balance held } } }`;
 
-describe.each(BACKENDS)("suspension and Idempotency-Key replays, on %s", (backend) => {
-  let database: TestDatabase;
-  let server: TestServer;
-  let token: string;
-  let admin: string;
-
+/** A server on a fresh database of `backend` for the describe block that calls it, and the calls its tests make. */
+function serverFor(backend: BackendName) {
+  const state = {} as { database: TestDatabase; server: TestServer; token: string; admin: string };
   beforeAll(async () => {
-    database = await createTestDatabase(backend);
-    server = await startTestServer({ database });
-    token = await userToken(OWNER);
-    admin = await adminToken();
+    state.database = await createTestDatabase(backend);
+    state.server = await startTestServer({ database: state.database });
+    state.token = await userToken(OWNER);
+    state.admin = await adminToken();
   }, 120_000);
   afterAll(async () => {
-    await server?.close();
-    await database?.dispose();
+    await state.server?.close();
+    await state.database?.dispose();
   });
+  return {
+    database: () => state.database,
+    keyed: (subscriptionId: string, key: string, as?: string) =>
+      state.server.gql(search(subscriptionId), undefined, { token: as ?? state.token, headers: { "idempotency-key": key } }),
+    setStatus: async (id: string, status: string) =>
+      expect((await state.server.gql(SET_STATUS, { id, status }, { token: state.admin })).body.errors).toBeUndefined(),
+    leads: async (s: string) =>
+      (await state.server.gql(BALANCE, { s }, { token: state.token })).body.data.subscription.balances.find((b: { type: string }) => b.type === "leads"),
+  };
+}
 
-  const keyed = (subscriptionId: string, key: string, as = token) => server.gql(search(subscriptionId), undefined, { token: as, headers: { "idempotency-key": key } });
-  const setStatus = async (id: string, status: string) => expect((await server.gql(SET_STATUS, { id, status }, { token: admin })).body.errors).toBeUndefined();
-  const leads = async (s: string) =>
-    (await server.gql(BALANCE, { s }, { token })).body.data.subscription.balances.find((b: { type: string }) => b.type === "leads");
+describe.each(BACKENDS)("suspension and Idempotency-Key replays, on %s", (backend) => {
+  const { database, keyed, setStatus, leads } = serverFor(backend);
 
   it.each(["SUSPENDED", "CANCELLED"])("replays a finished keyed call while the subscription is %s, and holds nothing new", async (status) => {
-    const subscriptionId = await fundedSubscription(database, OWNER, { leads: 100 });
+    const subscriptionId = await fundedSubscription(database(), OWNER, { leads: 100 });
     const first = await keyed(subscriptionId, `paid-${status}`);
     expect(first.status).toBe(200);
     const [charge] = first.body.extensions!.credits.charges;
@@ -65,37 +70,18 @@ describe.each(BACKENDS)("suspension and Idempotency-Key replays, on %s", (backen
     const afterResume = await keyed(subscriptionId, `fresh-${status}`);
     expect(afterResume.status).toBe(200);
     expect(afterResume.body.extensions!.credits.charges[0].replayed).not.toBe(true);
-    expect((await auditLedger(database.db)).ok).toBe(true);
+    expect((await auditLedger(database().db)).ok).toBe(true);
   });
 });
 
 describe.skipIf(!postgresAvailable)("a suspension racing a keyed call, on PostgreSQL", () => {
-  let database: TestDatabase;
-  let server: TestServer;
-  let token: string;
-  let admin: string;
-
-  beforeAll(async () => {
-    database = await createTestDatabase("postgres");
-    server = await startTestServer({ database });
-    token = await userToken(OWNER);
-    admin = await adminToken();
-  }, 120_000);
-  afterAll(async () => {
-    await server?.close();
-    await database?.dispose();
-  });
-
-  const keyed = (subscriptionId: string, key: string) => server.gql(search(subscriptionId), undefined, { token, headers: { "idempotency-key": key } });
-  const setStatus = async (id: string, status: string) => expect((await server.gql(SET_STATUS, { id, status }, { token: admin })).body.errors).toBeUndefined();
-  const leads = async (s: string) =>
-    (await server.gql(BALANCE, { s }, { token })).body.data.subscription.balances.find((b: { type: string }) => b.type === "leads");
+  const { database, keyed, setStatus, leads } = serverFor("postgres");
 
   it("refuses a keyed call held after a suspension that committed once it was authorized", async () => {
-    const subscriptionId = await fundedSubscription(database, OWNER, { leads: 100 });
+    const subscriptionId = await fundedSubscription(database(), OWNER, { leads: 100 });
     // The test takes the call's key row first, uncommitted: the server's claim waits for it after
     // step 3 has read the subscription ACTIVE.
-    const blocker = new pg.Client({ connectionString: database.url });
+    const blocker = new pg.Client({ connectionString: database().url });
     await blocker.connect();
     try {
       await blocker.query("begin");
@@ -118,7 +104,7 @@ describe.skipIf(!postgresAvailable)("a suspension racing a keyed call, on Postgr
     } finally {
       await blocker.end();
     }
-    expect((await auditLedger(database.db)).ok).toBe(true);
+    expect((await auditLedger(database().db)).ok).toBe(true);
   });
 });
 
