@@ -111,7 +111,7 @@ describe.each(BACKENDS)("Idempotency-Key on admin mutations on %s", (backend) =>
     }
   });
 
-  it("a retry while the first call still runs is 409 CONFLICT and grants nothing", async () => {
+  it("a retry while the first call still runs is 409 CONFLICT with retryAfterSeconds and Retry-After, and grants nothing", async () => {
     const sub = await fundedSubscription(database, OWNER, {});
     const key = newKey("running");
     const input = { subscriptionId: sub, type: "ai", amount: 9, reason: "still running" };
@@ -128,6 +128,9 @@ describe.each(BACKENDS)("Idempotency-Key on admin mutations on %s", (backend) =>
     const retry = await send(GRANT, { input }, key);
     expect(retry.status).toBe(409);
     expect(retry.body.errors?.[0].extensions.code).toBe("CONFLICT");
+    // It says when to send it again, as a 429 does (an outside audit of client retries).
+    expect(retry.body.errors?.[0].extensions.retryAfterSeconds).toBe(2);
+    expect(retry.headers.get("retry-after")).toBe("2");
     expect(await entries(sub, "GRANT")).toEqual([]);
   });
 

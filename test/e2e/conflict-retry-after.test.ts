@@ -2,26 +2,22 @@
  * A retry while the first call with its Idempotency-Key still runs is 409 CONFLICT that says when to
  * send again (an outside audit by a client SDK author): `extensions.retryAfterSeconds` and a
  * `Retry-After` header, as a 429 carries them. Before, it said so only in prose ("retry in a few
- * seconds"), so a client had to guess. On metered calls and admin mutations, over HTTP, on PGlite and
- * PostgreSQL. Also the row of docs/reliability.md's key-outcome table for a keyed call whose client
+ * seconds"), so a client had to guess. On metered calls, over HTTP, on PGlite and
+ * PostgreSQL (admin mutations: test/e2e/admin-idempotency.test.ts). Also the row of docs/reliability.md's key-outcome table for a keyed call whose client
  * went away while it ran: its hold is refunded as not delivered, the key released, and a retry runs
  * the call again, one net charge.
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../../src/db/database.js";
-import { claimKey } from "../../src/idempotency/idempotency-store.js";
-import { requestHash } from "../../src/idempotency/request-hash.js";
 import { STILL_RUNNING_RETRY_AFTER_SECONDS } from "../../src/idempotency/still-running.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
-import { adminToken, fundedSubscription, startTestServer, userToken, type GraphQLResponse, type TestServer } from "../helpers/test-app.js";
+import { fundedSubscription, startTestServer, userToken, type GraphQLResponse, type TestServer } from "../helpers/test-app.js";
 
 const OWNER = "conflict-retry-owner";
-const ADMIN = "conflict-retry-admin";
 
 const RUN_AI = `mutation Run($sub: ID!) { runAiTask(subscriptionId: $sub, input: { prompt: "hello", maxTokens: 16 }) { output } }`;
-const GRANT = `mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { id amount } }`;
 
 const newKey = (() => {
   let n = 0;
@@ -87,25 +83,6 @@ describe.each(BACKENDS)("a 409 for a call still running says when to retry, on %
     expect(later.status).toBe(200);
     expect(later.body.extensions!.credits.charges[0]).toMatchObject({ replayed: true, cost: 1 });
     expect((await ledgerKinds(sub)).filter((k) => k === "DEBIT")).toHaveLength(1);
-  });
-
-  it("an admin mutation: 409 CONFLICT with retryAfterSeconds and Retry-After, nothing granted", async () => {
-    const sub = await fundedSubscription(database, OWNER, {});
-    const key = newKey("admin");
-    const input = { subscriptionId: sub, type: "ai", amount: 9, reason: "still running" };
-    // The first call's claim, as it stands while that call runs.
-    const now = new Date();
-    await claimKey(database.db, { actorId: ADMIN, key, fieldPath: "grantCredits" }, {
-      // The arguments as GraphQL coerces them: GrantCreditsInput's defaults included.
-      requestHash: requestHash("Mutation.grantCredits", { input: { ...input, category: "PAID", priority: 50 } }),
-      now,
-      expiresAt: new Date(now.getTime() + 60_000),
-      staleBefore: new Date(now.getTime() - 60_000),
-    });
-
-    const retry = await server.gql(GRANT, { input }, { token: await adminToken(ADMIN), headers: { "idempotency-key": key } });
-    expectStillRunning(retry);
-    expect(await ledgerKinds(sub)).toEqual([]);
   });
 
   it("a keyed call whose client went away while it ran: refunded as not delivered, key released, a retry runs again (one net charge)", async () => {
