@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import type { CorsPolicy } from "./cors.js";
 import { afterPendingIo, connectionClosed } from "./client-connection.js";
 import { BodyNotUtf8Error, BodyTooLargeError, declaredTooLarge, readBody } from "./read-body.js";
-import { refuseUnacceptable, refuseUnreadableBody } from "./request-media.js";
+import { errorResponseMediaType, refuseUnacceptable, refuseUnreadableBody } from "./request-media.js";
 import type { RequestGate, RequestRefusal } from "./request-limit-gate.js";
 import { requestIdFrom } from "./request-id.js";
 
@@ -137,6 +137,17 @@ function sendJson(res: ServerResponse, status: number, body: unknown, requestId:
   res.end(JSON.stringify(body));
 }
 
+/**
+ * A GraphQL-shaped error answer written here rather than by Apollo, in the media type the request's
+ * Accept header asks for (as Apollo's own answers are): before, these came as application/json
+ * whatever was asked, and a client accepting only application/graphql-response+json read them as
+ * a transport failure instead of GraphQL errors.
+ */
+function sendGraphQLErrors(res: ServerResponse, status: number, errors: unknown[], requestId: string): void {
+  res.writeHead(status, { "content-type": errorResponseMediaType(res.req?.headers.accept), "x-request-id": requestId });
+  res.end(JSON.stringify({ errors }));
+}
+
 /** 405 for a plain route's path (/health, /metrics) asked with a method it does not answer, with Allow. */
 function sendMethodNotAllowed(res: ServerResponse, method: string, path: string, allowed: string[], requestId: string): void {
   const body = `${method} is not allowed on ${path}: use ${allowed.join(" or ")}.\n`;
@@ -151,7 +162,7 @@ function sendMethodNotAllowed(res: ServerResponse, method: string, path: string,
 
 /** A response for a request that never reached GraphQL (bad body, too large): same error shape as GraphQL's. */
 export function sendRequestError(res: ServerResponse, status: number, message: string, requestId: string): void {
-  sendJson(res, status, { errors: [{ message, extensions: { code: "BAD_USER_INPUT", requestId } }] }, requestId);
+  sendGraphQLErrors(res, status, [{ message, extensions: { code: "BAD_USER_INPUT", requestId } }], requestId);
 }
 
 /**
@@ -174,7 +185,7 @@ function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number,
 function refuseWhileStopping(req: IncomingMessage, res: ServerResponse, requestId: string): void {
   res.setHeader("connection", "close");
   res.setHeader("retry-after", String(STOPPING_RETRY_AFTER_SECONDS));
-  sendJson(res, 503, { errors: [{ message: STOPPING_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }] }, requestId);
+  sendGraphQLErrors(res, 503, [{ message: STOPPING_MESSAGE, extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }], requestId);
   req.resume();
 }
 
@@ -208,10 +219,10 @@ function refuseWebSocket(req: IncomingMessage, res: ServerResponse, stopping: bo
 /** A refusal before the body is read (e.g. 429 REQUEST_LIMIT), in GraphQL's error shape, with Retry-After. */
 function sendRefusal(res: ServerResponse, refusal: RequestRefusal, requestId: string): void {
   res.setHeader("retry-after", String(refusal.retryAfterSeconds));
-  sendJson(
+  sendGraphQLErrors(
     res,
     refusal.status,
-    { errors: [{ message: refusal.message, extensions: { code: "RATE_LIMITED", retryAfterSeconds: refusal.retryAfterSeconds, requestId } }] },
+    [{ message: refusal.message, extensions: { code: "RATE_LIMITED", retryAfterSeconds: refusal.retryAfterSeconds, requestId } }],
     requestId,
   );
 }
@@ -419,7 +430,7 @@ export function createHttpServer<Ctx extends object>(options: HttpServerOptions<
       }
       logger.error({ err, requestId }, "request failed outside GraphQL");
       if (!res.headersSent) {
-        sendJson(res, 500, { errors: [{ message: "Internal server error", extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }] }, requestId);
+        sendGraphQLErrors(res, 500, [{ message: "Internal server error", extensions: { code: "INTERNAL_SERVER_ERROR", requestId } }], requestId);
       } else {
         res.end();
       }

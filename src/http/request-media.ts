@@ -17,6 +17,18 @@ const SINGLE_RESULT_MEDIA_TYPES = [
   "application/json; callbackSpec=1.0; charset=utf-8",
 ];
 
+/**
+ * The media type of an answer the server writes itself, before or instead of Apollo (a 429 of
+ * REQUEST_LIMIT, a 413, a malformed body): the one Apollo would have chosen for the same `Accept`,
+ * so a client that accepts only application/graphql-response+json (the GraphQL-over-HTTP spec's own
+ * type) gets its errors in it, and one that says nothing, or accepts anything, gets JSON.
+ */
+export function errorResponseMediaType(accept: string | undefined): string {
+  if (!accept) return SINGLE_RESULT_MEDIA_TYPES[0];
+  const chosen = new Negotiator({ headers: { accept } }).mediaType(SINGLE_RESULT_MEDIA_TYPES.slice(0, 2));
+  return chosen ?? SINGLE_RESULT_MEDIA_TYPES[0];
+}
+
 export interface MediaRefusal {
   status: 406 | 415;
   message: string;

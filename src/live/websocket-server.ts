@@ -43,8 +43,14 @@ import { recheckTokenWhileOpen } from "./token-recheck.js";
 
 /** Close codes a client can act on (graphql-ws's own: 4400-4499). */
 export const CLOSE_UNAUTHORIZED = 4401;
-/** REQUEST_LIMIT refused the connection_init (graphql-ws's code for too many initialisations). */
-export const CLOSE_TOO_MANY_REQUESTS = 4429;
+/**
+ * REQUEST_LIMIT refused the connection_init: 1013, "Try Again Later" (RFC 6455's registry), the
+ * reason saying how long. Not graphql-ws's 4429, "too many initialisation requests": its client
+ * takes that for a fault of its own and never reconnects, so a tab refused once in a burst stopped
+ * following the balance for good (an outside audit, with the documented client); 1013 it retries,
+ * with its backoff.
+ */
+export const CLOSE_TOO_MANY_REQUESTS = 1013;
 /** graphql-ws's close code for a failure on the server's side. */
 export const CLOSE_INTERNAL_ERROR = 4500;
 /** "Try again later": the client read too slowly and its events were dropped. */
@@ -361,7 +367,7 @@ export function attachLiveSocket<Ctx>(options: LiveSocketOptions<Ctx>): LiveSock
 
   /**
    * REQUEST_LIMIT for a connection_init, counted like an HTTP request (the token's subject, else the
-   * client address, so a flood of bad tokens is one caller): refused, the socket closes with 4429 and
+   * client address, so a flood of bad tokens is one caller): refused, the socket closes with 1013 and
    * the wait in its reason.
    */
   async function admitConnection(ctx: LiveContext): Promise<boolean> {

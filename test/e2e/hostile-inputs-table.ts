@@ -140,7 +140,7 @@ export function hostileCases(): HostileCase[] {
     method: "GET",
     search: `query=${encodeURIComponent(`mutation { runAiTask(subscriptionId: "x", input: {prompt: "hi"}) { output } }`)}`,
     headers: { "apollo-require-preflight": "true" },
-  }), bad()); // Apollo says 405; the status follows the code (DESIGN.md, "Errors")
+  }), bad(405)); // Apollo's own 4xx status, with Allow: POST (DESIGN.md, "Errors"; GraphQL over HTTP requires 405)
   add(T, "Authorization header of 20,000 bytes", () => ({ query: "{ viewer { id } }", authorization: `Bearer ${"a".repeat(20_000)}` }), { status: 431, code: null });
 
   // --- Hostile headers on a metered call that would otherwise charge ---------------------------

@@ -7,10 +7,12 @@
  *   its sockets; past it, RATE_LIMITED for that subscribe alone. The first ones to arrive are the
  *   ones run, a burst sent without waiting included (a second audit: of 101 subscribes sent in one
  *   go 1 was run, of 150 only 7, the subscribes still being started counted against the cap);
- * - a connection_init counts against REQUEST_LIMIT like an HTTP request (4429 past it);
+ * - a connection_init counts against REQUEST_LIMIT like an HTTP request (past it a close with 1013,
+ *   "try again later", which graphql-ws's client retries; its own 4429 it never retried);
  * - the draws of an event's entry are read once however many subscribers ask for them.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import * as grantStore from "../../src/grants/grant-store.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
@@ -176,15 +178,40 @@ describe("what one caller may run on a live-balance instance", () => {
     expect((await answerTo(socket, "fourth")).payload[0]).toMatchObject({ extensions: { code: "RATE_LIMITED" } });
   });
 
-  it("counts each connection_init against REQUEST_LIMIT like a request, bad tokens by address: 4429 past it", async () => {
+  it("counts each connection_init against REQUEST_LIMIT like a request, bad tokens by address: 1013 past it", async () => {
     // 12 a minute per caller: a dozen bad tokens from this address are let through (and refused 4401)…
     const outcomes = [];
     for (let i = 0; i < 13; i++) outcomes.push(await connectionInit(server.url, "Bearer not-a-token"));
     expect(outcomes.slice(0, 12).map((o) => o.code)).toEqual(Array(12).fill(4401));
     // …the thirteenth is over the limit, before its token is looked at.
-    expect(outcomes[12]).toMatchObject({ acked: false, code: 4429, reason: expect.stringMatching(/^Too many requests: .*try again in \d+ s$/) });
+    expect(outcomes[12]).toMatchObject({ acked: false, code: 1013, reason: expect.stringMatching(/^Too many requests: .*try again in \d+ s$/) });
     // A valid token is a caller of its own, and still let in.
     expect(await connectionInit(server.url, `Bearer ${await userToken("limits-fresh")}`)).toEqual({ acked: true });
+  });
+
+  it("refuses a connection_init past REQUEST_LIMIT with a close graphql-ws's client retries (with 4429 it gave up at once)", async () => {
+    const authorization = `Bearer ${await userToken("limits-retrying-client")}`;
+    for (let i = 0; i < 12; i++) expect(await connectionInit(server.url, authorization)).toEqual({ acked: true });
+    let connecting = 0;
+    const closes: number[] = [];
+    const client = createClient({
+      url: server.url.replace(/^http/, "ws") + "/graphql",
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization },
+      // The documented client's settings (docs/client/example.ts), with short waits.
+      retryAttempts: 2,
+      shouldRetry: () => true,
+      retryWait: () => new Promise((resolve) => setTimeout(resolve, 50)),
+      on: { connecting: () => connecting++, closed: (event) => closes.push((event as { code: number }).code) },
+    });
+    const ended = await new Promise<unknown>((resolve) => {
+      client.subscribe({ query: BALANCE, variables: { s: "00000000-0000-4000-8000-000000000000" } }, { next: () => undefined, error: resolve, complete: () => resolve("complete") });
+    });
+    await client.dispose();
+    // Refused each time (the window is a minute), but tried again: the first attempt and two retries.
+    expect(closes).toEqual([1013, 1013, 1013]);
+    expect(connecting).toBe(3);
+    expect((ended as { code?: number }).code).toBe(1013);
   });
 });
 

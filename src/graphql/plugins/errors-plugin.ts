@@ -98,10 +98,22 @@ export function errorsPlugin<TContext extends object>(requestOf: RequestOf = con
  */
 function setStatusFromErrors(head: HTTPGraphQLHead, errors: readonly GraphQLFormattedError[]): void {
   const first = errors[0].extensions?.code;
+  if (keepsApolloStatus(head, errors[0])) return;
   if (isErrorCode(first)) head.status = ERROR_HTTP_STATUS[first];
   // The standard header, for clients and proxies that read it, beside extensions.retryAfterSeconds.
   const retryAfter = errors[0].extensions?.retryAfterSeconds;
   if ((first === "RATE_LIMITED" || first === "CONFLICT") && typeof retryAfter === "number") {
     head.headers.set("retry-after", String(Math.max(1, Math.ceil(retryAfter))));
   }
+}
+
+/**
+ * A request Apollo refused before running it, with a status of its own other than 400: 405 (with
+ * `Allow: POST`) for a mutation sent as GET, 406 for a delivery format the client cannot read. The
+ * GraphQL-over-HTTP spec requires the 405; its code stays BAD_USER_INPUT (with `reason`), but its
+ * status is not flattened to 400.
+ */
+function keepsApolloStatus(head: HTTPGraphQLHead, first: GraphQLFormattedError): boolean {
+  if (first.extensions?.code !== "BAD_USER_INPUT" || typeof first.extensions?.reason !== "string") return false;
+  return head.status === 405 || head.status === 406;
 }
