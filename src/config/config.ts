@@ -69,6 +69,13 @@ const rateLimitSpec = (name = "RATE_LIMIT_DEFAULT", fallback = "60/1m") => z
       ctx.addIssue({ code: "custom", message: `${name} must look like "60/1m" (calls per window)` });
       return z.NEVER;
     }
+    // Bounded like every other duration: a window of 10^20 days made Retry-After "8.64e+24", which
+    // is not a number of seconds HTTP allows (digits only).
+    const tooLong = durationBoundProblem(`${name}'s window`, match[2], windowMs, false, undefined);
+    if (tooLong !== undefined) {
+      ctx.addIssue({ code: "custom", message: tooLong });
+      return z.NEVER;
+    }
     return { max: Number(match[1]), window: match[2], windowMs };
   });
 

@@ -76,6 +76,16 @@ describe("configuration", () => {
     expect(problems[0].startsWith(`${name}:`)).toBe(true);
   });
 
+  // An outside audit: a window of 10^20 days was taken, and its 429s said Retry-After "8.64e+24".
+  it.each([
+    ["RATE_LIMIT_DEFAULT", "1/99999999999999999999d"],
+    ["REQUEST_LIMIT", "2/36526d"],
+  ])("refuses %s with a window longer than 100 years (%s)", (name, value) => {
+    const window = value.split("/")[1];
+    expect(configProblems({ [name]: value })).toEqual([`${name}: ${name}'s window ${JSON.stringify(window)} is longer than 100 years: give at most 36525d`]);
+    expect(loadConfig({ [name]: "5/36525d" })[name as "REQUEST_LIMIT"].windowMs).toBe(36_525 * 86_400_000);
+  });
+
   // An outside audit: PGLITE_DIR='' crashed at start with `ENOENT: mkdir ''` and a stack trace.
   it.each(["", "   ", "file://"])("refuses PGLITE_DIR=%o by name", (dir) => {
     expect(configProblems({ PGLITE_DIR: dir })).toEqual([
