@@ -529,5 +529,30 @@ describe.each(BACKENDS)("admin operations over HTTP on %s", (backend) => {
       }
       expect((await asAdmin(AUDIT)).body.data.ledgerAudit.ok).toBe(true);
     });
+
+    // An outside audit: a planted ledger sum past Int's range failed the whole answer (500, data
+    // null), so the audit lost the very mismatch it exists to report.
+    it("reports a ledger sum beyond Int's range at the range's end, not a 500", async () => {
+      const sub = await fundedSubscription(database, OWNER, { skiptrace: 8 });
+      const plant = sql`insert into credit_ledger (subscription_id, credit_type, kind, amount, balance_after, reason)
+                        values (${sub}::uuid, 'skiptrace', 'GRANT', 2147483647, 2147483647, 'planted by the test')`;
+      await database.db.execute(plant);
+      await database.db.execute(plant);
+      try {
+        const res = await asAdmin(AUDIT);
+        expect(res.body.errors).toBeUndefined();
+        expect(res.body.data.ledgerAudit.ok).toBe(false);
+        expect(res.body.data.ledgerAudit.mismatches).toEqual([{ subscriptionId: sub, type: "skiptrace", balance: 8, ledgerSum: 2147483647 }]);
+      } finally {
+        // The ledger refuses deletes; a replica session skips its triggers, as an operator's repair would.
+        await database.db.transaction(async (tx) => {
+          await tx.execute(sql`set local session_replication_role = replica`);
+          await tx.execute(sql`delete from credit_ledger where subscription_id = ${sub}::uuid and reason = 'planted by the test'`);
+          // …and the grants the ledger's trigger opened for the planted GRANT entries.
+          await tx.execute(sql`delete from credit_grants where subscription_id = ${sub}::uuid and amount = 2147483647`);
+        });
+      }
+      expect((await asAdmin(AUDIT)).body.data.ledgerAudit.ok).toBe(true);
+    });
   });
 });

@@ -292,8 +292,18 @@ export class AdminResolver {
         subscriptionId: m.subscriptionId,
         type: m.creditType,
         balance: m.balance,
-        ledgerSum: m.ledgerSum,
+        ledgerSum: withinIntRange(m.ledgerSum),
       })),
     };
   }
+}
+
+/**
+ * A ledger sum as GraphQL's Int can carry it: a balance is at most 2^31 − 1, so a ledger whose sum
+ * is beyond Int's range was changed outside the server, and the audit exists to report exactly that.
+ * Serialized as it is, it failed the whole answer (500, the mismatch lost); it is shown at the range's
+ * end instead, and the `ledger.audit_mismatch` log line keeps the exact sum.
+ */
+function withinIntRange(sum: number): number {
+  return Math.max(-2_147_483_648, Math.min(2_147_483_647, sum));
 }

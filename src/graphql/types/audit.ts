@@ -11,7 +11,10 @@ export class LedgerMismatch {
   @Field(() => Int, { description: "The stored balance." })
   balance!: number;
 
-  @Field(() => Int, { description: "The sum of the balance's ledger entries." })
+  @Field(() => Int, {
+    description:
+      "The sum of the balance's ledger entries. A sum beyond Int's range (only a ledger changed outside the server has one) is shown as -2147483648 or 2147483647; the ledger.audit_mismatch log line has it exactly.",
+  })
   ledgerSum!: number;
 }
 

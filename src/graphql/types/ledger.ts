@@ -21,7 +21,11 @@ export class LedgerEntry {
   @Field(() => Int, { description: "The balance right after this entry." })
   balanceAfter!: number;
 
-  @Field(() => String, { nullable: true, description: "Schema coordinate of the metered field, for debits and the releases and refunds of them." })
+  @Field(() => String, {
+    nullable: true,
+    description:
+      "Schema coordinate of the metered field, for debits and the releases and refunds of them, and for the EXPIRATION of credits such a release or refund gave back to a grant that had expired.",
+  })
   operation?: string | null;
 
   @Field(() => Int, { nullable: true, description: "The estimate at charge time, for debits." })
