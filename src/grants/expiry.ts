@@ -12,6 +12,7 @@
  */
 import { sql } from "drizzle-orm";
 import { queryRows, type DbOrTx } from "../db/database.js";
+import { MAINTENANCE_LOCK_TIMEOUT_MS, writeWithLockTimeout } from "../db/lock-timeout.js";
 
 export interface ExpiryReport {
   /** Balances visited. */
@@ -64,9 +65,10 @@ export async function expireDueGrants(
     for (const balance of due) {
       if (signal?.aborted) return { ...report, interrupted: "stopped" };
       try {
-        const [row] = await queryRows<{ n: number }>(
-          db,
-          sql`select credit_expire_grants(${balance.subscription_id}::uuid, ${balance.credit_type}) as n`,
+        // Bounded wait for the balance's row lock: one held by a long transaction elsewhere is left
+        // for the next pass (reported as a failure) instead of stalling every balance after it.
+        const [row] = await writeWithLockTimeout(db, MAINTENANCE_LOCK_TIMEOUT_MS, (tx) =>
+          queryRows<{ n: number }>(tx, sql`select credit_expire_grants(${balance.subscription_id}::uuid, ${balance.credit_type}) as n`),
         );
         report.balances++;
         report.expired += Number(row.n);

@@ -22,6 +22,7 @@ import { sql } from "drizzle-orm";
 import { queryRows, type Database, type DbOrTx } from "../db/database.js";
 import { findPlan, grantsSomething, type PlanDefinition } from "./plan-config.js";
 import { periodEnd } from "./period.js";
+import { MAINTENANCE_LOCK_TIMEOUT_MS, writeWithLockTimeout } from "../db/lock-timeout.js";
 
 const MAX_PERIODS_PER_TRANSACTION = 100;
 const DUE_BATCH = 100;
@@ -99,7 +100,9 @@ export async function startMissingPeriods(
 }
 
 async function startPeriodIfMissing(db: DbOrTx, subscriptionId: string, plan: PlanDefinition): Promise<boolean> {
-  return db.transaction(async (tx) => {
+  // A balance row locked by a long transaction elsewhere fails this subscription (left for the next
+  // pass), instead of stalling every subscription after it.
+  return writeWithLockTimeout(db, MAINTENANCE_LOCK_TIMEOUT_MS, async (tx) => {
     const [still] = await queryRows<{ id: string }>(
       tx,
       sql`select s.id from billing_subscriptions s
@@ -248,7 +251,8 @@ async function renewSubscription(
   plans: readonly PlanDefinition[],
   interruption: () => Interruption,
 ): Promise<Omit<RenewalReport, "failed">> {
-  return db.transaction(async (tx) => {
+  // Bounded wait for the balance rows' locks, as in startPeriodIfMissing.
+  return writeWithLockTimeout(db, MAINTENANCE_LOCK_TIMEOUT_MS, async (tx) => {
     const [row] = await queryRows<PeriodRow>(
       tx,
       sql`select p.subscription_id, p.plan, p.anchor_at, p.period_number, p.period_end, now() as now, s.status

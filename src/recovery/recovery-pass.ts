@@ -26,10 +26,19 @@
  * first time only; when the same hold fails again on a later pass of this process it is logged at
  * warn (recovery.refund_still_failing), so a hold stuck for good is not an alert every
  * RECOVERY_INTERVAL (repeated-refund-failures.ts).
+ *
+ * A refund waits at most RECOVERY_LOCK_TIMEOUT_MS for its balance row's lock (lock-timeout.ts): a row
+ * locked by a long transaction elsewhere (a psql session left open) made the pass wait as long as
+ * that transaction lasted (42 s in an outside audit), with the other customers' holds, grant expiry
+ * and plan renewals waiting behind it, and nothing logged. Such a refund now fails with
+ * lock_not_available: it is reported as a failure that names the lock, its hold stays pending for the
+ * next pass, and the balance's other holds are passed over for the rest of this pass instead of
+ * each waiting out the same lock.
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Logger } from "pino";
 import { queryRows, type Database } from "../db/database.js";
+import { LOCK_NOT_AVAILABLE, lockTimedOut, MAINTENANCE_LOCK_TIMEOUT_MS, writeWithLockTimeout } from "../db/lock-timeout.js";
 import type { ChargeFacts, ChargeObserver } from "../credits/charge-observer.js";
 import { runLedgerCommand } from "../ledger/charge-ledger.js";
 import { purgeExpiredKeys } from "../idempotency/idempotency-store.js";
@@ -42,6 +51,8 @@ export const RECOVERY_SHUTDOWN_REASON = "recovery: the call was still running wh
 export const RECOVERY_OVERDUE_REASON = "recovery: open longer than CHARGE_SETTLE_TIMEOUT";
 /** Expired leases are deleted this long after they expired (a hold whose lease row is gone is refunded all the same). */
 const LEASE_RETENTION = "1 day";
+/** The longest a refund waits for a row lock before it is left for the next pass (lock-timeout.ts says why 3 s). */
+export const RECOVERY_LOCK_TIMEOUT_MS = MAINTENANCE_LOCK_TIMEOUT_MS;
 
 export interface RecoveryPassOptions {
   db: Database;
@@ -103,6 +114,16 @@ interface PendingRow {
 
 const DEFAULT_BATCH_SIZE = 100;
 
+/**
+ * The balances ("subscription/credit type") whose row a refund of this pass found locked by another
+ * session, with the lock_not_available error it got: their other holds would wait out the same lock.
+ */
+type LockedBalances = Map<string, unknown>;
+
+function balanceOf(row: PendingRow): string {
+  return `${row.subscription_id}/${row.credit_type}`;
+}
+
 export async function runRecoveryPass(options: RecoveryPassOptions): Promise<RecoveryReport> {
   const { db, logger, observer } = options;
   // Without the caller's memory, one for this pass alone: each failure is then news, as it is to a
@@ -118,11 +139,12 @@ export async function runRecoveryPass(options: RecoveryPassOptions): Promise<Rec
   // Keyset pagination over (created_at, entry_id): a row whose refund keeps failing is passed over
   // until the next pass instead of being read again and again by this one.
   let after: { createdAt: string; entryId: string } | undefined;
+  const lockedBalances: LockedBalances = new Map();
   for (;;) {
     const rows = await selectUnsettled(db, passNow, options.settleTimeoutMs, after, batchSize, options.stoppingInstanceId);
     if (rows.length === 0) break;
     report.batches++;
-    for (const row of rows) await refundUnsettled(db, row, report, log, observer, failures);
+    for (const row of rows) await refundUnsettled(db, row, report, log, observer, failures, lockedBalances);
     const last = rows[rows.length - 1];
     after = { createdAt: last.cursor, entryId: last.entry_id };
     if (rows.length < batchSize) break;
@@ -187,6 +209,7 @@ async function refundUnsettled(
   log: Logger,
   observer: ChargeObserver | undefined,
   failures: RepeatedRefundFailures,
+  lockedBalances: LockedBalances,
 ): Promise<void> {
   const facts = {
     requestId: row.request_id ?? "recovery",
@@ -196,14 +219,23 @@ async function refundUnsettled(
     actorId: row.actor_id ?? "",
   };
   const reason = row.overdue ? RECOVERY_OVERDUE_REASON : row.stopping ? RECOVERY_SHUTDOWN_REASON : RECOVERY_REFUND_REASON;
+  const lockedBy = lockedBalances.get(balanceOf(row));
+  if (lockedBy !== undefined) {
+    // Not tried: its balance row was locked a moment ago and would cost another lock timeout.
+    report.failed++;
+    reportRefundFailure(row, facts, lockedBy, report, log, observer, failures);
+    return;
+  }
   try {
     // The REFUND keeps the original request id, so the ledger ties it to the request that was charged.
-    const [outcome] = await runLedgerCommand(db, {
-      kind: "settle",
-      settlements: [
-        { kind: "void", subscriptionId: row.subscription_id, entryId: row.entry_id, reason, actorId: null, requestId: row.request_id },
-      ],
-    });
+    const [outcome] = await writeWithLockTimeout(db, RECOVERY_LOCK_TIMEOUT_MS, (tx) =>
+      runLedgerCommand(tx, {
+        kind: "settle",
+        settlements: [
+          { kind: "void", subscriptionId: row.subscription_id, entryId: row.entry_id, reason, actorId: null, requestId: row.request_id },
+        ],
+      }),
+    );
     // Settled either way: a later failure of this entry would be news.
     failures.forget(row.entry_id);
     if (!outcome.settled) {
@@ -227,6 +259,7 @@ async function refundUnsettled(
     );
     observer?.refunded({ ...facts, entryId: row.entry_id, refunded: entry.amount, remaining: entry.balanceAfter, reason });
   } catch (err) {
+    if (lockTimedOut(err)) lockedBalances.set(balanceOf(row), err);
     report.failed++;
     reportRefundFailure(row, facts, err, report, log, observer, failures);
   }
@@ -235,7 +268,8 @@ async function refundUnsettled(
 /**
  * The first failure of a hold's refund raises FAILED_TRANSACTION (observer) and an error log; its
  * later failures, on later passes, are a warn log with the attempts so far, since the operator has
- * already heard of this hold and the next pass retries it anyway.
+ * already heard of this hold and the next pass retries it anyway. A refund left for a row lock says
+ * so (lock_not_available), so that the operator looks for the long transaction holding it.
  */
 function reportRefundFailure(
   row: PendingRow,
@@ -247,14 +281,30 @@ function reportRefundFailure(
   failures: RepeatedRefundFailures,
 ): void {
   const attempts = failures.failed(row.entry_id);
+  const lock = lockWaitOf(err);
   if (attempts === 1) {
     observer?.transactionFailed({ ...facts, stage: "refund", entryId: row.entry_id, amount: Number(row.amount), error: err });
-    log.error({ event: "recovery.refund_failed", ...facts, entryId: row.entry_id, err }, "recovery refund failed; the next pass retries it");
+    log.error({ event: "recovery.refund_failed", ...facts, entryId: row.entry_id, ...lock?.fields, err }, `recovery refund failed${lock?.message ?? ""}; the next pass retries it`);
     return;
   }
   report.stillFailing++;
   log.warn(
-    { event: "recovery.refund_still_failing", ...facts, entryId: row.entry_id, attempts, err },
-    "recovery refund failed again (already reported); the next pass retries it",
+    { event: "recovery.refund_still_failing", ...facts, entryId: row.entry_id, attempts, ...lock?.fields, err },
+    `recovery refund failed again (already reported)${lock?.message ?? ""}; the next pass retries it`,
   );
+}
+
+/**
+ * For a refund left because its balance row stayed locked: the log fields and words that say so.
+ * The driver's own message ("canceling statement due to lock timeout") reads like a slow database;
+ * the cause is a transaction of another session, which pg_stat_activity shows.
+ */
+function lockWaitOf(err: unknown): { fields: Record<string, unknown>; message: string } | undefined {
+  if (!lockTimedOut(err)) return undefined;
+  return {
+    fields: { sqlState: LOCK_NOT_AVAILABLE, lockNotAvailable: true, lockTimeoutMs: RECOVERY_LOCK_TIMEOUT_MS },
+    message:
+      `: a row it writes (its balance, or its pending hold) stayed locked by another session for over ${RECOVERY_LOCK_TIMEOUT_MS} ms` +
+      ` (SQLSTATE ${LOCK_NOT_AVAILABLE} lock_not_available; look for a long transaction in pg_stat_activity)`,
+  };
 }

@@ -1,0 +1,155 @@
+/**
+ * A balance row locked by another session (an outside audit: a psql `SELECT … FOR UPDATE` left open)
+ * made the recovery pass wait on it for as long as the lock was held, with every other customer's
+ * refunds (and the grant expiry and plan renewals after the pass) waiting behind it. Each refund now
+ * waits at most RECOVERY_LOCK_TIMEOUT_MS: the locked customer's holds are reported as failed (naming
+ * the lock: SQLSTATE 55P03, lock_not_available) and stay pending, the other customer's hold is
+ * refunded, and once the lock is released the next pass refunds the rest. PostgreSQL only: PGlite
+ * has one connection, so no other session can hold a lock.
+ */
+import { Writable } from "node:stream";
+import pg from "pg";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresDatabase, type TestDatabase } from "../helpers/databases.js";
+import { holdOne } from "../helpers/ledger-commands.js";
+import { postgresAvailable } from "../helpers/services.js";
+import { fundedSubscription } from "../helpers/test-app.js";
+import { queryRows, type Database } from "../../src/db/database.js";
+import type { ChargeObserver, TransactionFailedEvent } from "../../src/credits/charge-observer.js";
+import { auditLedger } from "../../src/ledger/audit.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { RECOVERY_LOCK_TIMEOUT_MS, runRecoveryPass, type RecoveryReport } from "../../src/recovery/recovery-pass.js";
+import { createRepeatedRefundFailures } from "../../src/recovery/repeated-refund-failures.js";
+
+const SETTLE_TIMEOUT_MS = 5 * 60_000;
+/** A clock far enough ahead that every hold written now is overdue. */
+const later = () => new Date(Date.now() + SETTLE_TIMEOUT_MS + 60_000);
+/** Longer than one lock timeout, shorter than two: the locked balance's second hold must not wait again. */
+const PASS_DEADLINE_MS = RECOVERY_LOCK_TIMEOUT_MS * 1.8;
+
+type LogLine = Record<string, unknown> & { level: number; event?: string; msg?: string };
+
+function collectingLogger(lines: LogLine[]) {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split("\n").filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return createLogger("info", sink);
+}
+
+function collectingObserver(failed: TransactionFailedEvent[]): ChargeObserver {
+  const ignore = () => {};
+  return {
+    charged: ignore,
+    settled: ignore,
+    meterFailed: ignore,
+    refunded: ignore,
+    refused: ignore,
+    estimatorFallback: ignore,
+    transactionFailed: (e) => void failed.push(e),
+    actualCostMismatch: ignore,
+    lateSettlement: ignore,
+  };
+}
+
+async function hold(db: Database, subscriptionId: string): Promise<string> {
+  const outcome = await holdOne(db, {
+    subscriptionId,
+    creditType: "ai",
+    amount: 3,
+    operation: "Mutation.runAiTask",
+    estimated: 3,
+    actorId: "lock-owner",
+    adminOverride: false,
+    requestId: `req-${Math.random()}`,
+  });
+  if (!outcome.ok) throw new Error(`hold refused: ${JSON.stringify(outcome)}`);
+  return outcome.entryId;
+}
+
+async function pendingOf(db: Database, subscriptionId: string): Promise<string[]> {
+  const rows = await queryRows<{ entry_id: string }>(db, sql`select entry_id from pending_charges where subscription_id = ${subscriptionId}::uuid order by entry_id`);
+  return rows.map((r) => r.entry_id);
+}
+
+async function balanceOf(db: Database, subscriptionId: string): Promise<number> {
+  const [row] = await queryRows<{ balance: number | string }>(db, sql`select balance from credit_balances where subscription_id = ${subscriptionId}::uuid and credit_type = 'ai'`);
+  return Number(row.balance);
+}
+
+/** The pass, or a failure once it has run past `ms` (it would otherwise wait as long as the lock is held). */
+async function passWithin(pass: Promise<RecoveryReport>, ms: number): Promise<{ report: RecoveryReport; elapsedMs: number }> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the recovery pass was still waiting after ${ms} ms`)), ms)));
+  try {
+    const report = await Promise.race([pass, late]);
+    return { report, elapsedMs: performance.now() - started };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe.skipIf(!postgresAvailable)("a recovery pass facing a balance row locked by another session, on PostgreSQL", () => {
+  let database: TestDatabase;
+  let locker: pg.Client;
+
+  beforeAll(async () => {
+    database = await createPostgresDatabase();
+    locker = new pg.Client({ connectionString: database.url });
+    await locker.connect();
+  });
+  afterAll(async () => {
+    await locker?.end();
+    await database?.dispose();
+  });
+
+  it("refunds the other customers' holds within the lock timeout, reports the locked ones, and refunds them once the lock is gone", async () => {
+    const db = database.db;
+    const locked = await fundedSubscription(database, "lock-owner-1", { ai: 20 });
+    const free = await fundedSubscription(database, "lock-owner-2", { ai: 20 });
+    // The locked customer's holds come first, so the free one's refund is queued behind them.
+    const lockedHolds = [await hold(db, locked), await hold(db, locked)].sort();
+    const freeHold = await hold(db, free);
+
+    const lines: LogLine[] = [];
+    const failed: TransactionFailedEvent[] = [];
+    const refundFailures = createRepeatedRefundFailures();
+    const pass = () => runRecoveryPass({ db, settleTimeoutMs: SETTLE_TIMEOUT_MS, clock: later, logger: collectingLogger(lines), observer: collectingObserver(failed), refundFailures });
+
+    await locker.query("begin");
+    await locker.query("select * from credit_balances where subscription_id = $1 for update", [locked]);
+    let first: { report: RecoveryReport; elapsedMs: number };
+    try {
+      first = await passWithin(pass(), PASS_DEADLINE_MS);
+      // Still locked: the free customer's hold is refunded all the same, the locked ones wait.
+      expect(await pendingOf(db, free)).toEqual([]);
+      expect(await pendingOf(db, locked)).toEqual(lockedHolds);
+    } finally {
+      await locker.query("rollback");
+    }
+    expect(first.report).toMatchObject({ refunded: 1, failed: 2, stillFailing: 0 });
+    expect(first.elapsedMs).toBeGreaterThanOrEqual(RECOVERY_LOCK_TIMEOUT_MS * 0.9);
+
+    // Each locked hold is reported once, naming the lock so an operator looks for the transaction.
+    expect(failed.map((e) => [e.stage, e.entryId]).sort()).toEqual(lockedHolds.map((id) => ["refund", id]));
+    const refundFailed = lines.filter((l) => l.event === "recovery.refund_failed");
+    expect(refundFailed.map((l) => l.entryId).sort()).toEqual(lockedHolds);
+    for (const line of refundFailed) {
+      expect(line).toMatchObject({ level: 50, subscriptionId: locked, sqlState: "55P03", lockNotAvailable: true, lockTimeoutMs: RECOVERY_LOCK_TIMEOUT_MS });
+      expect(line.msg).toMatch(/locked by another session.*55P03 lock_not_available.*pg_stat_activity/);
+    }
+    expect(lines.find((l) => l.event === "recovery.refunded")).toMatchObject({ subscriptionId: free, entryId: freeHold });
+
+    // The lock released, the next pass refunds the locked customer's holds.
+    const second = await passWithin(pass(), PASS_DEADLINE_MS);
+    expect(second.report).toMatchObject({ refunded: 2, failed: 0, stillFailing: 0 });
+    expect(await pendingOf(db, locked)).toEqual([]);
+    expect(refundFailures.size).toBe(0);
+    expect([await balanceOf(db, locked), await balanceOf(db, free)]).toEqual([20, 20]);
+    expect(await auditLedger(db)).toMatchObject({ ok: true, mismatches: [] });
+  }, 20_000);
+});
