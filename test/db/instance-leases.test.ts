@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { observerOf } from "../helpers/charge-observers.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { awayFor } from "../helpers/unreachable-database.js";
 import { queryRows, type Database } from "../../src/db/database.js";
@@ -52,20 +53,6 @@ async function refundReasons(db: Database, subscriptionId: string): Promise<stri
   return rows.map((r) => r.reason);
 }
 
-function observerCollecting(events: RefundedEvent[]) {
-  const ignore = () => {};
-  return {
-    charged: ignore,
-    settled: ignore,
-    meterFailed: ignore,
-    refunded: (e: RefundedEvent) => void events.push(e),
-    refused: ignore,
-    estimatorFallback: ignore,
-    transactionFailed: ignore,
-    actualCostMismatch: ignore,
-    lateSettlement: ignore,
-  };
-}
 
 describe.each(BACKENDS)("instance leases on %s", (backend) => {
   let database: TestDatabase;
@@ -93,7 +80,7 @@ describe.each(BACKENDS)("instance leases on %s", (backend) => {
       // The instance dies: its lease runs out (here: made to). A hold seconds old is refunded now.
       await queryRows(db, sql`update instance_leases set expires_at = now() - interval '1 second' where id = ${leaseId}::uuid`);
       const events: RefundedEvent[] = [];
-      expect(await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer: observerCollecting(events) })).toMatchObject({
+      expect(await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer: observerOf({ refunded: (e) => void events.push(e) }) })).toMatchObject({
         refunded: 1,
         refundedCredits: 2,
       });
@@ -143,7 +130,7 @@ describe.each(BACKENDS)("instance leases on %s", (backend) => {
       expect(await stopping.release()).toBe(leaseId);
       await expect(stopping.current()).rejects.toThrow(/stopped/);
       const events: RefundedEvent[] = [];
-      await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer: observerCollecting(events), stoppingInstanceId: leaseId });
+      await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer: observerOf({ refunded: (e) => void events.push(e) }), stoppingInstanceId: leaseId });
       expect(events.filter((e) => e.subscriptionId === sub).map((e) => [e.entryId, e.reason])).toEqual([[entryId, RECOVERY_SHUTDOWN_REASON]]);
       expect(await pendingOf(db, sub)).toEqual([{ entry_id: othersEntryId, instance_id: await other.current() }]);
       expect(await refundReasons(db, sub)).toEqual([RECOVERY_SHUTDOWN_REASON]);
@@ -177,7 +164,7 @@ describe.each(BACKENDS)("instance leases on %s", (backend) => {
       await db.execute(sql`delete from instance_leases where id = ${ghostLease}::uuid`);
 
       const events: RefundedEvent[] = [];
-      const observer = observerCollecting(events);
+      const observer = observerOf({ refunded: (e) => void events.push(e) });
       await runRecoveryPass({ db, settleTimeoutMs: HOUR, logger: silent, observer });
       expect(events.filter((e) => e.subscriptionId === sub).map((e) => [e.entryId, e.reason])).toEqual([[(ghost as { entryId: string }).entryId, RECOVERY_REFUND_REASON]]);
 

@@ -7,16 +7,17 @@
  * refunded, and once the lock is released the next pass refunds the rest. PostgreSQL only: PGlite
  * has one connection, so no other session can hold a lock.
  */
-import { Writable } from "node:stream";
 import pg from "pg";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresDatabase, type TestDatabase } from "../helpers/databases.js";
+import { observerOf } from "../helpers/charge-observers.js";
 import { holdOne } from "../helpers/ledger-commands.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 import { postgresAvailable } from "../helpers/services.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { queryRows, type Database } from "../../src/db/database.js";
-import type { ChargeObserver, TransactionFailedEvent } from "../../src/credits/charge-observer.js";
+import type { TransactionFailedEvent } from "../../src/credits/charge-observer.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { RECOVERY_LOCK_TIMEOUT_MS, runRecoveryPass, type RecoveryReport } from "../../src/recovery/recovery-pass.js";
@@ -28,32 +29,7 @@ const later = () => new Date(Date.now() + SETTLE_TIMEOUT_MS + 60_000);
 /** Longer than one lock timeout, shorter than two: the locked balance's second hold must not wait again. */
 const PASS_DEADLINE_MS = RECOVERY_LOCK_TIMEOUT_MS * 1.8;
 
-type LogLine = Record<string, unknown> & { level: number; event?: string; msg?: string };
 
-function collectingLogger(lines: LogLine[]) {
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return createLogger("info", sink);
-}
-
-function collectingObserver(failed: TransactionFailedEvent[]): ChargeObserver {
-  const ignore = () => {};
-  return {
-    charged: ignore,
-    settled: ignore,
-    meterFailed: ignore,
-    refunded: ignore,
-    refused: ignore,
-    estimatorFallback: ignore,
-    transactionFailed: (e) => void failed.push(e),
-    actualCostMismatch: ignore,
-    lateSettlement: ignore,
-  };
-}
 
 async function hold(db: Database, subscriptionId: string): Promise<string> {
   const outcome = await holdOne(db, {
@@ -115,10 +91,13 @@ describe.skipIf(!postgresAvailable)("a recovery pass facing a balance row locked
     const lockedHolds = [await hold(db, locked), await hold(db, locked)].sort();
     const freeHold = await hold(db, free);
 
-    const lines: LogLine[] = [];
+    const captured = captureLogLines();
+    const lines = captured.lines;
     const failed: TransactionFailedEvent[] = [];
     const refundFailures = createRepeatedRefundFailures();
-    const pass = () => runRecoveryPass({ db, settleTimeoutMs: SETTLE_TIMEOUT_MS, clock: later, logger: collectingLogger(lines), observer: collectingObserver(failed), refundFailures });
+    const logger = createLogger("info", captured.destination);
+    const observer = observerOf({ transactionFailed: (e) => void failed.push(e) });
+    const pass = () => runRecoveryPass({ db, settleTimeoutMs: SETTLE_TIMEOUT_MS, clock: later, logger, observer, refundFailures });
 
     await locker.query("begin");
     await locker.query("select * from credit_balances where subscription_id = $1 for update", [locked]);

@@ -9,10 +9,11 @@ import { Writable } from "node:stream";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
+import { observerOf } from "../helpers/charge-observers.js";
 import { holdOne } from "../helpers/ledger-commands.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { queryRows, type Database } from "../../src/db/database.js";
-import type { ChargeObserver, TransactionFailedEvent } from "../../src/credits/charge-observer.js";
+import type { TransactionFailedEvent } from "../../src/credits/charge-observer.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { runRecoveryPass } from "../../src/recovery/recovery-pass.js";
@@ -26,20 +27,6 @@ const PINO_ERROR = 50;
 
 type LogLine = Record<string, unknown> & { level: number; event?: string };
 
-function collectingObserver(failed: TransactionFailedEvent[]): ChargeObserver {
-  const ignore = () => {};
-  return {
-    charged: ignore,
-    settled: ignore,
-    meterFailed: ignore,
-    refunded: ignore,
-    refused: ignore,
-    estimatorFallback: ignore,
-    transactionFailed: (e) => void failed.push(e),
-    actualCostMismatch: ignore,
-    lateSettlement: ignore,
-  };
-}
 
 function collectingLogger(lines: LogLine[]) {
   const sink = new Writable({
@@ -100,7 +87,7 @@ describe.each(BACKENDS)("a recovery refund that keeps failing, on %s", (backend)
         settleTimeoutMs: SETTLE_TIMEOUT_MS,
         clock: later,
         logger: collectingLogger(lines),
-        observer: collectingObserver(failed),
+        observer: observerOf({ transactionFailed: (e) => void failed.push(e) }),
         refundFailures,
       });
     const refundLines = (entryId: string) => lines.filter((l) => l.entryId === entryId && String(l.event).startsWith("recovery.refund"));
