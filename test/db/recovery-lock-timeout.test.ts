@@ -4,9 +4,11 @@
  * refunds (and the grant expiry and plan renewals after the pass) waiting behind it. Each refund now
  * waits at most RECOVERY_LOCK_TIMEOUT_MS: the locked customer's holds are reported as failed (naming
  * the lock: SQLSTATE 55P03, lock_not_available) and stay pending, the other customer's hold is
- * refunded, and once the lock is released the next pass refunds the rest. PostgreSQL only: PGlite
+ * refunded, and once the lock is released the next pass refunds the rest. Grant expiry, which runs
+ * after the pass, is bounded the same way. PostgreSQL only: PGlite
  * has one connection, so no other session can hold a lock.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +20,9 @@ import { postgresAvailable } from "../helpers/services.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 import { queryRows, type Database } from "../../src/db/database.js";
 import type { TransactionFailedEvent } from "../../src/credits/charge-observer.js";
+import { lockTimedOut } from "../../src/db/lock-timeout.js";
+import { expireDueGrants } from "../../src/grants/expiry.js";
+import { grantWithTerms } from "../../src/grants/grant-credits.js";
 import { auditLedger } from "../../src/ledger/audit.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { RECOVERY_LOCK_TIMEOUT_MS, runRecoveryPass, type RecoveryReport } from "../../src/recovery/recovery-pass.js";
@@ -128,6 +133,38 @@ describe.skipIf(!postgresAvailable)("a recovery pass facing a balance row locked
     expect(second.report).toMatchObject({ refunded: 2, failed: 0, stillFailing: 0 });
     expect(await pendingOf(db, locked)).toEqual([]);
     expect(refundFailures.size).toBe(0);
+    expect([await balanceOf(db, locked), await balanceOf(db, free)]).toEqual([20, 20]);
+    expect(await auditLedger(db)).toMatchObject({ ok: true, mismatches: [] });
+  }, 20_000);
+
+  it("expires the other customers' grants within the lock timeout, and the locked one's once the lock is gone", async () => {
+    const db = database.db;
+    const grantExpiring = (subscriptionId: string) =>
+      grantWithTerms(
+        db,
+        { subscriptionId, creditType: "ai", kind: "GRANT", delta: 4, actorId: "test", reason: "promo", requestId: null },
+        { category: "PROMOTIONAL", priority: 10, expiresAt: new Date(Date.now() + 500) },
+      );
+    const locked = await fundedSubscription(database, "expiry-lock-owner-1", { ai: 20 });
+    const free = await fundedSubscription(database, "expiry-lock-owner-2", { ai: 20 });
+    await grantExpiring(locked);
+    await grantExpiring(free);
+    await sleep(600);
+
+    const failures: unknown[] = [];
+    await locker.query("begin");
+    await locker.query("select * from credit_balances where subscription_id = $1 for update", [locked]);
+    try {
+      const started = performance.now();
+      const report = await expireDueGrants(db, undefined, (_balance, err) => void failures.push(err));
+      expect(performance.now() - started).toBeLessThan(PASS_DEADLINE_MS);
+      expect(report).toEqual({ balances: 1, expired: 1, failed: 1 });
+      expect(await balanceOf(db, free)).toBe(20);
+      expect(failures.map(lockTimedOut)).toEqual([true]);
+    } finally {
+      await locker.query("rollback");
+    }
+    expect(await expireDueGrants(db)).toEqual({ balances: 1, expired: 1, failed: 0 });
     expect([await balanceOf(db, locked), await balanceOf(db, free)]).toEqual([20, 20]);
     expect(await auditLedger(db)).toMatchObject({ ok: true, mismatches: [] });
   }, 20_000);
