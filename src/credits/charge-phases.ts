@@ -727,11 +727,15 @@ function settlementOf(ctx: RequestContext, held: HeldCall, verdict: Verdict): Se
   return release > 0 ? { ...base, kind: "release", amount: release } : { ...base, kind: "post" };
 }
 
+const MARK_MISSING =
+  "its pending mark was deleted outside the server and no REFUND of it exists: the hold stands as its cost, and no RELEASE was written";
+
 /** A settlement written in time: its charge record and the request's balances updated, and reported. */
 function recordSettlement(deps: ChargeDeps, ctx: RequestContext, held: HeldCall, verdict: Verdict, outcome: SettlementOutcome): void {
   const charge = held.charge;
   const returned = reportSettlement(deps.observer, chargeFacts(ctx, charge), charge, verdict, outcome);
-  if (!outcome.settled) return;
+  // A hold whose mark was removed by hand stands charged: like a settled one, it is paid for delivery.
+  if (!outcome.settled && !outcome.markMissing) return;
   // A settlement that returned nothing changed no balance: what it knows is its own hold's figure,
   // older than another field's release in the same statement, so it is not the request's latest.
   if (returned > 0) {
@@ -768,6 +772,13 @@ function reportSettledLate(observer: ChargeObserver, ctx: RequestContext, calls:
  * first). Returns the credits the settlement gave back.
  */
 function reportSettlement(observer: ChargeObserver, facts: ChargeFacts, charge: ChargeRecord, verdict: Verdict, outcome: SettlementOutcome): number {
+  if (!outcome.settled && outcome.markMissing) {
+    // Its pending mark was removed outside the server and nothing refunded it: nothing was written,
+    // so the hold stands as the cost (refundCharge can give it back). Told as a failed settlement.
+    if (verdict.stands) charge.actual = verdict.actual;
+    observer.transactionFailed({ ...facts, stage: "settle", entryId: charge.entryId, amount: charge.charged, error: new Error(MARK_MISSING) });
+    return 0;
+  }
   if (!outcome.settled) {
     // The recovery pass refunded the hold first. For a call whose cost stood, it ran for free.
     charge.refunded = charge.charged;

@@ -37,8 +37,13 @@ export type SettlementOutcome =
    * attempt committed unseen.
    */
   | { settled: true; returned?: number; balanceAfter?: number }
-  /** The hold was no longer pending: something else (the recovery pass) settled it first. */
-  | { settled: false };
+  /**
+   * The hold was no longer pending: something else (the recovery pass) settled it first; or, with
+   * `markMissing`, its pending mark was gone while no REFUND nor RELEASE of it exists (removed by
+   * hand, outside the server, or posted whole before): nothing was written, and the hold stands as
+   * the call's cost.
+   */
+  | { settled: false; markMissing?: true };
 
 interface SettlementRecord {
   ord: number;
@@ -94,8 +99,16 @@ export async function settleHolds(db: DbOrTx, settlements: readonly Settlement[]
   });
 }
 
-/** Which of these holds have a REFUND entry (tells "settled by us" from "refunded by recovery" after a retry). */
-export async function refundedEntries(db: DbOrTx, holds: readonly { subscriptionId: string; entryId: string }[]): Promise<Set<string>> {
+/**
+ * Which of these holds have a REFUND entry (tells "settled by us" from "refunded by recovery" after a
+ * retry); with `kinds` ["REFUND", "RELEASE"], which have either (a hold with neither and no pending
+ * mark was posted whole, or its mark was deleted by hand).
+ */
+export async function refundedEntries(
+  db: DbOrTx,
+  holds: readonly { subscriptionId: string; entryId: string }[],
+  kinds: readonly ("REFUND" | "RELEASE")[] = ["REFUND"],
+): Promise<Set<string>> {
   if (holds.length === 0) return new Set();
   const rows = await queryRows<{ refund_of: string }>(
     db,
@@ -103,7 +116,7 @@ export async function refundedEntries(db: DbOrTx, holds: readonly { subscription
           join unnest(${sql.param(holds.map((c) => c.subscriptionId))}::uuid[], ${sql.param(holds.map((c) => c.entryId))}::uuid[])
                as s(subscription_id, entry_id)
             on l.subscription_id = s.subscription_id and l.refund_of = s.entry_id
-         where l.kind = 'REFUND'`,
+         where l.kind = any(${sql.param([...kinds])}::text[])`,
   );
   return new Set(rows.map((r) => r.refund_of));
 }

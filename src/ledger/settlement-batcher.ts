@@ -232,20 +232,34 @@ class LateSettlements {
  * is settled only while its pending mark exists, and the mark goes in the same statement. But a
  * failed attempt may have committed before its answer was lost; a hold the retry then finds settled
  * is ours, unless the recovery pass refunded it in between (a REFUND entry for a hold we posted).
+ *
+ * On a first attempt, a post or release whose mark is gone with neither a REFUND nor a RELEASE of
+ * it was not settled by anyone but a post: its mark was deleted by hand (an outside audit: the call
+ * then reported a refund that was never written, cost 0, while the whole hold stayed charged). It is
+ * told apart (`markMissing`): the hold stands as the cost.
  */
 async function settleWithRetries(db: DbOrTx, batch: Settlement[], retryDelaysMs: readonly number[]): Promise<SettlementOutcome[]> {
   let failures = 0;
   for (;;) {
     try {
       const outcomes = await settleHolds(db, batch);
-      if (failures === 0) return outcomes;
+      // The usual case asks nothing more of the database.
+      if (outcomes.every((outcome) => outcome.settled)) return outcomes;
       const missing = batch.filter((_, i) => !outcomes[i].settled);
-      const refunded = await refundedEntries(db, missing);
-      return outcomes.map((outcome, i) => {
-        if (outcome.settled) return outcome;
+      if (failures > 0) {
+        const refunded = await refundedEntries(db, missing);
+        return outcomes.map((outcome, i) => {
+          if (outcome.settled) return outcome;
+          const settlement = batch[i];
+          const ours = settlement.kind === "void" || !refunded.has(settlement.entryId);
+          return ours ? { settled: true } : outcome;
+        });
+      }
+      const returned = await refundedEntries(db, missing, ["REFUND", "RELEASE"]);
+      return outcomes.map((outcome, i): SettlementOutcome => {
         const settlement = batch[i];
-        const ours = settlement.kind === "void" || !refunded.has(settlement.entryId);
-        return ours ? { settled: true } : outcome;
+        const markMissing = !outcome.settled && settlement.kind !== "void" && !returned.has(settlement.entryId);
+        return markMissing ? { settled: false, markMissing: true } : outcome;
       });
     } catch (err) {
       // Still failing after every pause: the holds stay pending and the caller reports it.
