@@ -130,7 +130,7 @@ async function runClaimed<T>(
       const written = await write(tx);
       // The answer the first call gives is the one every replay gives: read in this transaction, stored with the key.
       const value = freeze ? await freeze(tx, written) : written;
-      const stored = await completeKey(tx, scope, claim, { result: { kind: "result", value: encodeValue(value) }, charge: null });
+      const stored = await completeKey(tx, scope, claim, { result: { kind: "result", value: encodeValue(value) }, charge: null }, { ttlMs: ctx.services.config.IDEMPOTENCY_TTL });
       // A retry took the claim over (this call outlived CHARGE_SETTLE_TIMEOUT): its run stands, this one rolls back.
       if (!stored) throw stillRunningConflict(STILL_RUNNING);
       return value;

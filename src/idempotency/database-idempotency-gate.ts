@@ -27,6 +27,7 @@ import {
   readKey,
   releaseKey,
   type ClaimTiming,
+  type KeyRetention,
   type ClaimToken,
   type KeyScope,
 } from "./idempotency-store.js";
@@ -91,7 +92,13 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
   function claimTiming(): ClaimTiming {
     if (!options.clock) return { ttlMs, staleAfterMs };
     const now = options.clock();
-    return { now, expiresAt: new Date(now.getTime() + ttlMs), staleBefore: new Date(now.getTime() - staleAfterMs) };
+    // A PENDING claim outlives its call (idempotency-store.ts): the TTL starts when the outcome is stored.
+    return { now, expiresAt: new Date(now.getTime() + Math.max(ttlMs, staleAfterMs)), staleBefore: new Date(now.getTime() - staleAfterMs) };
+  }
+
+  /** How long a stored outcome is kept: the TTL from now, by the database's clock or the injected one. */
+  function retention(): KeyRetention {
+    return options.clock ? { expiresAt: new Date(options.clock().getTime() + ttlMs) } : { ttlMs };
   }
 
   function firstClaim(scope: KeyScope, claim: ClaimToken, requiredLease: string | undefined): FirstClaim {
@@ -129,12 +136,12 @@ export function createDatabaseIdempotencyGate(options: DatabaseIdempotencyGateOp
   async function storeOutcome(scope: KeyScope, claim: ClaimToken, outcome: StoredOutcome, charge: ChargeRecord): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await completeKey(db, scope, claim, { result: outcome, charge });
+        return await completeKey(db, scope, claim, { result: outcome, charge }, retention());
       } catch (err) {
         const refusedData = sqlState(err)?.startsWith("22") ?? false;
         if (refusedData || attempt >= STORE_RETRY_DELAYS_MS.length) {
           log?.error({ event: "idempotency.store_failed", err, actorId: scope.actorId, fieldPath: scope.fieldPath }, "could not store an idempotent outcome; the key records that it was not kept");
-          return completeKey(db, scope, claim, { result: { kind: "not-kept" }, charge });
+          return completeKey(db, scope, claim, { result: { kind: "not-kept" }, charge }, retention());
         }
         await sleep(STORE_RETRY_DELAYS_MS[attempt]);
       }

@@ -15,7 +15,13 @@
  * `created_at` is the claim's token: complete and abandon touch the row only while it still holds
  * the claim they made, so a call that outlived its claim cannot overwrite its successor's.
  *
- * Time is the database's: a claim is stamped now(), expires now() + ttl and finds a claim stale by
+ * A key is kept IDEMPOTENCY_TTL from when its outcome is stored (completeKey). While PENDING, its call
+ * may still run, for up to the settle timeout: a claim expires no sooner than that (claimInstants).
+ * An outside audit: with an IDEMPOTENCY_TTL shorter than a call, the claim expired mid-call, a retry
+ * took the key over and ran the call again, charged twice; and a stored outcome lived the TTL less
+ * the call's own duration.
+ *
+ * Time is the database's: a claim is stamped now(), expires by now() and finds a claim stale by
  * now(), and the recovery pass purges keys expired by now(), so instances whose clocks disagree (one
  * ahead, one behind, an NTP step) judge every key alike. Only a test that injects a clock gives the
  * instants itself (ClaimTiming), to skip time.
@@ -48,6 +54,9 @@ export interface StoredKey {
 export type ClaimTiming =
   | { ttlMs: number; staleAfterMs: number }
   | { now: Date; expiresAt: Date; staleBefore: Date };
+
+/** How long a completed key is kept (IDEMPOTENCY_TTL from now()), or, with an injected clock, until when. */
+export type KeyRetention = { ttlMs: number } | { expiresAt: Date };
 
 /**
  * The claim a call holds: its row's created_at as PostgreSQL wrote it (text keeps the microseconds
@@ -82,7 +91,8 @@ function claimInstants(timing: ClaimTiming): { now: SQL; expiresAt: SQL; staleBe
   }
   return {
     now: sql`now()`,
-    expiresAt: sql`now() + ${timing.ttlMs}::double precision * interval '1 millisecond'`,
+    // Not before the call may have ended (the settle timeout); completeKey then keeps it the TTL.
+    expiresAt: sql`now() + ${Math.max(timing.ttlMs, timing.staleAfterMs)}::double precision * interval '1 millisecond'`,
     staleBefore: sql`now() - ${timing.staleAfterMs}::double precision * interval '1 millisecond'`,
   };
 }
@@ -170,17 +180,26 @@ export async function claimFinishedUnrecorded(db: DbOrTx, scope: KeyScope): Prom
   return rows[0]?.pending === false && rows[0]?.standing === true;
 }
 
-/** Stores the outcome of the claim `claim`; false when that claim was lost (taken over after a stall). */
+/**
+ * Stores the outcome of the claim `claim`, kept `retention` from now; false when that claim was lost
+ * (taken over after a stall).
+ */
 export async function completeKey(
   db: DbOrTx,
   scope: KeyScope,
   claim: ClaimToken,
   outcome: { result: unknown; charge: unknown },
+  retention: KeyRetention,
 ): Promise<boolean> {
+  const expiresAt =
+    "ttlMs" in retention
+      ? sql`now() + ${retention.ttlMs}::double precision * interval '1 millisecond'`
+      : sql`${retention.expiresAt.toISOString()}::timestamptz`;
   const rows = await queryRows<{ done: number }>(
     db,
     sql`update idempotency_keys
-           set state = 'DONE', result = ${JSON.stringify(outcome.result)}::jsonb, charge = ${JSON.stringify(outcome.charge)}::jsonb
+           set state = 'DONE', result = ${JSON.stringify(outcome.result)}::jsonb, charge = ${JSON.stringify(outcome.charge)}::jsonb,
+               expires_at = ${expiresAt}
          where actor_id = ${scope.actorId} and key = ${scope.key} and field_path = ${scope.fieldPath}
            and state = 'PENDING' and created_at = ${claim}::timestamptz
         returning 1 as done`,
