@@ -11,7 +11,7 @@ import { browserTimeZone, daysAgo, fmtInt, shortId } from "../components/format"
 import { PageHeading } from "../components/PageHeading";
 import { CreditsPerDayChart, OperationCostChart, TopChart } from "../charts/LazyCharts";
 
-const FROM = daysAgo(29);
+const FROM = daysAgo(29, browserTimeZone());
 
 export function AdminStats({ types }: { types: readonly string[] }) {
   const timeZone = browserTimeZone();

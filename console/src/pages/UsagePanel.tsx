@@ -10,7 +10,7 @@ import { ErrorBanner } from "../components/ErrorBanner";
 import { browserTimeZone, daysAgo, fmtDecimal, fmtInt } from "../components/format";
 import { CreditsPerDayChart, OperationCostChart } from "../charts/LazyCharts";
 
-const FROM = daysAgo(29);
+const FROM = daysAgo(29, browserTimeZone());
 /** At most one read of the usage this often, however many events arrive. */
 export const USAGE_REFRESH_MS = 2_000;
 
