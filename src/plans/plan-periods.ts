@@ -21,7 +21,7 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type Database, type DbOrTx } from "../db/database.js";
 import { findPlan, grantsSomething, type PlanDefinition } from "./plan-config.js";
-import { periodEnd } from "./period.js";
+import { periodEnd, type PlanPeriod } from "./period.js";
 import { MAINTENANCE_LOCK_TIMEOUT_MS, writeWithLockTimeout } from "../db/lock-timeout.js";
 
 const MAX_PERIODS_PER_TRANSACTION = 100;
@@ -269,10 +269,18 @@ async function renewSubscription(
       await tx.execute(sql`delete from plan_periods where subscription_id = ${subscriptionId}::uuid`);
       return { renewed: 0, closed: 1 };
     }
-    const anchor = new Date(row.anchor_at);
+    let anchor = new Date(row.anchor_at);
     const now = new Date(row.now).getTime();
     let n = Number(row.period_number);
     let end = new Date(row.period_end);
+    if (periodChanged(anchor, n, end, plan.period)) {
+      // The plan's period changed since this period was set: the next periods follow the new one from
+      // where this one ended, instead of counting every period already lived through again at the new
+      // length (an outside audit: 10s → 20s after 6 periods made one of 50 s; 20s → 10s wrote 9
+      // renewals at once, 8 of them expired on arrival; 10s → 1mo after 4 made one of five months).
+      anchor = end;
+      n = 0;
+    }
     let renewed = 0;
     // The row was read because its period has ended: the first period is always due.
     do {
@@ -289,8 +297,18 @@ async function renewSubscription(
     await tx.execute(sql`
       update plan_periods
          set period_number = ${n}::int, period_start = ${periodEnd(anchor, plan.period, n - 1).toISOString()}::timestamptz,
-             period_end = ${end.toISOString()}::timestamptz
+             period_end = ${end.toISOString()}::timestamptz, anchor_at = ${anchor.toISOString()}::timestamptz
        where subscription_id = ${subscriptionId}::uuid`);
     return { renewed, closed: 0 };
   });
+}
+
+/**
+ * Whether the period that just ended was set under another period than the plan's now: its end is
+ * not the n-th boundary from the anchor under the plan's current period (each boundary is computed
+ * from the anchor, so under an unchanged period it is exactly that). Compared to the second: a
+ * timestamp read back may have lost its microseconds, and two periods differ by a second at least.
+ */
+function periodChanged(anchor: Date, n: number, end: Date, period: PlanPeriod): boolean {
+  return Math.abs(periodEnd(anchor, period, n).getTime() - end.getTime()) >= 1_000;
 }

@@ -235,4 +235,55 @@ describe.each(BACKENDS)("plan renewals on %s", (backend) => {
       expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
     });
   });
+
+  // An outside audit changed a plan's period under subscriptions mid-way: the next end was counted
+  // from the first period's start with the new period, re-counting every period lived through (10s →
+  // 20s after 6 periods: one of 50 s; 20s → 10s: 9 renewals at once, 8 expired on arrival).
+  describe("a plan whose period changed since the period that just ended", () => {
+    const planOf = (period: string) =>
+      loadPlans(JSON.stringify([{ name: "changing", period, allowances: { ai: { allowance: 10 } } }]), undefined)[0];
+
+    /** Opens a subscription on the 1h plan, then puts it after its second period, `endedAgo` ago. */
+    async function afterTwoHourlyPeriods(owner: string, endedAgo: string): Promise<{ id: string; end: Date }> {
+      const { id } = await openSubscription(database.db, { ownerId: owner, plan: "changing", actorId: "t", requestId: null, planDefinition: planOf("1h") });
+      const [row] = await queryRows<{ end: Date | string }>(
+        database.db,
+        sql`update plan_periods
+               set anchor_at = date_trunc('milliseconds', now()) - interval '2 hours' - ${endedAgo}::interval, period_number = 2,
+                   period_start = date_trunc('milliseconds', now()) - interval '1 hour' - ${endedAgo}::interval,
+                   period_end = date_trunc('milliseconds', now()) - ${endedAgo}::interval
+             where subscription_id = ${id}::uuid
+         returning period_end as end`,
+      );
+      return { id, end: new Date(row.end) };
+    }
+
+    async function periodOf(id: string): Promise<{ anchor: number; n: number; end: number }> {
+      const [row] = await queryRows<{ anchor_at: Date | string; period_number: number; period_end: Date | string }>(
+        database.db,
+        sql`select anchor_at, period_number, period_end from plan_periods where subscription_id = ${id}::uuid`,
+      );
+      return { anchor: new Date(row.anchor_at).getTime(), n: Number(row.period_number), end: new Date(row.period_end).getTime() };
+    }
+
+    it("lengthened (1h → 2h): the next period runs 2h from where the last one ended", async () => {
+      const { id, end } = await afterTwoHourlyPeriods("period-longer", "1 minute");
+      expect(await renewDuePeriods(database.db, [planOf("2h")])).toMatchObject({ renewed: 1, closed: 0, failed: 0 });
+      expect(await periodOf(id)).toEqual({ anchor: end.getTime(), n: 1, end: end.getTime() + 2 * 3_600_000 });
+      expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+    });
+
+    it("shortened (1h → 600s): only the periods missed since the last end are renewed, and the next continues from them", async () => {
+      const { id, end } = await afterTwoHourlyPeriods("period-shorter", "25 minutes");
+      // From the end 25 minutes ago: periods ending 15 and 5 minutes ago, and the one running now.
+      expect(await renewDuePeriods(database.db, [planOf("600s")])).toMatchObject({ renewed: 3, closed: 0, failed: 0 });
+      expect(await periodOf(id)).toEqual({ anchor: end.getTime(), n: 3, end: end.getTime() + 30 * 60_000 });
+      // Under the same period from then on, the anchor stays: the next renewal counts from it.
+      await database.db.execute(sql`update plan_periods set period_end = now() - interval '1 second', anchor_at = now() - interval '1 second' - interval '1800 seconds' where subscription_id = ${id}::uuid`);
+      const before = await periodOf(id);
+      expect(await renewDuePeriods(database.db, [planOf("600s")])).toMatchObject({ renewed: 1 });
+      expect(await periodOf(id)).toEqual({ anchor: before.anchor, n: 4, end: before.anchor + 40 * 60_000 });
+      expect(await auditLedgerAndGrants(database.db)).toMatchObject({ ok: true, mismatches: [] });
+    });
+  });
 });
