@@ -58,6 +58,25 @@ const optionalText = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
+/**
+ * A setting that is unset or has a value, never empty: an empty PLANS or PLANS_FILE (`PLANS=` in a
+ * deployment file) was taken for "no plans", and every subscription on a plan lost its periods and
+ * its plan credits at their end, with one info line (an outside audit), while `[]` or a file holding
+ * nothing were refused.
+ */
+const setOrUnset = (name: string, what: string) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      if (value.trim() === "") {
+        ctx.addIssue({ code: "custom", message: `${name} is set but empty: ${what}, or unset ${name}` });
+        return z.NEVER;
+      }
+      return value.trim();
+    });
+
 /** "60/1m" → { max: 60, windowMs: 60000, window: "1m" } */
 const rateLimitSpec = (name = "RATE_LIMIT_DEFAULT", fallback = "60/1m") => z
   .string()
@@ -283,8 +302,8 @@ export const configSchema = z.object({
   /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: optionalText,
   /** Plans as JSON, or PLANS_FILE naming a JSON file (src/plans/plan-config.ts); parsed into `plans`. */
-  PLANS: optionalText,
-  PLANS_FILE: optionalText,
+  PLANS: setOrUnset("PLANS", 'give the plans as JSON ("[]" for none)'),
+  PLANS_FILE: setOrUnset("PLANS_FILE", "give the path of a JSON file of plans"),
   /** `auto`: `npm start` builds the console (console/dist) when it is missing or stale; `off`: serve what is there. */
   CONSOLE_BUILD: z.enum(["auto", "off"]).default("auto"),
 });

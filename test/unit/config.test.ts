@@ -76,6 +76,21 @@ describe("configuration", () => {
     expect(problems[0].startsWith(`${name}:`)).toBe(true);
   });
 
+  // An outside audit: PLANS= (set, empty) was taken for "no plans", and every plan subscription's
+  // periods closed at their end, its plan credits expiring, with one info line.
+  it.each([
+    ["PLANS", "", 'PLANS: PLANS is set but empty: give the plans as JSON ("[]" for none), or unset PLANS'],
+    ["PLANS", "  ", 'PLANS: PLANS is set but empty: give the plans as JSON ("[]" for none), or unset PLANS'],
+    ["PLANS_FILE", "", "PLANS_FILE: PLANS_FILE is set but empty: give the path of a JSON file of plans, or unset PLANS_FILE"],
+  ])("refuses %s set to %o", (name, value, problem) => {
+    expect(configProblems({ [name]: value })).toEqual([problem]);
+  });
+
+  it("takes PLANS of [] as no plans, and no PLANS as none either", () => {
+    expect(loadConfig({ PLANS: "[]" }).plans).toEqual([]);
+    expect(loadConfig({}).plans).toEqual([]);
+  });
+
   // An outside audit: a window of 10^20 days was taken, and its 429s said Retry-After "8.64e+24".
   it.each([
     ["RATE_LIMIT_DEFAULT", "1/99999999999999999999d"],

@@ -71,11 +71,19 @@ describe("a plan without a period on a running server", () => {
   it("is listed with period \"\" and a subscription on it gets no period and no credits", async () => {
     const { adminToken, startTestServer } = await import("../helpers/test-app.js");
     const server = await startTestServer({
-      env: { PLANS: JSON.stringify([{ name: "free", allowances: {} }, { name: "pro", period: "1mo", allowances: { ai: { allowance: 10 } } }]), RECOVERY_INTERVAL: "300ms" },
+      env: {
+        PLANS: JSON.stringify([
+          { name: "free", allowances: {} },
+          // A period given to a plan that grants nothing is still no period (an outside audit: listed as "10s").
+          { name: "idle", period: "10s", allowances: { ai: { allowance: 0 } } },
+          { name: "pro", period: "1mo", allowances: { ai: { allowance: 10 } } },
+        ]),
+        RECOVERY_INTERVAL: "300ms",
+      },
     });
     try {
       const listed = await server.gql<{ plans: unknown[] }>("{ plans { name period } }");
-      expect(listed.body.data?.plans).toEqual([{ name: "free", period: "" }, { name: "pro", period: "1mo" }]);
+      expect(listed.body.data?.plans).toEqual([{ name: "free", period: "" }, { name: "idle", period: "" }, { name: "pro", period: "1mo" }]);
       const created = await server.gql<{ createSubscription: { currentPeriodEnd: string | null; balances: { type: string; balance: number }[] } }>(
         'mutation { createSubscription(input: { ownerId: "free-owner", plan: "free" }) { currentPeriodEnd balances { type balance } } }',
         undefined,

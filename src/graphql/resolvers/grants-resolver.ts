@@ -8,7 +8,7 @@ import { Arg, Ctx, FieldResolver, Info, Query, Resolver, Root } from "type-graph
 import { requireCreditType } from "../../admin/admin-input.js";
 import type { GrantRecord } from "../../grants/grant-store.js";
 import { refuseFailedCredentials } from "../../credits/credits-request.js";
-import type { PlanDefinition } from "../../plans/plan-config.js";
+import { grantsSomething, type PlanDefinition } from "../../plans/plan-config.js";
 import type { RequestContext } from "../context.js";
 import { GrantCategory } from "../types/enums.js";
 import { CreditGrant, GrantDraw, Plan } from "../types/grants.js";
@@ -34,7 +34,8 @@ export function toCreditGrant(record: GrantRecord): CreditGrant {
 export function toPlan(plan: PlanDefinition): Plan {
   return {
     name: plan.name,
-    period: plan.period.text,
+    // A plan that grants nothing has no periods, whatever `period` its configuration gives it.
+    period: grantsSomething(plan) ? plan.period.text : "",
     allowances: plan.allowances.map((a) => ({ type: a.type, amount: a.allowance, rolloverMax: a.rolloverMax })),
   };
 }
