@@ -74,6 +74,10 @@ export async function runGrantMaintenance(options: {
       signal,
       // Once per batch of subscriptions, and only for a catch-up of more than one batch.
       onProgress: (progress) => log.info({ event: "plans.renewal_progress", ...progress }, "plan renewal catching up"),
+      // One line per subscription, at warn: its plan credits expire now, and a plan renamed or
+      // dropped from PLANS by mistake is otherwise seen only in a count (an outside audit).
+      onClosed: (closure) =>
+        log.warn({ event: "plans.period_closed", ...closure }, `plan periods closed (${closure.why}): the plan grants this subscription nothing more`),
     },
   );
   // A closed period's last grants are left to expiry, like any other grant: expired in this pass,

@@ -154,6 +154,15 @@ export interface RenewalLimits {
   /** Aborted when the server stops: the call returns after the transaction it is in. */
   signal?: AbortSignal;
   onProgress?: (progress: RenewalProgress) => void;
+  /** A subscription's periods ended for good at this renewal (PeriodClosure says why). */
+  onClosed?: (closure: PeriodClosure) => void;
+}
+
+/** Why a subscription's plan periods were closed: its plan left the configuration, grants nothing now, or it was cancelled. */
+export interface PeriodClosure {
+  subscriptionId: string;
+  plan: string;
+  why: "plan not configured" | "plan grants nothing" | "subscription cancelled";
 }
 
 type Interruption = RenewalReport["interrupted"];
@@ -225,6 +234,7 @@ export async function renewDuePeriods(
         const outcome = await renewSubscription(db, subscription_id, plans, interruption);
         report.renewed += outcome.renewed;
         report.closed += outcome.closed;
+        if (outcome.closure) limits.onClosed?.(outcome.closure);
         progressed ||= outcome.renewed + outcome.closed > 0;
       } catch (err) {
         failed.push(subscription_id);
@@ -250,7 +260,7 @@ async function renewSubscription(
   subscriptionId: string,
   plans: readonly PlanDefinition[],
   interruption: () => Interruption,
-): Promise<Omit<RenewalReport, "failed">> {
+): Promise<Omit<RenewalReport, "failed"> & { closure?: PeriodClosure }> {
   // Bounded wait for the balance rows' locks, as in startPeriodIfMissing.
   return writeWithLockTimeout(db, MAINTENANCE_LOCK_TIMEOUT_MS, async (tx) => {
     const [row] = await queryRows<PeriodRow>(
@@ -267,7 +277,8 @@ async function renewSubscription(
       // The plan left the configuration (or now grants nothing), or the subscription was cancelled:
       // no more periods; the last period's grants expire like any other grant.
       await tx.execute(sql`delete from plan_periods where subscription_id = ${subscriptionId}::uuid`);
-      return { renewed: 0, closed: 1 };
+      const why = row.status === "CANCELLED" ? "subscription cancelled" : !plan ? "plan not configured" : "plan grants nothing";
+      return { renewed: 0, closed: 1, closure: { subscriptionId, plan: row.plan, why } };
     }
     let anchor = new Date(row.anchor_at);
     const now = new Date(row.now).getTime();

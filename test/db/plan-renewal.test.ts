@@ -12,14 +12,17 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows, type Database } from "../../src/db/database.js";
 import { expireDueGrants } from "../../src/grants/expiry.js";
+import { runGrantMaintenance } from "../../src/grants/maintenance.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { auditLedgerAndGrants } from "../../src/grants/grant-audit.js";
 import { grantWithTerms } from "../../src/grants/grant-credits.js";
 import { changeBalance } from "../../src/ledger/change-balance.js";
 import { loadPlans } from "../../src/plans/plan-config.js";
-import { renewDuePeriods, startMissingPeriods } from "../../src/plans/plan-periods.js";
+import { renewDuePeriods, startMissingPeriods, type PeriodClosure } from "../../src/plans/plan-periods.js";
 import { openSubscription } from "../../src/subscriptions/subscription-store.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { holdOne } from "../helpers/ledger-commands.js";
+import { captureLogLines } from "../helpers/log-lines.js";
 import { fundedSubscription } from "../helpers/test-app.js";
 
 const MAX = 2_147_483_647;
@@ -90,9 +93,27 @@ describe.each(BACKENDS)("plan renewals on %s", (backend) => {
       expect(await balanceOf(database.db, id)).toBe(5);
       // The period has ended (moved into the past rather than waited for).
       await database.db.execute(sql`update plan_periods set period_end = now() - interval '1 second' where subscription_id = ${id}::uuid`);
-      expect(await renewDuePeriods(database.db, [free, zero])).toEqual({ renewed: 0, closed: 1, failed: 0 });
+      const closures: PeriodClosure[] = [];
+      expect(await renewDuePeriods(database.db, [free, zero], undefined, { onClosed: (c) => void closures.push(c) })).toEqual({ renewed: 0, closed: 1, failed: 0 });
+      // Told one by one, naming why (the grants.maintenance line logs each at warn).
+      expect(closures).toEqual([{ subscriptionId: id, plan: "zero", why: "plan grants nothing" }]);
       expect(await periodsOf(database.db, id)).toBe(0);
       expect((await entriesOf(database.db, id)).map((e) => [e.kind, e.amount])).toEqual([["GRANT", 5]]);
+    });
+  });
+
+  describe("a plan that left the configuration", () => {
+    it("closes the periods on it, and grant maintenance logs each subscription at warn with its plan and why", async () => {
+      const [gone] = loadPlans(JSON.stringify([{ name: "gone", period: "1h", allowances: { ai: { allowance: 5 } } }]), undefined);
+      const { id } = await openSubscription(database.db, { ownerId: "plan-gone", plan: "gone", actorId: "t", requestId: null, planDefinition: gone });
+      await database.db.execute(sql`update plan_periods set period_end = now() - interval '1 second' where subscription_id = ${id}::uuid`);
+      const captured = captureLogLines();
+      const report = await runGrantMaintenance({ db: database.db, plans: [], logger: createLogger("info", captured.destination) });
+      expect(report.renewal).toMatchObject({ closed: 1 });
+      expect(captured.lines.filter((l) => l.event === "plans.period_closed")).toEqual([
+        expect.objectContaining({ level: 40, subscriptionId: id, plan: "gone", why: "plan not configured" }),
+      ]);
+      expect(await periodsOf(database.db, id)).toBe(0);
     });
   });
 
