@@ -1,9 +1,13 @@
 /** One structured log line per hold, settlement, release, refund, fallback and refusal (DESIGN.md, charge path step 9). */
 import type { Logger } from "pino";
 import type { ChargeObserver } from "./charge-observer.js";
+import { databaseCause } from "../db/errors.js";
 
-function errorSummary(err: unknown): { type: string; message: string } {
-  return err instanceof Error ? { type: err.name, message: err.message } : { type: typeof err, message: String(err) };
+function errorSummary(err: unknown): { type: string; message: string; cause?: string } {
+  const cause = databaseCause(err);
+  const summary = err instanceof Error ? { type: err.name, message: err.message } : { type: typeof err, message: String(err) };
+  // Drizzle's message names the statement; the cause says why it failed (a lost connection, a lock timeout).
+  return cause === undefined || summary.message.startsWith(cause) ? summary : { ...summary, cause };
 }
 
 export function loggingObserver(logger: Logger): ChargeObserver {

@@ -54,3 +54,25 @@ export function lostConnection(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * Why a database statement failed, in one line for a log: the innermost cause's own words
+ * (node-postgres's or PGlite's: "Connection terminated unexpectedly", "canceling statement due to
+ * lock timeout"), with its code when the words do not carry it ("ECONNREFUSED"). Drizzle's wrapper
+ * ("Failed query: … params: …") names the statement, not the reason: an outside audit found alert
+ * store failures logged as `{"type":"Error"}` alone during a database outage.
+ */
+export function databaseCause(err: unknown): string | undefined {
+  let innermost: { message?: unknown; code?: unknown } | undefined;
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current && typeof current === "object"; depth++) {
+    innermost = current as { message?: unknown; code?: unknown };
+    current = (current as { cause?: unknown }).cause;
+  }
+  if (!innermost) return undefined;
+  const message = typeof innermost.message === "string" ? innermost.message.split("\n")[0].trim() : "";
+  const code = typeof innermost.code === "string" ? innermost.code : "";
+  const words = message.startsWith("Failed query") ? "" : message;
+  const cause = words && code && !words.includes(code) ? `${words} (${code})` : words || code;
+  return cause ? cause.slice(0, 300) : undefined;
+}

@@ -287,15 +287,21 @@ describe("spike check scheduling", () => {
 describe("alert service", () => {
   it("never throws when storing fails: the alert is logged with stored=false", async () => {
     const { logger, lines } = capturingLogger();
+    // As Drizzle reports a lost connection: its wrapper names the statement, the cause says why.
     const failingDb = {
       execute: async () => {
-        throw new Error("connection refused");
+        throw new Error("Failed query: insert into credit_alerts … params: …", { cause: Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" }) });
       },
     } as unknown as Database;
     const alerts = new AlertService({ db: failingDb, logger, clock: new FakeClock() });
     expect(() => alerts.raise({ kind: "ESTIMATE_MISMATCH", subscriptionId: SUB, message: "differs", details: { actual: 2 } })).not.toThrow();
     await alerts.flush();
-    expect(lines.find((l) => l.event === "alerts.store_failed")).toMatchObject({ kind: "ESTIMATE_MISMATCH", subscriptionId: SUB });
+    // An outside audit: the line said `"err":{"type":"Error"}` and nothing of why.
+    expect(lines.find((l) => l.event === "alerts.store_failed")).toMatchObject({
+      kind: "ESTIMATE_MISMATCH",
+      subscriptionId: SUB,
+      err: { type: "Error", cause: "Connection terminated unexpectedly (ECONNRESET)" },
+    });
     expect(lines.find((l) => l.event === "credits.alert")).toMatchObject({ kind: "ESTIMATE_MISMATCH", stored: false, msg: "differs" });
   });
 });

@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Database } from "../../db/database.js";
-import { sqlState } from "../../db/errors.js";
+import { databaseCause, sqlState } from "../../db/errors.js";
 import type { Clock } from "../clock.js";
 import type { CreditMetrics } from "../metrics.js";
 import type { AlertRecord, NewAlert } from "./alert.js";
@@ -144,7 +144,7 @@ export class AlertService {
   /** Runs background work and keeps track of it until it settles; its failure is logged. */
   track(work: () => Promise<unknown>): void {
     const task: Promise<unknown> = work()
-      .catch((err) => this.log.error({ err: { type: errorName(err) } }, "background alert work failed"))
+      .catch((err) => this.log.error({ err: { type: errorName(err), cause: databaseCause(err) } }, "background alert work failed"))
       .finally(() => this.pending.delete(task));
     this.pending.add(task);
   }
@@ -190,7 +190,7 @@ export class AlertService {
       return await insert();
     } catch (err) {
       this.log.error(
-        { event: "alerts.store_failed", kind: candidate.kind, subscriptionId: candidate.subscriptionId, err: { type: errorName(err), sqlState: sqlState(err) } },
+        { event: "alerts.store_failed", kind: candidate.kind, subscriptionId: candidate.subscriptionId, err: { type: errorName(err), sqlState: sqlState(err), cause: databaseCause(err) } },
         "could not store an alert; it is logged now, stored again later and posted once stored",
       );
       return undefined;

@@ -19,6 +19,7 @@ import type { AlertService } from "./alert-service.js";
 import { databaseNowMs, timesAlertsOnDatabase } from "./alert-time.js";
 import { SlidingUsageWindows } from "./sliding-usage-windows.js";
 import { isUsageSpike } from "./usage-window.js";
+import { databaseCause } from "../../db/errors.js";
 
 export interface SpikeSettings {
   windowMs: number;
@@ -156,7 +157,7 @@ export class SpikeDetector {
         await this.check(subscriptionId);
       } catch (err) {
         this.deps.logger.warn(
-          { event: "alerts.spike_check_failed", subscriptionId, err: { type: err instanceof Error ? err.name : typeof err } },
+          { event: "alerts.spike_check_failed", subscriptionId, err: { type: err instanceof Error ? err.name : typeof err, cause: databaseCause(err) } },
           "usage spike check failed",
         );
       } finally {
