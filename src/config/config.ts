@@ -117,7 +117,18 @@ const httpUrl = (name: string) =>
   optionalText.pipe(z.url({ protocol: /^https?$/, message: `${name} must be an http:// or https:// URL` }).optional());
 
 /**
- * ALERT_WEBHOOK_URL: an http(s) URL without a user name or password. fetch refuses a URL with
+ * The ports fetch refuses to connect to (the Fetch standard's "bad port" list, as undici applies it):
+ * a webhook there failed every post with "fetch failed (bad port)" (an outside audit).
+ */
+const FETCH_BAD_PORTS = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115,
+  117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587,
+  601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669,
+  6679, 6697, 10080,
+]);
+
+/**
+ * ALERT_WEBHOOK_URL: an http(s) URL without a user name or password, on a port fetch connects to. fetch refuses a URL with
  * credentials in it ("Request cannot be constructed from a URL that includes credentials"), so every
  * post would fail; the problem names the variable but never repeats its value, password and all.
  */
@@ -128,7 +139,10 @@ const webhookUrl = httpUrl("ALERT_WEBHOOK_URL").refine(
     message:
       "ALERT_WEBHOOK_URL must not carry a user name or password (user:password@host): fetch does not send credentials from a URL and refuses every post to it; put the receiver's secret in the path or query, or have it check the signatures ALERT_WEBHOOK_SECRET adds",
   },
-);
+).refine((url) => url === undefined || !URL.canParse(url) || !FETCH_BAD_PORTS.has(Number(new URL(url).port)), {
+  message:
+    "ALERT_WEBHOOK_URL's port is one fetch never connects to (a port of another protocol, such as 6667 or 10080, on the Fetch standard's list of bad ports): every post would fail; give the receiver another port",
+});
 
 /**
  * PGlite's data directory: a path, "file://<path>" or "memory://". An empty one (`PGLITE_DIR=`) is

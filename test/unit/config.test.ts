@@ -112,6 +112,15 @@ describe("configuration", () => {
     for (const dir of ["./.data/x", "/tmp/x", "file:///tmp/x", "memory://"]) expect(loadConfig({ PGLITE_DIR: dir }).PGLITE_DIR).toBe(dir);
   });
 
+  // An outside audit: a webhook on a port fetch never connects to started, then failed every post ("bad port").
+  it.each(["http://127.0.0.1:6667/hook", "https://hooks.example:10080/x", "http://hooks.example:25/"])("refuses ALERT_WEBHOOK_URL %s on a port fetch refuses", (url) => {
+    expect(configProblems({ ALERT_WEBHOOK_URL: url })[0]).toMatch(/^ALERT_WEBHOOK_URL: ALERT_WEBHOOK_URL's port is one fetch never connects to/);
+  });
+
+  it("takes ALERT_WEBHOOK_URL on other ports, the default ones included", () => {
+    for (const url of ["http://127.0.0.1:4231/hook", "https://hooks.example/x", "http://hooks.example:8080/"]) expect(configProblems({ ALERT_WEBHOOK_URL: url })).toEqual([]);
+  });
+
   // An outside audit: ftp: URLs were accepted for both while "not a url" was refused.
   it.each([
     ["ALERT_WEBHOOK_URL", "ftp://x/y"],

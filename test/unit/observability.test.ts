@@ -403,6 +403,23 @@ describe("alert webhook", () => {
     });
   });
 
+  it("takes a 304 for a failed delivery without calling it a redirect (it has nowhere to lead)", async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(304);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    const { logger, lines } = capturingLogger();
+    const webhook = new WebhookNotifier({ url, logger, retry: { attempts: 1, baseDelayMs: 2 } });
+    webhook.send({ id: "a6", kind: "LOW_BALANCE", subscriptionId: SUB, message: "low" });
+    await webhook.close(10_000);
+    expect(lines.find((l) => l.event === "alerts.webhook_failed")).toMatchObject({ problem: "HTTP 304" });
+  });
+
   it("stops retrying when closed", async () => {
     const { url, bodies, received } = await receiver([500]);
     const webhook = new WebhookNotifier({ url, logger: silent, retry: { attempts: 5, baseDelayMs: 60_000 } });

@@ -176,7 +176,7 @@ export class WebhookNotifier {
         // Any answer but 2xx is a failed delivery and is retried (DESIGN.md, "Observability"): a
         // receiver that answers 401 or 404 while it is being deployed or rotating its secret would
         // otherwise lose the alert for good.
-        problem = res.status >= 300 && res.status < 400 ? `HTTP ${res.status} (a redirect, not followed: point ALERT_WEBHOOK_URL at where it leads)` : `HTTP ${res.status}`;
+        problem = isRedirect(res.status) ? `HTTP ${res.status} (a redirect, not followed: point ALERT_WEBHOOK_URL at where it leads)` : `HTTP ${res.status}`;
       } catch (err) {
         problem = this.redact(describeFailure(err));
       }
@@ -216,4 +216,9 @@ export class WebhookNotifier {
       signal.addEventListener("abort", done, { once: true });
     });
   }
+}
+
+/** The statuses that send a client elsewhere (a Location to follow): not 304, which only says "not modified". */
+function isRedirect(status: number): boolean {
+  return [301, 302, 303, 307, 308].includes(status);
 }
