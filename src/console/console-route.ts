@@ -11,6 +11,8 @@
  *
  * index.html says whether the served schema has the live-balance subscription (a meta tag the
  * console reads), so the console opens a WebSocket only to a server that accepts one.
+ *
+ * Text files (scripts, styles, index.html) go gzipped to a client that accepts gzip (gzipped-files.ts).
  */
 import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
@@ -18,6 +20,7 @@ import { extname, join, normalize, sep } from "node:path";
 import type { ServerResponse } from "node:http";
 import type { RouteHandler } from "../http/http-server.js";
 import { CONSOLE_DIST_DIR } from "./console-paths.js";
+import { acceptsGzip, createGzippedFiles, isCompressible } from "./gzipped-files.js";
 
 export const CONSOLE_PATH = "/console";
 
@@ -93,13 +96,15 @@ export function consoleRoute(options: ConsoleRouteOptions): RouteHandler {
   }
 
   /** The build's file for a path under /console/, or undefined (not a plain path, outside the build, a folder, missing). */
-  async function staticFile(relative: string): Promise<{ path: string; size: number } | undefined> {
+  async function staticFile(relative: string): Promise<{ path: string; size: number; mtimeMs: number } | undefined> {
     if (!isPlainPath(relative)) return undefined;
     const path = normalize(join(distDir, relative));
     if (!path.startsWith(distDir + sep)) return undefined;
     const info = await stat(path).catch(() => undefined);
-    return info?.isFile() ? { path, size: info.size } : undefined;
+    return info?.isFile() ? { path, size: info.size, mtimeMs: info.mtimeMs } : undefined;
   }
+
+  const gzipped = createGzippedFiles();
 
   return async ({ req, res, requestId }) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -123,13 +128,24 @@ export function consoleRoute(options: ConsoleRouteOptions): RouteHandler {
     if (relative !== "index.html") {
       const file = await staticFile(relative);
       if (file) {
-        res.writeHead(200, {
-          "content-type": CONTENT_TYPES[extname(file.path)] ?? "application/octet-stream",
-          "content-length": file.size,
+        const extension = extname(file.path);
+        const headers = {
+          "content-type": CONTENT_TYPES[extension] ?? "application/octet-stream",
           "cache-control": hashed ? IMMUTABLE : NO_CACHE,
           "x-request-id": requestId,
           ...SECURITY_HEADERS,
-        });
+        };
+        if (isCompressible(extension)) {
+          // The same URL answers gzip or not by Accept-Encoding: caches must keep both apart.
+          res.setHeader("vary", "accept-encoding");
+          if (acceptsGzip(req.headers["accept-encoding"])) {
+            const body = await gzipped.file(file.path, file.mtimeMs);
+            res.writeHead(200, { ...headers, "content-encoding": "gzip", "content-length": body.length });
+            res.end(req.method === "HEAD" ? undefined : body);
+            return;
+          }
+        }
+        res.writeHead(200, { ...headers, "content-length": file.size });
         if (req.method === "HEAD") res.end();
         else createReadStream(file.path).pipe(res);
         return;
@@ -145,13 +161,14 @@ export function consoleRoute(options: ConsoleRouteOptions): RouteHandler {
       sendText(res, 503, "The console is not built: the server builds it at start (npm start), or run `npm run console:build`.", requestId);
       return;
     }
-    res.writeHead(200, {
-      "content-type": CONTENT_TYPES[".html"],
-      "content-length": Buffer.byteLength(html),
-      "cache-control": NO_CACHE,
-      "x-request-id": requestId,
-      ...SECURITY_HEADERS,
-    });
+    const headers = { "content-type": CONTENT_TYPES[".html"], "cache-control": NO_CACHE, vary: "accept-encoding", "x-request-id": requestId, ...SECURITY_HEADERS };
+    if (acceptsGzip(req.headers["accept-encoding"])) {
+      const body = await gzipped.text(`index.html@${index?.mtimeMs}`, html);
+      res.writeHead(200, { ...headers, "content-encoding": "gzip", "content-length": body.length });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    }
+    res.writeHead(200, { ...headers, "content-length": Buffer.byteLength(html) });
     res.end(req.method === "HEAD" ? undefined : html);
   };
 }
