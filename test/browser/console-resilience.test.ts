@@ -148,6 +148,41 @@ describe.skipIf(!available)("the console when requests fail, in chromium", () =>
       await expect.poll(() => page.locator('[data-testid="accuracy"] tbody tr').count()).toBeGreaterThan(0);
       expect(await page.getByTestId("page-error").count()).toBe(0);
     });
+
+    // An outside audit at scale: on a ledger never analysed, the Usage panel stayed empty for the
+    // 30 s its report took, then showed the server's "narrow the window (from, to)", which the
+    // console's fixed 30 days cannot do.
+    it("a usage report still running says Loading; one the server gave up on says what the reader can do", async () => {
+      const page = await session.freshPage();
+      session.problems!.expect(/status of 400|HTTP 400/);
+      let release!: () => void;
+      const answered = new Promise<void>((resolve) => (release = resolve));
+      const slowThenGivenUp = async (route: Route) => {
+        if (!route.request().postData()?.includes("query SubscriptionUsage")) return route.fallback();
+        await answered;
+        await route.fulfill({
+          status: 400,
+          contentType: "application/json",
+          body: JSON.stringify({
+            errors: [{ message: "creditUsage did not finish within 30 s: narrow the window (from, to), or try again when the server is less busy", extensions: { code: "BAD_USER_INPUT", requestId: "r" } }],
+          }),
+        });
+      };
+      await page.route("**/graphql", slowThenGivenUp);
+      await page.goto(session.linkTo(`/subscriptions/${session.demoSubscription}`, session.user));
+      const usage = page.getByTestId("usage");
+      await usage.getByTestId("report-loading").waitFor({ timeout: 10_000 });
+      expect(await usage.getAttribute("aria-busy")).toBe("true");
+      expect(await usage.getByTestId("report-loading").textContent()).toBe("Loading usage…");
+
+      release();
+      await usage.getByTestId("report-timeout-hint").waitFor({ timeout: 10_000 });
+      expect(await usage.getAttribute("aria-busy")).toBe("false");
+      expect(await usage.getByRole("alert").textContent()).toMatch(/did not finish within 30 s/);
+      expect(await usage.getByTestId("report-timeout-hint").textContent()).toMatch(/always shows the last 30 days.*ANALYZE/);
+      expect(await usage.getByTestId("report-loading").count()).toBe(0);
+      await page.unroute("**/graphql", slowThenGivenUp);
+    });
   });
 
   describe("2. live balances never look live while stale", () => {

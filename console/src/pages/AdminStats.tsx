@@ -7,6 +7,7 @@
 import { StatsDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { ReportStatus } from "../components/ReportStatus";
 import { browserTimeZone, daysAgo, fmtInt, shortId } from "../components/format";
 import { PageHeading } from "../components/PageHeading";
 import { CreditsPerDayChart, OperationCostChart, TopChart } from "../charts/LazyCharts";
@@ -17,12 +18,13 @@ export function AdminStats({ types }: { types: readonly string[] }) {
   const timeZone = browserTimeZone();
   const { data, error, refetch } = useQuery(StatsDocument, { from: FROM, timeZone });
   return (
-    <div data-testid="stats-page">
+    <div data-testid="stats-page" aria-busy={!data && !error}>
       <header className="page-head">
         <PageHeading title="Stats across customers" />
         <span className="muted">last 30 days</span>
       </header>
       <ErrorBanner error={error} onRetry={() => void refetch()} />
+      <ReportStatus loading={!data && !error} error={error} what="stats" />
       {data ? (
         <>
           <div className="grid2">

@@ -7,6 +7,7 @@ import { SubscriptionUsageDocument } from "../generated/graphql";
 import { useQuery } from "../api/hooks";
 import { useLiveRefresh } from "../live/useLiveRefresh";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { ReportStatus } from "../components/ReportStatus";
 import { browserTimeZone, daysAgo, fmtDecimal, fmtInt } from "../components/format";
 import { CreditsPerDayChart, OperationCostChart } from "../charts/LazyCharts";
 
@@ -19,8 +20,9 @@ export function UsagePanel({ subscriptionId, types, reloadKey }: { subscriptionI
   const { data, error, refetch } = useQuery(SubscriptionUsageDocument, { subscriptionId, from: FROM, timeZone }, { reloadKey });
   useLiveRefresh([subscriptionId], () => void refetch(), USAGE_REFRESH_MS);
   return (
-    <section className="panel" data-testid="usage">
+    <section className="panel" data-testid="usage" aria-busy={!data && !error}>
       <ErrorBanner error={error} onRetry={() => void refetch()} />
+      <ReportStatus loading={!data && !error} error={error} what="usage" />
       {data ? (
         <>
           <div className="grid2">
