@@ -111,6 +111,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   // The first pass that completes also starts the periods of subscriptions on plans this
   // configuration knows and the last one may not have (plans only change with a restart).
   let missingPeriodsStarted = false;
+  // Subscriptions whose renewal met a lock held by another session: renewed after the others, pass after pass.
+  const lockedRenewals = new Set<string>();
   const grantMaintenancePass = async (signal: AbortSignal): Promise<void> => {
     await runGrantMaintenance({
       db: database.db,
@@ -121,6 +123,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       renewalBudgetMs: config.RECOVERY_INTERVAL,
       // Aborted by close(): a stopping server waits for one renewal transaction, not for a backlog.
       signal,
+      lockedRenewals,
     });
     missingPeriodsStarted = true;
   };

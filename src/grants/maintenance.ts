@@ -19,6 +19,7 @@ import type { Database } from "../db/database.js";
 import type { PlanDefinition } from "../plans/plan-config.js";
 import { renewDuePeriods, startMissingPeriods, type RenewalReport } from "../plans/plan-periods.js";
 import { expireDueGrants, type ExpiryReport } from "./expiry.js";
+import { LOCK_NOT_AVAILABLE, lockTimedOut, MAINTENANCE_LOCK_TIMEOUT_MS } from "../db/lock-timeout.js";
 
 /** Renewal's share of one pass when the caller gives none: RECOVERY_INTERVAL's default. */
 const DEFAULT_RENEWAL_BUDGET_MS = 5_000;
@@ -48,6 +49,11 @@ export async function runGrantMaintenance(options: {
   renewalBudgetMs?: number;
   /** Aborted when the server stops: each step ends after the transaction it is in, leaving the rest to the next start. */
   signal?: AbortSignal;
+  /**
+   * The subscriptions whose renewal found a row locked by another session, kept across passes by the
+   * caller (one set per server): renewed after the others (renewDuePeriods' `locked`).
+   */
+  lockedRenewals?: Set<string>;
 }): Promise<GrantMaintenanceReport> {
   const { db, plans, signal } = options;
   const log = options.logger.child({ component: "recovery" });
@@ -61,17 +67,18 @@ export async function runGrantMaintenance(options: {
     expireDueGrants(
       db,
       undefined,
-      (balance, err) => log.error({ event: "grants.expiry_failed", ...balance, err }, "grant expiry failed: retried next pass"),
+      (balance, err) => log.error({ event: "grants.expiry_failed", ...balance, err, ...lockFacts(err) }, `grant expiry failed${lockWords(err)}: retried next pass`),
       signal,
     );
   let expiry = await expire();
   const renewal = await renewDuePeriods(
     db,
     plans,
-    (subscriptionId, err) => log.error({ event: "plans.renewal_failed", subscriptionId, err }, "plan renewal failed: retried next pass"),
+    (subscriptionId, err) => log.error({ event: "plans.renewal_failed", subscriptionId, err, ...lockFacts(err) }, `plan renewal failed${lockWords(err)}: retried next pass`),
     {
       budgetMs: options.renewalBudgetMs ?? DEFAULT_RENEWAL_BUDGET_MS,
       signal,
+      locked: options.lockedRenewals,
       // Once per batch of subscriptions, and only for a catch-up of more than one batch.
       onProgress: (progress) => log.info({ event: "plans.renewal_progress", ...progress }, "plan renewal catching up"),
       // One line per subscription, at warn: its plan credits expire now, and a plan renamed or
@@ -98,4 +105,16 @@ function addExpiry(first: ExpiryReport, second: ExpiryReport): ExpiryReport {
     failed: first.failed + second.failed,
     ...(first.interrupted || second.interrupted ? { interrupted: "stopped" as const } : {}),
   };
+}
+
+/** A failure's fields when it was a lock another session held too long (SQLSTATE 55P03), as the recovery pass logs them. */
+function lockFacts(err: unknown): { sqlState?: string; lockNotAvailable?: true; lockTimeoutMs?: number } {
+  return lockTimedOut(err) ? { sqlState: LOCK_NOT_AVAILABLE, lockNotAvailable: true, lockTimeoutMs: MAINTENANCE_LOCK_TIMEOUT_MS } : {};
+}
+
+/** Words for the message when it was such a lock: where an operator looks for the transaction holding it. */
+function lockWords(err: unknown): string {
+  return lockTimedOut(err)
+    ? ` (a row it writes stayed locked by another session for over ${MAINTENANCE_LOCK_TIMEOUT_MS} ms, SQLSTATE 55P03 lock_not_available: look for a long transaction in pg_stat_activity)`
+    : "";
 }

@@ -22,7 +22,7 @@ import { sql } from "drizzle-orm";
 import { queryRows, type Database, type DbOrTx } from "../db/database.js";
 import { findPlan, grantsSomething, type PlanDefinition } from "./plan-config.js";
 import { periodEnd, type PlanPeriod } from "./period.js";
-import { MAINTENANCE_LOCK_TIMEOUT_MS, writeWithLockTimeout } from "../db/lock-timeout.js";
+import { lockTimedOut, MAINTENANCE_LOCK_TIMEOUT_MS, writeWithLockTimeout } from "../db/lock-timeout.js";
 
 const MAX_PERIODS_PER_TRANSACTION = 100;
 const DUE_BATCH = 100;
@@ -156,6 +156,11 @@ export interface RenewalLimits {
   onProgress?: (progress: RenewalProgress) => void;
   /** A subscription's periods ended for good at this renewal (PeriodClosure says why). */
   onClosed?: (closure: PeriodClosure) => void;
+  /**
+   * The subscriptions whose renewal found a row locked by another session (lock_not_available), kept
+   * by the caller across calls: renewed after every other due subscription. Updated in place.
+   */
+  locked?: Set<string>;
 }
 
 /** Why a subscription's plan periods were closed: its plan left the configuration, grants nothing now, or it was cancelled. */
@@ -213,6 +218,7 @@ export async function renewDuePeriods(
   const report: RenewalReport = { renewed: 0, closed: 0, failed: 0 };
   const interruption = interruptionCheck(limits);
   const failed: string[] = [];
+  const locked = limits.locked ?? new Set<string>();
   // Set once a full batch is due (a catch-up): then progress is told after each batch, and where it
   // stands when the budget or a stop ends the call.
   let due: number | undefined;
@@ -221,33 +227,50 @@ export async function renewDuePeriods(
     if (due !== undefined) limits.onProgress?.({ due, done, ...report });
     return { ...report, interrupted };
   };
+  /** Renews one subscription; true when it changed something (or failed: either way, progress). */
+  const renewOne = async (subscriptionId: string): Promise<boolean> => {
+    try {
+      const outcome = await renewSubscription(db, subscriptionId, plans, interruption);
+      locked.delete(subscriptionId);
+      report.renewed += outcome.renewed;
+      report.closed += outcome.closed;
+      if (outcome.closure) limits.onClosed?.(outcome.closure);
+      return outcome.renewed + outcome.closed > 0;
+    } catch (err) {
+      failed.push(subscriptionId);
+      if (lockTimedOut(err)) locked.add(subscriptionId);
+      else locked.delete(subscriptionId);
+      report.failed++;
+      onFailure(subscriptionId, err);
+      return true;
+    } finally {
+      done++;
+    }
+  };
+  // The subscriptions due, those that ended first first; those whose rows were locked on an earlier
+  // call come after all the others (an outside audit: while a lock lasted, each pass spent its budget
+  // waiting on the same locked subscriptions first, and renewed no one behind them).
   for (;;) {
     const before = interruption();
     if (before) return interrupt(before);
-    const batch = await dueSubscriptions(db, failed);
+    const batch = await dueSubscriptions(db, [...failed, ...locked]);
     if (batch.length === DUE_BATCH && due === undefined && limits.onProgress) due = await countDue(db);
     let progressed = false;
     for (const { subscription_id } of batch) {
       const interrupted = interruption();
       if (interrupted) return interrupt(interrupted);
-      try {
-        const outcome = await renewSubscription(db, subscription_id, plans, interruption);
-        report.renewed += outcome.renewed;
-        report.closed += outcome.closed;
-        if (outcome.closure) limits.onClosed?.(outcome.closure);
-        progressed ||= outcome.renewed + outcome.closed > 0;
-      } catch (err) {
-        failed.push(subscription_id);
-        report.failed++;
-        progressed = true;
-        onFailure(subscription_id, err);
-      }
-      done++;
+      progressed = (await renewOne(subscription_id)) || progressed;
     }
     // Rows another instance holds are skipped; it renews them.
-    if (batch.length < DUE_BATCH || !progressed) return report;
+    if (batch.length < DUE_BATCH || !progressed) break;
     if (due !== undefined) limits.onProgress?.({ due, done, ...report });
   }
+  for (const subscriptionId of [...locked].filter((id) => !failed.includes(id))) {
+    const interrupted = interruption();
+    if (interrupted) return interrupt(interrupted);
+    await renewOne(subscriptionId);
+  }
+  return report;
 }
 
 /**

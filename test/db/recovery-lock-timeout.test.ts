@@ -24,6 +24,9 @@ import { lockTimedOut } from "../../src/db/lock-timeout.js";
 import { expireDueGrants } from "../../src/grants/expiry.js";
 import { grantWithTerms } from "../../src/grants/grant-credits.js";
 import { auditLedger } from "../../src/ledger/audit.js";
+import { runGrantMaintenance } from "../../src/grants/maintenance.js";
+import { loadPlans } from "../../src/plans/plan-config.js";
+import { openSubscription } from "../../src/subscriptions/subscription-store.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { RECOVERY_LOCK_TIMEOUT_MS, runRecoveryPass, type RecoveryReport } from "../../src/recovery/recovery-pass.js";
 import { createRepeatedRefundFailures } from "../../src/recovery/repeated-refund-failures.js";
@@ -168,4 +171,46 @@ describe.skipIf(!postgresAvailable)("a recovery pass facing a balance row locked
     expect([await balanceOf(db, locked), await balanceOf(db, free)]).toEqual([20, 20]);
     expect(await auditLedger(db)).toMatchObject({ ok: true, mismatches: [] });
   }, 20_000);
+
+  // A re-check of the bound above: each pass met the locked subscription first again (its period
+  // ended first) and spent its renewal budget waiting on it, so no one behind it was renewed while the
+  // lock lasted. A subscription found locked is now renewed after the others on the next passes.
+  it("renews the other customers' plans on the next pass while one customer's row stays locked, and logs the lock", async () => {
+    const db = database.db;
+    const [plan] = loadPlans(JSON.stringify([{ name: "lockplan", period: "1h", allowances: { ai: { allowance: 10 } } }]), undefined);
+    const open = async (owner: string, endedAgo: string) => {
+      const { id } = await openSubscription(db, { ownerId: owner, plan: "lockplan", actorId: "t", requestId: null, planDefinition: plan });
+      await db.execute(sql`update plan_periods set period_end = now() - ${endedAgo}::interval, anchor_at = now() - ${endedAgo}::interval - interval '1 hour'
+                            where subscription_id = ${id}::uuid`);
+      return id;
+    };
+    const lockedSub = await open("renewal-lock-owner-1", "2 minutes");
+    const freeSub = await open("renewal-lock-owner-2", "1 minute");
+    const periodOf = async (id: string) =>
+      Number((await queryRows<{ n: number }>(db, sql`select period_number as n from plan_periods where subscription_id = ${id}::uuid`))[0].n);
+
+    const lockedRenewals = new Set<string>();
+    const captured = captureLogLines();
+    const pass = () => runGrantMaintenance({ db, plans: [plan], logger: createLogger("info", captured.destination), renewalBudgetMs: 1_000, lockedRenewals });
+    await locker.query("begin");
+    await locker.query("select * from credit_balances where subscription_id = $1 for update", [lockedSub]);
+    try {
+      // The first pass meets the locked one first, and its budget is gone by the time the wait ends.
+      expect((await pass()).renewal).toMatchObject({ renewed: 0, failed: 1, interrupted: "budget" });
+      expect([...lockedRenewals]).toEqual([lockedSub]);
+      // The next one renews the other first.
+      expect((await pass()).renewal).toMatchObject({ renewed: 1 });
+      expect(await periodOf(freeSub)).toBe(2);
+      expect(await periodOf(lockedSub)).toBe(1);
+    } finally {
+      await locker.query("rollback");
+    }
+    const failedLine = captured.lines.find((l) => l.event === "plans.renewal_failed");
+    expect(failedLine).toMatchObject({ subscriptionId: lockedSub, sqlState: "55P03", lockNotAvailable: true, lockTimeoutMs: RECOVERY_LOCK_TIMEOUT_MS });
+    expect(failedLine!.msg).toMatch(/locked by another session.*pg_stat_activity/);
+    // The lock gone, the next pass renews the locked one too and forgets it.
+    await pass();
+    expect(await periodOf(lockedSub)).toBe(2);
+    expect(lockedRenewals.size).toBe(0);
+  }, 30_000);
 });
