@@ -289,9 +289,15 @@ describe.skipIf(!available)("the console for keyboards and screen readers, in ch
     const older = page.getByTestId("ledger-older");
     const pageStatus = page.getByTestId("ledger").getByRole("status");
     await older.focus();
+    const firstRow = () => page.getByTestId("ledger-row").first().evaluate((tr) => tr.lastElementChild!.getAttribute("title"));
     for (let pageNo = 2; ; pageNo++) {
+      const shown = await firstRow();
       await page.keyboard.press("Enter");
       await expect.poll(() => pageStatus.textContent()).toBe(`page ${pageNo}`);
+      // The number changes at the press, the rows (and whether "Older →" stays enabled) when the page
+      // has loaded: the next press waits for them (it once landed on "← Newer", focused by the last
+      // page's arrival, on a loaded machine).
+      await expect.poll(async () => (await page.getByTestId("ledger").locator("table.loading").count()) === 0 && (await firstRow()) !== shown).toBe(true);
       await expect.poll(async () => (await older.isDisabled()) || (await focused(page)) === "BUTTON#ledger-older").toBe(true);
       if (await older.isDisabled()) break;
     }
